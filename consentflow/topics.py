@@ -1,0 +1,67 @@
+"""The Kafka topics of the pipeline and the record each one carries [DESIGN: Topics]."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TopicRole(StrEnum):
+    """Whether a topic is fed by upstream services or by the pipeline."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic, its record contract and what keys its messages."""
+
+    short_name: str
+    record: str  # contract name under schemas/
+    key_field: str  # field of the record used as the Kafka key
+    role: TopicRole
+    compacted: bool = False
+
+    def name(self, prefix: str = "consentflow") -> str:
+        """Full topic name, e.g. ``consentflow.consent``."""
+        return f"{prefix}.{self.short_name}" if prefix else self.short_name
+
+
+PROFILE = Topic("profile", "ProfileEvent", "subject_id", TopicRole.INPUT)
+CONSENT = Topic("consent", "ConsentEvent", "subject_id", TopicRole.INPUT)
+COOKIE = Topic("cookie", "CookieEvent", "subject_id", TopicRole.INPUT)
+MESSAGE = Topic("message", "MessageEvent", "subject_id", TopicRole.INPUT)
+DISCLOSURE = Topic("disclosure", "DisclosureEvent", "subject_id", TopicRole.INPUT)
+RIGHTS = Topic("rights", "RightsEvent", "subject_id", TopicRole.INPUT)
+# The registry is compacted: the latest record per recipient is the registry;
+# the processors keep every version they have seen, since SCCs have dates [7].
+RECIPIENTS = Topic("recipients", "RecipientRecord", "recipient_id", TopicRole.INPUT, compacted=True)
+
+LEDGER = Topic("ledger", "LedgerEntry", "subject_id", TopicRole.OUTPUT)
+LINEAGE = Topic("lineage", "LineageEdge", "subject_id", TopicRole.OUTPUT)
+VIOLATIONS = Topic("violations", "Violation", "subject_id", TopicRole.OUTPUT)
+RETENTION = Topic("retention", "RetentionAction", "subject_id", TopicRole.OUTPUT)
+ERASURE_NOTICES = Topic("erasure-notices", "ErasureNotice", "subject_id", TopicRole.OUTPUT)
+DEAD_LETTER = Topic("dead-letter", "DeadLetter", "topic", TopicRole.OUTPUT)
+
+INPUT_TOPICS: tuple[Topic, ...] = (PROFILE, CONSENT, COOKIE, MESSAGE, DISCLOSURE, RIGHTS, RECIPIENTS)
+OUTPUT_TOPICS: tuple[Topic, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, DEAD_LETTER)
+ALL_TOPICS: tuple[Topic, ...] = INPUT_TOPICS + OUTPUT_TOPICS
+
+_BY_SHORT_NAME = {t.short_name: t for t in ALL_TOPICS}
+_BY_RECORD = {t.record: t for t in ALL_TOPICS}
+
+
+def topic_named(short_name: str) -> Topic:
+    """The topic with this short name (``consent``, ``dead-letter``...)."""
+    try:
+        return _BY_SHORT_NAME[short_name]
+    except KeyError:
+        known = ", ".join(sorted(_BY_SHORT_NAME))
+        raise KeyError(f"unknown topic {short_name!r}; known topics: {known}") from None
+
+
+def topic_for_record(record: str) -> Topic:
+    """The topic that carries a record contract."""
+    return _BY_RECORD[record]
