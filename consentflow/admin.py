@@ -1,0 +1,76 @@
+"""Creating the pipeline's topics with confluent-kafka's AdminClient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from consentflow.topics import ALL_TOPICS, Topic, TopicRole
+
+INFINITE = "-1"
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    """What ``create_topics`` did for one topic."""
+
+    name: str
+    status: str  # "created" or "exists"
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_config(topic: Topic, output_retention_ms: str = INFINITE, input_retention_ms: str = INFINITE) -> dict[str, str]:
+    """Broker settings for a topic.
+
+    Output topics keep what an auditor needs, forever by default; input topics
+    too by default, since auditors replay them from any point and must get the
+    same ledger [DESIGN: auditors]. The recipient registry is compacted: its
+    latest record per recipient is the registry.
+    """
+    if topic.compacted:
+        return {"cleanup.policy": "compact", "retention.ms": INFINITE}
+    retention = output_retention_ms if topic.role is TopicRole.OUTPUT else input_retention_ms
+    return {"cleanup.policy": "delete", "retention.ms": retention}
+
+
+def create_topics(
+    bootstrap_servers: str,
+    *,
+    partitions: int = 6,
+    replication_factor: int = 1,
+    prefix: str = "consentflow",
+    output_retention_ms: str = INFINITE,
+    input_retention_ms: str = INFINITE,
+    timeout: float = 30.0,
+) -> list[TopicOutcome]:
+    """Create every topic of the pipeline; topics that already exist are left as they are."""
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    if replication_factor < 1:
+        raise ValueError(f"replication factor must be at least 1, got {replication_factor}")
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise ConnectionError(f"Kafka at {bootstrap_servers} did not answer: {exc.args[0]}") from None
+    outcomes: list[TopicOutcome] = []
+    wanted: list[NewTopic] = []
+    for topic in ALL_TOPICS:
+        name = topic.name(prefix)
+        config = topic_config(topic, output_retention_ms, input_retention_ms)
+        if name in existing:
+            outcomes.append(TopicOutcome(name, "exists", len(existing[name].partitions), config))
+            continue
+        wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, config=config))
+        outcomes.append(TopicOutcome(name, "created", partitions, config))
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items() if wanted else []:
+        try:
+            future.result()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # raced with another creator
+                raise RuntimeError(f"could not create topic {name}: {error.str()}") from None
+    return outcomes

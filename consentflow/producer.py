@@ -1,0 +1,110 @@
+"""The producer API for upstream services: validated events onto their topics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from consentflow.codec import Codec, make_codec
+from consentflow.events import Event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_PREFIX = "consentflow"
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not acknowledge some events; ``failures`` lists (topic, key, error)."""
+
+    def __init__(self, failures: list[tuple[str, str, str]]) -> None:
+        self.failures = failures
+        first = failures[0]
+        super().__init__(f"{len(failures)} event(s) not delivered; first: topic {first[0]}, key {first[1]}: {first[2]}")
+
+
+class EventProducer:
+    """Encodes events with the project's codec and produces them keyed by subject.
+
+    The underlying producer is idempotent with ``acks=all``, so a retried send
+    is written once and in order within a partition; keying by subject id keeps
+    one subject's events on one partition, in the order they were sent.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str = DEFAULT_BOOTSTRAP,
+        *,
+        codec: Codec | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.codec = codec or make_codec(prefix=prefix)
+        self.prefix = prefix
+        settings: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+        }
+        settings.update(config or {})
+        self._producer = Producer(settings)
+        self._failures: list[tuple[str, str, str]] = []
+        self.delivered = 0
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            key = msg.key()
+            self._failures.append((str(msg.topic()), key.decode() if isinstance(key, bytes) else str(key), str(err)))
+        else:
+            self.delivered += 1
+
+    def send(self, event: Event) -> None:
+        """Validate, encode and enqueue one event; raises ``ContractError`` for a bad one.
+
+        Nothing is sent for an invalid event, and events already enqueued stay enqueued.
+        """
+        self.send_bytes(event.topic.name(self.prefix), event.key.encode(), self.codec.encode(event.topic, event.record))
+
+    def send_bytes(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Enqueue already-encoded bytes (replays, dead letters), waiting when the queue is full."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.1)  # queue full: serve delivery reports, then retry
+        self._producer.poll(0)
+
+    def send_all(self, events: Iterable[Event]) -> int:
+        """Send many events; returns how many were enqueued."""
+        count = 0
+        for event in events:
+            self.send(event)
+            count += 1
+        return count
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every enqueued event is acknowledged; raises ``DeliveryError`` otherwise."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryError([("*", "*", f"{remaining} event(s) still queued after {timeout:.0f} s")])
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryError(failures)
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self._producer.flush(10)
