@@ -19,6 +19,7 @@ import json
 import re
 import struct
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -59,6 +60,23 @@ def _uuid_text(value: object) -> str:
 fastavro.write.LOGICAL_WRITERS["string-uuid"] = lambda datum, *_: _uuid_text(datum)
 fastavro.read.LOGICAL_READERS["string-uuid"] = lambda datum, *_: _uuid_text(datum)
 
+# fastavro writes a naive datetime as *local* time (time.mktime): on a host not
+# set to UTC the instant would silently shift. Event times are UTC instants.
+_fastavro_timestamp_micros = fastavro.write.LOGICAL_WRITERS["long-timestamp-micros"]
+
+
+def _naive(value: object) -> bool:
+    return isinstance(value, datetime) and value.utcoffset() is None
+
+
+def _utc_micros(datum: Any, *args: Any) -> Any:
+    if _naive(datum):
+        raise ValueError(f"{datum.isoformat()} has no time zone; timestamps are UTC instants")
+    return _fastavro_timestamp_micros(datum, *args)
+
+
+fastavro.write.LOGICAL_WRITERS["long-timestamp-micros"] = _utc_micros
+
 
 def _topic_name(topic: Topic | str) -> str:
     return topic if isinstance(topic, str) else topic.short_name
@@ -80,6 +98,10 @@ def write_body(topic: Topic | str, contract: Contract, record: Mapping[str, Any]
         # strict: a field the contract does not know is refused, never silently
         # dropped (it could carry a personal data value into a topic).
         fastavro.schemaless_writer(out, contract.parsed, dict(record), strict=False, strict_allow_default=True)
+        # The writer coerces instead of refusing ("yes" for a boolean, 1.7 for a
+        # long, an int beyond 32 bits): validate so a wrong type never lands.
+        if not validate(dict(record), contract.parsed, raise_errors=False):
+            raise TypeError(f"record does not match the {contract.name} contract")
     except Exception as exc:  # noqa: BLE001 -- fastavro raises ValueError, TypeError, AttributeError...
         raise _encode_error(_topic_name(topic), contract, record, exc) from None
     return out.getvalue()
@@ -95,13 +117,9 @@ def _encode_error(topic: str, contract: Contract, record: Mapping[str, Any], exc
     for field in contract.schema["fields"]:
         if field["name"] not in record and "default" not in field:
             return ContractError(topic, f"required by {contract.name} but missing", field=field["name"])
-    for field in contract.schema["fields"]:
-        ftype = field["type"]
-        if isinstance(ftype, dict) and ftype.get("logicalType") == "uuid" and field["name"] in record:
-            try:
-                _uuid_text(record[field["name"]])
-            except ValueError as bad:
-                return ContractError(topic, f"{bad} (logicalType uuid)", field=field["name"])
+    logical = _logical_problem(contract.schema, record, "")
+    if logical is not None:
+        return ContractError(topic, logical[1], field=logical[0])
     try:
         validate(dict(record), contract.parsed, raise_errors=True)
     except ValidationError as verr:
@@ -118,6 +136,34 @@ def _encode_error(topic: str, contract: Contract, record: Mapping[str, Any], exc
     except Exception as verr:  # noqa: BLE001 -- any validator failure becomes the typed error
         return ContractError(topic, f"{type(verr).__name__}: {verr}")
     return ContractError(topic, f"{type(exc).__name__}: {exc}")
+
+
+def _logical_problem(schema: Any, datum: Any, path: str) -> tuple[str, str] | None:
+    """(field path, reason) of the first malformed uuid or naive timestamp anywhere in ``datum``."""
+    if isinstance(schema, list):  # a union: the branch that objects to the datum
+        return next((p for p in (_logical_problem(branch, datum, path) for branch in schema) if p), None)
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("logicalType") == "uuid" and isinstance(datum, str | UUID):
+        try:
+            _uuid_text(datum)
+        except ValueError as bad:
+            return path, f"{bad} (logicalType uuid)"
+    elif schema.get("logicalType") == "timestamp-micros" and _naive(datum):
+        return path, f"{datum.isoformat()} has no time zone; timestamps are UTC instants (timestamp-micros)"
+    elif schema.get("type") == "record" and isinstance(datum, Mapping):
+        for field in schema["fields"]:
+            if field["name"] in datum:
+                name = f"{path}.{field['name']}" if path else field["name"]
+                found = _logical_problem(field["type"], datum[field["name"]], name)
+                if found:
+                    return found
+    elif schema.get("type") == "array" and isinstance(datum, list | tuple):
+        for item in datum:
+            found = _logical_problem(schema["items"], item, path)
+            if found:
+                return found
+    return None
 
 
 def _field_types(schema: Any, found: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -254,7 +300,11 @@ class ConfluentCodec:
 
         contract = self.store.latest(topic.record)
         try:
-            schema_id = int(self.registry.register_schema(self.subject(topic), Schema(contract.canonical, "AVRO")))
+            # The full document, not the Parsing Canonical Form: that strips field and
+            # enum defaults (and logical types), so the registry's compatibility check
+            # would refuse any later version that adds a field with a default.
+            schema_str = json.dumps(contract.schema, separators=(",", ":"))
+            schema_id = int(self.registry.register_schema(self.subject(topic), Schema(schema_str, "AVRO")))
         except Exception as exc:  # noqa: BLE001 -- registry client raises HTTP and connection errors alike
             raise ContractError(topic.short_name, f"schema registry refused {contract.name} v{contract.version}: {exc}") from None
         self._id_for_topic[topic.short_name] = schema_id

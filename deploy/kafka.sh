@@ -103,8 +103,9 @@ check_java() {
     command -v "$JAVA" >/dev/null 2>&1 || die "java not found (Kafka 4 needs Java 17+; set JAVA_HOME)"
     local v
     v="$("$JAVA" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
-    [[ "${v%%.*}" =~ ^[0-9]+$ ]] && (( ${v%%.*} >= 17 )) \
-        || die "Kafka $KAFKA_VERSION needs Java 17+, found '${v:-unknown}' ($JAVA)"
+    if ! [[ "${v%%.*}" =~ ^[0-9]+$ ]] || (( ${v%%.*} < 17 )); then
+        die "Kafka $KAFKA_VERSION needs Java 17+, found '${v:-unknown}' ($JAVA)"
+    fi
 }
 
 # ---------------------------------------------------------------- assemble
@@ -129,7 +130,8 @@ assemble() {
     echo "$want" >"$tmp/.assembled"
     rm -rf "$LIB_DIR"
     mv "$tmp" "$LIB_DIR"
-    say "assembled $(ls "$LIB_DIR"/*.jar | wc -l) jars in $((SECONDS - t0)) s"
+    local jars=("$LIB_DIR"/*.jar)
+    say "assembled ${#jars[@]} jars in $((SECONDS - t0)) s"
 }
 
 # ---------------------------------------------------------------- config
@@ -180,12 +182,14 @@ EOF
 }
 
 format_storage() {
-    local want="port=$KAFKA_PORT controller_port=$KAFKA_CONTROLLER_PORT"
     if [[ -f "$FORMATTED" && -f "$DATA_DIR/meta.properties" ]]; then
-        # The controller's endpoint is recorded in the quorum at format time.
+        # The controller's endpoint is recorded in the KRaft voter set at format
+        # time (--standalone), so the controller port cannot change afterwards.
+        # (The broker port can: brokers re-register their endpoints on start.)
         local have
-        have="$(cat "$FORMATTED")"
-        [[ "$have" == "$want"* ]] || die "storage in $DATA_DIR was formatted for '$have', not '$want'; run 'bash deploy/kafka.sh wipe' first (deletes all data) or use the old ports"
+        have="$(sed -n 's/.*controller_port=\([0-9]*\).*/\1/p' "$FORMATTED")"
+        [[ -z "$have" || "$have" == "$KAFKA_CONTROLLER_PORT" ]] \
+            || die "storage in $DATA_DIR was formatted with controller port $have, not $KAFKA_CONTROLLER_PORT; use KAFKA_CONTROLLER_PORT=$have, or run 'bash deploy/kafka.sh wipe' first (deletes all data)"
         return 0
     fi
     if [[ -f "$DATA_DIR/meta.properties" ]]; then
@@ -199,9 +203,11 @@ format_storage() {
     local cid
     cid="$(cat "$CLUSTER_ID_FILE")"
     say "formatting storage $DATA_DIR (cluster id $cid) ..."
-    run_tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$CONF" >&2 \
-        || die "StorageTool format failed"
-    echo "$want cluster_id=$cid kafka.version=$KAFKA_VERSION" >"$FORMATTED"
+    if ! run_tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$CONF" >"$HOME_DIR/format.log" 2>&1; then
+        cat "$HOME_DIR/format.log" >&2
+        die "StorageTool format failed"
+    fi
+    echo "controller_port=$KAFKA_CONTROLLER_PORT port=$KAFKA_PORT cluster_id=$cid kafka.version=$KAFKA_VERSION" >"$FORMATTED"
 }
 
 # ---------------------------------------------------------------- start

@@ -1,0 +1,1 @@
+"""Policy versions as TOML data files, one per version."""
