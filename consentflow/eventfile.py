@@ -26,7 +26,40 @@ from consentflow.topics import INPUT_TOPICS, Topic, topic_for_record
 def input_union_schema(store: ContractStore | None = None) -> Any:
     """Parsed union of the newest input contracts, the schema of an event file."""
     store = store or default_store()
-    return fastavro.parse_schema([store.latest(t.record).schema for t in INPUT_TOPICS])
+    defined: dict[str, Any] = {}
+    union = [_define_once(store.latest(t.record).schema, "consentflow", defined) for t in INPUT_TOPICS]
+    return fastavro.parse_schema(union)
+
+
+def _define_once(schema: Any, namespace: str, defined: dict[str, Any]) -> Any:
+    """Copy of ``schema`` where a named type already defined is referenced by name.
+
+    Each contract file defines the enums it uses; in one union schema a name
+    may be defined only once, so later definitions (which must be identical)
+    become references.
+    """
+    if isinstance(schema, list):
+        return [_define_once(branch, namespace, defined) for branch in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind in ("record", "enum", "fixed"):
+        ns = schema.get("namespace", namespace)
+        full = schema["name"] if "." in schema["name"] else f"{ns}.{schema['name']}"
+        if full in defined:
+            if defined[full] != schema:
+                raise ValueError(f"named type {full} is defined differently by two input contracts")
+            return full
+        defined[full] = schema
+        if kind == "record":
+            fields = [dict(f, type=_define_once(f["type"], ns, defined)) for f in schema["fields"]]
+            return dict(schema, fields=fields)
+        return dict(schema)
+    if kind == "array":
+        return dict(schema, items=_define_once(schema["items"], namespace, defined))
+    if kind == "map":
+        return dict(schema, values=_define_once(schema["values"], namespace, defined))
+    return schema
 
 
 @contextmanager

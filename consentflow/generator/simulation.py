@@ -494,7 +494,15 @@ class Simulation:
         ]
 
     def _profile_update(self, s: Subject, t: int) -> list[Event]:
-        pool: tuple[DataCategory, ...] = (C.PROFESSIONAL_CV, C.HARD_SKILLS, C.SOFT_SKILLS, C.CONTACT, C.RESIDENCE, C.QUESTIONNAIRE_ANSWERS, C.USER_CONTENT)
+        pool: tuple[DataCategory, ...] = (
+            C.PROFESSIONAL_CV,
+            C.HARD_SKILLS,
+            C.SOFT_SKILLS,
+            C.CONTACT,
+            C.RESIDENCE,
+            C.QUESTIONNAIRE_ANSWERS,
+            C.USER_CONTENT,
+        )
         if s.has(P.OPTIONAL_PROFILE_FIELDS):
             pool += _OPTIONAL_CATEGORIES
         picked = tuple(sorted(set(self.rng.sample(pool, self.rng.randint(1, 3)))))
