@@ -11,15 +11,58 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import fastavro
+import fastavro.read
+import fastavro.write
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
+UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def uuid_text(value: object) -> str:
+    """Canonical lowercase text of a UUID given as text or ``uuid.UUID``."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, str) and UUID_TEXT.match(value):
+        return value
+    if isinstance(value, str):
+        try:
+            return str(UUID(value))
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a UUID")
+
+
+# fastavro writes any string under logicalType uuid but refuses to read back a
+# malformed one, and returns uuid.UUID objects; the pipeline keeps ids as text.
+# Custom logical readers/writers are fastavro's documented extension point.
+fastavro.write.LOGICAL_WRITERS["string-uuid"] = lambda datum, *_: uuid_text(datum)
+fastavro.read.LOGICAL_READERS["string-uuid"] = lambda datum, *_: uuid_text(datum)
+
+# fastavro writes a naive datetime as *local* time (time.mktime): on a host not
+# set to UTC the instant would silently shift. Event times are UTC instants.
+_fastavro_timestamp_micros = fastavro.write.LOGICAL_WRITERS["long-timestamp-micros"]
+
+
+def _naive(value: object) -> bool:
+    return isinstance(value, datetime) and value.utcoffset() is None
+
+
+def _utc_micros(datum: Any, *args: Any) -> Any:
+    if _naive(datum):
+        raise ValueError(f"{datum.isoformat()} has no time zone; timestamps are UTC instants")
+    return _fastavro_timestamp_micros(datum, *args)
+
+
+fastavro.write.LOGICAL_WRITERS["long-timestamp-micros"] = _utc_micros
 
 
 @dataclass(frozen=True)

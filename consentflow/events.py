@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from consentflow import topics
+from consentflow.contracts import UUID_TEXT
 from consentflow.errors import ContractError
 from consentflow.topics import Topic
 from consentflow.vocabulary import (
@@ -48,6 +49,9 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 _POLICY_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {}
+# A cookie name is an RFC 6265 token (``_ga``, ``__Secure-id``...), not an id of a person.
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +100,16 @@ def _time(topic: Topic, field: str, value: object) -> datetime:
 
 
 def _enum(topic: Topic, field: str, kind: type[E], value: object) -> E:
-    try:
-        # "unknown" is the Avro default an old reader falls back to for a newer
-        # symbol; an emitter that does not know the value must say so by failing.
-        if isinstance(value, str) and value != "unknown":  # StrEnum members are str too
-            return kind(value)
-    except ValueError:
-        pass
-    known = ", ".join(m.value for m in kind if m.value != "unknown")
-    raise ContractError(topic.short_name, f"{value!r} is not a {kind.__name__} (one of {known})", field)
+    # "unknown" is the Avro default an old reader falls back to for a newer
+    # symbol; an emitter that does not know the value must say so by failing.
+    members = _MEMBERS.get(kind)
+    if members is None:
+        members = _MEMBERS[kind] = {m.value: m for m in kind if m.value != "unknown"}
+    member = members.get(value) if isinstance(value, str) else None  # StrEnum members are str too
+    if member is None:
+        known = ", ".join(members)
+        raise ContractError(topic.short_name, f"{value!r} is not a {kind.__name__} (one of {known})", field)
+    return member  # type: ignore[return-value]
 
 
 def _enums(topic: Topic, field: str, kind: type[E], values: Iterable[object]) -> list[str]:
@@ -134,7 +139,7 @@ def _envelope(
 def _header(topic: Topic, source_service: str, occurred_at: datetime | None, event_id: str | None, policy_version: str) -> Record:
     if event_id is None:
         event_id = new_event_id()
-    else:
+    elif not (isinstance(event_id, str) and UUID_TEXT.match(event_id)):  # canonical text passes as is
         try:
             event_id = str(uuid.UUID(event_id))
         except (ValueError, TypeError, AttributeError):
@@ -225,7 +230,11 @@ def cookie_accessed(
     record["cookie_category"] = _enum(t, "cookie_category", CookieCategory, cookie_category).value
     record["access"] = _enum(t, "access", CookieAccess, access).value
     record["vendor_id"] = _id(t, "vendor_id", vendor_id)
-    record["cookie_name"] = _id(t, "cookie_name", cookie_name)
+    if not isinstance(cookie_name, str) or not _COOKIE_NAME.match(cookie_name):
+        raise ContractError(
+            t.short_name, f"{cookie_name!r} is not a cookie name (RFC 6265 token, 1-128 characters)", "cookie_name"
+        )
+    record["cookie_name"] = cookie_name
     record["categories"] = _enums(t, "categories", DataCategory, categories)
     return Event(t, record)
 

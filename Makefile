@@ -1,0 +1,50 @@
+# consentflow — every target creates .venv and installs the project when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+OUT    := out
+
+.PHONY: demo test check lint typecheck unit install kafka-start kafka-stop bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: generate a year of events for 5,000 subjects and summarise them (embedded, no Kafka needed)
+demo: $(STAMP)
+	@mkdir -p $(OUT)
+	$(BIN)/consentflow generate --subjects 5000 --days 365 --seed 1 --out $(OUT)/demo.avro
+	$(BIN)/consentflow summarise $(OUT)/demo.avro
+	@echo "demo: events generated and summarised; the streaming pipeline into ClickHouse is not wired yet (issue 4)."
+
+## test: lint, type-check, start the Kafka broker (harmless if running) and run every test
+test: check kafka-start
+	$(BIN)/pytest -q
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check consentflow streams sinks tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy -p consentflow
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not kafka"
+
+kafka-start:
+	bash deploy/kafka.sh start
+
+kafka-stop:
+	bash deploy/kafka.sh stop
+
+bench: $(STAMP)
+	$(BIN)/python bench/generate.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
