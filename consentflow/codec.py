@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import struct
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import fastavro
-import fastavro.read
-import fastavro.write
 from fastavro.validation import ValidationError, validate
 
-from consentflow.contracts import Contract, ContractStore, default_store
+from consentflow.contracts import Contract, ContractStore, default_store, is_naive, uuid_text
 from consentflow.errors import ContractError
 from consentflow.topics import Topic, topic_named
 
@@ -36,46 +32,6 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
 _CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + 4
-
-_UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def _uuid_text(value: object) -> str:
-    """Canonical lowercase text of a UUID given as text or ``uuid.UUID``."""
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, str) and _UUID_TEXT.match(value):
-        return value
-    if isinstance(value, str):
-        try:
-            return str(UUID(value))
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} is not a UUID")
-
-
-# fastavro writes any string under logicalType uuid but refuses to read back a
-# malformed one, and returns uuid.UUID objects; the pipeline keeps ids as text.
-# Custom logical readers/writers are fastavro's documented extension point.
-fastavro.write.LOGICAL_WRITERS["string-uuid"] = lambda datum, *_: _uuid_text(datum)
-fastavro.read.LOGICAL_READERS["string-uuid"] = lambda datum, *_: _uuid_text(datum)
-
-# fastavro writes a naive datetime as *local* time (time.mktime): on a host not
-# set to UTC the instant would silently shift. Event times are UTC instants.
-_fastavro_timestamp_micros = fastavro.write.LOGICAL_WRITERS["long-timestamp-micros"]
-
-
-def _naive(value: object) -> bool:
-    return isinstance(value, datetime) and value.utcoffset() is None
-
-
-def _utc_micros(datum: Any, *args: Any) -> Any:
-    if _naive(datum):
-        raise ValueError(f"{datum.isoformat()} has no time zone; timestamps are UTC instants")
-    return _fastavro_timestamp_micros(datum, *args)
-
-
-fastavro.write.LOGICAL_WRITERS["long-timestamp-micros"] = _utc_micros
 
 
 def _topic_name(topic: Topic | str) -> str:
@@ -146,10 +102,10 @@ def _logical_problem(schema: Any, datum: Any, path: str) -> tuple[str, str] | No
         return None
     if schema.get("logicalType") == "uuid" and isinstance(datum, str | UUID):
         try:
-            _uuid_text(datum)
+            uuid_text(datum)
         except ValueError as bad:
             return path, f"{bad} (logicalType uuid)"
-    elif schema.get("logicalType") == "timestamp-micros" and _naive(datum):
+    elif schema.get("logicalType") == "timestamp-micros" and is_naive(datum):
         return path, f"{datum.isoformat()} has no time zone; timestamps are UTC instants (timestamp-micros)"
     elif schema.get("type") == "record" and isinstance(datum, Mapping):
         for field in schema["fields"]:

@@ -52,12 +52,13 @@ fastavro.read.LOGICAL_READERS["string-uuid"] = lambda datum, *_: uuid_text(datum
 _fastavro_timestamp_micros = fastavro.write.LOGICAL_WRITERS["long-timestamp-micros"]
 
 
-def _naive(value: object) -> bool:
+def is_naive(value: object) -> bool:
+    """Whether ``value`` is a datetime without a time zone (not an instant)."""
     return isinstance(value, datetime) and value.utcoffset() is None
 
 
 def _utc_micros(datum: Any, *args: Any) -> Any:
-    if _naive(datum):
+    if is_naive(datum):
         raise ValueError(f"{datum.isoformat()} has no time zone; timestamps are UTC instants")
     return _fastavro_timestamp_micros(datum, *args)
 

@@ -42,7 +42,7 @@ class Policy:
     storage_countries: frozenset[str]
     consent_required: frozenset[Purpose]
     legal_basis: dict[Purpose, LegalBasis]
-    cookie_purpose: dict[CookieCategory, Purpose]  # strictly necessary cookies are absent: no consent
+    cookie_purpose: dict[CookieCategory, Purpose]  # the purpose each cookie category serves
     visible_to_other_users: frozenset[DataCategory]
     consent_gated_categories: dict[DataCategory, Purpose]
     identity_documents_allowed_purposes: frozenset[Purpose]

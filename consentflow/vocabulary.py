@@ -263,3 +263,12 @@ class RetentionActionKind(StrEnum):
     KEEP_FOR_LEGAL_PERIOD = "keep_for_legal_period"  # financial data [2.3.2]
     DELETE = "delete"  # end of the legal period
     UNKNOWN = "unknown"
+
+
+class ConsentState(StrEnum):
+    """Where a subject's consent for a purpose stands at an instant [6]."""
+
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+    REFUSED = "refused"
+    NEVER_ASKED = "never_asked"  # consent-required purposes default to no consent

@@ -15,7 +15,7 @@ import string
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import avro.compatibility
 import avro.io
@@ -173,6 +173,22 @@ class _Names:
         self.types[full] = schema
         return full.rpartition(".")[0]
 
+    def collect(self, schema: Any, namespace: str) -> None:
+        """Define every named type in ``schema`` up front: a definition may sit in a branch never sampled."""
+        if isinstance(schema, list):
+            for branch in schema:
+                self.collect(branch, namespace)
+        elif isinstance(schema, dict):
+            kind = schema.get("type")
+            if kind in ("record", "enum", "fixed"):
+                inner = self.define(schema, namespace)
+                for field in schema.get("fields", []):
+                    self.collect(field["type"], inner)
+            elif kind == "array":
+                self.collect(schema["items"], namespace)
+            elif kind == "map":
+                self.collect(schema["values"], namespace)
+
     def lookup(self, name: str, namespace: str) -> dict[str, Any]:
         if "." not in name and namespace and f"{namespace}.{name}" in self.types:
             return self.types[f"{namespace}.{name}"]
@@ -185,7 +201,9 @@ def sample_record(contract_schema: Mapping[str, Any], rng: random.Random) -> dic
     Values are in the shapes the pipeline uses: uuid fields as lowercase UUID text,
     timestamp-micros as aware UTC datetimes truncated to microseconds.
     """
-    value = _sample(dict(contract_schema), rng, _Names(), "")
+    names = _Names()
+    names.collect(dict(contract_schema), "")
+    value = _sample(dict(contract_schema), rng, names, "")
     assert isinstance(value, dict)
     return value
 
@@ -210,7 +228,6 @@ def _sample(schema: Any, rng: random.Random, names: _Names, namespace: str) -> A
         inner = names.define(schema, namespace)
         return {f["name"]: _sample(f["type"], rng, names, inner) for f in schema["fields"]}
     if kind == "enum":
-        names.define(schema, namespace)
         return rng.choice(schema["symbols"])
     if kind == "array":
         return [_sample(schema["items"], rng, names, namespace) for _ in range(rng.randrange(4))]
@@ -284,6 +301,12 @@ def without_logical_types(schema: Any) -> Any:
     return schema
 
 
+def avro_compatibility(reader: avro.schema.Schema, writer: avro.schema.Schema) -> avro.compatibility.SchemaCompatibilityResult:
+    """The ``avro`` package's verdict on whether ``reader`` can read data written with ``writer``."""
+    checker = avro.compatibility.ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    return checker.get_compatibility(reader, writer)
+
+
 # ---------------------------------------------------------------- schema evolution
 
 
@@ -295,7 +318,7 @@ def backward_problems(new: Mapping[str, Any], old: Mapping[str, Any], rng: rando
     (fields both versions share must survive unchanged).
     """
     problems: list[str] = []
-    verdict = avro.compatibility.ReaderWriterCompatibilityChecker().get_compatibility(avro_schema(new), avro_schema(old))
+    verdict = avro_compatibility(avro_schema(new), avro_schema(old))
     if verdict.compatibility is not avro.compatibility.SchemaCompatibilityType.compatible:
         kinds = ", ".join(sorted(i.value for i in verdict.incompatibilities))
         problems.append(f"avro checker: {kinds} at {sorted(verdict.locations)}: {sorted(verdict.messages)}")
@@ -308,7 +331,7 @@ def backward_problems(new: Mapping[str, Any], old: Mapping[str, Any], rng: rando
         fastavro.schemaless_writer(buf, old_parsed, record)
         buf.seek(0)
         try:
-            read = fastavro.schemaless_reader(buf, old_parsed, new_parsed)
+            read = cast(dict[str, Any], fastavro.schemaless_reader(buf, old_parsed, new_parsed))
         except Exception as exc:  # noqa: BLE001 -- any failure to resolve is the finding
             problems.append(f"fastavro read of old data failed: {type(exc).__name__}: {exc}")
             break

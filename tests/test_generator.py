@@ -15,7 +15,7 @@ from consentflow.eventfile import read_events
 from consentflow.generator import GeneratorConfig, Simulation, generate
 from consentflow.generator import registry as reg
 from consentflow.policy import load_policy
-from consentflow.vocabulary import RULE_SECTIONS, Purpose, Rule
+from consentflow.vocabulary import RULE_SECTIONS, CookieCategory, Purpose, Rule
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +123,7 @@ def test_legitimate_events_respect_consent_and_only_injected_ones_do_not(generat
             found[r["event_id"]] = Rule.PROCESSING_AFTER_ERASURE.value
         elif name == "message" and r["purpose"] == Purpose.MARKETING and not consent.get((subject, "marketing"), False):
             found[r["event_id"]] = Rule.MARKETING_WITHOUT_CONSENT.value
-        elif name == "cookie" and r["cookie_category"] != "strictly_necessary":
-            needed = policy.cookie_purpose[r["cookie_category"]]  # type: ignore[index]
+        elif name == "cookie" and policy.needs_consent(needed := policy.cookie_purpose[CookieCategory(r["cookie_category"])]):
             if not consent.get((subject, needed.value), False):
                 found[r["event_id"]] = Rule.COOKIE_WITHOUT_CONSENT.value
         elif (

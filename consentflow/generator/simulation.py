@@ -411,7 +411,7 @@ class Simulation:
         out = [self._profile(s, t, ProfileAction.USED, (C.VISIT_HISTORY, C.USAGE_DATA, C.DEVICE_NETWORK))]
         out.append(self._cookie(s, t + _SECOND, CookieCategory.STRICTLY_NECESSARY, reg.HOSTING.recipient_id))
         for i, (category, purpose) in enumerate(self.policy.cookie_purpose.items(), start=2):
-            if s.has(purpose):
+            if self.policy.needs_consent(purpose) and s.has(purpose):
                 out.append(self._cookie(s, t + i * _SECOND, category, _COOKIE_VENDOR[category]))
         return out
 
@@ -682,7 +682,7 @@ class Simulation:
             candidates.append(Rule.GEOLOCATION_WITHOUT_CONSENT)
         if not s.has(P.PARTNER_AGGREGATION):
             candidates.append(Rule.PARTNER_AGGREGATION_WITHOUT_CONSENT)
-        refused_cookies = [c for c, p in self.policy.cookie_purpose.items() if not s.has(p)]
+        refused_cookies = [c for c, p in self.policy.cookie_purpose.items() if self.policy.needs_consent(p) and not s.has(p)]
         if refused_cookies:
             candidates.append(Rule.COOKIE_WITHOUT_CONSENT)
         rule = rng.choice(candidates)

@@ -1,0 +1,216 @@
+"""Policy enforcement: which processings break which rule, with the events that prove it.
+
+Each rule is written from the privacy policy and cites it; the thresholds and
+lists come from the policy file. Two kinds of checks:
+
+* **static** — decided by the processing and the recipient registry alone
+  (transfer mechanism at that instant [7], registered purpose [4.4], categories
+  other users may see [4.1], identity documents [2.1.9, 3.10], unregistered
+  recipient [4.3]);
+* **consent- and erasure-dependent** — decided by the subject's history in event
+  time, so re-evaluated when an older consent or erasure fact arrives late
+  (marketing [3.8, 6], cookies [2.2.1], geolocation [2.1.8], partner
+  aggregation [4.4.7], processing after erasure [12]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from consentflow.ledger import fact_at, micros
+from consentflow.policy import Policy
+from consentflow.recipients import RecipientVersion
+from consentflow.state import Activity, SubjectState
+from consentflow.vocabulary import (
+    RULE_SECTIONS,
+    ConsentAction,
+    DataCategory,
+    LegalBasis,
+    Purpose,
+    RecipientKind,
+    Rule,
+    TransferMechanism,
+)
+
+#: The rule broken when processing for a consent purpose happens without consent.
+_CONSENT_RULE: dict[str, Rule] = {
+    Purpose.MARKETING.value: Rule.MARKETING_WITHOUT_CONSENT,  # [3.8, 6]
+    Purpose.PARTNER_AGGREGATION.value: Rule.PARTNER_AGGREGATION_WITHOUT_CONSENT,  # [4.4.7]
+    Purpose.GEOLOCATION_SERVICES.value: Rule.GEOLOCATION_WITHOUT_CONSENT,  # [2.1.8]
+    Purpose.COOKIES_PREFERENCES.value: Rule.COOKIE_WITHOUT_CONSENT,  # [2.2.1]
+    Purpose.COOKIES_ANALYTICS.value: Rule.COOKIE_WITHOUT_CONSENT,
+    Purpose.COOKIES_ADVERTISING.value: Rule.COOKIE_WITHOUT_CONSENT,
+    Purpose.COOKIES_SOCIAL_MEDIA.value: Rule.COOKIE_WITHOUT_CONSENT,
+}
+_USERS = frozenset({RecipientKind.OTHER_USERS, RecipientKind.CORPORATE_CUSTOMER})
+
+
+@dataclass(frozen=True, slots=True)
+class Processing:
+    """A processing of one subject's data: a message through a processor, a cookie, a disclosure."""
+
+    subject_id: str
+    event_id: str
+    occurred_at: datetime
+    source_kind: str  # "message", "cookie" or "disclosure"
+    recipient_id: str | None
+    purpose: str
+    legal_basis: str
+    categories: tuple[str, ...]
+
+
+def violation_id(rule: Rule | str, event_id: str) -> str:
+    """Deterministic id of the violation of ``rule`` by event ``event_id``."""
+    return f"{rule}:{event_id}"
+
+
+def violation(
+    rule: Rule,
+    p: Processing,
+    evidence: list[str],
+    detail: str,
+    *,
+    active: bool = True,
+    revision: int = 0,
+) -> dict[str, Any]:
+    """A ``Violation`` record for processing ``p``."""
+    return {
+        "violation_id": violation_id(rule, p.event_id),
+        "rule": rule.value,
+        "policy_section": RULE_SECTIONS[rule],
+        "subject_id": p.subject_id,
+        "occurred_at": p.occurred_at,
+        "evidence_event_ids": evidence,
+        "recipient_id": p.recipient_id,
+        "purpose": p.purpose,
+        "categories": list(p.categories),
+        "detail": detail,
+        "active": active,
+        "revision": revision,
+    }
+
+
+class PolicyEnforcement:
+    """The rules of one policy version applied to processings."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._visible = frozenset(c.value for c in policy.visible_to_other_users)
+        self._id_doc_purposes = frozenset(p.value for p in policy.identity_documents_allowed_purposes)
+        self._consent_required = frozenset(p.value for p in policy.consent_required)
+        self._gated = {c.value: p.value for c, p in policy.consent_gated_categories.items()}
+
+    def static_violations(self, p: Processing, recipient: RecipientVersion | None) -> list[dict[str, Any]]:
+        """Violations decided by the processing and the registry as of its time."""
+        found: list[dict[str, Any]] = []
+        evidence = [p.event_id]
+        if p.recipient_id is not None:
+            if recipient is None:
+                # [4.3, 4.4]: data is shared only with the recipients the policy names; the registry lists them.
+                found.append(
+                    violation(
+                        Rule.UNREGISTERED_RECIPIENT,
+                        p,
+                        evidence,
+                        f"recipient {p.recipient_id} is not in the registry at {p.occurred_at.isoformat()}",
+                    )
+                )
+            else:
+                evidence = [p.event_id, recipient.event_id]
+                mechanism = recipient.mechanism_at(p.occurred_at)
+                if mechanism is TransferMechanism.NONE:
+                    # [7]: transfers outside the EU are framed by standard contractual clauses (or another Chapter V mechanism).
+                    windows = (
+                        "; ".join(
+                            f"{w.mechanism} {w.valid_from.date()}..{w.valid_until.date() if w.valid_until else 'open'}"
+                            for w in recipient.mechanisms
+                        )
+                        or "none registered"
+                    )
+                    found.append(
+                        violation(
+                            Rule.TRANSFER_WITHOUT_MECHANISM,
+                            p,
+                            evidence,
+                            f"{p.recipient_id} in {recipient.country} (outside the EU/EEA): no mechanism holds on {p.occurred_at.date()} ({windows})",
+                        )
+                    )
+                if p.purpose not in recipient.allowed_purposes:
+                    # [4.4]: a third party receives data only in the cases, and for the purposes, it is engaged for.
+                    allowed = ", ".join(sorted(recipient.allowed_purposes))
+                    found.append(
+                        violation(
+                            Rule.PURPOSE_NOT_REGISTERED,
+                            p,
+                            evidence,
+                            f"{p.recipient_id} is registered for {allowed}, not {p.purpose}",
+                        )
+                    )
+                if recipient.kind in _USERS:
+                    extra = sorted(set(p.categories) - self._visible)
+                    if extra:
+                        # [4.1]: only professional information is transmitted to other users.
+                        found.append(
+                            violation(
+                                Rule.NON_PROFESSIONAL_DATA_TO_USERS,
+                                p,
+                                evidence,
+                                f"{', '.join(extra)} shown to {recipient.kind} {p.recipient_id}; only {', '.join(sorted(self._visible))} may be",
+                            )
+                        )
+        if DataCategory.IDENTITY_DOCUMENTS.value in p.categories and p.purpose not in self._id_doc_purposes:
+            # [2.1.9, 3.10]: identity documents only prove identity in litigation, complaints or legal requests.
+            found.append(violation(Rule.IDENTITY_DOCUMENT_MISUSE, p, [p.event_id], f"identity documents used for {p.purpose}"))
+        return found
+
+    def consent_needs(self, p: Processing) -> tuple[tuple[str, str], ...]:
+        """The (rule, consent purpose) pairs whose consent must be in force at the processing's time."""
+        needs: list[tuple[str, str]] = []
+        rule = _CONSENT_RULE.get(p.purpose)
+        if rule is not None and p.purpose in self._consent_required:
+            needs.append((rule.value, p.purpose))
+        for category in p.categories:
+            purpose = self._gated.get(category)
+            if purpose is None or purpose == p.purpose:
+                continue
+            gated_rule = _CONSENT_RULE.get(purpose)
+            if gated_rule is not None and (gated_rule.value, purpose) not in needs:
+                needs.append((gated_rule.value, purpose))  # e.g. geolocation data needs its consent [2.1.8]
+        return tuple(needs)
+
+    def exempt_after_erasure(self, p: Processing) -> bool:
+        """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
+        return p.legal_basis == LegalBasis.LEGAL_OBLIGATION.value or p.purpose == Purpose.LEGAL_OBLIGATION_COMPLIANCE.value
+
+    def dependent_verdicts(self, state: SubjectState, activity: Activity) -> dict[str, tuple[Rule, list[str], str]]:
+        """Consent- and erasure-dependent violations of ``activity`` given everything known now, by violation id."""
+        verdicts: dict[str, tuple[Rule, list[str], str]] = {}
+        t = activity.occurred_at
+        for rule_value, purpose in activity.needs:
+            fact = fact_at(state, purpose, t)
+            if fact is None or fact.action != ConsentAction.GRANTED.value:
+                rule = Rule(rule_value)
+                if fact is None:
+                    verdicts[violation_id(rule, activity.event_id)] = (
+                        rule,
+                        [activity.event_id],
+                        f"no consent for {purpose} was ever given before {t.isoformat()}",
+                    )
+                else:
+                    verdicts[violation_id(rule, activity.event_id)] = (
+                        rule,
+                        [activity.event_id, fact.event_id],
+                        f"consent for {purpose} {fact.action} at {fact.occurred_at.isoformat()} via {fact.channel}, still in force at {t.isoformat()}",
+                    )
+        erased = state.erasure_fulfilled_at
+        if erased is not None and not activity.exempt_after_erasure and micros(t) > micros(erased):
+            rule = Rule.PROCESSING_AFTER_ERASURE
+            evidence = [activity.event_id] + ([state.erasure_event_id] if state.erasure_event_id else [])
+            verdicts[violation_id(rule, activity.event_id)] = (
+                rule,
+                evidence,
+                f"erasure fulfilled at {erased.isoformat()}, processing at {t.isoformat()}",
+            )
+        return verdicts

@@ -1,0 +1,176 @@
+"""The consent ledger: consent state over event time, and a tamper-evident record of it [6].
+
+Two views of the same facts:
+
+* the **timeline** per subject and purpose, in event time: ``state_at`` answers
+  for any past instant, whatever order the events arrived in (a withdrawal at
+  10:00 that arrives before the grant at 09:00 still leaves consent withdrawn);
+* the **chain**, append-only in processing order: each ``LedgerEntry`` carries
+  the SHA-256 of the subject's previous entry, computed over a canonical
+  encoding that leaves out the Kafka coordinates (only Kafka runs have them),
+  so ``verify_chain`` detects any altered, removed, inserted or reordered entry
+  and names the first bad one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from consentflow.state import GENESIS_HASH, ConsentFact, SubjectState
+from consentflow.vocabulary import ConsentAction, ConsentState
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Fields of a LedgerEntry covered by its hash, in this order (source excluded).
+HASHED_FIELDS = (
+    "subject_id",
+    "sequence",
+    "event_id",
+    "occurred_at",
+    "purpose",
+    "action",
+    "channel",
+    "policy_version",
+    "source_service",
+    "notice_id",
+    "previous_hash",
+)
+_STATE_OF_ACTION = {
+    ConsentAction.GRANTED.value: ConsentState.GRANTED,
+    ConsentAction.WITHDRAWN.value: ConsentState.WITHDRAWN,
+    ConsentAction.REFUSED.value: ConsentState.REFUSED,
+}
+
+
+def micros(t: datetime) -> int:
+    """Microseconds since the epoch of a UTC instant (exact, no float)."""
+    delta = t - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's hash covers: a compact JSON array of ``HASHED_FIELDS``, times in microseconds."""
+    values = [micros(entry[f]) if f == "occurred_at" else entry[f] for f in HASHED_FIELDS]
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of an entry's canonical encoding."""
+    return hashlib.sha256(canonical_encoding(entry)).hexdigest()
+
+
+def append_entry(state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Chain a consent event onto the subject's ledger and return the new ``LedgerEntry``."""
+    entry: dict[str, Any] = {
+        "subject_id": state.subject_id,
+        "sequence": state.ledger_sequence + 1,
+        "event_id": record["event_id"],
+        "occurred_at": record["occurred_at"],
+        "purpose": record["purpose"],
+        "action": record["action"],
+        "channel": record["channel"],
+        "policy_version": record["policy_version"],
+        "source_service": record["source_service"],
+        "notice_id": record.get("notice_id"),
+        "previous_hash": state.ledger_head,
+    }
+    entry["entry_hash"] = entry_hash(entry)
+    entry["source"] = dict(source) if source is not None else None
+    state.ledger_sequence = entry["sequence"]
+    state.ledger_head = entry["entry_hash"]
+    return entry
+
+
+def record_fact(state: SubjectState, record: Mapping[str, Any]) -> ConsentFact:
+    """Insert a consent event into the subject's timeline for its purpose, in event-time order."""
+    fact = ConsentFact(
+        record["occurred_at"],
+        record["event_id"],
+        record["action"],
+        record["channel"],
+        record["policy_version"],
+        record["source_service"],
+        record.get("notice_id"),
+    )
+    timeline = state.consents.setdefault(record["purpose"], [])
+    # Ties in event time are broken by event id, so every arrival order gives one timeline.
+    bisect.insort(timeline, fact, key=lambda f: (f.occurred_at, f.event_id))
+    return fact
+
+
+def fact_at(state: SubjectState, purpose: str, t: datetime) -> ConsentFact | None:
+    """The latest consent fact for ``purpose`` at or before ``t``."""
+    timeline = state.consents.get(purpose)
+    if not timeline:
+        return None
+    index = bisect.bisect_right(timeline, t, key=lambda f: f.occurred_at) - 1
+    return timeline[index] if index >= 0 else None
+
+
+def state_at(state: SubjectState | None, purpose: str, t: datetime) -> ConsentState:
+    """Consent state of ``purpose`` at instant ``t``: granted, withdrawn, refused or never asked."""
+    if state is None:
+        return ConsentState.NEVER_ASKED
+    fact = fact_at(state, purpose, t)
+    return ConsentState.NEVER_ASKED if fact is None else _STATE_OF_ACTION.get(fact.action, ConsentState.NEVER_ASKED)
+
+
+def granted_at(state: SubjectState | None, purpose: str, t: datetime) -> bool:
+    """Whether consent for ``purpose`` is in force at ``t``."""
+    return state_at(state, purpose, t) is ConsentState.GRANTED
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """The result of verifying a subject's chain: ``ok``, or the first bad entry and why."""
+
+    ok: bool
+    entries: int
+    first_bad: int | None = None  # index into the entries given
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"ok ({self.entries} entries)" if self.ok else f"entry {self.first_bad}: {self.reason}"
+
+
+def verify_chain(entries: Sequence[Mapping[str, Any]], head: tuple[int, str] | None = None) -> ChainVerdict:
+    """Recompute one subject's chain, entries in sequence order.
+
+    ``head`` — the ``(sequence, hash)`` the ledger last recorded — also catches
+    entries removed from the end, which a chain alone cannot show.
+    """
+    previous = GENESIS_HASH
+    subject = entries[0]["subject_id"] if entries else None
+    for index, entry in enumerate(entries):
+        event = entry.get("event_id")
+        if entry["subject_id"] != subject:
+            return ChainVerdict(
+                False, len(entries), index, f"event {event} belongs to subject {entry['subject_id']}, not {subject}"
+            )
+        if entry["sequence"] != index:
+            return ChainVerdict(
+                False,
+                len(entries),
+                index,
+                f"event {event} has sequence {entry['sequence']}, expected {index} (entry removed, inserted or moved)",
+            )
+        if entry["previous_hash"] != previous:
+            return ChainVerdict(False, len(entries), index, f"event {event}: previous_hash does not match the entry before it")
+        if entry_hash(entry) != entry["entry_hash"]:
+            return ChainVerdict(False, len(entries), index, f"event {event}: contents do not match entry_hash (entry altered)")
+        previous = entry["entry_hash"]
+    if head is not None and entries and (entries[-1]["sequence"], previous) != head:
+        return ChainVerdict(
+            False,
+            len(entries),
+            len(entries) - 1,
+            f"chain ends at sequence {entries[-1]['sequence']}, the ledger head is at {head[0]} (entries removed from the end)",
+        )
+    if head is not None and not entries and head[0] >= 0:
+        return ChainVerdict(False, 0, 0, f"no entries, the ledger head is at sequence {head[0]}")
+    return ChainVerdict(True, len(entries))

@@ -1,0 +1,127 @@
+"""The recipient registry as of any instant [4, 7].
+
+A recipient's record can change (a new country, new SCC dates, off-boarding);
+every version is kept and the version in force at an event's time decides.
+Transfer mechanisms carry their own validity periods, so a transfer is framed
+only if one of them holds at that instant (SCCs not yet signed or expired do
+not count) [7].
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from consentflow.geography import in_eea
+from consentflow.vocabulary import Purpose, RecipientKind, TransferMechanism
+
+#: Mechanisms that frame a transfer outside the EU/EEA (GDPR Art. 45-49).
+FRAMING_MECHANISMS = frozenset(
+    {TransferMechanism.ADEQUACY, TransferMechanism.SCC, TransferMechanism.BCR, TransferMechanism.DEROGATION}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MechanismWindow:
+    """A transfer mechanism and the half-open period ``[valid_from, valid_until)`` it holds."""
+
+    mechanism: TransferMechanism
+    valid_from: datetime
+    valid_until: datetime | None
+
+    def holds_at(self, t: datetime) -> bool:
+        """Whether the mechanism frames a transfer at ``t``."""
+        return self.valid_from <= t and (self.valid_until is None or t < self.valid_until)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientVersion:
+    """One version of a registry entry, in force from ``since``."""
+
+    recipient_id: str
+    name: str
+    kind: RecipientKind
+    country: str
+    mechanisms: tuple[MechanismWindow, ...]
+    allowed_purposes: frozenset[Purpose]
+    active: bool
+    since: datetime
+    event_id: str
+
+    @property
+    def outside_eea(self) -> bool:
+        """Whether data sent to this recipient leaves the EU/EEA [7]."""
+        return not in_eea(self.country)
+
+    def mechanism_at(self, t: datetime) -> TransferMechanism:
+        """The mechanism framing a transfer at ``t``: ``WITHIN_EEA`` inside, ``NONE`` when nothing holds [7]."""
+        if not self.outside_eea:
+            return TransferMechanism.WITHIN_EEA
+        for window in self.mechanisms:
+            if window.mechanism in FRAMING_MECHANISMS and window.holds_at(t):
+                return window.mechanism
+        return TransferMechanism.NONE
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RecipientVersion:
+        """Build from a decoded ``RecipientRecord``."""
+        return cls(
+            recipient_id=record["recipient_id"],
+            name=record["name"],
+            kind=RecipientKind(record["kind"]),
+            country=record["country"],
+            mechanisms=tuple(
+                MechanismWindow(TransferMechanism(m["mechanism"]), m["valid_from"], m["valid_until"])
+                for m in record["transfer_mechanisms"]
+            ),
+            allowed_purposes=frozenset(Purpose(p) for p in record["allowed_purposes"]),
+            active=record["active"],
+            since=record["occurred_at"],
+            event_id=record["event_id"],
+        )
+
+
+class RecipientRegistry:
+    """Every version of every recipient, looked up as of an instant."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, list[RecipientVersion]] = {}
+        self._starts: dict[str, list[tuple[datetime, str]]] = {}
+
+    def add(self, version: RecipientVersion) -> bool:
+        """Record a version; returns False for a duplicate (same event id)."""
+        versions = self._versions.setdefault(version.recipient_id, [])
+        starts = self._starts.setdefault(version.recipient_id, [])
+        if any(v.event_id == version.event_id for v in versions):
+            return False
+        key = (version.since, version.event_id)
+        at = bisect.bisect_right(starts, key)
+        starts.insert(at, key)
+        versions.insert(at, version)
+        return True
+
+    def at(self, recipient_id: str, t: datetime) -> RecipientVersion | None:
+        """The version in force at ``t``; None if the recipient was not registered (or was off-boarded) then."""
+        starts = self._starts.get(recipient_id)
+        if not starts:
+            return None
+        # Versions in force from the same instant are ordered by event id, so the choice is deterministic.
+        index = bisect.bisect_right(starts, (t, "\uffff")) - 1
+        if index < 0:
+            return None
+        version = self._versions[recipient_id][index]
+        return version if version.active else None
+
+    def latest(self, recipient_id: str) -> RecipientVersion | None:
+        """The newest version of a recipient, whatever its state."""
+        versions = self._versions.get(recipient_id)
+        return versions[-1] if versions else None
+
+    def recipient_ids(self) -> list[str]:
+        """Ids of every recipient ever registered."""
+        return sorted(self._versions)
+
+    def __len__(self) -> int:
+        return len(self._versions)

@@ -1,0 +1,119 @@
+"""What the processors remember per subject, behind a small store interface.
+
+Drivers choose the store: a dict in the embedded runner and unit tests, a faust
+table (RocksDB-backed, with a changelog topic) in the Kafka workers. Everything
+here is plain data, so it pickles for a changelog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+#: previous_hash of a subject's first ledger entry.
+GENESIS_HASH = "0" * 64
+
+
+class ConsentFact(NamedTuple):
+    """One consent event as the ledger keeps it: the fact and its evidence."""
+
+    occurred_at: datetime
+    event_id: str
+    action: str
+    channel: str
+    policy_version: str
+    source_service: str
+    notice_id: str | None
+
+
+class Activity(NamedTuple):
+    """A processing of the subject's data whose verdict can change when older facts arrive late."""
+
+    occurred_at: datetime
+    event_id: str
+    needs: tuple[tuple[str, str], ...]  # (rule, consent purpose) pairs this processing depends on
+    exempt_after_erasure: bool  # legal retention [2.3.2, 4.4.4]: allowed after erasure
+
+
+@dataclass(slots=True)
+class Received:
+    """What one recipient received of the subject: each category with the first time it was sent."""
+
+    first_sent: dict[str, datetime] = field(default_factory=dict)
+    purposes: set[str] = field(default_factory=set)
+    last_sent: datetime | None = None
+
+
+@dataclass(slots=True)
+class SubjectState:
+    """Everything the processors know of one subject."""
+
+    subject_id: str
+    seen: set[str] = field(default_factory=set)  # event ids processed: duplicates change nothing
+    # Consent ledger [6]: facts per purpose in event-time order, and the head of the hash chain.
+    consents: dict[str, list[ConsentFact]] = field(default_factory=dict)
+    ledger_sequence: int = -1
+    ledger_head: str = GENESIS_HASH
+    revision: int = 0  # counts consent and erasure facts: orders re-evaluations of a violation
+    # Lineage and enforcement.
+    activities: list[Activity] = field(default_factory=list)
+    received: dict[str, Received] = field(default_factory=dict)
+    active_violations: dict[str, int] = field(default_factory=dict)  # consent/erasure-dependent, id -> revision
+    # Account lifecycle for retention [2.3].
+    account_kind: str | None = None
+    registered_at: datetime | None = None
+    last_use: datetime | None = None
+    closed_at: datetime | None = None
+    last_negative: datetime | None = None
+    suspended_at: datetime | None = None
+    last_financial: datetime | None = None
+    held: set[str] = field(default_factory=set)  # categories ever held
+    retention_done: set[str] = field(default_factory=set)  # retention action ids already emitted
+    # Rights [8, 12].
+    requests: dict[str, dict[str, object]] = field(default_factory=dict)
+    erasure_request_id: str | None = None
+    erasure_requested_at: datetime | None = None
+    erasure_fulfilled_at: datetime | None = None
+    erasure_event_id: str | None = None
+    notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
+
+
+class SubjectStore(Protocol):
+    """Where subject states live: a dict, or a faust table."""
+
+    def get(self, subject_id: str) -> SubjectState | None:
+        """The state of ``subject_id``, if any."""
+        ...
+
+    def put(self, state: SubjectState) -> None:
+        """Store ``state`` (drivers backed by a changelog write it out here)."""
+        ...
+
+    def states(self) -> Iterator[SubjectState]:
+        """Every state this store holds (a worker: its partitions' subjects)."""
+        ...
+
+
+class MemoryStore:
+    """A dict of subject states: the embedded runner's and the unit tests' store."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, SubjectState] = {}
+
+    def get(self, subject_id: str) -> SubjectState | None:
+        """The state of ``subject_id``, if any."""
+        return self._states.get(subject_id)
+
+    def put(self, state: SubjectState) -> None:
+        """Store ``state``."""
+        self._states[state.subject_id] = state
+
+    def states(self) -> Iterator[SubjectState]:
+        """Every state, in subject id order (deterministic)."""
+        for subject_id in sorted(self._states):
+            yield self._states[subject_id]
+
+    def __len__(self) -> int:
+        return len(self._states)

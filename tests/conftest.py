@@ -1,0 +1,47 @@
+"""Fixtures: the test Schema Registry, and the real Kafka broker (skip locally, fail in CI when it is down)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from tests.registry_server import SchemaRegistryServer
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[SchemaRegistryServer]:
+    """A Confluent-compatible registry over real HTTP on 127.0.0.1 (see tests/registry_server.py)."""
+    with SchemaRegistryServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(schema_registry: SchemaRegistryServer) -> str:
+    """Base URL of the session's test Schema Registry."""
+    return schema_registry.url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap servers of a broker that answers; skips (or fails when CI=true) otherwise."""
+    bootstrap = os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092")
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        admin.list_topics(timeout=5)
+    except KafkaException as exc:
+        message = f"no Kafka broker answers at {bootstrap} ({exc.args[0]}); start it with bash deploy/kafka.sh start"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def session_prefix() -> str:
+    """A topic prefix unique to this test session."""
+    return f"test{uuid.uuid4().hex[:8]}"
