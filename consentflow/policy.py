@@ -41,7 +41,7 @@ class Policy:
     version: str
     storage_countries: frozenset[str]
     consent_required: frozenset[Purpose]
-    legal_basis: dict[Purpose, LegalBasis]
+    legal_basis: dict[str, LegalBasis]  # keyed by Purpose (a str)
     cookie_purpose: dict[CookieCategory, Purpose]  # the purpose each cookie category serves
     visible_to_other_users: frozenset[DataCategory]
     consent_gated_categories: dict[DataCategory, Purpose]
@@ -50,13 +50,15 @@ class Policy:
     anonymised_not_deleted: frozenset[DataCategory]
     retention: Retention
 
-    def needs_consent(self, purpose: Purpose) -> bool:
+    def needs_consent(self, purpose: Purpose | str) -> bool:
         """Whether processing for ``purpose`` needs consent."""
         return purpose in self.consent_required
 
-    def basis_of(self, purpose: Purpose) -> LegalBasis:
-        """The legal basis the policy gives ``purpose``."""
-        return LegalBasis.CONSENT if purpose in self.consent_required else self.legal_basis.get(purpose, LegalBasis.UNKNOWN)
+    def basis_of(self, purpose: Purpose | str) -> LegalBasis:
+        """The legal basis the policy gives ``purpose`` (a ``Purpose`` or its value)."""
+        if purpose in self.consent_required:
+            return LegalBasis.CONSENT
+        return self.legal_basis.get(purpose, LegalBasis.UNKNOWN)
 
 
 def _symbols(kind: Any, values: Any, where: str) -> list[Any]:
@@ -75,7 +77,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     """Build a ``Policy`` from a parsed TOML document, naming any bad entry."""
     try:
         consent = _symbols(Purpose, data["consent"]["required"], "consent.required")
-        bases = {Purpose(p): LegalBasis(b) for p, b in data["legal_basis"].items()}
+        bases: dict[str, LegalBasis] = {Purpose(p): LegalBasis(b) for p, b in data["legal_basis"].items()}
         cookies = {CookieCategory(c): Purpose(p) for c, p in data["cookies"].items()}
         cats = data["categories"]
         gated = {DataCategory(c): Purpose(p) for c, p in cats["consent_gated"].items()}

@@ -35,6 +35,9 @@ class Activity(NamedTuple):
     event_id: str
     needs: tuple[tuple[str, str], ...]  # (rule, consent purpose) pairs this processing depends on
     exempt_after_erasure: bool  # legal retention [2.3.2, 4.4.4]: allowed after erasure
+    recipient_id: str | None
+    purpose: str
+    categories: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -60,7 +63,7 @@ class SubjectState:
     # Lineage and enforcement.
     activities: list[Activity] = field(default_factory=list)
     received: dict[str, Received] = field(default_factory=dict)
-    active_violations: dict[str, int] = field(default_factory=dict)  # consent/erasure-dependent, id -> revision
+    active_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)  # consent/erasure-dependent: id -> evidence
     # Account lifecycle for retention [2.3].
     account_kind: str | None = None
     registered_at: datetime | None = None
@@ -69,6 +72,7 @@ class SubjectState:
     last_negative: datetime | None = None
     suspended_at: datetime | None = None
     last_financial: datetime | None = None
+    basis_events: dict[str, str] = field(default_factory=dict)  # "last_use", "closed", ... -> event id
     held: set[str] = field(default_factory=set)  # categories ever held
     retention_done: set[str] = field(default_factory=set)  # retention action ids already emitted
     # Rights [8, 12].

@@ -1,0 +1,132 @@
+"""Retention: when each subject's data must be archived, anonymised or deleted [2.3].
+
+* [2.3.1] archive three years after the last use while the account is open;
+  after closure, one year, or two years after the most recent negative decision
+  or notification, whichever is longest;
+* [2.3.2] financial data kept for the legal accounting period (10 years in
+  France, configurable) from the last transaction; user content anonymised, not
+  deleted, at the end of the 2.3.1 period;
+* [2.3.3] suspended or blocked accounts kept between one and three years after
+  the suspension (configurable within that range).
+
+The clock is injected: ``due(state, now)`` emits what is due at ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from consentflow.policy import Policy
+from consentflow.state import SubjectState
+from consentflow.vocabulary import RetentionActionKind
+
+
+@dataclass(frozen=True)
+class ArchiveDate:
+    """When a subject's data must be archived, the section that says so, and the event it runs from."""
+
+    at: datetime
+    section: str
+    basis_event_time: datetime
+    reason: str
+    basis: str  # key of SubjectState.basis_events
+
+
+class RetentionSchedule:
+    """Applies the retention periods of a policy, with the suspension period chosen within 2.3.3's range."""
+
+    def __init__(self, policy: Policy, *, after_suspension: timedelta | None = None, financial: timedelta | None = None) -> None:
+        r = policy.retention
+        self.policy = policy
+        self.after_suspension = r.after_suspension_max if after_suspension is None else after_suspension
+        if not r.after_suspension_min <= self.after_suspension <= r.after_suspension_max:
+            raise ValueError(
+                f"the suspension retention must be between {r.after_suspension_min.days} and "
+                f"{r.after_suspension_max.days} days [2.3.3], got {self.after_suspension.days}"
+            )
+        self.financial = r.financial if financial is None else financial
+        if self.financial <= timedelta(0):
+            raise ValueError("the financial retention period must be positive [2.3.2]")
+        self._financial_categories = frozenset(c.value for c in policy.financial_categories)
+        self._anonymised = frozenset(c.value for c in policy.anonymised_not_deleted)
+
+    def archive_date(self, s: SubjectState) -> ArchiveDate | None:
+        """The 2.3.1/2.3.3 date for ``s``, or None when nothing is known of its use yet."""
+        r = self.policy.retention
+        if s.suspended_at is not None:
+            return ArchiveDate(
+                s.suspended_at + self.after_suspension, "2.3.3", s.suspended_at, "account suspended or blocked", "suspended"
+            )
+        if s.closed_at is not None:
+            closure = ArchiveDate(s.closed_at + r.after_closure, "2.3.1", s.closed_at, "one year after closure", "closed")
+            if s.last_negative is not None:
+                negative = s.last_negative + r.after_negative_decision
+                if negative > closure.at:
+                    return ArchiveDate(
+                        negative,
+                        "2.3.1",
+                        s.last_negative,
+                        "two years after the latest negative decision or notification",
+                        "negative",
+                    )
+            return closure
+        if s.last_use is not None:
+            return ArchiveDate(s.last_use + r.after_last_use, "2.3.1", s.last_use, "three years after the last use", "last_use")
+        return None
+
+    def planned(self, s: SubjectState) -> list[dict[str, Any]]:
+        """Every retention action planned for ``s`` now, due or not, in due-date order."""
+        actions: list[dict[str, Any]] = []
+        archive = self.archive_date(s)
+        held = s.held
+        financial = sorted(held & self._financial_categories)
+        anonymised = sorted(held & self._anonymised)
+        archived = sorted(held - self._financial_categories - self._anonymised)
+        if archive is not None:
+            at, basis = archive.at, archive.basis
+            if archived:
+                actions.append(self._action(s, RetentionActionKind.ARCHIVE, archived, at, archive.section, archive.reason, basis))
+            if anonymised:
+                reason = "user content anonymised, not deleted"
+                actions.append(self._action(s, RetentionActionKind.ANONYMISE, anonymised, at, "2.3.2", reason, basis))
+            if financial:
+                reason = "kept for the legal accounting period"
+                actions.append(self._action(s, RetentionActionKind.KEEP_FOR_LEGAL_PERIOD, financial, at, "2.3.2", reason, basis))
+        if financial and s.last_financial is not None:
+            end = s.last_financial + self.financial
+            if archive is None or end > archive.at:
+                reason = "end of the legal accounting period"
+                actions.append(self._action(s, RetentionActionKind.DELETE, financial, end, "2.3.2", reason, "financial"))
+        return sorted(actions, key=lambda a: (a["due_at"], a["action"]))
+
+    def due(self, s: SubjectState, now: datetime) -> list[dict[str, Any]]:
+        """Actions due at ``now`` not emitted before; marks them emitted in ``s``."""
+        out = []
+        for action in self.planned(s):
+            if action["due_at"] <= now and action["action_id"] not in s.retention_done:
+                s.retention_done.add(action["action_id"])
+                out.append(action)
+        return out
+
+    def _action(
+        self,
+        s: SubjectState,
+        kind: RetentionActionKind,
+        categories: list[str],
+        due: datetime,
+        section: str,
+        reason: str,
+        basis: str,
+    ) -> dict[str, Any]:
+        return {
+            "action_id": f"{s.subject_id}:{kind.value}:{due.isoformat()}",
+            "subject_id": s.subject_id,
+            "action": kind.value,
+            "categories": categories,
+            "due_at": due,
+            "policy_section": section,
+            "basis_event_id": s.basis_events.get(basis),
+            "reason": reason,
+        }

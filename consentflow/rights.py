@@ -1,0 +1,113 @@
+"""Rights of the data subject: erasure notices to recipients, and the access export [8, 12].
+
+* Erasure [12; GDPR Art. 17, 19]: once an erasure is carried out, every
+  recipient that received the subject's data before it gets a notice naming the
+  categories to erase; what a legal obligation keeps (financial data for the
+  accounting period [2.3.2]) is named as retained. "Other users" are no single
+  party that can be notified [4.1], so they get none.
+* Access and portability [8.1, 12; GDPR Art. 15, 20]: everything the project
+  knows about the subject, as one structure.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from consentflow.policy import Policy
+from consentflow.recipients import RecipientRegistry
+from consentflow.retention import RetentionSchedule
+from consentflow.state import SubjectState
+from consentflow.vocabulary import RecipientKind
+
+
+def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Policy) -> list[dict[str, Any]]:
+    """Notices due for the subject's fulfilled erasure that differ from those already sent; updates ``state.notices``."""
+    erased = state.erasure_fulfilled_at
+    if erased is None or state.erasure_request_id is None:
+        return []
+    financial = frozenset(c.value for c in policy.financial_categories)
+    out = []
+    for recipient_id, received in sorted(state.received.items()):
+        categories = frozenset(c for c, first in received.first_sent.items() if first <= erased)
+        if not categories:
+            continue
+        version = registry.at(recipient_id, erased) or registry.latest(recipient_id)
+        if version is not None and version.kind is RecipientKind.OTHER_USERS:
+            continue
+        sent = state.notices.get(recipient_id)
+        if sent is not None and sent[0] == categories:
+            continue
+        revision = 0 if sent is None else sent[1] + 1
+        state.notices[recipient_id] = (categories, revision)
+        out.append(
+            {
+                "notice_id": f"{state.erasure_request_id}:{recipient_id}",
+                "subject_id": state.subject_id,
+                "recipient_id": recipient_id,
+                "categories": sorted(categories - financial),
+                "retained_categories": sorted(categories & financial),
+                "request_id": state.erasure_request_id,
+                "requested_at": state.erasure_requested_at or erased,
+                "fulfilled_at": erased,
+                "revision": revision,
+            }
+        )
+    return out
+
+
+def access_export(
+    state: SubjectState, registry: RecipientRegistry, schedule: RetentionSchedule, *, as_of: datetime
+) -> dict[str, Any]:
+    """Everything known about the subject [8.1; GDPR Art. 15, 20]: consent history with evidence, recipients, countries, retention."""
+    consents = {
+        purpose: [
+            {
+                "event_id": f.event_id,
+                "occurred_at": f.occurred_at,
+                "action": f.action,
+                "channel": f.channel,
+                "policy_version": f.policy_version,
+                "source_service": f.source_service,
+                "notice_id": f.notice_id,
+            }
+            for f in facts
+        ]
+        for purpose, facts in sorted(state.consents.items())
+    }
+    recipients = []
+    for recipient_id, received in sorted(state.received.items()):
+        version = registry.latest(recipient_id)
+        recipients.append(
+            {
+                "recipient_id": recipient_id,
+                "name": version.name if version else None,
+                "kind": version.kind.value if version else None,
+                "country": version.country if version else None,
+                "transfer_mechanism": version.mechanism_at(received.last_sent).value if version and received.last_sent else None,
+                "categories": sorted(received.first_sent),
+                "purposes": sorted(received.purposes),
+                "first_sent": min(received.first_sent.values()),
+                "last_sent": received.last_sent,
+            }
+        )
+    archive = schedule.archive_date(state)
+    return {
+        "subject_id": state.subject_id,
+        "as_of": as_of,
+        "account_kind": state.account_kind,
+        "categories_held": sorted(state.held),
+        "consents": consents,
+        "recipients": recipients,
+        "countries": {
+            "stored": sorted(schedule.policy.storage_countries),
+            "sent": sorted({r["country"] for r in recipients if r["country"]}),
+        },
+        "retention": {
+            "archive_at": archive.at if archive else None,
+            "section": archive.section if archive else None,
+            "planned": schedule.planned(state),
+        },
+        "requests": [dict(request, request_id=request_id) for request_id, request in sorted(state.requests.items())],
+        "erasure_fulfilled_at": state.erasure_fulfilled_at,
+    }
