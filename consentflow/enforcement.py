@@ -15,14 +15,12 @@ lists come from the policy file. Two kinds of checks:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from consentflow.ledger import fact_at, micros
 from consentflow.policy import Policy
 from consentflow.recipients import RecipientVersion
-from consentflow.state import Activity, SubjectState
+from consentflow.state import Processing, SubjectState
 from consentflow.vocabulary import (
     RULE_SECTIONS,
     ConsentAction,
@@ -45,20 +43,11 @@ _CONSENT_RULE: dict[str, Rule] = {
     Purpose.COOKIES_SOCIAL_MEDIA.value: Rule.COOKIE_WITHOUT_CONSENT,
 }
 _USERS = frozenset({RecipientKind.OTHER_USERS, RecipientKind.CORPORATE_CUSTOMER})
-
-
-@dataclass(frozen=True, slots=True)
-class Processing:
-    """A processing of one subject's data: a message through a processor, a cookie, a disclosure."""
-
-    subject_id: str
-    event_id: str
-    occurred_at: datetime
-    source_kind: str  # "message", "cookie" or "disclosure"
-    recipient_id: str | None
-    purpose: str
-    legal_basis: str
-    categories: tuple[str, ...]
+_NONE = TransferMechanism.NONE
+_IDENTITY_DOCUMENTS = DataCategory.IDENTITY_DOCUMENTS.value
+_LEGAL_OBLIGATION = LegalBasis.LEGAL_OBLIGATION.value
+_LEGAL_PURPOSE = Purpose.LEGAL_OBLIGATION_COMPLIANCE.value
+_GRANTED = ConsentAction.GRANTED.value
 
 
 def violation_id(rule: Rule | str, event_id: str) -> str:
@@ -101,9 +90,12 @@ class PolicyEnforcement:
         self._id_doc_purposes = frozenset(p.value for p in policy.identity_documents_allowed_purposes)
         self._consent_required = frozenset(p.value for p in policy.consent_required)
         self._gated = {c.value: p.value for c, p in policy.consent_gated_categories.items()}
+        self._needs_cache: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, str], ...]] = {}
 
-    def static_violations(self, p: Processing, recipient: RecipientVersion | None) -> list[dict[str, Any]]:
-        """Violations decided by the processing and the registry as of its time."""
+    def static_violations(
+        self, p: Processing, recipient: RecipientVersion | None, mechanism: TransferMechanism
+    ) -> list[dict[str, Any]]:
+        """Violations decided by the processing, the registry as of its time and the ``mechanism`` then in force."""
         found: list[dict[str, Any]] = []
         evidence = [p.event_id]
         if p.recipient_id is not None:
@@ -119,8 +111,7 @@ class PolicyEnforcement:
                 )
             else:
                 evidence = [p.event_id, recipient.event_id]
-                mechanism = recipient.mechanism_at(p.occurred_at)
-                if mechanism is TransferMechanism.NONE:
+                if mechanism is _NONE:
                     # [7]: transfers outside the EU are framed by standard contractual clauses (or another Chapter V mechanism).
                     windows = (
                         "; ".join(
@@ -160,13 +151,20 @@ class PolicyEnforcement:
                                 f"{', '.join(extra)} shown to {recipient.kind} {p.recipient_id}; only {', '.join(sorted(self._visible))} may be",
                             )
                         )
-        if DataCategory.IDENTITY_DOCUMENTS.value in p.categories and p.purpose not in self._id_doc_purposes:
+        if _IDENTITY_DOCUMENTS in p.categories and p.purpose not in self._id_doc_purposes:
             # [2.1.9, 3.10]: identity documents only prove identity in litigation, complaints or legal requests.
             found.append(violation(Rule.IDENTITY_DOCUMENT_MISUSE, p, [p.event_id], f"identity documents used for {p.purpose}"))
         return found
 
     def consent_needs(self, p: Processing) -> tuple[tuple[str, str], ...]:
         """The (rule, consent purpose) pairs whose consent must be in force at the processing's time."""
+        key = (p.purpose, p.categories)
+        cached = self._needs_cache.get(key)
+        if cached is None:
+            cached = self._needs_cache[key] = self._consent_needs(p)
+        return cached
+
+    def _consent_needs(self, p: Processing) -> tuple[tuple[str, str], ...]:
         needs: list[tuple[str, str]] = []
         rule = _CONSENT_RULE.get(p.purpose)
         if rule is not None and p.purpose in self._consent_required:
@@ -182,15 +180,15 @@ class PolicyEnforcement:
 
     def exempt_after_erasure(self, p: Processing) -> bool:
         """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
-        return p.legal_basis == LegalBasis.LEGAL_OBLIGATION.value or p.purpose == Purpose.LEGAL_OBLIGATION_COMPLIANCE.value
+        return p.legal_basis == _LEGAL_OBLIGATION or p.purpose == _LEGAL_PURPOSE
 
-    def dependent_verdicts(self, state: SubjectState, activity: Activity) -> dict[str, tuple[Rule, list[str], str]]:
+    def dependent_verdicts(self, state: SubjectState, activity: Processing) -> dict[str, tuple[Rule, list[str], str]]:
         """Consent- and erasure-dependent violations of ``activity`` given everything known now, by violation id."""
         verdicts: dict[str, tuple[Rule, list[str], str]] = {}
         t = activity.occurred_at
-        for rule_value, purpose in activity.needs:
+        for rule_value, purpose in self.consent_needs(activity):
             fact = fact_at(state, purpose, t)
-            if fact is None or fact.action != ConsentAction.GRANTED.value:
+            if fact is None or fact.action != _GRANTED:
                 rule = Rule(rule_value)
                 if fact is None:
                     verdicts[violation_id(rule, activity.event_id)] = (
@@ -205,7 +203,7 @@ class PolicyEnforcement:
                         f"consent for {purpose} {fact.action} at {fact.occurred_at.isoformat()} via {fact.channel}, still in force at {t.isoformat()}",
                     )
         erased = state.erasure_fulfilled_at
-        if erased is not None and not activity.exempt_after_erasure and micros(t) > micros(erased):
+        if erased is not None and micros(t) > micros(erased) and not self.exempt_after_erasure(activity):
             rule = Rule.PROCESSING_AFTER_ERASURE
             evidence = [activity.event_id] + ([state.erasure_event_id] if state.erasure_event_id else [])
             verdicts[violation_id(rule, activity.event_id)] = (

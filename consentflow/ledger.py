@@ -20,12 +20,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from consentflow.state import GENESIS_HASH, ConsentFact, SubjectState
 from consentflow.vocabulary import ConsentAction, ConsentState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # built once: dumps() builds one per call
+_TIME = itemgetter(0)  # ConsentFact.occurred_at
+_TIME_AND_ID = itemgetter(0, 1)  # (occurred_at, event_id)
 #: Fields of a LedgerEntry covered by its hash, in this order (source excluded).
 HASHED_FIELDS = (
     "subject_id",
@@ -56,7 +60,7 @@ def micros(t: datetime) -> int:
 def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
     """The bytes an entry's hash covers: a compact JSON array of ``HASHED_FIELDS``, times in microseconds."""
     values = [micros(entry[f]) if f == "occurred_at" else entry[f] for f in HASHED_FIELDS]
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return _CANONICAL_JSON.encode(values).encode("ascii")
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -99,7 +103,7 @@ def record_fact(state: SubjectState, record: Mapping[str, Any]) -> ConsentFact:
     )
     timeline = state.consents.setdefault(record["purpose"], [])
     # Ties in event time are broken by event id, so every arrival order gives one timeline.
-    bisect.insort(timeline, fact, key=lambda f: (f.occurred_at, f.event_id))
+    bisect.insort(timeline, fact, key=_TIME_AND_ID)
     return fact
 
 
@@ -108,7 +112,7 @@ def fact_at(state: SubjectState, purpose: str, t: datetime) -> ConsentFact | Non
     timeline = state.consents.get(purpose)
     if not timeline:
         return None
-    index = bisect.bisect_right(timeline, t, key=lambda f: f.occurred_at) - 1
+    index = bisect.bisect_right(timeline, t, key=_TIME) - 1
     return timeline[index] if index >= 0 else None
 
 

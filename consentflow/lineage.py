@@ -18,25 +18,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentflow.enforcement import Processing
 from consentflow.geography import in_eea
 from consentflow.recipients import RecipientVersion
+from consentflow.state import Processing
 from consentflow.vocabulary import RecipientKind, TransferMechanism
 
 
-def lineage_edge(p: Processing, recipient: RecipientVersion | None, source: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``LineageEdge`` record of processing ``p`` (which names a recipient)."""
-    assert p.recipient_id is not None
+def lineage_edge(
+    p: Processing, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The ``LineageEdge`` record of processing ``p`` (which names a recipient), sent under ``mechanism``."""
     return {
         "edge_id": p.event_id,
         "subject_id": p.subject_id,
         "recipient_id": p.recipient_id,
-        "recipient_kind": recipient.kind.value if recipient else RecipientKind.UNKNOWN.value,
+        # Enum members are str: stored as they are, they encode and compare as their values.
+        "recipient_kind": recipient.kind if recipient else RecipientKind.UNKNOWN,
         "categories": list(p.categories),
         "purpose": p.purpose,
         "legal_basis": p.legal_basis,
         "country": recipient.country if recipient else "",
-        "transfer_mechanism": recipient.mechanism_at(p.occurred_at).value if recipient else TransferMechanism.UNKNOWN.value,
+        "transfer_mechanism": mechanism,
         "occurred_at": p.occurred_at,
         "source_event_id": p.event_id,
         "source_kind": p.source_kind,

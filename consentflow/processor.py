@@ -12,57 +12,90 @@ deterministic so a redelivered output overwrites itself in the sink.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from consentflow import ledger
-from consentflow.enforcement import PolicyEnforcement, Processing, violation, violation_id
+from consentflow.enforcement import PolicyEnforcement, violation, violation_id
 from consentflow.lineage import lineage_edge
 from consentflow.policy import Policy, load_policy
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.retention import RetentionSchedule
 from consentflow.rights import access_export, erasure_notices
-from consentflow.state import Activity, MemoryStore, Received, SubjectState, SubjectStore
-from consentflow.vocabulary import ProfileAction, RequestStatus, Right, Rule
+from consentflow.state import MemoryStore, Processing, Received, SubjectState, SubjectStore
+from consentflow.vocabulary import ProfileAction, Purpose, RequestStatus, Right, Rule, TransferMechanism
 
 Record = dict[str, Any]
 
 
-@dataclass
 class Changes:
-    """What one event (or one clock tick) changed: records for each output topic."""
+    """What one event (or one clock tick) changed: output records in the order they were made.
 
-    ledger: list[Record] = field(default_factory=list)
-    lineage: list[Record] = field(default_factory=list)
-    violations: list[Record] = field(default_factory=list)
-    retention: list[Record] = field(default_factory=list)
-    erasure_notices: list[Record] = field(default_factory=list)
+    Each item is ``(output topic short name, record)``; the per-topic views
+    (``ledger``, ``lineage``...) are for readers that want one kind.
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, Record]] = []
+
+    def add(self, topic: str, record: Record) -> None:
+        """Append one output record for ``topic``."""
+        self.records.append((topic, record))
+
+    def add_all(self, topic: str, records: list[Record]) -> None:
+        """Append output records for ``topic``."""
+        self.records.extend((topic, r) for r in records)
 
     def extend(self, other: Changes) -> None:
         """Append ``other``'s records to these."""
-        self.ledger.extend(other.ledger)
-        self.lineage.extend(other.lineage)
-        self.violations.extend(other.violations)
-        self.retention.extend(other.retention)
-        self.erasure_notices.extend(other.erasure_notices)
+        self.records.extend(other.records)
 
-    def by_topic(self) -> dict[str, list[Record]]:
-        """Records keyed by output topic short name."""
-        return {
-            "ledger": self.ledger,
-            "lineage": self.lineage,
-            "violations": self.violations,
-            "retention": self.retention,
-            "erasure-notices": self.erasure_notices,
-        }
+    def of(self, topic: str) -> list[Record]:
+        """The records for one output topic."""
+        return [r for t, r in self.records if t == topic]
+
+    @property
+    def ledger(self) -> list[Record]:
+        """Ledger entries."""
+        return self.of(LEDGER)
+
+    @property
+    def lineage(self) -> list[Record]:
+        """Lineage edges."""
+        return self.of(LINEAGE)
+
+    @property
+    def violations(self) -> list[Record]:
+        """Violations and their retractions."""
+        return self.of(VIOLATIONS)
+
+    @property
+    def retention(self) -> list[Record]:
+        """Retention actions."""
+        return self.of(RETENTION)
+
+    @property
+    def erasure_notices(self) -> list[Record]:
+        """Erasure notices."""
+        return self.of(ERASURE_NOTICES)
 
     def __bool__(self) -> bool:
-        return bool(self.ledger or self.lineage or self.violations or self.retention or self.erasure_notices)
+        return bool(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
 
 
-_EMPTY = Changes()
+_UNKNOWN_MECHANISM = TransferMechanism.UNKNOWN
+_AFTER_ERASURE = Rule.PROCESSING_AFTER_ERASURE.value
+_TIME = itemgetter(0)  # Processing.occurred_at
+_TIME_AND_ID = itemgetter(0, 1)
+LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES = "ledger", "lineage", "violations", "retention", "erasure-notices"
 _LIFECYCLE_USE = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
 _NEGATIVE = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
 _SUSPENSION = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
@@ -85,6 +118,7 @@ class Processor:
         self.schedule = schedule or RetentionSchedule(self.policy)
         self._financial = frozenset(c.value for c in self.policy.financial_categories)
         self._cookie_purpose = {c.value: p.value for c, p in self.policy.cookie_purpose.items()}
+        self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
         self._handlers = {
             "consent": self._consent,
             "message": self._message,
@@ -100,7 +134,7 @@ class Processor:
         """Apply one decoded input event of ``topic`` (short name); ``source`` is its Kafka coordinates, if any."""
         if topic == "recipients":
             self.registry.add(RecipientVersion.from_record(dict(record)))
-            return _EMPTY
+            return Changes()
         handler = self._handlers.get(topic)
         if handler is None:
             raise ValueError(f"no processor for topic {topic!r}")
@@ -109,7 +143,7 @@ class Processor:
         if state is None:
             state = SubjectState(subject_id)
         elif record["event_id"] in state.seen:
-            return _EMPTY  # a duplicate changes nothing
+            return Changes()  # a duplicate changes nothing
         state.seen.add(record["event_id"])
         changes = handler(state, record, source)
         self.store.put(state)
@@ -121,7 +155,7 @@ class Processor:
         for state in self.store.states():
             due = self.schedule.due(state, now)
             if due:
-                changes.retention.extend(due)
+                changes.add_all(RETENTION, due)
                 self.store.put(state)
         return changes
 
@@ -139,12 +173,15 @@ class Processor:
     def _consent(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         changes = Changes()
         fact = ledger.record_fact(state, record)
-        changes.ledger.append(ledger.append_entry(state, record, source))
+        changes.add(LEDGER, ledger.append_entry(state, record, source))
         state.revision += 1
         # A fact older than processings already seen may change their verdict: re-evaluate those [6].
         purpose = record["purpose"]
-        for activity in state.activities:
-            if activity.occurred_at >= fact.occurred_at and any(p == purpose for _, p in activity.needs):
+        activities = state.activities
+        needs = self.enforcement.consent_needs
+        for index in range(bisect.bisect_left(activities, fact.occurred_at, key=_TIME), len(activities)):
+            activity = activities[index]
+            if any(p == purpose for _, p in needs(activity)):
                 self._reevaluate(state, activity, changes)
         return changes
 
@@ -153,13 +190,13 @@ class Processor:
     def _message(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         purpose = record["purpose"]
         processing = Processing(
-            state.subject_id,
-            record["event_id"],
             record["occurred_at"],
+            record["event_id"],
+            state.subject_id,
             "message",
             record.get("processor_id"),
             purpose,
-            self.policy.basis_of(purpose).value,
+            self._basis.get(purpose, "unknown"),
             tuple(record["categories"]),
         )
         return self._processing(state, processing, source)
@@ -167,22 +204,22 @@ class Processor:
     def _cookie(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         purpose = self._cookie_purpose.get(record["cookie_category"], "unknown")
         processing = Processing(
-            state.subject_id,
-            record["event_id"],
             record["occurred_at"],
+            record["event_id"],
+            state.subject_id,
             "cookie",
             record["vendor_id"],
             purpose,
-            self.policy.basis_of(purpose).value,
+            self._basis.get(purpose, "unknown"),
             tuple(record["categories"]),
         )
         return self._processing(state, processing, source)
 
     def _disclosure(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         processing = Processing(
-            state.subject_id,
-            record["event_id"],
             record["occurred_at"],
+            record["event_id"],
+            state.subject_id,
             "disclosure",
             record["recipient_id"],
             record["purpose"],
@@ -193,52 +230,57 @@ class Processor:
 
     def _processing(self, state: SubjectState, p: Processing, source: Mapping[str, Any] | None) -> Changes:
         changes = Changes()
-        state.held.update(p.categories)
-        if self._financial.intersection(p.categories) and (state.last_financial is None or p.occurred_at > state.last_financial):
-            state.last_financial = p.occurred_at
+        t = p.occurred_at
+        categories = p.categories
+        state.held.update(categories)
+        if not self._financial.isdisjoint(categories) and (state.last_financial is None or t > state.last_financial):
+            state.last_financial = t
             state.basis_events["financial"] = p.event_id
         recipient = None
-        if p.recipient_id is not None:
-            recipient = self.registry.at(p.recipient_id, p.occurred_at)
-            changes.lineage.append(lineage_edge(p, recipient, source))
-            received = state.received.get(p.recipient_id)
+        mechanism = _UNKNOWN_MECHANISM
+        recipient_id = p.recipient_id
+        if recipient_id is not None:
+            recipient = self.registry.at(recipient_id, t)
+            mechanism = recipient.mechanism_at(t) if recipient is not None else _UNKNOWN_MECHANISM
+            changes.add(LINEAGE, lineage_edge(p, recipient, mechanism, source))
+            received = state.received.get(recipient_id)
             if received is None:
-                received = state.received[p.recipient_id] = Received()
-            for category in p.categories:
-                first = received.first_sent.get(category)
-                if first is None or p.occurred_at < first:
-                    received.first_sent[category] = p.occurred_at
+                received = state.received[recipient_id] = Received()
+            first_sent = received.first_sent
+            for category in categories:
+                first = first_sent.get(category)
+                if first is None or t < first:
+                    first_sent[category] = t
             received.purposes.add(p.purpose)
-            if received.last_sent is None or p.occurred_at > received.last_sent:
-                received.last_sent = p.occurred_at
-        changes.violations.extend(self.enforcement.static_violations(p, recipient))
-        activity = Activity(
-            p.occurred_at,
-            p.event_id,
-            self.enforcement.consent_needs(p),
-            self.enforcement.exempt_after_erasure(p),
-            p.recipient_id,
-            p.purpose,
-            p.categories,
-        )
-        state.activities.append(activity)
-        self._reevaluate(state, activity, changes)
-        if state.erasure_fulfilled_at is not None and p.recipient_id is not None and p.occurred_at <= state.erasure_fulfilled_at:
+            if received.last_sent is None or t > received.last_sent:
+                received.last_sent = t
+        static = self.enforcement.static_violations(p, recipient, mechanism)
+        if static:
+            changes.add_all(VIOLATIONS, static)
+        activities = state.activities
+        if activities and (activities[-1].occurred_at, activities[-1].event_id) > (t, p.event_id):
+            bisect.insort(activities, p, key=_TIME_AND_ID)  # arrived late: keep event-time order
+        else:
+            activities.append(p)
+        erased = state.erasure_fulfilled_at
+        if erased is not None or self.enforcement.consent_needs(p):
+            self._reevaluate(state, p, changes)
+        if erased is not None and recipient_id is not None and t <= erased:
             # A disclosure from before the erasure arrived late: the recipient's notice widens [GDPR Art. 19].
-            changes.erasure_notices.extend(erasure_notices(state, self.registry, self.policy))
+            changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
         return changes
 
-    def _reevaluate(self, state: SubjectState, activity: Activity, changes: Changes) -> None:
+    def _reevaluate(self, state: SubjectState, activity: Processing, changes: Changes) -> None:
         """Bring the consent- and erasure-dependent verdicts of ``activity`` up to date, emitting what changed.
 
         A verdict is re-emitted whenever it or its evidence changes, each time with
         the subject's current revision, so the highest revision of a violation id
         is the verdict on everything known, whatever order the facts arrived in.
         """
-        if not activity.needs and state.erasure_fulfilled_at is None:
-            return
         verdicts = self.enforcement.dependent_verdicts(state, activity)
-        rules = [rule for rule, _ in activity.needs] + [Rule.PROCESSING_AFTER_ERASURE.value]
+        if not verdicts and not state.active_violations:
+            return  # the common case: consent in force, nothing to clear
+        rules = [rule for rule, _ in self.enforcement.consent_needs(activity)] + [_AFTER_ERASURE]
         for rule_value in rules:
             vid = violation_id(rule_value, activity.event_id)
             verdict = verdicts.get(vid)
@@ -247,21 +289,20 @@ class Processor:
                 rule, evidence, detail = verdict
                 if before != tuple(evidence):
                     state.active_violations[vid] = tuple(evidence)
-                    changes.violations.append(
-                        violation(rule, _processing_of(state, activity), evidence, detail, revision=state.revision)
-                    )
+                    changes.add(VIOLATIONS, violation(rule, activity, evidence, detail, revision=state.revision))
             elif before is not None:
                 del state.active_violations[vid]
                 detail = "cleared: a fact that arrived late shows the processing was allowed"
-                changes.violations.append(
+                changes.add(
+                    VIOLATIONS,
                     violation(
                         Rule(rule_value),
-                        _processing_of(state, activity),
+                        activity,
                         list(before),
                         detail,
                         active=False,
                         revision=state.revision,
-                    )
+                    ),
                 )
 
     # -- account lifecycle and rights -------------------------------------------------
@@ -285,7 +326,7 @@ class Processor:
         elif action == ProfileAction.REINSTATED.value and state.suspended_at is not None and t > state.suspended_at:
             state.suspended_at = None
             state.basis_events.pop("suspended", None)
-        return _EMPTY
+        return Changes()
 
     def _rights(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         request_id = record["request_id"]
@@ -294,34 +335,21 @@ class Processor:
         request = state.requests.setdefault(request_id, {"right": record["right"]})
         request[status] = t
         if record["right"] != Right.ERASURE.value:
-            return _EMPTY
+            return Changes()
         if status == RequestStatus.REQUESTED.value:
             if state.erasure_requested_at is None or t < state.erasure_requested_at:
                 state.erasure_request_id, state.erasure_requested_at = request_id, t
-            return _EMPTY
+            return Changes()
         if status != RequestStatus.FULFILLED.value or (
             state.erasure_fulfilled_at is not None and t >= state.erasure_fulfilled_at
         ):
-            return _EMPTY
+            return Changes()
         changes = Changes()
         state.erasure_fulfilled_at, state.erasure_event_id = t, record["event_id"]
         state.erasure_request_id = request_id
         state.revision += 1
-        for activity in state.activities:
-            if activity.occurred_at > t:
-                self._reevaluate(state, activity, changes)
-        changes.erasure_notices.extend(erasure_notices(state, self.registry, self.policy))
+        activities = state.activities
+        for index in range(bisect.bisect_right(activities, t, key=_TIME), len(activities)):
+            self._reevaluate(state, activities[index], changes)
+        changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
         return changes
-
-
-def _processing_of(state: SubjectState, activity: Activity) -> Processing:
-    return Processing(
-        state.subject_id,
-        activity.event_id,
-        activity.occurred_at,
-        "",
-        activity.recipient_id,
-        activity.purpose,
-        "",
-        activity.categories,
-    )

@@ -21,6 +21,8 @@ from consentflow.vocabulary import Purpose, RecipientKind, TransferMechanism
 FRAMING_MECHANISMS = frozenset(
     {TransferMechanism.ADEQUACY, TransferMechanism.SCC, TransferMechanism.BCR, TransferMechanism.DEROGATION}
 )
+_WITHIN_EEA = TransferMechanism.WITHIN_EEA
+_NONE = TransferMechanism.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +52,16 @@ class RecipientVersion:
     since: datetime
     event_id: str
 
-    @property
-    def outside_eea(self) -> bool:
-        """Whether data sent to this recipient leaves the EU/EEA [7]."""
-        return not in_eea(self.country)
+    outside_eea: bool  # whether data sent to this recipient leaves the EU/EEA [7]
 
     def mechanism_at(self, t: datetime) -> TransferMechanism:
         """The mechanism framing a transfer at ``t``: ``WITHIN_EEA`` inside, ``NONE`` when nothing holds [7]."""
         if not self.outside_eea:
-            return TransferMechanism.WITHIN_EEA
+            return _WITHIN_EEA
         for window in self.mechanisms:
             if window.mechanism in FRAMING_MECHANISMS and window.holds_at(t):
                 return window.mechanism
-        return TransferMechanism.NONE
+        return _NONE
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RecipientVersion:
@@ -80,6 +79,7 @@ class RecipientVersion:
             active=record["active"],
             since=record["occurred_at"],
             event_id=record["event_id"],
+            outside_eea=not in_eea(record["country"]),
         )
 
 
@@ -107,6 +107,9 @@ class RecipientRegistry:
         starts = self._starts.get(recipient_id)
         if not starts:
             return None
+        if len(starts) == 1:  # the common case: one version
+            only = self._versions[recipient_id][0]
+            return only if only.active and only.since <= t else None
         # Versions in force from the same instant are ordered by event id, so the choice is deterministic.
         index = bisect.bisect_right(starts, (t, "\uffff")) - 1
         if index < 0:

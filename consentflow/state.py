@@ -28,15 +28,20 @@ class ConsentFact(NamedTuple):
     notice_id: str | None
 
 
-class Activity(NamedTuple):
-    """A processing of the subject's data whose verdict can change when older facts arrive late."""
+class Processing(NamedTuple):
+    """A processing of one subject's data: a message, a cookie set or read, a disclosure.
+
+    Kept in the subject's state because its consent- and erasure-dependent
+    verdicts can change when an older fact arrives late.
+    """
 
     occurred_at: datetime
     event_id: str
-    needs: tuple[tuple[str, str], ...]  # (rule, consent purpose) pairs this processing depends on
-    exempt_after_erasure: bool  # legal retention [2.3.2, 4.4.4]: allowed after erasure
+    subject_id: str
+    source_kind: str  # "message", "cookie" or "disclosure"
     recipient_id: str | None
     purpose: str
+    legal_basis: str
     categories: tuple[str, ...]
 
 
@@ -61,7 +66,7 @@ class SubjectState:
     ledger_head: str = GENESIS_HASH
     revision: int = 0  # counts consent and erasure facts: orders re-evaluations of a violation
     # Lineage and enforcement.
-    activities: list[Activity] = field(default_factory=list)
+    activities: list[Processing] = field(default_factory=list)  # in (occurred_at, event_id) order
     received: dict[str, Received] = field(default_factory=dict)
     active_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)  # consent/erasure-dependent: id -> evidence
     # Account lifecycle for retention [2.3].
