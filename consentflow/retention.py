@@ -81,9 +81,14 @@ class RetentionSchedule:
         actions: list[dict[str, Any]] = []
         archive = self.archive_date(s)
         held = s.held
-        financial = sorted(held & self._financial_categories)
+        # Only data tied to a transaction is kept for the accounting period [2.3.2];
+        # banking details never used for a payment are archived with the rest.
+        kept = self._financial_categories if s.last_financial is not None else frozenset()
+        financial = sorted(held & kept)
         anonymised = sorted(held & self._anonymised)
-        archived = sorted(held - self._financial_categories - self._anonymised)
+        archived = sorted(held - kept - self._anonymised)
+        # [2.3.2] financial data follows the legal period from the last transaction, whenever it ends.
+        end = s.last_financial + self.financial if financial and s.last_financial is not None else None
         if archive is not None:
             at, basis = archive.at, archive.basis
             if archived:
@@ -91,14 +96,12 @@ class RetentionSchedule:
             if anonymised:
                 reason = "user content anonymised, not deleted"
                 actions.append(self._action(s, RetentionActionKind.ANONYMISE, anonymised, at, "2.3.2", reason, basis))
-            if financial:
+            if financial and (end is None or end > at):
                 reason = "kept for the legal accounting period"
                 actions.append(self._action(s, RetentionActionKind.KEEP_FOR_LEGAL_PERIOD, financial, at, "2.3.2", reason, basis))
-        if financial and s.last_financial is not None:
-            end = s.last_financial + self.financial
-            if archive is None or end > archive.at:
-                reason = "end of the legal accounting period"
-                actions.append(self._action(s, RetentionActionKind.DELETE, financial, end, "2.3.2", reason, "financial"))
+        if end is not None:
+            reason = "end of the legal accounting period"
+            actions.append(self._action(s, RetentionActionKind.DELETE, financial, end, "2.3.2", reason, "financial"))
         return sorted(actions, key=lambda a: (a["due_at"], a["action"]))
 
     def due(self, s: SubjectState, now: datetime) -> list[dict[str, Any]]:

@@ -78,13 +78,15 @@ def access_export(
     recipients = []
     for recipient_id, received in sorted(state.received.items()):
         version = registry.latest(recipient_id)
+        # Where the data went and what framed it: the registry as of the last transfer, as in the lineage graph [7].
+        then = (registry.at(recipient_id, received.last_sent) if received.last_sent else None) or version
         recipients.append(
             {
                 "recipient_id": recipient_id,
                 "name": version.name if version else None,
                 "kind": version.kind.value if version else None,
-                "country": version.country if version else None,
-                "transfer_mechanism": version.mechanism_at(received.last_sent).value if version and received.last_sent else None,
+                "country": then.country if then else None,
+                "transfer_mechanism": then.mechanism_at(received.last_sent).value if then and received.last_sent else None,
                 "categories": sorted(received.first_sent),
                 "purposes": sorted(received.purposes),
                 "first_sent": min(received.first_sent.values()),

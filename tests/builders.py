@@ -225,7 +225,7 @@ def disclose(
         legal_basis=basis,
         source_service="matching",
         occurred_at=when,
-        event_id=eid(subject, "disclosure", name or f"{recipient_id}-{when.isoformat()}"),
+        event_id=eid(subject, "disclosure", name or f"{recipient_id}-{purpose}-{','.join(categories)}-{when.isoformat()}"),
     )
 
 

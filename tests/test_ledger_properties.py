@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +60,11 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # ------------------------------------------------------------------------------- strategies
 
 
+def not_in(taken: frozenset[int]) -> Callable[[int], bool]:
+    """A filter rejecting the values already taken."""
+    return lambda value: value not in taken
+
+
 @st.composite
 def consent_events(draw: st.DrawFn, *, max_size: int, minutes: int, distinct_times: bool, tag: str = "c") -> list[Event]:
     """Consent events for a few subjects and purposes, at random instants (ties when ``distinct_times`` is False)."""
@@ -73,10 +78,10 @@ def consent_events(draw: st.DrawFn, *, max_size: int, minutes: int, distinct_tim
         if distinct_times:
             # Unique instants per (subject, purpose): then "the latest decision" is unambiguous.
             taken = {o for s, p, o in used if (s, p) == (subject, purpose.value)}
-            offset = draw(st.integers(0, span).filter(lambda o, taken=frozenset(taken): o not in taken))
+            offset = draw(st.integers(0, span).filter(not_in(frozenset(taken))))
             used.add((subject, purpose.value, offset))
         else:
-            offset = draw(st.one_of(st.sampled_from((0, 60_000_000, 120_000_000)), st.integers(0, span)))  # ties are likely
+            offset = draw(st.integers(0, minutes)) * 60_000_000  # whole minutes: ties in event time are likely
         out.append(
             events.consent_event(
                 subject,
