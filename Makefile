@@ -45,6 +45,7 @@ kafka-stop:
 
 bench: $(STAMP)
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/processors.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -38,8 +38,20 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "events.avro"
-        cmd = [sys.executable, "-m", "consentflow.cli", "generate", "--subjects", str(args.subjects), "--days", str(args.days),
-               "--seed", str(args.seed), "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "consentflow.cli",
+            "generate",
+            "--subjects",
+            str(args.subjects),
+            "--days",
+            str(args.days),
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(out),
+        ]
         began = time.perf_counter()
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         elapsed = time.perf_counter() - began

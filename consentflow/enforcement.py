@@ -97,7 +97,6 @@ class PolicyEnforcement:
     ) -> list[dict[str, Any]]:
         """Violations decided by the processing, the registry as of its time and the ``mechanism`` then in force."""
         found: list[dict[str, Any]] = []
-        evidence = [p.event_id]
         if p.recipient_id is not None:
             if recipient is None:
                 # [4.3, 4.4]: data is shared only with the recipients the policy names; the registry lists them.
@@ -105,12 +104,12 @@ class PolicyEnforcement:
                     violation(
                         Rule.UNREGISTERED_RECIPIENT,
                         p,
-                        evidence,
+                        [p.event_id],
                         f"recipient {p.recipient_id} is not in the registry at {p.occurred_at.isoformat()}",
                     )
                 )
             else:
-                evidence = [p.event_id, recipient.event_id]
+                evidence = [p.event_id, recipient.event_id]  # the registry entry in force is evidence too
                 if mechanism is _NONE:
                     # [7]: transfers outside the EU are framed by standard contractual clauses (or another Chapter V mechanism).
                     windows = (

@@ -59,7 +59,19 @@ def micros(t: datetime) -> int:
 
 def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
     """The bytes an entry's hash covers: a compact JSON array of ``HASHED_FIELDS``, times in microseconds."""
-    values = [micros(entry[f]) if f == "occurred_at" else entry[f] for f in HASHED_FIELDS]
+    values = (
+        entry["subject_id"],
+        entry["sequence"],
+        entry["event_id"],
+        micros(entry["occurred_at"]),
+        entry["purpose"],
+        entry["action"],
+        entry["channel"],
+        entry["policy_version"],
+        entry["source_service"],
+        entry["notice_id"],
+        entry["previous_hash"],
+    )  # HASHED_FIELDS, in order, spelled out: this runs once per consent event
     return _CANONICAL_JSON.encode(values).encode("ascii")
 
 

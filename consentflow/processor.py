@@ -25,7 +25,7 @@ from consentflow.policy import Policy, load_policy
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.retention import RetentionSchedule
 from consentflow.rights import access_export, erasure_notices
-from consentflow.state import MemoryStore, Processing, Received, SubjectState, SubjectStore
+from consentflow.state import MemoryStore, Processing, SubjectState, SubjectStore
 from consentflow.vocabulary import ProfileAction, Purpose, RequestStatus, Right, Rule, TransferMechanism
 
 Record = dict[str, Any]
@@ -112,11 +112,11 @@ class Processor:
         schedule: RetentionSchedule | None = None,
     ) -> None:
         self.store: SubjectStore = store if store is not None else MemoryStore()
+        self._get, self._put = self.store.get, self.store.put  # bound once: called for every event
         self.registry = registry if registry is not None else RecipientRegistry()
         self.policy = policy or load_policy()
         self.enforcement = PolicyEnforcement(self.policy)
         self.schedule = schedule or RetentionSchedule(self.policy)
-        self._financial = frozenset(c.value for c in self.policy.financial_categories)
         self._cookie_purpose = {c.value: p.value for c, p in self.policy.cookie_purpose.items()}
         self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
         self._handlers = {
@@ -139,14 +139,14 @@ class Processor:
         if handler is None:
             raise ValueError(f"no processor for topic {topic!r}")
         subject_id = record["subject_id"]
-        state = self.store.get(subject_id)
+        state = self._get(subject_id)
         if state is None:
             state = SubjectState(subject_id)
         elif record["event_id"] in state.seen:
             return Changes()  # a duplicate changes nothing
         state.seen.add(record["event_id"])
         changes = handler(state, record, source)
-        self.store.put(state)
+        self._put(state)
         return changes
 
     def tick(self, now: datetime) -> Changes:
@@ -231,34 +231,20 @@ class Processor:
     def _processing(self, state: SubjectState, p: Processing, source: Mapping[str, Any] | None) -> Changes:
         changes = Changes()
         t = p.occurred_at
-        categories = p.categories
-        state.held.update(categories)
-        if not self._financial.isdisjoint(categories) and (state.last_financial is None or t > state.last_financial):
-            state.last_financial = t
-            state.basis_events["financial"] = p.event_id
         recipient = None
         mechanism = _UNKNOWN_MECHANISM
         recipient_id = p.recipient_id
         if recipient_id is not None:
             recipient = self.registry.at(recipient_id, t)
-            mechanism = recipient.mechanism_at(t) if recipient is not None else _UNKNOWN_MECHANISM
+            if recipient is not None:
+                mechanism = recipient.mechanism_at(t)
             changes.add(LINEAGE, lineage_edge(p, recipient, mechanism, source))
-            received = state.received.get(recipient_id)
-            if received is None:
-                received = state.received[recipient_id] = Received()
-            first_sent = received.first_sent
-            for category in categories:
-                first = first_sent.get(category)
-                if first is None or t < first:
-                    first_sent[category] = t
-            received.purposes.add(p.purpose)
-            if received.last_sent is None or t > received.last_sent:
-                received.last_sent = t
         static = self.enforcement.static_violations(p, recipient, mechanism)
         if static:
             changes.add_all(VIOLATIONS, static)
         activities = state.activities
-        if activities and (activities[-1].occurred_at, activities[-1].event_id) > (t, p.event_id):
+        last = activities[-1] if activities else None
+        if last is not None and (last[0] > t or (last[0] == t and last[1] > p.event_id)):
             bisect.insort(activities, p, key=_TIME_AND_ID)  # arrived late: keep event-time order
         else:
             activities.append(p)

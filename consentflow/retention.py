@@ -76,19 +76,31 @@ class RetentionSchedule:
             return ArchiveDate(s.last_use + r.after_last_use, "2.3.1", s.last_use, "three years after the last use", "last_use")
         return None
 
+    def holdings(self, s: SubjectState) -> tuple[set[str], datetime | None, str | None]:
+        """Categories held (provided or processed), and the time and event of the last financial transaction."""
+        held = set(s.held)
+        last_financial: datetime | None = None
+        financial_event: str | None = None
+        financial = self._financial_categories
+        for p in s.activities:  # in event-time order
+            held.update(p.categories)
+            if not financial.isdisjoint(p.categories):
+                last_financial, financial_event = p.occurred_at, p.event_id
+        return held, last_financial, financial_event
+
     def planned(self, s: SubjectState) -> list[dict[str, Any]]:
         """Every retention action planned for ``s`` now, due or not, in due-date order."""
         actions: list[dict[str, Any]] = []
         archive = self.archive_date(s)
-        held = s.held
+        held, last_financial, financial_event = self.holdings(s)
         # Only data tied to a transaction is kept for the accounting period [2.3.2];
         # banking details never used for a payment are archived with the rest.
-        kept = self._financial_categories if s.last_financial is not None else frozenset()
+        kept = self._financial_categories if last_financial is not None else frozenset()
         financial = sorted(held & kept)
         anonymised = sorted(held & self._anonymised)
         archived = sorted(held - kept - self._anonymised)
         # [2.3.2] financial data follows the legal period from the last transaction, whenever it ends.
-        end = s.last_financial + self.financial if financial and s.last_financial is not None else None
+        end = last_financial + self.financial if financial and last_financial is not None else None
         if archive is not None:
             at, basis = archive.at, archive.basis
             if archived:
@@ -101,7 +113,9 @@ class RetentionSchedule:
                 actions.append(self._action(s, RetentionActionKind.KEEP_FOR_LEGAL_PERIOD, financial, at, "2.3.2", reason, basis))
         if end is not None:
             reason = "end of the legal accounting period"
-            actions.append(self._action(s, RetentionActionKind.DELETE, financial, end, "2.3.2", reason, "financial"))
+            action = self._action(s, RetentionActionKind.DELETE, financial, end, "2.3.2", reason, "financial")
+            action["basis_event_id"] = financial_event
+            actions.append(action)
         return sorted(actions, key=lambda a: (a["due_at"], a["action"]))
 
     def due(self, s: SubjectState, now: datetime) -> list[dict[str, Any]]:

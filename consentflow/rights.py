@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,31 @@ from consentflow.state import SubjectState
 from consentflow.vocabulary import RecipientKind
 
 
+@dataclass(slots=True)
+class Received:
+    """What one recipient received of the subject: each category with the first time it was sent."""
+
+    first_sent: dict[str, datetime] = field(default_factory=dict)
+    purposes: set[str] = field(default_factory=set)
+    last_sent: datetime | None = None
+
+
+def received_by_recipient(state: SubjectState) -> dict[str, Received]:
+    """What each recipient received, from the subject's processings (in event-time order)."""
+    out: dict[str, Received] = {}
+    for p in state.activities:
+        if p.recipient_id is None:
+            continue
+        received = out.get(p.recipient_id)
+        if received is None:
+            received = out[p.recipient_id] = Received()
+        for category in p.categories:
+            received.first_sent.setdefault(category, p.occurred_at)
+        received.purposes.add(p.purpose)
+        received.last_sent = p.occurred_at
+    return out
+
+
 def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Policy) -> list[dict[str, Any]]:
     """Notices due for the subject's fulfilled erasure that differ from those already sent; updates ``state.notices``."""
     erased = state.erasure_fulfilled_at
@@ -28,7 +54,7 @@ def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Po
         return []
     financial = frozenset(c.value for c in policy.financial_categories)
     out = []
-    for recipient_id, received in sorted(state.received.items()):
+    for recipient_id, received in sorted(received_by_recipient(state).items()):
         categories = frozenset(c for c, first in received.first_sent.items() if first <= erased)
         if not categories:
             continue
@@ -76,7 +102,7 @@ def access_export(
         for purpose, facts in sorted(state.consents.items())
     }
     recipients = []
-    for recipient_id, received in sorted(state.received.items()):
+    for recipient_id, received in sorted(received_by_recipient(state).items()):
         version = registry.latest(recipient_id)
         # Where the data went and what framed it: the registry as of the last transfer, as in the lineage graph [7].
         then = (registry.at(recipient_id, received.last_sent) if received.last_sent else None) or version
@@ -98,7 +124,7 @@ def access_export(
         "subject_id": state.subject_id,
         "as_of": as_of,
         "account_kind": state.account_kind,
-        "categories_held": sorted(state.held),
+        "categories_held": sorted(schedule.holdings(state)[0]),
         "consents": consents,
         "recipients": recipients,
         "countries": {

@@ -46,15 +46,6 @@ class Processing(NamedTuple):
 
 
 @dataclass(slots=True)
-class Received:
-    """What one recipient received of the subject: each category with the first time it was sent."""
-
-    first_sent: dict[str, datetime] = field(default_factory=dict)
-    purposes: set[str] = field(default_factory=set)
-    last_sent: datetime | None = None
-
-
-@dataclass(slots=True)
 class SubjectState:
     """Everything the processors know of one subject."""
 
@@ -66,8 +57,8 @@ class SubjectState:
     ledger_head: str = GENESIS_HASH
     revision: int = 0  # counts consent and erasure facts: orders re-evaluations of a violation
     # Lineage and enforcement.
-    activities: list[Processing] = field(default_factory=list)  # in (occurred_at, event_id) order
-    received: dict[str, Received] = field(default_factory=dict)
+    # Every processing in (occurred_at, event_id) order: what each recipient received, when, for what.
+    activities: list[Processing] = field(default_factory=list)
     active_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)  # consent/erasure-dependent: id -> evidence
     # Account lifecycle for retention [2.3].
     account_kind: str | None = None
@@ -76,9 +67,8 @@ class SubjectState:
     closed_at: datetime | None = None
     last_negative: datetime | None = None
     suspended_at: datetime | None = None
-    last_financial: datetime | None = None
     basis_events: dict[str, str] = field(default_factory=dict)  # "last_use", "closed", ... -> event id
-    held: set[str] = field(default_factory=set)  # categories ever held
+    held: set[str] = field(default_factory=set)  # categories the subject provided (profile events)
     retention_done: set[str] = field(default_factory=set)  # retention action ids already emitted
     # Rights [8, 12].
     requests: dict[str, dict[str, object]] = field(default_factory=dict)
