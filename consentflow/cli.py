@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +17,8 @@ from consentflow.errors import ContractError
 DEFAULT_BOOTSTRAP = os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092")
 DEFAULT_PREFIX = os.environ.get("CONSENTFLOW_TOPIC_PREFIX", "consentflow")
 REGISTRY_URL = os.environ.get("CONSENTFLOW_SCHEMA_REGISTRY_URL") or None
+DEFAULT_DSN = os.environ.get("CONSENTFLOW_CLICKHOUSE_DSN", f"chdb://{Path.cwd() / 'out' / 'chdb'}")
+DEFAULT_DATABASE = os.environ.get("CONSENTFLOW_DATABASE", "consentflow")
 
 
 def _fail(message: str) -> None:
@@ -112,6 +115,128 @@ def summarise(file: str) -> None:
             indent=2,
         )
     )
+
+
+def _sink(dsn: str, database: str) -> Any:
+    from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
+
+    if dsn.startswith("chdb:///"):
+        Path(dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
+    try:
+        return ClickHouseSink(dsn, database, retry_for=30.0)
+    except (ValueError, SinkUnavailable) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    default=None,
+    help="Retention clock (UTC). Default: the latest event time in the file, so replays agree.",
+)
+@click.option("--overview/--no-overview", default=True, show_default=True, help="Print the DPO overview afterwards.")
+def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
+    """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from consentflow.eventfile import read_events
+    from consentflow.processor import Processor
+    from consentflow.streams.embedded import run_events
+
+    sink = _sink(dsn, database)
+    size = Path(file).stat().st_size if file != "-" and Path(file).exists() else None
+    console = Console(stderr=True)
+    began = time.perf_counter()
+    try:
+        with Progress(
+            TextColumn("[bold]run[/]"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("run", total=None)
+            events = read_events(file)
+            stats = run_events(
+                events,
+                Processor(),
+                sink,
+                as_of=as_of.replace(tzinfo=UTC) if as_of else None,
+                on_progress=lambda n: progress.update(task, completed=n),
+            )
+            progress.update(task, total=stats.events, completed=stats.events)
+    except (OSError, ContractError) as exc:
+        _fail(str(exc))
+    elapsed = time.perf_counter() - began
+    console.print(
+        f"{stats.events:,} events in {elapsed:.1f} s ({stats.events / elapsed:,.0f} events/s); "
+        f"outputs: {dict(sorted(stats.outputs.items()))}; dead letters: {stats.dead_letters}"
+        + (f"; file {size / 1e6:.1f} MB" if size else "")
+    )
+    if overview:
+        _print_overview(sink)
+
+
+@main.command("overview")
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True)
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def overview_command(dsn: str, database: str, as_json: bool) -> None:
+    """The DPO's overview: subjects, consent rates, top recipients, transfers outside the EU/EEA, violations."""
+    _print_overview(_sink(dsn, database), as_json)
+
+
+def _print_overview(sink: Any, as_json: bool = False) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from consentflow.sinks.queries import overview
+
+    data = overview(sink)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = Console()
+    console.print(f"[bold]Subjects:[/] {data['subjects']:,}")
+    table = Table(title="Consent by purpose (current state, subjects asked)")
+    for col in ("purpose", "granted", "asked", "rate"):
+        table.add_column(col)
+    for row in data["consent_by_purpose"]:
+        table.add_row(row["purpose"], f"{row['granted']:,}", f"{row['asked']:,}", f"{row['rate']:.1%}")
+    console.print(table)
+    table = Table(title="Top recipients")
+    for col in ("recipient", "country", "mechanism", "subjects", "edges"):
+        table.add_column(col)
+    for row in data["top_recipients"]:
+        table.add_row(row["recipient_id"], row["country"] or "?", row["mechanism"], f"{row['subjects']:,}", f"{row['edges']:,}")
+    console.print(table)
+    table = Table(title="Transfers outside the EU/EEA [7]")
+    for col in ("country", "mechanism", "edges", "subjects", "recipients"):
+        table.add_column(col)
+    for row in data["transfers_outside_eea"]:
+        style = "bold red" if row["mechanism"] in ("none", "unknown") else ""
+        table.add_row(
+            row["country"],
+            row["mechanism"],
+            f"{row['edges']:,}",
+            f"{row['subjects']:,}",
+            ", ".join(row["recipients"]),
+            style=style,
+        )
+    console.print(table)
+    table = Table(title="Violations by rule")
+    for col in ("rule", "section", "count"):
+        table.add_column(col)
+    for row in data["violations_by_rule"]:
+        table.add_row(row["rule"], row["policy_section"], f"{row['count']:,}")
+    console.print(table)
 
 
 @main.group()

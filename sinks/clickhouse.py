@@ -1,0 +1,191 @@
+"""The ClickHouse sink: batched columnar inserts, idempotent under redelivery, patient when ClickHouse is away.
+
+The DSN chooses the engine: ``chdb:///path`` (the default, embedded: the real
+ClickHouse engine in-process, one per process) or ``http(s)://host:port`` for a
+server or cluster. The SQL is the same on both.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import clickhouse_connect
+
+from consentflow.sinks.tables import TABLE_FOR_TOPIC, TABLES, Table, extra_ddl
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DSN = "chdb:///tmp/consentflow-chdb"
+DEFAULT_DATABASE = "consentflow"
+_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_CLIENTS: dict[str, Any] = {}
+
+
+class SinkUnavailable(RuntimeError):
+    """ClickHouse could not be reached within the retry budget."""
+
+
+def check_database_name(name: str) -> str:
+    """A database name is an identifier: letters, digits and underscores, nothing to inject."""
+    if not _DATABASE_NAME.match(name):
+        raise ValueError(f"database name {name!r} must be letters, digits and underscores (max 64), starting with a letter")
+    return name
+
+
+def check_dsn(dsn: str) -> str:
+    """Accept ``chdb:///path`` and ``http(s)://host:port[...]``; anything else is refused with the reason."""
+    if dsn.startswith("chdb://"):
+        if not dsn.startswith("chdb:///") or len(dsn) <= len("chdb:///"):
+            raise ValueError(f"chDB DSN {dsn!r} needs an absolute path: chdb:///path/to/dir")
+        return dsn
+    if dsn.startswith(("http://", "https://")):
+        return dsn
+    raise ValueError(f"ClickHouse DSN {dsn!r} must be chdb:///path (embedded) or http(s)://host:port (server)")
+
+
+def connect(dsn: str) -> Any:
+    """A clickhouse-connect client for ``dsn``; one per DSN per process (chDB allows one engine per process)."""
+    dsn = check_dsn(dsn)
+    client = _CLIENTS.get(dsn)
+    if client is None:
+        client = _CLIENTS[dsn] = clickhouse_connect.get_client(dsn=dsn)
+    return client
+
+
+class ClickHouseSink:
+    """Buffers output records per table and inserts them in columnar batches.
+
+    ``add`` buffers; ``flush`` inserts everything buffered and returns only once
+    ClickHouse holds it, retrying with backoff while it is unreachable (drivers
+    commit offsets only after ``flush`` returns). ``flush_due`` says when size or
+    time calls for a flush.
+    """
+
+    def __init__(
+        self,
+        dsn: str = DEFAULT_DSN,
+        database: str = DEFAULT_DATABASE,
+        *,
+        max_rows: int = 50_000,
+        max_seconds: float = 1.0,
+        retry_for: float | None = None,
+        client_factory: Callable[[str], Any] = connect,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.dsn = check_dsn(dsn)
+        self.database = check_database_name(database)
+        self.max_rows = max_rows
+        self.max_seconds = max_seconds
+        self.retry_for = retry_for  # None: retry forever (a worker pauses, it does not crash-loop)
+        self._client_factory = client_factory
+        self._sleep = sleep
+        self._client: Any = None
+        self._buffers: dict[str, list[list[Any]]] = {t.name: [] for t in TABLES}
+        self._rows = 0
+        self._since = time.monotonic()
+        self.inserted = 0
+        self._with_retry(self._ensure_schema)
+
+    # -- schema ----------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The connected client (connecting on first use)."""
+        if self._client is None:
+            self._client = self._client_factory(self.dsn)
+        return self._client
+
+    def _ensure_schema(self) -> None:
+        self.client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        for table in TABLES:
+            self.client.command(table.ddl(self.database))
+        for statement in extra_ddl(self.database):
+            self.client.command(statement)
+
+    def table(self, name: str) -> str:
+        """Fully qualified name of one of our tables."""
+        if name not in self._buffers and not name.startswith("lineage_by_recipient"):
+            raise KeyError(f"no table {name!r}")
+        return f"`{self.database}`.`{name}`"
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add(self, topic: str, record: Mapping[str, Any]) -> None:
+        """Buffer one output record of ``topic`` (short name)."""
+        table = TABLE_FOR_TOPIC[topic]
+        self._buffers[table.name].append(table.to_row(record))
+        self._rows += 1
+
+    def add_all(self, items: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Buffer ``(topic, record)`` pairs."""
+        for topic, record in items:
+            self.add(topic, record)
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered and not yet in ClickHouse."""
+        return self._rows
+
+    def flush_due(self) -> bool:
+        """Whether the buffer is big or old enough to flush."""
+        return self._rows >= self.max_rows or (self._rows > 0 and time.monotonic() - self._since >= self.max_seconds)
+
+    def flush(self) -> int:
+        """Insert every buffered row; returns only once ClickHouse has them all (or raises ``SinkUnavailable``)."""
+        written = 0
+        for table in TABLES:
+            rows = self._buffers[table.name]
+            if rows:
+                self._with_retry(functools.partial(self._insert, table, rows))
+                written += len(rows)
+                self._buffers[table.name] = []
+        self._rows = 0
+        self._since = time.monotonic()
+        self.inserted += written
+        return written
+
+    def _insert(self, table: Table, rows: list[list[Any]]) -> None:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        self.client.insert(f"{self.database}.{table.name}", columns, column_names=table.column_names, column_oriented=True)
+
+    def _with_retry(self, action: Callable[[], None]) -> None:
+        delay = 0.5
+        waited = 0.0
+        while True:
+            try:
+                action()
+                return
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if self.retry_for is not None and waited >= self.retry_for:
+                    raise SinkUnavailable(f"ClickHouse at {self.dsn} unreachable for {waited:.0f} s: {exc}") from exc
+                log.warning("ClickHouse at %s unavailable (%s); retrying in %.1f s, nothing is lost", self.dsn, exc, delay)
+                self._client = None  # reconnect on the next try
+                self._sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 30.0)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db}`` is this sink's database."""
+        result = self.client.query(sql.replace("{db}", f"`{self.database}`"), parameters=dict(parameters or {}))
+        return [tuple(row) for row in result.result_rows]
+
+
+def _transient(exc: Exception) -> bool:
+    """Connection trouble is worth retrying; a bad statement or bad data is not."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, DatabaseError):
+        text = str(exc).lower()
+        return any(word in text for word in ("connection", "timeout", "timed out", "unavailable", "refused", "reset"))
+    return False

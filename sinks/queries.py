@@ -1,0 +1,66 @@
+"""The DPO's questions as parameterised SQL over the sink's tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consentflow.geography import EEA_COUNTRIES
+from consentflow.sinks.clickhouse import ClickHouseSink
+
+_EEA = sorted(EEA_COUNTRIES)
+
+
+def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
+    """Subjects, consent rates by purpose, top recipients, transfers outside the EU/EEA, violations by rule."""
+    subjects = sink.query(
+        "SELECT uniqExact(subject_id) FROM (SELECT subject_id FROM {db}.ledger UNION ALL SELECT subject_id FROM {db}.lineage_edges)"
+    )[0][0]
+    consent = sink.query(
+        """
+        SELECT purpose, countIf(state = 'granted') AS granted, count() AS asked
+        FROM (
+            SELECT subject_id, purpose, argMax(action, (occurred_at, event_id)) AS state
+            FROM {db}.ledger FINAL GROUP BY subject_id, purpose
+        )
+        GROUP BY purpose ORDER BY purpose
+        """
+    )
+    recipients = sink.query(
+        """
+        SELECT recipient_id, any(country), any(transfer_mechanism), uniqExact(subject_id) AS subjects, count() AS edges
+        FROM {db}.lineage_edges FINAL
+        GROUP BY recipient_id ORDER BY subjects DESC, recipient_id LIMIT {top:UInt32}
+        """,
+        {"top": top},
+    )
+    transfers = sink.query(
+        """
+        SELECT country, transfer_mechanism, count() AS edges, uniqExact(subject_id) AS subjects,
+               arraySort(groupUniqArray(recipient_id)) AS recipients
+        FROM {db}.lineage_edges FINAL
+        WHERE country != '' AND country NOT IN {eea:Array(String)}
+        GROUP BY country, transfer_mechanism ORDER BY country, transfer_mechanism
+        """,
+        {"eea": _EEA},
+    )
+    violations = sink.query(
+        """
+        SELECT rule, any(policy_section), count() AS n
+        FROM {db}.violations FINAL WHERE active
+        GROUP BY rule ORDER BY n DESC, rule
+        """
+    )
+    return {
+        "subjects": int(subjects),
+        "consent_by_purpose": [
+            {"purpose": p, "granted": int(g), "asked": int(a), "rate": round(g / a, 4) if a else 0.0} for p, g, a in consent
+        ],
+        "top_recipients": [
+            {"recipient_id": r, "country": c, "mechanism": m, "subjects": int(s), "edges": int(e)} for r, c, m, s, e in recipients
+        ],
+        "transfers_outside_eea": [
+            {"country": c, "mechanism": m, "edges": int(e), "subjects": int(s), "recipients": list(rs)}
+            for c, m, e, s, rs in transfers
+        ],
+        "violations_by_rule": [{"rule": r, "policy_section": s, "count": int(n)} for r, s, n in violations],
+    }
