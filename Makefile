@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: generate a year of events for 5,000 subjects and summarise them (embedded, no Kafka needed)
+## demo: a year of events for 5,000 subjects through the processors into embedded ClickHouse (chDB), then the DPO overview
 demo: $(STAMP)
 	@mkdir -p $(OUT)
-	$(BIN)/consentflow generate --subjects 5000 --days 365 --seed 1 --out $(OUT)/demo.avro
-	$(BIN)/consentflow summarise $(OUT)/demo.avro
-	@echo "demo: events generated and summarised; the streaming pipeline into ClickHouse is not wired yet (issue 4)."
+	$(BIN)/consentflow generate --subjects 5000 --days 365 --seed 1 --out $(OUT)/demo.avro > $(OUT)/demo.summary.json
+	rm -rf $(OUT)/demo-chdb
+	$(BIN)/consentflow run $(OUT)/demo.avro --dsn chdb://$(CURDIR)/$(OUT)/demo-chdb
 
 ## test: lint, type-check, start the Kafka broker (harmless if running) and run every test
 test: check kafka-start
