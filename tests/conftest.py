@@ -45,3 +45,15 @@ def kafka_bootstrap() -> str:
 def session_prefix() -> str:
     """A topic prefix unique to this test session."""
     return f"test{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The one chDB engine of this test process (chDB allows one per process); tests isolate by database."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture
+def database() -> str:
+    """A database name unique to one test."""
+    return f"t_{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,213 @@
+"""The ClickHouse sink on the real engine (chDB): schema, idempotence under redelivery, patience, no values."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consentflow.eventfile import read_events
+from consentflow.generator import GeneratorConfig, generate
+from consentflow.processor import Processor
+from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn
+from consentflow.sinks.tables import TABLES
+from consentflow.streams.embedded import run_events
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sink") / "events.avro"
+    generate(GeneratorConfig(subjects=200, days=120, seed=11, violation_share=0.03), out, None)
+    return out
+
+
+def _contents(sink: ClickHouseSink) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table read with FINAL, in a stable order."""
+    return {t.name: sorted(sink.query(f"SELECT * FROM {{db}}.`{t.name}` FINAL"), key=repr) for t in TABLES}
+
+
+def test_schema_has_every_table_and_the_by_recipient_copy(chdb_dsn: str, database: str) -> None:
+    sink = ClickHouseSink(chdb_dsn, database)
+    names = {row[0] for row in sink.query("SELECT name FROM system.tables WHERE database = {d:String}", {"d": database})}
+    assert {t.name for t in TABLES} | {"lineage_by_recipient"} <= names
+    ClickHouseSink(chdb_dsn, database)  # creating it again is harmless
+
+
+def test_a_replayed_run_leaves_query_results_unchanged(chdb_dsn: str, database: str, small_dataset: Path) -> None:
+    sink = ClickHouseSink(chdb_dsn, database, max_rows=500)
+    events = list(read_events(small_dataset))
+    stats = run_events(events, Processor(), sink)
+    first = _contents(sink)
+    assert len(first["lineage_edges"]) == stats.outputs["lineage"]
+    assert len(first["ledger"]) == stats.outputs["ledger"]
+    # At-least-once: the whole stream delivered again, through a fresh processor (as after a crash without state).
+    run_events(events, Processor(), sink)
+    assert _contents(sink) == first
+    by_recipient = sink.query("SELECT count() FROM {db}.lineage_by_recipient FINAL")[0][0]
+    assert by_recipient == len(first["lineage_edges"])
+
+
+def test_flush_returns_only_when_rows_are_in_clickhouse_and_buffers_by_size(chdb_dsn: str, database: str) -> None:
+    sink = ClickHouseSink(chdb_dsn, database, max_rows=3, max_seconds=3600)
+    edge = {
+        "edge_id": "e1",
+        "subject_id": "s1",
+        "recipient_id": "r1",
+        "recipient_kind": "payment_provider",
+        "categories": ["banking"],
+        "purpose": "contract_introductions",
+        "legal_basis": "contract",
+        "country": "FR",
+        "transfer_mechanism": "within_eea",
+        "occurred_at": datetime(2021, 1, 1, tzinfo=UTC),
+        "source_event_id": "e1",
+        "source_kind": "disclosure",
+        "source": None,
+    }
+    sink.add("lineage", edge)
+    sink.add("lineage", dict(edge, edge_id="e2"))
+    assert not sink.flush_due()
+    assert sink.query("SELECT count() FROM {db}.lineage_edges")[0][0] == 0
+    sink.add("lineage", dict(edge, edge_id="e3", source={"topic": "consentflow.disclosure", "partition": 2, "offset": 7}))
+    assert sink.flush_due()
+    assert sink.flush() == 3
+    assert sink.pending == 0
+    rows = sink.query("SELECT edge_id, source_topic, source_partition, source_offset FROM {db}.lineage_edges ORDER BY edge_id")
+    assert rows == [("e1", None, None, None), ("e2", None, None, None), ("e3", "consentflow.disclosure", 2, 7)]
+
+
+class _Unreachable:
+    """A client whose server is down for the first ``failures`` calls."""
+
+    def __init__(self, real: Any, failures: int) -> None:
+        self.real, self.failures, self.calls = real, failures, 0
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise ConnectionRefusedError(111, "Connection refused")
+            return getattr(self.real, name)(*args, **kwargs)
+
+        return call
+
+
+def test_an_unreachable_clickhouse_pauses_the_writer_and_loses_nothing(
+    chdb_dsn: str, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from consentflow.sinks.clickhouse import connect
+
+    real = connect(chdb_dsn)
+    flaky = _Unreachable(real, failures=0)
+    slept: list[float] = []
+    sink = ClickHouseSink(chdb_dsn, database, client_factory=lambda _dsn: flaky, sleep=slept.append)
+    sink.add(
+        "retention",
+        {
+            "action_id": "a1",
+            "subject_id": "s1",
+            "action": "archive",
+            "categories": ["identity"],
+            "due_at": datetime(2024, 1, 1, tzinfo=UTC),
+            "policy_section": "2.3.1",
+            "basis_event_id": None,
+            "reason": "r",
+        },
+    )
+    flaky.failures, flaky.calls = 4, 0
+    assert sink.flush() == 1
+    assert slept == [0.5, 1.0, 2.0, 4.0]  # backoff, then success
+    assert "unavailable" in caplog.text and "nothing is lost" in caplog.text
+    assert sink.query("SELECT action_id FROM {db}.retention_actions") == [("a1",)]
+
+
+def test_a_retry_budget_ends_in_a_clear_error_not_a_crash_loop(chdb_dsn: str, database: str) -> None:
+    from consentflow.sinks.clickhouse import connect
+
+    flaky = _Unreachable(connect(chdb_dsn), failures=0)
+    sink = ClickHouseSink(chdb_dsn, database, client_factory=lambda _dsn: flaky, sleep=lambda _s: None, retry_for=3.0)
+    sink.add(
+        "retention",
+        {
+            "action_id": "a2",
+            "subject_id": "s1",
+            "action": "archive",
+            "categories": [],
+            "due_at": datetime(2024, 1, 1, tzinfo=UTC),
+            "policy_section": "2.3.1",
+            "basis_event_id": None,
+            "reason": "r",
+        },
+    )
+    flaky.failures, flaky.calls = 10**6, 0
+    with pytest.raises(SinkUnavailable, match="unreachable for"):
+        sink.flush()
+    assert sink.pending == 1  # still buffered: nothing dropped
+
+
+def test_a_server_dsn_that_nobody_answers_is_reported(database: str) -> None:
+    with pytest.raises(SinkUnavailable, match="127.0.0.1:9"):
+        ClickHouseSink("http://127.0.0.1:9", database, retry_for=0.5, sleep=lambda _s: None)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [("mysql://x", "must be chdb:///path"), ("chdb://relative", "absolute path"), ("chdb:///", "absolute path")],
+)
+def test_bad_dsns_are_refused_with_the_reason(dsn: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_dsn(dsn)
+
+
+@pytest.mark.parametrize("name", ["x; DROP TABLE y", "a-b", "1abc", "", "a" * 65, "db`"])
+def test_database_names_are_identifiers_only(name: str) -> None:
+    with pytest.raises(ValueError, match="letters, digits and underscores"):
+        check_database_name(name)
+
+
+def test_no_personal_value_reaches_any_table(chdb_dsn: str, database: str, small_dataset: Path) -> None:
+    """The pipeline tracks metadata, never values: values smuggled into input records never reach a table."""
+    leaked = {
+        "email": "jane.doe@example.com",
+        "phone": "+33 6 12 34 56 78",
+        "name": "Jane Doe",
+        "iban": "FR7630006000011234567890189",
+        "password": "hunter2-secret",
+    }
+    events = []
+    for topic, record in read_events(small_dataset):
+        if topic.short_name != "recipients":
+            record = dict(record, **leaked)  # an upstream service sending more than the contract allows
+        events.append((topic, record))
+    sink = ClickHouseSink(chdb_dsn, database)
+    stats = run_events(events, Processor(), sink, as_of=datetime(2030, 1, 1, tzinfo=UTC))
+    assert stats.outputs["lineage"] > 0 and stats.outputs["ledger"] > 0 and stats.outputs["retention"] > 0
+    for table in [t.name for t in TABLES] + ["lineage_by_recipient"]:
+        text = repr(sink.query(f"SELECT * FROM {{db}}.`{table}`"))
+        for value in leaked.values():
+            assert value not in text, f"{value!r} leaked into {table}"
+        assert not re.search(r"[\w.]+@[\w.]+\.\w+", text), f"an email address reached {table}"
+
+
+def test_times_come_back_as_the_same_instants(chdb_dsn: str, database: str) -> None:
+    sink = ClickHouseSink(chdb_dsn, database)
+    when = datetime(2021, 3, 28, 1, 59, 59, 123456, tzinfo=UTC) + timedelta(hours=1)
+    sink.add(
+        "retention",
+        {
+            "action_id": "a",
+            "subject_id": "s",
+            "action": "archive",
+            "categories": [],
+            "due_at": when,
+            "policy_section": "2.3.1",
+            "basis_event_id": None,
+            "reason": "r",
+        },
+    )
+    sink.flush()
+    (stored,) = sink.query("SELECT due_at FROM {db}.retention_actions")[0]
+    assert stored.replace(tzinfo=UTC) == when
