@@ -239,6 +239,94 @@ def _print_overview(sink: Any, as_json: bool = False) -> None:
     console.print(table)
 
 
+@main.command()
+@click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True)
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--app-id", default="consentflow-worker", show_default=True, help="Consumer group of the workers.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default="out/worker",
+    show_default=True,
+    help="Where this worker keeps its RocksDB state.",
+)
+@click.option("--store", type=click.Choice(["rocksdb", "memory"]), default="rocksdb", show_default=True)
+@click.option("--partitions", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option(
+    "--retention-interval",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between retention ticks (clock: the latest event time this worker has seen).",
+)
+@click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@click.option("--loglevel", default="warning", show_default=True)
+def worker(
+    bootstrap: str,
+    prefix: str,
+    app_id: str,
+    data_dir: str,
+    store: str,
+    partitions: int,
+    batch_size: int,
+    retention_interval: float,
+    registry_url: str | None,
+    loglevel: str,
+) -> None:
+    """Run a faust worker: input topics through the processors to the output topics. Run more to scale."""
+    from consentflow.streams.worker import WorkerSettings, run_worker
+
+    settings = WorkerSettings(
+        bootstrap=bootstrap,
+        prefix=prefix,
+        app_id=app_id,
+        data_dir=Path(data_dir),
+        store=f"{store}://",
+        partitions=partitions,
+        batch_size=batch_size,
+        registry_url=registry_url,
+        retention_interval=retention_interval,
+    )
+    sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
+    run_worker(settings, loglevel)
+
+
+@main.command()
+@click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True)
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True)
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+@click.option("--group-id", default="consentflow-sink", show_default=True)
+@click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+def sink(bootstrap: str, prefix: str, dsn: str, database: str, group_id: str, registry_url: str | None) -> None:
+    """Write the output topics and the registry into ClickHouse, committing offsets only after each insert."""
+    import logging
+
+    from consentflow.codec import make_codec
+    from consentflow.sinks.clickhouse import ClickHouseSink
+    from consentflow.sinks.consumer import SinkConsumer, run_sink
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if dsn.startswith("chdb:///"):
+        Path(dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
+    try:
+        target = ClickHouseSink(dsn, database)  # retries forever while ClickHouse is away: pause, don't crash-loop
+    except ValueError as exc:
+        _fail(str(exc))
+    run_sink(SinkConsumer(bootstrap, prefix, make_codec(registry_url, prefix), target, group_id=group_id))
+
+
+@main.command()
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True)
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+def digest(dsn: str, database: str) -> None:
+    """One digest per table (rows and an order-independent hash), to compare two runs or databases."""
+    from consentflow.sinks.digest import table_digests
+
+    click.echo(json.dumps(table_digests(_sink(dsn, database)), indent=2, sort_keys=True))
+
+
 @main.group()
 def topics() -> None:
     """Manage the pipeline's Kafka topics."""

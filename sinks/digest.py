@@ -1,0 +1,29 @@
+"""One digest per table: what an auditor compares between two databases.
+
+A digest is the row count and an order-independent XOR of row hashes, read with
+``FINAL`` (so redelivered rows count once) over the columns that a replay must
+reproduce: Kafka coordinates (only Kafka runs have them), revisions (how much
+was known when) and wall-clock failure times are left out. Violations count
+only the active verdicts.
+"""
+
+from __future__ import annotations
+
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.tables import SOURCE_COLUMNS, TABLES
+
+#: Columns a replay need not reproduce.
+EXCLUDED = SOURCE_COLUMNS | {"revision", "failed_at", "partition", "offset"}
+
+
+def table_digests(sink: ClickHouseSink) -> dict[str, tuple[int, str]]:
+    """``{table: (rows, hex digest)}`` for every table."""
+    out = {}
+    for table in TABLES:
+        columns = ", ".join(f"`{c}`" for c in table.column_names if c not in EXCLUDED)
+        where = " WHERE active = 1" if table.name == "violations" else ""
+        count, digest = sink.query(
+            f"SELECT count(), groupBitXor(cityHash64(tuple({columns}))) FROM {{db}}.`{table.name}` FINAL{where}"
+        )[0]
+        out[table.name] = (int(count), f"{int(digest):016x}")
+    return out

@@ -1,0 +1,92 @@
+"""Every worker's copy of the recipient registry, read whole from its compacted topic.
+
+A consumer group would give each partition of the registry to one worker only,
+and faust's GlobalTable keeps only the latest value per key (and is documented
+to loop in recovery with several instances). The processors need every
+recipient, with every version seen, in every worker: so each worker assigns
+itself all partitions of the registry topic from the beginning, and reads up
+to the end before it processes a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from consentflow.codec import Codec
+from consentflow.errors import ContractError
+from consentflow.recipients import RecipientRegistry, RecipientVersion
+from consentflow.topics import RECIPIENTS
+
+log = logging.getLogger(__name__)
+
+
+class RegistryFeed:
+    """Keeps ``registry`` up to date with the registry topic."""
+
+    def __init__(self, bootstrap: str, prefix: str, codec: Codec, registry: RecipientRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else RecipientRegistry()
+        self.topic = RECIPIENTS.name(prefix)
+        self.codec = codec
+        self.errors = 0
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "consentflow-registry-feed", "enable.auto.commit": False}
+        )
+        self._assigned = False
+
+    def _assign(self, timeout: float) -> None:
+        metadata = self._consumer.list_topics(self.topic, timeout=timeout)
+        topic = metadata.topics.get(self.topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise KafkaException(f"registry topic {self.topic} not found")
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)])
+        self._assigned = True
+
+    def catch_up(self, timeout: float = 30.0) -> int:
+        """Read the registry topic up to its current end; returns how many records were read."""
+        deadline = time.monotonic() + timeout
+        if not self._assigned:
+            self._assign(timeout)
+        ends = {}
+        for tp in self._consumer.assignment():
+            _low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout)
+            ends[tp.partition] = high
+        read = 0
+        while time.monotonic() < deadline:
+            positions = {tp.partition: tp.offset for tp in self._consumer.position(self._consumer.assignment())}
+            if all(positions.get(p, -1) >= end or end == 0 for p, end in ends.items()):
+                break
+            message = self._consumer.poll(0.2)
+            value = None if message is None or message.error() is not None else message.value()
+            if message is None or value is None:
+                continue  # nothing yet, a broker notice, or a tombstone
+            try:
+                self.registry.add(RecipientVersion.from_record(self.codec.decode(RECIPIENTS, value)))
+                read += 1
+            except (ContractError, KeyError, ValueError) as exc:
+                self.errors += 1
+                log.warning("registry record at %s[%s]@%s ignored: %s", self.topic, message.partition(), message.offset(), exc)
+        return read
+
+    def poll_new(self) -> int:
+        """Take whatever registry records have arrived, without waiting (call often, it is cheap)."""
+        if not self._assigned:
+            return self.catch_up()
+        read = 0
+        for message in self._consumer.consume(num_messages=1000, timeout=0):
+            value = None if message.error() is not None else message.value()
+            if value is None:
+                continue
+            try:
+                self.registry.add(RecipientVersion.from_record(self.codec.decode(RECIPIENTS, value)))
+                read += 1
+            except (ContractError, KeyError, ValueError) as exc:
+                self.errors += 1
+                log.warning("registry record at %s[%s]@%s ignored: %s", self.topic, message.partition(), message.offset(), exc)
+        return read
+
+    def close(self) -> None:
+        """Release the consumer."""
+        self._consumer.close()

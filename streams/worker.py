@@ -1,0 +1,242 @@
+"""The faust-streaming worker: a thin driver of the processors over the real broker.
+
+One agent per subject-keyed input topic decodes each message with the project's
+codec, calls ``Processor.process`` and produces the outputs to their topics.
+Subject state lives in a faust table (RocksDB through rocksdict for workers,
+memory in tests) whose changelog lets a replacement worker recover it; state
+follows partitions on rebalance because every input topic is keyed by subject
+and has the same partition count. Every worker reads the whole recipient
+registry (``RegistryFeed``) because processors need every recipient whatever
+partitions they own.
+
+Delivery is at-least-once (faust's exactly_once mode has open duplicate and
+rebalance bugs): a batch's input offsets are acknowledged only after its
+outputs are in Kafka, and every effect is idempotent (seen event ids, outputs
+with deterministic ids), so a redelivered batch changes nothing downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+from faust.streams import _current_event
+
+from consentflow.codec import Codec, make_codec
+from consentflow.errors import ContractError
+from consentflow.processor import Processor
+from consentflow.state import SubjectState
+from consentflow.streams.embedded import dead_letter
+from consentflow.streams.registry_feed import RegistryFeed
+from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic, topic_named
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a worker connects and keeps its state."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    prefix: str = "consentflow"
+    app_id: str = "consentflow-worker"
+    data_dir: Path = Path("out/worker")
+    store: str = "rocksdb://"  # "memory://" in tests
+    partitions: int = 6
+    batch_size: int = 2_000
+    batch_within: float = 0.5
+    registry_url: str | None = None
+    retention_interval: float = 30.0
+
+
+class TableStore:
+    """``SubjectStore`` over a faust table, with a bounded in-process cache.
+
+    Reads come from the cache (or the table, unpickled once); writes are held
+    until the end of the batch and then sent once per subject to the table,
+    whose changelog lets a replacement worker recover the state. Each write
+    goes out under the partition of that subject's last event in the batch, the
+    partition faust assigns the state to.
+    """
+
+    def __init__(self, table: Any, cache_size: int = 50_000) -> None:
+        self.table = table
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, SubjectState] = OrderedDict()
+        self._dirty: dict[str, Any] = {}  # subject id -> the event that last changed it
+        self.current: Any = None  # the event being processed (set by the agent)
+
+    def get(self, subject_id: str) -> SubjectState | None:
+        """The state of ``subject_id`` in this worker's partitions."""
+        state = self._cache.get(subject_id)
+        if state is None:
+            state = self.table.get(subject_id)
+            if state is None:
+                return None
+            self._remember(subject_id, state)
+        else:
+            self._cache.move_to_end(subject_id)
+        return state
+
+    def put(self, state: SubjectState) -> None:
+        """Keep ``state``; it reaches the table (and its changelog) at the end of the batch."""
+        self._remember(state.subject_id, state)
+        if self.current is not None:
+            self._dirty[state.subject_id] = self.current
+        # A retention tick has no event, hence no partition to write to: the
+        # state stays in the cache. What a tick records (actions already
+        # emitted) only saves work; a worker that emits an action again writes
+        # the same action id, which the sink absorbs.
+
+    def write_batch(self) -> int:
+        """Send every state changed in this batch to the table and its changelog; returns how many."""
+        for subject_id, event in self._dirty.items():
+            # The table (changelog partition, RocksDB partition store) reads the
+            # current event from faust's context; a batch sets it per write and
+            # restores it, so faust's own stream bookkeeping is left untouched.
+            token = _current_event.set(weakref.ref(event))
+            try:
+                self.table[subject_id] = self._cache[subject_id]
+            finally:
+                _current_event.reset(token)
+        written = len(self._dirty)
+        self._dirty.clear()
+        return written
+
+    def _remember(self, subject_id: str, state: SubjectState) -> None:
+        self._cache[subject_id] = state
+        self._cache.move_to_end(subject_id)
+        while len(self._cache) > self.cache_size:
+            evicted, evicted_state = self._cache.popitem(last=False)
+            if evicted in self._dirty:  # not written yet: keep it until the batch ends
+                self._cache[evicted] = evicted_state
+                break
+
+    def states(self) -> Iterator[SubjectState]:
+        """Every state held by this worker."""
+        for subject_id, stored in sorted(self.table.items(), key=lambda kv: kv[0]):
+            yield self._cache.get(subject_id) or stored
+
+
+def build_app(settings: WorkerSettings) -> faust.App:
+    """The faust app with one agent per subject-keyed input topic."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        processing_guarantee="at_least_once",
+        table_standby_replicas=0,
+        web_enabled=False,
+        stream_wait_empty=True,  # on SIGTERM, finish and commit the batch in hand
+        broker_session_timeout=10,  # a killed worker's partitions move within seconds
+        broker_heartbeat_interval=1,
+        producer_acks=-1,
+        broker_commit_every=settings.batch_size,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+    )
+    codec: Codec = make_codec(settings.registry_url, prefix=settings.prefix)
+    table = app.Table("subjects", default=None, partitions=settings.partitions, key_type=str)
+    cast(Any, table).value_serializer = "pickle"  # SubjectState is plain data; the changelog is ours alone
+    store = TableStore(table)
+    feed = RegistryFeed(settings.bootstrap, settings.prefix, codec)
+    processor = Processor(store=store, registry=feed.registry)
+    output_names = {t.short_name: t.name(settings.prefix) for t in OUTPUT_TOPICS}
+    watermark: list[datetime | None] = [None]
+
+    async def produce(topic_short: str, key: str, record: dict[str, Any]) -> Any:
+        value = codec.encode(topic_short, record)
+        return await app.producer.send(output_names[topic_short], key.encode(), value, None, None, None)
+
+    async def handle(stream: Any, events: list[Any], topic: Topic) -> None:
+        feed.poll_new()  # registry records published since the last batch [processor: registry first]
+        futures = []
+        for event in events:
+            message = event.message
+            store.current = event
+            source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+            try:
+                record = codec.decode(topic, message.value)
+                changes = processor.process(topic.short_name, record, source)
+            except Exception as exc:  # noqa: BLE001 -- a bad message goes to the dead letters; the stream goes on
+                reason = str(exc) if isinstance(exc, ContractError) else f"processing failed: {exc}"
+                letter = dead_letter(
+                    topic.name(settings.prefix),
+                    reason,
+                    exc,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                )
+                futures.append(await produce(DEAD_LETTER.short_name, topic.short_name, letter))
+                continue
+            when = record.get("occurred_at")
+            if when is not None and (watermark[0] is None or when > watermark[0]):
+                watermark[0] = when
+            for out_topic, out_record in changes.records:
+                futures.append(await produce(out_topic, out_record["subject_id"], out_record))
+        store.current = None
+        store.write_batch()
+        # Outputs are in Kafka before take_events acknowledges these inputs.
+        if futures:
+            await asyncio.gather(*futures)
+
+    for input_topic in INPUT_TOPICS:
+        if input_topic.compacted:
+            continue  # the registry is read whole by every worker (RegistryFeed)
+        channel = app.topic(input_topic.name(settings.prefix), key_serializer="raw", value_serializer="raw")
+
+        def make_agent(topic: Topic) -> Any:
+            async def agent(stream: AsyncIterable[Any]) -> None:
+                async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
+                    try:
+                        await handle(stream, list(events), topic)
+                    except Exception:
+                        # faust acknowledges a batch whose loop body raised, which would lose it:
+                        # stop the process instead, uncommitted; a restart redelivers the batch.
+                        log.exception("batch of %s failed; exiting so it is redelivered", topic.short_name)
+                        os._exit(70)
+
+            agent.__name__ = f"process_{topic.short_name.replace('-', '_')}"
+            agent.__qualname__ = agent.__name__
+            return agent
+
+        app.agent(channel, name=f"consentflow.{input_topic.short_name}")(make_agent(input_topic))
+
+    @app.timer(interval=settings.retention_interval)
+    async def retention() -> None:
+        """Retention actions due at this worker's event-time watermark [2.3]."""
+        if watermark[0] is None:
+            return
+        futures = []
+        for out_topic, out_record in processor.tick(watermark[0]).records:
+            futures.append(await produce(out_topic, out_record["subject_id"], out_record))
+        if futures:
+            await asyncio.gather(*futures)
+
+    app.conf.consentflow_processor = processor  # for introspection in tests
+    return app
+
+
+def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
+    """Start a worker and block until it is stopped (SIGTERM/SIGINT)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
+
+
+__all__ = ["TableStore", "WorkerSettings", "build_app", "run_worker", "topic_named"]
