@@ -26,7 +26,7 @@ from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.streams import _current_event
@@ -127,6 +127,23 @@ class TableStore:
             yield self._cache.get(subject_id) or stored
 
 
+class PickledState:
+    """Value type of the subjects table: SubjectState pickled, in the table and its changelog alike.
+
+    faust takes a table's serializer from its value type's ``_options`` and
+    rebuilds values with ``from_data``; SubjectState is plain data and the
+    changelog is read by our workers only.
+    """
+
+    class _options:
+        serializer = "pickle"
+
+    @classmethod
+    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
+        """The unpickled value as it is."""
+        return data
+
+
 def build_app(settings: WorkerSettings) -> faust.App:
     """The faust app with one agent per subject-keyed input topic."""
     app = faust.App(
@@ -148,8 +165,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
     )
     codec: Codec = make_codec(settings.registry_url, prefix=settings.prefix)
-    table = app.Table("subjects", default=None, partitions=settings.partitions, key_type=str)
-    cast(Any, table).value_serializer = "pickle"  # SubjectState is plain data; the changelog is ours alone
+    table = app.Table("subjects", default=None, partitions=settings.partitions, key_type=str, value_type=PickledState)
     store = TableStore(table)
     feed = RegistryFeed(settings.bootstrap, settings.prefix, codec)
     processor = Processor(store=store, registry=feed.registry)

@@ -1,0 +1,39 @@
+"""How far a consumer group is behind: what an operator, a test or a benchmark waits on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """High watermark of every partition of ``topics``."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "consentflow-lag-probe", "enable.auto.commit": False})
+    try:
+        ends: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                raise KeyError(f"topic {topic} does not exist")
+            for partition in metadata.partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+                ends[(topic, partition)] = high
+        return ends
+    finally:
+        consumer.close()
+
+
+def group_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> int:
+    """Messages of ``topics`` not yet committed by ``group_id`` (all of them if it committed nothing)."""
+    ends = end_offsets(bootstrap, topics, timeout)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=timeout)
+        lag = 0
+        for tp in committed:
+            end = ends[(tp.topic, tp.partition)]
+            lag += end - tp.offset if tp.offset >= 0 else end
+        return lag
+    finally:
+        consumer.close()
