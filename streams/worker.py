@@ -163,6 +163,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
         broker_commit_every=settings.batch_size,
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=5_000,  # faust's per-message path is the limit: hand it big fetches
+        stream_buffer_maxsize=20_000,
     )
     codec: Codec = make_codec(settings.registry_url, prefix=settings.prefix)
     table = app.Table("subjects", default=None, partitions=settings.partitions, key_type=str, value_type=PickledState)

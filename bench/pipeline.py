@@ -1,0 +1,201 @@
+"""The pipeline's throughput on one machine, with the raw limit measured in the same run.
+
+Run (the Kafka broker must be up: bash deploy/kafka.sh start):
+    .venv/bin/python bench/pipeline.py [--subjects N] [--days D]
+
+Prints:
+(a) raw ceiling: confluent-kafka batch consume + fastavro (single-object) decode of the input topics, events/s;
+(b) the faust worker end to end into ClickHouse (worker + sink processes, until both groups have caught up), events/s,
+    and its ratio to (a);
+(c) the embedded runner from the container file into chDB, events/s;
+(d) peak RSS of each (the worker and the sink sampled with psutil; the embedded run in its own process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+from confluent_kafka import Consumer
+
+from consentflow.admin import create_topics
+from consentflow.codec import SingleObjectCodec
+from consentflow.eventfile import read_events
+from consentflow.events import Event
+from consentflow.generator import GeneratorConfig, generate
+from consentflow.lag import end_offsets, group_lag
+from consentflow.producer import EventProducer
+from consentflow.topics import INPUT_TOPICS, OUTPUT_TOPICS
+
+
+class PeakRss:
+    """Samples a process tree's resident memory in the background."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = self.process.memory_info().rss + sum(c.memory_info().rss for c in self.process.children(recursive=True))
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                return
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def raw_consume_decode(bootstrap: str, topics: dict[str, str], expected: int) -> float:
+    """(a): consume every input message in batches and decode it; events/s."""
+    codec = SingleObjectCodec()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-raw-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.min.bytes": 1 << 20,
+        }
+    )
+    consumer.subscribe(list(topics))
+    seen = 0
+    began = None
+    while seen < expected:
+        batch = consumer.consume(num_messages=10_000, timeout=2.0)
+        if began is None and batch:
+            began = time.perf_counter()
+        for message in batch:
+            if message.error() is None:
+                codec.decode(topics[message.topic()], message.value())
+                seen += 1
+    elapsed = time.perf_counter() - (began or time.perf_counter())
+    consumer.close()
+    return seen / elapsed
+
+
+def main() -> None:
+    """Print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bootstrap", default=os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        events_file = tmp / "events.avro"
+        generate(GeneratorConfig(args.subjects, args.days, args.seed), events_file, None)
+        prefix = f"bench{uuid.uuid4().hex[:6]}"
+        create_topics(args.bootstrap, prefix=prefix)
+        with EventProducer(args.bootstrap, codec=SingleObjectCodec(), prefix=prefix) as producer:
+            total = producer.send_all(Event(t, r) for t, r in read_events(events_file))
+        subject_inputs = [t for t in INPUT_TOPICS if not t.compacted]
+        input_names = {t.name(prefix): t.short_name for t in INPUT_TOPICS}
+        worker_inputs = [t.name(prefix) for t in subject_inputs]
+        worker_events = sum(end_offsets(args.bootstrap, worker_inputs).values())
+
+        raw_rate = raw_consume_decode(args.bootstrap, input_names, total)
+
+        cli = [sys.executable, "-m", "consentflow.cli"]
+        dsn = f"chdb://{tmp / 'kafka-chdb'}"
+        began = time.perf_counter()
+        worker = subprocess.Popen(
+            [
+                *cli,
+                "worker",
+                "--bootstrap",
+                args.bootstrap,
+                "--prefix",
+                prefix,
+                "--app-id",
+                f"{prefix}-w",
+                "--data-dir",
+                str(tmp / "worker"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        sink = subprocess.Popen(
+            [*cli, "sink", "--bootstrap", args.bootstrap, "--prefix", prefix, "--dsn", dsn, "--group-id", f"{prefix}-sink"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        worker_rss, sink_rss = PeakRss(worker.pid), PeakRss(sink.pid)
+        outputs = [t.name(prefix) for t in OUTPUT_TOPICS]
+        first_output = None
+        while True:
+            time.sleep(0.5)
+            if first_output is None and sum(end_offsets(args.bootstrap, outputs).values()) > 0:
+                first_output = time.perf_counter()
+            if (
+                group_lag(args.bootstrap, f"{prefix}-w", worker_inputs) == 0
+                and group_lag(args.bootstrap, f"{prefix}-sink", outputs) == 0
+            ):
+                break
+        done = time.perf_counter()
+        for process in (worker, sink):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(60)
+        peak_worker, peak_sink = worker_rss.stop(), sink_rss.stop()
+        pipeline_rate = worker_events / (done - (first_output or began))
+        with_startup = worker_events / (done - began)
+
+        embedded = subprocess.run(
+            [sys.executable, "-c", _EMBEDDED, str(events_file), f"chdb://{tmp / 'embedded-chdb'}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        embedded_rate, embedded_rss = json.loads(embedded.stdout.strip().splitlines()[-1])
+
+    print(f"subjects={args.subjects} days={args.days} input events={total:,} (subject topics {worker_events:,})")
+    print(f"(a) raw consume + decode (confluent-kafka + fastavro): {raw_rate:10,.0f} events/s")
+    print(
+        f"(b) faust worker + sink into chDB, end to end:        {pipeline_rate:10,.0f} events/s "
+        f"(ratio to (a): {pipeline_rate / raw_rate:.2f}; {with_startup:,.0f} events/s counting worker start-up)"
+    )
+    print(f"(c) embedded runner, container file into chDB:         {embedded_rate:10,.0f} events/s")
+    print(
+        f"(d) peak RSS: worker {peak_worker / 2**20:,.0f} MiB, sink {peak_sink / 2**20:,.0f} MiB, embedded {embedded_rss:,.0f} MiB"
+    )
+    print(f"peak RSS of this driver process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+
+
+_EMBEDDED = """
+import json, resource, sys, time
+from consentflow.eventfile import read_events
+from consentflow.processor import Processor
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.streams.embedded import run_events
+sink = ClickHouseSink(sys.argv[2], "bench")
+began = time.perf_counter()
+stats = run_events(read_events(sys.argv[1]), Processor(), sink)
+rate = stats.events / (time.perf_counter() - began)
+print(json.dumps([rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))
+"""
+
+
+if __name__ == "__main__":
+    main()
