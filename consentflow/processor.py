@@ -26,7 +26,7 @@ from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.retention import RetentionSchedule
 from consentflow.rights import access_export, erasure_notices
 from consentflow.state import MemoryStore, Processing, SubjectState, SubjectStore
-from consentflow.vocabulary import ProfileAction, Purpose, RequestStatus, Right, Rule, TransferMechanism
+from consentflow.vocabulary import ConsentAction, ProfileAction, Purpose, RequestStatus, Right, Rule, TransferMechanism
 
 Record = dict[str, Any]
 
@@ -93,6 +93,7 @@ class Changes:
 
 _UNKNOWN_MECHANISM = TransferMechanism.UNKNOWN
 _AFTER_ERASURE = Rule.PROCESSING_AFTER_ERASURE.value
+_GRANTED = ConsentAction.GRANTED.value
 _TIME = itemgetter(0)  # Processing.occurred_at
 _TIME_AND_ID = itemgetter(0, 1)
 LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES = "ledger", "lineage", "violations", "retention", "erasure-notices"
@@ -119,6 +120,7 @@ class Processor:
         self.schedule = schedule or RetentionSchedule(self.policy)
         self._cookie_purpose = {c.value: p.value for c, p in self.policy.cookie_purpose.items()}
         self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
+        self._clean: set[tuple[Any, ...]] = set()  # static-check inputs known to break no rule
         self._handlers = {
             "consent": self._consent,
             "message": self._message,
@@ -239,9 +241,14 @@ class Processor:
             if recipient is not None:
                 mechanism = recipient.mechanism_at(t)
             changes.add(LINEAGE, lineage_edge(p, recipient, mechanism, source))
-        static = self.enforcement.static_violations(p, recipient, mechanism)
-        if static:
-            changes.add_all(VIOLATIONS, static)
+        # Static verdicts depend only on (registry version, mechanism, purpose, categories): remember clean ones.
+        clean_key = (recipient.event_id if recipient is not None else None, mechanism, p.purpose, p.categories)
+        if clean_key not in self._clean:
+            static = self.enforcement.static_violations(p, recipient, mechanism)
+            if static:
+                changes.add_all(VIOLATIONS, static)
+            elif len(self._clean) < 100_000:
+                self._clean.add(clean_key)
         activities = state.activities
         last = activities[-1] if activities else None
         if last is not None and (last[0] > t or (last[0] == t and last[1] > p.event_id)):
@@ -249,8 +256,15 @@ class Processor:
         else:
             activities.append(p)
         erased = state.erasure_fulfilled_at
-        if erased is not None or self.enforcement.consent_needs(p):
+        if erased is not None:
             self._reevaluate(state, p, changes)
+        else:
+            # A new processing has no verdict yet: only a missing consent needs the full evaluation.
+            for _, purpose in self.enforcement.consent_needs(p):
+                fact = ledger.fact_at(state, purpose, t)
+                if fact is None or fact.action != _GRANTED:
+                    self._reevaluate(state, p, changes)
+                    break
         if erased is not None and recipient_id is not None and t <= erased:
             # A disclosure from before the erasure arrived late: the recipient's notice widens [GDPR Art. 19].
             changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
