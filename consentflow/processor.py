@@ -100,6 +100,7 @@ LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES = "ledger", "lineage", "
 _LIFECYCLE_USE = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
 _NEGATIVE = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
 _SUSPENSION = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
+_REGISTERED, _CLOSED, _REINSTATED = ProfileAction.REGISTERED.value, ProfileAction.CLOSED.value, ProfileAction.REINSTATED.value
 
 
 class Processor:
@@ -313,17 +314,17 @@ class Processor:
         event_id = record["event_id"]
         state.held.update(record["categories"])
         state.account_kind = record["account_kind"]
-        if action == ProfileAction.REGISTERED.value and (state.registered_at is None or t < state.registered_at):
+        if action == _REGISTERED and (state.registered_at is None or t < state.registered_at):
             state.registered_at = t
         if action in _LIFECYCLE_USE and (state.last_use is None or t > state.last_use):
             state.last_use, state.basis_events["last_use"] = t, event_id
-        elif action == ProfileAction.CLOSED.value and (state.closed_at is None or t < state.closed_at):
+        elif action == _CLOSED and (state.closed_at is None or t < state.closed_at):
             state.closed_at, state.basis_events["closed"] = t, event_id
         elif action in _NEGATIVE and (state.last_negative is None or t > state.last_negative):
             state.last_negative, state.basis_events["negative"] = t, event_id
         elif action in _SUSPENSION and (state.suspended_at is None or t > state.suspended_at):
             state.suspended_at, state.basis_events["suspended"] = t, event_id
-        elif action == ProfileAction.REINSTATED.value and state.suspended_at is not None and t > state.suspended_at:
+        elif action == _REINSTATED and state.suspended_at is not None and t > state.suspended_at:
             state.suspended_at = None
             state.basis_events.pop("suspended", None)
         return Changes()
