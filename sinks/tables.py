@@ -46,6 +46,12 @@ SOURCE = (("source_topic", "Nullable(String)"), ("source_partition", "Nullable(I
 SOURCE_COLUMNS = frozenset(name for name, _ in SOURCE)
 
 
+def _hex(data: bytes | str | None) -> str | None:
+    if data is None:
+        return None
+    return (data.encode() if isinstance(data, str) else bytes(data)).hex()
+
+
 def _source(record: Mapping[str, Any]) -> Row:
     source = record.get("source")
     if not source:
@@ -255,8 +261,8 @@ DEAD_LETTERS = Table(
         ("topic", "String"),
         ("partition", "Int32"),
         ("offset", "Int64"),
-        ("key", "Nullable(String)"),
-        ("value", "Nullable(String)"),
+        ("key_hex", "Nullable(String)"),  # the original bytes, hex-encoded: exact, and readable in any client
+        ("value_hex", "Nullable(String)"),
         ("reason", "String"),
         ("error_type", LC),
         ("failed_at", T),
@@ -268,8 +274,8 @@ DEAD_LETTERS = Table(
         r["topic"],
         -1 if r["partition"] is None else r["partition"],
         -1 if r["offset"] is None else r["offset"],
-        r["key"],
-        r["value"],
+        _hex(r["key"]),
+        _hex(r["value"]),
         r["reason"],
         r["error_type"],
         r["failed_at"],

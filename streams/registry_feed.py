@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from consentflow.codec import Codec
 from consentflow.errors import ContractError
@@ -59,33 +59,28 @@ class RegistryFeed:
             if all(positions.get(p, -1) >= end or end == 0 for p, end in ends.items()):
                 break
             message = self._consumer.poll(0.2)
-            value = None if message is None or message.error() is not None else message.value()
-            if message is None or value is None:
-                continue  # nothing yet, a broker notice, or a tombstone
-            try:
-                self.registry.add(RecipientVersion.from_record(self.codec.decode(RECIPIENTS, value)))
-                read += 1
-            except (ContractError, KeyError, ValueError) as exc:
-                self.errors += 1
-                log.warning("registry record at %s[%s]@%s ignored: %s", self.topic, message.partition(), message.offset(), exc)
+            if message is not None:
+                read += self._take(message)
         return read
 
     def poll_new(self) -> int:
         """Take whatever registry records have arrived, without waiting (call often, it is cheap)."""
         if not self._assigned:
             return self.catch_up()
-        read = 0
-        for message in self._consumer.consume(num_messages=1000, timeout=0):
-            value = None if message.error() is not None else message.value()
-            if value is None:
-                continue
-            try:
-                self.registry.add(RecipientVersion.from_record(self.codec.decode(RECIPIENTS, value)))
-                read += 1
-            except (ContractError, KeyError, ValueError) as exc:
-                self.errors += 1
-                log.warning("registry record at %s[%s]@%s ignored: %s", self.topic, message.partition(), message.offset(), exc)
-        return read
+        return sum(self._take(message) for message in self._consumer.consume(num_messages=1000, timeout=0))
+
+    def _take(self, message: Message) -> int:
+        """Add one registry record; 0 for a broker notice, a tombstone or a record that breaks the contract."""
+        value = None if message.error() is not None else message.value()
+        if value is None:
+            return 0
+        try:
+            self.registry.add(RecipientVersion.from_record(self.codec.decode(RECIPIENTS, value)))
+            return 1
+        except (ContractError, KeyError, ValueError) as exc:
+            self.errors += 1
+            log.warning("registry record at %s[%s]@%s ignored: %s", self.topic, message.partition(), message.offset(), exc)
+            return 0
 
     def close(self) -> None:
         """Release the consumer."""

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from consentflow.admin import create_topics
 from consentflow.codec import SingleObjectCodec
@@ -116,13 +117,17 @@ class Pipeline:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def sink_digests(self, chdb_dsn: str) -> dict[str, tuple[int, str]]:
-        """Drain the output topics (and the registry) into a fresh database; its digests."""
+    def drain(self, chdb_dsn: str) -> ClickHouseSink:
+        """Drain the output topics (and the registry) into a fresh database."""
         sink = ClickHouseSink(chdb_dsn, f"{self.prefix}_sink")
         consumer = SinkConsumer(self.bootstrap, self.prefix, SingleObjectCodec(), sink, group_id=f"{self.prefix}-sink")
         consumer.run(idle_exit=3.0)
         assert group_lag(self.bootstrap, f"{self.prefix}-sink", [t.name(self.prefix) for t in OUTPUT_TOPICS]) == 0
-        return table_digests(sink)
+        return sink
+
+    def sink_digests(self, chdb_dsn: str) -> dict[str, tuple[int, str]]:
+        """The digests of a drained database."""
+        return table_digests(self.drain(chdb_dsn))
 
 
 @pytest.fixture
@@ -135,10 +140,25 @@ def pipeline(kafka_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pi
 def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
     pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
 ) -> None:
+    # A message that is not Avro at all, among the real ones: it goes to the dead letters, the stream goes on.
+    garbage = b"\xc3\x01not-a-fingerprint, not avro"
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap})
+    producer.produce(f"{pipeline.prefix}.consent", key=b"subj-garbage", value=garbage, partition=2)
+    producer.flush(10)
     pipeline.start_worker("w1")
     pipeline.wait_caught_up()
     pipeline.stop()
-    assert pipeline.sink_digests(chdb_dsn) == embedded_digests
+    sink = pipeline.drain(chdb_dsn)
+    digests = table_digests(sink)
+    assert digests.pop("dead_letters")[0] == 1
+    assert digests == {k: v for k, v in embedded_digests.items() if k != "dead_letters"}
+    ((topic, partition, offset, key, value, reason),) = sink.query(
+        "SELECT topic, partition, offset, key_hex, value_hex, reason FROM {db}.dead_letters FINAL"
+    )
+    assert (topic, partition, bytes.fromhex(key)) == (f"{pipeline.prefix}.consent", 2, b"subj-garbage")
+    assert offset >= 0
+    assert bytes.fromhex(value) == garbage, "the original bytes are kept"
+    assert "consent" in reason and "unknown schema fingerprint" in reason
 
 
 def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_duplicates(
