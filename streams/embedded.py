@@ -8,7 +8,7 @@ tables through the same sink, so the same input leaves the same table contents
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -110,15 +110,3 @@ def run_events(
         on_progress(stats.events)
     return stats
 
-
-def counted(
-    events: Iterable[tuple[Topic, Mapping[str, Any]]], every: int, report: Callable[[int], None]
-) -> Iterator[tuple[Topic, Mapping[str, Any]]]:
-    """Pass events through, calling ``report(n)`` every ``every`` events (for progress bars)."""
-    n = 0
-    for item in events:
-        yield item
-        n += 1
-        if n % every == 0:
-            report(n)
-    report(n)

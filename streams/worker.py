@@ -37,7 +37,7 @@ from consentflow.processor import Processor
 from consentflow.state import SubjectState
 from consentflow.streams.embedded import dead_letter
 from consentflow.streams.registry_feed import RegistryFeed
-from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic, topic_named
+from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 
@@ -257,4 +257,4 @@ def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
     worker.execute_from_commandline()
 
 
-__all__ = ["TableStore", "WorkerSettings", "build_app", "run_worker", "topic_named"]
+__all__ = ["PickledState", "TableStore", "WorkerSettings", "build_app", "run_worker"]
