@@ -207,10 +207,15 @@ def build_app(settings: WorkerSettings) -> faust.App:
             for out_topic, out_record in changes.records:
                 futures.append(await produce(out_topic, out_record["subject_id"], out_record))
         store.current = None
-        store.write_batch()
-        # Outputs are in Kafka before take_events acknowledges these inputs.
+        # Order matters for at-least-once: outputs first (acknowledged by the
+        # broker), then the state that remembers these events as seen, then
+        # (when take_events moves on) the input offsets. A crash before the
+        # state is written redelivers the events and re-emits the same outputs,
+        # which the sink absorbs; writing the state first could remember an
+        # event whose outputs never reached Kafka, and lose them.
         if futures:
             await asyncio.gather(*futures)
+        store.write_batch()
 
     for input_topic in INPUT_TOPICS:
         if input_topic.compacted:
