@@ -31,10 +31,12 @@ class Received:
     last_sent: datetime | None = None
 
 
-def received_by_recipient(state: SubjectState) -> dict[str, Received]:
-    """What each recipient received, from the subject's processings (in event-time order)."""
+def received_by_recipient(state: SubjectState, until: datetime | None = None) -> dict[str, Received]:
+    """What each recipient received (up to ``until``), from the subject's processings (in event-time order)."""
     out: dict[str, Received] = {}
     for p in state.activities:
+        if until is not None and p.occurred_at > until:
+            break
         if p.recipient_id is None:
             continue
         received = out.get(p.recipient_id)
@@ -85,7 +87,11 @@ def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Po
 def access_export(
     state: SubjectState, registry: RecipientRegistry, schedule: RetentionSchedule, *, as_of: datetime
 ) -> dict[str, Any]:
-    """Everything known about the subject [8.1; GDPR Art. 15, 20]: consent history with evidence, recipients, countries, retention."""
+    """Everything known about the subject as it stood at ``as_of`` [8.1; GDPR Art. 15, 20].
+
+    Consent history with evidence and the recipients count only facts up to
+    ``as_of``; categories held and retention dates are as known now.
+    """
     consents = {
         purpose: [
             {
@@ -98,11 +104,13 @@ def access_export(
                 "notice_id": f.notice_id,
             }
             for f in facts
+            if f.occurred_at <= as_of
         ]
         for purpose, facts in sorted(state.consents.items())
+        if facts[0].occurred_at <= as_of
     }
     recipients = []
-    for recipient_id, received in sorted(received_by_recipient(state).items()):
+    for recipient_id, received in sorted(received_by_recipient(state, as_of).items()):
         version = registry.latest(recipient_id)
         # Where the data went and what framed it: the registry as of the last transfer, as in the lineage graph [7].
         then = (registry.at(recipient_id, received.last_sent) if received.last_sent else None) or version

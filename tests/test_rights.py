@@ -321,3 +321,30 @@ def test_access_export_of_an_unknown_subject_is_none() -> None:
     feed(p, *history())
     assert p.access_export("cand-999999", as_of=at(0)) is None
     assert Processor().access_export(SUBJECT, as_of=at(0)) is None
+
+
+def test_access_export_as_of_a_past_instant_shows_what_stood_then() -> None:
+    """[8.1] a copy of the data "that we hold": asked as of a past instant, the export shows the consent history and the
+    recipients up to that instant, not what came later."""
+    p = processor_with(REGISTRY)
+    withdrawn = events.consent_withdrawn(
+        SUBJECT,
+        Purpose.MARKETING,
+        channel=ConsentChannel.UNSUBSCRIBE_LINK,
+        source_service="mailing",
+        occurred_at=at(days=-15),
+        event_id=eid(SUBJECT, "unsubscribe-as-of"),
+    )
+    feed(p, *history(), withdrawn)
+    then = at(days=-20)
+    export = p.access_export(SUBJECT, as_of=then)
+    assert export is not None
+    assert [c["action"] for c in export["consents"]["marketing"]] == ["granted"]
+    assert all(c["occurred_at"] <= then for facts in export["consents"].values() for c in facts)
+    now = p.access_export(SUBJECT, as_of=at(days=1))
+    assert now is not None
+    assert [c["action"] for c in now["consents"]["marketing"]] == ["granted", "withdrawn"]
+    # quickpay first received data at day -10: unknown as of day -20.
+    assert "quickpay" not in {r["recipient_id"] for r in export["recipients"]}
+    assert "quickpay" in {r["recipient_id"] for r in now["recipients"]}
+    assert all(r["last_sent"] <= then for r in export["recipients"])
