@@ -117,11 +117,16 @@ def summarise(file: str) -> None:
     )
 
 
+def _ensure_chdb_dir(dsn: str) -> None:
+    """chDB keeps its data under the DSN's path: create it on first use."""
+    if dsn.startswith("chdb:///"):
+        Path(dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
+
+
 def _sink(dsn: str, database: str) -> Any:
     from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
 
-    if dsn.startswith("chdb:///"):
-        Path(dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
+    _ensure_chdb_dir(dsn)
     try:
         return ClickHouseSink(dsn, database, retry_for=30.0)
     except (ValueError, SinkUnavailable) as exc:
@@ -308,8 +313,7 @@ def sink(bootstrap: str, prefix: str, dsn: str, database: str, group_id: str, re
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if dsn.startswith("chdb:///"):
-        Path(dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
+    _ensure_chdb_dir(dsn)
     try:
         target = ClickHouseSink(dsn, database)  # retries forever while ClickHouse is away: pause, don't crash-loop
     except ValueError as exc:

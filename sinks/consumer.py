@@ -12,12 +12,12 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message
 
 from consentflow.codec import Codec
+from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
@@ -83,19 +83,16 @@ class SinkConsumer:
         except ContractError as exc:
             # An output we cannot read is kept as a dead letter, not dropped.
             self.undecodable += 1
-            self.sink.add(
-                DEAD_LETTER.short_name,
-                {
-                    "topic": str(message.topic()),
-                    "partition": message.partition(),
-                    "offset": message.offset(),
-                    "key": message.key(),
-                    "value": value,
-                    "reason": str(exc),
-                    "error_type": type(exc).__name__,
-                    "failed_at": datetime.now(UTC),
-                },
+            letter = dead_letter(
+                str(message.topic()),
+                str(exc),
+                exc,
+                partition=message.partition(),
+                offset=message.offset(),
+                key=message.key(),
+                value=value,
             )
+            self.sink.add(DEAD_LETTER.short_name, letter)
             return
         self.sink.add(topic.short_name, record)
         self.consumed += 1

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from consentflow.dead_letters import dead_letter
 from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.topics import Topic
@@ -28,29 +29,6 @@ class RunStats:
     outputs: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
     watermark: datetime | None = None  # the latest event time seen: the retention clock
-
-
-def dead_letter(
-    topic: str,
-    reason: str,
-    error: Exception,
-    *,
-    partition: int | None,
-    offset: int | None,
-    key: bytes | None,
-    value: bytes | None,
-) -> dict[str, Any]:
-    """A ``DeadLetter`` record for an input that could not be processed."""
-    return {
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "key": key,
-        "value": value,
-        "reason": reason,
-        "error_type": type(error).__name__,
-        "failed_at": datetime.now(UTC),
-    }
 
 
 def run_events(
@@ -109,4 +87,3 @@ def run_events(
     if on_progress is not None:
         on_progress(stats.events)
     return stats
-

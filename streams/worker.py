@@ -32,10 +32,10 @@ import faust
 from faust.streams import _current_event
 
 from consentflow.codec import Codec, make_codec
+from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.processor import Processor
 from consentflow.state import SubjectState
-from consentflow.streams.embedded import dead_letter
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
