@@ -173,6 +173,11 @@ def build_app(settings: WorkerSettings) -> faust.App:
     processor = Processor(store=store, registry=feed.registry)
     output_names = {t.short_name: t.name(settings.prefix) for t in OUTPUT_TOPICS}
     watermark: list[datetime | None] = [None]
+    # The agents share subject states: a batch of one agent must not write to
+    # the changelog a state another agent changed but whose outputs are not
+    # yet acknowledged (a crash would then remember those events as seen and
+    # lose their outputs). One batch at a time owns the processor.
+    batch_lock = asyncio.Lock()
 
     async def produce(topic_short: str, key: str, record: dict[str, Any]) -> Any:
         value = codec.encode(topic_short, record)
@@ -216,6 +221,12 @@ def build_app(settings: WorkerSettings) -> faust.App:
         if futures:
             await asyncio.gather(*futures)
         store.write_batch()
+        # The state must be in the changelog before take_events acknowledges the
+        # batch: faust's pre-commit flush gives up after 0.1 s without a send,
+        # which could commit offsets ahead of the state. Drain it ourselves.
+        while app.producer.buffer.size:
+            await app.producer.buffer.flush()
+        await app.producer.flush()
 
     for input_topic in INPUT_TOPICS:
         if input_topic.compacted:
@@ -226,7 +237,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
             async def agent(stream: AsyncIterable[Any]) -> None:
                 async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
                     try:
-                        await handle(stream, list(events), topic)
+                        async with batch_lock:
+                            await handle(stream, list(events), topic)
                     except Exception:
                         # faust acknowledges a batch whose loop body raised, which would lose it:
                         # stop the process instead, uncommitted; a restart redelivers the batch.
@@ -244,11 +256,12 @@ def build_app(settings: WorkerSettings) -> faust.App:
         """Retention actions due at this worker's event-time watermark [2.3]."""
         if watermark[0] is None:
             return
-        futures = []
-        for out_topic, out_record in processor.tick(watermark[0]).records:
-            futures.append(await produce(out_topic, out_record["subject_id"], out_record))
-        if futures:
-            await asyncio.gather(*futures)
+        async with batch_lock:
+            futures = []
+            for out_topic, out_record in processor.tick(watermark[0]).records:
+                futures.append(await produce(out_topic, out_record["subject_id"], out_record))
+            if futures:
+                await asyncio.gather(*futures)
 
     app.conf.consentflow_processor = processor  # for introspection in tests
     return app
