@@ -16,18 +16,26 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
+from _json import encode_basestring_ascii, make_encoder
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from consentflow.state import GENESIS_HASH, ConsentFact, SubjectState
+from consentflow.state import GENESIS_HASH, ConsentFact, FactRow, SubjectState
 from consentflow.vocabulary import ConsentAction, ConsentState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # built once: dumps() builds one per call
+
+
+def _not_canonical(value: object) -> Any:
+    raise TypeError(f"{type(value).__name__} has no canonical encoding")
+
+
+# Compact, ASCII-only JSON (what json.dumps(separators=(",", ":")) writes), with the C
+# encoder built once: JSONEncoder.encode builds one on every call.
+_CANONICAL_JSON = make_encoder(None, _not_canonical, encode_basestring_ascii, None, ":", ",", False, False, True)
 _TIME = itemgetter(0)  # ConsentFact.occurred_at
 _TIME_AND_ID = itemgetter(0, 1)  # (occurred_at, event_id)
 #: Fields of a LedgerEntry covered by its hash, in this order (source excluded).
@@ -72,7 +80,7 @@ def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
         entry["notice_id"],
         entry["previous_hash"],
     )  # HASHED_FIELDS, in order, spelled out: this runs once per consent event
-    return _CANONICAL_JSON.encode(values).encode("ascii")
+    return "".join(_CANONICAL_JSON(values, 0)).encode("ascii")
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -102,9 +110,9 @@ def append_entry(state: SubjectState, record: Mapping[str, Any], source: Mapping
     return entry
 
 
-def record_fact(state: SubjectState, record: Mapping[str, Any]) -> ConsentFact:
+def record_fact(state: SubjectState, record: Mapping[str, Any]) -> FactRow:
     """Insert a consent event into the subject's timeline for its purpose, in event-time order."""
-    fact = ConsentFact(
+    row: FactRow = (
         record["occurred_at"],
         record["event_id"],
         record["action"],
@@ -112,28 +120,42 @@ def record_fact(state: SubjectState, record: Mapping[str, Any]) -> ConsentFact:
         record["policy_version"],
         record["source_service"],
         record.get("notice_id"),
-    )
+    )  # ConsentFact's fields, kept as a plain tuple (see FactRow)
     timeline = state.consents.setdefault(record["purpose"], [])
     # Ties in event time are broken by event id, so every arrival order gives one timeline.
-    bisect.insort(timeline, fact, key=_TIME_AND_ID)
-    return fact
+    bisect.insort(timeline, row, key=_TIME_AND_ID)
+    return row
+
+
+def _row_at(state: SubjectState, purpose: str, t: datetime) -> FactRow | None:
+    timeline = state.consents.get(purpose)
+    if not timeline:
+        return None
+    last = timeline[-1]
+    if last[0] <= t:  # the common case: the processing is newer than every fact
+        return last
+    index = bisect.bisect_right(timeline, t, key=_TIME) - 1
+    return timeline[index] if index >= 0 else None
 
 
 def fact_at(state: SubjectState, purpose: str, t: datetime) -> ConsentFact | None:
     """The latest consent fact for ``purpose`` at or before ``t``."""
-    timeline = state.consents.get(purpose)
-    if not timeline:
-        return None
-    index = bisect.bisect_right(timeline, t, key=_TIME) - 1
-    return timeline[index] if index >= 0 else None
+    row = _row_at(state, purpose, t)
+    return None if row is None else ConsentFact._make(row)
+
+
+def action_at(state: SubjectState, purpose: str, t: datetime) -> str | None:
+    """The action (granted, withdrawn, refused) of the latest consent fact for ``purpose`` at or before ``t``."""
+    row = _row_at(state, purpose, t)
+    return None if row is None else row[2]  # ConsentFact.action
 
 
 def state_at(state: SubjectState | None, purpose: str, t: datetime) -> ConsentState:
     """Consent state of ``purpose`` at instant ``t``: granted, withdrawn, refused or never asked."""
     if state is None:
         return ConsentState.NEVER_ASKED
-    fact = fact_at(state, purpose, t)
-    return ConsentState.NEVER_ASKED if fact is None else _STATE_OF_ACTION.get(fact.action, ConsentState.NEVER_ASKED)
+    action = action_at(state, purpose, t)
+    return ConsentState.NEVER_ASKED if action is None else _STATE_OF_ACTION.get(action, ConsentState.NEVER_ASKED)
 
 
 def granted_at(state: SubjectState | None, purpose: str, t: datetime) -> bool:

@@ -20,44 +20,44 @@ from typing import Any
 
 from consentflow import ledger
 from consentflow.enforcement import PolicyEnforcement, violation, violation_id
+from consentflow.ledger import action_at
 from consentflow.lineage import lineage_edge
 from consentflow.policy import Policy, load_policy
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.retention import RetentionSchedule
 from consentflow.rights import access_export, erasure_notices
-from consentflow.state import MemoryStore, Processing, SubjectState, SubjectStore
+from consentflow.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
 from consentflow.vocabulary import ConsentAction, ProfileAction, Purpose, RequestStatus, Right, Rule, TransferMechanism
 
 Record = dict[str, Any]
 
 
-class Changes:
+class Changes(list[tuple[str, "Record"]]):
     """What one event (or one clock tick) changed: output records in the order they were made.
 
-    Each item is ``(output topic short name, record)``; the per-topic views
-    (``ledger``, ``lineage``...) are for readers that want one kind.
+    Each item is ``(output topic short name, record)``. A list, so that adding an
+    output costs one C call on the hot path; the per-topic views (``ledger``,
+    ``lineage``...) are for readers that want one kind.
     """
 
-    __slots__ = ("records",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.records: list[tuple[str, Record]] = []
+    @property
+    def records(self) -> list[tuple[str, Record]]:
+        """Every output, as ``(topic, record)`` in the order made."""
+        return self
 
     def add(self, topic: str, record: Record) -> None:
         """Append one output record for ``topic``."""
-        self.records.append((topic, record))
+        self.append((topic, record))
 
     def add_all(self, topic: str, records: list[Record]) -> None:
         """Append output records for ``topic``."""
-        self.records.extend((topic, r) for r in records)
-
-    def extend(self, other: Changes) -> None:
-        """Append ``other``'s records to these."""
-        self.records.extend(other.records)
+        self.extend((topic, r) for r in records)
 
     def of(self, topic: str) -> list[Record]:
         """The records for one output topic."""
-        return [r for t, r in self.records if t == topic]
+        return [r for t, r in self if t == topic]
 
     @property
     def ledger(self) -> list[Record]:
@@ -83,12 +83,6 @@ class Changes:
     def erasure_notices(self) -> list[Record]:
         """Erasure notices."""
         return self.of(ERASURE_NOTICES)
-
-    def __bool__(self) -> bool:
-        return bool(self.records)
-
-    def __len__(self) -> int:
-        return len(self.records)
 
 
 _UNKNOWN_MECHANISM = TransferMechanism.UNKNOWN
@@ -116,6 +110,7 @@ class Processor:
         self.store: SubjectStore = store if store is not None else MemoryStore()
         self._get, self._put = self.store.get, self.store.put  # bound once: called for every event
         self.registry = registry if registry is not None else RecipientRegistry()
+        self._resolve = self.registry.resolve
         self.policy = policy or load_policy()
         self.enforcement = PolicyEnforcement(self.policy)
         self.schedule = schedule or RetentionSchedule(self.policy)
@@ -176,14 +171,14 @@ class Processor:
     def _consent(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         changes = Changes()
         fact = ledger.record_fact(state, record)
-        changes.add(LEDGER, ledger.append_entry(state, record, source))
+        changes.append((LEDGER, ledger.append_entry(state, record, source)))
         state.revision += 1
         # A fact older than processings already seen may change their verdict: re-evaluate those [6].
         purpose = record["purpose"]
         activities = state.activities
         needs = self.enforcement.consent_needs
-        for index in range(bisect.bisect_left(activities, fact.occurred_at, key=_TIME), len(activities)):
-            activity = activities[index]
+        start = bisect.bisect_left(activities, fact[0], key=_TIME)  # the fact's occurred_at
+        for activity in state.processings(start):
             if any(p == purpose for _, p in needs(activity)):
                 self._reevaluate(state, activity, changes)
         return changes
@@ -234,14 +229,12 @@ class Processor:
     def _processing(self, state: SubjectState, p: Processing, source: Mapping[str, Any] | None) -> Changes:
         changes = Changes()
         t = p.occurred_at
-        recipient = None
-        mechanism = _UNKNOWN_MECHANISM
         recipient_id = p.recipient_id
         if recipient_id is not None:
-            recipient = self.registry.at(recipient_id, t)
-            if recipient is not None:
-                mechanism = recipient.mechanism_at(t)
-            changes.add(LINEAGE, lineage_edge(p, recipient, mechanism, source))
+            recipient, mechanism = self._resolve(recipient_id, t)
+            changes.append((LINEAGE, lineage_edge(p, recipient, mechanism, source)))
+        else:
+            recipient, mechanism = None, _UNKNOWN_MECHANISM
         # Static verdicts depend only on (registry version, mechanism, purpose, categories): remember clean ones.
         clean_key = (recipient.event_id if recipient is not None else None, mechanism, p.purpose, p.categories)
         if clean_key not in self._clean:
@@ -251,19 +244,19 @@ class Processor:
             elif len(self._clean) < 100_000:
                 self._clean.add(clean_key)
         activities = state.activities
+        row: ProcessingRow = p[:]  # a plain tuple of the same fields (see ProcessingRow)
         last = activities[-1] if activities else None
         if last is not None and (last[0] > t or (last[0] == t and last[1] > p.event_id)):
-            bisect.insort(activities, p, key=_TIME_AND_ID)  # arrived late: keep event-time order
+            bisect.insort(activities, row, key=_TIME_AND_ID)  # arrived late: keep event-time order
         else:
-            activities.append(p)
+            activities.append(row)
         erased = state.erasure_fulfilled_at
         if erased is not None:
             self._reevaluate(state, p, changes)
         else:
             # A new processing has no verdict yet: only a missing consent needs the full evaluation.
             for _, purpose in self.enforcement.consent_needs(p):
-                fact = ledger.fact_at(state, purpose, t)
-                if fact is None or fact.action != _GRANTED:
+                if action_at(state, purpose, t) != _GRANTED:
                     self._reevaluate(state, p, changes)
                     break
         if erased is not None and recipient_id is not None and t <= erased:
@@ -350,7 +343,7 @@ class Processor:
         state.erasure_request_id = request_id
         state.revision += 1
         activities = state.activities
-        for index in range(bisect.bisect_right(activities, t, key=_TIME), len(activities)):
-            self._reevaluate(state, activities[index], changes)
+        for activity in state.processings(bisect.bisect_right(activities, t, key=_TIME)):
+            self._reevaluate(state, activity, changes)
         changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
         return changes

@@ -23,6 +23,7 @@ FRAMING_MECHANISMS = frozenset(
 )
 _WITHIN_EEA = TransferMechanism.WITHIN_EEA
 _NONE = TransferMechanism.NONE
+_UNREGISTERED: tuple[None, TransferMechanism] = (None, TransferMechanism.UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,9 @@ class RecipientRegistry:
     def __init__(self) -> None:
         self._versions: dict[str, list[RecipientVersion]] = {}
         self._starts: dict[str, list[tuple[datetime, str]]] = {}
+        # Per recipient, the instants where its (version, mechanism) answer changes and the answer
+        # from each one on: built on first lookup, dropped when a version arrives.
+        self._segments: dict[str, tuple[list[datetime], list[tuple[RecipientVersion | None, TransferMechanism]]]] = {}
 
     def add(self, version: RecipientVersion) -> bool:
         """Record a version; returns False for a duplicate (same event id)."""
@@ -100,7 +104,38 @@ class RecipientRegistry:
         at = bisect.bisect_right(starts, key)
         starts.insert(at, key)
         versions.insert(at, version)
+        self._segments.pop(version.recipient_id, None)
         return True
+
+    def resolve(self, recipient_id: str, t: datetime) -> tuple[RecipientVersion | None, TransferMechanism]:
+        """``(at(recipient_id, t), its mechanism_at(t))``, or ``(None, UNKNOWN)``: one bisect per processing.
+
+        The answer only changes where a version starts or a mechanism window opens
+        or closes, so it is computed once per such segment and looked up after.
+        """
+        segments = self._segments.get(recipient_id)
+        if segments is None:
+            segments = self._segments[recipient_id] = self._build_segments(recipient_id)
+        bounds, answers = segments
+        index = bisect.bisect_right(bounds, t) - 1
+        return answers[index] if index >= 0 else _UNREGISTERED
+
+    def _build_segments(
+        self, recipient_id: str
+    ) -> tuple[list[datetime], list[tuple[RecipientVersion | None, TransferMechanism]]]:
+        instants: set[datetime] = set()
+        for version in self._versions.get(recipient_id, []):
+            instants.add(version.since)
+            for window in version.mechanisms:
+                instants.add(window.valid_from)
+                if window.valid_until is not None:
+                    instants.add(window.valid_until)
+        bounds = sorted(instants)
+        answers: list[tuple[RecipientVersion | None, TransferMechanism]] = []
+        for instant in bounds:
+            in_force = self.at(recipient_id, instant)
+            answers.append(_UNREGISTERED if in_force is None else (in_force, in_force.mechanism_at(instant)))
+        return bounds, answers
 
     def at(self, recipient_id: str, t: datetime) -> RecipientVersion | None:
         """The version in force at ``t``; None if the recipient was not registered (or was off-boarded) then."""

@@ -82,7 +82,7 @@ class RetentionSchedule:
         last_financial: datetime | None = None
         financial_event: str | None = None
         financial = self._financial_categories
-        for p in s.activities:  # in event-time order
+        for p in s.processings():  # in event-time order
             held.update(p.categories)
             if not financial.isdisjoint(p.categories):
                 last_financial, financial_event = p.occurred_at, p.event_id

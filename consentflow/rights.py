@@ -34,7 +34,7 @@ class Received:
 def received_by_recipient(state: SubjectState, until: datetime | None = None) -> dict[str, Received]:
     """What each recipient received (up to ``until``), from the subject's processings (in event-time order)."""
     out: dict[str, Received] = {}
-    for p in state.activities:
+    for p in state.processings():
         if until is not None and p.occurred_at > until:
             break
         if p.recipient_id is None:
@@ -103,11 +103,11 @@ def access_export(
                 "source_service": f.source_service,
                 "notice_id": f.notice_id,
             }
-            for f in facts
+            for f in state.facts(purpose)
             if f.occurred_at <= as_of
         ]
-        for purpose, facts in sorted(state.consents.items())
-        if facts[0].occurred_at <= as_of
+        for purpose, rows in sorted(state.consents.items())
+        if rows[0][0] <= as_of  # its first fact's time
     }
     recipients = []
     for recipient_id, received in sorted(received_by_recipient(state, as_of).items()):

@@ -45,6 +45,14 @@ class Processing(NamedTuple):
     categories: tuple[str, ...]
 
 
+# How facts and processings are kept in a subject's state: plain tuples of the same
+# fields. The cyclic garbage collector stops tracking a plain tuple of atoms, never a
+# NamedTuple, and a state holds one per event; plain tuples also pickle smaller for
+# the changelog. ``SubjectState.facts`` and ``.processings`` give the named views.
+FactRow = tuple[datetime, str, str, str, str, str, str | None]
+ProcessingRow = tuple[datetime, str, str, str, str | None, str, str, tuple[str, ...]]
+
+
 @dataclass(slots=True)
 class SubjectState:
     """Everything the processors know of one subject."""
@@ -52,13 +60,13 @@ class SubjectState:
     subject_id: str
     seen: set[str] = field(default_factory=set)  # event ids processed: duplicates change nothing
     # Consent ledger [6]: facts per purpose in event-time order, and the head of the hash chain.
-    consents: dict[str, list[ConsentFact]] = field(default_factory=dict)
+    consents: dict[str, list[FactRow]] = field(default_factory=dict)
     ledger_sequence: int = -1
     ledger_head: str = GENESIS_HASH
     revision: int = 0  # counts consent and erasure facts: orders re-evaluations of a violation
     # Lineage and enforcement.
     # Every processing in (occurred_at, event_id) order: what each recipient received, when, for what.
-    activities: list[Processing] = field(default_factory=list)
+    activities: list[ProcessingRow] = field(default_factory=list)
     active_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)  # consent/erasure-dependent: id -> evidence
     # Account lifecycle for retention [2.3].
     account_kind: str | None = None
@@ -78,6 +86,16 @@ class SubjectState:
     erasure_event_id: str | None = None
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
 
+    def facts(self, purpose: str) -> list[ConsentFact]:
+        """The consent facts of ``purpose``, in event-time order."""
+        return [ConsentFact._make(row) for row in self.consents.get(purpose, ())]
+
+    def processings(self, start: int = 0) -> Iterator[Processing]:
+        """The processings from index ``start`` of ``activities`` on, in event-time order."""
+        activities = self.activities
+        for index in range(start, len(activities)):
+            yield Processing._make(activities[index])
+
 
 class SubjectStore(Protocol):
     """Where subject states live: a dict, or a faust table."""
@@ -95,24 +113,19 @@ class SubjectStore(Protocol):
         ...
 
 
-class MemoryStore:
-    """A dict of subject states: the embedded runner's and the unit tests' store."""
+class MemoryStore(dict[str, SubjectState]):
+    """A dict of subject states: the embedded runner's and the unit tests' store.
 
-    def __init__(self) -> None:
-        self._states: dict[str, SubjectState] = {}
+    A dict itself, so that ``get`` — called for every event — is the C method.
+    """
 
-    def get(self, subject_id: str) -> SubjectState | None:
-        """The state of ``subject_id``, if any."""
-        return self._states.get(subject_id)
+    __slots__ = ()
 
     def put(self, state: SubjectState) -> None:
         """Store ``state``."""
-        self._states[state.subject_id] = state
+        self[state.subject_id] = state
 
     def states(self) -> Iterator[SubjectState]:
         """Every state, in subject id order (deterministic)."""
-        for subject_id in sorted(self._states):
-            yield self._states[subject_id]
-
-    def __len__(self) -> int:
-        return len(self._states)
+        for subject_id in sorted(self):
+            yield self[subject_id]

@@ -76,10 +76,29 @@ class Pipeline:
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
         process = subprocess.Popen(
-            [sys.executable, "-m", "consentflow.cli", "worker", "--bootstrap", self.bootstrap, "--prefix", self.prefix,
-             "--app-id", self.app_id, "--data-dir", str(self.tmp / name), "--batch-size", "500", "--retention-interval", "1",
-             "--loglevel", "info"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "consentflow.cli",
+                "worker",
+                "--bootstrap",
+                self.bootstrap,
+                "--prefix",
+                self.prefix,
+                "--app-id",
+                self.app_id,
+                "--data-dir",
+                str(self.tmp / name),
+                "--batch-size",
+                "500",
+                "--retention-interval",
+                "1",
+                "--loglevel",
+                "info",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.workers.append(process)
         return process
