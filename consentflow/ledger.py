@@ -67,20 +67,14 @@ def micros(t: datetime) -> int:
 
 def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
     """The bytes an entry's hash covers: a compact JSON array of ``HASHED_FIELDS``, times in microseconds."""
-    values = (
-        entry["subject_id"],
-        entry["sequence"],
-        entry["event_id"],
-        micros(entry["occurred_at"]),
-        entry["purpose"],
-        entry["action"],
-        entry["channel"],
-        entry["policy_version"],
-        entry["source_service"],
-        entry["notice_id"],
-        entry["previous_hash"],
-    )  # HASHED_FIELDS, in order, spelled out: this runs once per consent event
-    return "".join(_CANONICAL_JSON(values, 0)).encode("ascii")
+    return _canonical(tuple(entry[name] for name in HASHED_FIELDS))
+
+
+def _canonical(values: tuple[Any, ...]) -> bytes:
+    """``values`` (``HASHED_FIELDS`` in order, ``occurred_at`` still a datetime) as canonical bytes."""
+    listed = list(values)
+    listed[3] = micros(listed[3])  # occurred_at
+    return "".join(_CANONICAL_JSON(listed, 0)).encode("ascii")
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -90,23 +84,24 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
 
 def append_entry(state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> dict[str, Any]:
     """Chain a consent event onto the subject's ledger and return the new ``LedgerEntry``."""
-    entry: dict[str, Any] = {
-        "subject_id": state.subject_id,
-        "sequence": state.ledger_sequence + 1,
-        "event_id": record["event_id"],
-        "occurred_at": record["occurred_at"],
-        "purpose": record["purpose"],
-        "action": record["action"],
-        "channel": record["channel"],
-        "policy_version": record["policy_version"],
-        "source_service": record["source_service"],
-        "notice_id": record.get("notice_id"),
-        "previous_hash": state.ledger_head,
-    }
-    entry["entry_hash"] = entry_hash(entry)
-    entry["source"] = dict(source) if source is not None else None
-    state.ledger_sequence = entry["sequence"]
-    state.ledger_head = entry["entry_hash"]
+    values = (
+        state.subject_id,
+        state.ledger_sequence + 1,
+        record["event_id"],
+        record["occurred_at"],
+        record["purpose"],
+        record["action"],
+        record["channel"],
+        record["policy_version"],
+        record["source_service"],
+        record.get("notice_id"),
+        state.ledger_head,
+    )  # HASHED_FIELDS, in order
+    entry = dict(zip(HASHED_FIELDS, values, strict=True))
+    entry["entry_hash"] = digest = hashlib.sha256(_canonical(values)).hexdigest()
+    entry["source"] = None if source is None else dict(source)
+    state.ledger_sequence = values[1]
+    state.ledger_head = digest
     return entry
 
 
@@ -146,8 +141,14 @@ def fact_at(state: SubjectState, purpose: str, t: datetime) -> ConsentFact | Non
 
 def action_at(state: SubjectState, purpose: str, t: datetime) -> str | None:
     """The action (granted, withdrawn, refused) of the latest consent fact for ``purpose`` at or before ``t``."""
-    row = _row_at(state, purpose, t)
-    return None if row is None else row[2]  # ConsentFact.action
+    timeline = state.consents.get(purpose)  # _row_at, inlined: this runs for every consent-gated processing
+    if not timeline:
+        return None
+    last = timeline[-1]
+    if last[0] <= t:
+        return last[2]  # ConsentFact.action
+    index = bisect.bisect_right(timeline, t, key=_TIME) - 1
+    return timeline[index][2] if index >= 0 else None
 
 
 def state_at(state: SubjectState | None, purpose: str, t: datetime) -> ConsentState:

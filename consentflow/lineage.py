@@ -28,21 +28,26 @@ def lineage_edge(
     p: Processing, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """The ``LineageEdge`` record of processing ``p`` (which names a recipient), sent under ``mechanism``."""
+    occurred_at, event_id, subject_id, source_kind, recipient_id, purpose, legal_basis, categories = p
+    if recipient is None:
+        kind, country = RecipientKind.UNKNOWN, ""
+    else:
+        kind, country = recipient.kind, recipient.country
     return {
-        "edge_id": p.event_id,
-        "subject_id": p.subject_id,
-        "recipient_id": p.recipient_id,
+        "edge_id": event_id,
+        "subject_id": subject_id,
+        "recipient_id": recipient_id,
         # Enum members are str: stored as they are, they encode and compare as their values.
-        "recipient_kind": recipient.kind if recipient else RecipientKind.UNKNOWN,
-        "categories": list(p.categories),
-        "purpose": p.purpose,
-        "legal_basis": p.legal_basis,
-        "country": recipient.country if recipient else "",
+        "recipient_kind": kind,
+        "categories": list(categories),
+        "purpose": purpose,
+        "legal_basis": legal_basis,
+        "country": country,
         "transfer_mechanism": mechanism,
-        "occurred_at": p.occurred_at,
-        "source_event_id": p.event_id,
-        "source_kind": p.source_kind,
-        "source": dict(source) if source is not None else None,
+        "occurred_at": occurred_at,
+        "source_event_id": event_id,
+        "source_kind": source_kind,
+        "source": None if source is None else dict(source),
     }
 
 

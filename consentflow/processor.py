@@ -89,6 +89,7 @@ _UNKNOWN_MECHANISM = TransferMechanism.UNKNOWN
 _AFTER_ERASURE = Rule.PROCESSING_AFTER_ERASURE.value
 _GRANTED = ConsentAction.GRANTED.value
 _TIME = itemgetter(0)  # Processing.occurred_at
+_PROCESSING = tuple.__new__  # Processing from its row without a Python-level constructor call
 _TIME_AND_ID = itemgetter(0, 1)
 LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES = "ledger", "lineage", "violations", "retention", "erasure-notices"
 _LIFECYCLE_USE = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
@@ -116,7 +117,10 @@ class Processor:
         self.schedule = schedule or RetentionSchedule(self.policy)
         self._cookie_purpose = {c.value: p.value for c, p in self.policy.cookie_purpose.items()}
         self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
-        self._clean: set[tuple[Any, ...]] = set()  # static-check inputs known to break no rule
+        # Static-check inputs known to break no rule -> their consent needs.
+        self._clean: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+        # A dict store keeps the states it hands out: only a new state needs putting.
+        self._put_every_state = not isinstance(self.store, MemoryStore)
         self._handlers = {
             "consent": self._consent,
             "message": self._message,
@@ -137,14 +141,17 @@ class Processor:
         if handler is None:
             raise ValueError(f"no processor for topic {topic!r}")
         subject_id = record["subject_id"]
+        event_id = record["event_id"]
         state = self._get(subject_id)
         if state is None:
             state = SubjectState(subject_id)
-        elif record["event_id"] in state.seen:
+            self._put(state)
+        elif event_id in state.seen:
             return Changes()  # a duplicate changes nothing
-        state.seen.add(record["event_id"])
+        state.seen.add(event_id)
         changes = handler(state, record, source)
-        self._put(state)
+        if self._put_every_state:
+            self._put(state)
         return changes
 
     def tick(self, now: datetime) -> Changes:
@@ -174,20 +181,20 @@ class Processor:
         changes.append((LEDGER, ledger.append_entry(state, record, source)))
         state.revision += 1
         # A fact older than processings already seen may change their verdict: re-evaluate those [6].
-        purpose = record["purpose"]
         activities = state.activities
-        needs = self.enforcement.consent_needs
-        start = bisect.bisect_left(activities, fact[0], key=_TIME)  # the fact's occurred_at
-        for activity in state.processings(start):
-            if any(p == purpose for _, p in needs(activity)):
-                self._reevaluate(state, activity, changes)
+        if activities and activities[-1][0] >= fact[0]:  # the common case, a fact newer than every processing, skips this
+            purpose = record["purpose"]
+            needs = self.enforcement.consent_needs
+            for activity in state.processings(bisect.bisect_left(activities, fact[0], key=_TIME)):
+                if any(p == purpose for _, p in needs(activity)):
+                    self._reevaluate(state, activity, changes)
         return changes
 
     # -- processing: messages, cookies, disclosures ----------------------------------
 
     def _message(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         purpose = record["purpose"]
-        processing = Processing(
+        row: ProcessingRow = (
             record["occurred_at"],
             record["event_id"],
             state.subject_id,
@@ -197,11 +204,11 @@ class Processor:
             self._basis.get(purpose, "unknown"),
             tuple(record["categories"]),
         )
-        return self._processing(state, processing, source)
+        return self._processing(state, row, source)
 
     def _cookie(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         purpose = self._cookie_purpose.get(record["cookie_category"], "unknown")
-        processing = Processing(
+        row: ProcessingRow = (
             record["occurred_at"],
             record["event_id"],
             state.subject_id,
@@ -211,10 +218,10 @@ class Processor:
             self._basis.get(purpose, "unknown"),
             tuple(record["categories"]),
         )
-        return self._processing(state, processing, source)
+        return self._processing(state, row, source)
 
     def _disclosure(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
-        processing = Processing(
+        row: ProcessingRow = (
             record["occurred_at"],
             record["event_id"],
             state.subject_id,
@@ -224,29 +231,31 @@ class Processor:
             record["legal_basis"],
             tuple(record["categories"]),
         )
-        return self._processing(state, processing, source)
+        return self._processing(state, row, source)
 
-    def _processing(self, state: SubjectState, p: Processing, source: Mapping[str, Any] | None) -> Changes:
+    def _processing(self, state: SubjectState, row: ProcessingRow, source: Mapping[str, Any] | None) -> Changes:
+        p = _PROCESSING(Processing, row)  # the named view of the row the state keeps
+        t, event_id, _, _, recipient_id, purpose, _, categories = row
         changes = Changes()
-        t = p.occurred_at
-        recipient_id = p.recipient_id
         if recipient_id is not None:
             recipient, mechanism = self._resolve(recipient_id, t)
             changes.append((LINEAGE, lineage_edge(p, recipient, mechanism, source)))
         else:
             recipient, mechanism = None, _UNKNOWN_MECHANISM
-        # Static verdicts depend only on (registry version, mechanism, purpose, categories): remember clean ones.
-        clean_key = (recipient.event_id if recipient is not None else None, mechanism, p.purpose, p.categories)
-        if clean_key not in self._clean:
+        # Static verdicts and consent needs depend only on (registry version, mechanism, purpose,
+        # categories): remember the needs of the combinations known to break no static rule.
+        key = (None if recipient is None else recipient.event_id, mechanism, purpose, categories)
+        needs = self._clean.get(key)
+        if needs is None:
+            needs = self.enforcement.consent_needs(p)
             static = self.enforcement.static_violations(p, recipient, mechanism)
             if static:
                 changes.add_all(VIOLATIONS, static)
             elif len(self._clean) < 100_000:
-                self._clean.add(clean_key)
+                self._clean[key] = needs
         activities = state.activities
-        row: ProcessingRow = p[:]  # a plain tuple of the same fields (see ProcessingRow)
         last = activities[-1] if activities else None
-        if last is not None and (last[0] > t or (last[0] == t and last[1] > p.event_id)):
+        if last is not None and (last[0] > t or (last[0] == t and last[1] > event_id)):
             bisect.insort(activities, row, key=_TIME_AND_ID)  # arrived late: keep event-time order
         else:
             activities.append(row)
@@ -255,7 +264,7 @@ class Processor:
             self._reevaluate(state, p, changes)
         else:
             # A new processing has no verdict yet: only a missing consent needs the full evaluation.
-            for _, purpose in self.enforcement.consent_needs(p):
+            for _, purpose in needs:
                 if action_at(state, purpose, t) != _GRANTED:
                     self._reevaluate(state, p, changes)
                     break
