@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consentflow.ledger import fact_at, micros
+from consentflow.ledger import fact_index_at, micros
 from consentflow.policy import Policy
 from consentflow.recipients import RecipientVersion
 from consentflow.state import Processing, SubjectState
@@ -181,33 +181,57 @@ class PolicyEnforcement:
         """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
         return p.legal_basis == _LEGAL_OBLIGATION or p.purpose == _LEGAL_PURPOSE
 
-    def dependent_verdicts(self, state: SubjectState, activity: Processing) -> dict[str, tuple[Rule, list[str], str]]:
-        """Consent- and erasure-dependent violations of ``activity`` given everything known now, by violation id."""
-        verdicts: dict[str, tuple[Rule, list[str], str]] = {}
+    def consent_verdict(self, state: SubjectState, activity: Processing, rule_value: str, purpose: str) -> dict[str, Any]:
+        """The verdict on ``activity`` under consent rule ``rule_value`` given everything known now.
+
+        Always a record: active when no consent for ``purpose`` was in force at the
+        processing's time, inactive (compliant) when one was, its evidence naming the
+        consent fact either way. Its revision counts the facts of the purpose up to
+        that governing one: it only grows as facts arrive, whatever their order and
+        whichever worker saw them, so the highest revision of a violation id is the
+        verdict on everything known [6].
+        """
         t = activity.occurred_at
-        for rule_value, purpose in self.consent_needs(activity):
-            fact = fact_at(state, purpose, t)
-            if fact is None or fact.action != _GRANTED:
-                rule = Rule(rule_value)
-                if fact is None:
-                    verdicts[violation_id(rule, activity.event_id)] = (
-                        rule,
-                        [activity.event_id],
-                        f"no consent for {purpose} was ever given before {t.isoformat()}",
-                    )
-                else:
-                    verdicts[violation_id(rule, activity.event_id)] = (
-                        rule,
-                        [activity.event_id, fact.event_id],
-                        f"consent for {purpose} {fact.action} at {fact.occurred_at.isoformat()} via {fact.channel}, still in force at {t.isoformat()}",
-                    )
-        erased = state.erasure_fulfilled_at
-        if erased is not None and micros(t) > micros(erased) and not self.exempt_after_erasure(activity):
-            rule = Rule.PROCESSING_AFTER_ERASURE
-            evidence = [activity.event_id] + ([state.erasure_event_id] if state.erasure_event_id else [])
-            verdicts[violation_id(rule, activity.event_id)] = (
-                rule,
-                evidence,
-                f"erasure fulfilled at {erased.isoformat()}, processing at {t.isoformat()}",
+        index = fact_index_at(state, purpose, t)
+        rule = Rule(rule_value)
+        if index < 0:
+            return violation(
+                rule, activity, [activity.event_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
             )
-        return verdicts
+        fact = state.consents[purpose][index]
+        at, event_id, action, channel = fact[0], fact[1], fact[2], fact[3]  # ConsentFact fields
+        if action == _GRANTED:
+            return violation(
+                rule,
+                activity,
+                [activity.event_id, event_id],
+                f"compliant: consent for {purpose} granted via {channel}, in force",
+                active=False,
+                revision=index + 1,
+            )
+        return violation(
+            rule,
+            activity,
+            [activity.event_id, event_id],
+            f"consent for {purpose} {action} at {at.isoformat()} via {channel}, still in force at {t.isoformat()}",
+            revision=index + 1,
+        )
+
+    def erasure_verdict(self, state: SubjectState, activity: Processing) -> dict[str, Any] | None:
+        """The processing-after-erasure violation of ``activity``, if it happened after the earliest fulfilled erasure [12].
+
+        Its revision counts the fulfilled erasures known: the earliest one only moves
+        earlier as they arrive, so the highest revision is the verdict on all of them.
+        """
+        erased = state.erasure_fulfilled_at
+        t = activity.occurred_at
+        if erased is None or micros(t) <= micros(erased) or self.exempt_after_erasure(activity):
+            return None
+        evidence = [activity.event_id] + ([state.erasure_event_id] if state.erasure_event_id else [])
+        return violation(
+            Rule.PROCESSING_AFTER_ERASURE,
+            activity,
+            evidence,
+            f"erasure fulfilled at {erased.isoformat()}, processing at {t.isoformat()}",
+            revision=state.erasures_fulfilled,
+        )

@@ -122,41 +122,28 @@ def record_fact(state: SubjectState, record: Mapping[str, Any]) -> FactRow:
     return row
 
 
-def _row_at(state: SubjectState, purpose: str, t: datetime) -> FactRow | None:
+def fact_index_at(state: SubjectState, purpose: str, t: datetime) -> int:
+    """Index in the purpose's timeline of the latest consent fact at or before ``t``; -1 if none."""
     timeline = state.consents.get(purpose)
     if not timeline:
-        return None
-    last = timeline[-1]
-    if last[0] <= t:  # the common case: the processing is newer than every fact
-        return last
-    index = bisect.bisect_right(timeline, t, key=_TIME) - 1
-    return timeline[index] if index >= 0 else None
+        return -1
+    if timeline[-1][0] <= t:  # the common case: the processing is newer than every fact
+        return len(timeline) - 1
+    return bisect.bisect_right(timeline, t, key=_TIME) - 1
 
 
 def fact_at(state: SubjectState, purpose: str, t: datetime) -> ConsentFact | None:
     """The latest consent fact for ``purpose`` at or before ``t``."""
-    row = _row_at(state, purpose, t)
-    return None if row is None else ConsentFact._make(row)
-
-
-def action_at(state: SubjectState, purpose: str, t: datetime) -> str | None:
-    """The action (granted, withdrawn, refused) of the latest consent fact for ``purpose`` at or before ``t``."""
-    timeline = state.consents.get(purpose)  # _row_at, inlined: this runs for every consent-gated processing
-    if not timeline:
-        return None
-    last = timeline[-1]
-    if last[0] <= t:
-        return last[2]  # ConsentFact.action
-    index = bisect.bisect_right(timeline, t, key=_TIME) - 1
-    return timeline[index][2] if index >= 0 else None
+    index = fact_index_at(state, purpose, t)
+    return None if index < 0 else ConsentFact._make(state.consents[purpose][index])
 
 
 def state_at(state: SubjectState | None, purpose: str, t: datetime) -> ConsentState:
     """Consent state of ``purpose`` at instant ``t``: granted, withdrawn, refused or never asked."""
     if state is None:
         return ConsentState.NEVER_ASKED
-    action = action_at(state, purpose, t)
-    return ConsentState.NEVER_ASKED if action is None else _STATE_OF_ACTION.get(action, ConsentState.NEVER_ASKED)
+    fact = fact_at(state, purpose, t)
+    return ConsentState.NEVER_ASKED if fact is None else _STATE_OF_ACTION.get(fact.action, ConsentState.NEVER_ASKED)
 
 
 def granted_at(state: SubjectState | None, purpose: str, t: datetime) -> bool:

@@ -19,15 +19,14 @@ from operator import itemgetter
 from typing import Any
 
 from consentflow import ledger
-from consentflow.enforcement import PolicyEnforcement, violation, violation_id
-from consentflow.ledger import action_at
+from consentflow.enforcement import PolicyEnforcement
 from consentflow.lineage import lineage_edge
 from consentflow.policy import Policy, load_policy
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.retention import RetentionSchedule
 from consentflow.rights import access_export, erasure_notices
 from consentflow.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
-from consentflow.vocabulary import ConsentAction, ProfileAction, Purpose, RequestStatus, Right, Rule, TransferMechanism
+from consentflow.vocabulary import ConsentAction, ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
 
 Record = dict[str, Any]
 
@@ -86,7 +85,6 @@ class Changes(list[tuple[str, "Record"]]):
 
 
 _UNKNOWN_MECHANISM = TransferMechanism.UNKNOWN
-_AFTER_ERASURE = Rule.PROCESSING_AFTER_ERASURE.value
 _GRANTED = ConsentAction.GRANTED.value
 _TIME = itemgetter(0)  # Processing.occurred_at
 _PROCESSING = tuple.__new__  # Processing from its row without a Python-level constructor call
@@ -179,15 +177,16 @@ class Processor:
         changes = Changes()
         fact = ledger.record_fact(state, record)
         changes.append((LEDGER, ledger.append_entry(state, record, source)))
-        state.revision += 1
-        # A fact older than processings already seen may change their verdict: re-evaluate those [6].
+        # The verdicts of later processings that need this purpose rest on this fact now, or
+        # count it among those before theirs: re-issue them with their new revision [6].
         activities = state.activities
         if activities and activities[-1][0] >= fact[0]:  # the common case, a fact newer than every processing, skips this
             purpose = record["purpose"]
             needs = self.enforcement.consent_needs
             for activity in state.processings(bisect.bisect_left(activities, fact[0], key=_TIME)):
-                if any(p == purpose for _, p in needs(activity)):
-                    self._reevaluate(state, activity, changes)
+                for rule_value, needed in needs(activity):
+                    if needed == purpose:
+                        changes.append((VIOLATIONS, self.enforcement.consent_verdict(state, activity, rule_value, purpose)))
         return changes
 
     # -- processing: messages, cookies, disclosures ----------------------------------
@@ -259,54 +258,20 @@ class Processor:
             bisect.insort(activities, row, key=_TIME_AND_ID)  # arrived late: keep event-time order
         else:
             activities.append(row)
+        # Every consent-gated processing gets a verdict, compliant or not, so that a worker
+        # that replays it after another's crash overwrites a verdict issued on less [6].
+        verdict = self.enforcement.consent_verdict
+        for rule_value, needed in needs:
+            changes.append((VIOLATIONS, verdict(state, p, rule_value, needed)))
         erased = state.erasure_fulfilled_at
         if erased is not None:
-            self._reevaluate(state, p, changes)
-        else:
-            # A new processing has no verdict yet: only a missing consent needs the full evaluation.
-            for _, purpose in needs:
-                if action_at(state, purpose, t) != _GRANTED:
-                    self._reevaluate(state, p, changes)
-                    break
-        if erased is not None and recipient_id is not None and t <= erased:
-            # A disclosure from before the erasure arrived late: the recipient's notice widens [GDPR Art. 19].
-            changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
+            after_erasure = self.enforcement.erasure_verdict(state, p)
+            if after_erasure is not None:
+                changes.append((VIOLATIONS, after_erasure))
+            if recipient_id is not None and t <= erased:
+                # A disclosure from before the erasure arrived late: the recipient's notice widens [GDPR Art. 19].
+                changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
         return changes
-
-    def _reevaluate(self, state: SubjectState, activity: Processing, changes: Changes) -> None:
-        """Bring the consent- and erasure-dependent verdicts of ``activity`` up to date, emitting what changed.
-
-        A verdict is re-emitted whenever it or its evidence changes, each time with
-        the subject's current revision, so the highest revision of a violation id
-        is the verdict on everything known, whatever order the facts arrived in.
-        """
-        verdicts = self.enforcement.dependent_verdicts(state, activity)
-        if not verdicts and not state.active_violations:
-            return  # the common case: consent in force, nothing to clear
-        rules = [rule for rule, _ in self.enforcement.consent_needs(activity)] + [_AFTER_ERASURE]
-        for rule_value in rules:
-            vid = violation_id(rule_value, activity.event_id)
-            verdict = verdicts.get(vid)
-            before = state.active_violations.get(vid)
-            if verdict is not None:
-                rule, evidence, detail = verdict
-                if before != tuple(evidence):
-                    state.active_violations[vid] = tuple(evidence)
-                    changes.add(VIOLATIONS, violation(rule, activity, evidence, detail, revision=state.revision))
-            elif before is not None:
-                del state.active_violations[vid]
-                detail = "cleared: a fact that arrived late shows the processing was allowed"
-                changes.add(
-                    VIOLATIONS,
-                    violation(
-                        Rule(rule_value),
-                        activity,
-                        list(before),
-                        detail,
-                        active=False,
-                        revision=state.revision,
-                    ),
-                )
 
     # -- account lifecycle and rights -------------------------------------------------
 
@@ -343,16 +308,23 @@ class Processor:
             if state.erasure_requested_at is None or t < state.erasure_requested_at:
                 state.erasure_request_id, state.erasure_requested_at = request_id, t
             return Changes()
-        if status != RequestStatus.FULFILLED.value or (
-            state.erasure_fulfilled_at is not None and t >= state.erasure_fulfilled_at
-        ):
+        if status != RequestStatus.FULFILLED.value:
             return Changes()
         changes = Changes()
-        state.erasure_fulfilled_at, state.erasure_event_id = t, record["event_id"]
-        state.erasure_request_id = request_id
-        state.revision += 1
+        state.erasures_fulfilled += 1
+        event_id = record["event_id"]
+        erased = state.erasure_fulfilled_at
+        earliest = erased is None or (t, event_id) < (erased, state.erasure_event_id or "")
+        if earliest:
+            state.erasure_fulfilled_at, state.erasure_event_id = t, event_id
+            state.erasure_request_id = request_id
+        # Every processing after the earliest erasure is re-judged with the new count of erasures [12].
         activities = state.activities
-        for activity in state.processings(bisect.bisect_right(activities, t, key=_TIME)):
-            self._reevaluate(state, activity, changes)
-        changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
+        verdict = self.enforcement.erasure_verdict
+        for activity in state.processings(bisect.bisect_right(activities, state.erasure_fulfilled_at, key=_TIME)):
+            after_erasure = verdict(state, activity)
+            if after_erasure is not None:
+                changes.append((VIOLATIONS, after_erasure))
+        if earliest:
+            changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
         return changes

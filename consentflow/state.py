@@ -63,11 +63,9 @@ class SubjectState:
     consents: dict[str, list[FactRow]] = field(default_factory=dict)
     ledger_sequence: int = -1
     ledger_head: str = GENESIS_HASH
-    revision: int = 0  # counts consent and erasure facts: orders re-evaluations of a violation
     # Lineage and enforcement.
     # Every processing in (occurred_at, event_id) order: what each recipient received, when, for what.
     activities: list[ProcessingRow] = field(default_factory=list)
-    active_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)  # consent/erasure-dependent: id -> evidence
     # Account lifecycle for retention [2.3].
     account_kind: str | None = None
     registered_at: datetime | None = None
@@ -84,6 +82,7 @@ class SubjectState:
     erasure_requested_at: datetime | None = None
     erasure_fulfilled_at: datetime | None = None
     erasure_event_id: str | None = None
+    erasures_fulfilled: int = 0  # fulfilled erasure events known: the revision of after-erasure verdicts
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
 
     def facts(self, purpose: str) -> list[ConsentFact]:

@@ -180,14 +180,6 @@ def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
     assert "consent" in reason and "unknown schema fingerprint" in reason
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known defect: a violation the killed worker emitted provisionally (a consent fact not yet read) stays active when "
-        "its successor, reading the topics in another order, never sees it violated and so never retracts it; "
-        "fails in about one run in four. Lineage and ledger no longer lose anything."
-    ),
-)
 def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_duplicates(
     pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
 ) -> None:

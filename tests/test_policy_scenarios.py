@@ -192,7 +192,7 @@ def test_withdrawal_arriving_after_a_newsletter_sent_later_makes_it_a_violation(
     granted = consent(SUBJECT, Purpose.MARKETING, GRANTED, at(-1), channel=ConsentChannel.REGISTRATION_FORM)
     sent = newsletter(SUBJECT, at(1, minutes=5))  # 10:05
     withdrawn = consent(SUBJECT, Purpose.MARKETING, WITHDRAWN, at(1), channel=ConsentChannel.UNSUBSCRIBE_LINK)  # 10:00
-    assert not feed(p, granted, sent).violations
+    no_violation(feed(p, granted, sent))
     late = feed(p, withdrawn)
     record = the_violation(late, Rule.MARKETING_WITHOUT_CONSENT, sent, "3.8, 6", ignored=withdrawn)
     assert record["active"] is True
