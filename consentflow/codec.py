@@ -47,16 +47,20 @@ def _resolve(topic: Topic | str) -> Topic:
         raise ContractError(topic, str(exc.args[0])) from None
 
 
-def write_body(topic: Topic | str, contract: Contract, record: Mapping[str, Any]) -> bytes:
-    """Avro binary body of ``record`` under ``contract``; raises ``ContractError`` naming the field."""
+def write_body(topic: Topic | str, contract: Contract, record: Mapping[str, Any], *, trusted: bool = False) -> bytes:
+    """Avro binary body of ``record`` under ``contract``; raises ``ContractError`` naming the field.
+
+    ``trusted`` skips the validation pass for records this project's processors
+    built (outputs); everything from outside is validated here, at the edge.
+    """
     out = io.BytesIO()
     try:
-        # strict: a field the contract does not know is refused, never silently
-        # dropped (it could carry a personal data value into a topic).
-        fastavro.schemaless_writer(out, contract.parsed, dict(record), strict=False, strict_allow_default=True)
+        datum = record if type(record) is dict else dict(record)
+        fastavro.schemaless_writer(out, contract.parsed, datum, strict=False, strict_allow_default=True)
         # The writer coerces instead of refusing ("yes" for a boolean, 1.7 for a
-        # long, an int beyond 32 bits): validate so a wrong type never lands.
-        if not validate(dict(record), contract.parsed, raise_errors=False):
+        # long, an int beyond 32 bits) and drops fields the contract does not know
+        # (one could carry a personal data value): validate so neither lands.
+        if not trusted and not validate(datum, contract.parsed, raise_errors=False):
             raise TypeError(f"record does not match the {contract.name} contract")
     except Exception as exc:  # noqa: BLE001 -- fastavro raises ValueError, TypeError, AttributeError...
         raise _encode_error(_topic_name(topic), contract, record, exc) from None
@@ -180,8 +184,8 @@ def read_body(topic: Topic | str, writer: Contract, reader: Contract, body: byte
 class Codec(Protocol):
     """Turns a topic's records into message bytes and back."""
 
-    def encode(self, topic: Topic | str, record: Mapping[str, Any]) -> bytes:
-        """Validate and frame one record; raises ``ContractError``."""
+    def encode(self, topic: Topic | str, record: Mapping[str, Any], *, trusted: bool = False) -> bytes:
+        """Validate (unless ``trusted``: built by our processors) and frame one record; raises ``ContractError``."""
         ...
 
     def decode(self, topic: Topic | str, data: bytes) -> dict[str, Any]:
@@ -196,11 +200,11 @@ class SingleObjectCodec:
         self.store = store or default_store()
         self._headers: dict[str, bytes] = {}
 
-    def encode(self, topic: Topic | str, record: Mapping[str, Any]) -> bytes:
+    def encode(self, topic: Topic | str, record: Mapping[str, Any], *, trusted: bool = False) -> bytes:
         """Single-object encoding of ``record`` under the newest release of the topic's contract."""
         t = _resolve(topic)
         contract = self.store.latest(t.record)
-        return SINGLE_OBJECT_MAGIC + contract.fingerprint + write_body(t, contract, record)
+        return SINGLE_OBJECT_MAGIC + contract.fingerprint + write_body(t, contract, record, trusted=trusted)
 
     def decode(self, topic: Topic | str, data: bytes) -> dict[str, Any]:
         """Decode single-object-encoded bytes, finding the writer schema by fingerprint."""
@@ -267,11 +271,11 @@ class ConfluentCodec:
         self._writer_for_id[schema_id] = contract
         return schema_id
 
-    def encode(self, topic: Topic | str, record: Mapping[str, Any]) -> bytes:
+    def encode(self, topic: Topic | str, record: Mapping[str, Any], *, trusted: bool = False) -> bytes:
         """Confluent-framed encoding of ``record`` under the topic's newest contract."""
         t = _resolve(topic)
         contract = self.store.latest(t.record)
-        body = write_body(t, contract, record)
+        body = write_body(t, contract, record, trusted=trusted)
         return CONFLUENT_MAGIC + struct.pack(">I", self.schema_id(t)) + body
 
     def decode(self, topic: Topic | str, data: bytes) -> dict[str, Any]:
