@@ -5,6 +5,8 @@ Run (the Kafka broker must be up: bash deploy/kafka.sh start):
 
 Prints:
 (a) raw ceiling: confluent-kafka batch consume + fastavro (single-object) decode of the input topics, events/s;
+(a') faust's ceiling: the same topics through faust agents that only take batches (bench/faust_ceiling.py),
+    events/s: what faust's per-message path allows before any of our code runs;
 (b) the faust worker end to end into ClickHouse (worker + sink processes, until both groups have caught up), events/s,
     and its ratio to (a);
 (c) the embedded runner from the container file into chDB, events/s;
@@ -85,7 +87,7 @@ def raw_consume_decode(bootstrap: str, topics: dict[str, str], expected: int) ->
             began = time.perf_counter()
         for message in batch:
             if message.error() is None:
-                codec.decode(topics[message.topic()], message.value())
+                codec.decode(topics[str(message.topic())], message.value() or b"")
                 seen += 1
     elapsed = time.perf_counter() - (began or time.perf_counter())
     consumer.close()
@@ -115,6 +117,23 @@ def main() -> None:
         worker_events = sum(end_offsets(args.bootstrap, worker_inputs).values())
 
         raw_rate = raw_consume_decode(args.bootstrap, input_names, total)
+        ceiling = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("faust_ceiling.py")),
+                prefix,
+                str(worker_events),
+                "worker",
+                "-l",
+                "warning",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "BOOTSTRAP": args.bootstrap},
+        )
+        ceiling_rate = worker_events / json.loads(ceiling.stdout.strip().splitlines()[-1])["seconds"]
 
         cli = [sys.executable, "-m", "consentflow.cli"]
         dsn = f"chdb://{tmp / 'kafka-chdb'}"
@@ -173,8 +192,12 @@ def main() -> None:
     print(f"subjects={args.subjects} days={args.days} input events={total:,} (subject topics {worker_events:,})")
     print(f"(a) raw consume + decode (confluent-kafka + fastavro): {raw_rate:10,.0f} events/s")
     print(
+        f"(a') faust's ceiling: agents that only take_events:   {ceiling_rate:10,.0f} events/s (ratio to (a): {ceiling_rate / raw_rate:.2f})"
+    )
+    print(
         f"(b) faust worker + sink into chDB, end to end:        {pipeline_rate:10,.0f} events/s "
-        f"(ratio to (a): {pipeline_rate / raw_rate:.2f}; {with_startup:,.0f} events/s counting worker start-up)"
+        f"(ratio to (a): {pipeline_rate / raw_rate:.2f}, to (a'): {pipeline_rate / ceiling_rate:.2f}; "
+        f"{with_startup:,.0f} events/s counting worker start-up)"
     )
     print(f"(c) embedded runner, container file into chDB:         {embedded_rate:10,.0f} events/s")
     print(

@@ -1,0 +1,64 @@
+"""faust's own ceiling: the worker's input topics through faust agents that do nothing.
+
+Run by bench/pipeline.py as a subprocess (faust wants its own process and
+command line): ``python bench/faust_ceiling.py PREFIX EXPECTED worker -l warning``.
+One agent per subject-keyed input topic takes batches with ``take_events`` as
+the real worker does, and only counts them; when every event has arrived it
+prints ``{"events": N, "seconds": S}`` and exits. Whatever the worker does
+beyond this is our code; this much is faust's per-message path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterable
+from typing import Any
+
+import faust
+
+from consentflow.topics import INPUT_TOPICS
+
+
+def main() -> None:
+    """Consume ``EXPECTED`` events from the ``PREFIX`` topics, print the time it took."""
+    prefix, expected = sys.argv[1], int(sys.argv[2])
+    sys.argv = [sys.argv[0], *sys.argv[3:]]  # faust's Worker reads the rest of the command line
+    app = faust.App(
+        f"{prefix}-ceiling-{os.getpid()}",
+        broker="kafka://127.0.0.1:9092" if "BOOTSTRAP" not in os.environ else f"kafka://{os.environ['BOOTSTRAP']}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=6,
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=5_000,  # the worker's settings
+        stream_buffer_maxsize=20_000,
+    )
+    seen = [0]
+    began: list[float] = []
+
+    def make_agent(short: str) -> Any:
+        async def agent(stream: AsyncIterable[Any]) -> None:
+            async for events in stream.take_events(2_000, within=0.5):  # type: ignore[attr-defined]
+                if not began:
+                    began.append(time.perf_counter())
+                seen[0] += len(events)
+                if seen[0] >= expected:
+                    print(json.dumps({"events": seen[0], "seconds": time.perf_counter() - began[0]}), flush=True)
+                    os._exit(0)
+
+        agent.__name__ = f"count_{short.replace('-', '_')}"
+        return agent
+
+    for topic in INPUT_TOPICS:
+        if topic.compacted:
+            continue
+        channel = app.topic(topic.name(prefix), key_serializer="raw", value_serializer="raw")
+        app.agent(channel, name=f"ceiling.{topic.short_name}")(make_agent(topic.short_name))
+    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
