@@ -133,7 +133,9 @@ def main() -> None:
             timeout=600,
             env={**os.environ, "BOOTSTRAP": args.bootstrap},
         )
-        ceiling_rate = worker_events / json.loads(ceiling.stdout.strip().splitlines()[-1])["seconds"]
+        # faust redirects stdout into its log (stderr), with escape codes: find our line.
+        (report,) = [line[line.index("{") :] for line in (ceiling.stdout + ceiling.stderr).splitlines() if '"events"' in line]
+        ceiling_rate = worker_events / json.loads(report)["seconds"]
 
         cli = [sys.executable, "-m", "consentflow.cli"]
         dsn = f"chdb://{tmp / 'kafka-chdb'}"
