@@ -305,11 +305,17 @@ class Processor:
         if record["right"] != Right.ERASURE.value:
             return Changes()
         if status == RequestStatus.REQUESTED.value:
+            state.erasure_events += 1
             if state.erasure_requested_at is None or t < state.erasure_requested_at:
                 state.erasure_request_id, state.erasure_requested_at = request_id, t
-            return Changes()
+            if state.erasure_fulfilled_at is None:
+                return Changes()
+            changes = Changes()  # the notices name the request: re-issue them [12]
+            changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
+            return changes
         if status != RequestStatus.FULFILLED.value:
             return Changes()
+        state.erasure_events += 1
         changes = Changes()
         state.erasures_fulfilled += 1
         event_id = record["event_id"]
@@ -325,6 +331,5 @@ class Processor:
             after_erasure = verdict(state, activity)
             if after_erasure is not None:
                 changes.append((VIOLATIONS, after_erasure))
-        if earliest:
-            changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
+        changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
         return changes

@@ -50,23 +50,38 @@ def received_by_recipient(state: SubjectState, until: datetime | None = None) ->
 
 
 def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Policy) -> list[dict[str, Any]]:
-    """Notices due for the subject's fulfilled erasure that differ from those already sent; updates ``state.notices``."""
+    """Notices for the subject's fulfilled erasure whose revision moved since they were last sent; updates ``state.notices``.
+
+    A notice's revision counts the facts it rests on: the erasure requests and
+    fulfilments known (high bits), then the processings to that recipient up to
+    the erasure (low bits). Both only grow as facts arrive, whatever their order
+    and whichever worker saw them, so the highest revision of a notice id is the
+    notice on everything known [12; GDPR Art. 19]; a notice is re-issued whenever
+    its revision moves, even with the same categories, so that it overwrites one
+    a crashed worker issued on less.
+    """
     erased = state.erasure_fulfilled_at
     if erased is None or state.erasure_request_id is None:
         return []
     financial = frozenset(c.value for c in policy.financial_categories)
+    sent_before: dict[str, int] = {}
+    for row in state.activities:  # ProcessingRow: (occurred_at, ..., recipient_id at 4, ...)
+        if row[0] > erased:
+            break
+        if row[4] is not None:
+            sent_before[row[4]] = sent_before.get(row[4], 0) + 1
     out = []
-    for recipient_id, received in sorted(received_by_recipient(state).items()):
-        categories = frozenset(c for c, first in received.first_sent.items() if first <= erased)
+    for recipient_id, received in sorted(received_by_recipient(state, erased).items()):
+        categories = frozenset(received.first_sent)
         if not categories:
             continue
         version = registry.at(recipient_id, erased) or registry.latest(recipient_id)
         if version is not None and version.kind is RecipientKind.OTHER_USERS:
             continue
+        revision = (state.erasure_events << 32) | sent_before.get(recipient_id, 0)
         sent = state.notices.get(recipient_id)
-        if sent is not None and sent[0] == categories:
+        if sent is not None and sent[1] == revision:
             continue
-        revision = 0 if sent is None else sent[1] + 1
         state.notices[recipient_id] = (categories, revision)
         out.append(
             {

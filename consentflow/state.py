@@ -83,6 +83,7 @@ class SubjectState:
     erasure_fulfilled_at: datetime | None = None
     erasure_event_id: str | None = None
     erasures_fulfilled: int = 0  # fulfilled erasure events known: the revision of after-erasure verdicts
+    erasure_events: int = 0  # erasure requests and fulfilments known: the high bits of a notice's revision
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
 
     def facts(self, purpose: str) -> list[ConsentFact]:

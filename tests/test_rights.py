@@ -8,9 +8,13 @@ known about the subject, with the evidence of every consent decision.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from consentflow import events
 from consentflow.events import Event, MechanismPeriod
@@ -121,6 +125,16 @@ def after_erasure() -> list[Event]:
     ]
 
 
+def sent_before(items: list[Event], recipient: str, erased: datetime) -> int:
+    """How many of ``items`` sent the subject's data to ``recipient`` at or before ``erased``."""
+    return sum(
+        1
+        for e in items
+        if e.record["occurred_at"] <= erased
+        and recipient in (e.record.get("recipient_id"), e.record.get("processor_id"), e.record.get("vendor_id"))
+    )
+
+
 def notices_by_recipient(records: list[dict[str, Any]]) -> dict[str, Mapping[str, Any]]:
     """The latest notice per recipient (highest revision)."""
     latest: dict[str, Mapping[str, Any]] = {}
@@ -155,7 +169,9 @@ def test_erasure_sends_one_notice_per_recipient_that_received_data_before_it() -
         assert notice["request_id"] == "req-erase-1"
         assert notice["requested_at"] == REQUESTED_AT
         assert notice["fulfilled_at"] == FULFILLED_AT
-        assert notice["revision"] == 0
+        # The revision counts what the notice rests on: two erasure events (request, fulfilment),
+        # then the recipient's processings up to the erasure.
+        assert divmod(notice["revision"], 2**32) == (2, sent_before(history(), recipient, FULFILLED_AT)), recipient
     assert len({n["notice_id"] for n in notices}) == len(notices)
     # After the erasure: the exempt court order is no processing after erasure and earns no notice.
     later = feed(p, *after_erasure())
@@ -188,10 +204,15 @@ def test_a_late_disclosure_from_before_the_erasure_widens_that_recipients_notice
     assert widened["revision"] > first["cloudnest"]["revision"]
     assert sorted(widened["categories"]) == ["correspondence", "device_network", "usage_data"]
     assert not [v for v in changes.violations if v["active"]]  # before the erasure: allowed
-    # Re-delivered, it changes nothing; nothing new for the recipient, no new notice.
+    # Re-delivered, it changes nothing.
     assert not feed(p, late)
+    # A late disclosure that adds no category re-issues the same notice with a higher revision: a notice a
+    # crashed worker issued on fewer facts can never outrank the one on everything known.
     same = disclose(SUBJECT, CLOUDNEST, [C.USAGE_DATA], at(days=-2), purpose=Purpose.SITE_OPTIMISATION, basis=LI)
-    assert not feed(p, same).erasure_notices
+    (reissued,) = feed(p, same).erasure_notices
+    assert reissued["notice_id"] == widened["notice_id"]
+    assert sorted(reissued["categories"]) == sorted(widened["categories"])
+    assert reissued["revision"] == widened["revision"] + 1
 
 
 def test_a_late_disclosure_to_a_new_recipient_gets_its_own_notice() -> None:
@@ -205,7 +226,7 @@ def test_a_late_disclosure_to_a_new_recipient_gets_its_own_notice() -> None:
     assert (notice["recipient_id"], sorted(notice["categories"]), notice["revision"]) == (
         GROUP_DE.recipient_id,
         ["contact", "identity"],
-        0,
+        (2 << 32) | 1,  # two erasure events (request, fulfilment); one processing to it before the erasure
     )
 
 
@@ -348,3 +369,54 @@ def test_access_export_as_of_a_past_instant_shows_what_stood_then() -> None:
     assert "quickpay" not in {r["recipient_id"] for r in export["recipients"]}
     assert "quickpay" in {r["recipient_id"] for r in now["recipients"]}
     assert all(r["last_sent"] <= then for r in export["recipients"])
+
+
+# ------------------------------------------------------------------------------- crash and replay
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_notices_issued_by_a_crashed_worker_never_outrank_the_notice_on_everything(data: st.DataObject) -> None:
+    """[12; GDPR Art. 19] A worker is killed part-way (its state saved a little earlier); a successor replays the rest
+    in another order. For every notice id, the notices at the highest revision agree, and equal the notice a single
+    uninterrupted run ends with."""
+    late = disclose(SUBJECT, CLOUDNEST, [C.CORRESPONDENCE], at(days=-1), purpose=Purpose.SITE_OPTIMISATION, basis=LI)
+    everything = [
+        *history(),
+        late,
+        rights(Right.ERASURE, RequestStatus.FULFILLED, FULFILLED_AT),
+        *after_erasure(),
+    ]
+    reference = processor_with(REGISTRY)
+    final: dict[str, Mapping[str, Any]] = {}
+    for notice in feed(reference, *everything).erasure_notices:
+        final[notice["notice_id"]] = notice  # one run: each re-issue supersedes the one before
+
+    order = data.draw(st.permutations(everything))
+    crashed_at = data.draw(st.integers(0, len(order)))
+    saved_at = data.draw(st.integers(0, crashed_at))
+    crashed = processor_with(REGISTRY)
+    issued: list[Mapping[str, Any]] = []
+    saved = copy.deepcopy(crashed.store)
+    for index, item in enumerate(order[:crashed_at]):
+        if index == saved_at:
+            saved = copy.deepcopy(crashed.store)
+        issued.extend(feed(crashed, item).erasure_notices)
+    if saved_at == crashed_at:
+        saved = copy.deepcopy(crashed.store)
+    successor = processor_with(REGISTRY, store=saved)
+    issued.extend(feed(successor, *data.draw(st.permutations(order[saved_at:]))).erasure_notices)
+
+    top: dict[str, list[Mapping[str, Any]]] = {}
+    for notice in issued:
+        known = top.get(notice["notice_id"])
+        if known is None or notice["revision"] > known[0]["revision"]:
+            top[notice["notice_id"]] = [notice]
+        elif notice["revision"] == known[0]["revision"]:
+            known.append(notice)
+    content = ("categories", "retained_categories", "request_id", "requested_at", "fulfilled_at", "recipient_id")
+    for notices in top.values():
+        assert len({tuple(str(n[f]) for f in content) for n in notices}) == 1, notices
+    assert {nid: tuple(str(ns[0][f]) for f in content) for nid, ns in top.items()} == {
+        nid: tuple(str(n[f]) for f in content) for nid, n in final.items()
+    }
