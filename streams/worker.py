@@ -35,7 +35,6 @@ from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.processor import Processor
-from consentflow.producer import EventProducer
 from consentflow.state import SubjectState
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
@@ -173,9 +172,6 @@ def build_app(settings: WorkerSettings) -> faust.App:
     feed = RegistryFeed(settings.bootstrap, settings.prefix, codec)
     processor = Processor(store=store, registry=feed.registry)
     output_names = {t.short_name: t.name(settings.prefix) for t in OUTPUT_TOPICS}
-    # Outputs go through librdkafka (idempotent, acks=all): faust's aiokafka send
-    # costs about 100 us per record, more than everything else an event needs.
-    outputs = EventProducer(settings.bootstrap, codec=codec, prefix=settings.prefix, config={"linger.ms": 5})
     watermark: list[datetime | None] = [None]
     # The agents share subject states: a batch of one agent must not write to
     # the changelog a state another agent changed but whose outputs are not
@@ -183,14 +179,13 @@ def build_app(settings: WorkerSettings) -> faust.App:
     # lose their outputs). One batch at a time owns the processor.
     batch_lock = asyncio.Lock()
 
-    def produce(topic_short: str, key: str, record: dict[str, Any]) -> None:
-        outputs.send_bytes(output_names[topic_short], key.encode(), codec.encode(topic_short, record, trusted=True))
+    async def produce(topic_short: str, key: str, record: dict[str, Any]) -> Any:
+        value = codec.encode(topic_short, record, trusted=True)  # built by our processors
+        return await app.producer.send(output_names[topic_short], key.encode(), value, None, None, None)
 
-    async def outputs_acknowledged() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, outputs.flush)
-
-    async def handle(events: list[Any], topic: Topic) -> None:
+    async def handle(stream: Any, events: list[Any], topic: Topic) -> None:
         feed.poll_new()  # registry records published since the last batch [processor: registry first]
+        futures = []
         for event in events:
             message = event.message
             store.current = event
@@ -209,13 +204,13 @@ def build_app(settings: WorkerSettings) -> faust.App:
                     key=message.key,
                     value=message.value,
                 )
-                produce(DEAD_LETTER.short_name, topic.short_name, letter)
+                futures.append(await produce(DEAD_LETTER.short_name, topic.short_name, letter))
                 continue
             when = record.get("occurred_at")
             if when is not None and (watermark[0] is None or when > watermark[0]):
                 watermark[0] = when
-            for out_topic, out_record in changes:
-                produce(out_topic, out_record["subject_id"], out_record)
+            for out_topic, out_record in changes.records:
+                futures.append(await produce(out_topic, out_record["subject_id"], out_record))
         store.current = None
         # Order matters for at-least-once: outputs first (acknowledged by the
         # broker), then the state that remembers these events as seen, then
@@ -223,7 +218,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
         # state is written redelivers the events and re-emits the same outputs,
         # which the sink absorbs; writing the state first could remember an
         # event whose outputs never reached Kafka, and lose them.
-        await outputs_acknowledged()
+        if futures:
+            await asyncio.gather(*futures)
         store.write_batch()
         # The state must be in the changelog before take_events acknowledges the
         # batch: faust's pre-commit flush gives up after 0.1 s without a send,
@@ -242,7 +238,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
                     try:
                         async with batch_lock:
-                            await handle(list(events), topic)
+                            await handle(stream, list(events), topic)
                     except Exception:
                         # faust acknowledges a batch whose loop body raised, which would lose it:
                         # stop the process instead, uncommitted; a restart redelivers the batch.
@@ -261,9 +257,11 @@ def build_app(settings: WorkerSettings) -> faust.App:
         if watermark[0] is None:
             return
         async with batch_lock:
-            for out_topic, out_record in processor.tick(watermark[0]):
-                produce(out_topic, out_record["subject_id"], out_record)
-            await outputs_acknowledged()
+            futures = []
+            for out_topic, out_record in processor.tick(watermark[0]).records:
+                futures.append(await produce(out_topic, out_record["subject_id"], out_record))
+            if futures:
+                await asyncio.gather(*futures)
 
     app.conf.consentflow_processor = processor  # for introspection in tests
     return app
