@@ -180,14 +180,15 @@ def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
     assert "consent" in reason and "unknown schema fingerprint" in reason
 
 
-# Known defect, measured this session: faust-streaming 0.15.3's take_events can lose one event at a
-# batch boundary (an offset never reaches the agent while its neighbours do; seen with per-offset logging:
-# partition 2, offsets 62 and 64 processed, 63 never). It shows when agents wait between batches (the
-# batch lock): about half the runs on a broker holding many topics, none in 10 runs on a fresh one.
-# Replacing take_events with our own batching over stream.noack().events() is the proposed fix.
+# Known defect, measured this session: an input event can fail to reach the worker's handler while its
+# neighbours do (per-offset logging: partition 2, offsets 62 and 64 handled, 63 never), so its outputs are
+# missing. It shows when agents wait between batches (the batch lock), in about half the runs on a broker
+# holding many topics and in none of 10 on a fresh one. Our own batching over stream.noack().events()
+# was tried and lost more, so the loss is in faust's delivery to agents under that waiting, not in our
+# handler; where exactly is open.
 TAKE_EVENTS_LOSS = pytest.mark.xfail(
     strict=False,
-    reason="faust take_events can lose an event at a batch boundary (known defect, see the comment above)",
+    reason="an input event can fail to reach the worker's handler under faust (known defect, see the comment above)",
 )
 
 
