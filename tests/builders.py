@@ -6,11 +6,14 @@ exactly as a driver would; nothing here computes an expected result.
 
 from __future__ import annotations
 
+import copy
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from hypothesis import strategies as st
 
 from consentflow import events
 from consentflow.events import Event, MechanismPeriod
@@ -252,3 +255,40 @@ def final_verdicts(violations: Iterable[Mapping[str, Any]]) -> dict[str, Mapping
 def active_verdicts(violations: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     """Final verdicts that are still active."""
     return {vid: r for vid, r in final_verdicts(violations).items() if r["active"]}
+
+
+def crash_and_replay(specs: Iterable[RecipientSpec], items: Sequence[Event], draw: Callable[[Any], Any]) -> Changes:
+    """Everything a crashed worker and its successor emitted for ``items``.
+
+    The first worker processes a random arrival order up to a random point; its state
+    was saved at an earlier random point (the changelog lags). The successor starts
+    from that saved state and processes the rest in another random order. ``draw`` is
+    hypothesis's ``data.draw``.
+    """
+    order = draw(st.permutations(items))
+    crashed_at = draw(st.integers(0, len(order)))
+    saved_at = draw(st.integers(0, crashed_at))
+    crashed = processor_with(specs)
+    outputs = Changes()
+    saved = copy.deepcopy(crashed.store)
+    for index, item in enumerate(order[:crashed_at]):
+        if index == saved_at:
+            saved = copy.deepcopy(crashed.store)
+        outputs.extend(feed(crashed, item))
+    if saved_at == crashed_at:
+        saved = copy.deepcopy(crashed.store)
+    successor = processor_with(specs, store=saved)
+    outputs.extend(feed(successor, *draw(st.permutations(order[saved_at:]))))
+    return outputs
+
+
+def highest_revisions(records: Iterable[Mapping[str, Any]], id_field: str) -> dict[str, list[Mapping[str, Any]]]:
+    """Per id, every record at that id's highest revision: what a sink versioned by revision keeps."""
+    top: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        known = top.get(record[id_field])
+        if known is None or record["revision"] > known[0]["revision"]:
+            top[record[id_field]] = [record]
+        elif record["revision"] == known[0]["revision"]:
+            known.append(record)
+    return top

@@ -27,7 +27,7 @@ from consentflow.events import Event
 from consentflow.ledger import verify_chain
 from consentflow.processor import Processor
 from consentflow.vocabulary import ConsentAction, ConsentChannel, MessageKind, Purpose
-from tests.builders import POSTWAVE, T0, active_verdicts, eid, processor_with
+from tests.builders import POSTWAVE, T0, active_verdicts, crash_and_replay, eid, highest_revisions, processor_with
 
 SUBJECTS = ("cand-0001", "cand-0002")
 PURPOSES = (Purpose.MARKETING, Purpose.COOKIES_ANALYTICS, Purpose.PARTNER_AGGREGATION)
@@ -292,15 +292,7 @@ def converged_active(outputs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[s
     Records of one id at its highest revision must agree, or that revision would decide
     nothing; lower revisions may disagree (they rest on less).
     """
-    top: dict[str, list[Mapping[str, Any]]] = {}
-    for topic, record in outputs:
-        if topic != "violations":
-            continue
-        known = top.get(record["violation_id"])
-        if known is None or record["revision"] > known[0]["revision"]:
-            top[record["violation_id"]] = [record]
-        elif record["revision"] == known[0]["revision"]:
-            known.append(record)
+    top = highest_revisions((record for topic, record in outputs if topic == "violations"), "violation_id")
     found: dict[str, list[str]] = {}
     for vid, records in top.items():
         verdicts = {(r["active"], tuple(r["evidence_event_ids"])) for r in records}
@@ -323,24 +315,8 @@ def test_a_successor_replaying_in_another_order_overrides_what_a_crashed_worker_
     changelog lags). A successor starts from that saved state and reads the rest in another interleaving.
     Whatever the crashed worker issued on less knowledge, the highest revision of every violation id is the
     verdict on everything [3.8, 6]: a provisional violation is overwritten, not left active."""
-    everything = consents + messages
     expected = expected_marketing_violations(consents, messages)
-    first_order = data.draw(st.permutations(everything))
-    crashed_at = data.draw(st.integers(0, len(everything)))
-    saved_at = data.draw(st.integers(0, crashed_at))
-    crashed = processor_with([POSTWAVE])
-    outputs: list[tuple[str, Mapping[str, Any]]] = []
-    saved = copy.deepcopy(crashed.store)
-    for index, item in enumerate(first_order[:crashed_at]):
-        if index == saved_at:
-            saved = copy.deepcopy(crashed.store)
-        outputs.extend(crashed.process(item.topic.short_name, item.record).records)
-    if saved_at == crashed_at:
-        saved = copy.deepcopy(crashed.store)
-    successor = processor_with([POSTWAVE], store=saved)
-    rest = data.draw(st.permutations(first_order[saved_at:]))
-    for item in rest:
-        outputs.extend(successor.process(item.topic.short_name, item.record).records)
+    outputs = crash_and_replay([POSTWAVE], consents + messages, data.draw)
     assert converged_active(outputs) == expected
 
 

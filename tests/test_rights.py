@@ -8,7 +8,6 @@ known about the subject, with the evidence of every consent decision.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,9 +43,11 @@ from tests.builders import (
     RecipientSpec,
     at,
     consent,
+    crash_and_replay,
     disclose,
     eid,
     feed,
+    highest_revisions,
     newsletter,
     processor_with,
 )
@@ -392,28 +393,8 @@ def test_notices_issued_by_a_crashed_worker_never_outrank_the_notice_on_everythi
     for notice in feed(reference, *everything).erasure_notices:
         final[notice["notice_id"]] = notice  # one run: each re-issue supersedes the one before
 
-    order = data.draw(st.permutations(everything))
-    crashed_at = data.draw(st.integers(0, len(order)))
-    saved_at = data.draw(st.integers(0, crashed_at))
-    crashed = processor_with(REGISTRY)
-    issued: list[Mapping[str, Any]] = []
-    saved = copy.deepcopy(crashed.store)
-    for index, item in enumerate(order[:crashed_at]):
-        if index == saved_at:
-            saved = copy.deepcopy(crashed.store)
-        issued.extend(feed(crashed, item).erasure_notices)
-    if saved_at == crashed_at:
-        saved = copy.deepcopy(crashed.store)
-    successor = processor_with(REGISTRY, store=saved)
-    issued.extend(feed(successor, *data.draw(st.permutations(order[saved_at:]))).erasure_notices)
-
-    top: dict[str, list[Mapping[str, Any]]] = {}
-    for notice in issued:
-        known = top.get(notice["notice_id"])
-        if known is None or notice["revision"] > known[0]["revision"]:
-            top[notice["notice_id"]] = [notice]
-        elif notice["revision"] == known[0]["revision"]:
-            known.append(notice)
+    issued = crash_and_replay(REGISTRY, everything, data.draw).erasure_notices
+    top = highest_revisions(issued, "notice_id")
     content = ("categories", "retained_categories", "request_id", "requested_at", "fulfilled_at", "recipient_id")
     for notices in top.values():
         assert len({tuple(str(n[f]) for f in content) for n in notices}) == 1, notices
