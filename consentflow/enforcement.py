@@ -193,16 +193,15 @@ class PolicyEnforcement:
         """
         t = activity.occurred_at
         index = fact_index_at(state, purpose, t)
-        rule = rule_value
         if index < 0:
             return violation(
-                rule, activity, [activity.event_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
+                rule_value, activity, [activity.event_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
             )
         fact = state.consents[purpose][index]
         at, event_id, action, channel = fact[0], fact[1], fact[2], fact[3]  # ConsentFact fields
         if action == _GRANTED:
             return violation(
-                rule,
+                rule_value,
                 activity,
                 [activity.event_id, event_id],
                 f"compliant: consent for {purpose} granted via {channel}, in force",
@@ -210,7 +209,7 @@ class PolicyEnforcement:
                 revision=index + 1,
             )
         return violation(
-            rule,
+            rule_value,
             activity,
             [activity.event_id, event_id],
             f"consent for {purpose} {action} at {at.isoformat()} via {channel}, still in force at {t.isoformat()}",

@@ -29,6 +29,7 @@ class Received:
     first_sent: dict[str, datetime] = field(default_factory=dict)
     purposes: set[str] = field(default_factory=set)
     last_sent: datetime | None = None
+    processings: int = 0  # how many processings sent it data
 
 
 def received_by_recipient(state: SubjectState, until: datetime | None = None) -> dict[str, Received]:
@@ -46,6 +47,7 @@ def received_by_recipient(state: SubjectState, until: datetime | None = None) ->
             received.first_sent.setdefault(category, p.occurred_at)
         received.purposes.add(p.purpose)
         received.last_sent = p.occurred_at
+        received.processings += 1
     return out
 
 
@@ -64,12 +66,6 @@ def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Po
     if erased is None or state.erasure_request_id is None:
         return []
     financial = frozenset(c.value for c in policy.financial_categories)
-    sent_before: dict[str, int] = {}
-    for row in state.activities:  # ProcessingRow: (occurred_at, ..., recipient_id at 4, ...)
-        if row[0] > erased:
-            break
-        if row[4] is not None:
-            sent_before[row[4]] = sent_before.get(row[4], 0) + 1
     out = []
     for recipient_id, received in sorted(received_by_recipient(state, erased).items()):
         categories = frozenset(received.first_sent)
@@ -78,7 +74,7 @@ def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Po
         version = registry.at(recipient_id, erased) or registry.latest(recipient_id)
         if version is not None and version.kind is RecipientKind.OTHER_USERS:
             continue
-        revision = (state.erasure_events << 32) | sent_before.get(recipient_id, 0)
+        revision = (state.erasure_events << 32) | received.processings
         sent = state.notices.get(recipient_id)
         if sent is not None and sent[1] == revision:
             continue
