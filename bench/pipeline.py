@@ -66,6 +66,25 @@ class PeakRss:
         return self.peak
 
 
+def worker_command(bootstrap: str, prefix: str, data_dir: Path, *extra: str) -> list[str]:
+    """The command line of one ``consentflow worker`` over ``prefix``'s topics (app id ``PREFIX-w``)."""
+    return [
+        sys.executable,
+        "-m",
+        "consentflow.cli",
+        "worker",
+        "--bootstrap",
+        bootstrap,
+        "--prefix",
+        prefix,
+        "--app-id",
+        f"{prefix}-w",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+
+
 def raw_consume_decode(bootstrap: str, topics: dict[str, str], expected: int) -> float:
     """(a): consume every input message in batches and decode it; events/s."""
     codec = SingleObjectCodec()
@@ -141,18 +160,7 @@ def main() -> None:
         dsn = f"chdb://{tmp / 'kafka-chdb'}"
         began = time.perf_counter()
         worker = subprocess.Popen(
-            [
-                *cli,
-                "worker",
-                "--bootstrap",
-                args.bootstrap,
-                "--prefix",
-                prefix,
-                "--app-id",
-                f"{prefix}-w",
-                "--data-dir",
-                str(tmp / "worker"),
-            ],
+            worker_command(args.bootstrap, prefix, tmp / "worker"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

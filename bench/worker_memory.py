@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pipeline import PeakRss  # the same sampler as the pipeline benchmark
+from pipeline import PeakRss, worker_command  # shared with the pipeline benchmark
 
 from consentflow.admin import create_topics
 from consentflow.codec import SingleObjectCodec
@@ -64,22 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "consentflow.cli",
-                "worker",
-                "--bootstrap",
-                args.bootstrap,
-                "--prefix",
-                prefix,
-                "--app-id",
-                f"{prefix}-w",
-                "--data-dir",
-                str(Path(tmp) / "worker"),
-                "--retention-interval",
-                "3600",
-            ],
+            worker_command(args.bootstrap, prefix, Path(tmp) / "worker", "--retention-interval", "3600"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
