@@ -24,16 +24,20 @@ def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) ->
         consumer.close()
 
 
+def committed_offsets(
+    bootstrap: str, group_id: str, partitions: Iterable[tuple[str, int]], timeout: float = 10.0
+) -> dict[tuple[str, int], int | None]:
+    """The offset ``group_id`` committed on each partition (None where it committed nothing)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+        return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in committed}
+    finally:
+        consumer.close()
+
+
 def group_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> int:
     """Messages of ``topics`` not yet committed by ``group_id`` (all of them if it committed nothing)."""
     ends = end_offsets(bootstrap, topics, timeout)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
-    try:
-        committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=timeout)
-        lag = 0
-        for tp in committed:
-            end = ends[(tp.topic, tp.partition)]
-            lag += end - tp.offset if tp.offset >= 0 else end
-        return lag
-    finally:
-        consumer.close()
+    committed = committed_offsets(bootstrap, group_id, ends, timeout)
+    return sum(end - (committed[tp] or 0) for tp, end in ends.items())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Iterator
@@ -29,17 +30,24 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.events import Event
 from faust.streams import _current_event
+from faust.types.tuples import Message
 
 from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.processor import Processor
 from consentflow.state import SubjectState
+from consentflow.lag import committed_offsets, end_offsets
 from consentflow.streams.registry_feed import RegistryFeed
+from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
 log = logging.getLogger(__name__)
+
+# A partition this long without an event, though its end is further on, has lost one to faust.
+QUIET_FOR = 15.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class TableStore:
     goes out under the partition of that subject's last event in the batch, the
     partition faust assigns the state to.
     """
+
+    keeps_references = False  # a changed state reaches the changelog only through ``put``
 
     def __init__(self, table: Any, cache_size: int = 50_000) -> None:
         self.table = table
@@ -183,34 +193,65 @@ def build_app(settings: WorkerSettings) -> faust.App:
         value = codec.encode(topic_short, record, trusted=True)  # built by our processors
         return await app.producer.send(output_names[topic_short], key.encode(), value, None, None, None)
 
-    async def handle(stream: Any, events: list[Any], topic: Topic) -> None:
+    input_topics = {t.name(settings.prefix): t for t in INPUT_TOPICS if not t.compacted}
+    continuity = PartitionContinuity()
+
+    async def handle_one(event: Any, topic: Topic, futures: list[Any]) -> None:
+        message = event.message
+        store.current = event
+        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        try:
+            record = codec.decode(topic, message.value)
+            changes = processor.process(topic.short_name, record, source)
+        except Exception as exc:  # noqa: BLE001 -- a bad message goes to the dead letters; the stream goes on
+            reason = str(exc) if isinstance(exc, ContractError) else f"processing failed: {exc}"
+            letter = dead_letter(
+                topic.name(settings.prefix),
+                reason,
+                exc,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+            )
+            futures.append(await produce(DEAD_LETTER.short_name, topic.short_name, letter))
+            return
+        when = record.get("occurred_at")
+        if when is not None and (watermark[0] is None or when > watermark[0]):
+            watermark[0] = when
+        for out_topic, out_record in changes.records:
+            futures.append(await produce(out_topic, out_record["subject_id"], out_record))
+
+    async def read_back(partition: Partition, offsets: range) -> list[Any]:
+        """faust events for input offsets faust skipped, read from the broker (faust-streaming #216)."""
+        log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, offsets.start, offsets.stop - 1)
+        try:
+            messages = await asyncio.to_thread(read_offsets, settings.bootstrap, partition, offsets)
+        except (RuntimeError, TimeoutError):
+            # faust does not commit past the hole, so a restart still delivers these events.
+            log.exception("could not read back %s[%d] offsets %d..%d", *partition, offsets.start, offsets.stop - 1)
+            return []
+        events = []
+        for m in messages:
+            timestamp_type, timestamp = m.timestamp()
+            message = Message(m.topic(), m.partition(), m.offset(), timestamp / 1000, timestamp_type, m.headers(), m.key(), m.value(), None)
+            events.append(Event(app, m.key(), m.value(), m.headers(), message))
+        return events
+
+    async def handle(events: list[Any], topic: Topic, *, read_back_only: bool = False) -> None:
+        """Process a batch; events faust skipped before any of them are read back and processed first."""
         feed.poll_new()  # registry records published since the last batch [processor: registry first]
-        futures = []
+        futures: list[Any] = []
+        recovered: list[Any] = list(events) if read_back_only else []
         for event in events:
             message = event.message
-            store.current = event
-            source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-            try:
-                record = codec.decode(topic, message.value)
-                changes = processor.process(topic.short_name, record, source)
-            except Exception as exc:  # noqa: BLE001 -- a bad message goes to the dead letters; the stream goes on
-                reason = str(exc) if isinstance(exc, ContractError) else f"processing failed: {exc}"
-                letter = dead_letter(
-                    topic.name(settings.prefix),
-                    reason,
-                    exc,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                )
-                futures.append(await produce(DEAD_LETTER.short_name, topic.short_name, letter))
-                continue
-            when = record.get("occurred_at")
-            if when is not None and (watermark[0] is None or when > watermark[0]):
-                watermark[0] = when
-            for out_topic, out_record in changes.records:
-                futures.append(await produce(out_topic, out_record["subject_id"], out_record))
+            skipped = continuity.observe((message.topic, message.partition), message.offset, time.monotonic())
+            if skipped:
+                found = await read_back((message.topic, message.partition), skipped)
+                recovered.extend(found)
+                for lost in found:
+                    await handle_one(lost, topic, futures)
+            await handle_one(event, topic, futures)
         store.current = None
         # Order matters for at-least-once: outputs first (acknowledged by the
         # broker), then the state that remembers these events as seen, then
@@ -227,6 +268,36 @@ def build_app(settings: WorkerSettings) -> faust.App:
         while app.producer.buffer.size:
             await app.producer.buffer.flush()
         await app.producer.flush()
+        for event in recovered:  # faust never delivered these: acknowledge them so its commits move past the hole
+            app.consumer.ack(event.message)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's handler type admits no async receiver
+    async def follow(sender: Any, *assignment: Any, signal: Any, **kwargs: Any) -> None:
+        """Expect each assigned input partition to resume at the group's committed offset."""
+        mine = [(tp.topic, tp.partition) for assigned in assignment for tp in assigned if tp.topic in input_topics]
+        committed = await asyncio.to_thread(committed_offsets, settings.bootstrap, settings.app_id, mine)
+        now = time.monotonic()
+        for partition, offset in committed.items():
+            if offset is not None:
+                continuity.expect(partition, offset, now)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def unfollow(sender: Any, *revocation: Any, signal: Any, **kwargs: Any) -> None:
+        """Stop following revoked partitions: another worker moves them on."""
+        continuity.forget((tp.topic, tp.partition) for revoked in revocation for tp in revoked)
+
+    @app.timer(interval=5.0)
+    async def read_back_quiet_partitions() -> None:
+        """A skipped event at the end of a partition has no later offset to reveal it: compare with the end."""
+        followed = continuity.partitions()
+        if not followed:
+            return
+        ends = await asyncio.to_thread(end_offsets, settings.bootstrap, {topic for topic, _ in followed})
+        async with batch_lock:
+            for partition, offsets in continuity.behind(ends, time.monotonic(), quiet_for=QUIET_FOR).items():
+                events = await read_back(partition, offsets)
+                if events:
+                    await handle(events, input_topics[partition[0]], read_back_only=True)
 
     for input_topic in INPUT_TOPICS:
         if input_topic.compacted:
@@ -238,7 +309,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
                     try:
                         async with batch_lock:
-                            await handle(stream, list(events), topic)
+                            await handle(list(events), topic)
                     except Exception:
                         # faust acknowledges a batch whose loop body raised, which would lose it:
                         # stop the process instead, uncommitted; a restart redelivers the batch.

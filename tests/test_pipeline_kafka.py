@@ -180,21 +180,6 @@ def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
     assert "consent" in reason and "unknown schema fingerprint" in reason
 
 
-# Known defect, measured this session: an input event can fail to reach the worker's handler while its
-# neighbours do (per-offset logging: partition 2, offsets 62 and 64 handled, 63 never), so its outputs are
-# missing. It shows when agents wait between batches (the batch lock), in about half the runs on a broker
-# holding many topics and in none of 10 on a fresh one. In the logged case the skip fell on the worker's
-# recovery-to-ready transition (offset 62 handled 3 ms before "[^Worker]: Ready", 64 next), which matches
-# faust-streaming issue #216 (a stream resumes before seeking to the committed offsets and skips events).
-# Our own batching over stream.noack().events() was tried and lost more. faust does not commit past the
-# gap, so a restart recovers the event; detecting the gap in the worker and seeking back is the next step.
-TAKE_EVENTS_LOSS = pytest.mark.xfail(
-    strict=False,
-    reason="an input event can fail to reach the worker's handler under faust (known defect, see the comment above)",
-)
-
-
-@TAKE_EVENTS_LOSS
 def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_duplicates(
     pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
 ) -> None:
@@ -212,7 +197,6 @@ def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_duplicates(
     assert pipeline.sink_digests(chdb_dsn) == embedded_digests
 
 
-@TAKE_EVENTS_LOSS
 def test_two_workers_on_six_partitions_give_the_same_results_as_one(
     pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
 ) -> None:
