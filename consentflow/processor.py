@@ -117,8 +117,7 @@ class Processor:
         self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
         # Static-check inputs known to break no rule -> their consent needs.
         self._clean: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
-        # A dict store keeps the states it hands out: only a new state needs putting.
-        self._put_every_state = not isinstance(self.store, MemoryStore)
+        self._put_every_state = not self.store.keeps_references
         self._handlers = {
             "consent": self._consent,
             "message": self._message,

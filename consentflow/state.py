@@ -100,6 +100,10 @@ class SubjectState:
 class SubjectStore(Protocol):
     """Where subject states live: a dict, or a faust table."""
 
+    # True when the store keeps the very objects it hands out, so a changed state
+    # needs no ``put`` (only a new one does); False when ``put`` writes it out.
+    keeps_references: bool
+
     def get(self, subject_id: str) -> SubjectState | None:
         """The state of ``subject_id``, if any."""
         ...
@@ -120,6 +124,7 @@ class MemoryStore(dict[str, SubjectState]):
     """
 
     __slots__ = ()
+    keeps_references = True
 
     def put(self, state: SubjectState) -> None:
         """Store ``state``."""
