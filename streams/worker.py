@@ -37,9 +37,9 @@ from faust.types.tuples import Message
 from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
+from consentflow.lag import committed_offsets, end_offsets
 from consentflow.processor import Processor
 from consentflow.state import SubjectState
-from consentflow.lag import committed_offsets, end_offsets
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
@@ -234,7 +234,9 @@ def build_app(settings: WorkerSettings) -> faust.App:
         events = []
         for m in messages:
             timestamp_type, timestamp = m.timestamp()
-            message = Message(m.topic(), m.partition(), m.offset(), timestamp / 1000, timestamp_type, m.headers(), m.key(), m.value(), None)
+            message = Message(
+                m.topic(), m.partition(), m.offset(), timestamp / 1000, timestamp_type, m.headers(), m.key(), m.value(), None
+            )
             events.append(Event(app, m.key(), m.value(), m.headers(), message))
         return events
 

@@ -82,7 +82,9 @@ def test_skipped_offsets_are_read_back_from_the_broker_exactly(kafka_bootstrap: 
     producer.produce(topic, key=b"other", value=b"other partition", partition=0)
     producer.flush(30)
     messages = read_offsets(kafka_bootstrap, (topic, 1), range(12, 15))
-    assert [(m.offset(), m.key(), m.value()) for m in messages] == [(o, f"k{o}".encode(), f"v{o}".encode()) for o in range(12, 15)]
+    assert [(m.offset(), m.key(), m.value()) for m in messages] == [
+        (o, f"k{o}".encode(), f"v{o}".encode()) for o in range(12, 15)
+    ]
     assert [m.offset() for m in read_offsets(kafka_bootstrap, (topic, 1), range(29, 30))] == [29], "the last offset"
     with pytest.raises(TimeoutError, match=r"offsets 28\.\.31"):
         read_offsets(kafka_bootstrap, (topic, 1), range(28, 32), timeout=5)
