@@ -8,7 +8,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -21,7 +21,7 @@ DEFAULT_DSN = os.environ.get("CONSENTFLOW_CLICKHOUSE_DSN", f"chdb://{Path.cwd() 
 DEFAULT_DATABASE = os.environ.get("CONSENTFLOW_DATABASE", "consentflow")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
@@ -148,43 +148,20 @@ def _sink(dsn: str, database: str) -> Any:
 def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
     """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from consentflow.eventfile import read_events
-    from consentflow.processor import Processor
-    from consentflow.streams.embedded import run_events
+    from consentflow.run_progress import run_summary, run_with_progress
 
     sink = _sink(dsn, database)
     size = Path(file).stat().st_size if file != "-" and Path(file).exists() else None
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
-        with Progress(
-            TextColumn("[bold]run[/]"),
-            BarColumn(),
-            TextColumn("{task.completed:,} events"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            task = progress.add_task("run", total=None)
-            events = read_events(file)
-            stats = run_events(
-                events,
-                Processor(),
-                sink,
-                as_of=as_of.replace(tzinfo=UTC) if as_of else None,
-                on_progress=lambda n: progress.update(task, completed=n),
-            )
-            progress.update(task, total=stats.events, completed=stats.events)
+        stats = run_with_progress(read_events(file), sink, console, as_of=as_of.replace(tzinfo=UTC) if as_of else None)
     except (OSError, ContractError) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - began
-    console.print(
-        f"{stats.events:,} events in {elapsed:.1f} s ({stats.events / elapsed:,.0f} events/s); "
-        f"outputs: {dict(sorted(stats.outputs.items()))}; dead letters: {stats.dead_letters}"
-        + (f"; file {size / 1e6:.1f} MB" if size else "")
-    )
+    console.print(run_summary(stats, elapsed) + (f"; file {size / 1e6:.1f} MB" if size else ""))
     if overview:
         _print_overview(sink)
 
@@ -424,5 +401,22 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+# Commands kept in their own modules register themselves on ``main``: the DPO's read-only
+# questions, the auditor's replay and verify, and the registry loader.
+from consentflow import (  # noqa: E402, F401
+    access_commands,
+    audit_commands,
+    compliance_commands,
+    consent_commands,
+    lineage_commands,
+    registry_commands,
+    ropa_commands,
+    serve_commands,
+)
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run as a script, this file is ``__main__``: the command modules registered on
+    # ``consentflow.cli.main``, the module's other copy, so that is the group to run.
+    from consentflow.cli import main as registered
+
+    sys.exit(registered())

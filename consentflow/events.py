@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from consentflow import topics
 from consentflow.contracts import UUID_TEXT
@@ -81,13 +81,18 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
+#: What a pseudonymous id may be, in words, for error messages.
+ID_RULE = "1-128 of A-Z a-z 0-9 . _ : -, starting alphanumeric"
+
+
+def is_pseudonymous_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a pseudonymous id (``ID_RULE``): what every id field, and every id a reader asks about, must be."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None  # fullmatch: "$" alone lets a trailing newline through
+
+
 def _id(topic: Topic, field: str, value: object) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
-        raise ContractError(
-            topic.short_name,
-            f"{value!r} is not a pseudonymous id (1-128 of A-Z a-z 0-9 . _ : -, starting alphanumeric)",
-            field,
-        )
+    if not is_pseudonymous_id(value):
+        raise ContractError(topic.short_name, f"{value!r} is not a pseudonymous id ({ID_RULE})", field)
     return value
 
 

@@ -76,6 +76,7 @@ class ClickHouseSink:
         retry_for: float | None = None,
         client_factory: Callable[[str], Any] = connect,
         sleep: Callable[[float], None] = time.sleep,
+        create_schema: bool = True,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
@@ -89,7 +90,8 @@ class ClickHouseSink:
         self._rows = 0
         self._since = time.monotonic()
         self.inserted = 0
-        self._with_retry(self._ensure_schema)
+        if create_schema:  # False for readers: no DDL, so a read-only ClickHouse user can ask too
+            self._with_retry(self._ensure_schema)
 
     # -- schema ----------------------------------------------------------------------
 

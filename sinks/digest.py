@@ -10,18 +10,28 @@ only the active verdicts.
 from __future__ import annotations
 
 from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.sinks.tables import SOURCE_COLUMNS, TABLES
+from consentflow.sinks.tables import SOURCE_COLUMNS, TABLES, Table
 
 #: Columns a replay need not reproduce.
 EXCLUDED = SOURCE_COLUMNS | {"revision", "failed_at", "partition", "offset"}
+
+
+def compared_columns(table: Table) -> list[str]:
+    """The columns of ``table`` that a replay must reproduce, in table order."""
+    return [c for c in table.column_names if c not in EXCLUDED]
+
+
+def counted_rows(table: Table) -> str:
+    """The WHERE clause selecting the rows that count (only active verdicts for violations), or ''."""
+    return " WHERE active = 1" if table.name == "violations" else ""
 
 
 def table_digests(sink: ClickHouseSink) -> dict[str, tuple[int, str]]:
     """``{table: (rows, hex digest)}`` for every table."""
     out = {}
     for table in TABLES:
-        columns = ", ".join(f"`{c}`" for c in table.column_names if c not in EXCLUDED)
-        where = " WHERE active = 1" if table.name == "violations" else ""
+        columns = ", ".join(f"`{c}`" for c in compared_columns(table))
+        where = counted_rows(table)
         count, digest = sink.query(
             f"SELECT count(), groupBitXor(cityHash64(tuple({columns}))) FROM {{db}}.`{table.name}` FINAL{where}"
         )[0]

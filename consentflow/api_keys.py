@@ -1,0 +1,203 @@
+"""API keys and the roles they carry: who may ask the HTTP API what.
+
+Three roles, each allowed a set of actions:
+
+* ``dpo``: everything (the DPO's questions, the auditor's checks, the collector);
+* ``auditor``: read every answer, replay and verify;
+* ``service``: nothing but the collector (an upstream emitter such as the cookie banner).
+
+The key file is TOML and holds only SHA-256 hashes of the keys, never the keys
+themselves: a leaked file does not let anyone in. ``consentflow api-key add``
+writes an entry and prints the key once::
+
+    [[keys]]
+    name = "dpo-laptop"
+    role = "dpo"
+    sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+For tests and throwaway setups ``CONSENTFLOW_API_KEYS`` may hold plain keys
+instead, ``role:key`` pairs separated by commas; they are hashed on reading.
+A presented key is hashed and compared with every stored hash in constant time
+(``hmac.compare_digest``), so timing tells nothing about how close a guess was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+#: The environment variable holding plain ``role:key`` pairs (tests, throwaway setups).
+KEYS_ENV = "CONSENTFLOW_API_KEYS"
+#: Shortest key accepted: 128 bits of a random key's URL-safe text is 22 characters.
+MIN_KEY_LENGTH = 22
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Keys travel in a header and a cookie: printable ASCII without separators keeps both simple.
+_KEY = re.compile(rf"^[A-Za-z0-9_\-.~+/=]{{{MIN_KEY_LENGTH},256}}$")
+
+
+class Role(StrEnum):
+    """Who holds a key."""
+
+    DPO = "dpo"
+    AUDITOR = "auditor"
+    SERVICE = "service"
+
+
+class Action(StrEnum):
+    """What a request does; each endpoint needs one."""
+
+    READ = "read"  # the DPO's questions, the lineage page, the access export, the record of processing
+    AUDIT = "audit"  # replay and verify
+    COLLECT = "collect"  # events from emitters that cannot speak Kafka
+    DESCRIBE = "describe"  # the OpenAPI document: every role needs it to call what it may call
+
+
+#: The actions each role may take.
+ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.DPO: frozenset(Action),
+    Role.AUDITOR: frozenset({Action.READ, Action.AUDIT, Action.DESCRIBE}),
+    Role.SERVICE: frozenset({Action.COLLECT, Action.DESCRIBE}),
+}
+
+
+class KeyFileError(ValueError):
+    """The key file (or the environment variable) is malformed; the message names the entry and what is wrong."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One stored key: its name (for logs and the key file), role and SHA-256 hash."""
+
+    name: str
+    role: Role
+    sha256: str
+
+
+def key_hash(key: str) -> str:
+    """The SHA-256 of a key, as the key file stores it (hex)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    """A fresh random key: 32 bytes from the OS's CSPRNG as URL-safe text."""
+    return secrets.token_urlsafe(32)
+
+
+def allows(role: Role, action: Action) -> bool:
+    """Whether ``role`` may take ``action``."""
+    return action in ALLOWED[role]
+
+
+class KeyRing:
+    """The keys the server accepts."""
+
+    def __init__(self, keys: Iterable[ApiKey]) -> None:
+        self.keys = tuple(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def find(self, presented: str) -> ApiKey | None:
+        """The stored key matching ``presented``, or None.
+
+        Every stored hash is compared, in constant time each, whatever matched
+        first: how long this takes depends only on how many keys there are.
+        """
+        digest = key_hash(presented).encode()
+        found = None
+        for key in self.keys:
+            if hmac.compare_digest(digest, key.sha256.encode()):
+                found = key
+        return found
+
+
+def _role(text: object, where: str) -> Role:
+    try:
+        return Role(str(text))
+    except ValueError:
+        raise KeyFileError(f"{where}: role {text!r} is not one of {', '.join(r.value for r in Role)}") from None
+
+
+def read_key_file(path: Path) -> list[ApiKey]:
+    """The ``[[keys]]`` entries of a TOML key file; raises ``KeyFileError`` naming the first bad entry."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KeyFileError(f"key file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KeyFileError(f"key file {path}: not TOML: {exc}") from None
+    entries = document.get("keys", [])
+    if not isinstance(entries, list):
+        raise KeyFileError(f"key file {path}: 'keys' must be an array of tables ([[keys]])")
+    keys: list[ApiKey] = []
+    for index, entry in enumerate(entries, start=1):
+        where = f"key file {path}, key {index}"
+        if not isinstance(entry, dict):
+            raise KeyFileError(f"{where}: not a table")
+        unknown = sorted(set(entry) - {"name", "role", "sha256"})
+        if unknown:
+            raise KeyFileError(f"{where}: unknown field(s) {', '.join(unknown)} (a key file stores name, role and sha256 only)")
+        name, digest = entry.get("name"), entry.get("sha256")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise KeyFileError(f"{where}: name {name!r} must be 1-64 of letters, digits, . _ -")
+        if not isinstance(digest, str) or not _HASH.match(digest):
+            raise KeyFileError(f"{where} ({name}): sha256 must be 64 lowercase hex digits, the hash of the key")
+        keys.append(ApiKey(name, _role(entry.get("role"), f"{where} ({name})"), digest))
+    names = [k.name for k in keys]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise KeyFileError(f"key file {path}: the name {duplicate!r} is used twice")
+    return keys
+
+
+def parse_key_env(text: str) -> list[ApiKey]:
+    """``role:key,role:key`` pairs (plain keys, hashed here); raises ``KeyFileError`` naming the bad pair."""
+    keys = []
+    for index, pair in enumerate((p.strip() for p in text.split(",") if p.strip()), start=1):
+        role_text, sep, key = pair.partition(":")
+        where = f"{KEYS_ENV}, pair {index}"
+        if not sep:
+            raise KeyFileError(f"{where}: expected role:key")
+        check_key_text(key, where)
+        keys.append(ApiKey(f"env-{index}-{role_text}", _role(role_text, where), key_hash(key)))
+    return keys
+
+
+def check_key_text(key: str, where: str) -> str:
+    """A key as the server accepts it: at least 22 characters of URL-safe or base64 text."""
+    if not _KEY.match(key):
+        raise KeyFileError(f"{where}: a key must be {MIN_KEY_LENGTH}-256 characters of A-Z a-z 0-9 _ - . ~ + / =")
+    return key
+
+
+def load_keys(path: Path | None, environ: dict[str, str] | None = None) -> KeyRing:
+    """The keys from ``path`` (when given) and ``CONSENTFLOW_API_KEYS``; raises ``KeyFileError`` when there are none."""
+    env = os.environ if environ is None else environ
+    keys = read_key_file(path) if path is not None else []
+    keys += parse_key_env(env.get(KEYS_ENV, ""))
+    if not keys:
+        raise KeyFileError(f"no API keys: give --keys FILE (create one with `consentflow api-key add`) or set {KEYS_ENV}")
+    return KeyRing(keys)
+
+
+def add_key(path: Path, name: str, role: Role) -> str:
+    """Append a new key's hash to the key file (created if missing) and return the key, which is stored nowhere."""
+    existing = read_key_file(path) if path.exists() else []
+    if not _NAME.match(name):
+        raise KeyFileError(f"name {name!r} must be 1-64 of letters, digits, . _ -")
+    if any(k.name == name for k in existing):
+        raise KeyFileError(f"key file {path}: a key named {name!r} exists already")
+    key = new_key()
+    entry = f'\n[[keys]]\nname = "{name}"\nrole = "{role.value}"\nsha256 = "{key_hash(key)}"\n'
+    with path.open("a", encoding="utf-8") as out:
+        out.write(entry)
+    return key

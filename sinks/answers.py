@@ -1,0 +1,174 @@
+"""The shapes of the DPO's answers, and their JSON form.
+
+Small frozen dataclasses, one per kind of row an answer holds, so that the
+command line and the HTTP API read the same fields. Ids, categories, purposes,
+recipients, countries and times only: the tables hold nothing else [7, 12].
+Who-has answers reuse ``consentflow.lineage.RecipientHolding``, what the
+in-memory lineage graph answers the same question with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CountrySent:
+    """One country a subject's data reached [7]: who received it there, under which mechanisms, when."""
+
+    country: str  # "" when the recipient was not in the registry: nobody can say where the data went
+    in_eea: bool
+    recipients: tuple[str, ...]
+    mechanisms: tuple[str, ...]
+    edges: int
+    first: datetime
+    last: datetime
+
+
+@dataclass(frozen=True)
+class SubjectCountries:
+    """Where a subject's data is stored and where it was sent [7]."""
+
+    subject_id: str
+    stored: tuple[str, ...]  # where the platform keeps it, by the policy [7]
+    sent: tuple[CountrySent, ...]
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    """A data category and how many subjects it was received of."""
+
+    category: str
+    subjects: int
+
+
+@dataclass(frozen=True)
+class BreachImpact:
+    """What one recipient received in a window ``[start, end)``: the subjects to consider informing [12]."""
+
+    recipient_id: str
+    start: datetime
+    end: datetime
+    edges: int
+    subjects: int
+    categories: tuple[CategoryCount, ...]  # most subjects first
+    subject_ids: tuple[str, ...]  # sorted
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Edges to one recipient in one country under one mechanism [7]."""
+
+    country: str  # "" for a recipient outside the registry
+    recipient_id: str
+    mechanism: str
+    edges: int
+    subjects: int
+    first: datetime
+    last: datetime
+    in_eea: bool
+    framed: bool  # inside the EU/EEA, or outside under a mechanism that frames the transfer (GDPR Art. 45-49)
+
+
+@dataclass(frozen=True)
+class ConsentEvidence:
+    """One consent fact from the ledger, with what proves it: channel, policy version, source service and coordinates."""
+
+    sequence: int
+    event_id: str
+    occurred_at: datetime
+    purpose: str
+    action: str
+    channel: str
+    policy_version: str
+    source_service: str
+    notice_id: str | None
+    source_topic: str | None  # Kafka coordinates: only Kafka runs have them
+    source_partition: int | None
+    source_offset: int | None
+    entry_hash: str
+
+
+@dataclass(frozen=True)
+class PurposeConsent:
+    """Where a subject's consent for one purpose stands at an instant, and every fact up to then [6]."""
+
+    purpose: str
+    state: str  # a ConsentState value: granted, withdrawn, refused, never_asked
+    needs_consent: bool  # whether the policy makes this purpose depend on consent
+    since: datetime | None  # event time of the fact that decides the state
+    history: tuple[ConsentEvidence, ...]  # in event time order
+
+
+@dataclass(frozen=True)
+class SubjectConsent:
+    """A subject's consent, purpose by purpose, as it stood at ``as_of`` (None: everything known)."""
+
+    subject_id: str
+    as_of: datetime | None
+    purposes: tuple[PurposeConsent, ...]
+
+
+@dataclass(frozen=True)
+class ActiveViolation:
+    """A violation whose latest verdict stands."""
+
+    violation_id: str
+    rule: str
+    policy_section: str
+    subject_id: str
+    occurred_at: datetime
+    recipient_id: str | None
+    purpose: str | None
+    categories: tuple[str, ...]
+    evidence_event_ids: tuple[str, ...]
+    detail: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class RetentionDue:
+    """A retention action due [2.3]."""
+
+    action_id: str
+    subject_id: str
+    action: str
+    categories: tuple[str, ...]
+    due_at: datetime
+    policy_section: str
+    basis_event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ErasureNotice:
+    """The latest revision of a notice telling a recipient what to erase [12; GDPR Art. 19]."""
+
+    notice_id: str
+    subject_id: str
+    recipient_id: str
+    categories: tuple[str, ...]
+    retained_categories: tuple[str, ...]  # kept by a legal obligation [2.3.2]
+    request_id: str
+    requested_at: datetime
+    fulfilled_at: datetime
+    revision: int
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: dataclasses as objects, times in ISO-8601 UTC, sets as sorted lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, frozenset | set):
+        return sorted(jsonable(item) for item in value)
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    return value

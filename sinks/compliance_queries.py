@@ -1,0 +1,119 @@
+"""What needs the DPO's action: active violations, retention actions due [2.3], erasure notices [12].
+
+Verdicts and notices are versioned by ``revision`` (ReplacingMergeTree): read
+with ``FINAL``, each id is its highest revision, the verdict on everything
+known; a violation whose latest verdict is compliant (``active = 0``) was
+retracted and is not listed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from consentflow.query_arguments import EARLIEST
+from consentflow.sinks.answers import ActiveViolation, ErasureNotice, RetentionDue
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reading import require_subject, utc
+from consentflow.vocabulary import Rule
+
+_T = "DateTime64(6, 'UTC')"
+
+# The verdicts are merged to their latest revision first, and only then filtered on
+# ``active``: filtering before the merge would resurrect a retracted violation.
+_VIOLATIONS = f"""
+SELECT violation_id, rule, policy_section, subject_id, occurred_at, recipient_id, purpose, categories,
+       evidence_event_ids, detail, revision
+FROM (SELECT * FROM {{db}}.violations FINAL)
+WHERE active = 1 AND occurred_at >= {{since:{_T}}} AND ({{rule:String}} = '' OR rule = {{rule:String}})
+  AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
+ORDER BY occurred_at, violation_id
+"""
+
+_RETENTION_DUE = f"""
+SELECT action_id, subject_id, action, categories, due_at, policy_section, basis_event_id, reason
+FROM {{db}}.retention_actions FINAL
+WHERE due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
+ORDER BY due_at, subject_id, action_id
+"""
+
+_ERASURE_NOTICES = """
+SELECT notice_id, recipient_id, categories, retained_categories, request_id, requested_at, fulfilled_at, revision
+FROM {db}.erasure_notices FINAL
+WHERE subject_id = {s:String}
+ORDER BY notice_id
+"""
+
+
+def violations(
+    sink: ClickHouseSink, since: datetime | None = None, rule: Rule | None = None, subject_id: str | None = None
+) -> list[ActiveViolation]:
+    """Violations whose latest verdict is active, that occurred at or after ``since``, of ``rule`` and ``subject_id`` if given."""
+    rows = sink.query(
+        _VIOLATIONS,
+        {
+            "since": EARLIEST if since is None else since,
+            "rule": "" if rule is None else rule,
+            "subject": "" if subject_id is None else subject_id,
+        },
+    )
+    return [
+        ActiveViolation(
+            violation_id=violation_id,
+            rule=rule_name,
+            policy_section=section,
+            subject_id=subject_id,
+            occurred_at=utc(when),
+            recipient_id=recipient_id,
+            purpose=purpose,
+            categories=tuple(categories),
+            evidence_event_ids=tuple(evidence),
+            detail=detail,
+            revision=int(revision),
+        )
+        for violation_id, rule_name, section, subject_id, when, recipient_id, purpose, categories, evidence, detail, revision in rows
+    ]
+
+
+def retention_due(sink: ClickHouseSink, as_of: datetime | None = None, subject_id: str | None = None) -> list[RetentionDue]:
+    """Retention actions due at or before ``as_of`` (default: now), of ``subject_id`` if given, earliest first [2.3]."""
+    rows = sink.query(
+        _RETENTION_DUE,
+        {"as_of": datetime.now(UTC) if as_of is None else as_of, "subject": "" if subject_id is None else subject_id},
+    )
+    return [
+        RetentionDue(
+            action_id=action_id,
+            subject_id=subject_id,
+            action=action,
+            categories=tuple(categories),
+            due_at=utc(due_at),
+            policy_section=section,
+            basis_event_id=basis,
+            reason=reason,
+        )
+        for action_id, subject_id, action, categories, due_at, section, basis, reason in rows
+    ]
+
+
+def erasure_notices(sink: ClickHouseSink, subject_id: str) -> list[ErasureNotice]:
+    """The subject's erasure notices to recipients, each at its latest revision [12; GDPR Art. 19].
+
+    Raises ``UnknownId`` for a subject no table mentions.
+    """
+    rows = sink.query(_ERASURE_NOTICES, {"s": subject_id})
+    if not rows:
+        require_subject(sink, subject_id)
+    return [
+        ErasureNotice(
+            notice_id=notice_id,
+            subject_id=subject_id,
+            recipient_id=recipient_id,
+            categories=tuple(categories),
+            retained_categories=tuple(retained),
+            request_id=request_id,
+            requested_at=utc(requested_at),
+            fulfilled_at=utc(fulfilled_at),
+            revision=int(revision),
+        )
+        for notice_id, recipient_id, categories, retained, request_id, requested_at, fulfilled_at, revision in rows
+    ]

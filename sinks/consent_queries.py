@@ -1,0 +1,81 @@
+"""The DPO's consent question over the ledger table: state per purpose at any instant, with the evidence [6].
+
+Event time decides: the state of a purpose at ``as_of`` is the action of its
+latest fact at or before ``as_of`` (ties broken by event id, as the processors
+do), whatever order the facts arrived in. A purpose that needs consent and has
+no fact yet was never asked.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from consentflow.policy import load_policy
+from consentflow.query_arguments import LATEST
+from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, SubjectConsent
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reading import require_subject, utc
+from consentflow.vocabulary import ConsentState, Purpose
+
+_HISTORY = """
+SELECT sequence, event_id, occurred_at, purpose, action, channel, policy_version, source_service, notice_id,
+       source_topic, source_partition, source_offset, entry_hash
+FROM {db}.ledger FINAL
+WHERE subject_id = {s:String}
+  AND occurred_at <= {as_of:DateTime64(6, 'UTC')}
+  AND ({purpose:String} = '' OR purpose = {purpose:String})
+ORDER BY purpose, occurred_at, event_id
+"""
+# A ledger action names the state it leaves (an action a newer schema added reads as "unknown").
+_STATES = {state.value: state.value for state in ConsentState}
+
+
+def consent(
+    sink: ClickHouseSink, subject_id: str, purpose: Purpose | None = None, as_of: datetime | None = None
+) -> SubjectConsent:
+    """The subject's consent state per purpose at ``as_of`` (None: on every fact known), with each fact's evidence.
+
+    Covers every purpose that needs consent by the policy and every purpose the
+    ledger has facts for, or only ``purpose``. Raises ``UnknownId`` for a
+    subject no table mentions.
+    """
+    rows = sink.query(
+        _HISTORY, {"s": subject_id, "as_of": LATEST if as_of is None else as_of, "purpose": "" if purpose is None else purpose}
+    )
+    if not rows:
+        require_subject(sink, subject_id)
+    history: dict[str, list[ConsentEvidence]] = {}
+    for seq, event_id, when, p, action, channel, version, service, notice, topic, partition, offset, entry_hash in rows:
+        history.setdefault(p, []).append(
+            ConsentEvidence(
+                sequence=int(seq),
+                event_id=event_id,
+                occurred_at=utc(when),
+                purpose=p,
+                action=action,
+                channel=channel,
+                policy_version=version,
+                source_service=service,
+                notice_id=notice,
+                source_topic=topic,
+                source_partition=partition,
+                source_offset=offset,
+                entry_hash=entry_hash,
+            )
+        )
+    policy = load_policy()
+    asked = {purpose.value} if purpose is not None else {p.value for p in policy.consent_required} | set(history)
+    purposes = []
+    for name in sorted(asked):
+        facts = history.get(name, [])
+        decisive = facts[-1] if facts else None  # rows come in (occurred_at, event_id) order
+        purposes.append(
+            PurposeConsent(
+                purpose=name,
+                state=ConsentState.NEVER_ASKED.value if decisive is None else _STATES.get(decisive.action, "unknown"),
+                needs_consent=policy.needs_consent(name),
+                since=None if decisive is None else decisive.occurred_at,
+                history=tuple(facts),
+            )
+        )
+    return SubjectConsent(subject_id=subject_id, as_of=as_of, purposes=tuple(purposes))

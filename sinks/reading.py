@@ -1,0 +1,93 @@
+"""Reading the tables for the DPO: open only what exists, answer only about ids the tables know.
+
+Writers create the schema (``ClickHouseSink``); a reader must not: a mistyped
+database or chDB path would otherwise answer "nobody" from fresh empty tables.
+An id no table mentions is an unknown id, not an empty answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn, connect
+from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT, TABLES
+
+
+class TablesMissing(LookupError):
+    """The DSN holds no consentflow tables under that database name."""
+
+
+class UnknownId(LookupError):
+    """No table mentions the subject or recipient asked about."""
+
+
+def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any] = connect) -> ClickHouseSink:
+    """The pipeline's tables at ``dsn`` for reading.
+
+    Raises ``ValueError`` for a malformed DSN or database name, ``SinkUnavailable``
+    when ClickHouse does not answer (no retries: a reader is waiting), and
+    ``TablesMissing`` when there is nothing to read.
+    """
+    check_dsn(dsn)
+    check_database_name(database)
+    if dsn.startswith("chdb:///") and not Path(dsn[len("chdb://") :]).is_dir():
+        raise TablesMissing(f"no chDB data at {dsn[len('chdb://') :]} (fill it with `consentflow run` or `consentflow sink`)")
+    expected = sorted({t.name for t in TABLES} | {LINEAGE_BY_RECIPIENT})
+    try:
+        client = client_factory(dsn)
+        found = client.query(
+            "SELECT count() FROM system.tables WHERE database = {d:String} AND name IN {names:Array(String)}",
+            parameters={"d": database, "names": expected},
+        ).result_rows[0][0]
+    except Exception as exc:  # any failure to reach ClickHouse is reported as such, in one line
+        raise SinkUnavailable(f"ClickHouse at {dsn} unreachable: {_first_line(exc)}") from exc
+    if found < len(expected):
+        raise TablesMissing(
+            f"database {database!r} at {dsn} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
+        )
+    # No DDL at all, so a read-only ClickHouse user can ask too (the tables were checked above).
+    return ClickHouseSink(dsn, database, retry_for=0, client_factory=client_factory, create_schema=False)
+
+
+def subject_known(sink: ClickHouseSink, subject_id: str) -> bool:
+    """Whether any table mentions the subject (every table is sorted by subject first: a few granules each)."""
+    sql = " UNION ALL ".join(
+        f"(SELECT 1 FROM {{db}}.`{table}` WHERE subject_id = {{s:String}} LIMIT 1)"
+        for table in ("ledger", "lineage_edges", "violations", "retention_actions", "erasure_notices")
+    )
+    return bool(sink.query(f"SELECT count() FROM ({sql})", {"s": subject_id})[0][0])
+
+
+def recipient_known(sink: ClickHouseSink, recipient_id: str) -> bool:
+    """Whether the registry or the lineage names the recipient (an unregistered one can still have received data)."""
+    sql = (
+        "SELECT count() FROM ("
+        "(SELECT 1 FROM {db}.recipients WHERE recipient_id = {r:String} LIMIT 1) UNION ALL "
+        f"(SELECT 1 FROM {{db}}.`{LINEAGE_BY_RECIPIENT}` WHERE recipient_id = {{r:String}} LIMIT 1))"
+    )
+    return bool(sink.query(sql, {"r": recipient_id})[0][0])
+
+
+def require_subject(sink: ClickHouseSink, subject_id: str) -> None:
+    """Raise ``UnknownId`` unless a table mentions the subject."""
+    if not subject_known(sink, subject_id):
+        raise UnknownId(f"unknown subject {subject_id!r}: no ledger entry, lineage edge, violation, retention action or notice")
+
+
+def require_recipient(sink: ClickHouseSink, recipient_id: str) -> None:
+    """Raise ``UnknownId`` unless the registry or the lineage names the recipient."""
+    if not recipient_known(sink, recipient_id):
+        raise UnknownId(f"unknown recipient {recipient_id!r}: not in the registry and never received data")
+
+
+def utc(value: datetime) -> datetime:
+    """A time read from a DateTime64(6, 'UTC') column, as the UTC instant it is (the client hands it back naive)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,45 @@
+"""The recipient registry read back from the ``recipients`` table, as the processors hold it [4, 7].
+
+Every version is kept in the table; rebuilt into a ``RecipientRegistry``, it
+answers "who was this recipient, where, under which mechanism, at that instant"
+exactly as the processors did when they wrote the lineage.
+"""
+
+from __future__ import annotations
+
+from consentflow.recipients import RecipientRegistry, RecipientVersion
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reading import utc
+
+_VERSIONS = """
+SELECT recipient_id, event_id, since, name, kind, country, mechanisms, mechanism_from, mechanism_until,
+       allowed_purposes, active
+FROM {db}.recipients FINAL
+ORDER BY recipient_id, since, event_id
+"""
+
+
+def registry_from_tables(sink: ClickHouseSink) -> RecipientRegistry:
+    """Every registry version in the ``recipients`` table, as a ``RecipientRegistry``.
+
+    The rows were written from decoded ``RecipientRecord``s, whose symbols the
+    reader schema already resolved, so each row reads back as its record did.
+    """
+    registry = RecipientRegistry()
+    for recipient_id, event_id, since, name, kind, country, mechanisms, starts, ends, purposes, active in sink.query(_VERSIONS):
+        record = {
+            "recipient_id": recipient_id,
+            "event_id": event_id,
+            "occurred_at": utc(since),
+            "name": name,
+            "kind": kind,
+            "country": country,
+            "transfer_mechanisms": [
+                {"mechanism": m, "valid_from": utc(start), "valid_until": None if end is None else utc(end)}
+                for m, start, end in zip(mechanisms, starts, ends, strict=True)
+            ],
+            "allowed_purposes": list(purposes),
+            "active": bool(active),
+        }
+        registry.add(RecipientVersion.from_record(record))
+    return registry

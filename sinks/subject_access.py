@@ -1,0 +1,253 @@
+"""The subject's access and portability export, from the tables [8.1, 12; GDPR Art. 15, 20].
+
+"You have the right to obtain a copy of your personal data that we hold" [8.1];
+"we guarantee ... the right to the portability of the Personal Data" [12]. One
+plain function builds the export as JSON-ready data (``SubjectAccessExport/v1``,
+its JSON Schema in ``schemas/SubjectAccessExport/v1.schema.json``) for the
+command line and the HTTP API alike. It asks the DPO's query layer
+(``lineage_queries``, ``consent_queries``, ``compliance_queries``, and the
+registry for recipients' names) and adds no SQL of its own: the export says
+what those answers say, in DPV terms.
+
+Consent records carry the fields of ISO/IEC TS 27560: record id, subject,
+notice and policy version, purpose, lawful basis, collection method, state and
+its time, withdrawal method, recipients, retention, and every event with its
+evidence (channel, source service, ledger hash, Kafka coordinates).
+
+The tables hold metadata only (ids, categories, purposes, recipients, times),
+so the export names categories, never values; "categories held" are the
+categories the tables record for the subject: received by a recipient, named by
+a retention action, an erasure notice or a violation. Categories the subject
+only provided in the profile [2.1] reach the tables once a retention action
+names them (no table keeps profile events).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from consentflow.dpv import consent_action_term, consent_state_term, legal_basis_term, transfer_term
+from consentflow.geography import in_eea
+from consentflow.lineage import RecipientHolding
+from consentflow.policy import Policy, load_policy
+from consentflow.query_arguments import LATEST
+from consentflow.recipients import RecipientRegistry
+from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
+from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, RetentionDue, jsonable
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reading import require_subject
+from consentflow.sinks.registry_reading import registry_from_tables
+from consentflow.vocabulary import ConsentAction, RetentionActionKind
+
+#: Name and version of the export's contract, as in ``schemas/<name>/v<N>.schema.json``.
+SCHEMA_NAME = "SubjectAccessExport"
+SCHEMA_VERSION = 1
+SCHEMA_ID = f"{SCHEMA_NAME}/v{SCHEMA_VERSION}"
+
+#: Where the subject's rights come from: the policy's sections and the GDPR's articles.
+LEGAL_REFERENCES = {
+    "policy_sections": ["8.1", "8.2", "12"],  # copy of the data; within the time limits of the law; portability
+    "gdpr_articles": ["Art. 15", "Art. 20"],  # right of access; right to data portability
+}
+
+
+@cache
+def export_schema() -> dict[str, Any]:
+    """The export's JSON Schema (draft 2020-12), shipped with the package."""
+    path = resources.files("consentflow.schemas") / SCHEMA_NAME / f"v{SCHEMA_VERSION}.schema.json"
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
+
+
+def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None) -> dict[str, Any]:
+    """Everything the tables hold about ``subject_id``, as it stood at ``as_of`` (None: on every fact known).
+
+    ``as_of`` bounds consent facts and lineage edges by event time, retention
+    actions by due date, erasure notices by fulfilment and violations by the
+    time they occurred; verdicts are the latest known. Arguments must come
+    validated (``consentflow.query_arguments``). Raises ``UnknownId`` for a
+    subject no table mentions. Returns JSON-ready data: times as ISO-8601 UTC.
+    """
+    require_subject(sink, subject_id)
+    policy = load_policy()
+    registry = registry_from_tables(sink)
+    holdings = lineage_queries.who_has(sink, subject_id, as_of)
+    where = lineage_queries.countries(sink, subject_id, as_of)
+    consent = consent_queries.consent(sink, subject_id, as_of=as_of)
+    retention = compliance_queries.retention_due(sink, LATEST if as_of is None else as_of, subject_id)
+    notices = [n for n in compliance_queries.erasure_notices(sink, subject_id) if as_of is None or n.fulfilled_at <= as_of]
+    violations = [
+        v for v in compliance_queries.violations(sink, subject_id=subject_id) if as_of is None or v.occurred_at <= as_of
+    ]
+
+    held = {c for h in holdings for c in h.categories}
+    held.update(c for r in retention for c in r.categories)
+    held.update(c for n in notices for c in (*n.categories, *n.retained_categories))
+    held.update(c for v in violations for c in v.categories)
+    archive = next((r for r in retention if r.action == RetentionActionKind.ARCHIVE), None)
+    by_purpose = _recipients_by_purpose(holdings)
+
+    export = {
+        "schema": SCHEMA_ID,
+        "subject_id": subject_id,
+        "as_of": as_of,
+        "generated_at": datetime.now(UTC),
+        "policy_version": policy.version,
+        "legal_references": LEGAL_REFERENCES,
+        "categories_held": sorted(held),
+        "consent_records": [
+            _consent_record(subject_id, purpose, policy, recipients=by_purpose.get(purpose.purpose, []), archive=archive)
+            for purpose in consent.purposes
+        ],
+        "recipients": [
+            {
+                "recipient_id": h.recipient_id,
+                "name": _name(registry, h.recipient_id, h.last),
+                "kind": h.recipient_kind,
+                "country": h.country or None,  # "" for a recipient outside the registry: nobody can say where
+                "in_eea": in_eea(h.country) if h.country else None,
+                "categories": sorted(h.categories),
+                "purposes": [{"purpose": p, "legal_basis": legal_basis_term(policy.basis_of(p))} for p in sorted(h.purposes)],
+                "transfer_mechanisms": [_mechanism(m) for m in sorted(h.mechanisms)],
+                "first_sent": h.first,
+                "last_sent": h.last,
+            }
+            for h in holdings
+        ],
+        # "the list of countries where we store your data and those where it is occasionally sent" [7]
+        "countries": {
+            "stored": list(where.stored),
+            "sent": [
+                {
+                    "country": c.country or None,
+                    "in_eea": c.in_eea if c.country else None,
+                    "recipients": list(c.recipients),
+                    "transfer_mechanisms": [_mechanism(m) for m in c.mechanisms],
+                    "transfers": c.edges,
+                    "first": c.first,
+                    "last": c.last,
+                }
+                for c in where.sent
+            ],
+        },
+        "retention_actions": [
+            {
+                "action_id": r.action_id,
+                "action": r.action,
+                "categories": list(r.categories),
+                "due_at": r.due_at,
+                "policy_section": r.policy_section,
+                "reason": r.reason,
+                "basis_event_id": r.basis_event_id,
+            }
+            for r in retention
+        ],
+        "erasure_notices": [
+            {
+                "notice_id": n.notice_id,
+                "recipient_id": n.recipient_id,
+                "categories": list(n.categories),
+                "retained_categories": list(n.retained_categories),
+                "request_id": n.request_id,
+                "requested_at": n.requested_at,
+                "fulfilled_at": n.fulfilled_at,
+            }
+            for n in notices
+        ],
+        "violations": [
+            {
+                "violation_id": v.violation_id,
+                "rule": v.rule,
+                "policy_section": v.policy_section,
+                "occurred_at": v.occurred_at,
+                "recipient_id": v.recipient_id,
+                "purpose": v.purpose,
+                "categories": list(v.categories),
+                "evidence_event_ids": list(v.evidence_event_ids),
+                "detail": v.detail,
+            }
+            for v in violations
+        ],
+    }
+    result: dict[str, Any] = jsonable(export)
+    return result
+
+
+def _recipients_by_purpose(holdings: list[RecipientHolding]) -> dict[str, list[str]]:
+    """Per purpose, the recipients that received the subject's data for it, by id."""
+    by_purpose: dict[str, list[str]] = {}
+    for h in holdings:  # sorted by recipient id
+        for purpose in h.purposes:
+            by_purpose.setdefault(purpose, []).append(h.recipient_id)
+    return by_purpose
+
+
+def _consent_record(
+    subject_id: str,
+    purpose: PurposeConsent,
+    policy: Policy,
+    *,
+    recipients: list[str],
+    archive: RetentionDue | None,
+) -> dict[str, Any]:
+    """One ISO/IEC TS 27560 consent record: the purpose's state, how it was collected and withdrawn, and every event."""
+    facts = purpose.history  # event-time order
+    decisive = facts[-1] if facts else None
+    answers = [f for f in facts if f.action in (ConsentAction.GRANTED, ConsentAction.REFUSED)]
+    withdrawals = [f for f in facts if f.action == ConsentAction.WITHDRAWN]
+    return {
+        "record_id": f"{subject_id}:{purpose.purpose}",
+        "subject_id": subject_id,
+        "purpose": purpose.purpose,
+        "needs_consent": purpose.needs_consent,
+        "legal_basis": legal_basis_term(policy.basis_of(purpose.purpose)),
+        "state": consent_state_term(purpose.state),
+        "state_since": purpose.since,
+        "notice_id": decisive.notice_id if decisive else None,
+        "policy_version": decisive.policy_version if decisive else None,
+        # How the subject answered when asked, and how a consent was withdrawn [6]: channels of the latest such facts.
+        "collection_method": answers[-1].channel if answers else None,
+        "withdrawal_method": withdrawals[-1].channel if withdrawals else None,
+        "recipients": recipients,
+        # The record is kept with the subject's data: archived when it is [2.3.1, 2.3.3].
+        "retention": {
+            "policy_section": archive.policy_section if archive else "2.3.1",
+            "archive_due_at": archive.due_at if archive else None,
+        },
+        "events": [_consent_event(f) for f in facts],
+    }
+
+
+def _consent_event(fact: ConsentEvidence) -> dict[str, Any]:
+    """One consent fact with what proves it: channel, notice, source service, ledger hash, Kafka coordinates."""
+    source = None
+    if fact.source_topic is not None:
+        source = {"topic": fact.source_topic, "partition": fact.source_partition, "offset": fact.source_offset}
+    return {
+        "event_id": fact.event_id,
+        "sequence": fact.sequence,
+        "occurred_at": fact.occurred_at,
+        "action": fact.action,
+        "state": consent_action_term(fact.action),
+        "channel": fact.channel,
+        "notice_id": fact.notice_id,
+        "policy_version": fact.policy_version,
+        "source_service": fact.source_service,
+        "entry_hash": fact.entry_hash,
+        "source": source,
+    }
+
+
+def _mechanism(mechanism: str) -> dict[str, str | None]:
+    """A transfer mechanism in our words and as the GDPR provision that frames it [7]."""
+    return {"mechanism": mechanism, "gdpr_basis": transfer_term(mechanism)}
+
+
+def _name(registry: RecipientRegistry, recipient_id: str, at: datetime) -> str | None:
+    """The recipient's name in the registry as of ``at`` (its newest version otherwise); None when unregistered."""
+    version = registry.at(recipient_id, at) or registry.latest(recipient_id)
+    return None if version is None else version.name

@@ -1,0 +1,233 @@
+"""The input topics read back into one ordered event stream: what an auditor's replay feeds the processors.
+
+The input topics (and the compacted registry) keep every event upstream
+services emitted [DESIGN: auditors], so the ledger and the lineage graph can be
+rebuilt from them at any time and compared with what the pipeline wrote.
+A replay reads directly, with no consumer group and no offset commits: it
+assigns itself every partition, seeks to the first offset wanted (the log's
+beginning, or the first message at or after ``--from-time`` found with
+``offsets_for_times``) and reads up to the end offsets captured when it
+started (or up to ``--to-time``), so what it reads is fixed however the topics
+grow meanwhile.
+
+Order is deterministic, so two replays of the same topics give identical
+tables: the registry first (records must precede the events they govern),
+then each subject topic partition by partition, each in offset order. A
+replay streams: it holds one fetch at a time, whatever the window's size.
+Offset order is the order the workers process a partition in, and every
+event of a subject sits in one partition per topic, so a subject's ledger is
+chained in the same order as the live pipeline's. Everything else the
+processors produce is independent of the order topics interleave in (the
+property tests in tests/test_ledger_properties.py and tests/test_rights.py
+replay in random orders), so it equals the embedded run of the same events.
+
+Times are the messages' Kafka timestamps (when upstream services emitted
+them), in milliseconds: ``from_time`` and ``to_time`` bound a half-open window
+``[from_time, to_time)``. The registry is always read from its beginning: the
+processors need every version of every recipient [7].
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from consentflow.codec import Codec
+from consentflow.dead_letters import dead_letter
+from consentflow.errors import ContractError
+from consentflow.ledger import micros
+from consentflow.topics import INPUT_TOPICS, RECIPIENTS, Topic
+
+#: Subject topics in their tie-break rank (the registry is read apart, first).
+SUBJECT_TOPICS: tuple[Topic, ...] = tuple(t for t in INPUT_TOPICS if t is not RECIPIENTS)
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    """The offsets ``[start, end)`` of one partition that a replay reads."""
+
+    topic: Topic
+    name: str  # full topic name
+    partition: int
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        """How many offsets the range spans (messages, fewer on a compacted topic)."""
+        return max(self.end - self.start, 0)
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """An input message that does not decode: it becomes a dead letter with its original bytes."""
+
+    topic: str  # full topic name
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    error: ContractError
+
+
+def kafka_millis(t: datetime) -> int:
+    """A UTC instant as a Kafka timestamp: the first millisecond at or after it."""
+    return -(-micros(t) // 1000)
+
+
+def plan(
+    consumer: Consumer,
+    prefix: str,
+    *,
+    from_time: datetime | None = None,
+    to_time: datetime | None = None,
+    timeout: float = 30.0,
+) -> list[PartitionRange]:
+    """The offsets to read in every partition of the input topics, captured now.
+
+    Raises ``LookupError`` naming a topic that does not exist.
+    """
+    ranges: list[PartitionRange] = []
+    for topic in (RECIPIENTS, *SUBJECT_TOPICS):
+        name = topic.name(prefix)
+        metadata = consumer.list_topics(name, timeout=timeout).topics.get(name)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise LookupError(f"input topic {name} does not exist (wrong --prefix, or run consentflow topics create)")
+        for partition in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=timeout)
+            start, end = low, high
+            # The registry is read whole whatever the window: every version counts [7].
+            if from_time is not None and topic is not RECIPIENTS:
+                start = _offset_at(consumer, name, partition, from_time, high, timeout)
+            if to_time is not None:
+                end = _offset_at(consumer, name, partition, to_time, high, timeout)
+            ranges.append(PartitionRange(topic, name, partition, max(start, low), end))
+    return ranges
+
+
+def _offset_at(consumer: Consumer, name: str, partition: int, t: datetime, high: int, timeout: float) -> int:
+    """The first offset whose timestamp is at or after ``t``; ``high`` when every message is older."""
+    (found,) = consumer.offsets_for_times([TopicPartition(name, partition, kafka_millis(t))], timeout=timeout)
+    if found.error is not None:
+        raise RuntimeError(f"offsets_for_times on {name}[{partition}]: {found.error}")
+    return high if found.offset < 0 else min(found.offset, high)
+
+
+@dataclass
+class Replay:
+    """A window of the input topics, planned when opened and read, streaming, by ``events()``."""
+
+    consumer: Consumer
+    codec: Codec
+    ranges: list[PartitionRange]
+    timeout: float
+    undecodable: list[Undecodable] = field(default_factory=list)
+    tombstones: int = 0  # registry deletions carry no record to replay
+    read_count: int = 0  # messages read so far, decoded or not
+
+    @property
+    def total(self) -> int:
+        """Offsets the window spans (an upper bound of its messages: a compacted registry has fewer)."""
+        return sum(r.size for r in self.ranges)
+
+    def events(self) -> Iterator[tuple[Topic, dict[str, Any]]]:
+        """The window's events as ``(topic, record)``: the registry first, then each partition in offset order.
+
+        Messages that do not decode are kept in ``undecodable`` and the stream
+        goes on. Raises ``TimeoutError`` when the broker hands nothing over for
+        ``timeout`` seconds while offsets remain.
+        """
+        for span in self.ranges:
+            for offset, key, value in self._messages(span):
+                self.read_count += 1
+                if value is None:
+                    self.tombstones += 1  # a compacted registry's deletion marker, not an event
+                    continue
+                try:
+                    record = self.codec.decode(span.topic, value)
+                except ContractError as exc:
+                    self.undecodable.append(Undecodable(span.name, span.partition, offset, key, value, exc))
+                    continue
+                yield span.topic, record
+
+    def _messages(self, span: PartitionRange) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+        """``(offset, key, value)`` of one partition's range, in offset order."""
+        if not span.size:
+            return
+        self.consumer.assign([TopicPartition(span.name, span.partition, span.start)])
+        try:
+            last_progress = time.monotonic()
+            while True:
+                messages = self.consumer.consume(num_messages=10_000, timeout=0.5)
+                for message in messages:
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise RuntimeError(f"reading {span.name}[{span.partition}]: {error}")
+                    offset = int(message.offset() or 0)
+                    if offset >= span.end:
+                        return  # written after the replay started, or after --to-time
+                    yield offset, message.key(), message.value()
+                    if offset == span.end - 1:
+                        return
+                if messages:
+                    last_progress = time.monotonic()
+                else:
+                    (position,) = self.consumer.position([TopicPartition(span.name, span.partition)])
+                    if position.offset >= span.end:
+                        return  # the range ends in a compacted-away hole
+                    if time.monotonic() - last_progress > self.timeout:
+                        raise TimeoutError(
+                            f"the broker handed nothing over for {self.timeout:.0f} s; "
+                            f"still to read: {span.name}[{span.partition}] from offset {position.offset}"
+                        )
+        finally:
+            self.consumer.unassign()
+
+    def close(self) -> None:
+        """Release the consumer."""
+        self.consumer.close()
+
+
+def open_replay(
+    bootstrap: str,
+    prefix: str,
+    codec: Codec,
+    *,
+    from_time: datetime | None = None,
+    to_time: datetime | None = None,
+    timeout: float = 30.0,
+) -> Replay:
+    """Plan a replay of the input topics' window: each partition's range is captured now.
+
+    Raises ``LookupError`` for a missing topic. Close the result when done.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "consentflow-replay",  # librdkafka wants one; never joined, never committed
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.min.bytes": 65536,
+        }
+    )
+    try:
+        ranges = plan(consumer, prefix, from_time=from_time, to_time=to_time, timeout=timeout)
+    except BaseException:
+        consumer.close()
+        raise
+    return Replay(consumer, codec, ranges, timeout)
+
+
+def dead_letters(replayed: Replay) -> Iterator[dict[str, Any]]:
+    """A ``DeadLetter`` record for every message that did not decode, with its original bytes (as the workers write)."""
+    for bad in replayed.undecodable:
+        yield dead_letter(
+            bad.topic, str(bad.error), bad.error, partition=bad.partition, offset=bad.offset, key=bad.key, value=bad.value
+        )
