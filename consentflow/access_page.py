@@ -122,8 +122,39 @@ def _consent_section(records: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _retention_plan(plan: Mapping[str, Any] | None) -> str:
+    """The archive date, what it runs from, and every retention action planned, due or not [2.3]."""
+    if plan is None:
+        return '<p class="note">The retention plan is not computed yet; ask again in a moment.</p>'
+    if plan["archive_at"] is None:
+        archive = "<p>No archive date yet: nothing is known of the use of your account.</p>"
+    else:
+        archive = (
+            f"<p>Your data is archived on <strong>{_text(_when(plan['archive_at']))}</strong>: "
+            f"{_text(plan['reason'])} [{_text(plan['policy_section'])}].</p>"
+        )
+    lifecycle = plan["lifecycle"]
+    instants = _table(
+        ("registered", "last use", "closed", "latest negative decision or notification", "suspended or blocked"),
+        [[_when(lifecycle[name]) for name in ("registered_at", "last_use", "closed_at", "last_negative", "suspended_at")]],
+        empty="",
+    )
+    planned = _table(
+        ("due", "action", "categories", "section", "reason"),
+        ((_when(a["due_at"]), a["action"], a["categories"], a["policy_section"], a["reason"]) for a in plan["actions"]),
+        empty="No retention action is planned.",
+    )
+    return (
+        archive
+        + '<p class="note">The periods run from these instants of your account [2.3.1, 2.3.3]:</p>'
+        + instants
+        + "<p>Every action planned, due or not:</p>"
+        + planned
+    )
+
+
 def render_access_page(export: Mapping[str, Any]) -> str:
-    """The export (``SubjectAccessExport/v1``) as a complete HTML document; every value escaped."""
+    """The export (``SubjectAccessExport/v2``) as a complete HTML document; every value escaped."""
     subject = escape(export["subject_id"])
     refs = export["legal_references"]
     as_of = "every fact known" if export["as_of"] is None else _text(_when(export["as_of"]))
@@ -144,6 +175,8 @@ def render_access_page(export: Mapping[str, Any]) -> str:
         f"The same export as JSON follows the schema <code>{escape(export['schema'])}</code>.</p>",
         "<h2>Categories of data we hold</h2>",
         f"<p>{_text(export['categories_held'])}</p>",
+        '<p class="note">What you provided in your profile and what any processing of your data named, '
+        "on everything we know, whatever the as-of instant.</p>",
         "<h2>Your consents [6]</h2>",
         _consent_section(export["consent_records"]),
         "<h2>Who received your data [4, 7]</h2>",
@@ -184,7 +217,9 @@ def render_access_page(export: Mapping[str, Any]) -> str:
             ),
             empty="Your data was sent to no other country.",
         ),
-        "<h2>Retention [2.3]</h2>",
+        "<h2>How long we keep your data [2.3]</h2>",
+        _retention_plan(export["retention_plan"]),
+        "<h3>Retention actions already due</h3>",
         _table(
             ("due", "action", "categories", "section", "reason"),
             (

@@ -402,7 +402,7 @@ def _add_request_routes(app: FastAPI) -> None:
     def access_export(
         request: Request, _: Reader, subject_id: Annotated[str, _SUBJECT], as_of: Annotated[str | None, _AS_OF] = None
     ) -> Response:
-        """Everything the tables hold about the subject, as ``SubjectAccessExport/v1`` JSON (``consentflow dsar``)
+        """Everything the tables hold about the subject, as ``SubjectAccessExport/v2`` JSON (``consentflow dsar``)
         [8.1, 12; GDPR Art. 15, 20]; ``as_of`` default: everything known."""
         from consentflow.sinks.subject_access import subject_access_export
 

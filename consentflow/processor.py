@@ -5,7 +5,7 @@ Plain, typed Python over decoded records, with subject state behind a
 code, so the same input gives the same ledger, graph and violations.
 
 Output records follow the output contracts (``LedgerEntry``, ``LineageEdge``,
-``Violation``, ``RetentionAction``, ``ErasureNotice``). Every effect is
+``Violation``, ``RetentionAction``, ``ErasureNotice``, ``SubjectHoldings``). Every effect is
 idempotent: an event id seen before changes nothing, and output ids are
 deterministic so a redelivered output overwrites itself in the sink.
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 from consentflow import ledger
 from consentflow.enforcement import PolicyEnforcement
+from consentflow.holdings import needs_holdings, subject_holdings
 from consentflow.lineage import lineage_edge
 from consentflow.policy import Policy, load_policy
 from consentflow.recipients import RecipientRegistry, RecipientVersion
@@ -83,6 +84,11 @@ class Changes(list[tuple[str, "Record"]]):
         """Erasure notices."""
         return self.of(ERASURE_NOTICES)
 
+    @property
+    def holdings(self) -> list[Record]:
+        """What the platform holds of subjects, and until when."""
+        return self.of(HOLDINGS)
+
 
 _UNKNOWN_MECHANISM = TransferMechanism.UNKNOWN
 _GRANTED = ConsentAction.GRANTED.value
@@ -90,6 +96,7 @@ _TIME = itemgetter(0)  # Processing.occurred_at
 _PROCESSING = tuple.__new__  # Processing from its row without a Python-level constructor call
 _TIME_AND_ID = itemgetter(0, 1)
 LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES = "ledger", "lineage", "violations", "retention", "erasure-notices"
+HOLDINGS = "holdings"
 _LIFECYCLE_USE = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
 _NEGATIVE = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
 _SUSPENSION = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
@@ -146,18 +153,33 @@ class Processor:
         elif event_id in state.seen:
             return Changes()  # a duplicate changes nothing
         state.seen.add(event_id)
+        t = record["occurred_at"]
+        latest = state.latest_event_at
+        if latest is None or t > latest:
+            state.latest_event_at = t
         changes = handler(state, record, source)
         if self._put_every_state:
             self._put(state)
         return changes
 
     def tick(self, now: datetime) -> Changes:
-        """Retention actions due at ``now`` for every subject in the store, each emitted once [2.3]."""
+        """Retention actions due at ``now`` for every subject in the store, each emitted once [2.3]; then a
+        ``SubjectHoldings`` record for every subject whose knowledge changed since its last one."""
         changes = Changes()
+        schedule = self.schedule
         for state in self.store.states():
-            due = self.schedule.due(state, now)
+            due = schedule.due(state, now)
             if due:
                 changes.add_all(RETENTION, due)
+            # A holdings record is a function of the set of events known for the subject, and its
+            # revision is their number. The set only grows, so the highest revision of a subject is
+            # the record on everything known, whichever worker issued the others: a worker killed
+            # before saving its state may have issued records on fewer events, and its successor's
+            # last tick outranks them. Issued at ticks, not per event: one record per tick with news.
+            news = needs_holdings(state)
+            if news:
+                changes.add(HOLDINGS, subject_holdings(state, schedule))
+            if due or news:
                 self.store.put(state)
         return changes
 
@@ -290,9 +312,8 @@ class Processor:
             state.last_negative, state.basis_events["negative"] = t, event_id
         elif action in _SUSPENSION and (state.suspended_at is None or t > state.suspended_at):
             state.suspended_at, state.basis_events["suspended"] = t, event_id
-        elif action == _REINSTATED and state.suspended_at is not None and t > state.suspended_at:
-            state.suspended_at = None
-            state.basis_events.pop("suspended", None)
+        elif action == _REINSTATED and (state.reinstated_at is None or t > state.reinstated_at):
+            state.reinstated_at = t  # whether it lifts a suspension is decided by event time (SubjectState.suspension)
         return Changes()
 
     def _rights(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:

@@ -55,10 +55,9 @@ class RetentionSchedule:
     def archive_date(self, s: SubjectState) -> ArchiveDate | None:
         """The 2.3.1/2.3.3 date for ``s``, or None when nothing is known of its use yet."""
         r = self.policy.retention
-        if s.suspended_at is not None:
-            return ArchiveDate(
-                s.suspended_at + self.after_suspension, "2.3.3", s.suspended_at, "account suspended or blocked", "suspended"
-            )
+        suspended = s.suspension()
+        if suspended is not None:
+            return ArchiveDate(suspended + self.after_suspension, "2.3.3", suspended, "account suspended or blocked", "suspended")
         if s.closed_at is not None:
             closure = ArchiveDate(s.closed_at + r.after_closure, "2.3.1", s.closed_at, "one year after closure", "closed")
             if s.last_negative is not None:

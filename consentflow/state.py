@@ -72,10 +72,15 @@ class SubjectState:
     last_use: datetime | None = None
     closed_at: datetime | None = None
     last_negative: datetime | None = None
-    suspended_at: datetime | None = None
+    suspended_at: datetime | None = None  # the latest suspension or block
+    reinstated_at: datetime | None = None  # the latest reinstatement
     basis_events: dict[str, str] = field(default_factory=dict)  # "last_use", "closed", ... -> event id
     held: set[str] = field(default_factory=set)  # categories the subject provided (profile events)
     retention_done: set[str] = field(default_factory=set)  # retention action ids already emitted
+    # What the platform holds and until when [2.3]: the revision (events known) of the last
+    # SubjectHoldings record issued, and the latest event time known, which that record carries.
+    holdings_revision: int = -1
+    latest_event_at: datetime | None = None
     # Rights [8, 12].
     requests: dict[str, dict[str, object]] = field(default_factory=dict)
     erasure_request_id: str | None = None
@@ -85,6 +90,16 @@ class SubjectState:
     erasures_fulfilled: int = 0  # fulfilled erasure events known: the revision of after-erasure verdicts
     erasure_events: int = 0  # erasure requests and fulfilments known: the high bits of a notice's revision
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
+
+    def suspension(self) -> datetime | None:
+        """When the account's suspension in force began, or None: a suspension holds unless a later reinstatement lifted it.
+
+        Both are kept as the latest of their kind, so the answer is the same whatever order they arrived in [2.3.3].
+        """
+        suspended = self.suspended_at
+        if suspended is None or (self.reinstated_at is not None and self.reinstated_at > suspended):
+            return None
+        return suspended
 
     def facts(self, purpose: str) -> list[ConsentFact]:
         """The consent facts of ``purpose``, in event-time order."""

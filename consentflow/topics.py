@@ -43,10 +43,12 @@ LINEAGE = Topic("lineage", "LineageEdge", "subject_id", TopicRole.OUTPUT)
 VIOLATIONS = Topic("violations", "Violation", "subject_id", TopicRole.OUTPUT)
 RETENTION = Topic("retention", "RetentionAction", "subject_id", TopicRole.OUTPUT)
 ERASURE_NOTICES = Topic("erasure-notices", "ErasureNotice", "subject_id", TopicRole.OUTPUT)
+# What the platform holds of each subject and until when [2.3; GDPR Art. 15(1)(b), (d)].
+HOLDINGS = Topic("holdings", "SubjectHoldings", "subject_id", TopicRole.OUTPUT)
 DEAD_LETTER = Topic("dead-letter", "DeadLetter", "topic", TopicRole.OUTPUT)
 
 INPUT_TOPICS: tuple[Topic, ...] = (PROFILE, CONSENT, COOKIE, MESSAGE, DISCLOSURE, RIGHTS, RECIPIENTS)
-OUTPUT_TOPICS: tuple[Topic, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, DEAD_LETTER)
+OUTPUT_TOPICS: tuple[Topic, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, DEAD_LETTER)
 ALL_TOPICS: tuple[Topic, ...] = INPUT_TOPICS + OUTPUT_TOPICS
 
 _BY_SHORT_NAME = {t.short_name: t for t in ALL_TOPICS}

@@ -56,7 +56,7 @@ def subject_known(sink: ClickHouseSink, subject_id: str) -> bool:
     """Whether any table mentions the subject (every table is sorted by subject first: a few granules each)."""
     sql = " UNION ALL ".join(
         f"(SELECT 1 FROM {{db}}.`{table}` WHERE subject_id = {{s:String}} LIMIT 1)"
-        for table in ("ledger", "lineage_edges", "violations", "retention_actions", "erasure_notices")
+        for table in ("ledger", "lineage_edges", "violations", "retention_actions", "erasure_notices", "subject_holdings")
     )
     return bool(sink.query(f"SELECT count() FROM ({sql})", {"s": subject_id})[0][0])
 
@@ -74,7 +74,9 @@ def recipient_known(sink: ClickHouseSink, recipient_id: str) -> bool:
 def require_subject(sink: ClickHouseSink, subject_id: str) -> None:
     """Raise ``UnknownId`` unless a table mentions the subject."""
     if not subject_known(sink, subject_id):
-        raise UnknownId(f"unknown subject {subject_id!r}: no ledger entry, lineage edge, violation, retention action or notice")
+        raise UnknownId(
+            f"unknown subject {subject_id!r}: no ledger entry, lineage edge, violation, retention action, notice or holdings"
+        )
 
 
 def require_recipient(sink: ClickHouseSink, recipient_id: str) -> None:

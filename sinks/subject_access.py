@@ -2,12 +2,13 @@
 
 "You have the right to obtain a copy of your personal data that we hold" [8.1];
 "we guarantee ... the right to the portability of the Personal Data" [12]. One
-plain function builds the export as JSON-ready data (``SubjectAccessExport/v1``,
-its JSON Schema in ``schemas/SubjectAccessExport/v1.schema.json``) for the
-command line and the HTTP API alike. It asks the DPO's query layer
-(``lineage_queries``, ``consent_queries``, ``compliance_queries``, and the
-registry for recipients' names) and adds no SQL of its own: the export says
-what those answers say, in DPV terms.
+plain function builds the export as JSON-ready data (``SubjectAccessExport/v2``,
+its JSON Schema in ``schemas/SubjectAccessExport/v2.schema.json``; v1 stays for
+exports made before) for the command line and the HTTP API alike. It asks the
+DPO's query layer (``lineage_queries``, ``consent_queries``,
+``compliance_queries``, ``holdings_queries``, and the registry for recipients'
+names) and adds no SQL of its own: the export says what those answers say, in
+DPV terms.
 
 Consent records carry the fields of ISO/IEC TS 27560: record id, subject,
 notice and policy version, purpose, lawful basis, collection method, state and
@@ -15,11 +16,15 @@ its time, withdrawal method, recipients, retention, and every event with its
 evidence (channel, source service, ledger hash, Kafka coordinates).
 
 The tables hold metadata only (ids, categories, purposes, recipients, times),
-so the export names categories, never values; "categories held" are the
-categories the tables record for the subject: received by a recipient, named by
-a retention action, an erasure notice or a violation. Categories the subject
-only provided in the profile [2.1] reach the tables once a retention action
-names them (no table keeps profile events).
+so the export names categories, never values. "Categories held" [GDPR Art.
+15(1)(b)] and the retention plan [2.3; GDPR Art. 15(1)(d)] come from the
+subject's holdings record (``subject_holdings``, its latest revision): the
+categories provided in the profile [2.1] or named by any processing, the
+archive date and every retention action planned, due or not. Both are on every
+event known, whatever ``as_of``. The categories the other parts of the export
+name (recipients, retention actions, notices, violations) are all among them
+once the record is current; they are added anyway, so that an export made
+before a worker's next tick never names less than the tables show.
 """
 
 from __future__ import annotations
@@ -36,16 +41,17 @@ from consentflow.lineage import RecipientHolding
 from consentflow.policy import Policy, load_policy
 from consentflow.query_arguments import LATEST
 from consentflow.recipients import RecipientRegistry
-from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
-from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, RetentionDue, jsonable
+from consentflow.sinks import compliance_queries, consent_queries, holdings_queries, lineage_queries
+from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, jsonable
 from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.holdings_queries import SubjectHoldings
 from consentflow.sinks.reading import require_subject
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.vocabulary import ConsentAction, RetentionActionKind
+from consentflow.vocabulary import ConsentAction
 
 #: Name and version of the export's contract, as in ``schemas/<name>/v<N>.schema.json``.
 SCHEMA_NAME = "SubjectAccessExport"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_ID = f"{SCHEMA_NAME}/v{SCHEMA_VERSION}"
 
 #: Where the subject's rights come from: the policy's sections and the GDPR's articles.
@@ -56,9 +62,9 @@ LEGAL_REFERENCES = {
 
 
 @cache
-def export_schema() -> dict[str, Any]:
-    """The export's JSON Schema (draft 2020-12), shipped with the package."""
-    path = resources.files("consentflow.schemas") / SCHEMA_NAME / f"v{SCHEMA_VERSION}.schema.json"
+def export_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The export's JSON Schema (draft 2020-12) of ``version`` (default: the one exports follow), shipped with the package."""
+    path = resources.files("consentflow.schemas") / SCHEMA_NAME / f"v{version}.schema.json"
     schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return schema
 
@@ -68,7 +74,8 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
 
     ``as_of`` bounds consent facts and lineage edges by event time, retention
     actions by due date, erasure notices by fulfilment and violations by the
-    time they occurred; verdicts are the latest known. Arguments must come
+    time they occurred; verdicts are the latest known. Categories held and the
+    retention plan are on every event known. Arguments must come
     validated (``consentflow.query_arguments``). Raises ``UnknownId`` for a
     subject no table mentions. Returns JSON-ready data: times as ISO-8601 UTC.
     """
@@ -83,12 +90,13 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
     violations = [
         v for v in compliance_queries.violations(sink, subject_id=subject_id) if as_of is None or v.occurred_at <= as_of
     ]
+    plan = holdings_queries.subject_holdings(sink, subject_id)
 
-    held = {c for h in holdings for c in h.categories}
+    held = set(plan.categories_held) if plan else set()
+    held.update(c for h in holdings for c in h.categories)
     held.update(c for r in retention for c in r.categories)
     held.update(c for n in notices for c in (*n.categories, *n.retained_categories))
     held.update(c for v in violations for c in v.categories)
-    archive = next((r for r in retention if r.action == RetentionActionKind.ARCHIVE), None)
     by_purpose = _recipients_by_purpose(holdings)
 
     export = {
@@ -100,7 +108,7 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
         "legal_references": LEGAL_REFERENCES,
         "categories_held": sorted(held),
         "consent_records": [
-            _consent_record(subject_id, purpose, policy, recipients=by_purpose.get(purpose.purpose, []), archive=archive)
+            _consent_record(subject_id, purpose, policy, recipients=by_purpose.get(purpose.purpose, []), plan=plan)
             for purpose in consent.purposes
         ],
         "recipients": [
@@ -134,6 +142,7 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
                 for c in where.sent
             ],
         },
+        "retention_plan": _retention_plan(plan),
         "retention_actions": [
             {
                 "action_id": r.action_id,
@@ -177,6 +186,36 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
     return result
 
 
+def _retention_plan(plan: SubjectHoldings | None) -> dict[str, Any] | None:
+    """How long the data is kept [2.3; GDPR Art. 15(1)(d)]: the archive date, what it runs from, every action planned."""
+    if plan is None:
+        return None
+    return {
+        "latest_event_at": plan.latest_event_at,
+        "archive_at": plan.archive_at,
+        "policy_section": plan.archive_section,
+        "reason": plan.archive_reason,
+        "lifecycle": {
+            "registered_at": plan.registered_at,
+            "last_use": plan.last_use,
+            "closed_at": plan.closed_at,
+            "last_negative": plan.last_negative,
+            "suspended_at": plan.suspended_at,
+        },
+        "actions": [
+            {
+                "action": a.action,
+                "categories": list(a.categories),
+                "due_at": a.due_at,
+                "policy_section": a.policy_section,
+                "reason": a.reason,
+                "basis_event_id": a.basis_event_id,
+            }
+            for a in plan.planned
+        ],
+    }
+
+
 def _recipients_by_purpose(holdings: list[RecipientHolding]) -> dict[str, list[str]]:
     """Per purpose, the recipients that received the subject's data for it, by id."""
     by_purpose: dict[str, list[str]] = {}
@@ -192,7 +231,7 @@ def _consent_record(
     policy: Policy,
     *,
     recipients: list[str],
-    archive: RetentionDue | None,
+    plan: SubjectHoldings | None,
 ) -> dict[str, Any]:
     """One ISO/IEC TS 27560 consent record: the purpose's state, how it was collected and withdrawn, and every event."""
     facts = purpose.history  # event-time order
@@ -215,8 +254,8 @@ def _consent_record(
         "recipients": recipients,
         # The record is kept with the subject's data: archived when it is [2.3.1, 2.3.3].
         "retention": {
-            "policy_section": archive.policy_section if archive else "2.3.1",
-            "archive_due_at": archive.due_at if archive else None,
+            "policy_section": (plan.archive_section if plan else None) or "2.3.1",
+            "archive_due_at": plan.archive_at if plan else None,
         },
         "events": [_consent_event(f) for f in facts],
     }

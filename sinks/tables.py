@@ -226,6 +226,56 @@ ERASURE_NOTICES = Table(
     ],
 )
 
+HOLDINGS = Table(
+    "subject_holdings",
+    "holdings",
+    (
+        ("subject_id", "String"),
+        ("revision", "UInt64"),
+        ("latest_event_at", T),
+        ("account_kind", "LowCardinality(Nullable(String))"),
+        ("categories_held", CATS),
+        ("registered_at", f"Nullable({T})"),
+        ("last_use", f"Nullable({T})"),
+        ("closed_at", f"Nullable({T})"),
+        ("last_negative", f"Nullable({T})"),
+        ("suspended_at", f"Nullable({T})"),
+        ("archive_at", f"Nullable({T})"),
+        ("archive_section", "LowCardinality(Nullable(String))"),
+        ("archive_reason", "Nullable(String)"),
+        # The planned retention actions [2.3], one array per field, in due-date order.
+        ("planned_actions", "Array(LowCardinality(String))"),
+        ("planned_categories", f"Array({CATS})"),
+        ("planned_due_at", f"Array({T})"),
+        ("planned_sections", "Array(LowCardinality(String))"),
+        ("planned_reasons", "Array(String)"),
+        ("planned_basis_event_ids", "Array(Nullable(String))"),
+    ),
+    # One row per subject: the highest revision (events known) is the record on everything known.
+    "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id)",
+    lambda r: [
+        r["subject_id"],
+        r["revision"],
+        r["latest_event_at"],
+        r["account_kind"],
+        r["categories_held"],
+        r["registered_at"],
+        r["last_use"],
+        r["closed_at"],
+        r["last_negative"],
+        r["suspended_at"],
+        r["archive_at"],
+        r["archive_section"],
+        r["archive_reason"],
+        [a["action"] for a in r["planned"]],
+        [a["categories"] for a in r["planned"]],
+        [a["due_at"] for a in r["planned"]],
+        [a["policy_section"] for a in r["planned"]],
+        [a["reason"] for a in r["planned"]],
+        [a["basis_event_id"] for a in r["planned"]],
+    ],
+)
+
 RECIPIENTS = Table(
     "recipients",
     "recipients",
@@ -286,7 +336,7 @@ DEAD_LETTERS = Table(
     ],
 )
 
-TABLES: tuple[Table, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, RECIPIENTS, DEAD_LETTERS)
+TABLES: tuple[Table, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, RECIPIENTS, DEAD_LETTERS)
 TABLE_FOR_TOPIC: dict[str, Table] = {t.topic: t for t in TABLES}
 
 #: The breach query's copy of the lineage, sorted by recipient and time [12].

@@ -326,10 +326,15 @@ def build_app(settings: WorkerSettings) -> faust.App:
 
     @app.timer(interval=settings.retention_interval)
     async def retention() -> None:
-        """Retention actions due at this worker's event-time watermark [2.3]."""
-        if watermark[0] is None:
-            return
+        """Retention actions due at this worker's event-time watermark [2.3], and the holdings records it owes."""
         async with batch_lock:
+            if watermark[0] is None:
+                # A worker restarted on states whose last events were all processed before it
+                # came still owes their ticks (a predecessor killed before its next tick issued no
+                # holdings on them): its clock starts at the latest event those states know.
+                watermark[0] = max((s.latest_event_at for s in store.states() if s.latest_event_at is not None), default=None)
+                if watermark[0] is None:
+                    return
             futures = []
             for out_topic, out_record in processor.tick(watermark[0]).records:
                 futures.append(await produce(out_topic, out_record["subject_id"], out_record))

@@ -257,13 +257,17 @@ def active_verdicts(violations: Iterable[Mapping[str, Any]]) -> dict[str, Mappin
     return {vid: r for vid, r in final_verdicts(violations).items() if r["active"]}
 
 
-def crash_and_replay(specs: Iterable[RecipientSpec], items: Sequence[Event], draw: Callable[[Any], Any]) -> Changes:
+def crash_and_replay(
+    specs: Iterable[RecipientSpec], items: Sequence[Event], draw: Callable[[Any], Any], *, ticks: bool = False
+) -> Changes:
     """Everything a crashed worker and its successor emitted for ``items``.
 
     The first worker processes a random arrival order up to a random point; its state
     was saved at an earlier random point (the changelog lags). The successor starts
     from that saved state and processes the rest in another random order. ``draw`` is
-    hypothesis's ``data.draw``.
+    hypothesis's ``data.draw``. With ``ticks``, each worker also ticks after random
+    events, at the latest event time it has seen (as a worker's retention timer does),
+    and the successor ticks once more at the end.
     """
     order = draw(st.permutations(items))
     crashed_at = draw(st.integers(0, len(order)))
@@ -271,15 +275,36 @@ def crash_and_replay(specs: Iterable[RecipientSpec], items: Sequence[Event], dra
     crashed = processor_with(specs)
     outputs = Changes()
     saved = copy.deepcopy(crashed.store)
+    watermark: datetime | None = None  # the latest event time the running worker has seen
     for index, item in enumerate(order[:crashed_at]):
         if index == saved_at:
             saved = copy.deepcopy(crashed.store)
         outputs.extend(feed(crashed, item))
+        if ticks:
+            watermark = _tick_at_random(crashed, item, watermark, draw, outputs)
     if saved_at == crashed_at:
         saved = copy.deepcopy(crashed.store)
     successor = processor_with(specs, store=saved)
-    outputs.extend(feed(successor, *draw(st.permutations(order[saved_at:]))))
+    # A new process: its clock starts at the latest event its recovered states know (streams/worker.py).
+    watermark = max((s.latest_event_at for s in saved.states() if s.latest_event_at is not None), default=None)
+    for item in draw(st.permutations(order[saved_at:])):
+        outputs.extend(feed(successor, item))
+        if ticks:
+            watermark = _tick_at_random(successor, item, watermark, draw, outputs)
+    if ticks and watermark is not None:
+        outputs.extend(successor.tick(watermark))
     return outputs
+
+
+def _tick_at_random(
+    processor: Processor, item: Event, watermark: datetime | None, draw: Callable[[Any], Any], outputs: Changes
+) -> datetime:
+    """The watermark moved on to ``item``'s time; a tick there when the draw says so, its outputs added to ``outputs``."""
+    when: datetime = item.record["occurred_at"]
+    watermark = when if watermark is None or when > watermark else watermark
+    if draw(st.booleans()):
+        outputs.extend(processor.tick(watermark))
+    return watermark
 
 
 def highest_revisions(records: Iterable[Mapping[str, Any]], id_field: str) -> dict[str, list[Mapping[str, Any]]]:

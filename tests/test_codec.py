@@ -358,6 +358,9 @@ def test_encode_refuses_a_non_mapping(codec: Codec) -> None:
         ("DeadLetter", "key", "text-key", "'text-key' (str)"),
         ("RetentionAction", "basis_event_id", "nope", "'nope' is not a UUID"),
         ("Violation", "purpose", "spam", "'spam'"),
+        ("SubjectHoldings", "revision", 1.5, "1.5 (float)"),
+        ("SubjectHoldings", "categories_held", ["shoe_size"], "'shoe_size'"),
+        ("SubjectHoldings", "archive_at", datetime(2030, 1, 1), "has no time zone"),
     ],
 )
 def test_encode_refuses_coercible_values_in_output_records(record_name: str, field: str, value: object, fragment: str) -> None:

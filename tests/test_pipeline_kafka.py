@@ -55,6 +55,8 @@ def embedded_digests(dataset: Path, chdb_dsn: str) -> dict[str, tuple[int, str]]
     assert stats.dead_letters == 0
     digests = table_digests(sink)
     assert digests["lineage_edges"][0] > 1000 and digests["violations"][0] > 10
+    subjects = {r["subject_id"] for t, r in read_events(dataset) if t.short_name != "recipients"}
+    assert digests["subject_holdings"][0] == len(subjects)  # one holdings record per subject [2.3]
     return digests
 
 

@@ -54,7 +54,7 @@ def kinds(actions: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
 
 def only_at(p: Processor, due: datetime) -> list[dict[str, Any]]:
     """Nothing is emitted just before ``due``; what is emitted at ``due``; nothing again afterwards."""
-    assert not p.tick(due - TINY), "emitted before it was due"
+    assert not p.tick(due - TINY).retention, "emitted before it was due"
     emitted = p.tick(due).retention
     assert emitted, f"nothing emitted at {due}"
     assert all(a["due_at"] == due for a in emitted)
@@ -82,7 +82,7 @@ def test_a_later_use_postpones_the_archive() -> None:
     """[2.3.1] the three years run from the *last* use: a visit before the date pushes it back."""
     p = processor_with([])
     feed(p, profile(ProfileAction.REGISTERED, day(0), PROFILE))
-    assert not p.tick(day(0) + 3 * YEAR - TINY)
+    assert not p.tick(day(0) + 3 * YEAR - TINY).retention
     feed(p, profile(ProfileAction.USED, day(500)))
     assert not p.tick(day(0) + 3 * YEAR + timedelta(days=1)).retention
     only_at(p, day(500) + 3 * YEAR)
@@ -274,4 +274,21 @@ def test_banking_details_never_used_for_a_payment_are_archived_with_the_rest() -
     archive = day(0) + 3 * YEAR
     emitted = only_at(p, archive)
     assert kinds(emitted) == [(RetentionActionKind.ARCHIVE.value, sorted([C.BANKING.value, C.IDENTITY.value]))]
-    assert not p.tick(archive + 20 * YEAR)
+    assert not p.tick(archive + 20 * YEAR).retention
+
+
+def test_a_reinstatement_that_arrives_before_its_suspension_still_lifts_it() -> None:
+    """[2.3.3] Event time decides, not arrival: the same events in two orders leave the same archive rule."""
+    events = [
+        profile(ProfileAction.REGISTERED, day(0), PROFILE),
+        profile(ProfileAction.USED, day(5)),
+        profile(ProfileAction.SUSPENDED, day(10)),
+        profile(ProfileAction.REINSTATED, day(40)),
+    ]
+    in_order, reinstatement_first = processor_with([]), processor_with([])
+    feed(in_order, *events)
+    feed(reinstatement_first, events[0], events[1], events[3], events[2])
+    for p in (in_order, reinstatement_first):
+        # Lifted, the suspension's rule (three years after day 10 here) gives way to the open account's [2.3.1].
+        (archive,) = only_at(p, day(5) + 3 * YEAR)
+        assert archive["policy_section"] == "2.3.1"

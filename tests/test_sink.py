@@ -211,3 +211,51 @@ def test_times_come_back_as_the_same_instants(chdb_dsn: str, database: str) -> N
     sink.flush()
     (stored,) = sink.query("SELECT due_at FROM {db}.retention_actions")[0]
     assert stored.replace(tzinfo=UTC) == when
+
+
+def _holdings(revision: int, categories: list[str], due: datetime) -> dict[str, Any]:
+    """A SubjectHoldings record of subject s1 with one planned archive."""
+    return {
+        "subject_id": "s1",
+        "revision": revision,
+        "latest_event_at": due - timedelta(days=1095),
+        "account_kind": "applicant",
+        "categories_held": categories,
+        "registered_at": None,
+        "last_use": due - timedelta(days=1095),
+        "closed_at": None,
+        "last_negative": None,
+        "suspended_at": None,
+        "archive_at": due,
+        "archive_section": "2.3.1",
+        "archive_reason": "three years after the last use",
+        "planned": [
+            {
+                "action": "archive",
+                "categories": categories,
+                "due_at": due,
+                "policy_section": "2.3.1",
+                "reason": "three years after the last use",
+                "basis_event_id": None,
+            }
+        ],
+    }
+
+
+def test_the_holdings_on_the_most_events_win_whatever_arrives_last(chdb_dsn: str, database: str) -> None:
+    """subject_holdings keeps one row per subject: the highest revision (events known), even when an older record,
+    issued by a worker that knew less, is inserted after it."""
+    sink = ClickHouseSink(chdb_dsn, database)
+    later, earlier = datetime(2027, 5, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    sink.add("holdings", _holdings(7, ["contact", "identity", "usage_data"], later))
+    sink.flush()
+    sink.add("holdings", _holdings(3, ["identity"], earlier))  # a crashed worker's record, redelivered late
+    sink.flush()
+    rows = sink.query(
+        "SELECT revision, categories_held, archive_at, planned_actions, planned_categories, planned_due_at, "
+        "planned_basis_event_ids FROM {db}.subject_holdings FINAL"
+    )
+    assert len(rows) == 1
+    revision, held, archive_at, actions, categories, due, basis = rows[0]
+    assert (revision, held, actions, categories, basis) == (7, ["contact", "identity", "usage_data"], ["archive"], [held], [None])
+    assert archive_at.replace(tzinfo=UTC) == later and [d.replace(tzinfo=UTC) for d in due] == [later]

@@ -4,7 +4,9 @@ The dataset is the DPO tests' (``tests/dpo_expected.py``): a generated stream
 delivered twice in two Kafka-like orders, so every part of the export must
 count each fact once and let event time decide. What the export must hold is
 computed here from the events themselves; every export is validated against
-the shipped JSON Schema, and the schema must refuse a broken one.
+the shipped JSON Schema, and the schema must refuse a broken one. Retention
+dates are computed here from the profile events and the policy's periods [2.3],
+never by asking the pipeline's schedule.
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import UnknownId, open_tables
 from consentflow.sinks.subject_access import export_schema, subject_access_export
 from consentflow.streams.embedded import run_events
-from consentflow.vocabulary import ConsentAction, ConsentChannel, DataCategory, Purpose, RecipientKind, Rule, TransferMechanism
+from consentflow.vocabulary import (
+    ConsentAction,
+    ConsentChannel,
+    DataCategory,
+    Purpose,
+    RecipientKind,
+    RetentionActionKind,
+    Rule,
+    TransferMechanism,
+)
 from tests import dpo_expected as expected
 from tests.dpo_expected import Dataset
 
@@ -45,6 +56,16 @@ DPV_STATE = {
 }
 #: GDPR Chapter V provisions of the mechanisms that frame a transfer [7].
 GDPR_TRANSFER = {"scc": "eu-gdpr:A46-2-c", "adequacy": "eu-gdpr:A45-3", "bcr": "eu-gdpr:A46-2-b", "derogation": "eu-gdpr:A49-1"}
+#: The periods of [2.3] in the policy's words, at 365 days a year as ``policies/2020-11-14.toml`` counts them.
+YEAR = timedelta(days=365)
+AFTER_LAST_USE, AFTER_CLOSURE, AFTER_NEGATIVE = 3 * YEAR, YEAR, 2 * YEAR  # [2.3.1]
+AFTER_SUSPENSION = 3 * YEAR  # [2.3.3] "between one and three years": three, as the pipeline runs unconfigured
+LEGAL_ACCOUNTING = timedelta(days=3650)  # [2.3.2] the French ten years the policy file configures
+FINANCIAL = {"banking", "financial_transactions"}  # [2.3.2] "financial data (for example, payments, reimbursements)"
+#: Profile actions that count as a use of the Sites [2.3.1], that suspend [2.3.3], and negative decisions [2.3.1].
+USE, SUSPENSION, NEGATIVE = {"registered", "used", "updated"}, {"suspended", "blocked"}, {"negative_decision", "notification"}
+#: Input topics whose events are processings of the subject's data.
+PROCESSING_TOPICS = ("message", "cookie", "disclosure")
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +117,73 @@ def _t(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def _named_categories(data: Dataset, subject: str) -> set[str]:
-    """Every category the subject's events name: provided in the profile, or processed (with or without a recipient)."""
-    return {c for t, r in data.events if t != "recipients" and r["subject_id"] == subject for c in r.get("categories", ())}
+def _mine(data: Dataset, subject: str, *topics: str) -> list[dict[str, Any]]:
+    """The subject's events of ``topics``, in event-time order."""
+    rows = [r for t, r in data.events if t in topics and r["subject_id"] == subject]
+    return sorted(rows, key=lambda r: (r["occurred_at"], r["event_id"]))
+
+
+def _categories_held(data: Dataset, subject: str) -> set[str]:
+    """[GDPR Art. 15(1)(b)] what the subject provided in the profile [2.1] and what any processing of its data named
+    (messages, cookies, disclosures, with or without a recipient) [2.2, 4, 5]."""
+    provided = {c for r in _mine(data, subject, "profile") for c in r["categories"]}
+    return provided | {c for r in _mine(data, subject, *PROCESSING_TOPICS) for c in r["categories"]}
+
+
+def _archive(data: Dataset, subject: str) -> tuple[datetime, str, str] | None:
+    """[2.3.1, 2.3.3] when the subject's data is archived, the section that says so and the event it runs from, read
+    off its profile events; None for an account whose suspension was lifted (the test leaves that case out)."""
+    rows = _mine(data, subject, "profile")
+    suspensions = [r for r in rows if r["action"] in SUSPENSION]
+    if suspensions:
+        last = max(suspensions, key=lambda r: r["occurred_at"])
+        if any(r["action"] == "reinstated" and r["occurred_at"] > last["occurred_at"] for r in rows):
+            return None  # lifted [2.3.3]: the account is open again
+        return last["occurred_at"] + AFTER_SUSPENSION, "2.3.3", last["event_id"]
+    closures = [r for r in rows if r["action"] == "closed"]
+    if closures:
+        # "one year after the closure ... or two years following the most recent negative decision or notification
+        # received, whichever is longest"
+        closed, negatives = closures[0], [r for r in rows if r["action"] in NEGATIVE]
+        if negatives and negatives[-1]["occurred_at"] + AFTER_NEGATIVE > closed["occurred_at"] + AFTER_CLOSURE:
+            return negatives[-1]["occurred_at"] + AFTER_NEGATIVE, "2.3.1", negatives[-1]["event_id"]
+        return closed["occurred_at"] + AFTER_CLOSURE, "2.3.1", closed["event_id"]
+    last = [r for r in rows if r["action"] in USE][-1]
+    return last["occurred_at"] + AFTER_LAST_USE, "2.3.1", last["event_id"]
+
+
+def _check_retention_plan(data: Dataset, subject: str, export: dict[str, Any]) -> str | None:
+    """The plan [2.3; GDPR Art. 15(1)(d)]: archive date, financial data's end [2.3.2], every category held planned for.
+
+    Returns the case checked ("open", "closed", "suspended"), or None when the archive date was left out.
+    """
+    plan = export["retention_plan"]
+    actions = plan["actions"]
+    everything = _mine(data, subject, "profile", "consent", "rights", *PROCESSING_TOPICS)
+    assert _t(plan["latest_event_at"]) == max(r["occurred_at"] for r in everything), subject
+    # Nothing is kept forever: each category held is archived, anonymised, or kept and then deleted.
+    assert {c for a in actions for c in a["categories"]} == set(export["categories_held"]), subject
+    due = [datetime.fromisoformat(a["due_at"]) for a in actions]
+    assert due == sorted(due), subject
+    payments = [r for r in _mine(data, subject, *PROCESSING_TOPICS) if FINANCIAL & set(r["categories"])]
+    deletions = [a for a in actions if a["action"] == "delete"]
+    if payments:  # [2.3.2] "the duration required by applicable legislation on taxation and accounting", from the last
+        last = payments[-1]
+        assert [(_t(a["due_at"]), a["policy_section"], a["basis_event_id"]) for a in deletions] == [
+            (last["occurred_at"] + LEGAL_ACCOUNTING, "2.3.2", last["event_id"])
+        ], subject
+    else:
+        assert not deletions, subject
+    for record in export["consent_records"]:  # the consent records are archived with the rest
+        assert record["retention"]["archive_due_at"] == plan["archive_at"], subject
+    expected = _archive(data, subject)
+    if expected is None:
+        return None
+    at, section, basis = expected
+    assert (_t(plan["archive_at"]), plan["policy_section"]) == (at, section), subject
+    at_archive = [a for a in actions if _t(a["due_at"]) == at and a["action"] != "delete"]
+    assert at_archive and all(a["basis_event_id"] == basis for a in at_archive), subject
+    return "suspended" if section == "2.3.3" else "closed" if plan["lifecycle"]["closed_at"] else "open"
 
 
 # -- contents ----------------------------------------------------------------------------
@@ -196,23 +281,22 @@ def test_the_export_of_a_subject_says_what_the_events_say(
         mine = own[subject]
         export = subject_access_export(sink, subject)
         validator.validate(export)
-        assert (export["schema"], export["subject_id"], export["as_of"]) == ("SubjectAccessExport/v1", subject, None)
+        assert (export["schema"], export["subject_id"], export["as_of"]) == ("SubjectAccessExport/v2", subject, None)
         _check_recipients(mine, subject, export, None)
         _check_consent(mine, subject, export, None)
         _check_countries(mine, subject, export, None)
         _check_violations(mine, subject, export)
         _check_erasure_notices(mine, subject, export)
-        # Categories: every one a recipient received is held, and nothing the subject's events never named.
-        received = {c for p in mine.processings if p.subject_id == subject for c in p.categories}
-        held = set(export["categories_held"])
-        assert received <= held <= _named_categories(mine, subject), subject
+        # Categories held [GDPR Art. 15(1)(b)]: exactly what the profile provided and the processings named.
+        assert export["categories_held"] == sorted(_categories_held(mine, subject)), subject
+        # The retention plan [2.3]: the archive date, the financial data's end, every category planned for.
+        seen[f"plan:{_check_retention_plan(mine, subject, export)}"] += 1
         # Retention [2.3.1]: an open account is archived three years after its last use, and its actions name all it holds.
         archive = [r for r in export["retention_actions"] if r["action"] == "archive"]
         if subject in archives:
             due, basis = archives[subject]
             assert [(_t(r["due_at"]), r["basis_event_id"], r["policy_section"]) for r in archive] == [(due, basis, "2.3.1")]
-            assert held == _named_categories(mine, subject)
-            assert all(r["retention"]["archive_due_at"] == archive[0]["due_at"] for r in export["consent_records"])
+            assert _t(export["retention_plan"]["archive_at"]) == due
         assert all(_t(r["due_at"]) <= data.clock for r in export["retention_actions"])
         seen["recipients"] += len(export["recipients"])
         seen["outside_eea"] += sum(r["in_eea"] is False for r in export["recipients"])
@@ -220,7 +304,24 @@ def test_the_export_of_a_subject_says_what_the_events_say(
         seen["notices"] += len(export["erasure_notices"])
         seen["withdrawn"] += sum(r["state"] == "dpv:ConsentWithdrawn" for r in export["consent_records"])
     # The dataset exercises every part of the export.
-    assert seen["recipients"] > 200 and min(seen.values()) > 0, dict(seen)
+    assert seen["recipients"] > 200 and min(seen.values()) > 0 and seen["plan:open"] > 50, dict(seen)
+
+
+def test_the_retention_plan_of_closed_and_suspended_accounts(
+    data: Dataset, own: dict[str, Dataset], sink: ClickHouseSink, validator: jsonschema.protocols.Validator
+) -> None:
+    """[2.3.1] one year after closure or two after the latest negative decision, whichever is longest; [2.3.3] three
+    years after a suspension or blocking; [2.3.2] financial data until the legal period ends: for every such account."""
+    cases: dict[str | None, int] = defaultdict(int)
+    for subject in data.subjects():
+        actions = {r["action"] for r in _mine(own[subject], subject, "profile")}
+        if actions <= USE:
+            continue  # open accounts: the test above
+        export = subject_access_export(sink, subject)
+        validator.validate(export)
+        assert export["categories_held"] == sorted(_categories_held(own[subject], subject)), subject
+        cases[_check_retention_plan(own[subject], subject, export)] += 1
+    assert cases["closed"] >= 5 and cases["suspended"] >= 2, dict(cases)
 
 
 def test_the_export_as_it_stood_at_a_past_instant(
@@ -244,6 +345,9 @@ def test_the_export_as_it_stood_at_a_past_instant(
             assert all(_t(v["occurred_at"]) <= as_of for v in export["violations"])
             assert all(_t(r["due_at"]) <= as_of for r in export["retention_actions"])
             assert all(_t(n["fulfilled_at"]) <= as_of for n in export["erasure_notices"])
+            # What is held and until when is on every event known, whatever the instant asked about.
+            now = subject_access_export(sink, subject)
+            assert (export["categories_held"], export["retention_plan"]) == (now["categories_held"], now["retention_plan"])
 
 
 def test_consent_evidence_carries_the_ledger_hash_chain(data: Dataset, sink: ClickHouseSink) -> None:
@@ -304,7 +408,12 @@ _DELETE = object()
         (_break(["categories_held", 0], "shoe_size"), "a category the policy does not name"),
         (_break(["subject_id"], "subj 1; DROP TABLE"), "an id that is not pseudonymous"),
         (_break(["countries", "stored"], []), "no storage country"),
-        (_break(["schema"], "SubjectAccessExport/v2"), "another contract"),
+        (_break(["schema"], "SubjectAccessExport/v1"), "another contract"),
+        (_break(["retention_plan"], _DELETE), "an export without its retention plan"),
+        (_break(["retention_plan", "actions", 0, "action"], "shred"), "a retention action the policy does not have"),
+        (_break(["retention_plan", "actions", 0, "categories"], []), "a planned action on no category"),
+        (_break(["retention_plan", "archive_at"], "in three years"), "an archive date that is not RFC 3339"),
+        (_break(["retention_plan", "lifecycle", "birth_date"], "1990-01-01T00:00:00+00:00"), "a lifecycle field (a value!)"),
     ],
 )
 def test_the_schema_refuses_a_broken_export(
@@ -313,6 +422,16 @@ def test_the_schema_refuses_a_broken_export(
     export = _sample(sink, data)
     validator.validate(export)
     assert not validator.is_valid(breakage(export)), why
+
+
+def test_the_released_version_stays_and_v2_only_adds_the_retention_plan(data: Dataset, sink: ClickHouseSink) -> None:
+    """Every released schema version stays, so an export made before can still be checked; v2 is v1 plus the plan."""
+    v1 = export_schema(1)
+    jsonschema.Draft202012Validator.check_schema(v1)
+    export = _sample(sink, data)
+    as_v1 = {k: v for k, v in export.items() if k != "retention_plan"} | {"schema": "SubjectAccessExport/v1"}
+    jsonschema.Draft202012Validator(v1, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(as_v1)
+    assert set(export_schema()["properties"]) - set(v1["properties"]) == {"retention_plan"}
 
 
 def test_the_schema_knows_every_symbol_of_the_vocabulary() -> None:
@@ -326,6 +445,7 @@ def test_the_schema_knows_every_symbol_of_the_vocabulary() -> None:
         ("recipient_kind", RecipientKind),
         ("transfer_mechanism", TransferMechanism),
         ("rule", Rule),
+        ("retention_action_kind", RetentionActionKind),
     ]:
         assert set(defs[name]["enum"]) == {m.value for m in enum}, name
     assert set(defs["dpv_consent_status"]["enum"]) == set(DPV_STATE.values())
@@ -344,6 +464,13 @@ def test_the_page_is_self_contained_and_shows_the_recipients(data: Dataset, sink
         assert f"<td>{recipient}</td>" in page
     for name in (r["name"] for r in export["recipients"] if r["name"]):
         assert name in page
+    # How long the data is kept [2.3]: the archive date and every planned action, due or not, with its date.
+    plan = export["retention_plan"]
+    assert _t(plan["archive_at"]).strftime("%Y-%m-%d %H:%M:%S UTC") in page
+    for action in plan["actions"]:
+        row = f"<td>{_t(action['due_at']).strftime('%Y-%m-%d %H:%M:%S UTC')}</td><td>{action['action']}</td>"
+        assert row in page, action
+    assert f"<p>{', '.join(export['categories_held'])}</p>" in page
     lowered = page.lower()
     for external in ("<script", "<link", "<img", "src=", "href=", "@import", "url("):
         assert external not in lowered, external  # nothing loads from elsewhere, nothing runs

@@ -1,0 +1,112 @@
+"""What the platform holds of a subject and until when, from the ``subject_holdings`` table [2.3; GDPR Art. 15(1)(b), (d)].
+
+The table keeps one ``SubjectHoldings`` record per subject, versioned by
+``revision`` (the events known for the subject): read with ``FINAL``, a
+subject's row is its highest revision, the record on everything known. It is
+the one place that names the categories the subject provided in the profile
+[2.1] beside those processed, and retention dates not yet due [2.3].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reading import utc
+
+
+@dataclass(frozen=True)
+class PlannedRetention:
+    """One retention action planned for the subject, due or not [2.3]."""
+
+    action: str
+    categories: tuple[str, ...]
+    due_at: datetime
+    policy_section: str
+    reason: str
+    basis_event_id: str | None
+
+
+@dataclass(frozen=True)
+class SubjectHoldings:
+    """The latest ``SubjectHoldings`` record of a subject: categories held, lifecycle instants, the retention plan."""
+
+    subject_id: str
+    revision: int  # events known for the subject when the record was made
+    latest_event_at: datetime
+    account_kind: str | None
+    categories_held: tuple[str, ...]
+    registered_at: datetime | None
+    last_use: datetime | None
+    closed_at: datetime | None
+    last_negative: datetime | None
+    suspended_at: datetime | None
+    archive_at: datetime | None
+    archive_section: str | None
+    archive_reason: str | None
+    planned: tuple[PlannedRetention, ...]  # in due-date order
+
+
+_HOLDINGS = """
+SELECT subject_id, revision, latest_event_at, account_kind, categories_held,
+       registered_at, last_use, closed_at, last_negative, suspended_at,
+       archive_at, archive_section, archive_reason,
+       planned_actions, planned_categories, planned_due_at, planned_sections, planned_reasons, planned_basis_event_ids
+FROM {db}.subject_holdings FINAL
+WHERE subject_id = {s:String}
+"""
+
+
+def _instant(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+def subject_holdings(sink: ClickHouseSink, subject_id: str) -> SubjectHoldings | None:
+    """The subject's latest holdings record, or None when none was issued yet (a worker issues it at its next tick).
+
+    ``subject_id`` must come validated (``consentflow.query_arguments``).
+    """
+    rows = sink.query(_HOLDINGS, {"s": subject_id})
+    if not rows:
+        return None
+    (
+        subject,
+        revision,
+        latest,
+        account_kind,
+        held,
+        registered_at,
+        last_use,
+        closed_at,
+        last_negative,
+        suspended_at,
+        archive_at,
+        archive_section,
+        archive_reason,
+        actions,
+        categories,
+        due,
+        sections,
+        reasons,
+        basis,
+    ) = rows[0]
+    return SubjectHoldings(
+        subject_id=subject,
+        revision=int(revision),
+        latest_event_at=utc(latest),
+        account_kind=account_kind,
+        categories_held=tuple(held),
+        registered_at=_instant(registered_at),
+        last_use=_instant(last_use),
+        closed_at=_instant(closed_at),
+        last_negative=_instant(last_negative),
+        suspended_at=_instant(suspended_at),
+        archive_at=_instant(archive_at),
+        archive_section=archive_section,
+        archive_reason=archive_reason,
+        planned=tuple(
+            PlannedRetention(a, tuple(c), utc(d), s, r, b)
+            for a, c, d, s, r, b in zip(actions, categories, due, sections, reasons, basis, strict=True)
+        ),
+    )
