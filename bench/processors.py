@@ -59,12 +59,10 @@ def main() -> None:
     # This VM's speed varies by half between runs: each repeat starts from an
     # empty state, and the median and the range are reported.
     rates: list[float] = []
-    found: set[tuple[str, str]] = set()
-    outputs = 0
     for _ in range(args.repeat):
-        rate, outputs, found = _run(events)
-        rates.append(rate)
+        rates.append(_run(events))
         gc.collect()
+    outputs, found = _detected(events)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rate = statistics.median(rates)
 
@@ -82,21 +80,27 @@ def main() -> None:
     print(f"violations: {len(found)} found, {len(truth)} injected, precision {precision:.3f}, recall {recall:.3f}")
 
 
-def _run(events: list[tuple[str, dict[str, Any]]]) -> tuple[float, int, set[tuple[str, str]]]:
-    """One pass of a fresh ``Processor`` over ``events``: events/s, outputs, active violations (rule, event id)."""
-    processor = Processor()
-    process = processor.process
+def _run(events: list[tuple[str, dict[str, Any]]]) -> float:
+    """One timed pass of a fresh ``Processor`` over ``events``: events/s. Only ``process`` runs in the loop."""
+    process = Processor().process
+    began = time.perf_counter()
+    for name, record in events:
+        process(name, record)
+    return len(events) / (time.perf_counter() - began)
+
+
+def _detected(events: list[tuple[str, dict[str, Any]]]) -> tuple[int, set[tuple[str, str]]]:
+    """An untimed pass: how many outputs, and the violations active at the end as (rule, offending event id)."""
+    process = Processor().process
     outputs = 0
     active: dict[tuple[str, str], bool] = {}
-    began = time.perf_counter()
     for name, record in events:
         changes = process(name, record)
         outputs += len(changes)
         for topic, out_record in changes:
             if topic == "violations":
                 active[(out_record["rule"], out_record["evidence_event_ids"][0])] = out_record["active"]
-    rate = len(events) / (time.perf_counter() - began)
-    return rate, outputs, {key for key, is_active in active.items() if is_active}
+    return outputs, {key for key, is_active in active.items() if is_active}
 
 
 if __name__ == "__main__":
