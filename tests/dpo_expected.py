@@ -35,6 +35,8 @@ CONFIG = GeneratorConfig(subjects=300, days=240, seed=515, violation_share=0.03)
 CLOCK_DAYS = 4 * 365
 #: Mechanisms that frame a transfer out of the EU/EEA (GDPR Art. 45-49) [7].
 FRAMING = {"adequacy", "scc", "bcr", "derogation"}
+#: The GDPR article framing each transfer mechanism, written out here apart from consentflow.dpv (the test oracle).
+GDPR_TRANSFER = {"scc": "eu-gdpr:A46-2-c", "adequacy": "eu-gdpr:A45-3", "bcr": "eu-gdpr:A46-2-b", "derogation": "eu-gdpr:A49-1"}
 #: Profile actions that count as use of the account [2.3.1].
 USE = {"registered", "used", "updated"}
 

@@ -30,7 +30,7 @@ from consentflow.sinks.record_of_processing import COLUMNS, PURPOSE_SECTIONS, re
 from consentflow.streams.embedded import run_events
 from consentflow.vocabulary import CURRENT_POLICY_VERSION, DataCategory, LegalBasis, Purpose, RecipientKind
 from tests import dpo_expected as expected
-from tests.dpo_expected import FRAMING, Dataset
+from tests.dpo_expected import FRAMING, GDPR_TRANSFER, Dataset
 
 DATABASE = "ropa"
 GDPR_BASIS = {
@@ -39,7 +39,6 @@ GDPR_BASIS = {
     "legal_obligation": "eu-gdpr:A6-1-c",
     "legitimate_interest": "eu-gdpr:A6-1-f",
 }
-GDPR_TRANSFER = {"scc": "eu-gdpr:A46-2-c", "adequacy": "eu-gdpr:A45-3", "bcr": "eu-gdpr:A46-2-b", "derogation": "eu-gdpr:A49-1"}
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ from consentflow.vocabulary import (
     TransferMechanism,
 )
 from tests import dpo_expected as expected
-from tests.dpo_expected import Dataset
+from tests.dpo_expected import GDPR_TRANSFER, Dataset
 
 DATABASE = "subject_access"
 #: W3C DPV consent statuses of the states the ledger records [6].
@@ -55,7 +55,6 @@ DPV_STATE = {
     "never_asked": "dpv:ConsentUnknown",
 }
 #: GDPR Chapter V provisions of the mechanisms that frame a transfer [7].
-GDPR_TRANSFER = {"scc": "eu-gdpr:A46-2-c", "adequacy": "eu-gdpr:A45-3", "bcr": "eu-gdpr:A46-2-b", "derogation": "eu-gdpr:A49-1"}
 #: The periods of [2.3] in the policy's words, at 365 days a year as ``policies/2020-11-14.toml`` counts them.
 YEAR = timedelta(days=365)
 AFTER_LAST_USE, AFTER_CLOSURE, AFTER_NEGATIVE = 3 * YEAR, YEAR, 2 * YEAR  # [2.3.1]
