@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
@@ -74,4 +75,32 @@ def create_topics(
             error = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # raced with another creator
                 raise RuntimeError(f"could not create topic {name}: {error.str()}") from None
+    _wait_until_led(admin, {t.topic: t.num_partitions for t in wanted}, timeout)
     return outcomes
+
+
+def _wait_until_led(admin: AdminClient, wanted: dict[str, int], timeout: float) -> None:
+    """Return once the broker's metadata shows every new topic with all its partitions led.
+
+    A producer that starts while a new topic's metadata still flickers can see
+    it vanish and come back; librdkafka then restarts the partitions' idempotence
+    sequence and the broker discards the next messages as duplicates, reporting
+    them delivered (librdkafka #3712). Emitters may start as soon as this returns.
+    """
+    deadline = time.monotonic() + timeout
+    pending = dict(wanted)
+    while pending:
+        topics = admin.list_topics(timeout=timeout).topics
+        for name, count in list(pending.items()):
+            metadata = topics.get(name)
+            if (
+                metadata is not None
+                and metadata.error is None
+                and len(metadata.partitions) == count
+                and all(p.leader >= 0 and p.error is None for p in metadata.partitions.values())
+            ):
+                del pending[name]
+        if pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topics created but not yet led after {timeout:.0f} s: {', '.join(sorted(pending))}")
+            time.sleep(0.1)

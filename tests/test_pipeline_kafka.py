@@ -74,6 +74,9 @@ class Pipeline:
             for topic, record in read_events(dataset):
                 producer.send(Event(topic, record))
         self.inputs = [t.name(self.prefix) for t in WORKER_INPUTS]
+        # What the workers are compared on must be in Kafka whole: a loss here is the producer's, not theirs.
+        held = sum(end_offsets(bootstrap, [t.name(self.prefix) for t in INPUT_TOPICS]).values())
+        assert held == producer.delivered, f"the input topics hold {held} events, {producer.delivered} were acknowledged"
 
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
