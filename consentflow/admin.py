@@ -75,11 +75,11 @@ def create_topics(
             error = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # raced with another creator
                 raise RuntimeError(f"could not create topic {name}: {error.str()}") from None
-    _wait_until_led(admin, {t.topic: t.num_partitions for t in wanted}, timeout)
+    wait_until_led(admin, {t.topic: t.num_partitions for t in wanted}, timeout)
     return outcomes
 
 
-def _wait_until_led(admin: AdminClient, wanted: dict[str, int], timeout: float) -> None:
+def wait_until_led(admin: AdminClient, wanted: dict[str, int], timeout: float = 30.0) -> None:
     """Return once the broker's metadata shows every new topic with all its partitions led.
 
     A producer that starts while a new topic's metadata still flickers can see

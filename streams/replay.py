@@ -29,18 +29,18 @@ processors need every version of every recipient [7].
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.ledger import micros
+from consentflow.streams.partition_range import messages_in
 from consentflow.topics import INPUT_TOPICS, RECIPIENTS, Topic
 
 #: Subject topics in their tie-break rank (the registry is read apart, first).
@@ -157,38 +157,8 @@ class Replay:
 
     def _messages(self, span: PartitionRange) -> Iterator[tuple[int, bytes | None, bytes | None]]:
         """``(offset, key, value)`` of one partition's range, in offset order."""
-        if not span.size:
-            return
-        self.consumer.assign([TopicPartition(span.name, span.partition, span.start)])
-        try:
-            last_progress = time.monotonic()
-            while True:
-                messages = self.consumer.consume(num_messages=10_000, timeout=0.5)
-                for message in messages:
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            continue
-                        raise RuntimeError(f"reading {span.name}[{span.partition}]: {error}")
-                    offset = int(message.offset() or 0)
-                    if offset >= span.end:
-                        return  # written after the replay started, or after --to-time
-                    yield offset, message.key(), message.value()
-                    if offset == span.end - 1:
-                        return
-                if messages:
-                    last_progress = time.monotonic()
-                else:
-                    (position,) = self.consumer.position([TopicPartition(span.name, span.partition)])
-                    if position.offset >= span.end:
-                        return  # the range ends in a compacted-away hole
-                    if time.monotonic() - last_progress > self.timeout:
-                        raise TimeoutError(
-                            f"the broker handed nothing over for {self.timeout:.0f} s; "
-                            f"still to read: {span.name}[{span.partition}] from offset {position.offset}"
-                        )
-        finally:
-            self.consumer.unassign()
+        for message in messages_in(self.consumer, span.name, span.partition, range(span.start, span.end), self.timeout):
+            yield int(message.offset() or 0), message.key(), message.value()
 
     def close(self) -> None:
         """Release the consumer."""

@@ -18,11 +18,12 @@ partition's end once the partition has been quiet for a while.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
+
+from consentflow.streams.partition_range import messages_in
 
 Partition = tuple[str, int]  # (topic, partition)
 
@@ -99,24 +100,7 @@ def read_offsets(bootstrap: str, partition: Partition, offsets: range, timeout: 
         }
     )
     try:
-        consumer.assign([TopicPartition(topic, number, offsets.start)])
-        messages: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    break
-                raise RuntimeError(f"reading skipped offsets of {topic}[{number}]: {error}")
-            offset = message.offset() or 0  # always set on a message without error
-            if offset >= offsets.stop:
-                break
-            messages.append(message)
-            if offset == offsets.stop - 1:
-                break
+        messages = list(messages_in(consumer, topic, number, offsets, timeout))
         if not messages or (messages[-1].offset() or 0) < offsets.stop - 1:
             raise TimeoutError(f"{topic}[{number}] offsets {offsets.start}..{offsets.stop - 1} not readable in {timeout:.0f} s")
         return messages
