@@ -9,7 +9,8 @@ Prints:
     events/s: what faust's per-message path allows before any of our code runs;
 (b) the faust worker end to end into ClickHouse (worker + sink processes, until both groups have caught up), events/s,
     and its ratio to (a);
-(c) the embedded runner from the container file into chDB, events/s;
+(c) the embedded runner from the container file into chDB, events/s (decoded by a child process, as
+    ``consentflow run`` does; the peak RSS is the runner's own);
 (d) peak RSS of each (the worker and the sink sampled with psutil; the embedded run in its own process).
 """
 
@@ -218,13 +219,13 @@ def main() -> None:
 
 _EMBEDDED = """
 import json, resource, sys, time
-from consentflow.eventfile import read_events
+from consentflow.decoding_process import read_events_in_child
 from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
 sink = ClickHouseSink(sys.argv[2], "bench")
 began = time.perf_counter()
-stats = run_events(read_events(sys.argv[1]), Processor(), sink)
+stats = run_events(read_events_in_child(sys.argv[1]), Processor(), sink)  # as consentflow run reads
 rate = stats.events / (time.perf_counter() - began)
 print(json.dumps([rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))
 """

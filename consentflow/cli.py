@@ -149,7 +149,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka."""
     from rich.console import Console
 
-    from consentflow.eventfile import read_events
+    from consentflow.decoding_process import DecodingProcessFailed, read_events_in_child
     from consentflow.run_progress import run_summary, run_with_progress
 
     sink = _sink(dsn, database)
@@ -157,8 +157,9 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
-        stats = run_with_progress(read_events(file), sink, console, as_of=as_of.replace(tzinfo=UTC) if as_of else None)
-    except (OSError, ContractError) as exc:
+        events = read_events_in_child(file)  # decoded on the second core, in file order
+        stats = run_with_progress(events, sink, console, as_of=as_of.replace(tzinfo=UTC) if as_of else None)
+    except (OSError, ContractError, DecodingProcessFailed) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - began
     console.print(run_summary(stats, elapsed) + (f"; file {size / 1e6:.1f} MB" if size else ""))

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from _json import encode_basestring_ascii, make_encoder
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json import dumps
+from json.encoder import encode_basestring_ascii as _json_string
 from operator import itemgetter
 from typing import Any
 
@@ -29,13 +30,6 @@ from consentflow.vocabulary import ConsentAction, ConsentState
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _not_canonical(value: object) -> Any:
-    raise TypeError(f"{type(value).__name__} has no canonical encoding")
-
-
-# Compact, ASCII-only JSON (what json.dumps(separators=(",", ":")) writes), with the C
-# encoder built once: JSONEncoder.encode builds one on every call.
-_CANONICAL_JSON = make_encoder(None, _not_canonical, encode_basestring_ascii, None, ":", ",", False, False, True)
 _TIME = itemgetter(0)  # ConsentFact.occurred_at
 _TIME_AND_ID = itemgetter(0, 1)  # (occurred_at, event_id)
 #: Fields of a LedgerEntry covered by its hash, in this order (source excluded).
@@ -66,17 +60,30 @@ def micros(t: datetime) -> int:
 
 
 def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
-    """The bytes an entry's hash covers: a compact JSON array of ``HASHED_FIELDS``, times in microseconds."""
-    return _canonical(tuple(entry[name] for name in HASHED_FIELDS))
+    """The bytes an entry's hash covers: a compact JSON array of ``HASHED_FIELDS``, times in microseconds.
+
+    The definition, written plainly: ``json.dumps`` of the field values, compact and
+    ASCII-only. ``_canonical`` writes the same bytes faster for the processors.
+    """
+    values = [entry[name] for name in HASHED_FIELDS]
+    values[3] = micros(values[3])  # occurred_at
+    return dumps(values, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def _canonical(values: tuple[Any, ...]) -> bytes:
-    """``values`` (``HASHED_FIELDS`` in order, ``occurred_at`` still a datetime) as canonical bytes."""
-    listed = list(values)
-    listed[3] = micros(listed[3])  # occurred_at
-    return "".join(_CANONICAL_JSON(listed, 0)).encode("ascii")
+    """``canonical_encoding`` of ``values`` (``HASHED_FIELDS`` in order, ``occurred_at`` still a datetime).
 
-
+    One f-string over the C string escaper: a JSON encoder call costs three times as
+    much for eleven values, and every consent event is hashed [6]. Only ``notice_id``
+    may be null; ``sequence`` is the one integer (JSON writes an int as ``str`` does).
+    """
+    subject_id, sequence, event_id, occurred_at, purpose, action, channel, version, service, notice_id, previous = values
+    notice = "null" if notice_id is None else _json_string(notice_id)
+    return (
+        f"[{_json_string(subject_id)},{sequence},{_json_string(event_id)},{micros(occurred_at)},{_json_string(purpose)},"
+        f"{_json_string(action)},{_json_string(channel)},{_json_string(version)},{_json_string(service)},{notice},"
+        f"{_json_string(previous)}]"
+    ).encode("ascii")
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """Hex SHA-256 of an entry's canonical encoding."""
     return hashlib.sha256(canonical_encoding(entry)).hexdigest()
@@ -84,25 +91,30 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
 
 def append_entry(state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> dict[str, Any]:
     """Chain a consent event onto the subject's ledger and return the new ``LedgerEntry``."""
-    values = (
-        state.subject_id,
-        state.ledger_sequence + 1,
-        record["event_id"],
-        record["occurred_at"],
-        record["purpose"],
-        record["action"],
-        record["channel"],
-        record["policy_version"],
-        record["source_service"],
-        record.get("notice_id"),
-        state.ledger_head,
-    )  # HASHED_FIELDS, in order
-    entry = dict(zip(HASHED_FIELDS, values, strict=True))
-    entry["entry_hash"] = digest = hashlib.sha256(_canonical(values)).hexdigest()
-    entry["source"] = None if source is None else dict(source)
-    state.ledger_sequence = values[1]
+    subject_id, sequence, previous = state.subject_id, state.ledger_sequence + 1, state.ledger_head
+    event_id, occurred_at, purpose, action = record["event_id"], record["occurred_at"], record["purpose"], record["action"]
+    channel, version, service = record["channel"], record["policy_version"], record["source_service"]
+    notice_id = record.get("notice_id")
+    digest = hashlib.sha256(
+        _canonical((subject_id, sequence, event_id, occurred_at, purpose, action, channel, version, service, notice_id, previous))
+    ).hexdigest()  # over HASHED_FIELDS, in order
+    state.ledger_sequence = sequence
     state.ledger_head = digest
-    return entry
+    return {
+        "subject_id": subject_id,
+        "sequence": sequence,
+        "event_id": event_id,
+        "occurred_at": occurred_at,
+        "purpose": purpose,
+        "action": action,
+        "channel": channel,
+        "policy_version": version,
+        "source_service": service,
+        "notice_id": notice_id,
+        "previous_hash": previous,
+        "entry_hash": digest,
+        "source": None if source is None else dict(source),
+    }
 
 
 def record_fact(state: SubjectState, record: Mapping[str, Any]) -> FactRow:

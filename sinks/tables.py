@@ -11,6 +11,7 @@ columns outside every key: only Kafka runs have them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,20 @@ class Table:
     def column_names(self) -> list[str]:
         """Column names in order."""
         return [name for name, _ in self.columns]
+
+    @functools.cached_property
+    def sent_types(self) -> list[str]:
+        """The column types an insert sends: ``LowCardinality(String)`` goes as ``String``.
+
+        ClickHouse builds the dictionaries on insert; clickhouse-connect would build
+        them in Python first, and they are a third of the sink's time.
+        """
+        return [kind.replace(LC, "String") for _, kind in self.columns]
+
+    @functools.cached_property
+    def instant_columns(self) -> tuple[int, ...]:
+        """Indexes of the ``DateTime64`` columns (nullable or not, not in arrays), which an insert sends as microseconds."""
+        return tuple(i for i, (_, kind) in enumerate(self.columns) if kind in (T, f"Nullable({T})"))
 
     def ddl(self, database: str) -> str:
         """CREATE TABLE statement (identifiers come from this module, never from input)."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 
 from consentflow import events
 from consentflow.events import Event
-from consentflow.ledger import verify_chain
+from consentflow.ledger import _canonical, canonical_encoding, verify_chain
 from consentflow.processor import Processor
 from consentflow.vocabulary import ConsentAction, ConsentChannel, MessageKind, Purpose
 from tests.builders import POSTWAVE, T0, active_verdicts, crash_and_replay, eid, highest_revisions, processor_with
@@ -388,6 +389,28 @@ def test_an_untouched_chain_verifies_with_and_without_its_head(consents: list[Ev
     assert len({e["entry_hash"] for e in entries}) == len(entries)
     assert verify_chain(entries).ok
     assert verify_chain(entries, head_of(entries)).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(), min_size=9, max_size=9),
+    st.integers(0, 2**40),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+    st.none() | st.text(),
+)
+def test_the_processors_encoding_writes_the_bytes_of_the_canonical_definition(
+    texts: list[str], sequence: int, occurred_at: datetime, notice_id: str | None
+) -> None:
+    """The hash covers compact ASCII JSON of the hashed fields [6]; the processors' fast writer of it agrees byte
+    for byte with ``json.dumps``, whatever the text holds (quotes, controls, non-ASCII), so an auditor can recompute it."""
+    subject, event, purpose, action, channel, version, service, previous, _ = texts
+    values = (subject, sequence, event, occurred_at, purpose, action, channel, version, service, notice_id, previous)
+    entry = dict(zip(HASHED[:-1], values, strict=True))
+    plain = [*values]
+    plain[3] = (occurred_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    expected = json.dumps(plain, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    assert canonical_encoding(entry) == expected
+    assert _canonical(values) == expected
 
 
 @FAST

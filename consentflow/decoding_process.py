@@ -1,0 +1,126 @@
+"""An event file decoded in a second process, for the embedded runner.
+
+Decoding a container file (inflating its blocks, fastavro, the contracts'
+logical readers) costs the embedded runner about as much as the processors do,
+and it needs nothing they hold. A child process decodes the file in order and
+hands the records over in pickled chunks, which unpickle at a fraction of the
+cost of decoding: the runner's own process is left with processing and writing,
+on a machine's second core. One child and one pipe keep the file's order.
+
+Frames on the child's stdout: an 8-byte big-endian length, then a pickle of
+``("events", [(topic short name, record), ...])`` or, when decoding fails,
+``("contract-error", (topic, reason, field))``, ``("os-error", (errno, text, filename))``.
+The pickles come from our own child only, never from input.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from consentflow.errors import ContractError
+from consentflow.topics import Topic, topic_named
+
+_LENGTH = struct.Struct(">Q")
+
+
+class DecodingProcessFailed(RuntimeError):
+    """The decoding process died or broke its framing (killed, out of memory): not a fault of the file."""
+
+#: Events per frame: big enough that framing costs nothing, small enough that the child stays just ahead.
+CHUNK = 2_000
+
+
+def read_events_in_child(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple[Topic, dict[str, Any]]]:
+    """``eventfile.read_events(path)``, decoded by a child process: the same items in the same order, the same errors.
+
+    ``-`` reads standard input (the child inherits it). Closing the iterator early stops the child. A file
+    that breaks off mid-way yields what decoded before the fault, then raises ``ContractError`` naming it.
+    """
+    command = [sys.executable, "-m", "consentflow.decoding_process", str(path), str(chunk)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE)  # stdin and stderr inherited
+    assert child.stdout is not None
+    try:
+        topics: dict[str, Topic] = {}
+        while True:
+            frame = _read_frame(child.stdout)
+            if frame is None:
+                break
+            kind, payload = frame
+            if kind == "events":
+                for name, record in payload:
+                    topic = topics.get(name)
+                    if topic is None:
+                        topic = topics[name] = topic_named(name)
+                    yield topic, record
+            elif kind == "contract-error":
+                raise ContractError(*payload)
+            elif kind == "os-error":
+                raise OSError(*payload)
+            else:
+                raise DecodingProcessFailed(f"decoding process sent an unknown frame {kind!r}")
+        code = child.wait()
+        if code != 0:
+            raise DecodingProcessFailed(f"decoding process for {path} exited with code {code} before the end of the file")
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+        child.wait()
+
+
+def _read_frame(stream: IO[bytes]) -> tuple[str, Any] | None:
+    header = stream.read(_LENGTH.size)
+    if not header:
+        return None
+    if len(header) < _LENGTH.size:
+        raise DecodingProcessFailed("decoding process stopped in the middle of a frame")
+    (size,) = _LENGTH.unpack(header)
+    body = stream.read(size)
+    if len(body) < size:
+        raise DecodingProcessFailed("decoding process stopped in the middle of a frame")
+    frame: tuple[str, Any] = pickle.loads(body)
+    return frame
+
+
+def _write_frame(stream: IO[bytes], kind: str, payload: Any) -> None:
+    body = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(body)))
+    stream.write(body)
+
+
+def main(argv: list[str]) -> int:
+    """The child: decode ``argv[0]`` in chunks of ``argv[1]`` events onto stdout."""
+    from consentflow.eventfile import read_events
+
+    path, chunk = argv[0], int(argv[1])
+    out = sys.stdout.buffer
+    batch: list[tuple[str, dict[str, Any]]] = []
+    try:
+        for topic, record in read_events(path):
+            batch.append((topic.short_name, record))
+            if len(batch) >= chunk:
+                _write_frame(out, "events", batch)
+                batch = []
+        _write_frame(out, "events", batch)
+    except BrokenPipeError:
+        return 0  # the reader stopped early
+    except ContractError as exc:
+        _write_frame(out, "events", batch)  # what decoded before the fault still counts, as when read in process
+        _write_frame(out, "contract-error", (exc.topic, exc.reason, exc.field))
+    except OSError as exc:
+        _write_frame(out, "os-error", (exc.errno, exc.strerror, exc.filename))
+    except Exception as exc:  # noqa: BLE001 -- a corrupt block: name the file and what fastavro said
+        _write_frame(out, "events", batch)
+        _write_frame(out, "contract-error", (str(path), f"cannot be decoded: {type(exc).__name__}: {exc}", None))
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

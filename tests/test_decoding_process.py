@@ -1,0 +1,109 @@
+"""The embedded runner's decoding process: the same events in the same order as decoding in process, and the same
+errors, clearer where the file breaks off; ``consentflow run`` through it leaves the same tables from a file and
+from standard input."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from consentflow.decoding_process import read_events_in_child
+from consentflow.errors import ContractError
+from consentflow.eventfile import read_events
+from consentflow.generator import GeneratorConfig, generate
+
+
+@pytest.fixture(scope="module")
+def event_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("decoding") / "events.avro"
+    generate(GeneratorConfig(subjects=120, days=90, seed=11), out, None)
+    return out
+
+
+def test_the_child_yields_every_event_of_the_file_in_file_order(event_file: Path) -> None:
+    in_process = [(topic.short_name, record) for topic, record in read_events(event_file)]
+    # Small chunks, so the file crosses many frames.
+    in_child = [(topic.short_name, record) for topic, record in read_events_in_child(event_file, chunk=37)]
+    assert len(in_child) > 1_000
+    assert in_child == in_process
+
+
+def test_a_file_that_breaks_off_yields_what_decoded_then_names_the_file(event_file: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.avro"
+    data = event_file.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    decoded_in_process = []
+    with pytest.raises(EOFError):  # fastavro's own error, in process
+        for item in read_events(truncated):
+            decoded_in_process.append(item)
+    decoded_in_child = []
+    with pytest.raises(ContractError, match=re.escape(f"{truncated}: cannot be decoded: EOFError")):
+        for item in read_events_in_child(truncated, chunk=50):
+            decoded_in_child.append(item)
+    assert decoded_in_child == decoded_in_process
+    assert decoded_in_child
+
+
+def test_a_file_that_is_not_an_event_file_gets_the_in_process_error(tmp_path: Path) -> None:
+    not_avro = tmp_path / "notes.txt"
+    not_avro.write_text("not avro at all\n")
+    with pytest.raises(ContractError) as in_process:
+        list(read_events(not_avro))
+    with pytest.raises(ContractError) as in_child:
+        list(read_events_in_child(not_avro))
+    assert str(in_child.value) == str(in_process.value)
+    assert "not an Avro object container file" in str(in_child.value)
+
+
+def test_a_missing_file_is_an_os_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.avro"
+    with pytest.raises(FileNotFoundError, match=re.escape("absent.avro")):
+        list(read_events_in_child(missing))
+
+
+def test_closing_the_reader_early_stops_the_child(event_file: Path) -> None:
+    before = {p.pid for p in psutil.Process().children()}
+    events = read_events_in_child(event_file, chunk=10)
+    next(events)
+    started = {p.pid for p in psutil.Process().children()} - before
+    assert len(started) == 1
+    events.close()
+    assert {p.pid for p in psutil.Process().children()} - before == set()
+
+
+def _consentflow(*args: str, stdin: Path | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "consentflow.cli", *args]
+    with open(stdin, "rb") if stdin else open("/dev/null", "rb") as source:
+        return subprocess.run(command, stdin=source, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_consentflow_run_reads_a_file_and_standard_input_into_the_same_tables(event_file: Path, tmp_path: Path) -> None:
+    """The command users run: events decoded by the child, processed and written; stdin gives the same digest."""
+    expected = sum(1 for _ in read_events(event_file))
+    digests = []
+    for name, source, stdin in (("file", str(event_file), None), ("stdin", "-", event_file)):
+        dsn = f"chdb://{tmp_path / name}"
+        ran = _consentflow("run", source, "--dsn", dsn, "--no-overview", stdin=stdin)
+        assert ran.returncode == 0, ran.stderr
+        assert f"{expected:,} events in" in ran.stderr
+        digest = _consentflow("digest", "--dsn", dsn)
+        assert digest.returncode == 0, digest.stderr
+        digests.append(json.loads(digest.stdout))
+    assert digests[0] == digests[1]
+    assert digests[0]["ledger"][0] > 0 and digests[0]["lineage_edges"][0] > 0  # (rows, hash) per table
+
+
+def test_consentflow_run_refuses_a_file_that_breaks_off_in_one_line(event_file: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.avro"
+    data = event_file.read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    ran = _consentflow("run", str(truncated), "--dsn", f"chdb://{tmp_path / 'db'}", "--no-overview")
+    assert ran.returncode == 1
+    assert f"{truncated}: cannot be decoded: EOFError" in ran.stderr
+    assert "Traceback" not in ran.stderr
