@@ -81,10 +81,11 @@ class RetentionSchedule:
         last_financial: datetime | None = None
         financial_event: str | None = None
         financial = self._financial_categories
-        for p in s.processings():  # in event-time order
-            held.update(p.categories)
-            if not financial.isdisjoint(p.categories):
-                last_financial, financial_event = p.occurred_at, p.event_id
+        for row in s.activities:  # in event-time order; the rows themselves (ProcessingRow), not a named view per tick
+            categories = row[7]
+            held.update(categories)
+            if not financial.isdisjoint(categories):
+                last_financial, financial_event = row[0], row[1]
         return held, last_financial, financial_event
 
     def planned(self, s: SubjectState) -> list[dict[str, Any]]:
