@@ -84,6 +84,8 @@ def _canonical(values: tuple[Any, ...]) -> bytes:
         f"{_json_string(action)},{_json_string(channel)},{_json_string(version)},{_json_string(service)},{notice},"
         f"{_json_string(previous)}]"
     ).encode("ascii")
+
+
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """Hex SHA-256 of an entry's canonical encoding."""
     return hashlib.sha256(canonical_encoding(entry)).hexdigest()

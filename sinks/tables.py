@@ -36,12 +36,12 @@ class Table:
 
     @functools.cached_property
     def sent_types(self) -> list[str]:
-        """The column types an insert sends: ``LowCardinality(String)`` goes as ``String``.
+        """The column types an insert sends: ``LowCardinality(X)`` goes as ``X``.
 
         ClickHouse builds the dictionaries on insert; clickhouse-connect would build
         them in Python first, and they are a third of the sink's time.
         """
-        return [kind.replace(LC, "String") for _, kind in self.columns]
+        return [kind.replace(_LC_NULLABLE, "Nullable(String)").replace(LC, "String") for _, kind in self.columns]
 
     @functools.cached_property
     def instant_columns(self) -> tuple[int, ...]:
@@ -56,6 +56,7 @@ class Table:
 
 T = "DateTime64(6, 'UTC')"
 LC = "LowCardinality(String)"
+_LC_NULLABLE = "LowCardinality(Nullable(String))"
 CATS = "Array(LowCardinality(String))"
 SOURCE = (("source_topic", "Nullable(String)"), ("source_partition", "Nullable(Int32)"), ("source_offset", "Nullable(Int64)"))
 SOURCE_COLUMNS = frozenset(name for name, _ in SOURCE)
@@ -248,7 +249,7 @@ HOLDINGS = Table(
         ("subject_id", "String"),
         ("revision", "UInt64"),
         ("latest_event_at", T),
-        ("account_kind", "LowCardinality(Nullable(String))"),
+        ("account_kind", _LC_NULLABLE),
         ("categories_held", CATS),
         ("registered_at", f"Nullable({T})"),
         ("last_use", f"Nullable({T})"),
@@ -256,7 +257,7 @@ HOLDINGS = Table(
         ("last_negative", f"Nullable({T})"),
         ("suspended_at", f"Nullable({T})"),
         ("archive_at", f"Nullable({T})"),
-        ("archive_section", "LowCardinality(Nullable(String))"),
+        ("archive_section", _LC_NULLABLE),
         ("archive_reason", "Nullable(String)"),
         # The planned retention actions [2.3], one array per field, in due-date order.
         ("planned_actions", "Array(LowCardinality(String))"),

@@ -11,6 +11,7 @@ import pytest
 
 from consentflow.eventfile import read_events
 from consentflow.generator import GeneratorConfig, generate
+from consentflow.ledger import micros
 from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn
 from consentflow.sinks.tables import TABLES
@@ -48,6 +49,36 @@ def test_a_replayed_run_leaves_query_results_unchanged(chdb_dsn: str, database: 
     assert _contents(sink) == first
     by_recipient = sink.query("SELECT count() FROM {db}.lineage_by_recipient FINAL")[0][0]
     assert by_recipient == len(first["lineage_edges"])
+
+
+def test_columns_sent_as_plain_strings_and_microseconds_are_stored_as_the_ddl_says(
+    chdb_dsn: str, database: str, small_dataset: Path
+) -> None:
+    """Inserts send LowCardinality columns as String and instants as integers (clickhouse-connect's Python conversions
+    are the sink's slowest part); the tables keep their declared types and the values read back as written."""
+    sink = ClickHouseSink(chdb_dsn, database)
+    events = list(read_events(small_dataset))
+    processor = Processor()
+    edges = [r for topic, record in events for out, r in processor.process(topic.short_name, record) if out == "lineage"]
+    for edge in edges:
+        sink.add("lineage", edge)
+    sink.flush()
+    for table in TABLES:
+        assert not any("LowCardinality" in kind for kind in table.sent_types)
+        stored = sink.query(
+            "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = {t:String} ORDER BY position",
+            {"d": database, "t": table.name},
+        )
+        assert stored == [(name, kind) for name, kind in table.columns], table.name
+    rows = sink.query(
+        "SELECT edge_id, recipient_kind, country, transfer_mechanism, categories, toUnixTimestamp64Micro(occurred_at)"
+        " FROM {db}.lineage_edges"
+    )
+    assert len(rows) == len(edges) > 1_000
+    assert sorted(rows) == sorted(
+        (e["edge_id"], e["recipient_kind"], e["country"], e["transfer_mechanism"], e["categories"], micros(e["occurred_at"]))
+        for e in edges
+    )
 
 
 def test_flush_returns_only_when_rows_are_in_clickhouse_and_buffers_by_size(chdb_dsn: str, database: str) -> None:
