@@ -9,8 +9,9 @@ Prints:
     events/s: what faust's per-message path allows before any of our code runs;
 (b) the faust worker end to end into ClickHouse (worker + sink processes, until both groups have caught up), events/s,
     and its ratio to (a);
+(c0) the raw limit of (c)'s first stage: the container file decoded alone in one process, events/s;
 (c) the embedded runner from the container file into chDB, events/s (decoded by a child process, as
-    ``consentflow run`` does; the peak RSS is the runner's own);
+    ``consentflow run`` does), and its ratio to (c0);
 (d) peak RSS of each (the worker and the sink sampled with psutil; the embedded run in its own process).
 """
 
@@ -198,7 +199,11 @@ def main() -> None:
             capture_output=True,
             text=True,
         )
-        embedded_rate, embedded_rss = json.loads(embedded.stdout.strip().splitlines()[-1])
+        embedded_rate, embedded_rss, decoder_rss = json.loads(embedded.stdout.strip().splitlines()[-1])
+        decode_only = subprocess.run(
+            [sys.executable, "-c", _DECODE_ONLY, str(events_file)], check=True, capture_output=True, text=True
+        )
+        decode_rate = float(decode_only.stdout.strip().splitlines()[-1])
 
     print(f"subjects={args.subjects} days={args.days} input events={total:,} (subject topics {worker_events:,})")
     print(f"(a) raw consume + decode (confluent-kafka + fastavro): {raw_rate:10,.0f} events/s")
@@ -210,9 +215,13 @@ def main() -> None:
         f"(ratio to (a): {pipeline_rate / raw_rate:.2f}, to (a'): {pipeline_rate / ceiling_rate:.2f}; "
         f"{with_startup:,.0f} events/s counting worker start-up)"
     )
-    print(f"(c) embedded runner, container file into chDB:         {embedded_rate:10,.0f} events/s")
+    print(f"(c0) the container file decoded alone (read_events):  {decode_rate:10,.0f} events/s")
     print(
-        f"(d) peak RSS: worker {peak_worker / 2**20:,.0f} MiB, sink {peak_sink / 2**20:,.0f} MiB, embedded {embedded_rss:,.0f} MiB"
+        f"(c) embedded runner, container file into chDB:         {embedded_rate:10,.0f} events/s (ratio to (c0): {embedded_rate / decode_rate:.2f})"
+    )
+    print(
+        f"(d) peak RSS: worker {peak_worker / 2**20:,.0f} MiB, sink {peak_sink / 2**20:,.0f} MiB, "
+        f"embedded {embedded_rss:,.0f} MiB (+ its decoding process {decoder_rss:,.0f} MiB)"
     )
     print(f"peak RSS of this driver process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
 
@@ -227,7 +236,17 @@ sink = ClickHouseSink(sys.argv[2], "bench")
 began = time.perf_counter()
 stats = run_events(read_events_in_child(sys.argv[1]), Processor(), sink)  # as consentflow run reads
 rate = stats.events / (time.perf_counter() - began)
-print(json.dumps([rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))
+peak = [resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+print(json.dumps([rate, *peak]))
+"""
+
+# The raw limit of (c)'s first stage, in one process: the container file decoded and nothing else.
+_DECODE_ONLY = """
+import sys, time
+from consentflow.eventfile import read_events
+began = time.perf_counter()
+count = sum(1 for _ in read_events(sys.argv[1]))
+print(count / (time.perf_counter() - began))
 """
 
 
