@@ -8,7 +8,7 @@ tables through the same sink, so the same input leaves the same table contents
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,7 +45,7 @@ def run_events(
     events gives the same retention actions whatever the wall clock says.
     """
     stats = RunStats()
-    for index, (topic, record) in enumerate(events):
+    for index, (topic, record) in enumerate(_kept_on_fault(events, sink, stats)):
         stats.events += 1
         name = topic.short_name
         if name == "recipients":
@@ -87,3 +87,21 @@ def run_events(
     if on_progress is not None:
         on_progress(stats.events)
     return stats
+
+
+def _kept_on_fault(
+    events: Iterable[tuple[Topic, Mapping[str, Any]]], sink: ClickHouseSink, stats: RunStats
+) -> Iterator[tuple[Topic, Mapping[str, Any]]]:
+    """``events``; when reading them fails (a file that breaks off, a closed pipe), the outputs of the events already
+    processed are written before the error goes on, so the tables hold exactly what was read, never a part of it."""
+    iterator = iter(events)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception:
+            log.error("input failed after %d events; writing their outputs before stopping", stats.events)
+            sink.flush()
+            raise
+        yield item

@@ -99,11 +99,14 @@ def test_consentflow_run_reads_a_file_and_standard_input_into_the_same_tables(ev
     assert digests[0]["ledger"][0] > 0 and digests[0]["lineage_edges"][0] > 0  # (rows, hash) per table
 
 
-def test_consentflow_run_refuses_a_file_that_breaks_off_in_one_line(event_file: Path, tmp_path: Path) -> None:
+def test_consentflow_run_refuses_a_file_that_breaks_off_in_one_line_and_keeps_what_it_read(event_file: Path, tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.avro"
     data = event_file.read_bytes()
     truncated.write_bytes(data[: len(data) // 3])
-    ran = _consentflow("run", str(truncated), "--dsn", f"chdb://{tmp_path / 'db'}", "--no-overview")
+    dsn = f"chdb://{tmp_path / 'db'}"
+    ran = _consentflow("run", str(truncated), "--dsn", dsn, "--no-overview")
     assert ran.returncode == 1
     assert f"{truncated}: cannot be decoded: EOFError" in ran.stderr
     assert "Traceback" not in ran.stderr
+    kept = json.loads(_consentflow("digest", "--dsn", dsn).stdout)
+    assert kept["ledger"][0] > 0  # the events read before the fault keep their outputs

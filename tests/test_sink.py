@@ -81,6 +81,33 @@ def test_columns_sent_as_plain_strings_and_microseconds_are_stored_as_the_ddl_sa
     )
 
 
+def test_a_file_that_breaks_off_leaves_the_outputs_of_every_event_read_before_it(
+    chdb_dsn: str, database: str, small_dataset: Path, tmp_path: Path
+) -> None:
+    """Nothing read is lost: the events decoded before the fault have their outputs in the tables (the run stops
+    with the error, before the retention tick), exactly as a run of those events alone writes them."""
+    truncated = tmp_path / "truncated.avro"
+    data = small_dataset.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    read: list[Any] = []
+    with pytest.raises(EOFError):
+        read.extend(read_events(truncated))
+    assert read
+    faulty = ClickHouseSink(chdb_dsn, database, max_rows=10**6)  # nothing flushed by size: all of it waits in the buffers
+    with pytest.raises(EOFError):
+        run_events(read_events(truncated), Processor(), faulty)
+    reference = ClickHouseSink(chdb_dsn, f"{database}_prefix")
+    processor = Processor()
+    for topic, record in read:
+        reference.add_all(processor.process(topic.short_name, record))
+        if topic.short_name == "recipients":
+            reference.add("recipients", record)
+    reference.flush()
+    written, expected = _contents(faulty), _contents(reference)
+    assert written["ledger"] and written["lineage_edges"]
+    assert written == expected
+
+
 def test_flush_returns_only_when_rows_are_in_clickhouse_and_buffers_by_size(chdb_dsn: str, database: str) -> None:
     sink = ClickHouseSink(chdb_dsn, database, max_rows=3, max_seconds=3600)
     edge = {
