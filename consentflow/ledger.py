@@ -4,7 +4,9 @@ Two views of the same facts:
 
 * the **timeline** per subject and purpose, in event time: ``state_at`` answers
   for any past instant, whatever order the events arrived in (a withdrawal at
-  10:00 that arrives before the grant at 09:00 still leaves consent withdrawn);
+  10:00 that arrives before the grant at 09:00 still leaves consent withdrawn;
+  a grant and a withdrawal or refusal at the very same instant leave it
+  withdrawn or refused: ``fact_order``);
 * the **chain**, append-only in processing order: each ``LedgerEntry`` carries
   the SHA-256 of the subject's previous entry, computed over a canonical
   encoding that leaves out the Kafka coordinates (only Kafka runs have them),
@@ -31,7 +33,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 _TIME = itemgetter(0)  # ConsentFact.occurred_at
-_TIME_AND_ID = itemgetter(0, 1)  # (occurred_at, event_id)
+_GRANTED_ACTION = ConsentAction.GRANTED.value
 #: Fields of a LedgerEntry covered by its hash, in this order (source excluded).
 HASHED_FIELDS = (
     "subject_id",
@@ -119,6 +121,16 @@ def append_entry(state: SubjectState, record: Mapping[str, Any], source: Mapping
     }
 
 
+def fact_order(row: FactRow) -> tuple[datetime, bool, str]:
+    """Where a consent fact sits in its purpose's timeline: by event time; at the same instant a withdrawal or refusal
+    after a grant, so the refusal is in force; then by event id, so every arrival order gives one timeline.
+
+    [6] and GDPR Art. 7(1): the controller must be able to demonstrate consent, and a grant withdrawn or refused at
+    the very same instant demonstrates none.
+    """
+    return row[0], row[2] != _GRANTED_ACTION, row[1]
+
+
 def record_fact(state: SubjectState, record: Mapping[str, Any]) -> FactRow:
     """Insert a consent event into the subject's timeline for its purpose, in event-time order."""
     row: FactRow = (
@@ -131,8 +143,7 @@ def record_fact(state: SubjectState, record: Mapping[str, Any]) -> FactRow:
         record.get("notice_id"),
     )  # ConsentFact's fields, kept as a plain tuple (see FactRow)
     timeline = state.consents.setdefault(record["purpose"], [])
-    # Ties in event time are broken by event id, so every arrival order gives one timeline.
-    bisect.insort(timeline, row, key=_TIME_AND_ID)
+    bisect.insort(timeline, row, key=fact_order)
     return row
 
 

@@ -15,7 +15,7 @@ from consentflow.query_arguments import LATEST
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, SubjectConsent
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import require_subject, utc
-from consentflow.vocabulary import ConsentState, Purpose
+from consentflow.vocabulary import ConsentAction, ConsentState, Purpose
 
 _HISTORY = """
 SELECT sequence, event_id, occurred_at, purpose, action, channel, policy_version, source_service, notice_id,
@@ -24,8 +24,10 @@ FROM {db}.ledger FINAL
 WHERE subject_id = {s:String}
   AND occurred_at <= {as_of:DateTime64(6, 'UTC')}
   AND ({purpose:String} = '' OR purpose = {purpose:String})
-ORDER BY purpose, occurred_at, event_id
+ORDER BY purpose, occurred_at, action != {granted:String}, event_id
 """
+# The ledger's timeline order (consentflow.ledger.fact_order): at the same instant a withdrawal or refusal
+# comes after a grant and is in force [6; GDPR Art. 7(1)].
 # A ledger action names the state it leaves (an action a newer schema added reads as "unknown").
 _STATES = {state.value: state.value for state in ConsentState}
 
@@ -40,7 +42,13 @@ def consent(
     subject no table mentions.
     """
     rows = sink.query(
-        _HISTORY, {"s": subject_id, "as_of": LATEST if as_of is None else as_of, "purpose": "" if purpose is None else purpose}
+        _HISTORY,
+        {
+            "s": subject_id,
+            "as_of": LATEST if as_of is None else as_of,
+            "purpose": "" if purpose is None else purpose,
+            "granted": ConsentAction.GRANTED.value,
+        },
     )
     if not rows:
         require_subject(sink, subject_id)
@@ -68,7 +76,7 @@ def consent(
     purposes = []
     for name in sorted(asked):
         facts = history.get(name, [])
-        decisive = facts[-1] if facts else None  # rows come in (occurred_at, event_id) order
+        decisive = facts[-1] if facts else None  # rows come in the timeline's order
         purposes.append(
             PurposeConsent(
                 purpose=name,

@@ -6,6 +6,7 @@ from typing import Any
 
 from consentflow.geography import EEA_COUNTRIES
 from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.vocabulary import ConsentAction
 
 _EEA = sorted(EEA_COUNTRIES)
 
@@ -17,13 +18,14 @@ def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
     )[0][0]
     consent = sink.query(
         """
-        SELECT purpose, countIf(state = 'granted') AS granted, count() AS asked
+        SELECT purpose, countIf(state = {granted:String}) AS granted, count() AS asked
         FROM (
-            SELECT subject_id, purpose, argMax(action, (occurred_at, event_id)) AS state
+            SELECT subject_id, purpose, argMax(action, (occurred_at, action != {granted:String}, event_id)) AS state
             FROM {db}.ledger FINAL GROUP BY subject_id, purpose
         )
         GROUP BY purpose ORDER BY purpose
-        """
+        """,
+        {"granted": ConsentAction.GRANTED.value},  # the timeline's order: consentflow.ledger.fact_order
     )
     recipients = sink.query(
         """

@@ -203,7 +203,8 @@ def consent(data: Dataset, subject_id: str, as_of: datetime | None = None) -> di
             facts[r["purpose"]].append(r)
     out = {p.value: ("never_asked", []) for p in load_policy().consent_required}
     for purpose, rows in facts.items():
-        rows.sort(key=lambda r: (r["occurred_at"], r["event_id"]))
+        # At the same instant a withdrawal or refusal prevails over a grant [6; GDPR Art. 7(1)], then the event id.
+        rows.sort(key=lambda r: (r["occurred_at"], r["action"] != "granted", r["event_id"]))
         out[purpose] = (rows[-1]["action"], rows)
     return out
 

@@ -360,3 +360,29 @@ def test_a_reader_sends_no_ddl(sink: ClickHouseSink, chdb_dsn: str, data: Datase
     reader = open_tables(chdb_dsn, data.database, client_factory=lambda _dsn: client)
     assert lineage_queries.who_has(reader, data.processings[0].subject_id)
     assert client.commands == []
+
+
+@pytest.mark.parametrize("pair", range(4))
+def test_the_consent_answer_and_the_overview_let_a_same_instant_withdrawal_prevail(
+    chdb_dsn: str, database: str, pair: int
+) -> None:
+    """What the DPO reads follows the ledger's timeline [6; GDPR Art. 7(1)]: a grant and a withdrawal at the very same
+    instant leave consent withdrawn, whichever event id is larger."""
+    from consentflow.processor import Processor
+    from consentflow.sinks.queries import overview
+    from consentflow.streams.embedded import run_events
+    from consentflow.topics import CONSENT
+    from consentflow.vocabulary import ConsentAction
+    from tests.builders import consent as consent_event
+
+    when = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+    granted = consent_event("cand-tie", Purpose.MARKETING, ConsentAction.GRANTED, when, name=f"g{pair}")
+    withdrawn = consent_event("cand-tie", Purpose.MARKETING, ConsentAction.WITHDRAWN, when, name=f"w{pair}")
+    sink = ClickHouseSink(chdb_dsn, database)
+    run_events([(CONSENT, granted.record), (CONSENT, withdrawn.record)], Processor(), sink)
+    answer = consent_queries.consent(sink, "cand-tie", Purpose.MARKETING)
+    (marketing,) = answer.purposes
+    assert marketing.state == "withdrawn"
+    assert [fact.event_id for fact in marketing.history] == [granted.record["event_id"], withdrawn.record["event_id"]]
+    rates = {row["purpose"]: row for row in overview(sink)["consent_by_purpose"]}
+    assert (rates["marketing"]["granted"], rates["marketing"]["asked"]) == (0, 1)

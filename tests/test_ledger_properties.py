@@ -171,8 +171,8 @@ def expected_marketing_violations(consents: Sequence[Event], messages: Sequence[
         if not before:
             expected[m["event_id"]] = [m["event_id"]]  # never asked: no consent event to cite
             continue
-        # Facts at the same instant are ordered by event id, the ledger's documented tie rule [6].
-        latest = max(before, key=lambda r: (r["occurred_at"], r["event_id"]))
+        # At the same instant a withdrawal or refusal prevails over a grant, then the event id decides [6; GDPR Art. 7(1)].
+        latest = max(before, key=lambda r: (r["occurred_at"], r["action"] != "granted", r["event_id"]))
         if latest["action"] != ConsentAction.GRANTED.value:
             expected[m["event_id"]] = [m["event_id"], latest["event_id"]]
     return expected

@@ -199,6 +199,25 @@ def test_withdrawal_arriving_after_a_newsletter_sent_later_makes_it_a_violation(
     assert p.state_at(SUBJECT, "marketing", at(1, minutes=5)) == "withdrawn"
 
 
+@pytest.mark.parametrize("no", [WITHDRAWN, REFUSED])
+def test_a_grant_and_a_withdrawal_or_refusal_at_the_same_instant_leave_no_consent(no: ConsentAction) -> None:
+    """[6] "You can withdraw your consent at any time", and GDPR Art. 7(1): the controller must be able to demonstrate
+    consent. A grant withdrawn or refused at the very same instant demonstrates none: whatever the event ids and the
+    arrival order, the refusal is in force and a newsletter sent then is a violation citing it."""
+    id_orders = set()
+    for pair in range(8):
+        granted = consent(SUBJECT, Purpose.MARKETING, GRANTED, at(0), name=f"grant-{pair}")
+        refusal = consent(SUBJECT, Purpose.MARKETING, no, at(0), channel=ConsentChannel.UNSUBSCRIBE_LINK, name=f"no-{pair}")
+        id_orders.add(granted.record["event_id"] < refusal.record["event_id"])
+        sent = newsletter(SUBJECT, at(0, minutes=30), name=f"sent-{pair}")
+        for order in ((granted, refusal, sent), (refusal, granted, sent), (sent, granted, refusal), (sent, refusal, granted)):
+            p = processor_with()
+            the_violation(feed(p, *order), Rule.MARKETING_WITHOUT_CONSENT, sent, "3.8, 6", ignored=refusal)
+            assert p.state_at(SUBJECT, Purpose.MARKETING.value, at(0)) == no.value
+            assert p.state_at(SUBJECT, Purpose.MARKETING.value, at(-1)) == "never_asked"
+    assert id_orders == {True, False}, "both event id orders were tried"
+
+
 def test_grant_arriving_after_a_newsletter_sent_later_retracts_the_violation() -> None:
     """[6] consent given at 09:00 covers a 10:05 newsletter even when it reaches us after the newsletter: the earlier
     verdict is retracted (active=False, a higher revision of the same violation)."""
