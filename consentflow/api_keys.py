@@ -4,7 +4,9 @@ Three roles, each allowed a set of actions:
 
 * ``dpo``: everything (the DPO's questions, the auditor's checks, the collector);
 * ``auditor``: read every answer, replay and verify;
-* ``service``: nothing but the collector (an upstream emitter such as the cookie banner).
+* ``service``: nothing but the collector (an upstream emitter such as the cookie banner), and only as
+  the service it is named after: the ledger keeps each consent's ``source_service`` as evidence [6],
+  so one service's key must not speak for another (``may_emit_as``).
 
 The key file is TOML and holds only SHA-256 hashes of the keys, never the keys
 themselves: a leaked file does not let anyone in. ``consentflow api-key add``
@@ -16,7 +18,8 @@ writes an entry and prints the key once::
     sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 For tests and throwaway setups ``CONSENTFLOW_API_KEYS`` may hold plain keys
-instead, ``role:key`` pairs separated by commas; they are hashed on reading.
+instead, ``role:key`` or ``role@name:key`` pairs separated by commas (a service
+key needs its service's name); they are hashed on reading.
 A presented key is hashed and compared with every stored hash in constant time
 (``hmac.compare_digest``), so timing tells nothing about how close a guess was.
 """
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-#: The environment variable holding plain ``role:key`` pairs (tests, throwaway setups).
+#: The environment variable holding plain ``role:key`` / ``role@name:key`` pairs (tests, throwaway setups).
 KEYS_ENV = "CONSENTFLOW_API_KEYS"
 #: Shortest key accepted: 128 bits of a random key's URL-safe text is 22 characters.
 MIN_KEY_LENGTH = 22
@@ -95,6 +98,12 @@ def new_key() -> str:
 def allows(role: Role, action: Action) -> bool:
     """Whether ``role`` may take ``action``."""
     return action in ALLOWED[role]
+
+
+def may_emit_as(role: Role, key_name: str, source_service: str) -> bool:
+    """Whether a key may send events naming ``source_service``: a service key only as the service it is named
+    after (``source_service`` is the evidence of where a consent came from [6]); the DPO's key as any."""
+    return role is not Role.SERVICE or source_service == key_name
 
 
 class KeyRing:
@@ -160,15 +169,21 @@ def read_key_file(path: Path) -> list[ApiKey]:
 
 
 def parse_key_env(text: str) -> list[ApiKey]:
-    """``role:key,role:key`` pairs (plain keys, hashed here); raises ``KeyFileError`` naming the bad pair."""
+    """``role:key`` or ``role@name:key`` pairs, comma-separated (plain keys, hashed here); raises ``KeyFileError``
+    naming the bad pair."""
     keys = []
     for index, pair in enumerate((p.strip() for p in text.split(",") if p.strip()), start=1):
-        role_text, sep, key = pair.partition(":")
+        who, sep, key = pair.partition(":")
         where = f"{KEYS_ENV}, pair {index}"
         if not sep:
-            raise KeyFileError(f"{where}: expected role:key")
+            raise KeyFileError(f"{where}: expected role:key or role@name:key")
+        role_text, named, name = who.partition("@")
+        if not named:
+            name = f"env-{index}-{role_text}"
+        elif not _NAME.match(name):
+            raise KeyFileError(f"{where}: name {name!r} must be 1-64 of letters, digits, . _ -")
         check_key_text(key, where)
-        keys.append(ApiKey(f"env-{index}-{role_text}", _role(role_text, where), key_hash(key)))
+        keys.append(ApiKey(name, _role(role_text, where), key_hash(key)))
     return keys
 
 

@@ -211,12 +211,11 @@ class Collector:
             config={"message.timeout.ms": timeout_ms, "linger.ms": 5, "socket.timeout.ms": max(10, timeout_ms)},
         )
 
-    def collect(self, topic: Topic, body: object) -> Event:
-        """Validate ``body`` as an event of ``topic`` and produce it; returns the event once the broker holds it.
+    def send(self, event: Event) -> None:
+        """Produce ``event`` (validated by ``event_from_json``); returns once the broker holds it.
 
         Raises ``InvalidEvent`` (nothing sent) or ``KafkaUnavailable``.
         """
-        event = event_from_json(topic, body)
         with self._lock:
             try:
                 if self._producer is None:
@@ -228,4 +227,3 @@ class Collector:
             except (DeliveryError, KafkaException, BufferError, RuntimeError) as exc:
                 self._producer = None
                 raise KafkaUnavailable(f"Kafka at {self.bootstrap} did not take the event: {exc}") from None
-        return event

@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from consentflow.api_keys import Action
-from consentflow.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema
+from consentflow.api_keys import Action, may_emit_as
+from consentflow.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
 from consentflow.http_context import Caller, Server, ServerSettings, argument, caller, server_of
 from consentflow.http_errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
 from consentflow.lineage import RecipientHolding
@@ -587,12 +587,13 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
         description=(
             f"Validate a {topic.record} (the fields of its Avro contract, times in ISO-8601 with a zone) and produce it "
             f"to the {topic.short_name} topic, keyed by subject. 202 once the broker acknowledged it; 422 naming the "
-            "field for an invalid event (nothing is sent); 503 when Kafka does not take it. Send your own `event_id` "
-            "to retry safely: a duplicate changes nothing."
+            "field for an invalid event (nothing is sent); 403 when a service key names another `source_service` than "
+            "its own name; 503 when Kafka does not take it. Send your own `event_id` to retry safely: a duplicate "
+            "changes nothing."
         ),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}},
     )
-    async def collect(request: Request, _: Emitter) -> Response:
+    async def collect(request: Request, emitter: Emitter) -> Response:
         collector: Collector = request.app.state.collector
         raw = await request.body()
         try:
@@ -600,7 +601,16 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(422, f"body: not JSON ({exc})", "body") from None
         try:
-            event = await run_in_threadpool(collector.collect, topic, body)
+            event = event_from_json(topic, body)
+        except InvalidEvent as exc:
+            raise ApiError(422, str(exc), exc.field) from None
+        claimed = event.record["source_service"]
+        if not may_emit_as(emitter.role, emitter.key_name, claimed):
+            raise ApiError(
+                403, f"key {emitter.key_name} may emit only as source_service {emitter.key_name!r}, not {claimed!r}", "source_service"
+            )
+        try:
+            await run_in_threadpool(collector.send, event)
         except InvalidEvent as exc:
             raise ApiError(422, str(exc), exc.field) from None
         except KafkaUnavailable as exc:

@@ -19,7 +19,7 @@ from consentflow.cli import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DE
     "keys_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="TOML key file of SHA-256 hashes (consentflow api-key add); CONSENTFLOW_API_KEYS adds role:key pairs.",
+    help="TOML key file of SHA-256 hashes (consentflow api-key add); CONSENTFLOW_API_KEYS adds role:key or role@name:key pairs.",
 )
 @click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True, help="Kafka, for the collector.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="Topic name prefix, for the collector.")
@@ -93,7 +93,11 @@ def api_key() -> None:
 
 @api_key.command("add")
 @click.option("--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The TOML key file.")
-@click.option("--name", required=True, help="Who holds the key (letters, digits, . _ -).")
+@click.option(
+    "--name",
+    required=True,
+    help="Who holds the key (letters, digits, . _ -); a service key is named after its service, the only source_service it may emit as.",
+)
 @click.option("--role", type=click.Choice(["dpo", "auditor", "service"]), required=True)
 def api_key_add(keys_file: Path, name: str, role: str) -> None:
     """Create a key, store its SHA-256 hash in the key file, and print the key (shown this once, stored nowhere)."""

@@ -63,8 +63,12 @@ UNKNOWN_KEY = new_key()
 HOSTILE_IDS = ["x' OR '1'='1", "a;DROP TABLE ledger", "subj-1`", "sub\nj", "-leading-dash", "ü-umlaut", "a" * 129, "{db}"]
 
 
+#: The service key speaks for the cookie banner, the service the collector tests emit as.
+BANNER = "cookie-banner"
+
+
 def _ring() -> KeyRing:
-    return KeyRing(ApiKey(f"test-{role.value}", role, key_hash(key)) for role, key in KEYS.items())
+    return KeyRing(ApiKey(BANNER if role is Role.SERVICE else f"test-{role.value}", role, key_hash(key)) for role, key in KEYS.items())
 
 
 @pytest.fixture(scope="module")
@@ -490,6 +494,18 @@ def test_the_collector_refuses_an_invalid_event_naming_the_field(client: TestCli
     assert response.json()["field"] == field and words in response.json()["detail"]
 
 
+def test_a_service_key_emits_only_as_the_service_it_is_named_after(client: TestClient) -> None:
+    """The ledger keeps each consent's source_service as evidence of where it came from [6]: the cookie banner's key
+    cannot record a consent as given through the profile service. 403 naming the field, before anything is sent;
+    the DPO's key may emit as any service (here Kafka is unreachable: 503, past the check)."""
+    refused = collect(client, "consent", _consent_body(source_service="profile"))
+    assert refused.status_code == 403
+    assert refused.json()["field"] == "source_service"
+    assert f"key {BANNER} may emit only as source_service '{BANNER}', not 'profile'" in refused.json()["detail"]
+    assert collect(client, "consent", _consent_body()).status_code == 503  # its own name: accepted, Kafka is away
+    assert collect(client, "consent", _consent_body(source_service="profile"), role=Role.DPO).status_code == 503
+
+
 def test_the_collector_refuses_what_is_not_a_json_object(client: TestClient) -> None:
     headers = {"X-API-Key": KEYS[Role.SERVICE], "Content-Type": "application/json"}
     not_json = client.post("/v1/collect/consent", content=b"{subject_id: 1", headers=headers)
@@ -630,7 +646,15 @@ def test_keys_from_the_environment_are_hashed_and_checked() -> None:
     found = ring.find(key)
     assert found is not None and found.role is Role.AUDITOR and found.sha256 == key_hash(key)
     assert ring.find(key + "x") is None and ring.find("") is None
-    for bad, words in (("auditor", "expected role:key"), ("root:" + key, "role 'root'"), ("dpo:short", "22-256 characters")):
+    named = parse_key_env(f"service@{BANNER}:{key}, service:{KEYS[Role.SERVICE]}")
+    assert [(k.name, k.role) for k in named] == [(BANNER, Role.SERVICE), ("env-2-service", Role.SERVICE)]
+    bad_pairs = (
+        ("auditor", "expected role:key"),
+        ("root:" + key, "role 'root'"),
+        ("dpo:short", "22-256 characters"),
+        (f"service@bad name:{key}", "name 'bad name'"),
+    )
+    for bad, words in bad_pairs:
         with pytest.raises(KeyFileError, match=words):
             parse_key_env(bad)
     with pytest.raises(KeyFileError, match="no API keys"):
