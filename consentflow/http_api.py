@@ -507,7 +507,7 @@ def _add_audit_routes(app: FastAPI) -> None:
 
 def _add_replay_route(app: FastAPI) -> None:
     refusals = dict(KEYED)
-    refusals[409] = {"model": ErrorBody, "description": "The database already holds rows: replay into a fresh one."}
+    refusals[409] = {"model": ErrorBody, "description": "The database already holds rows (replay into a fresh one), or a replay is running."}
 
     @app.post(
         f"{API_PREFIX}/audit/replay",
@@ -519,7 +519,9 @@ def _add_replay_route(app: FastAPI) -> None:
     def replay(request: Request, _: Auditor, body: ReplayRequest) -> Response:
         """The input topics (registry first, then each partition in offset order) through the same processors into a
         fresh database of the served ClickHouse, as ``consentflow replay``; then ``GET /v1/audit/verify?against_database=``
-        compares it with the served tables. Runs to the end before answering, and holds every other request meanwhile."""
+        compares it with the served tables. Runs to the end before answering; other requests are answered meanwhile
+        (the replay holds the ClickHouse lock one statement at a time), a second replay is 409 until it is done."""
+        from clickhouse_connect.driver.exceptions import ClickHouseError
         from confluent_kafka import KafkaException
 
         from consentflow.codec import make_codec
@@ -539,13 +541,17 @@ def _add_replay_route(app: FastAPI) -> None:
         if start is not None and end is not None and end <= start:
             raise ApiError(422, f"to_time: {body.to_time!r} is not after from_time: {body.from_time!r}", "to_time")
         began = time.perf_counter()
-        with server.tables():  # the lock: chDB is one engine, and this writes to it
-            filled = sorted((table, rows) for table, rows in stored_rows(settings.dsn, database).items() if rows)
+        if not server.replaying.acquire(blocking=False):
+            raise ApiError(409, "a replay is running; send this one when it has answered", "database")
+        try:
+            with server.tables():  # the fresh check under the lock every request takes
+                filled = sorted((table, rows) for table, rows in stored_rows(settings.dsn, database).items() if rows)
             if filled:
                 table, rows = filled[0]
                 raise ApiError(409, f"database {database} is not fresh: table {table} holds {rows:,} rows", "database")
-            sink = ClickHouseSink(settings.dsn, database, retry_for=0)
             try:
+                # The lock is held per statement, not for the whole replay: other requests are answered meanwhile.
+                sink = ClickHouseSink(settings.dsn, database, retry_for=0, statement_lock=server.statement_lock)
                 replayed = open_replay(
                     settings.bootstrap,
                     settings.prefix,
@@ -560,8 +566,13 @@ def _add_replay_route(app: FastAPI) -> None:
                     replayed.close()
                 sink.add_all(("dead-letter", letter) for letter in dead_letters(replayed))
                 sink.flush()
-            except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:
+            except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:  # SinkUnavailable is a RuntimeError
                 raise ApiError(503, f"replay from {settings.bootstrap} (prefix {settings.prefix}): {exc}") from None
+            except ClickHouseError as exc:
+                lines = str(exc).strip().splitlines() or [type(exc).__name__]
+                raise ApiError(503, f"replay into {database}: ClickHouse failed: {lines[0]}") from None
+        finally:
+            server.replaying.release()
         answer = Replayed(
             database=database,
             events=stats.events,

@@ -70,6 +70,13 @@ class Server:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self._reading = threading.Lock()
+        #: One replay at a time: a second could fill the same fresh database.
+        self.replaying = threading.Lock()
+
+    @property
+    def statement_lock(self) -> threading.Lock:
+        """The lock every request holds while it talks to ClickHouse; a replay holds it one statement at a time."""
+        return self._reading
 
     @contextmanager
     def tables(self) -> Iterator[ClickHouseSink]:

@@ -7,11 +7,13 @@ server or cluster. The SQL is the same on both.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from operator import itemgetter
 from typing import Any
 
@@ -79,6 +81,7 @@ class ClickHouseSink:
         client_factory: Callable[[str], Any] = connect,
         sleep: Callable[[float], None] = time.sleep,
         create_schema: bool = True,
+        statement_lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
@@ -87,6 +90,9 @@ class ClickHouseSink:
         self.retry_for = retry_for  # None: retry forever (a worker pauses, it does not crash-loop)
         self._client_factory = client_factory
         self._sleep = sleep
+        # Held around each statement when threads share one ClickHouse (the HTTP API's replay beside its readers:
+        # chDB is one engine per process), so others may query between this sink's inserts.
+        self._statement_lock: AbstractContextManager[Any] = statement_lock or contextlib.nullcontext()
         self._client: Any = None
         self._buffers: dict[str, list[list[Any]]] = {t.name: [] for t in TABLES}
         self._rows = 0
@@ -173,7 +179,8 @@ class ClickHouseSink:
         waited = 0.0
         while True:
             try:
-                action()
+                with self._statement_lock:
+                    action()
                 return
             except Exception as exc:
                 if not _transient(exc):
@@ -190,7 +197,8 @@ class ClickHouseSink:
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db}`` is this sink's database."""
-        result = self.client.query(sql.replace("{db}", f"`{self.database}`"), parameters=dict(parameters or {}))
+        with self._statement_lock:
+            result = self.client.query(sql.replace("{db}", f"`{self.database}`"), parameters=dict(parameters or {}))
         return [tuple(row) for row in result.result_rows]
 
 

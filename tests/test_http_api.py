@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -592,7 +593,22 @@ def test_a_replay_through_the_api_equals_the_embedded_run(kafka_bootstrap: str, 
                 api.post("/v1/audit/replay", json={"database": rebuilt}, headers={"X-API-Key": KEYS[Role.SERVICE]}).status_code
                 == 403
             )
-            body = ok(api.post("/v1/audit/replay", json={"database": rebuilt}, headers=auditor))
+            # Other requests are answered while the replay runs: it holds the ClickHouse lock one statement at a time.
+            replies: list[Any] = []
+            replay = threading.Thread(
+                target=lambda: replies.append(api.post("/v1/audit/replay", json={"database": rebuilt}, headers=auditor))
+            )
+            started = time.monotonic()
+            replay.start()
+            answered_meanwhile = 0  # reads sent once the replay is well under way, answered before it ends
+            while replay.is_alive():
+                sent = time.monotonic()
+                assert get(api, "/v1/overview").status_code == 200
+                answered_meanwhile += sent - started > 1.0 and replay.is_alive()
+            replay.join()
+            body = ok(replies[0])
+            assert body["seconds"] > 2.0, "the replay is long enough for the check above to mean something"
+            assert answered_meanwhile >= 3
             assert body["database"] == rebuilt and body["events"] == produced and body["undecodable"] == 0
             assert body["outputs"]["ledger"] == len({r["event_id"] for t, r in read_events(events_file) if t is CONSENT})
             verdict = ok(get(api, "/v1/audit/verify", Role.AUDITOR, against_database=rebuilt))
@@ -602,6 +618,18 @@ def test_a_replay_through_the_api_equals_the_embedded_run(kafka_bootstrap: str, 
             backwards = {"database": "t_never", "from_time": "2021-02-01", "to_time": "2021-01-01"}
             refused = api.post("/v1/audit/replay", json=backwards, headers=auditor)
             assert refused.status_code == 422 and refused.json()["field"] == "to_time"
+
+
+def test_a_second_replay_while_one_runs_is_refused(client: TestClient) -> None:
+    """One replay at a time: two could fill the same fresh database. 409 naming it, until the first has answered."""
+    server = client.app.state.server  # type: ignore[attr-defined]
+    assert server.replaying.acquire(blocking=False)  # a replay is running
+    try:
+        refused = client.post("/v1/audit/replay", json={"database": "t_second"}, headers={"X-API-Key": KEYS[Role.AUDITOR]})
+    finally:
+        server.replaying.release()
+    assert refused.status_code == 409 and refused.json()["field"] == "database"
+    assert "a replay is running" in refused.json()["detail"]
 
 
 # -- the key file, the environment, the commands ------------------------------------------------------

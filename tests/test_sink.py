@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn
 from consentflow.sinks.tables import TABLES
 from consentflow.streams.embedded import run_events
+from consentflow.vocabulary import ConsentAction, Purpose
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +108,55 @@ def test_a_file_that_breaks_off_leaves_the_outputs_of_every_event_read_before_it
     written, expected = _contents(faulty), _contents(reference)
     assert written["ledger"] and written["lineage_edges"]
     assert written == expected
+
+
+def test_a_statement_lock_is_held_around_each_statement_and_free_between_them(chdb_dsn: str, database: str) -> None:
+    """Threads that share one ClickHouse (the HTTP API's replay beside its readers) take turns per statement: the sink
+    holds the lock it is given while a statement runs, never while it buffers or between its inserts."""
+    lock = threading.Lock()
+    statements = []
+
+    class Turn:
+        def __enter__(self) -> None:
+            lock.acquire()
+            statements.append(1)
+
+        def __exit__(self, *exc: object) -> None:
+            lock.release()
+
+    sink = ClickHouseSink(chdb_dsn, database, statement_lock=Turn())
+    created = len(statements)
+    assert created == 1  # the schema's DDL, in one turn
+    assert lock.acquire(blocking=False)  # free once the sink is built
+    lock.release()
+    events = list(read_events_of_a_day())
+    processor = Processor()
+    for topic, record in events:
+        sink.add_all(processor.process(topic.short_name, record))
+    assert len(statements) == created and lock.acquire(blocking=False)  # buffering runs no statement
+    lock.release()
+    sink.flush()
+    tables_written = sum(1 for t in TABLES if sink.query(f"SELECT count() FROM {{db}}.`{t.name}`")[0][0])
+    assert tables_written >= 2
+    # an insert per table written, then the count query of each table
+    assert len(statements) == created + tables_written + len(TABLES)
+    assert lock.acquire(blocking=False)
+    lock.release()
+
+
+def read_events_of_a_day() -> list[Any]:
+    """A few subjects' consent and processing events, enough to fill several tables."""
+    from tests.builders import POSTWAVE, T0, consent, newsletter
+
+    out: list[Any] = []
+    for n in range(5):
+        subject = f"cand-lock-{n}"
+        for event in (
+            consent(subject, Purpose.MARKETING, ConsentAction.GRANTED, T0),
+            newsletter(subject, T0 + timedelta(hours=1), processor_id=POSTWAVE.recipient_id),
+        ):
+            out.append((event.topic, event.record))
+    return out
 
 
 def test_flush_returns_only_when_rows_are_in_clickhouse_and_buffers_by_size(chdb_dsn: str, database: str) -> None:
