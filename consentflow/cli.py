@@ -177,16 +177,16 @@ def overview_command(dsn: str, database: str, as_json: bool) -> None:
 
 
 def _print_overview(sink: Any, as_json: bool = False) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from consentflow.dpo_cli import stdout_console
     from consentflow.sinks.queries import overview
 
     data = overview(sink)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    console = Console()
+    console = stdout_console()
     console.print(f"[bold]Subjects:[/] {data['subjects']:,}")
     table = Table(title="Consent by purpose (current state, subjects asked)")
     for col in ("purpose", "granted", "asked", "rate"):

@@ -10,11 +10,13 @@ otherwise rich tables.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -24,6 +26,9 @@ from consentflow.query_arguments import ArgumentError, parse_instant
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -82,9 +87,21 @@ def listed(values: Sequence[str] | frozenset[str]) -> str:
     return ", ".join(sorted(values))
 
 
+#: Width of tables written to a file or a pipe, where rich would assume 80 columns and wrap every long row.
+PIPED_WIDTH = 200
+
+
+def stdout_console() -> Console:
+    """The console for tables on stdout: the terminal's width, or ``PIPED_WIDTH`` when stdout is a file or a pipe
+    and ``COLUMNS`` does not say otherwise, so a DPO's saved answer keeps one line per row."""
+    from rich.console import Console
+
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=PIPED_WIDTH if piped else None)
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, styles: Sequence[str] = ()) -> None:
     """A rich table on stdout; ``styles`` gives a style per row (e.g. red for a transfer nothing frames)."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
@@ -92,14 +109,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
         table.add_column(column)
     for index, row in enumerate(rows):
         table.add_row(*row, style=styles[index] if index < len(styles) else None)
-    Console().print(table)
+    stdout_console().print(table)
 
 
 def print_line(text: str) -> None:
     """One line of rich markup on stdout."""
-    from rich.console import Console
-
-    Console().print(text)
+    stdout_console().print(text)
 
 
 def write_output(text: str, out: str | None) -> None:

@@ -236,3 +236,16 @@ def test_an_unreachable_or_empty_clickhouse_ends_with_one_line(
     assert not Path("/nonexistent").exists()
     databases = ClickHouseSink(chdb_dsn, DATABASE).query("SELECT name FROM system.databases WHERE name = 'no_such_database'")
     assert databases == []  # a reader creates nothing
+
+
+def test_tables_written_to_a_file_or_pipe_keep_one_line_per_row(data: Dataset, chdb_dsn: str) -> None:
+    """A DPO who saves an answer (``consentflow transfers > transfers.txt``) gets each row on one line: with no
+    terminal and no COLUMNS, rich would wrap at 80 columns and split ids across lines."""
+    piped = CliRunner(env={"COLUMNS": None}).invoke(main, ["transfers", "--dsn", chdb_dsn, "--database", DATABASE])
+    assert piped.exit_code == 0, piped.output
+    rows = expected.transfers(data, False)
+    for country, recipient, mechanism in rows:
+        assert any(
+            f" {country} " in line and f" {recipient} " in line and f" {mechanism} " in line for line in piped.stdout.splitlines()
+        ), (country, recipient, mechanism)
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80
