@@ -233,9 +233,11 @@ def main() -> None:
 _EMBEDDED = """
 import json, resource, sys, time
 from consentflow.decoding_process import read_events_in_child
+from consentflow.gc_tuning import tune_for_streaming
 from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
+tune_for_streaming()  # as every consentflow command does
 sink = ClickHouseSink(sys.argv[2], "bench")
 began = time.perf_counter()
 stats = run_events(read_events_in_child(sys.argv[1]), Processor(), sink)  # as consentflow run reads
