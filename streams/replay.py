@@ -40,7 +40,7 @@ from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.ledger import micros
-from consentflow.streams.partition_range import messages_in
+from consentflow.streams.partition_range import messages_in, range_consumer
 from consentflow.topics import INPUT_TOPICS, RECIPIENTS, Topic
 
 #: Subject topics in their tie-break rank (the registry is read apart, first).
@@ -178,15 +178,7 @@ def open_replay(
 
     Raises ``LookupError`` for a missing topic. Close the result when done.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "consentflow-replay",  # librdkafka wants one; never joined, never committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "fetch.min.bytes": 65536,
-        }
-    )
+    consumer = range_consumer(bootstrap, "consentflow-replay")
     try:
         ranges = plan(consumer, prefix, from_time=from_time, to_time=to_time, timeout=timeout)
     except BaseException:

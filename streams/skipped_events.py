@@ -21,9 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer
-
-from consentflow.streams.partition_range import messages_in
+from consentflow.streams.partition_range import messages_in, range_consumer
 
 Partition = tuple[str, int]  # (topic, partition)
 
@@ -91,14 +89,7 @@ def read_offsets(bootstrap: str, partition: Partition, offsets: range, timeout: 
     if not offsets:
         return []
     topic, number = partition
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "consentflow-skipped-events",  # required by librdkafka; never joined, never committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = range_consumer(bootstrap, "consentflow-skipped-events")
     try:
         messages = list(messages_in(consumer, topic, number, offsets, timeout))
         if not messages or (messages[-1].offset() or 0) < offsets.stop - 1:
