@@ -7,13 +7,12 @@ server or cluster. The SQL is the same on both.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from operator import itemgetter
 from typing import Any
 
@@ -92,7 +91,7 @@ class ClickHouseSink:
         self._sleep = sleep
         # Held around each statement when threads share one ClickHouse (the HTTP API's replay beside its readers:
         # chDB is one engine per process), so others may query between this sink's inserts.
-        self._statement_lock: AbstractContextManager[Any] = statement_lock or contextlib.nullcontext()
+        self._statement_lock: AbstractContextManager[Any] = statement_lock or nullcontext()
         self._client: Any = None
         self._buffers: dict[str, list[list[Any]]] = {t.name: [] for t in TABLES}
         self._rows = 0
