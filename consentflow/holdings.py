@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consentflow.retention import RetentionSchedule
+from consentflow.retention import RetentionPlan
 from consentflow.state import SubjectState
 
 #: The fields of a planned retention action that the record carries (its id is derived from them).
@@ -33,11 +33,11 @@ def needs_holdings(state: SubjectState) -> bool:
     return state.holdings_revision != len(state.seen)
 
 
-def subject_holdings(state: SubjectState, schedule: RetentionSchedule) -> dict[str, Any]:
-    """The ``SubjectHoldings`` record of ``state``; remembers its revision in ``state.holdings_revision``."""
+def subject_holdings(state: SubjectState, plan: RetentionPlan) -> dict[str, Any]:
+    """The ``SubjectHoldings`` record of ``state``, whose retention ``plan`` is ``RetentionSchedule.plan(state)``;
+    remembers its revision in ``state.holdings_revision``."""
     revision = len(state.seen)
-    held, _, _ = schedule.holdings(state)
-    archive = schedule.archive_date(state)
+    held, archive = plan.held, plan.archive
     state.holdings_revision = revision
     return {
         "subject_id": state.subject_id,
@@ -53,5 +53,5 @@ def subject_holdings(state: SubjectState, schedule: RetentionSchedule) -> dict[s
         "archive_at": archive.at if archive else None,
         "archive_section": archive.section if archive else None,
         "archive_reason": archive.reason if archive else None,
-        "planned": [{name: action[name] for name in PLANNED_FIELDS} for action in schedule.planned(state)],
+        "planned": [{name: action[name] for name in PLANNED_FIELDS} for action in plan.actions],
     }

@@ -168,7 +168,8 @@ class Processor:
         changes = Changes()
         schedule = self.schedule
         for state in self.store.states():
-            due = schedule.due(state, now)
+            plan = schedule.plan(state)  # once: the due actions and the holdings record both rest on it
+            due = schedule.due(state, now, plan)
             if due:
                 changes.add_all(RETENTION, due)
             # A holdings record is a function of the set of events known for the subject, and its
@@ -178,7 +179,7 @@ class Processor:
             # last tick outranks them. Issued at ticks, not per event: one record per tick with news.
             news = needs_holdings(state)
             if news:
-                changes.add(HOLDINGS, subject_holdings(state, schedule))
+                changes.add(HOLDINGS, subject_holdings(state, plan))
             if due or news:
                 self.store.put(state)
         return changes

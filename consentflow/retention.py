@@ -34,6 +34,19 @@ class ArchiveDate:
     basis: str  # key of SubjectState.basis_events
 
 
+@dataclass(frozen=True)
+class RetentionPlan:
+    """A subject's retention as of everything known: categories held, the archive date, every action planned.
+
+    Computed once (``RetentionSchedule.plan``) for whatever needs it at the same moment (due actions, the
+    holdings record, the access export): each part walks the subject's whole history.
+    """
+
+    held: set[str]
+    archive: ArchiveDate | None
+    actions: list[dict[str, Any]]  # in due-date order
+
+
 class RetentionSchedule:
     """Applies the retention periods of a policy, with the suspension period chosen within 2.3.3's range."""
 
@@ -88,8 +101,8 @@ class RetentionSchedule:
                 last_financial, financial_event = row[0], row[1]
         return held, last_financial, financial_event
 
-    def planned(self, s: SubjectState) -> list[dict[str, Any]]:
-        """Every retention action planned for ``s`` now, due or not, in due-date order."""
+    def plan(self, s: SubjectState) -> RetentionPlan:
+        """Categories held, archive date and every action planned for ``s`` now, each computed once."""
         actions: list[dict[str, Any]] = []
         archive = self.archive_date(s)
         held, last_financial, financial_event = self.holdings(s)
@@ -116,12 +129,12 @@ class RetentionSchedule:
             action = self._action(s, RetentionActionKind.DELETE, financial, end, "2.3.2", reason, "financial")
             action["basis_event_id"] = financial_event
             actions.append(action)
-        return sorted(actions, key=lambda a: (a["due_at"], a["action"]))
+        return RetentionPlan(held, archive, sorted(actions, key=lambda a: (a["due_at"], a["action"])))
 
-    def due(self, s: SubjectState, now: datetime) -> list[dict[str, Any]]:
-        """Actions due at ``now`` not emitted before; marks them emitted in ``s``."""
+    def due(self, s: SubjectState, now: datetime, plan: RetentionPlan | None = None) -> list[dict[str, Any]]:
+        """Actions due at ``now`` not emitted before; marks them emitted in ``s``. ``plan``: ``plan(s)``, if at hand."""
         out = []
-        for action in self.planned(s):
+        for action in (plan or self.plan(s)).actions:
             if action["due_at"] <= now and action["action_id"] not in s.retention_done:
                 s.retention_done.add(action["action_id"])
                 out.append(action)

@@ -138,12 +138,13 @@ def access_export(
                 "last_sent": received.last_sent,
             }
         )
-    archive = schedule.archive_date(state)
+    plan = schedule.plan(state)
+    archive = plan.archive
     return {
         "subject_id": state.subject_id,
         "as_of": as_of,
         "account_kind": state.account_kind,
-        "categories_held": sorted(schedule.holdings(state)[0]),
+        "categories_held": sorted(plan.held),
         "consents": consents,
         "recipients": recipients,
         "countries": {
@@ -153,7 +154,7 @@ def access_export(
         "retention": {
             "archive_at": archive.at if archive else None,
             "section": archive.section if archive else None,
-            "planned": schedule.planned(state),
+            "planned": plan.actions,
         },
         "requests": [dict(request, request_id=request_id) for request_id, request in sorted(state.requests.items())],
         "erasure_fulfilled_at": state.erasure_fulfilled_at,
