@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.sinks.reading import utc
+from consentflow.sinks.reading import utc, utc_or_none
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,6 @@ WHERE subject_id = {s:String}
 """
 
 
-def _instant(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value)
-
-
 def subject_holdings(sink: ClickHouseSink, subject_id: str) -> SubjectHoldings | None:
     """The subject's latest holdings record, or None when none was issued yet (a worker issues it at its next tick).
 
@@ -97,12 +93,12 @@ def subject_holdings(sink: ClickHouseSink, subject_id: str) -> SubjectHoldings |
         latest_event_at=utc(latest),
         account_kind=account_kind,
         categories_held=tuple(held),
-        registered_at=_instant(registered_at),
-        last_use=_instant(last_use),
-        closed_at=_instant(closed_at),
-        last_negative=_instant(last_negative),
-        suspended_at=_instant(suspended_at),
-        archive_at=_instant(archive_at),
+        registered_at=utc_or_none(registered_at),
+        last_use=utc_or_none(last_use),
+        closed_at=utc_or_none(closed_at),
+        last_negative=utc_or_none(last_negative),
+        suspended_at=utc_or_none(suspended_at),
+        archive_at=utc_or_none(archive_at),
         archive_section=archive_section,
         archive_reason=archive_reason,
         planned=tuple(

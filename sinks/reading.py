@@ -90,6 +90,11 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def utc_or_none(value: datetime | None) -> datetime | None:
+    """``utc`` of a time read from a ``Nullable(DateTime64(6, 'UTC'))`` column; None stays None."""
+    return None if value is None else utc(value)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.sinks.reading import utc
+from consentflow.sinks.reading import utc, utc_or_none
 
 _VERSIONS = """
 SELECT recipient_id, event_id, since, name, kind, country, mechanisms, mechanism_from, mechanism_until,
@@ -35,7 +35,7 @@ def registry_from_tables(sink: ClickHouseSink) -> RecipientRegistry:
             "kind": kind,
             "country": country,
             "transfer_mechanisms": [
-                {"mechanism": m, "valid_from": utc(start), "valid_until": None if end is None else utc(end)}
+                {"mechanism": m, "valid_from": utc(start), "valid_until": utc_or_none(end)}
                 for m, start, end in zip(mechanisms, starts, ends, strict=True)
             ],
             "allowed_purposes": list(purposes),
