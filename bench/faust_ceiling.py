@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterable
 from typing import Any
@@ -30,6 +31,7 @@ def main() -> None:
         f"{prefix}-ceiling-{os.getpid()}",
         broker="kafka://127.0.0.1:9092" if "BOOTSTRAP" not in os.environ else f"kafka://{os.environ['BOOTSTRAP']}",
         store="memory://",
+        datadir=tempfile.mkdtemp(prefix="consentflow-ceiling-"),  # not the caller's working directory
         web_enabled=False,
         topic_partitions=6,
         consumer_auto_offset_reset="earliest",

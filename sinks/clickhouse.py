@@ -27,6 +27,9 @@ DEFAULT_DSN = "chdb:///tmp/consentflow-chdb"
 DEFAULT_DATABASE = "consentflow"
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _CLIENTS: dict[str, Any] = {}
+# ReplacingMergeTree would collapse duplicate keys within each inserted block; every reader already asks with
+# FINAL (redelivery puts duplicates in different blocks anyway), so that pass only costs: a third of chDB's insert time.
+_INSERT_SETTINGS = {"optimize_on_insert": 0}
 
 
 class SinkUnavailable(RuntimeError):
@@ -56,6 +59,10 @@ def connect(dsn: str) -> Any:
     dsn = check_dsn(dsn)
     client = _CLIENTS.get(dsn)
     if client is None:
+        opened = next((other for other in _CLIENTS if other.startswith("chdb://")), None)
+        if opened is not None and dsn.startswith("chdb://"):
+            # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
+            raise ValueError(f"chDB runs one engine per process: this process already opened {opened}, so not {dsn}")
         client = _CLIENTS[dsn] = clickhouse_connect.get_client(dsn=dsn)
     return client
 
@@ -171,6 +178,7 @@ class ClickHouseSink:
             column_names=table.column_names,
             column_type_names=table.sent_types,  # also spares a DESCRIBE TABLE per insert
             column_oriented=True,
+            settings=_INSERT_SETTINGS,
         )
 
     def _with_retry(self, action: Callable[[], None]) -> None:

@@ -271,6 +271,13 @@ def test_bad_dsns_are_refused_with_the_reason(dsn: str, message: str) -> None:
         check_dsn(dsn)
 
 
+def test_a_second_chdb_path_in_one_process_is_refused_at_once_not_retried(chdb_dsn: str, database: str) -> None:
+    slept: list[float] = []
+    with pytest.raises(ValueError, match=re.escape(f"already opened {chdb_dsn}")):
+        ClickHouseSink(chdb_dsn + "-other", database, sleep=slept.append)
+    assert slept == []  # a configuration error, not an outage to wait out
+
+
 @pytest.mark.parametrize("name", ["x; DROP TABLE y", "a-b", "1abc", "", "a" * 65, "db`"])
 def test_database_names_are_identifiers_only(name: str) -> None:
     with pytest.raises(ValueError, match="letters, digits and underscores"):
