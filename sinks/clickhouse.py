@@ -13,12 +13,10 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from operator import itemgetter
 from typing import Any
 
 import clickhouse_connect
 
-from consentflow.ledger import micros
 from consentflow.sinks.tables import TABLE_FOR_TOPIC, TABLES, Table, extra_ddl
 
 log = logging.getLogger(__name__)
@@ -106,9 +104,8 @@ class ClickHouseSink:
         self.inserted = 0
         if create_schema:  # False for readers: no DDL, so a read-only ClickHouse user can ask too
             self._with_retry(self._ensure_schema)
-            # clickhouse-connect imports pandas, when installed, on its first insert (a second or
-            # more): here, so that the first batch does not stall the stream.
-            getattr(clickhouse_connect.driver.options, "pd", None)
+            for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
+                table.to_arrow([])
 
     # -- schema ----------------------------------------------------------------------
 
@@ -169,17 +166,7 @@ class ClickHouseSink:
         return written
 
     def _insert(self, table: Table, rows: list[list[Any]]) -> None:
-        columns = [list(map(itemgetter(index), rows)) for index in range(len(table.columns))]
-        for index in table.instant_columns:  # as microseconds: clickhouse-connect converts a datetime in Python, slower
-            columns[index] = [None if t is None else micros(t) for t in columns[index]]
-        self.client.insert(
-            f"{self.database}.{table.name}",
-            columns,
-            column_names=table.column_names,
-            column_type_names=table.sent_types,  # also spares a DESCRIBE TABLE per insert
-            column_oriented=True,
-            settings=_INSERT_SETTINGS,
-        )
+        self.client.insert_arrow(table.name, table.to_arrow(rows), database=self.database, settings=_INSERT_SETTINGS)
 
     def _with_retry(self, action: Callable[[], None]) -> None:
         delay = 0.5

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 Row = list[Any]
@@ -35,18 +36,24 @@ class Table:
         return [name for name, _ in self.columns]
 
     @functools.cached_property
-    def sent_types(self) -> list[str]:
-        """The column types an insert sends: ``LowCardinality(X)`` goes as ``X``.
+    def arrow_schema(self) -> Any:
+        """The ``pyarrow.Schema`` an insert sends: this table's columns in order, each as its Arrow type.
 
-        ClickHouse builds the dictionaries on insert; clickhouse-connect would build
-        them in Python first, and they are a third of the sink's time.
+        pyarrow builds the columns from Python values in C++, where clickhouse-connect's Native
+        writer loops in Python (the sink's slowest part); ClickHouse casts each on insert to the
+        DDL's type (``LowCardinality``, ``DateTime64``), which stays the stored type.
         """
-        return [kind.replace(_LC_NULLABLE, "Nullable(String)").replace(LC, "String") for _, kind in self.columns]
+        import pyarrow  # imported with the first insert: readers never need it
 
-    @functools.cached_property
-    def instant_columns(self) -> tuple[int, ...]:
-        """Indexes of the ``DateTime64`` columns (nullable or not, not in arrays), which an insert sends as microseconds."""
-        return tuple(i for i, (_, kind) in enumerate(self.columns) if kind in (T, f"Nullable({T})"))
+        return pyarrow.schema([(name, arrow_type(kind)) for name, kind in self.columns])
+
+    def to_arrow(self, rows: list[Row]) -> Any:
+        """``rows`` (from ``to_row``) as a ``pyarrow.Table`` of ``arrow_schema``, column by column."""
+        import pyarrow
+
+        schema = self.arrow_schema
+        columns = [pyarrow.array(list(map(itemgetter(index), rows)), type=field.type) for index, field in enumerate(schema)]
+        return pyarrow.Table.from_arrays(columns, schema=schema)
 
     def ddl(self, database: str) -> str:
         """CREATE TABLE statement (identifiers come from this module, never from input)."""
@@ -64,6 +71,24 @@ SOURCE_COLUMNS = frozenset(name for name, _ in SOURCE)
 # granule per part, and a granule of 1,024 rows instead of 8,192 reads an eighth as much
 # (bench/query_latency.py: who-has on ten million edges).
 POINT_LOOKUPS = "SETTINGS index_granularity = 1024"
+
+
+def arrow_type(kind: str) -> Any:
+    """The Arrow type that carries values of ClickHouse type ``kind`` (the types our DDL uses)."""
+    import pyarrow
+
+    for wrapper in ("Nullable(", "LowCardinality("):  # Arrow columns are nullable; ClickHouse builds dictionaries itself
+        if kind.startswith(wrapper):
+            return arrow_type(kind[len(wrapper) : -1])
+    if kind.startswith("Array("):
+        return pyarrow.list_(arrow_type(kind[len("Array(") : -1]))
+    if kind == T:
+        return pyarrow.timestamp("us", tz="UTC")
+    scalar = {"String": pyarrow.string(), "UInt8": pyarrow.uint8(), "UInt64": pyarrow.uint64()}
+    scalar.update({"Int32": pyarrow.int32(), "Int64": pyarrow.int64()})
+    if kind not in scalar:
+        raise ValueError(f"no Arrow type for ClickHouse type {kind!r}")
+    return scalar[kind]
 
 
 def _hex(data: bytes | str | None) -> str | None:

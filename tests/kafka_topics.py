@@ -19,7 +19,13 @@ def fresh_topics(bootstrap: str, label: str, *, partitions: int = 3) -> Iterator
     try:
         yield prefix
     finally:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        mine = [name for name in admin.list_topics(timeout=10).topics if name.startswith(f"{prefix}.")]
-        for future in admin.delete_topics(mine, operation_timeout=30).values() if mine else []:
-            future.result()
+        delete_topics_under(bootstrap, prefix)
+
+
+def delete_topics_under(bootstrap: str, prefix: str) -> None:
+    """Delete ``prefix``'s pipeline topics and those of apps named after it (faust changelogs): a broker kept
+    between test runs would otherwise pile up thousands of partitions until its heap runs out."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    mine = [name for name in admin.list_topics(timeout=10).topics if name.startswith((f"{prefix}.", f"{prefix}-"))]
+    for future in admin.delete_topics(mine, operation_timeout=30).values() if mine else []:
+        future.result()

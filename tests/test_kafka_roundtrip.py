@@ -19,6 +19,7 @@ from consentflow.errors import ContractError
 from consentflow.events import Event
 from consentflow.producer import EventProducer
 from consentflow.topics import ALL_TOPICS, INPUT_TOPICS, LEDGER, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic
+from tests.kafka_topics import delete_topics_under
 from tests.samples import T0, recipient_event, subject_events
 
 pytestmark = pytest.mark.kafka
@@ -31,10 +32,7 @@ CONSUME_DEADLINE_S = 30.0
 def _delete_test_topics(kafka_bootstrap: str, session_prefix: str) -> Iterator[None]:
     """Leave the shared broker as it was: drop every topic this session created."""
     yield
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    mine = [name for name in admin.list_topics(timeout=10).topics if name.startswith(f"{session_prefix}-")]
-    for future in admin.delete_topics(mine, operation_timeout=30).values() if mine else []:
-        future.result()
+    delete_topics_under(kafka_bootstrap, session_prefix)
 
 
 def _configs(bootstrap: str, topic: str) -> dict[str, str]:

@@ -33,6 +33,7 @@ from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
 from consentflow.streams.embedded import run_events
 from consentflow.topics import INPUT_TOPICS, OUTPUT_TOPICS
+from tests.kafka_topics import delete_topics_under
 
 pytestmark = pytest.mark.kafka
 
@@ -159,6 +160,7 @@ def pipeline(kafka_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pi
     p = Pipeline(kafka_bootstrap, dataset, tmp_path)
     yield p
     p.stop()
+    delete_topics_under(kafka_bootstrap, p.prefix)
 
 
 def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(

@@ -15,7 +15,7 @@ from consentflow.generator import GeneratorConfig, generate
 from consentflow.ledger import micros
 from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn
-from consentflow.sinks.tables import TABLES
+from consentflow.sinks.tables import TABLES, arrow_type
 from consentflow.streams.embedded import run_events
 from consentflow.vocabulary import ConsentAction, Purpose
 
@@ -53,11 +53,11 @@ def test_a_replayed_run_leaves_query_results_unchanged(chdb_dsn: str, database: 
     assert by_recipient == len(first["lineage_edges"])
 
 
-def test_columns_sent_as_plain_strings_and_microseconds_are_stored_as_the_ddl_says(
+def test_columns_sent_as_arrow_are_stored_as_the_ddl_says_and_read_back_as_written(
     chdb_dsn: str, database: str, small_dataset: Path
 ) -> None:
-    """Inserts send LowCardinality columns as String and instants as integers (clickhouse-connect's Python conversions
-    are the sink's slowest part); the tables keep their declared types and the values read back as written."""
+    """Inserts send Arrow columns (strings for LowCardinality, timestamps for DateTime64: clickhouse-connect's Python
+    conversions were the sink's slowest part); the tables keep their declared types and the values read back as written."""
     sink = ClickHouseSink(chdb_dsn, database)
     events = list(read_events(small_dataset))
     processor = Processor()
@@ -66,7 +66,7 @@ def test_columns_sent_as_plain_strings_and_microseconds_are_stored_as_the_ddl_sa
         sink.add("lineage", edge)
     sink.flush()
     for table in TABLES:
-        assert not any("LowCardinality" in kind for kind in table.sent_types)
+        assert table.arrow_schema.names == table.column_names
         stored = sink.query(
             "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = {t:String} ORDER BY position",
             {"d": database, "t": table.name},
@@ -276,6 +276,14 @@ def test_a_second_chdb_path_in_one_process_is_refused_at_once_not_retried(chdb_d
     with pytest.raises(ValueError, match=re.escape(f"already opened {chdb_dsn}")):
         ClickHouseSink(chdb_dsn + "-other", database, sleep=slept.append)
     assert slept == []  # a configuration error, not an outage to wait out
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"), [("Float64", "Float64"), ("Array(UUID)", "UUID"), ("Nullable(Decimal(9, 2))", "Decimal(9, 2)")]
+)
+def test_a_column_type_without_an_arrow_form_is_named(kind: str, named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"no Arrow type for ClickHouse type {named!r}")):
+        arrow_type(kind)
 
 
 @pytest.mark.parametrize("name", ["x; DROP TABLE y", "a-b", "1abc", "", "a" * 65, "db`"])
