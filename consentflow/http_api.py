@@ -15,23 +15,33 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from consentflow.api_keys import Action, may_emit_as
+from consentflow.api_keys import may_emit_as
 from consentflow.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
-from consentflow.http_context import Caller, Server, ServerSettings, argument, caller, server_of
+from consentflow.http_context import (
+    Auditor,
+    Describer,
+    Emitter,
+    Reader,
+    Server,
+    ServerSettings,
+    argument,
+    instant_argument,
+    server_of,
+)
 from consentflow.http_errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
+from consentflow.http_replay import add_replay_routes
 from consentflow.lineage import RecipientHolding
-from consentflow.query_arguments import check_id, check_window, parse_instant, parse_purpose, parse_rule
+from consentflow.query_arguments import check_id, check_window, parse_purpose, parse_rule
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
     ActiveViolation,
@@ -51,12 +61,6 @@ from consentflow.topics import Topic
 _SUBJECT = Path(description="A pseudonymous subject id, as the events carry it.", examples=["subj-0000042"])
 _RECIPIENT = Path(description="A recipient id, as the registry carries it.", examples=["valumen-usa"])
 _AS_OF = Query(description="As it stood at this instant (ISO-8601; UTC when no zone). Default: now.")
-
-Reader = Annotated[Caller, Depends(caller(Action.READ))]
-Auditor = Annotated[Caller, Depends(caller(Action.AUDIT))]
-Emitter = Annotated[Caller, Depends(caller(Action.COLLECT))]
-Describer = Annotated[Caller, Depends(caller(Action.DESCRIBE))]
-
 
 # -- answers that are not one of the query layer's dataclasses ------------------------------------
 
@@ -116,28 +120,6 @@ class Verification:
     first_difference: FirstDifference | None
 
 
-class ReplayRequest(BaseModel):
-    """Which window of the input topics to rebuild, into which fresh database of the served ClickHouse."""
-
-    database: str = Field(description="A database of the served ClickHouse that holds no rows yet.")
-    from_time: str | None = Field(
-        None, description="Replay what was emitted at or after this instant (ISO-8601); none: from the beginning."
-    )
-    to_time: str | None = Field(None, description="Stop before what was emitted at this instant; none: the topics' ends now.")
-
-
-@dataclass(frozen=True)
-class Replayed:
-    """What a replay wrote (``consentflow replay``): compare it with ``GET /v1/audit/verify?against_database=``."""
-
-    database: str
-    events: int
-    outputs: dict[str, int]
-    dead_letters: int
-    undecodable: int
-    seconds: float
-
-
 class Health(BaseModel):
     """The server runs (says nothing about ClickHouse or Kafka)."""
 
@@ -154,10 +136,6 @@ class Collected(BaseModel):
 
 def _answer(value: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(jsonable(value), status_code=status)
-
-
-def _instant(text: str | None, field: str) -> datetime | None:
-    return None if text is None else argument(parse_instant, field, text, field)
 
 
 def _id(text: str, field: str) -> str:
@@ -202,7 +180,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _add_query_routes(app)
     _add_request_routes(app)
     _add_audit_routes(app)
-    _add_replay_route(app)
+    add_replay_routes(app)
     _add_collector_routes(app)
     from consentflow.http_pages import add_page_routes  # the browser pages, apart from the JSON API
 
@@ -247,7 +225,7 @@ def _add_query_routes(app: FastAPI) -> None:
         request: Request, _: Reader, subject_id: Annotated[str, _SUBJECT], as_of: Annotated[str | None, _AS_OF] = None
     ) -> Response:
         """Every recipient of the subject's data: categories, purposes, country, transfer mechanisms [4, 7]."""
-        subject, at = _id(subject_id, "subject_id"), _instant(as_of, "as_of")
+        subject, at = _id(subject_id, "subject_id"), instant_argument(as_of, "as_of")
         with server_of(request).tables() as sink:
             holdings = lineage_queries.who_has(sink, subject, at)
         return _answer(SubjectRecipients(subject, at, tuple(holdings)))
@@ -282,7 +260,7 @@ def _add_query_routes(app: FastAPI) -> None:
         """The consent state per purpose at ``as_of`` (event time decides) and every ledger fact behind it [6]."""
         subject = _id(subject_id, "subject_id")
         only = None if purpose is None else argument(parse_purpose, "purpose", purpose)
-        at = _instant(as_of, "as_of")
+        at = instant_argument(as_of, "as_of")
         with server_of(request).tables() as sink:
             return _answer(consent_queries.consent(sink, subject, only, at))
 
@@ -315,7 +293,7 @@ def _add_query_routes(app: FastAPI) -> None:
     ) -> Response:
         """Subjects and categories the recipient received in ``[from, to)`` [12]."""
         recipient = _id(recipient_id, "recipient_id")
-        first, last = _instant(start, "from"), _instant(end, "to")
+        first, last = instant_argument(start, "from"), instant_argument(end, "to")
         assert first is not None and last is not None  # both are required parameters
         if last <= first:
             raise ApiError(422, f"to: {end!r} is not after from: {start!r}; the window [from, to) would be empty", "to")
@@ -354,7 +332,7 @@ def _add_query_routes(app: FastAPI) -> None:
         subject_id: Annotated[str | None, Query(description="Only this subject's.")] = None,
     ) -> Response:
         """Violations whose latest verdict stands (retracted ones are left out), oldest first."""
-        start = _instant(since, "since")
+        start = instant_argument(since, "since")
         only = None if rule is None else argument(parse_rule, "rule", rule)
         subject = None if subject_id is None else _id(subject_id, "subject_id")
         with server_of(request).tables() as sink:
@@ -372,7 +350,7 @@ def _add_query_routes(app: FastAPI) -> None:
     )
     def retention_due(request: Request, _: Reader, as_of: Annotated[str | None, _AS_OF] = None) -> Response:
         """Retention actions due at or before ``as_of``: archive, anonymise, keep for the legal period, delete [2.3]."""
-        at = _instant(as_of, "as_of")
+        at = instant_argument(as_of, "as_of")
         with server_of(request).tables() as sink:
             return _answer(compliance_queries.retention_due(sink, at))
 
@@ -406,7 +384,7 @@ def _add_request_routes(app: FastAPI) -> None:
         [8.1, 12; GDPR Art. 15, 20]; ``as_of`` default: everything known."""
         from consentflow.sinks.subject_access import subject_access_export
 
-        subject, at = _id(subject_id, "subject_id"), _instant(as_of, "as_of")
+        subject, at = _id(subject_id, "subject_id"), instant_argument(as_of, "as_of")
         with server_of(request).tables() as sink:
             return _answer(subject_access_export(sink, subject, at))
 
@@ -505,85 +483,6 @@ def _add_audit_routes(app: FastAPI) -> None:
         return _answer(report)
 
 
-def _add_replay_route(app: FastAPI) -> None:
-    refusals = dict(KEYED)
-    refusals[409] = {"model": ErrorBody, "description": "The database already holds rows (replay into a fresh one), or a replay is running."}
-
-    @app.post(
-        f"{API_PREFIX}/audit/replay",
-        response_model=Replayed,
-        responses=refusals,
-        tags=["audit"],
-        summary="Rebuild the tables from the input topics into a fresh database",
-    )
-    def replay(request: Request, _: Auditor, body: ReplayRequest) -> Response:
-        """The input topics (registry first, then each partition in offset order) through the same processors into a
-        fresh database of the served ClickHouse, as ``consentflow replay``; then ``GET /v1/audit/verify?against_database=``
-        compares it with the served tables. Runs to the end before answering; other requests are answered meanwhile
-        (the replay holds the ClickHouse lock one statement at a time), a second replay is 409 until it is done."""
-        from clickhouse_connect.driver.exceptions import ClickHouseError
-        from confluent_kafka import KafkaException
-
-        from consentflow.codec import make_codec
-        from consentflow.processor import Processor
-        from consentflow.sinks.clickhouse import ClickHouseSink
-        from consentflow.sinks.verification import stored_rows
-        from consentflow.streams.embedded import run_events
-        from consentflow.streams.replay import dead_letters, open_replay
-
-        server = server_of(request)
-        settings = server.settings
-        try:
-            database = check_database_name(body.database)
-        except ValueError as exc:
-            raise ApiError(422, f"database: {exc}", "database") from None
-        start, end = _instant(body.from_time, "from_time"), _instant(body.to_time, "to_time")
-        if start is not None and end is not None and end <= start:
-            raise ApiError(422, f"to_time: {body.to_time!r} is not after from_time: {body.from_time!r}", "to_time")
-        began = time.perf_counter()
-        if not server.replaying.acquire(blocking=False):
-            raise ApiError(409, "a replay is running; send this one when it has answered", "database")
-        try:
-            with server.tables():  # the fresh check under the lock every request takes
-                filled = sorted((table, rows) for table, rows in stored_rows(settings.dsn, database).items() if rows)
-            if filled:
-                table, rows = filled[0]
-                raise ApiError(409, f"database {database} is not fresh: table {table} holds {rows:,} rows", "database")
-            try:
-                # The lock is held per statement, not for the whole replay: other requests are answered meanwhile.
-                sink = ClickHouseSink(settings.dsn, database, retry_for=0, statement_lock=server.statement_lock)
-                replayed = open_replay(
-                    settings.bootstrap,
-                    settings.prefix,
-                    make_codec(settings.registry_url, settings.prefix),
-                    from_time=start,
-                    to_time=end,
-                    timeout=settings.replay_timeout,
-                )
-                try:
-                    stats = run_events(replayed.events(), Processor(), sink)
-                finally:
-                    replayed.close()
-                sink.add_all(("dead-letter", letter) for letter in dead_letters(replayed))
-                sink.flush()
-            except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:  # SinkUnavailable is a RuntimeError
-                raise ApiError(503, f"replay from {settings.bootstrap} (prefix {settings.prefix}): {exc}") from None
-            except ClickHouseError as exc:
-                lines = str(exc).strip().splitlines() or [type(exc).__name__]
-                raise ApiError(503, f"replay into {database}: ClickHouse failed: {lines[0]}") from None
-        finally:
-            server.replaying.release()
-        answer = Replayed(
-            database=database,
-            events=stats.events,
-            outputs=dict(sorted(stats.outputs.items())),
-            dead_letters=stats.dead_letters + len(replayed.undecodable),
-            undecodable=len(replayed.undecodable),
-            seconds=round(time.perf_counter() - began, 3),
-        )
-        return _answer(answer)
-
-
 def _collect_route(app: FastAPI, topic: Topic) -> None:
     schema = copy.deepcopy(body_schema(topic))
 
@@ -618,7 +517,9 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
         claimed = event.record["source_service"]
         if not may_emit_as(emitter.role, emitter.key_name, claimed):
             raise ApiError(
-                403, f"key {emitter.key_name} may emit only as source_service {emitter.key_name!r}, not {claimed!r}", "source_service"
+                403,
+                f"key {emitter.key_name} may emit only as source_service {emitter.key_name!r}, not {claimed!r}",
+                "source_service",
             )
         try:
             await run_in_threadpool(collector.send, event)

@@ -15,15 +15,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from consentflow.api_keys import Action, KeyRing, Role, allows
 from consentflow.http_errors import ApiError
-from consentflow.query_arguments import ArgumentError
+from consentflow.query_arguments import ArgumentError, parse_instant
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
 
@@ -70,8 +71,6 @@ class Server:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self._reading = threading.Lock()
-        #: One replay at a time: a second could fill the same fresh database.
-        self.replaying = threading.Lock()
 
     @property
     def statement_lock(self) -> threading.Lock:
@@ -139,6 +138,13 @@ def caller(action: Action) -> Callable[..., Caller]:
     return dependency
 
 
+#: The callers of JSON endpoints, by what they may do (roles: ``api_keys``).
+Reader = Annotated[Caller, Depends(caller(Action.READ))]
+Auditor = Annotated[Caller, Depends(caller(Action.AUDIT))]
+Emitter = Annotated[Caller, Depends(caller(Action.COLLECT))]
+Describer = Annotated[Caller, Depends(caller(Action.DESCRIBE))]
+
+
 def page_caller(action: Action) -> Callable[..., Caller]:
     """A FastAPI dependency for a browser page: the header, or else the cookie the login form set.
 
@@ -160,3 +166,8 @@ def known_key(request: Request, presented: str) -> Caller | None:
     """The caller a key presented in the login form stands for, whatever its role; None for an unknown key."""
     key = server_of(request).settings.keys.find(presented)
     return None if key is None else Caller(key.name, key.role)
+
+
+def instant_argument(text: str | None, field: str) -> datetime | None:
+    """An optional instant parameter or body field (ISO-8601; UTC when no zone): 422 naming ``field`` when malformed."""
+    return None if text is None else argument(parse_instant, field, text, field)

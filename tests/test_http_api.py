@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -593,20 +592,21 @@ def test_a_replay_through_the_api_equals_the_embedded_run(kafka_bootstrap: str, 
                 api.post("/v1/audit/replay", json={"database": rebuilt}, headers={"X-API-Key": KEYS[Role.SERVICE]}).status_code
                 == 403
             )
-            # Other requests are answered while the replay runs: it holds the ClickHouse lock one statement at a time.
-            replies: list[Any] = []
-            replay = threading.Thread(
-                target=lambda: replies.append(api.post("/v1/audit/replay", json={"database": rebuilt}, headers=auditor))
-            )
-            started = time.monotonic()
-            replay.start()
-            answered_meanwhile = 0  # reads sent once the replay is well under way, answered before it ends
-            while replay.is_alive():
-                sent = time.monotonic()
+            # The replay answers 202 at once and runs on; other requests are answered while it runs
+            # (it holds the ClickHouse lock one statement at a time), and GET follows it to its end.
+            started = api.post("/v1/audit/replay", json={"database": rebuilt}, headers=auditor)
+            assert started.status_code == 202, started.text
+            replay_id = started.json()["replay_id"]
+            assert started.json()["status"] == "running" and started.json()["database"] == rebuilt
+            assert started.headers["location"] == f"/v1/audit/replays/{replay_id}"
+            busy = api.post("/v1/audit/replay", json={"database": f"{rebuilt}_b"}, headers=auditor)
+            assert busy.status_code == 409 and "a replay is running" in busy.json()["detail"]
+            answered_meanwhile = 0  # reads answered while the replay still ran
+            while (status := ok(get(api, f"/v1/audit/replays/{replay_id}", Role.AUDITOR)))["status"] == "running":
                 assert get(api, "/v1/overview").status_code == 200
-                answered_meanwhile += sent - started > 0.5 and replay.is_alive()
-            replay.join()
-            body = ok(replies[0])
+                answered_meanwhile += 1
+            assert status["status"] == "done" and status["error"] is None, status
+            body = status["result"]
             assert body["seconds"] > 1.5, "the replay is long enough for the check above to mean something"
             assert answered_meanwhile >= 3
             assert body["database"] == rebuilt and body["events"] == produced and body["undecodable"] == 0
@@ -621,15 +621,47 @@ def test_a_replay_through_the_api_equals_the_embedded_run(kafka_bootstrap: str, 
 
 
 def test_a_second_replay_while_one_runs_is_refused(client: TestClient) -> None:
-    """One replay at a time: two could fill the same fresh database. 409 naming it, until the first has answered."""
-    server = client.app.state.server  # type: ignore[attr-defined]
-    assert server.replaying.acquire(blocking=False)  # a replay is running
+    """One replay at a time: two could fill the same fresh database. 409 naming it, until the first has ended."""
+    replays = client.app.state.replays  # type: ignore[attr-defined]
+    assert replays.running.acquire(blocking=False)  # a replay is running
     try:
         refused = client.post("/v1/audit/replay", json={"database": "t_second"}, headers={"X-API-Key": KEYS[Role.AUDITOR]})
     finally:
-        server.replaying.release()
+        replays.running.release()
     assert refused.status_code == 409 and refused.json()["field"] == "database"
     assert "a replay is running" in refused.json()["detail"]
+
+
+def test_a_replay_that_cannot_reach_kafka_ends_failed_naming_why(chdb_dsn: str) -> None:
+    """The failure of a replay running in the background is kept for the auditor who follows it, and the next may start."""
+    served = ClickHouseSink(chdb_dsn, f"t_{uuid.uuid4().hex[:10]}").database  # the served tables, empty
+    settings = ServerSettings(chdb_dsn, served, _ring(), bootstrap="127.0.0.1:9", prefix="nowhere", replay_timeout=1)
+    with TestClient(create_app(settings)) as api:
+        auditor = {"X-API-Key": KEYS[Role.AUDITOR]}
+        started = api.post("/v1/audit/replay", json={"database": f"t_{uuid.uuid4().hex[:10]}"}, headers=auditor)
+        assert started.status_code == 202, started.text
+        status = _followed_to_its_end(api, started.json()["replay_id"])
+        assert status["status"] == "failed" and status["result"] is None
+        assert "127.0.0.1:9" in status["error"], status["error"]
+        again = api.post("/v1/audit/replay", json={"database": f"t_{uuid.uuid4().hex[:10]}"}, headers=auditor)
+        assert again.status_code == 202  # the lock went with the failed one
+        assert _followed_to_its_end(api, again.json()["replay_id"])["status"] == "failed"
+
+
+def _followed_to_its_end(api: TestClient, replay_id: str, within: float = 60) -> Any:
+    """The replay's status once it no longer runs."""
+    deadline = time.monotonic() + within
+    while (status := ok(get(api, f"/v1/audit/replays/{replay_id}", Role.AUDITOR)))["status"] == "running":
+        assert time.monotonic() < deadline, f"replay {replay_id} still running after {within:.0f} s"
+        time.sleep(0.2)
+    return status
+
+
+@pytest.mark.parametrize(("replay_id", "code"), [("0" * 32, 404), ("not-an-id", 422)])
+def test_an_unknown_or_malformed_replay_id_is_refused(client: TestClient, replay_id: str, code: int) -> None:
+    answer = get(client, f"/v1/audit/replays/{replay_id}", Role.AUDITOR)
+    assert answer.status_code == code
+    assert "replay_id" in answer.text
 
 
 # -- the key file, the environment, the commands ------------------------------------------------------
