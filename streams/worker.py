@@ -39,6 +39,7 @@ from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.lag import committed_offsets, end_offsets
+from consentflow.malloc_arenas import limit_malloc_arenas
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
 from consentflow.state import SubjectState
@@ -385,6 +386,7 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
 def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
     """Start a worker and block until it is stopped (SIGTERM/SIGINT)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    limit_malloc_arenas()  # before faust, librdkafka and RocksDB start their threads
     faust_worker(build_app(settings), loglevel).execute_from_commandline()
 
 
