@@ -62,15 +62,15 @@ def _open(dsn: str, database: str) -> Any:
         _fail(str(exc))
 
 
-def _rows_by_table(dsn: str, database: str) -> dict[str, int]:
+def _first_filled_table(dsn: str, database: str) -> tuple[str, int] | None:
     from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, check_dsn
-    from consentflow.sinks.verification import stored_rows
+    from consentflow.sinks.verification import first_filled_table
 
     try:
         check_dsn(dsn)
         check_database_name(database)
         _ensure_chdb_dir(dsn)
-        return stored_rows(dsn, database)
+        return first_filled_table(dsn, database)
     except (ValueError, SinkUnavailable, OSError) as exc:
         _fail(str(exc))
     raise AssertionError  # _fail raised
@@ -119,9 +119,9 @@ def replay(
         _fail("give exactly one of --from-beginning and --from-time")
     if from_time is not None and to_time is not None and to_time <= from_time:
         _fail(f"--to-time {to_time.isoformat()} is not after --from-time {from_time.isoformat()}")
-    filled = {table: rows for table, rows in sorted(_rows_by_table(into, database).items()) if rows}
-    if filled:
-        table, rows = next(iter(filled.items()))
+    filled = _first_filled_table(into, database)
+    if filled is not None:
+        table, rows = filled
         _fail(f"database {database} at {into} is not fresh: table {table} holds {rows:,} rows; replay into a new database")
     sink = _sink(into, database)
     console = Console(stderr=True)

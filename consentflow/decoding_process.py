@@ -32,6 +32,7 @@ _LENGTH = struct.Struct(">Q")
 class DecodingProcessFailed(RuntimeError):
     """The decoding process died or broke its framing (killed, out of memory): not a fault of the file."""
 
+
 #: Events per frame: big enough that framing costs nothing, small enough that the child stays just ahead.
 CHUNK = 2_000
 

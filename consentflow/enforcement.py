@@ -67,7 +67,7 @@ def violation(
     """A ``Violation`` record for processing ``p``."""
     occurred_at, event_id, subject_id, _, recipient_id, purpose, _, categories = p  # one unpacking, not six lookups
     return {
-        "violation_id": f"{rule}:{event_id}",  # violation_id(rule, event_id), inline: one per consent-gated processing
+        "violation_id": violation_id(rule, event_id),
         "rule": rule,  # a Rule is a str: stored as it is, it encodes and compares as its value
         "policy_section": RULE_SECTIONS[rule],  # type: ignore[index]  # a rule's value finds its member
         "subject_id": subject_id,

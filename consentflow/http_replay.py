@@ -119,7 +119,7 @@ def add_replay_routes(app: FastAPI) -> None:
         id to follow it by (``GET /v1/audit/replays/{replay_id}``, also in ``Location``); when it is done,
         ``GET /v1/audit/verify?against_database=`` compares it with the served tables. A second replay is 409 while
         one runs."""
-        from consentflow.sinks.verification import stored_rows
+        from consentflow.sinks.verification import first_filled_table
 
         server = server_of(request)
         try:
@@ -134,9 +134,9 @@ def add_replay_routes(app: FastAPI) -> None:
             raise ApiError(409, "a replay is running; send this one when GET /v1/audit/replays/{id} says it ended", "database")
         try:
             with server.tables():  # the fresh check under the lock every request takes
-                filled = sorted((table, rows) for table, rows in stored_rows(server.settings.dsn, database).items() if rows)
-            if filled:
-                table, rows = filled[0]
+                filled = first_filled_table(server.settings.dsn, database)
+            if filled is not None:
+                table, rows = filled
                 raise ApiError(409, f"database {database} is not fresh: table {table} holds {rows:,} rows", "database")
             status = replays.begin(database)
             threading.Thread(

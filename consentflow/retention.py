@@ -131,10 +131,10 @@ class RetentionSchedule:
             actions.append(action)
         return RetentionPlan(held, archive, sorted(actions, key=lambda a: (a["due_at"], a["action"])))
 
-    def due(self, s: SubjectState, now: datetime, plan: RetentionPlan | None = None) -> list[dict[str, Any]]:
-        """Actions due at ``now`` not emitted before; marks them emitted in ``s``. ``plan``: ``plan(s)``, if at hand."""
+    def due(self, s: SubjectState, now: datetime, plan: RetentionPlan) -> list[dict[str, Any]]:
+        """Actions of ``plan`` (``plan(s)``) due at ``now`` and not emitted before; marks them emitted in ``s``."""
         out = []
-        for action in (plan or self.plan(s)).actions:
+        for action in plan.actions:
             if action["due_at"] <= now and action["action_id"] not in s.retention_done:
                 s.retention_done.add(action["action_id"])
                 out.append(action)

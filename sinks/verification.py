@@ -54,6 +54,14 @@ def stored_rows(dsn: str, database: str) -> dict[str, int]:
     return {str(table): int(count) for table, count in rows}
 
 
+def first_filled_table(dsn: str, database: str) -> tuple[str, int] | None:
+    """The first table (by name) of ``database`` that holds rows, with how many; None for a fresh database.
+
+    A replay writes only into a fresh one: rows already there would mix with what it rebuilds.
+    """
+    return next(((table, rows) for table, rows in sorted(stored_rows(dsn, database).items()) if rows), None)
+
+
 # -- chains -----------------------------------------------------------------------------
 
 
