@@ -246,6 +246,14 @@ def _print_overview(sink: Any, as_json: bool = False) -> None:
     show_default=True,
     help="Seconds between retention ticks (clock: the latest event time this worker has seen).",
 )
+@click.option(
+    "--retention-sweep-interval",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds at least between ticks that read every subject held, to emit the retention actions that fell due; "
+    "other ticks read only the subjects events changed.",
+)
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
 @click.option("--loglevel", default="warning", show_default=True)
 def worker(
@@ -257,6 +265,7 @@ def worker(
     partitions: int,
     batch_size: int,
     retention_interval: float,
+    retention_sweep_interval: float,
     registry_url: str | None,
     loglevel: str,
 ) -> None:
@@ -273,6 +282,7 @@ def worker(
         batch_size=batch_size,
         registry_url=registry_url,
         retention_interval=retention_interval,
+        retention_sweep_interval=retention_sweep_interval,
     )
     sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
     run_worker(settings, loglevel)

@@ -13,7 +13,8 @@ deterministic so a redelivered output overwrites itself in the sink.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -103,6 +104,14 @@ _SUSPENSION = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.va
 _REGISTERED, _CLOSED, _REINSTATED = ProfileAction.REGISTERED.value, ProfileAction.CLOSED.value, ProfileAction.REINSTATED.value
 
 
+@dataclass(frozen=True)
+class RetentionTick:
+    """What a retention tick over some subjects changed, and when the next of their actions falls due [2.3]."""
+
+    changes: Changes
+    next_due: datetime | None  # None: none of those subjects has an action ahead
+
+
 class Processor:
     """Applies the policy to every input event: ledger, lineage, enforcement, retention, rights."""
 
@@ -165,13 +174,22 @@ class Processor:
     def tick(self, now: datetime) -> Changes:
         """Retention actions due at ``now`` for every subject in the store, each emitted once [2.3]; then a
         ``SubjectHoldings`` record for every subject whose knowledge changed since its last one."""
+        return self.retention_tick(now, self.store.states()).changes
+
+    def retention_tick(self, now: datetime, states: Iterable[SubjectState]) -> RetentionTick:
+        """``tick`` over ``states`` only (a driver that knows which subjects changed, or whose actions fell due,
+        need not read the others), and the earliest instant after ``now`` at which one of them has an action due."""
         changes = Changes()
         schedule = self.schedule
-        for state in self.store.states():
+        next_due: datetime | None = None
+        for state in states:
             plan = schedule.plan(state)  # once: the due actions and the holdings record both rest on it
             due = schedule.due(state, now, plan)
             if due:
                 changes.add_all(RETENTION, due)
+            ahead = next((a["due_at"] for a in plan.actions if a["due_at"] > now), None)  # actions are in due order
+            if ahead is not None and (next_due is None or ahead < next_due):
+                next_due = ahead
             # A holdings record is a function of the set of events known for the subject, and its
             # revision is their number. The set only grows, so the highest revision of a subject is
             # the record on everything known, whichever worker issued the others: a worker killed
@@ -182,7 +200,7 @@ class Processor:
                 changes.add(HOLDINGS, subject_holdings(state, plan))
             if due or news:
                 self.store.put(state)
-        return changes
+        return RetentionTick(changes, next_due)
 
     def state_at(self, subject_id: str, purpose: str, t: datetime) -> str:
         """Consent state of a subject's purpose at instant ``t`` [6]."""

@@ -22,17 +22,15 @@ import asyncio
 import logging
 import os
 import time
-import weakref
-from collections import OrderedDict
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import faust
 from faust.events import Event
-from faust.streams import _current_event
 from faust.types.tuples import Message
 
 from consentflow.codec import Codec, make_codec
@@ -44,13 +42,17 @@ from consentflow.processor import Processor
 from consentflow.producer import EventProducer
 from consentflow.state import SubjectState
 from consentflow.streams.registry_feed import RegistryFeed
+from consentflow.streams.retention_agenda import RetentionAgenda
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
+from consentflow.streams.subject_table import STATE_STORE_OPTIONS, PickledState, TableStore
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 
 # A partition this long without an event, though its end is further on, has lost one to faust.
 QUIET_FOR = 15.0
+#: Subjects a retention tick reads per hold of the batch lock: a sweep over a million states must let batches run.
+TICK_CHUNK = 2_000
 
 
 @dataclass(frozen=True)
@@ -67,106 +69,7 @@ class WorkerSettings:
     batch_within: float = 0.5
     registry_url: str | None = None
     retention_interval: float = 30.0
-
-
-#: RocksDB's memory per partition of the subject table. faust's defaults (three 64 MiB write buffers and
-#: a 2 GiB block cache for each partition's database) let a worker with a million subjects grow past
-#: 1.5 GiB as the write buffers filled; the states are read back once per batch at most and the cache
-#: in ``TableStore`` holds the hot ones, so small buffers and cache cost little speed.
-STATE_STORE_OPTIONS = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2, "block_cache_size": 16 * 2**20}
-
-
-class TableStore:
-    """``SubjectStore`` over a faust table, with a bounded in-process cache.
-
-    Reads come from the cache (or the table, unpickled once); writes are held
-    until the end of the batch and then sent once per subject to the table,
-    whose changelog lets a replacement worker recover the state. Each write
-    goes out under the partition of that subject's last event in the batch, the
-    partition faust assigns the state to.
-    """
-
-    keeps_references = False  # a changed state reaches the changelog only through ``put``
-
-    def __init__(self, table: Any, cache_size: int = 50_000) -> None:
-        self.table = table
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, SubjectState] = OrderedDict()
-        self._dirty: dict[str, Any] = {}  # subject id -> the event that last changed it
-        self.current: Any = None  # the event being processed (set by the agent)
-
-    def get(self, subject_id: str) -> SubjectState | None:
-        """The state of ``subject_id`` in this worker's partitions."""
-        state = self._cache.get(subject_id)
-        if state is None:
-            state = self.table.get(subject_id)
-            if state is None:
-                return None
-            self._remember(subject_id, state)
-        else:
-            self._cache.move_to_end(subject_id)
-        return state
-
-    def put(self, state: SubjectState) -> None:
-        """Keep ``state``; it reaches the table (and its changelog) at the end of the batch."""
-        self._remember(state.subject_id, state)
-        if self.current is not None:
-            self._dirty[state.subject_id] = self.current
-        # A retention tick has no event, hence no partition to write to: the
-        # state stays in the cache. What a tick records (actions already
-        # emitted) only saves work; a worker that emits an action again writes
-        # the same action id, which the sink absorbs.
-
-    def write_batch(self) -> int:
-        """Send every state changed in this batch to the table and its changelog; returns how many."""
-        for subject_id, event in self._dirty.items():
-            # The table (changelog partition, RocksDB partition store) reads the
-            # current event from faust's context; a batch sets it per write and
-            # restores it, so faust's own stream bookkeeping is left untouched.
-            token = _current_event.set(weakref.ref(event))
-            try:
-                self.table[subject_id] = self._cache[subject_id]
-            finally:
-                _current_event.reset(token)
-        written = len(self._dirty)
-        self._dirty.clear()
-        return written
-
-    def _remember(self, subject_id: str, state: SubjectState) -> None:
-        self._cache[subject_id] = state
-        self._cache.move_to_end(subject_id)
-        while len(self._cache) > self.cache_size:
-            evicted, evicted_state = self._cache.popitem(last=False)
-            if evicted in self._dirty:  # not written yet: keep it until the batch ends
-                self._cache[evicted] = evicted_state
-                break
-
-    def states(self) -> Iterator[SubjectState]:
-        """Every state held by this worker, by subject id, read one at a time.
-
-        Only the ids are held at once: a tick over a million subjects must not unpickle every state into one list.
-        """
-        for subject_id in sorted(self.table.keys()):
-            state = self._cache.get(subject_id) or self.table.get(subject_id)
-            if state is not None:
-                yield state
-
-
-class PickledState:
-    """Value type of the subjects table: SubjectState pickled, in the table and its changelog alike.
-
-    faust takes a table's serializer from its value type's ``_options`` and
-    rebuilds values with ``from_data``; SubjectState is plain data and the
-    changelog is read by our workers only.
-    """
-
-    class _options:
-        serializer = "pickle"
-
-    @classmethod
-    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
-        """The unpickled value as it is."""
-        return data
+    retention_sweep_interval: float = 3600.0  # seconds between ticks that read every subject (RetentionAgenda)
 
 
 def build_app(settings: WorkerSettings) -> faust.App:
@@ -200,7 +103,9 @@ def build_app(settings: WorkerSettings) -> faust.App:
         value_type=PickledState,
         options=STATE_STORE_OPTIONS,
     )
-    store = TableStore(table)
+    input_topics = {t.name(settings.prefix): t for t in INPUT_TOPICS if not t.compacted}
+    store = TableStore(table, source_topic=next(iter(input_topics)))  # every input topic is co-partitioned with it
+    agenda = RetentionAgenda(settings.retention_sweep_interval)
     feed = RegistryFeed(settings.bootstrap, settings.prefix, codec)
     processor = Processor(store=store, registry=feed.registry)
     output_names = {t.short_name: t.name(settings.prefix) for t in OUTPUT_TOPICS}
@@ -222,8 +127,25 @@ def build_app(settings: WorkerSettings) -> faust.App:
         """Every output sent so far is in Kafka (``DeliveryError`` if the broker refused any)."""
         await asyncio.to_thread(outputs.flush)
 
-    input_topics = {t.name(settings.prefix): t for t in INPUT_TOPICS if not t.compacted}
     continuity = PartitionContinuity()
+
+    async def persist() -> None:
+        """Outputs first, acknowledged by the broker; then the states changed since the last call, in the changelog."""
+        store.current = None
+        # Order matters for at-least-once: outputs first (acknowledged by the
+        # broker), then the state that remembers these events as seen, then
+        # (when take_events moves on) the input offsets. A crash before the
+        # state is written redelivers the events and re-emits the same outputs,
+        # which the sink absorbs; writing the state first could remember an
+        # event whose outputs never reached Kafka, and lose them.
+        await outputs_acknowledged()
+        store.write_batch()
+        # The state must be in the changelog before take_events acknowledges the
+        # batch: faust's pre-commit flush gives up after 0.1 s without a send,
+        # which could commit offsets ahead of the state. Drain it ourselves.
+        while app.producer.buffer.size:
+            await app.producer.buffer.flush()
+        await app.producer.flush()
 
     async def handle_one(event: Any, topic: Topic) -> None:
         message = event.message
@@ -282,21 +204,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 for lost in found:
                     await handle_one(lost, topic)
             await handle_one(event, topic)
-        store.current = None
-        # Order matters for at-least-once: outputs first (acknowledged by the
-        # broker), then the state that remembers these events as seen, then
-        # (when take_events moves on) the input offsets. A crash before the
-        # state is written redelivers the events and re-emits the same outputs,
-        # which the sink absorbs; writing the state first could remember an
-        # event whose outputs never reached Kafka, and lose them.
-        await outputs_acknowledged()
-        store.write_batch()
-        # The state must be in the changelog before take_events acknowledges the
-        # batch: faust's pre-commit flush gives up after 0.1 s without a send,
-        # which could commit offsets ahead of the state. Drain it ourselves.
-        while app.producer.buffer.size:
-            await app.producer.buffer.flush()
-        await app.producer.flush()
+        await persist()
         for event in recovered:  # faust never delivered these: acknowledge them so its commits move past the hole
             app.consumer.ack(event.message)
 
@@ -309,6 +217,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
         for partition, offset in committed.items():
             if offset is not None:
                 continuity.expect(partition, offset, now)
+        if mine:
+            agenda.reassigned()  # their subjects' retention actions are not in what the ticks have found
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def unfollow(sender: Any, *revocation: Any, signal: Any, **kwargs: Any) -> None:
@@ -351,20 +261,71 @@ def build_app(settings: WorkerSettings) -> faust.App:
 
         app.agent(channel, name=f"consentflow.{input_topic.short_name}")(make_agent(input_topic))
 
+    def filed(subjects: Iterable[tuple[str, int | None]]) -> Iterator[SubjectState]:
+        """The states of ``subjects``; while one is handed out, what the tick writes of it is filed under its partition."""
+        for subject_id, partition in subjects:
+            state = store.get_quietly(subject_id)
+            if state is not None:
+                store.file_under(partition)
+                yield state
+        store.current = None
+
+    async def latest_event_time() -> datetime | None:
+        """The latest event time the states of this worker know, read a chunk at a time."""
+        latest: datetime | None = None
+        subjects = store.held_subjects()
+        while True:
+            async with batch_lock:
+                chunk = list(islice(subjects, TICK_CHUNK))
+                for subject_id, _ in chunk:
+                    state = store.get_quietly(subject_id)
+                    if state is not None and state.latest_event_at is not None:
+                        latest = state.latest_event_at if latest is None else max(latest, state.latest_event_at)
+            if not chunk:
+                return latest
+            await asyncio.sleep(0)  # let a batch in
+
     @app.timer(interval=settings.retention_interval)
     async def retention() -> None:
-        """Retention actions due at this worker's event-time watermark [2.3], and the holdings records it owes."""
-        async with batch_lock:
+        """Retention actions due at this worker's event-time watermark [2.3], and the holdings records it owes.
+
+        Most ticks read only the subjects events changed since the last one; a sweep reads
+        them all when the agenda says an action may have fallen due (``RetentionAgenda``),
+        a chunk at a time so that batches go on between chunks.
+        """
+        if watermark[0] is None:
+            # A worker restarted on states whose last events were all processed before it
+            # came still owes their ticks (a predecessor killed before its next tick issued no
+            # holdings on them): its clock starts at the latest event those states know.
+            latest = await latest_event_time()
             if watermark[0] is None:
-                # A worker restarted on states whose last events were all processed before it
-                # came still owes their ticks (a predecessor killed before its next tick issued no
-                # holdings on them): its clock starts at the latest event those states know.
-                watermark[0] = max((s.latest_event_at for s in store.states() if s.latest_event_at is not None), default=None)
-                if watermark[0] is None:
-                    return
-            for out_topic, out_record in processor.tick(watermark[0]).records:
-                produce(out_topic, out_record["subject_id"], out_record)
-            await outputs_acknowledged()
+                watermark[0] = latest
+            if watermark[0] is None:
+                return
+        clock = watermark[0]
+        sweep = agenda.sweep_due(clock, time.monotonic())
+        touched = store.take_touched()  # a sweep visits these with every other subject
+        subjects: Iterator[tuple[str, int | None]] = store.held_subjects() if sweep else iter(touched)
+        next_due: datetime | None = None
+        read = emitted = 0
+        while True:
+            async with batch_lock:
+                chunk = list(islice(subjects, TICK_CHUNK))
+                tick = processor.retention_tick(clock, filed(chunk))
+                for out_topic, out_record in tick.changes.records:
+                    produce(out_topic, out_record["subject_id"], out_record)
+                await persist()  # the actions emitted first; then the states that remember them, under their partitions
+            read, emitted = read + len(chunk), emitted + len(tick.changes)
+            if tick.next_due is not None and (next_due is None or tick.next_due < next_due):
+                next_due = tick.next_due
+            if not chunk:
+                break
+            await asyncio.sleep(0)  # let a batch in
+        if sweep:
+            agenda.swept(next_due, time.monotonic())
+            log.info("retention sweep at %s: read %d subjects, emitted %d records", clock.isoformat(), read, emitted)
+        else:
+            agenda.ticked(next_due)
 
     app.conf.consentflow_processor = processor  # for introspection in tests
     return app
@@ -390,4 +351,4 @@ def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
     faust_worker(build_app(settings), loglevel).execute_from_commandline()
 
 
-__all__ = ["PickledState", "TableStore", "WorkerSettings", "build_app", "faust_worker", "run_worker"]
+__all__ = ["WorkerSettings", "build_app", "faust_worker", "run_worker"]

@@ -99,7 +99,9 @@ def test_consentflow_run_reads_a_file_and_standard_input_into_the_same_tables(ev
     assert digests[0]["ledger"][0] > 0 and digests[0]["lineage_edges"][0] > 0  # (rows, hash) per table
 
 
-def test_consentflow_run_refuses_a_file_that_breaks_off_in_one_line_and_keeps_what_it_read(event_file: Path, tmp_path: Path) -> None:
+def test_consentflow_run_refuses_a_file_that_breaks_off_in_one_line_and_keeps_what_it_read(
+    event_file: Path, tmp_path: Path
+) -> None:
     truncated = tmp_path / "truncated.avro"
     data = event_file.read_bytes()
     truncated.write_bytes(data[: len(data) * 2 // 3])

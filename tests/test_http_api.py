@@ -68,7 +68,9 @@ BANNER = "cookie-banner"
 
 
 def _ring() -> KeyRing:
-    return KeyRing(ApiKey(BANNER if role is Role.SERVICE else f"test-{role.value}", role, key_hash(key)) for role, key in KEYS.items())
+    return KeyRing(
+        ApiKey(BANNER if role is Role.SERVICE else f"test-{role.value}", role, key_hash(key)) for role, key in KEYS.items()
+    )
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,8 @@ class Pipeline:
                 "500",
                 "--retention-interval",
                 "1",
+                "--retention-sweep-interval",
+                "1",
                 "--loglevel",
                 "info",
             ],

@@ -292,3 +292,23 @@ def test_a_reinstatement_that_arrives_before_its_suspension_still_lifts_it() -> 
         # Lifted, the suspension's rule (three years after day 10 here) gives way to the open account's [2.3.1].
         (archive,) = only_at(p, day(5) + 3 * YEAR)
         assert archive["policy_section"] == "2.3.1"
+
+
+def test_a_tick_over_some_subjects_reads_only_them_and_names_their_next_due_action() -> None:
+    """A worker's tick between sweeps reads only the subjects events changed (streams/retention_agenda.py): it emits
+    their due actions and holdings [2.3] and says when the next of their actions falls due, so the worker knows
+    when a sweep over every subject is owed."""
+    p = processor_with([])
+    feed(p, profile(ProfileAction.REGISTERED, day(0), PROFILE), profile(ProfileAction.USED, day(100), PROFILE, subject="other"))
+    feed(p, profile(ProfileAction.USED, day(0), subject="other"), profile(ProfileAction.USED, day(200), PROFILE))
+    mine = p.store.get(SUBJECT)
+    assert mine is not None
+    early = p.retention_tick(day(300), [mine])
+    assert {r["subject_id"] for r in early.changes.holdings} == {SUBJECT}, "only the subject handed over is read"
+    assert not early.changes.retention
+    assert early.next_due == day(200) + 3 * YEAR  # [2.3.1] three years after the last use
+    late = p.retention_tick(day(200) + 3 * YEAR, [mine])
+    assert [a["due_at"] for a in late.changes.retention] == [day(200) + 3 * YEAR]
+    assert late.next_due is None, "nothing of that subject is ahead once its archive is emitted"
+    everyone = p.retention_tick(day(200) + 3 * YEAR, p.store.states())
+    assert {a["subject_id"] for a in everyone.changes.retention} == {"other"}, "the archive is not emitted twice"

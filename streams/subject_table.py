@@ -1,0 +1,184 @@
+"""The subject table: processor state in a faust table, as the ``SubjectStore`` the worker's processor uses.
+
+The table is RocksDB-backed (one database per partition) with a changelog topic, so
+a replacement worker recovers the states of the partitions it takes over. A
+bounded cache in front holds the states batches use; every write goes to the
+table and its changelog under a partition: the partition of the event that
+caused it, or, for a retention tick, the partition the state is stored under.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+from faust.streams import _current_event
+from faust.types import TP
+
+from consentflow.state import SubjectState
+
+#: RocksDB's memory per partition of the subject table. faust's defaults (three 64 MiB write buffers and
+#: a 2 GiB block cache for each partition's database) let a worker with a million subjects grow past
+#: 1.5 GiB as the write buffers filled; the states are read back once per batch at most and the cache
+#: in ``TableStore`` holds the hot ones, so small buffers and cache cost little speed.
+STATE_STORE_OPTIONS = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2, "block_cache_size": 16 * 2**20}
+
+
+class TableStore:
+    """``SubjectStore`` over a faust table, with a bounded in-process cache.
+
+    Reads come from the cache (or the table, unpickled once); writes are held
+    until the end of the batch and then sent once per subject to the table,
+    whose changelog lets a replacement worker recover the state. Each write
+    goes out under the partition of that subject's last event in the batch, the
+    partition faust assigns the state to.
+    """
+
+    keeps_references = False  # a changed state reaches the changelog only through ``put``
+
+    def __init__(self, table: Any, cache_size: int = 50_000, source_topic: str | None = None) -> None:
+        self.table = table
+        self.cache_size = cache_size
+        # An input topic co-partitioned with the table: a tick's writes, which no event caused, are filed under it.
+        self.source_topic = source_topic
+        self._cache: OrderedDict[str, SubjectState] = OrderedDict()
+        self._dirty: dict[str, Any] = {}  # subject id -> the event that last changed it
+        self.current: Any = None  # the event being processed (set by the agent), or a ``PartitionWrite`` in a tick
+        # Subjects events changed since the last retention tick took them, with their partition: the
+        # subjects a tick must visit besides those whose actions fell due.
+        self.touched: dict[str, int] = {}
+        self._partition_writes: dict[int, PartitionWrite] = {}
+
+    def get(self, subject_id: str) -> SubjectState | None:
+        """The state of ``subject_id`` in this worker's partitions."""
+        state = self._cache.get(subject_id)
+        if state is None:
+            state = self.table.get(subject_id)
+            if state is None:
+                return None
+            self._remember(subject_id, state)
+        else:
+            self._cache.move_to_end(subject_id)
+        return state
+
+    def put(self, state: SubjectState) -> None:
+        """Keep ``state``; it reaches the table (and its changelog) at the end of the batch."""
+        self._remember(state.subject_id, state)
+        current = self.current
+        if current is not None:
+            self._dirty[state.subject_id] = current
+            if not isinstance(current, PartitionWrite):
+                self.touched[state.subject_id] = current.message.partition
+        # Without a partition (a tick on the memory store) the state stays in the cache: what a
+        # tick records (actions already emitted) only saves work, and a worker that emits an
+        # action again writes the same action id, which the sink absorbs.
+
+    def file_under(self, partition: int | None) -> None:
+        """File the writes that follow (a retention tick's, which no event caused) under ``partition``'s changelog
+        and store; ``None`` (partition unknown) keeps them in the cache."""
+        if partition is None or self.source_topic is None:
+            self.current = None
+            return
+        write = self._partition_writes.get(partition)
+        if write is None:
+            write = self._partition_writes[partition] = PartitionWrite(self.source_topic, partition)
+        self.current = write
+
+    def take_touched(self) -> list[tuple[str, int]]:
+        """The subjects events changed since the last call, by id, each with its partition; forgets them."""
+        touched, self.touched = self.touched, {}
+        return sorted(touched.items())
+
+    def write_batch(self) -> int:
+        """Send every state changed in this batch to the table and its changelog; returns how many."""
+        for subject_id, event in self._dirty.items():
+            # The table (changelog partition, RocksDB partition store) reads the
+            # current event from faust's context; a batch sets it per write and
+            # restores it, so faust's own stream bookkeeping is left untouched.
+            token = _current_event.set(weakref.ref(event))
+            try:
+                self.table[subject_id] = self._cache[subject_id]
+            finally:
+                _current_event.reset(token)
+        written = len(self._dirty)
+        self._dirty.clear()
+        return written
+
+    def _remember(self, subject_id: str, state: SubjectState) -> None:
+        self._cache[subject_id] = state
+        self._cache.move_to_end(subject_id)
+        while len(self._cache) > self.cache_size:
+            evicted, evicted_state = self._cache.popitem(last=False)
+            if evicted in self._dirty:  # not written yet: keep it until the batch ends
+                self._cache[evicted] = evicted_state
+                break
+
+    def states(self) -> Iterator[SubjectState]:
+        """Every state held by this worker, read one at a time."""
+        for subject_id, _ in self.held_subjects():
+            state = self.get_quietly(subject_id)
+            if state is not None:
+                yield state
+
+    def get_quietly(self, subject_id: str) -> SubjectState | None:
+        """The state of ``subject_id``, from the cache or the table, without making it the newest in the cache: a tick
+        that reads every state must not push out the states batches use."""
+        return self._cache.get(subject_id) or self.table.get(subject_id)
+
+    def held_subjects(self) -> Iterator[tuple[str, int | None]]:
+        """Every subject id of this worker's active partitions, each with its partition where the store keeps
+        partitions apart (RocksDB: one database each), else None (the memory store of tests).
+
+        RocksDB is read in its key order, one database at a time: only the ids of one
+        partition's iterator are held, never a million at once, and the iterator's view
+        stays whole while batches write between the chunks of a tick.
+        """
+        data = self.table.data
+        databases: dict[int, Any] | None = getattr(data, "_dbs", None)  # faust's RocksDB store: partition -> database
+        if databases is None:
+            for subject_id in sorted(self.table.keys()):  # a copy: batches may change the dict between chunks
+                yield subject_id, None
+            return
+        actives = self.table.app.assignor.assigned_actives()
+        changelog = self.table.changelog_topic_name
+        for partition in sorted(databases):
+            if TP(changelog, partition) not in actives:
+                continue
+            for key in data._visible_keys(databases[partition]):
+                yield data._decode_key(key), partition
+
+
+class PartitionWrite:
+    """The event a state write is filed under when no event caused it (a retention tick).
+
+    faust's table takes the changelog partition, and its RocksDB store the partition
+    database, from the current event's message; this carries only that.
+    """
+
+    __slots__ = ("__weakref__", "message")  # faust's current event is held by weak reference
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = SimpleNamespace(topic=topic, partition=partition)
+
+
+class PickledState:
+    """Value type of the subjects table: SubjectState pickled, in the table and its changelog alike.
+
+    faust takes a table's serializer from its value type's ``_options`` and
+    rebuilds values with ``from_data``; SubjectState is plain data and the
+    changelog is read by our workers only.
+    """
+
+    class _options:
+        serializer = "pickle"
+
+    @classmethod
+    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
+        """The unpickled value as it is."""
+        return data
+
+
+__all__ = ["STATE_STORE_OPTIONS", "PartitionWrite", "PickledState", "TableStore"]

@@ -1,0 +1,124 @@
+"""A worker's retention ticks on the real broker [2.3]: what a tick emits and records reaches the changelog, so a
+replacement worker that recovers the states from it does not emit it again.
+
+Two subjects: A registered at T0, B three years and ten days later. B's event moves the worker's clock (its
+event-time watermark) past A's archive date [2.3.1]. When a sweep is owed is tested in test_retention_agenda.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consentflow.admin import create_topics
+from consentflow.codec import SingleObjectCodec
+from consentflow.events import profile_event
+from consentflow.lag import end_offsets
+from consentflow.producer import EventProducer
+from consentflow.streams.partition_range import messages_in, range_consumer
+from consentflow.topics import topic_named
+from consentflow.vocabulary import AccountKind, DataCategory, ProfileAction
+from tests.builders import T0, eid
+from tests.kafka_topics import delete_topics_under
+
+pytestmark = pytest.mark.kafka
+
+YEAR = timedelta(days=365)
+HELD = (DataCategory.IDENTITY, DataCategory.CONTACT, DataCategory.PROFESSIONAL_CV)
+
+
+@pytest.fixture
+def prefix(kafka_bootstrap: str) -> Iterator[str]:
+    name = f"rt{uuid.uuid4().hex[:8]}"
+    create_topics(kafka_bootstrap, prefix=name)
+    yield name
+    delete_topics_under(kafka_bootstrap, name)
+
+
+def start_worker(bootstrap: str, prefix: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "consentflow.cli", "worker", "--bootstrap", bootstrap, "--prefix", prefix]
+    command += ["--app-id", f"{prefix}-worker", "--data-dir", str(data_dir), "--loglevel", "info"]
+    command += ["--retention-interval", "0.5", "--retention-sweep-interval", "1"]
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(condition: Any, what: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the worker exited with {process.returncode} while waiting for {what}; see {log}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout:.0f} s; see {log}")
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def records(bootstrap: str, prefix: str, short_name: str) -> list[dict[str, Any]]:
+    """Every record in an output topic, decoded."""
+    name, codec, found = topic_named(short_name).name(prefix), SingleObjectCodec(), []
+    consumer = range_consumer(bootstrap, f"{prefix}-reader")
+    try:
+        for (_, partition), end in sorted(end_offsets(bootstrap, [name]).items()):
+            found += [codec.decode(short_name, m.value()) for m in messages_in(consumer, name, partition, range(end), 30.0)]
+    finally:
+        consumer.close()
+    return found
+
+
+def test_a_sweep_emits_what_fell_due_and_a_replacement_worker_does_not_emit_it_again(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    a_used, b_registered = T0, T0 + 3 * YEAR + timedelta(days=10)
+    with EventProducer(kafka_bootstrap, codec=SingleObjectCodec(), prefix=prefix) as producer:
+        for subject, when in (("cand-a", a_used), ("cand-b", b_registered)):
+            event = profile_event(
+                subject,
+                ProfileAction.REGISTERED,
+                account_kind=AccountKind.APPLICANT,
+                categories=HELD,
+                source_service="profile",
+                occurred_at=when,
+                event_id=eid(subject, "registered"),
+            )
+            producer.send(event)
+
+    log = tmp_path / "w1.log"
+    first = start_worker(kafka_bootstrap, prefix, tmp_path / "w1", log)
+    try:
+        wait_for(lambda: len(records(kafka_bootstrap, prefix, "holdings")) == 2, "holdings of both subjects", first, log)
+        wait_for(lambda: records(kafka_bootstrap, prefix, "retention"), "retention action", first, log)
+    finally:
+        stop(first)
+    actions = records(kafka_bootstrap, prefix, "retention")
+    assert {(a["subject_id"], a["action"], a["due_at"]) for a in actions} == {("cand-a", "archive", a_used + 3 * YEAR)}
+    assert len(actions) == 1
+
+    # A new machine: an empty data directory, the states from the changelog only.
+    log = tmp_path / "w2.log"
+    second = start_worker(kafka_bootstrap, prefix, tmp_path / "w2", log)
+    try:
+        wait_for(lambda: "retention sweep at" in log.read_text(), "sweep by the replacement", second, log)
+    finally:
+        stop(second)
+    assert "read 2 subjects" in log.read_text(), "the replacement swept the recovered states"
+    assert len(records(kafka_bootstrap, prefix, "retention")) == 1, "the action emitted before was remembered"
+    assert len(records(kafka_bootstrap, prefix, "holdings")) == 2, "the holdings issued before were remembered"
