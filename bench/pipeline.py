@@ -11,7 +11,8 @@ Prints:
     and its ratio to (a);
 (c0) the raw limit of (c)'s first stage: the container file decoded alone in one process, events/s;
 (c) the embedded runner from the container file into chDB, events/s (decoded by a child process, as
-    ``consentflow run`` does), and its ratio to (c0);
+    ``consentflow run`` does), and its ratio to (c0); the CPU it used per event, and the rate that CPU allows
+    on this machine's cores (what bounds (c) when the cores are busy);
 (d) peak RSS of each (the worker and the sink sampled with psutil; the embedded run in its own process).
 """
 
@@ -202,7 +203,7 @@ def main() -> None:
         embedded_out, _ = embedded.communicate()
         if embedded.returncode != 0:
             raise SystemExit(f"embedded run failed with code {embedded.returncode}")
-        embedded_rate, embedded_rss = json.loads(embedded_out.strip().splitlines()[-1])
+        embedded_rate, embedded_rss, embedded_cpu_per_event = json.loads(embedded_out.strip().splitlines()[-1])
         peak_embedded_tree = embedded_tree_rss.stop()
         decode_only = subprocess.run(
             [sys.executable, "-c", _DECODE_ONLY, str(events_file)], check=True, capture_output=True, text=True
@@ -223,6 +224,11 @@ def main() -> None:
     print(
         f"(c) embedded runner, container file into chDB:         {embedded_rate:10,.0f} events/s (ratio to (c0): {embedded_rate / decode_rate:.2f})"
     )
+    cores = os.cpu_count() or 1
+    print(
+        f"    (c) used {embedded_cpu_per_event * 1e6:.1f} µs of CPU per event over its processes and threads: "
+        f"on {cores} cores, at most {cores / embedded_cpu_per_event:,.0f} events/s even if none waited for another"
+    )
     print(
         f"(d) peak RSS: worker {peak_worker / 2**20:,.0f} MiB, sink {peak_sink / 2**20:,.0f} MiB, "
         f"embedded {embedded_rss:,.0f} MiB (with its decoding process {peak_embedded_tree / 2**20:,.0f} MiB)"
@@ -239,10 +245,16 @@ from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
 tune_for_streaming()  # as every consentflow command does
 sink = ClickHouseSink(sys.argv[2], "bench")
+def cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+cpu_before = cpu(resource.RUSAGE_SELF)
 began = time.perf_counter()
 stats = run_events(read_events_in_child(sys.argv[1]), Processor(), sink)  # as consentflow run reads
 rate = stats.events / (time.perf_counter() - began)
-print(json.dumps([rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))
+# CPU of the run's threads (chDB's merges included) and of the decoding child, which has exited and been waited for.
+cpu_seconds = cpu(resource.RUSAGE_SELF) - cpu_before + cpu(resource.RUSAGE_CHILDREN)
+print(json.dumps([rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cpu_seconds / stats.events]))
 """
 
 # The raw limit of (c)'s first stage, in one process: the container file decoded and nothing else.

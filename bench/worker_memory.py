@@ -43,6 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=1_000_000)
     parser.add_argument("--bootstrap", default=os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--retention-interval", type=float, default=30.0, help="the worker's, as deployed: ticks run during the load"
+    )
     args = parser.parse_args()
 
     prefix = f"mem{uuid.uuid4().hex[:6]}"
@@ -63,12 +66,19 @@ def main() -> None:
     inputs = [t.name(prefix) for t in INPUT_TOPICS if not t.compacted]
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        worker = subprocess.Popen(
-            worker_command(args.bootstrap, prefix, Path(tmp) / "worker", "--retention-interval", "3600"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        log_path = Path(tmp) / "worker.log"
+        with open(log_path, "wb") as log:
+            worker = subprocess.Popen(
+                worker_command(
+                    args.bootstrap,
+                    prefix,
+                    Path(tmp) / "worker",
+                    *("--retention-interval", str(args.retention_interval), "--loglevel", "info"),
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         rss = PeakRss(worker.pid)
         while group_lag(args.bootstrap, f"{prefix}-w", inputs) > 0 or time.perf_counter() - began < 10:
             time.sleep(2)
@@ -76,7 +86,11 @@ def main() -> None:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(120)
         peak = rss.stop()
+        sweeps = [line.split("] ", 3)[-1].strip() for line in log_path.read_text().splitlines() if "retention sweep" in line]
     print(f"subjects in the worker's state: {args.subjects:,}")
+    print(f"retention ticks every {args.retention_interval:g} s; sweeps over every subject: {len(sweeps)}")
+    for sweep in sweeps:
+        print(f"  {sweep}")
     print(f"worker: {args.subjects / elapsed:,.0f} events/s including start-up ({elapsed:.0f} s)")
     print(f"worker peak RSS: {peak / 2**20:,.0f} MiB")
 

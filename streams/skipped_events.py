@@ -13,7 +13,8 @@ partition's next expected offset (``PartitionContinuity``), reads any hole back
 itself (``read_offsets``) and hands those events to the same handler before the
 one that revealed the hole. A hole at the end of a partition shows no later
 offset; the worker finds it by comparing the next expected offset with the
-partition's end once the partition has been quiet for a while.
+last offset faust's fetcher handed over (never beyond the partition's end) once
+the partition has been quiet for a while.
 """
 
 from __future__ import annotations
@@ -62,16 +63,26 @@ class PartitionContinuity:
         self._next[partition] = offset + 1
         return range(offset if expected is None else expected, offset)
 
-    def behind(self, ends: Mapping[Partition, int], now: float, quiet_for: float) -> dict[Partition, range]:
+    def behind(
+        self, ends: Mapping[Partition, int], handed: Mapping[Partition, int | None], now: float, quiet_for: float
+    ) -> dict[Partition, range]:
         """Partitions quiet for ``quiet_for`` seconds whose end is past the next expected offset.
 
-        ``ends`` are the partitions' high watermarks; the result holds the
-        offsets that should have reached the handler by now.
+        ``ends`` are the partitions' high watermarks; ``handed`` the last offset faust's fetcher
+        handed to the streams in each (None: none yet). The result holds the offsets that should
+        have reached the handler by now: only those faust handed over can have been skipped. The
+        rest of a long backlog is not lost, only not fetched yet, and a partition can wait its
+        turn longer than ``quiet_for`` while the fetcher serves others (a million-event backlog
+        once had whole partitions read back for nothing).
         """
         behind: dict[Partition, range] = {}
         for partition, expected in self._next.items():
             end = ends.get(partition)
-            if end is not None and end > expected and now - self._seen_at[partition] >= quiet_for:
+            last_handed = handed.get(partition)
+            if end is None or last_handed is None or now - self._seen_at[partition] < quiet_for:
+                continue
+            end = min(end, last_handed + 1)
+            if end > expected:
                 behind[partition] = range(expected, end)
         return behind
 

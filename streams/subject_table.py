@@ -16,7 +16,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from faust.streams import _current_event
-from faust.types import TP
 
 from consentflow.state import SubjectState
 
@@ -94,7 +93,15 @@ class TableStore:
 
     def write_batch(self) -> int:
         """Send every state changed in this batch to the table and its changelog; returns how many."""
+        assigned: set[int] | None = None
         for subject_id, event in self._dirty.items():
+            if isinstance(event, PartitionWrite):
+                # A tick's write for a partition revoked while its outputs were being acknowledged
+                # would overwrite, in the changelog, what the partition's new owner writes: drop it.
+                # The new owner emits the same ids again, which the sink absorbs.
+                assigned = self.assigned_partitions() if assigned is None else assigned
+                if event.message.partition not in assigned:
+                    continue
             # The table (changelog partition, RocksDB partition store) reads the
             # current event from faust's context; a batch sets it per write and
             # restores it, so faust's own stream bookkeeping is left untouched.
@@ -142,13 +149,14 @@ class TableStore:
             for subject_id in sorted(self.table.keys()):  # a copy: batches may change the dict between chunks
                 yield subject_id, None
             return
-        actives = self.table.app.assignor.assigned_actives()
-        changelog = self.table.changelog_topic_name
-        for partition in sorted(databases):
-            if TP(changelog, partition) not in actives:
-                continue
+        for partition in sorted(self.assigned_partitions() & set(databases)):
             for key in data._visible_keys(databases[partition]):
                 yield data._decode_key(key), partition
+
+    def assigned_partitions(self) -> set[int]:
+        """The partitions of the table this worker owns now (faust's assignor: they move on rebalance)."""
+        changelog = self.table.changelog_topic_name
+        return {tp.partition for tp in self.table.app.assignor.assigned_actives() if tp.topic == changelog}
 
 
 class PartitionWrite:

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.events import Event
+from faust.types import TP
 from faust.types.tuples import Message
 
 from consentflow.codec import Codec, make_codec
@@ -233,7 +234,9 @@ def build_app(settings: WorkerSettings) -> faust.App:
             return
         ends = await asyncio.to_thread(end_offsets, settings.bootstrap, {topic for topic, _ in followed})
         async with batch_lock:
-            for partition, offsets in continuity.behind(ends, time.monotonic(), quiet_for=QUIET_FOR).items():
+            handed_over = cast(Any, app.consumer)._read_offset  # faust's: per partition, the last offset its fetcher handed over
+            handed = {partition: handed_over.get(TP(*partition)) for partition in followed}
+            for partition, offsets in continuity.behind(ends, handed, time.monotonic(), quiet_for=QUIET_FOR).items():
                 events = await read_back(partition, offsets)
                 if events:
                     await handle(events, input_topics[partition[0]], read_back_only=True)
@@ -262,8 +265,12 @@ def build_app(settings: WorkerSettings) -> faust.App:
         app.agent(channel, name=f"consentflow.{input_topic.short_name}")(make_agent(input_topic))
 
     def filed(subjects: Iterable[tuple[str, int | None]]) -> Iterator[SubjectState]:
-        """The states of ``subjects``; while one is handed out, what the tick writes of it is filed under its partition."""
+        """The states of ``subjects`` in partitions this worker still owns; while one is handed out, what the tick
+        writes of it is filed under its partition."""
+        assigned = store.assigned_partitions()
         for subject_id, partition in subjects:
+            if partition is not None and partition not in assigned:
+                continue  # revoked since it was listed: its new owner ticks it
             state = store.get_quietly(subject_id)
             if state is not None:
                 store.file_under(partition)

@@ -41,7 +41,7 @@ def test_every_skipped_offset_is_reported_once_and_nothing_else(case: tuple[int,
     reported: list[int] = []
     for offset in delivered:
         reported.extend(continuity.observe(P, offset, now=1.0))
-    reported.extend(continuity.behind({P: end}, now=100.0, quiet_for=15.0).get(P, range(0)))
+    reported.extend(continuity.behind({P: end}, {P: end - 1}, now=100.0, quiet_for=15.0).get(P, range(0)))
     assert reported == sorted(set(range(start, end)) - set(delivered))
 
 
@@ -50,9 +50,20 @@ def test_a_partition_that_is_still_moving_is_not_behind() -> None:
     continuity.expect(P, 10, now=0.0)
     assert continuity.observe(P, 10, now=5.0) == range(0)
     # The end is further on, but the partition saw an event 5 s ago: faust is still delivering.
-    assert continuity.behind({P: 20}, now=10.0, quiet_for=15.0) == {}
-    assert continuity.behind({P: 20}, now=20.0, quiet_for=15.0) == {P: range(11, 20)}
-    assert continuity.behind({P: 11}, now=20.0, quiet_for=15.0) == {}, "caught up: nothing behind"
+    assert continuity.behind({P: 20}, {P: 19}, now=10.0, quiet_for=15.0) == {}
+    assert continuity.behind({P: 20}, {P: 19}, now=20.0, quiet_for=15.0) == {P: range(11, 20)}
+    assert continuity.behind({P: 11}, {P: 10}, now=20.0, quiet_for=15.0) == {}, "caught up: nothing behind"
+
+
+def test_a_backlog_faust_has_not_handed_over_yet_is_not_behind() -> None:
+    """A partition waiting its turn in a long backlog is quiet, yet nothing of it was skipped."""
+    continuity = PartitionContinuity()
+    continuity.expect(P, 10, now=0.0)
+    assert continuity.observe(P, 10, now=0.0) == range(0)
+    assert continuity.behind({P: 150_000}, {P: 10}, now=60.0, quiet_for=15.0) == {}
+    assert continuity.behind({P: 150_000}, {}, now=60.0, quiet_for=15.0) == {}, "nothing handed over in it yet"
+    # faust handed offsets up to 12 over and 11 never reached the handler: only those two are behind.
+    assert continuity.behind({P: 150_000}, {P: 12}, now=60.0, quiet_for=15.0) == {P: range(11, 13)}
 
 
 def test_an_assignment_does_not_move_a_followed_partition_back_and_a_revoked_one_is_forgotten() -> None:
