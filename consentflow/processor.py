@@ -25,7 +25,7 @@ from consentflow.holdings import needs_holdings, subject_holdings
 from consentflow.lineage import lineage_edge
 from consentflow.policy import Policy, load_policy
 from consentflow.recipients import RecipientRegistry, RecipientVersion
-from consentflow.retention import RetentionSchedule
+from consentflow.retention import RetentionSchedule, earliest
 from consentflow.rights import access_export, erasure_notices
 from consentflow.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
 from consentflow.vocabulary import ConsentAction, ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
@@ -188,8 +188,7 @@ class Processor:
             if due:
                 changes.add_all(RETENTION, due)
             ahead = next((a["due_at"] for a in plan.actions if a["due_at"] > now), None)  # actions are in due order
-            if ahead is not None and (next_due is None or ahead < next_due):
-                next_due = ahead
+            next_due = earliest(next_due, ahead)
             # A holdings record is a function of the set of events known for the subject, and its
             # revision is their number. The set only grows, so the highest revision of a subject is
             # the record on everything known, whichever worker issued the others: a worker killed

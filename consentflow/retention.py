@@ -23,6 +23,13 @@ from consentflow.state import SubjectState
 from consentflow.vocabulary import RetentionActionKind
 
 
+def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two instants, either of which may be unknown (None)."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
 @dataclass(frozen=True)
 class ArchiveDate:
     """When a subject's data must be archived, the section that says so, and the event it runs from."""

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from consentflow.retention import earliest
+
 
 @dataclass
 class RetentionAgenda:
@@ -39,8 +41,7 @@ class RetentionAgenda:
 
     def ticked(self, next_due: datetime | None) -> None:
         """A tick over the touched subjects found ``next_due`` as the earliest action ahead among them."""
-        if next_due is not None and (self.next_due is None or next_due < self.next_due):
-            self.next_due = next_due
+        self.next_due = earliest(self.next_due, next_due)
 
     def reassigned(self) -> None:
         """Partitions were assigned: the next tick sweeps, since their subjects' actions are not in ``next_due``."""

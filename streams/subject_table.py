@@ -92,8 +92,9 @@ class TableStore:
         return sorted(touched.items())
 
     def write_batch(self) -> int:
-        """Send every state changed in this batch to the table and its changelog; returns how many."""
+        """Send every state changed in this batch to the table and its changelog; returns how many were sent."""
         assigned: set[int] | None = None
+        written = 0
         for subject_id, event in self._dirty.items():
             if isinstance(event, PartitionWrite):
                 # A tick's write for a partition revoked while its outputs were being acknowledged
@@ -110,7 +111,7 @@ class TableStore:
                 self.table[subject_id] = self._cache[subject_id]
             finally:
                 _current_event.reset(token)
-        written = len(self._dirty)
+            written += 1
         self._dirty.clear()
         return written
 

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -41,6 +41,7 @@ from consentflow.lag import committed_offsets, end_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
+from consentflow.retention import earliest
 from consentflow.state import SubjectState
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.retention_agenda import RetentionAgenda
@@ -277,20 +278,25 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 yield state
         store.current = None
 
-    async def latest_event_time() -> datetime | None:
-        """The latest event time the states of this worker know, read a chunk at a time."""
-        latest: datetime | None = None
-        subjects = store.held_subjects()
+    async def chunks_under_lock(subjects: Iterator[tuple[str, int | None]]) -> AsyncIterator[list[tuple[str, int | None]]]:
+        """``subjects`` in chunks of ``TICK_CHUNK``, each handed out under the batch lock: batches run between them."""
         while True:
             async with batch_lock:
                 chunk = list(islice(subjects, TICK_CHUNK))
-                for subject_id, _ in chunk:
-                    state = store.get_quietly(subject_id)
-                    if state is not None and state.latest_event_at is not None:
-                        latest = state.latest_event_at if latest is None else max(latest, state.latest_event_at)
-            if not chunk:
-                return latest
+                if not chunk:
+                    return
+                yield chunk
             await asyncio.sleep(0)  # let a batch in
+
+    async def latest_event_time() -> datetime | None:
+        """The latest event time the states of this worker know, read a chunk at a time."""
+        latest: datetime | None = None
+        async for chunk in chunks_under_lock(store.held_subjects()):
+            for subject_id, _ in chunk:
+                state = store.get_quietly(subject_id)
+                if state is not None and state.latest_event_at is not None:
+                    latest = state.latest_event_at if latest is None else max(latest, state.latest_event_at)
+        return latest
 
     @app.timer(interval=settings.retention_interval)
     async def retention() -> None:
@@ -315,19 +321,13 @@ def build_app(settings: WorkerSettings) -> faust.App:
         subjects: Iterator[tuple[str, int | None]] = store.held_subjects() if sweep else iter(touched)
         next_due: datetime | None = None
         read = emitted = 0
-        while True:
-            async with batch_lock:
-                chunk = list(islice(subjects, TICK_CHUNK))
-                tick = processor.retention_tick(clock, filed(chunk))
-                for out_topic, out_record in tick.changes.records:
-                    produce(out_topic, out_record["subject_id"], out_record)
-                await persist()  # the actions emitted first; then the states that remember them, under their partitions
+        async for chunk in chunks_under_lock(subjects):
+            tick = processor.retention_tick(clock, filed(chunk))
+            for out_topic, out_record in tick.changes.records:
+                produce(out_topic, out_record["subject_id"], out_record)
+            await persist()  # the actions emitted first; then the states that remember them, under their partitions
             read, emitted = read + len(chunk), emitted + len(tick.changes)
-            if tick.next_due is not None and (next_due is None or tick.next_due < next_due):
-                next_due = tick.next_due
-            if not chunk:
-                break
-            await asyncio.sleep(0)  # let a batch in
+            next_due = earliest(next_due, tick.next_due)
         if sweep:
             agenda.swept(next_due, time.monotonic())
             log.info("retention sweep at %s: read %d subjects, emitted %d records", clock.isoformat(), read, emitted)
