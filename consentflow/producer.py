@@ -42,6 +42,7 @@ class EventProducer:
         codec: Codec | None = None,
         prefix: str = DEFAULT_PREFIX,
         config: dict[str, Any] | None = None,
+        record_offsets: bool = False,
     ) -> None:
         self.codec = codec or make_codec(prefix=prefix)
         self.prefix = prefix
@@ -58,6 +59,8 @@ class EventProducer:
         self._producer = Producer(settings)
         self._failures: list[tuple[str, str, str]] = []
         self.delivered = 0
+        # (topic, partition) -> the highest offset acknowledged since ``take_offsets``; kept only when asked for.
+        self._offsets: dict[tuple[str, int], int] | None = {} if record_offsets else None
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -65,6 +68,11 @@ class EventProducer:
             self._failures.append((str(msg.topic()), key.decode() if isinstance(key, bytes) else str(key), str(err)))
         else:
             self.delivered += 1
+            offsets = self._offsets
+            if offsets is not None:
+                where, offset = (str(msg.topic()), int(msg.partition() or 0)), int(msg.offset() or 0)
+                if offset > offsets.get(where, -1):
+                    offsets[where] = offset
 
     def send(self, event: Event) -> None:
         """Validate, encode and enqueue one event; raises ``ContractError`` for a bad one.
@@ -73,11 +81,17 @@ class EventProducer:
         """
         self.send_bytes(event.topic.name(self.prefix), event.key.encode(), self.codec.encode(event.topic, event.record))
 
-    def send_bytes(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Enqueue already-encoded bytes (replays, dead letters), waiting when the queue is full."""
+    def send_bytes(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        """Enqueue already-encoded bytes (replays, dead letters, a table's changelog), waiting when the queue is full.
+
+        ``partition`` None lets the key choose it, as for every event; a table's changelog names it.
+        """
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                if partition is None:
+                    self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                else:
+                    self._producer.produce(topic, value=value, key=key, partition=partition, on_delivery=self._on_delivery)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # queue full: serve delivery reports, then retry
@@ -99,6 +113,14 @@ class EventProducer:
         if self._failures:
             failures, self._failures = self._failures, []
             raise DeliveryError(failures)
+
+    def take_offsets(self) -> dict[tuple[str, int], int]:
+        """The highest offset acknowledged per (topic, partition) since the last call (a ``record_offsets`` producer;
+        call after ``flush``)."""
+        if self._offsets is None:
+            raise RuntimeError("this producer was not asked to record offsets (record_offsets=True)")
+        offsets, self._offsets = self._offsets, {}
+        return offsets
 
     def __enter__(self) -> EventProducer:
         return self

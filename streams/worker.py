@@ -106,10 +106,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
         options=STATE_STORE_OPTIONS,
     )
     input_topics = {t.name(settings.prefix): t for t in INPUT_TOPICS if not t.compacted}
-    store = TableStore(table, source_topic=next(iter(input_topics)))  # every input topic is co-partitioned with it
     agenda = RetentionAgenda(settings.retention_sweep_interval)
     feed = RegistryFeed(settings.bootstrap, settings.prefix, codec)
-    processor = Processor(store=store, registry=feed.registry)
     output_names = {t.short_name: t.name(settings.prefix) for t in OUTPUT_TOPICS}
     watermark: list[datetime | None] = [None]
     # The agents share subject states: a batch of one agent must not write to
@@ -118,16 +116,20 @@ def build_app(settings: WorkerSettings) -> faust.App:
     # lose their outputs). One batch at a time owns the processor.
     batch_lock = asyncio.Lock()
 
-    # Outputs go through librdkafka, which batches in C; faust's aiokafka producer spent tens of
-    # microseconds per message in Python. It keeps the subject table's changelog.
-    outputs = EventProducer(settings.bootstrap, codec=codec, prefix=settings.prefix, config={"linger.ms": 5})
+    # Outputs and the subject table's changelog go through librdkafka, which batches in C; faust's
+    # aiokafka producer spent tens of microseconds per message in Python.
+    producer = EventProducer(
+        settings.bootstrap, codec=codec, prefix=settings.prefix, config={"linger.ms": 5}, record_offsets=True
+    )
+    store = TableStore(table, producer, source_topic=next(iter(input_topics)))  # every input topic is co-partitioned with it
+    processor = Processor(store=store, registry=feed.registry)
 
     def produce(topic_short: str, key: str, record: dict[str, Any]) -> None:
-        outputs.send_bytes(output_names[topic_short], key.encode(), codec.encode(topic_short, record, trusted=True))
+        producer.send_bytes(output_names[topic_short], key.encode(), codec.encode(topic_short, record, trusted=True))
 
-    async def outputs_acknowledged() -> None:
-        """Every output sent so far is in Kafka (``DeliveryError`` if the broker refused any)."""
-        await asyncio.to_thread(outputs.flush)
+    async def acknowledged() -> None:
+        """Every output and changelog write sent so far is in Kafka (``DeliveryError`` if the broker refused any)."""
+        await asyncio.to_thread(producer.flush)
 
     continuity = PartitionContinuity()
 
@@ -140,14 +142,12 @@ def build_app(settings: WorkerSettings) -> faust.App:
         # state is written redelivers the events and re-emits the same outputs,
         # which the sink absorbs; writing the state first could remember an
         # event whose outputs never reached Kafka, and lose them.
-        await outputs_acknowledged()
-        store.write_batch()
-        # The state must be in the changelog before take_events acknowledges the
-        # batch: faust's pre-commit flush gives up after 0.1 s without a send,
-        # which could commit offsets ahead of the state. Drain it ourselves.
-        while app.producer.buffer.size:
-            await app.producer.buffer.flush()
-        await app.producer.flush()
+        await acknowledged()
+        # The states must be in the changelog before take_events acknowledges
+        # the batch, or a crash could commit offsets ahead of them.
+        if store.write_batch():
+            await acknowledged()
+            store.changelog_acknowledged()
 
     async def handle_one(event: Any, topic: Topic) -> None:
         message = event.message

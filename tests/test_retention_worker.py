@@ -1,5 +1,6 @@
 """A worker's retention ticks on the real broker [2.3]: what a tick emits and records reaches the changelog, so a
-replacement worker that recovers the states from it does not emit it again.
+replacement worker that recovers the states from it does not emit it again; and a worker's store remembers how far
+the changelog holds its writes, so a restart on it reads only what follows.
 
 Two subjects: A registered at T0, B three years and ten days later. B's event moves the worker's clock (its
 event-time watermark) past A's archive date [2.3.1]. When a sweep is owed is tested in test_retention_agenda.py.
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rocksdict
 
 from consentflow.admin import create_topics
 from consentflow.codec import SingleObjectCodec
@@ -72,6 +74,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def persisted_offsets(data_dir: Path) -> dict[int, int]:
+    """Partition -> the changelog offset each partition database of the subject table says it holds up to."""
+    found = {}
+    for path in data_dir.rglob("subjects-*.db"):
+        db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True), access_type=rocksdict.AccessType.read_only())
+        try:
+            offset = db.get(b"__faust\0offset__")  # faust's key (faust.stores.rocksdb.Store.offset_key)
+        finally:
+            db.close()
+        if offset is not None:
+            found[int(path.name.removesuffix(".db").rsplit("-", 1)[1])] = int(offset)
+    return found
+
+
 def records(bootstrap: str, prefix: str, short_name: str) -> list[dict[str, Any]]:
     """Every record in an output topic, decoded."""
     name, codec, found = topic_named(short_name).name(prefix), SingleObjectCodec(), []
@@ -111,6 +127,11 @@ def test_a_sweep_emits_what_fell_due_and_a_replacement_worker_does_not_emit_it_a
     actions = records(kafka_bootstrap, prefix, "retention")
     assert {(a["subject_id"], a["action"], a["due_at"]) for a in actions} == {("cand-a", "archive", a_used + 3 * YEAR)}
     assert len(actions) == 1
+    # Each partition's store holds the offset of the last changelog record written from it, as faust's own
+    # writes leave it: a restart on this directory reads the changelog only past that.
+    changelog = {p: end for (_, p), end in end_offsets(kafka_bootstrap, [f"{prefix}-worker-subjects-changelog"]).items() if end}
+    assert changelog, "the states reached the changelog"
+    assert persisted_offsets(tmp_path / "w1") == {p: end - 1 for p, end in changelog.items()}
 
     # A new machine: an empty data directory, the states from the changelog only.
     log = tmp_path / "w2.log"
