@@ -143,3 +143,15 @@ def test_a_sweep_emits_what_fell_due_and_a_replacement_worker_does_not_emit_it_a
     assert "read 2 subjects" in log.read_text(), "the replacement swept the recovered states"
     assert len(records(kafka_bootstrap, prefix, "retention")) == 1, "the action emitted before was remembered"
     assert len(records(kafka_bootstrap, prefix, "holdings")) == 2, "the holdings issued before were remembered"
+
+    # The first machine again, on its own data directory: the states come from its RocksDB databases, in the
+    # bytes the worker wrote there, and the changelog is read only past the offsets they recorded.
+    log = tmp_path / "w1-again.log"
+    again = start_worker(kafka_bootstrap, prefix, tmp_path / "w1", log)
+    try:
+        wait_for(lambda: "retention sweep at" in log.read_text(), "sweep by the restarted worker", again, log)
+    finally:
+        stop(again)
+    assert "read 2 subjects" in log.read_text(), "the restarted worker swept the states of its own store"
+    assert len(records(kafka_bootstrap, prefix, "retention")) == 1, "the action emitted before was remembered"
+    assert len(records(kafka_bootstrap, prefix, "holdings")) == 2, "the holdings issued before were remembered"
