@@ -134,24 +134,19 @@ def test_a_sweep_emits_what_fell_due_and_a_replacement_worker_does_not_emit_it_a
     assert persisted_offsets(tmp_path / "w1") == {p: end - 1 for p, end in changelog.items()}
 
     # A new machine: an empty data directory, the states from the changelog only.
-    log = tmp_path / "w2.log"
-    second = start_worker(kafka_bootstrap, prefix, tmp_path / "w2", log)
-    try:
-        wait_for(lambda: "retention sweep at" in log.read_text(), "sweep by the replacement", second, log)
-    finally:
-        stop(second)
-    assert "read 2 subjects" in log.read_text(), "the replacement swept the recovered states"
-    assert len(records(kafka_bootstrap, prefix, "retention")) == 1, "the action emitted before was remembered"
-    assert len(records(kafka_bootstrap, prefix, "holdings")) == 2, "the holdings issued before were remembered"
-
+    sweep_remembers_what_was_emitted(kafka_bootstrap, prefix, tmp_path / "w2", tmp_path / "w2.log")
     # The first machine again, on its own data directory: the states come from its RocksDB databases, in the
     # bytes the worker wrote there, and the changelog is read only past the offsets they recorded.
-    log = tmp_path / "w1-again.log"
-    again = start_worker(kafka_bootstrap, prefix, tmp_path / "w1", log)
+    sweep_remembers_what_was_emitted(kafka_bootstrap, prefix, tmp_path / "w1", tmp_path / "w1-again.log")
+
+
+def sweep_remembers_what_was_emitted(bootstrap: str, prefix: str, data_dir: Path, log: Path) -> None:
+    """A worker on ``data_dir`` sweeps both subjects' states and emits neither the action nor the holdings again."""
+    worker = start_worker(bootstrap, prefix, data_dir, log)
     try:
-        wait_for(lambda: "retention sweep at" in log.read_text(), "sweep by the restarted worker", again, log)
+        wait_for(lambda: "retention sweep at" in log.read_text(), f"sweep by the worker on {data_dir.name}", worker, log)
     finally:
-        stop(again)
-    assert "read 2 subjects" in log.read_text(), "the restarted worker swept the states of its own store"
-    assert len(records(kafka_bootstrap, prefix, "retention")) == 1, "the action emitted before was remembered"
-    assert len(records(kafka_bootstrap, prefix, "holdings")) == 2, "the holdings issued before were remembered"
+        stop(worker)
+    assert "read 2 subjects" in log.read_text(), "the worker swept the states it recovered"
+    assert len(records(bootstrap, prefix, "retention")) == 1, "the action emitted before was remembered"
+    assert len(records(bootstrap, prefix, "holdings")) == 2, "the holdings issued before were remembered"
