@@ -199,8 +199,8 @@ class TableStore:
 class PartitionWrite:
     """The event a state write is filed under when no event caused it (a retention tick).
 
-    faust's table takes the changelog partition, and its RocksDB store the partition
-    database, from the current event's message; this carries only that.
+    ``TableStore.write_batch`` takes the changelog partition, and faust's RocksDB store
+    the partition database, from the event's message; this carries only that.
     """
 
     __slots__ = ("__weakref__", "message")  # faust's current event is held by weak reference
