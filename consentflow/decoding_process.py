@@ -11,6 +11,12 @@ Frames on the child's stdout: an 8-byte big-endian length, then a pickle of
 ``("events", [(topic short name, record), ...])`` or, when decoding fails,
 ``("contract-error", (topic, reason, field))``, ``("os-error", (errno, text, filename))``.
 The pickles come from our own child only, never from input.
+
+Timestamps cross as the integers the file stores (``timestamp_plan``): pickling a
+datetime cost the child more than decoding the rest of its event. Once the file's
+header is read, the child sends ``("timestamps", plan)`` (the plan of its writer
+schema, or None when it has none: then the records carry datetimes), and the
+runner makes the datetimes as it takes the events.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from consentflow.errors import ContractError
+from consentflow.timestamp_plan import Plan, as_is, record_converters, timestamp_plan
 from consentflow.topics import Topic, topic_named
 
 _LENGTH = struct.Struct(">Q")
@@ -47,7 +54,8 @@ def read_events_in_child(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple
     child = subprocess.Popen(command, stdout=subprocess.PIPE)  # stdin and stderr inherited
     assert child.stdout is not None
     try:
-        topics: dict[str, Topic] = {}
+        topics: dict[str, tuple[Topic, Any]] = {}  # short name -> the topic, and its records' timestamp converter
+        converters: dict[str, Any] = {}
         while True:
             frame = _read_frame(child.stdout)
             if frame is None:
@@ -55,10 +63,19 @@ def read_events_in_child(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple
             kind, payload = frame
             if kind == "events":
                 for name, record in payload:
-                    topic = topics.get(name)
-                    if topic is None:
-                        topic = topics[name] = topic_named(name)
+                    known = topics.get(name)
+                    if known is None:
+                        topic = topic_named(name)
+                        known = topics[name] = (topic, converters.get(topic.record))
+                    topic, convert = known
+                    if convert is not None:
+                        try:
+                            convert(record)
+                        except (OverflowError, ValueError) as exc:  # as fastavro fails on such an integer, in the child
+                            raise ContractError(str(path), f"cannot be decoded: {type(exc).__name__}: {exc}") from None
                     yield topic, record
+            elif kind == "timestamps":
+                converters = record_converters(payload) if payload is not None else {}
             elif kind == "contract-error":
                 raise ContractError(*payload)
             elif kind == "os-error":
@@ -102,8 +119,19 @@ def main(argv: list[str]) -> int:
     path, chunk = argv[0], int(argv[1])
     out = sys.stdout.buffer
     batch: list[tuple[str, dict[str, Any]]] = []
+
+    def send_timestamp_plan(writer_schema: Any) -> None:
+        plan: Plan | None = timestamp_plan(writer_schema)
+        if plan is not None:
+            import fastavro
+
+            # This process only decodes: fastavro's reader is looked up for each value, so from here on
+            # the file's timestamps stay the integers it stores, and the runner makes the datetimes.
+            fastavro.read.LOGICAL_READERS["long-timestamp-micros"] = as_is
+        _write_frame(out, "timestamps", plan)
+
     try:
-        for topic, record in read_events(path):
+        for topic, record in read_events(path, on_writer_schema=send_timestamp_plan):
             batch.append((topic.short_name, record))
             if len(batch) >= chunk:
                 _write_frame(out, "events", batch)

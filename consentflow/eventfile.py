@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -106,13 +106,20 @@ def write_events(
     return count
 
 
-def read_events(path: str | Path) -> Iterator[tuple[Topic, dict[str, Any]]]:
-    """Yield ``(topic, record)`` for every event of a container file (``-`` for stdin), in file order."""
+def read_events(
+    path: str | Path, *, on_writer_schema: Callable[[Any], None] | None = None
+) -> Iterator[tuple[Topic, dict[str, Any]]]:
+    """Yield ``(topic, record)`` for every event of a container file (``-`` for stdin), in file order.
+
+    ``on_writer_schema`` is called with the file's writer schema once its header is read, before any event.
+    """
     with _open(path, "rb") as handle:
         try:
             reader = fastavro.reader(handle, return_record_name=True)
         except Exception as exc:  # noqa: BLE001 -- not an Avro container file: say so, whatever fastavro raised
             raise ContractError(str(path), f"not an Avro object container file: {exc}") from None
+        if on_writer_schema is not None:
+            on_writer_schema(reader.writer_schema)
         topics: dict[str, Topic] = {}
         for item in reader:
             if not isinstance(item, tuple):

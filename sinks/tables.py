@@ -1,4 +1,4 @@
-"""The ClickHouse tables the pipeline fills, and how an output record becomes a row.
+"""The ClickHouse tables the pipeline fills, and how a batch of output records becomes their columns.
 
 Every table is a ReplacingMergeTree keyed by the record's deterministic id, so a
 redelivered batch (at-least-once) leaves query results unchanged once read
@@ -12,28 +12,40 @@ columns outside every key: only Kafka runs have them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-Row = list[Any]
+Records = Sequence[Mapping[str, Any]]
+#: Reads one column of a batch: the column's values, one per record, in order.
+ColumnReader = Callable[[Records], list[Any]]
 
 
 @dataclass(frozen=True)
 class Table:
-    """A table: its columns (name, ClickHouse type), engine clause, and how a record becomes a row."""
+    """A table: its columns (name, ClickHouse type), engine clause, and how a batch of records becomes its columns.
+
+    A column is read as the records' field of the same name, unless ``derived`` says how to read it.
+    Columns are read at insert time, one pass over the batch each: building a row per record
+    and transposing the rows cost twice as much as the inserts themselves (``bench/pipeline.py`` (c)).
+    """
 
     name: str
     topic: str  # output topic short name whose records fill it
     columns: tuple[tuple[str, str], ...]
     engine: str
-    to_row: Callable[[Mapping[str, Any]], Row]
+    derived: Mapping[str, ColumnReader] = field(default_factory=dict, compare=False)
 
     @property
     def column_names(self) -> list[str]:
         """Column names in order."""
         return [name for name, _ in self.columns]
+
+    @functools.cached_property
+    def column_readers(self) -> tuple[ColumnReader, ...]:
+        """How each column, in order, is read from a batch of records."""
+        return tuple(self.derived.get(name) or _field(name) for name, _ in self.columns)
 
     @functools.cached_property
     def arrow_schema(self) -> Any:
@@ -47,18 +59,43 @@ class Table:
 
         return pyarrow.schema([(name, arrow_type(kind)) for name, kind in self.columns])
 
-    def to_arrow(self, rows: list[Row]) -> Any:
-        """``rows`` (from ``to_row``) as a ``pyarrow.Table`` of ``arrow_schema``, column by column."""
+    def to_arrow(self, records: Records) -> Any:
+        """``records`` (this table's output records) as a ``pyarrow.Table`` of ``arrow_schema``, column by column.
+
+        A record that lacks a field or holds a value of the wrong type raises ``ValueError`` naming the
+        table, the record's place in the batch and the column.
+        """
         import pyarrow
 
         schema = self.arrow_schema
-        columns = [pyarrow.array(list(map(itemgetter(index), rows)), type=field.type) for index, field in enumerate(schema)]
+        try:
+            columns = [pyarrow.array(read(records), type=f.type) for read, f in zip(self.column_readers, schema, strict=True)]
+        except (KeyError, TypeError, ValueError) as exc:  # pyarrow's ArrowInvalid and ArrowTypeError are among these
+            raise ValueError(self._first_bad_record(records, exc)) from exc
         return pyarrow.Table.from_arrays(columns, schema=schema)
+
+    def _first_bad_record(self, records: Records, batch_error: Exception) -> str:
+        """Which record of a batch that failed to convert is at fault, and in which column: read one by one."""
+        import pyarrow
+
+        for index, record in enumerate(records):
+            for read, f in zip(self.column_readers, self.arrow_schema, strict=True):
+                try:
+                    pyarrow.array(read([record]), type=f.type)
+                except (KeyError, TypeError, ValueError) as exc:
+                    return f"{self.name}: record {index} of the batch cannot fill column {f.name}: {type(exc).__name__}: {exc}"
+        return f"{self.name}: the batch cannot be converted: {type(batch_error).__name__}: {batch_error}"
 
     def ddl(self, database: str) -> str:
         """CREATE TABLE statement (identifiers come from this module, never from input)."""
         cols = ",\n  ".join(f"`{name}` {kind}" for name, kind in self.columns)
         return f"CREATE TABLE IF NOT EXISTS `{database}`.`{self.name}` (\n  {cols}\n) {self.engine}"
+
+
+def _field(name: str) -> ColumnReader:
+    """The reader of the records' field ``name``: one C-level pass."""
+    get = itemgetter(name)
+    return lambda records: list(map(get, records))
 
 
 T = "DateTime64(6, 'UTC')"
@@ -97,11 +134,30 @@ def _hex(data: bytes | str | None) -> str | None:
     return (data.encode() if isinstance(data, str) else bytes(data)).hex()
 
 
-def _source(record: Mapping[str, Any]) -> Row:
-    source = record.get("source")
-    if not source:
-        return [None, None, None]
-    return [source["topic"], source["partition"], source["offset"]]
+def _source_part(key: str) -> ColumnReader:
+    """The reader of one of the Kafka coordinates in the records' ``source`` (None for records without one)."""
+
+    def read(records: Records) -> list[Any]:
+        sources = [record.get("source") for record in records]
+        if not any(sources):  # embedded runs: no coordinates at all
+            return [None] * len(sources)
+        return [source[key] if source else None for source in sources]
+
+    return read
+
+
+#: The source coordinates, read from the records' ``source``: every table that has them.
+_SOURCE_READERS: dict[str, ColumnReader] = {name: _source_part(name.removeprefix("source_")) for name, _ in SOURCE}
+
+
+def _flag(name: str) -> ColumnReader:
+    """A boolean field as ClickHouse's UInt8."""
+    return lambda records: [1 if record[name] else 0 for record in records]
+
+
+def _each(field_name: str, key: str) -> ColumnReader:
+    """An array column: ``key`` of each item of the records' list field ``field_name``."""
+    return lambda records: [[item[key] for item in record[field_name]] for record in records]
 
 
 LEDGER = Table(
@@ -123,21 +179,7 @@ LEDGER = Table(
         *SOURCE,
     ),
     f"ENGINE = ReplacingMergeTree ORDER BY (subject_id, sequence) {POINT_LOOKUPS}",
-    lambda r: [
-        r["subject_id"],
-        r["sequence"],
-        r["event_id"],
-        r["occurred_at"],
-        r["purpose"],
-        r["action"],
-        r["channel"],
-        r["policy_version"],
-        r["source_service"],
-        r["notice_id"],
-        r["previous_hash"],
-        r["entry_hash"],
-        *_source(r),
-    ],
+    _SOURCE_READERS,
 )
 
 _EDGE_COLUMNS = (
@@ -161,21 +203,7 @@ LINEAGE = Table(
     "lineage",
     _EDGE_COLUMNS,
     f"ENGINE = ReplacingMergeTree ORDER BY (subject_id, occurred_at, edge_id) {POINT_LOOKUPS}",
-    lambda r: [
-        r["edge_id"],
-        r["subject_id"],
-        r["recipient_id"],
-        r["recipient_kind"],
-        r["categories"],
-        r["purpose"],
-        r["legal_basis"],
-        r["country"],
-        r["transfer_mechanism"],
-        r["occurred_at"],
-        r["source_event_id"],
-        r["source_kind"],
-        *_source(r),
-    ],
+    _SOURCE_READERS,
 )
 
 VIOLATIONS = Table(
@@ -197,20 +225,7 @@ VIOLATIONS = Table(
     ),
     # The highest revision of a violation id is its verdict [processor: late facts].
     "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id, violation_id)",
-    lambda r: [
-        r["violation_id"],
-        r["rule"],
-        r["policy_section"],
-        r["subject_id"],
-        r["occurred_at"],
-        r["evidence_event_ids"],
-        r["recipient_id"],
-        r["purpose"],
-        r["categories"],
-        r["detail"],
-        1 if r["active"] else 0,
-        r["revision"],
-    ],
+    {"active": _flag("active")},
 )
 
 RETENTION = Table(
@@ -227,16 +242,6 @@ RETENTION = Table(
         ("reason", "String"),
     ),
     "ENGINE = ReplacingMergeTree ORDER BY (subject_id, action_id)",
-    lambda r: [
-        r["action_id"],
-        r["subject_id"],
-        r["action"],
-        r["categories"],
-        r["due_at"],
-        r["policy_section"],
-        r["basis_event_id"],
-        r["reason"],
-    ],
 )
 
 ERASURE_NOTICES = Table(
@@ -254,17 +259,6 @@ ERASURE_NOTICES = Table(
         ("revision", "UInt64"),
     ),
     "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id, notice_id)",
-    lambda r: [
-        r["notice_id"],
-        r["subject_id"],
-        r["recipient_id"],
-        r["categories"],
-        r["retained_categories"],
-        r["request_id"],
-        r["requested_at"],
-        r["fulfilled_at"],
-        r["revision"],
-    ],
 )
 
 HOLDINGS = Table(
@@ -294,27 +288,14 @@ HOLDINGS = Table(
     ),
     # One row per subject: the highest revision (events known) is the record on everything known.
     "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id)",
-    lambda r: [
-        r["subject_id"],
-        r["revision"],
-        r["latest_event_at"],
-        r["account_kind"],
-        r["categories_held"],
-        r["registered_at"],
-        r["last_use"],
-        r["closed_at"],
-        r["last_negative"],
-        r["suspended_at"],
-        r["archive_at"],
-        r["archive_section"],
-        r["archive_reason"],
-        [a["action"] for a in r["planned"]],
-        [a["categories"] for a in r["planned"]],
-        [a["due_at"] for a in r["planned"]],
-        [a["policy_section"] for a in r["planned"]],
-        [a["reason"] for a in r["planned"]],
-        [a["basis_event_id"] for a in r["planned"]],
-    ],
+    {
+        "planned_actions": _each("planned", "action"),
+        "planned_categories": _each("planned", "categories"),
+        "planned_due_at": _each("planned", "due_at"),
+        "planned_sections": _each("planned", "policy_section"),
+        "planned_reasons": _each("planned", "reason"),
+        "planned_basis_event_ids": _each("planned", "basis_event_id"),
+    },
 )
 
 RECIPIENTS = Table(
@@ -334,19 +315,13 @@ RECIPIENTS = Table(
         ("active", "UInt8"),
     ),
     "ENGINE = ReplacingMergeTree ORDER BY (recipient_id, since, event_id)",
-    lambda r: [
-        r["recipient_id"],
-        r["event_id"],
-        r["occurred_at"],
-        r["name"],
-        r["kind"],
-        r["country"],
-        [m["mechanism"] for m in r["transfer_mechanisms"]],
-        [m["valid_from"] for m in r["transfer_mechanisms"]],
-        [m["valid_until"] for m in r["transfer_mechanisms"]],
-        r["allowed_purposes"],
-        1 if r["active"] else 0,
-    ],
+    {
+        "since": _field("occurred_at"),
+        "mechanisms": _each("transfer_mechanisms", "mechanism"),
+        "mechanism_from": _each("transfer_mechanisms", "valid_from"),
+        "mechanism_until": _each("transfer_mechanisms", "valid_until"),
+        "active": _flag("active"),
+    },
 )
 
 DEAD_LETTERS = Table(
@@ -365,16 +340,12 @@ DEAD_LETTERS = Table(
     # One row per input message: a redelivered failure replaces itself. Embedded
     # runs have no partition (-1) and use the position in the file as offset.
     "ENGINE = ReplacingMergeTree ORDER BY (topic, partition, offset)",
-    lambda r: [
-        r["topic"],
-        -1 if r["partition"] is None else r["partition"],
-        -1 if r["offset"] is None else r["offset"],
-        _hex(r["key"]),
-        _hex(r["value"]),
-        r["reason"],
-        r["error_type"],
-        r["failed_at"],
-    ],
+    {
+        "partition": lambda records: [-1 if r["partition"] is None else r["partition"] for r in records],
+        "offset": lambda records: [-1 if r["offset"] is None else r["offset"] for r in records],
+        "key_hex": lambda records: [_hex(r["key"]) for r in records],
+        "value_hex": lambda records: [_hex(r["value"]) for r in records],
+    },
 )
 
 TABLES: tuple[Table, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, RECIPIENTS, DEAD_LETTERS)

@@ -8,7 +8,8 @@ tables through the same sink, so the same input leaves the same table contents
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,11 @@ class RunStats:
     watermark: datetime | None = None  # the latest event time seen: the retention clock
 
 
+#: Events between two looks at whether the sink's buffer is due a flush: asking costs a clock read, and a
+#: flush a few events late changes nothing (the sink's own limits are 50,000 rows or a second).
+FLUSH_CHECK_EVERY = 64
+
+
 def run_events(
     events: Iterable[tuple[Topic, Mapping[str, Any]]],
     processor: Processor,
@@ -43,65 +49,65 @@ def run_events(
 
     ``as_of`` defaults to the latest event time seen, so a replay of the same
     events gives the same retention actions whatever the wall clock says.
+    When reading ``events`` fails (a file that breaks off, a closed pipe), the
+    outputs of the events already processed are written before the error goes
+    on, so the tables hold exactly what was read, never a part of it.
     """
-    stats = RunStats()
-    for index, (topic, record) in enumerate(_kept_on_fault(events, sink, stats)):
-        stats.events += 1
-        name = topic.short_name
-        if name == "recipients":
-            sink.add("recipients", record)
-        try:
-            changes = processor.process(name, record)
-        except Exception as exc:  # noqa: BLE001 -- one bad event must not stop the stream: it goes to the dead letters
-            log.warning("event %d of topic %s could not be processed: %s", index, name, exc)
-            sink.add(
-                "dead-letter",
-                dead_letter(
-                    name,
-                    f"processing failed: {exc}",
-                    exc,
-                    partition=None,
-                    offset=index,
-                    key=str(record.get("subject_id", "")).encode() or None,
-                    value=None,
-                ),
-            )
-            stats.dead_letters += 1
-            continue
-        when = record.get("occurred_at")
-        if when is not None and (stats.watermark is None or when > stats.watermark):
-            stats.watermark = when
-        for out_topic, out_record in changes.records:
-            sink.add(out_topic, out_record)
-            stats.outputs[out_topic] = stats.outputs.get(out_topic, 0) + 1
-        if sink.flush_due():
+    # The loop runs once per event: counters live in locals and reach ``RunStats`` at the end.
+    process, add, flush_due = processor.process, sink.add, sink.flush_due
+    outputs: defaultdict[str, int] = defaultdict(int)
+    dead_letters = 0
+    watermark: datetime | None = None  # the latest event time seen: the retention clock
+    count = 0
+    reading = True  # whether an exception came from ``events`` rather than from processing or the sink
+    try:
+        for count, (topic, record) in enumerate(events, 1):
+            reading = False
+            name = topic.short_name
+            if name == "recipients":
+                add("recipients", record)
+            try:
+                changes = process(name, record)
+            except Exception as exc:  # noqa: BLE001 -- one bad event must not stop the stream: it goes to the dead letters
+                index = count - 1
+                log.warning("event %d of topic %s could not be processed: %s", index, name, exc)
+                add(
+                    "dead-letter",
+                    dead_letter(
+                        name,
+                        f"processing failed: {exc}",
+                        exc,
+                        partition=None,
+                        offset=index,
+                        key=str(record.get("subject_id", "")).encode() or None,
+                        value=None,
+                    ),
+                )
+                dead_letters += 1
+                reading = True
+                continue
+            when = record.get("occurred_at")
+            if when is not None and (watermark is None or when > watermark):
+                watermark = when
+            for out_topic, out_record in changes:
+                add(out_topic, out_record)
+                outputs[out_topic] += 1
+            if not count % FLUSH_CHECK_EVERY and flush_due():
+                sink.flush()
+                if on_progress is not None:
+                    on_progress(count)
+            reading = True
+    except Exception:
+        if reading:
+            log.error("input failed after %d events; writing their outputs before stopping", count)
             sink.flush()
-            if on_progress is not None:
-                on_progress(stats.events)
-    clock = as_of or stats.watermark
+        raise
+    clock = as_of or watermark
     if clock is not None:
-        for out_topic, out_record in processor.tick(clock).records:
-            sink.add(out_topic, out_record)
-            stats.outputs[out_topic] = stats.outputs.get(out_topic, 0) + 1
+        for out_topic, out_record in processor.tick(clock):
+            add(out_topic, out_record)
+            outputs[out_topic] += 1
     sink.flush()
     if on_progress is not None:
-        on_progress(stats.events)
-    return stats
-
-
-def _kept_on_fault(
-    events: Iterable[tuple[Topic, Mapping[str, Any]]], sink: ClickHouseSink, stats: RunStats
-) -> Iterator[tuple[Topic, Mapping[str, Any]]]:
-    """``events``; when reading them fails (a file that breaks off, a closed pipe), the outputs of the events already
-    processed are written before the error goes on, so the tables hold exactly what was read, never a part of it."""
-    iterator = iter(events)
-    while True:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        except Exception:
-            log.error("input failed after %d events; writing their outputs before stopping", stats.events)
-            sink.flush()
-            raise
-        yield item
+        on_progress(count)
+    return RunStats(events=count, outputs=dict(outputs), dead_letters=dead_letters, watermark=watermark)

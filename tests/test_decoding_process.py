@@ -4,18 +4,20 @@ from standard input."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import fastavro
 import psutil
 import pytest
 
 from consentflow.decoding_process import read_events_in_child
 from consentflow.errors import ContractError
-from consentflow.eventfile import read_events
+from consentflow.eventfile import input_union_schema, read_events
 from consentflow.generator import GeneratorConfig, generate
 
 
@@ -48,6 +50,22 @@ def test_a_file_that_breaks_off_yields_what_decoded_then_names_the_file(event_fi
             decoded_in_child.append(item)
     assert decoded_in_child == decoded_in_process
     assert decoded_in_child
+
+
+def test_a_timestamp_no_datetime_can_hold_is_refused_after_the_events_before_it(event_file: Path, tmp_path: Path) -> None:
+    """Timestamps cross from the child as integers; one past the year 9999 fails where fastavro's reading fails."""
+    first = [(f"consentflow.{topic.record}", record) for topic, record in itertools.islice(read_events(event_file), 5)]
+    name, record = first[-1]
+    odd = tmp_path / "far-future.avro"
+    with open(odd, "wb") as out:
+        fastavro.writer(out, input_union_schema(), [*first, (name, dict(record, occurred_at=2**62))])
+    with pytest.raises((OverflowError, ValueError)):  # fastavro's own error, in process
+        list(read_events(odd))
+    decoded_in_child = []
+    with pytest.raises(ContractError, match=re.escape(f"{odd}: cannot be decoded: OverflowError")):
+        for topic, decoded in read_events_in_child(odd):
+            decoded_in_child.append((f"consentflow.{topic.record}", decoded))
+    assert decoded_in_child == first
 
 
 def test_a_file_that_is_not_an_event_file_gets_the_in_process_error(tmp_path: Path) -> None:

@@ -159,23 +159,27 @@ def read_events_of_a_day() -> list[Any]:
     return out
 
 
+_MISSING = object()
+_EDGE: dict[str, Any] = {
+    "edge_id": "e1",
+    "subject_id": "s1",
+    "recipient_id": "r1",
+    "recipient_kind": "payment_provider",
+    "categories": ["banking"],
+    "purpose": "contract_introductions",
+    "legal_basis": "contract",
+    "country": "FR",
+    "transfer_mechanism": "within_eea",
+    "occurred_at": datetime(2021, 1, 1, tzinfo=UTC),
+    "source_event_id": "e1",
+    "source_kind": "disclosure",
+    "source": None,
+}
+
+
 def test_flush_returns_only_when_rows_are_in_clickhouse_and_buffers_by_size(chdb_dsn: str, database: str) -> None:
     sink = ClickHouseSink(chdb_dsn, database, max_rows=3, max_seconds=3600)
-    edge = {
-        "edge_id": "e1",
-        "subject_id": "s1",
-        "recipient_id": "r1",
-        "recipient_kind": "payment_provider",
-        "categories": ["banking"],
-        "purpose": "contract_introductions",
-        "legal_basis": "contract",
-        "country": "FR",
-        "transfer_mechanism": "within_eea",
-        "occurred_at": datetime(2021, 1, 1, tzinfo=UTC),
-        "source_event_id": "e1",
-        "source_kind": "disclosure",
-        "source": None,
-    }
+    edge = dict(_EDGE)
     sink.add("lineage", edge)
     sink.add("lineage", dict(edge, edge_id="e2"))
     assert not sink.flush_due()
@@ -186,6 +190,24 @@ def test_flush_returns_only_when_rows_are_in_clickhouse_and_buffers_by_size(chdb
     assert sink.pending == 0
     rows = sink.query("SELECT edge_id, source_topic, source_partition, source_offset FROM {db}.lineage_edges ORDER BY edge_id")
     assert rows == [("e1", None, None, None), ("e2", None, None, None), ("e3", "consentflow.disclosure", 2, 7)]
+
+
+@pytest.mark.parametrize(("column", "value", "error"), [("country", _MISSING, "KeyError"), ("occurred_at", "yesterday", "Arrow")])
+def test_a_record_that_cannot_fill_its_table_is_named_and_nothing_buffered_is_lost(
+    chdb_dsn: str, database: str, column: str, value: Any, error: str
+) -> None:
+    """Columns are read from the buffered records at insert time: a record that lacks a field, or holds a value of
+    the wrong type, fails the insert with its table, its place in the batch and the column; the batch stays buffered."""
+    sink = ClickHouseSink(chdb_dsn, database, max_seconds=3600)
+    bad = dict(_EDGE, edge_id="e2", **{column: value})
+    if value is _MISSING:
+        del bad[column]
+    for record in (_EDGE, bad, dict(_EDGE, edge_id="e3")):
+        sink.add("lineage", record)
+    with pytest.raises(ValueError, match=rf"^lineage_edges: record 1 of the batch cannot fill column {column}: {error}"):
+        sink.flush()
+    assert sink.pending == 3
+    assert sink.query("SELECT count() FROM {db}.lineage_edges")[0][0] == 0
 
 
 class _Unreachable:
