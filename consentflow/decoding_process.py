@@ -25,6 +25,7 @@ import pickle
 import struct
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -47,11 +48,27 @@ CHUNK = 2_000
 def read_events_in_child(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple[Topic, dict[str, Any]]]:
     """``eventfile.read_events(path)``, decoded by a child process: the same items in the same order, the same errors.
 
-    ``-`` reads standard input (the child inherits it). Closing the iterator early stops the child. A file
-    that breaks off mid-way yields what decoded before the fault, then raises ``ContractError`` naming it.
+    ``-`` reads standard input (the child inherits it). The child starts at once, so that its start-up
+    (a third of a second of imports) overlaps whatever the caller does before asking for the first event,
+    such as opening ClickHouse. Closing the iterator early, or dropping it, stops the child. A file that
+    breaks off mid-way yields what decoded before the fault, then raises ``ContractError`` naming it.
     """
     command = [sys.executable, "-m", "consentflow.decoding_process", str(path), str(chunk)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE)  # stdin and stderr inherited
+    events = _events_from(child, path)
+    weakref.finalize(events, _stop, child)  # a generator never started runs no ``finally``
+    return events
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.kill()
+    if child.stdout is not None:
+        child.stdout.close()
+    child.wait()
+
+
+def _events_from(child: subprocess.Popen[bytes], path: str | Path) -> Iterator[tuple[Topic, dict[str, Any]]]:
     assert child.stdout is not None
     try:
         topics: dict[str, tuple[Topic, Any]] = {}  # short name -> the topic, and its records' timestamp converter
@@ -86,10 +103,7 @@ def read_events_in_child(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple
         if code != 0:
             raise DecodingProcessFailed(f"decoding process for {path} exited with code {code} before the end of the file")
     finally:
-        if child.poll() is None:
-            child.kill()
-        child.stdout.close()
-        child.wait()
+        _stop(child)
 
 
 def _read_frame(stream: IO[bytes]) -> tuple[str, Any] | None:

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -138,6 +139,8 @@ class ClickHouseSink:
         self._rows = 0
         self._since = time.monotonic()
         self.inserted = 0
+        self._writer: ThreadPoolExecutor | None = None  # flush_behind's thread, started with its first insert
+        self._behind: tuple[Future[int], list[tuple[Table, Any]]] | None = None
         if create_schema:  # False for readers: no DDL, so a read-only ClickHouse user can ask too
             self._with_retry(self._ensure_schema)
             for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
@@ -183,25 +186,80 @@ class ClickHouseSink:
 
     @property
     def pending(self) -> int:
-        """Rows buffered and not yet in ClickHouse."""
-        return self._rows
+        """Rows buffered or being inserted behind, and not yet in ClickHouse."""
+        in_flight = 0 if self._behind is None else sum(arrow.num_rows for _, arrow in list(self._behind[1]))
+        return self._rows + in_flight
 
     def flush_due(self) -> bool:
         """Whether the buffer is big or old enough to flush."""
         return self._rows >= self.max_rows or (self._rows > 0 and time.monotonic() - self._since >= self.max_seconds)
 
     def flush(self) -> int:
-        """Insert every buffered row; returns only once ClickHouse has them all (or raises ``SinkUnavailable``)."""
-        written = 0
-        for table in TABLES:
-            buffer = self._buffers[table.name]
-            arrow = buffer.arrow()
-            if arrow is not None:
-                self._with_retry(functools.partial(self._insert, table, arrow))
-                written += arrow.num_rows
-                buffer.converted.clear()  # only now: until ClickHouse holds them, the rows stay here
+        """Insert every buffered row; returns only once ClickHouse has them all (or raises ``SinkUnavailable``), with
+        how many rows reached it in this call (an insert ``flush_behind`` started included). Rows that did not reach
+        it stay buffered."""
+        behind = self._wait_behind()
+        taken = self._take_all()
+        try:
+            written = self._insert_all(taken)
+        except BaseException:
+            self._put_back(taken)
+            raise
+        self.inserted += written
+        return behind + written
+
+    def flush_behind(self) -> None:
+        """Start inserting every buffered row on the sink's writer thread, and return at once.
+
+        For a driver with no offsets to commit once ClickHouse holds a batch (the embedded runner):
+        its processing goes on while ClickHouse inserts, as chDB releases the GIL while it works.
+        One insert runs behind at a time: this call, like ``flush``, first waits for the one before,
+        and raises what it raised, with the rows it did not insert back in the buffers.
+        """
+        self._wait_behind()
+        taken = self._take_all()
+        if taken:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-insert")
+            self._behind = (self._writer.submit(self._insert_all, taken), taken)
+
+    def _take_all(self) -> list[tuple[Table, Any]]:
+        """Every buffered row, out of the buffers, as one Arrow table per table (none taken if one cannot convert)."""
+        arrows = [(table, self._buffers[table.name].arrow()) for table in TABLES]
+        taken = [(table, arrow) for table, arrow in arrows if arrow is not None]
+        for table, _ in taken:
+            self._buffers[table.name].converted.clear()
         self._rows = 0
         self._since = time.monotonic()
+        return taken
+
+    def _insert_all(self, taken: list[tuple[Table, Any]]) -> int:
+        """Insert ``taken`` in order, each dropped from it once ClickHouse holds it; how many rows."""
+        written = 0
+        while taken:
+            table, arrow = taken[0]
+            self._with_retry(functools.partial(self._insert, table, arrow))
+            written += arrow.num_rows
+            del taken[0]
+        return written
+
+    def _put_back(self, taken: list[tuple[Table, Any]]) -> None:
+        """Rows taken and not inserted, back in front of their buffers: nothing is lost."""
+        for table, arrow in taken:
+            self._buffers[table.name].converted.insert(0, arrow)
+            self._rows += arrow.num_rows
+
+    def _wait_behind(self) -> int:
+        """Wait for the insert ``flush_behind`` started, if any; how many rows it wrote."""
+        if self._behind is None:
+            return 0
+        future, taken = self._behind
+        self._behind = None
+        try:
+            written: int = future.result()
+        except BaseException:
+            self._put_back(taken)
+            raise
         self.inserted += written
         return written
 

@@ -93,7 +93,7 @@ def run_events(
                 add(out_topic, out_record)
                 outputs[out_topic] += 1
             if not count % FLUSH_CHECK_EVERY and flush_due():
-                sink.flush()
+                sink.flush_behind()  # processing goes on while ClickHouse inserts
                 if on_progress is not None:
                     on_progress(count)
             reading = True

@@ -95,6 +95,15 @@ def test_closing_the_reader_early_stops_the_child(event_file: Path) -> None:
     assert {p.pid for p in psutil.Process().children()} - before == set()
 
 
+def test_the_child_starts_with_the_reader_and_stops_when_a_reader_never_read_is_dropped(event_file: Path) -> None:
+    """The child's start-up overlaps what the caller does before the first event (``consentflow run`` opens ClickHouse)."""
+    before = {p.pid for p in psutil.Process().children()}
+    events = read_events_in_child(event_file)
+    assert len({p.pid for p in psutil.Process().children()} - before) == 1  # before any event is asked for
+    del events
+    assert {p.pid for p in psutil.Process().children()} - before == set()
+
+
 def _consentflow(*args: str, stdin: Path | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "consentflow.cli", *args]
     with open(stdin, "rb") if stdin else open("/dev/null", "rb") as source:

@@ -14,7 +14,7 @@ from consentflow.eventfile import read_events
 from consentflow.generator import GeneratorConfig, generate
 from consentflow.ledger import micros
 from consentflow.processor import Processor
-from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn
+from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn, connect
 from consentflow.sinks.tables import TABLES, arrow_type
 from consentflow.streams.embedded import run_events
 from consentflow.vocabulary import ConsentAction, Purpose
@@ -208,6 +208,65 @@ def test_a_record_that_cannot_fill_its_table_is_named_and_nothing_buffered_is_lo
         sink.flush()
     assert sink.pending == 3
     assert sink.query("SELECT count() FROM {db}.lineage_edges")[0][0] == 0
+
+
+class _Gated:
+    """A client whose inserts wait for ``release``, then fail with ``failure`` if one is set."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.entered, self.release = real, threading.Event(), threading.Event()
+        self.failure: Exception | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def insert_arrow(self, *args: Any, **kwargs: Any) -> Any:
+        self.entered.set()
+        assert self.release.wait(30)
+        if self.failure is not None:
+            raise self.failure
+        return self.real.insert_arrow(*args, **kwargs)
+
+
+def _edge_ids(sink: ClickHouseSink) -> list[str]:
+    return [row[0] for row in sink.query("SELECT edge_id FROM {db}.lineage_edges ORDER BY edge_id")]
+
+
+def test_flush_behind_returns_while_clickhouse_inserts_and_the_next_flush_waits_for_it(chdb_dsn: str, database: str) -> None:
+    gated = _Gated(connect(chdb_dsn))
+    sink = ClickHouseSink(chdb_dsn, database, max_seconds=3600, client_factory=lambda _: gated)
+    for edge_id in ("e1", "e2", "e3"):
+        sink.add("lineage", dict(_EDGE, edge_id=edge_id))
+    sink.flush_behind()
+    assert gated.entered.wait(10)  # the insert runs on the writer thread, held there
+    sink.add("lineage", dict(_EDGE, edge_id="e4"))  # processing goes on meanwhile
+    assert sink.pending == 4
+    assert _edge_ids(sink) == []
+    gated.release.set()
+    assert sink.flush() == 4  # the insert behind, then the rest
+    assert sink.pending == 0
+    assert sink.inserted == 4
+    assert _edge_ids(sink) == ["e1", "e2", "e3", "e4"]
+
+
+def test_an_insert_behind_that_fails_raises_at_the_next_flush_with_its_rows_back_in_the_buffer(
+    chdb_dsn: str, database: str
+) -> None:
+    gated = _Gated(connect(chdb_dsn))
+    gated.failure = ValueError("ClickHouse refused the batch")
+    gated.release.set()
+    sink = ClickHouseSink(chdb_dsn, database, max_seconds=3600, client_factory=lambda _: gated)
+    for edge_id in ("e1", "e2"):
+        sink.add("lineage", dict(_EDGE, edge_id=edge_id))
+    sink.flush_behind()
+    sink.add("lineage", dict(_EDGE, edge_id="e3"))
+    with pytest.raises(ValueError, match="ClickHouse refused the batch"):
+        sink.flush()
+    assert sink.pending == 3
+    assert _edge_ids(sink) == []
+    gated.failure = None
+    assert sink.flush() == 3
+    assert _edge_ids(sink) == ["e1", "e2", "e3"]
 
 
 class _Unreachable:
