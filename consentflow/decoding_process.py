@@ -21,6 +21,8 @@ runner makes the datetimes as it takes the events.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import pickle
 import struct
 import subprocess
@@ -41,6 +43,9 @@ class DecodingProcessFailed(RuntimeError):
     """The decoding process died or broke its framing (killed, out of memory): not a fault of the file."""
 
 
+#: The pipe's buffer: about five frames.
+PIPE_BYTES = 1 << 20
+
 #: Events per frame: big enough that framing costs nothing, small enough that the child stays just ahead.
 CHUNK = 2_000
 
@@ -55,9 +60,19 @@ def read_events_in_child(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple
     """
     command = [sys.executable, "-m", "consentflow.decoding_process", str(path), str(chunk)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE)  # stdin and stderr inherited
+    _deepen(child.stdout)
     events = _events_from(child, path)
     weakref.finalize(events, _stop, child)  # a generator never started runs no ``finally``
     return events
+
+
+def _deepen(pipe: IO[bytes] | None) -> None:
+    """Let the child run several frames ahead (Linux: the pipe's buffer from 64 KiB to 1 MiB, the unprivileged
+    maximum), so that a moment when ClickHouse's threads hold the child's core does not leave the runner waiting."""
+    if pipe is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    with contextlib.suppress(OSError):  # a smaller maximum (fs.pipe-max-size) keeps the default: only slower
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:

@@ -4,8 +4,10 @@ from standard input."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import fastavro
 import psutil
 import pytest
 
-from consentflow.decoding_process import read_events_in_child
+from consentflow.decoding_process import PIPE_BYTES, _deepen, read_events_in_child
 from consentflow.errors import ContractError
 from consentflow.eventfile import input_union_schema, read_events
 from consentflow.generator import GeneratorConfig, generate
@@ -102,6 +104,17 @@ def test_the_child_starts_with_the_reader_and_stops_when_a_reader_never_read_is_
     assert len({p.pid for p in psutil.Process().children()} - before) == 1  # before any event is asked for
     del events
     assert {p.pid for p in psutil.Process().children()} - before == set()
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_the_pipe_from_the_child_holds_several_frames() -> None:
+    """The child may run ahead of the runner by about five frames, not one: a moment when ClickHouse's threads hold
+    its core then costs the runner no wait."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as pipe, os.fdopen(write_end, "wb"):
+        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) < PIPE_BYTES  # the kernel's default
+        _deepen(pipe)
+        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
 
 
 def _consentflow(*args: str, stdin: Path | None = None) -> subprocess.CompletedProcess[str]:
