@@ -144,7 +144,9 @@ def _write_frame(stream: IO[bytes], kind: str, payload: Any) -> None:
 def main(argv: list[str]) -> int:
     """The child: decode ``argv[0]`` in chunks of ``argv[1]`` events onto stdout."""
     from consentflow.eventfile import read_events
+    from consentflow.gc_tuning import tune_for_streaming
 
+    tune_for_streaming()  # it allocates a dict per event and keeps none: the collector has nothing to find
     path, chunk = argv[0], int(argv[1])
     out = sys.stdout.buffer
     batch: list[tuple[str, dict[str, Any]]] = []

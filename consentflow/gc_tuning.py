@@ -18,5 +18,5 @@ STREAMING_THRESHOLDS = (100_000, 50, 100)
 
 
 def tune_for_streaming() -> None:
-    """Set the collector's thresholds for a process that streams events (run, worker, sink, replay)."""
+    """Set the collector's thresholds for a process that streams events (run and its decoding process, worker, sink, replay)."""
     gc.set_threshold(*STREAMING_THRESHOLDS)

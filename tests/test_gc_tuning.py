@@ -25,3 +25,19 @@ def test_a_command_sets_the_streaming_thresholds_and_importing_does_not() -> Non
     before, after = probe.stdout.strip().split(") (")
     assert ast.literal_eval(before + ")") == (700, 10, 10)
     assert ast.literal_eval("(" + after) == STREAMING_THRESHOLDS
+
+
+_DECODING_PROBE = """
+import gc, os, sys
+from consentflow import decoding_process
+sys.stdout = open(os.devnull, "w")  # its frames
+decoding_process.main(["-", "10"])  # standard input is empty: one error frame
+print(gc.get_threshold(), file=sys.stderr)
+"""
+
+
+def test_the_embedded_runners_decoding_process_runs_with_the_thresholds_too() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", _DECODING_PROBE], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert ast.literal_eval(probe.stderr.strip().splitlines()[-1]) == STREAMING_THRESHOLDS
