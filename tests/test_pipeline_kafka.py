@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
 from consentflow.streams.embedded import run_events
 from consentflow.topics import INPUT_TOPICS, OUTPUT_TOPICS
-from tests.kafka_topics import delete_topics_under
+from tests.kafka_topics import assert_topics_hold, delete_topics_under
 
 pytestmark = pytest.mark.kafka
 
@@ -79,22 +78,7 @@ class Pipeline:
                 producer.send(Event(topic, record))
                 sent[topic.name(self.prefix)] += 1
         self.inputs = [t.name(self.prefix) for t in WORKER_INPUTS]
-        # What the workers are compared on must be in Kafka whole: a loss here is the producer's, not theirs.
-        # Asked again for a few seconds (a partition's end offset was once seen short of what was acknowledged,
-        # twice in a day and never again on a rerun), and naming the topics that stay short if any do.
-        deadline, reads = time.monotonic() + 10, 0
-        while True:
-            reads += 1
-            held: Counter[str] = Counter()
-            for (topic_name, _), end in end_offsets(bootstrap, list(sent)).items():
-                held[topic_name] += end
-            if held == sent or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        if reads > 1 and held == sent:
-            warnings.warn(f"the input topics' end offsets reached what was sent only at read {reads}", stacklevel=1)
-        short = {name: (held[name], count) for name, count in sent.items() if held[name] != count}
-        assert not short, f"topics holding other than what was sent (held, sent): {short}; acknowledged {producer.delivered}"
+        assert_topics_hold(bootstrap, sent, producer.delivered)
 
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,7 @@ from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.digest import table_digests
 from consentflow.streams.embedded import run_events
 from consentflow.topics import CONSENT, RECIPIENTS, Topic
-from tests.kafka_topics import fresh_topics
+from tests.kafka_topics import assert_topics_hold, fresh_topics
 
 SUBJECTS, DAYS, SEED = 200, 90, 41
 GARBAGE = b"\xc3\x01neither a fingerprint nor avro"
@@ -110,6 +110,7 @@ def topics(kafka_bootstrap: str, events: Events) -> Iterator[Topics]:
     rest = [(t, r) for t, r in events if t is not RECIPIENTS]
     before, after = rest[: len(rest) // 2], rest[len(rest) // 2 :]
     with fresh_topics(kafka_bootstrap, "rv") as prefix:
+        sent = Counter(topic.name(prefix) for topic, _ in events)
         with EventProducer(kafka_bootstrap, codec=SingleObjectCodec(), prefix=prefix) as producer:
             for topic, record in registry + before:
                 producer.send(Event(topic, record))
@@ -122,7 +123,10 @@ def topics(kafka_bootstrap: str, events: Events) -> Iterator[Topics]:
         # One message that is not Avro at all, among the later batch: it must become a dead letter.
         raw = Producer({"bootstrap.servers": kafka_bootstrap})
         raw.produce(CONSENT.name(prefix), key=b"subj-garbage", value=GARBAGE, partition=1)
-        raw.flush(10)
+        assert raw.flush(10) == 0
+        sent[CONSENT.name(prefix)] += 1
+        # The replays are compared with the file's embedded run: the topics must hold the whole file.
+        assert_topics_hold(kafka_bootstrap, sent)
         yield Topics(prefix, cut, before, after, registry)
 
 
