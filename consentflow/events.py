@@ -144,7 +144,7 @@ def _envelope(
 def _header(topic: Topic, source_service: str, occurred_at: datetime | None, event_id: str | None, policy_version: str) -> Record:
     if event_id is None:
         event_id = new_event_id()
-    elif not (isinstance(event_id, str) and UUID_TEXT.match(event_id)):  # canonical text passes as is
+    elif not (isinstance(event_id, str) and UUID_TEXT.fullmatch(event_id)):  # canonical text passes as is
         try:
             event_id = str(uuid.UUID(event_id))
         except (ValueError, TypeError, AttributeError):

@@ -290,6 +290,12 @@ ENCODE_VIOLATIONS: list[tuple[str, str, Callable[[dict[str, Any]], object], list
         ["field event_id", "'not-a-uuid' is not a UUID"],
     ),
     (
+        "uuid with a trailing newline",  # a regex's $ matches before a final newline
+        "ConsentEvent",
+        lambda r: r.update(event_id="9834babd-89b1-4d34-8ffe-d86325145381\n"),
+        ["field event_id", "is not a UUID"],
+    ),
+    (
         "naive timestamp",
         "ConsentEvent",
         lambda r: r.update(occurred_at=datetime(2024, 1, 1)),
@@ -491,6 +497,7 @@ def test_constructor_refuses_a_period_that_ends_before_it_starts(length: timedel
 
 def test_constructor_refuses_other_envelope_mistakes() -> None:
     _raises(lambda: _consent(event_id="42"), "consent: field event_id", "'42' is not a UUID")
+    _raises(lambda: _consent(event_id="9834babd-89b1-4d34-8ffe-d86325145381\n"), "consent: field event_id", "is not a UUID")
     _raises(lambda: _consent(source_service="Mailing Service"), "consent: field source_service")
     _raises(lambda: _consent(policy_version="v2"), "consent: field policy_version", "YYYY-MM-DD")
     _raises(
