@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from consentflow.errors import ContractError
-from consentflow.timestamp_plan import Plan, as_is, record_converters, timestamp_plan
+from consentflow.timestamp_plan import Plan, RecordConverter, as_is, record_converters, timestamp_plan
 from consentflow.topics import Topic, topic_named
 
 _LENGTH = struct.Struct(">Q")
@@ -46,7 +46,7 @@ class DecodingProcessFailed(RuntimeError):
 #: The pipe's buffer: about five frames.
 PIPE_BYTES = 1 << 20
 
-#: Events per frame: big enough that framing costs nothing, small enough that the child stays just ahead.
+#: Events per frame: big enough that framing costs nothing, small enough that the runner starts at once.
 CHUNK = 2_000
 
 
@@ -86,8 +86,8 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
 def _events_from(child: subprocess.Popen[bytes], path: str | Path) -> Iterator[tuple[Topic, dict[str, Any]]]:
     assert child.stdout is not None
     try:
-        topics: dict[str, tuple[Topic, Any]] = {}  # short name -> the topic, and its records' timestamp converter
-        converters: dict[str, Any] = {}
+        topics: dict[str, tuple[Topic, RecordConverter | None]] = {}  # short name -> topic, its timestamp converter
+        converters: dict[str, RecordConverter] = {}
         while True:
             frame = _read_frame(child.stdout)
             if frame is None:

@@ -101,15 +101,17 @@ def from_micros(value: int | None) -> datetime | None:
 
 
 Converter = Callable[[Any], Any]
+#: Turns one record's timestamp integers into datetimes, in place.
+RecordConverter = Callable[[dict[str, Any]], None]
 
 
-def record_converters(plan: Plan) -> dict[str, Callable[[dict[str, Any]], None]]:
+def record_converters(plan: Plan) -> dict[str, RecordConverter]:
     """For each record name of ``plan``, a function that turns that record's timestamp integers into datetimes, in
     place. Raises ``OverflowError`` or ``ValueError`` for an integer no datetime can hold."""
     return {name: _record_in_place(fields) for name, fields in plan.items()}
 
 
-def _record_in_place(fields: tuple[tuple[str, Spec], ...]) -> Callable[[dict[str, Any]], None]:
+def _record_in_place(fields: tuple[tuple[str, Spec], ...]) -> RecordConverter:
     flat = tuple(name for name, spec in fields if spec == TIMESTAMP)
     nested = tuple((name, _converter(spec)) for name, spec in fields if spec != TIMESTAMP)
     epoch, delta = _EPOCH, timedelta
