@@ -18,6 +18,10 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PREFIX = "consentflow"
 
 
+#: librdkafka's RD_KAFKA_PARTITION_UA, ``produce``'s own default: the configured partitioner picks by key.
+_PARTITIONER_CHOOSES = -1
+
+
 class DeliveryError(RuntimeError):
     """Kafka did not acknowledge some events; ``failures`` lists (topic, key, error)."""
 
@@ -86,12 +90,10 @@ class EventProducer:
 
         ``partition`` None lets the key choose it, as for every event; a table's changelog names it.
         """
+        chosen = _PARTITIONER_CHOOSES if partition is None else partition
         while True:
             try:
-                if partition is None:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
-                else:
-                    self._producer.produce(topic, value=value, key=key, partition=partition, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # queue full: serve delivery reports, then retry

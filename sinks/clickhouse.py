@@ -32,7 +32,8 @@ _INSERT_SETTINGS = {"optimize_on_insert": 0}
 
 
 #: Records of one table converted to Arrow together as they arrive. A record just made is still in the CPU's
-#: cache; read 50,000 records later, at the flush, it is not (py-spy: a third of the flush went on reading them).
+#: cache; read 50,000 records later, at the flush, it is not, and reading the columns took about a quarter of the flush
+#: (py-spy) when the conversion waited for it.
 CONVERT_EVERY = 1_024
 
 
