@@ -386,7 +386,9 @@ class _RecordingProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, on_delivery: object = None) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int = -1, on_delivery: object = None
+    ) -> None:  # confluent_kafka's signature: partition -1 lets the partitioner choose
         self.sent.append((topic, key, value))
 
     def poll(self, timeout: float = 0) -> int:
