@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    := out
 
-.PHONY: demo test check lint typecheck unit install kafka-start kafka-stop bench clean
+.PHONY: demo test check lint typecheck unit install native kafka-start kafka-stop bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,15 +18,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## native: compile the processors with mypyc into .venv (consentflow.native); nothing to do while the build is current
+native: $(STAMP)
+	$(BIN)/python -m consentflow.native_build
+
 ## demo: a year of events for 5,000 subjects through the processors into embedded ClickHouse (chDB), then the DPO overview
 demo: $(STAMP)
+	@$(MAKE) --no-print-directory native || echo "consentflow: no compiled build (above); the demo runs the same code as plain Python"
 	@mkdir -p $(OUT)
 	$(BIN)/consentflow generate --subjects 5000 --days 365 --seed 1 --out $(OUT)/demo.avro > $(OUT)/demo.summary.json
 	rm -rf $(OUT)/demo-chdb
 	$(BIN)/consentflow run $(OUT)/demo.avro --dsn chdb://$(CURDIR)/$(OUT)/demo-chdb
 
 ## test: lint, type-check, start the Kafka broker (harmless if running) and run every test
-test: check kafka-start
+test: check native kafka-start
 	$(BIN)/pytest -q
 
 check: lint typecheck
@@ -37,7 +42,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy -p consentflow
 
-unit: $(STAMP)
+unit: native
 	$(BIN)/pytest -q -m "not kafka"
 
 kafka-start:
@@ -46,7 +51,7 @@ kafka-start:
 kafka-stop:
 	bash deploy/kafka.sh stop
 
-bench: $(STAMP)
+bench: native
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/processors.py
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import psutil
 from confluent_kafka import Consumer
 
+from consentflow import native
 from consentflow.admin import create_topics
 from consentflow.codec import SingleObjectCodec
 from consentflow.eventfile import read_events
@@ -211,6 +212,7 @@ def main() -> None:
         decode_rate = float(decode_only.stdout.strip().splitlines()[-1])
 
     print(f"subjects={args.subjects} days={args.days} input events={total:,} (subject topics {worker_events:,})")
+    print(f"processors in the worker and the embedded runner: {native.described()}")
     print(f"(a) raw consume + decode (confluent-kafka + fastavro): {raw_rate:10,.0f} events/s")
     print(
         f"(a') faust's ceiling: agents that only take_events:   {ceiling_rate:10,.0f} events/s (ratio to (a): {ceiling_rate / raw_rate:.2f})"

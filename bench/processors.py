@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from consentflow import native
 from consentflow.codec import SingleObjectCodec
 from consentflow.eventfile import read_events
 from consentflow.gc_tuning import tune_for_streaming
@@ -69,6 +70,7 @@ def main() -> None:
     rate = statistics.median(rates)
 
     print(f"subjects={args.subjects} days={args.days} events={len(events):,} outputs={outputs:,}")
+    print(f"processors: {native.described()}")
     print(
         f"(a) processors over decoded events:  {rate:12,.0f} events/s  median of {len(rates)} "
         f"(range {min(rates):,.0f}..{max(rates):,.0f})"

@@ -19,6 +19,8 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from consentflow import ledger
 from consentflow.enforcement import PolicyEnforcement
 from consentflow.holdings import needs_holdings, subject_holdings
@@ -33,6 +35,7 @@ from consentflow.vocabulary import ConsentAction, ProfileAction, Purpose, Reques
 Record = dict[str, Any]
 
 
+@mypyc_attr(native_class=False)  # compiled (consentflow.native), a list subclass stays a Python class
 class Changes(list[tuple[str, "Record"]]):
     """What one event (or one clock tick) changed: output records in the order they were made.
 
@@ -54,7 +57,7 @@ class Changes(list[tuple[str, "Record"]]):
 
     def add_all(self, topic: str, records: list[Record]) -> None:
         """Append output records for ``topic``."""
-        self.extend((topic, r) for r in records)
+        self.extend([(topic, r) for r in records])
 
     def of(self, topic: str) -> list[Record]:
         """The records for one output topic."""

@@ -8,9 +8,11 @@ here is plain data, so it pickles for a changelog.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import NamedTuple, Protocol
+
+from mypy_extensions import mypyc_attr
 
 #: previous_hash of a subject's first ledger entry.
 GENESIS_HASH = "0" * 64
@@ -91,6 +93,18 @@ class SubjectState:
     erasure_events: int = 0  # erasure requests and fulfilments known: the high bits of a notice's revision
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
 
+    # A changelog holds states pickled by plain and compiled (consentflow.native) workers alike, and
+    # pickles written before the compiled build: every one writes and reads the form Python gives a
+    # slotted object, (None, {field: value}). A compiled class would otherwise pickle its own way.
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        """``(None, {field: value})``, as Python pickles a slotted object."""
+        return None, {name: getattr(self, name) for name in STATE_FIELDS}
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        """Restore the fields ``__getstate__`` gave."""
+        for name, value in state[1].items():
+            setattr(self, name, value)
+
     def suspension(self) -> datetime | None:
         """When the account's suspension in force began, or None: a suspension holds unless a later reinstatement lifted it.
 
@@ -110,6 +124,10 @@ class SubjectState:
         activities = self.activities
         for index in range(start, len(activities)):
             yield Processing._make(activities[index])
+
+
+#: SubjectState's fields in declaration order: its pickled form.
+STATE_FIELDS = tuple(f.name for f in fields(SubjectState))
 
 
 class SubjectStore(Protocol):
@@ -132,6 +150,7 @@ class SubjectStore(Protocol):
         ...
 
 
+@mypyc_attr(native_class=False)  # compiled (consentflow.native), a dict subclass stays a Python class
 class MemoryStore(dict[str, SubjectState]):
     """A dict of subject states: the embedded runner's and the unit tests' store.
 
