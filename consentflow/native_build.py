@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,10 @@ def build(directory: Path | None = None) -> Path:
 
     directory = directory if directory is not None else build_directory()
     digest = sources_digest()
-    with tempfile.TemporaryDirectory(prefix="consentflow-native-") as work:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # Staged beside its place, so that it moves in with one rename: a process starting meanwhile
+    # sees the old build or the new one, never half of one.
+    with tempfile.TemporaryDirectory(prefix=".consentflow-native-", dir=directory.parent) as work:
         staged = Path(work) / "lib"
         cwd = os.getcwd()
         os.chdir(PACKAGE.parent)  # mypyc names modules by the package tree around the paths it gets
@@ -42,8 +44,9 @@ def build(directory: Path | None = None) -> Path:
         finally:
             os.chdir(cwd)
         (staged / STAMP).write_text(digest + "\n")
-        shutil.rmtree(directory, ignore_errors=True)
-        shutil.move(str(staged), directory)
+        if directory.exists():
+            directory.rename(Path(work) / "previous")  # removed with the work directory
+        staged.rename(directory)
     return directory
 
 
