@@ -3,6 +3,7 @@ event produced by EventProducer and consumed back, in both framings."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -10,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType  # type: ignore[attr-defined]
 
-from consentflow.admin import create_topics
+from consentflow.admin import create_topics, wait_until_served
 from consentflow.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Codec, ConfluentCodec, SingleObjectCodec
 from consentflow.errors import ContractError
 from consentflow.events import Event
@@ -63,6 +64,33 @@ def test_create_topics_as_designed(kafka_bootstrap: str, session_prefix: str) ->
     assert _configs(kafka_bootstrap, RECIPIENTS.name(prefix))["cleanup.policy"] == "compact"
     ledger = _configs(kafka_bootstrap, LEDGER.name(prefix))
     assert ledger["retention.ms"] == "-1" and ledger["cleanup.policy"] == "delete"
+
+
+def test_create_topics_returns_once_every_partition_is_served(kafka_bootstrap: str, session_prefix: str) -> None:
+    """Producers may start at once: every new partition's leader already answers for it."""
+    prefix = f"{session_prefix}-served"
+    create_topics(kafka_bootstrap, partitions=PARTITIONS, prefix=prefix)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    asked = {TopicPartition(t.name(prefix), p): OffsetSpec.latest() for t in ALL_TOPICS for p in range(PARTITIONS)}
+    answers = {tp: future.result().offset for tp, future in admin.list_offsets(asked, request_timeout=10).items()}
+    assert answers == {tp: 0 for tp in asked}  # asked once, no retry: each leader answers, for an empty log
+
+
+def test_waiting_for_partitions_lasts_until_they_are_served(kafka_bootstrap: str, session_prefix: str) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    name = f"{session_prefix}-late.topic"
+    began = time.monotonic()
+    timer = threading.Timer(1.5, lambda: admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)]))
+    timer.start()
+    try:
+        wait_until_served(admin, {name: 2}, timeout=30)
+    finally:
+        timer.join()
+    assert time.monotonic() - began >= 1.5  # it waited for the topic to exist and be served
+    served = admin.list_offsets({TopicPartition(name, p): OffsetSpec.latest() for p in range(2)}, request_timeout=10)
+    assert all(future.result().offset == 0 for future in served.values())
+    with pytest.raises(RuntimeError, match=r"not yet served after 1 s: .*-never\.topic\[0\]"):
+        wait_until_served(admin, {f"{session_prefix}-never.topic": 1}, timeout=1)
 
 
 @dataclass(frozen=True)
