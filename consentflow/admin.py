@@ -118,7 +118,8 @@ def wait_until_served(admin: AdminClient, wanted: dict[str, int], timeout: float
     loaded machine). An idempotent producer that sent in between lost the first messages of a
     partition now and then, though they were reported delivered, and kept the later ones: a
     loop of creating the topics and producing a dataset at once, beside two CPU hogs, lost
-    messages in 1 of 12 runs with only ``wait_until_led``, and in none of 24 with this too.
+    messages in 1 of 48 runs with only ``wait_until_led`` and in none of 48 with this too:
+    too rare to prove the cause by repetition, but the lost messages were all sent in this window.
     """
     pending = {TopicPartition(name, partition) for name, count in wanted.items() for partition in range(count)}
     deadline = time.monotonic() + timeout
