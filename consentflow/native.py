@@ -66,23 +66,27 @@ def current_build(directory: Path | None = None, package: Path = PACKAGE) -> Pat
 
 
 def package_path(path: Iterable[str], subpackage: str = "") -> list[str]:
-    """A package's ``__path__`` (consentflow's, or its ``subpackage``'s) with a current build first, so the built
-    modules shadow their sources; as it was otherwise."""
+    """consentflow's ``__path__`` with a current build first, so the built modules shadow their sources (unless
+    turned off); a ``subpackage``'s with that build's folder first when consentflow took it. One decision per
+    process: the sources are hashed once, and the packages cannot disagree."""
     path = list(path)
-    if os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0"):
-        return path
-    built = current_build()
+    if subpackage:
+        built = build_in_use()
+    elif os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0"):
+        built = None
+    else:
+        built = current_build()
     return path if built is None else [str(built / subpackage), *path]
 
 
-def in_use() -> bool:
-    """Whether this process runs the compiled build."""
-    import consentflow  # the package is initialised by now: this module is imported from its __init__
+def build_in_use() -> Path | None:
+    """The build's package directory when this process's ``consentflow`` loads from it, else None."""
+    import consentflow  # its ``__path__`` is set by now: this module is imported from its __init__
 
-    built = current_build()
-    return built is not None and consentflow.__path__[0] == str(built)
+    first = Path(consentflow.__path__[0])
+    return first if first == build_directory() / "consentflow" else None
 
 
 def described() -> str:
     """What runs the processors in this process, for benchmark output."""
-    return "compiled by mypyc (consentflow.native)" if in_use() else "plain Python (no current compiled build)"
+    return "compiled by mypyc (consentflow.native)" if build_in_use() else "plain Python (no current compiled build)"

@@ -140,9 +140,20 @@ def test_a_build_is_used_only_while_its_sources_are_unchanged(tmp_path: Path) ->
 def test_the_build_comes_first_in_the_package_path_unless_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "current_build", lambda: tmp_path / "consentflow")
     monkeypatch.delenv(native.PURE_PYTHON_VARIABLE, raising=False)
-    assert native.package_path(["/src/sinks"], "sinks") == [str(tmp_path / "consentflow" / "sinks"), "/src/sinks"]
+    assert native.package_path(["/src"]) == [str(tmp_path / "consentflow"), "/src"]
     monkeypatch.setenv(native.PURE_PYTHON_VARIABLE, "1")
-    assert native.package_path(["/src/sinks"], "sinks") == ["/src/sinks"]
+    assert native.package_path(["/src"]) == ["/src"]
     monkeypatch.setattr(native, "current_build", lambda: None)
     monkeypatch.delenv(native.PURE_PYTHON_VARIABLE)
     assert native.package_path(["/src"]) == ["/src"]
+
+
+def test_a_subpackage_follows_the_choice_consentflow_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import consentflow
+
+    monkeypatch.setattr(native, "build_directory", lambda: tmp_path)
+    monkeypatch.setattr(native, "current_build", lambda: pytest.fail("a subpackage hashes the sources again"))
+    monkeypatch.setattr(consentflow, "__path__", [str(tmp_path / "consentflow"), "/src"])
+    assert native.package_path(["/src/sinks"], "sinks") == [str(tmp_path / "consentflow" / "sinks"), "/src/sinks"]
+    monkeypatch.setattr(consentflow, "__path__", ["/src"])  # plain Python: turned off, or no current build
+    assert native.package_path(["/src/sinks"], "sinks") == ["/src/sinks"]
