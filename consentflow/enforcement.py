@@ -15,12 +15,12 @@ lists come from the policy file. Two kinds of checks:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from consentflow.ledger import fact_index_at, micros
 from consentflow.policy import Policy
 from consentflow.recipients import RecipientVersion
-from consentflow.state import Processing, SubjectState
+from consentflow.state import Processing, ProcessingRow, SubjectState
 from consentflow.vocabulary import (
     RULE_SECTIONS,
     ConsentAction,
@@ -42,12 +42,13 @@ _CONSENT_RULE: dict[str, Rule] = {
     Purpose.COOKIES_ADVERTISING.value: Rule.COOKIE_WITHOUT_CONSENT,
     Purpose.COOKIES_SOCIAL_MEDIA.value: Rule.COOKIE_WITHOUT_CONSENT,
 }
-_USERS = frozenset({RecipientKind.OTHER_USERS, RecipientKind.CORPORATE_CUSTOMER})
-_NONE = TransferMechanism.NONE
-_IDENTITY_DOCUMENTS = DataCategory.IDENTITY_DOCUMENTS.value
-_LEGAL_OBLIGATION = LegalBasis.LEGAL_OBLIGATION.value
-_LEGAL_PURPOSE = Purpose.LEGAL_OBLIGATION_COMPLIANCE.value
-_GRANTED = ConsentAction.GRANTED.value
+# Final: compiled (consentflow.native), a Final constant is read where it is used, not looked up in the module.
+_USERS: Final = frozenset({RecipientKind.OTHER_USERS, RecipientKind.CORPORATE_CUSTOMER})
+_NONE: Final = TransferMechanism.NONE
+_IDENTITY_DOCUMENTS: Final = DataCategory.IDENTITY_DOCUMENTS.value
+_LEGAL_OBLIGATION: Final = LegalBasis.LEGAL_OBLIGATION.value
+_LEGAL_PURPOSE: Final = Purpose.LEGAL_OBLIGATION_COMPLIANCE.value
+_GRANTED: Final = ConsentAction.GRANTED.value
 
 
 def violation_id(rule: Rule | str, event_id: str) -> str:
@@ -57,14 +58,14 @@ def violation_id(rule: Rule | str, event_id: str) -> str:
 
 def violation(
     rule: Rule | str,
-    p: Processing,
+    p: ProcessingRow,
     evidence: list[str],
     detail: str,
     *,
     active: bool = True,
     revision: int = 0,
 ) -> dict[str, Any]:
-    """A ``Violation`` record for processing ``p``."""
+    """A ``Violation`` record for processing ``p`` (a ``Processing``, or the row a state keeps)."""
     occurred_at, event_id, subject_id, _, recipient_id, purpose, _, categories = p  # one unpacking, not six lookups
     return {
         "violation_id": violation_id(rule, event_id),
@@ -156,12 +157,15 @@ class PolicyEnforcement:
             found.append(violation(Rule.IDENTITY_DOCUMENT_MISUSE, p, [p.event_id], f"identity documents used for {p.purpose}"))
         return found
 
-    def consent_needs(self, p: Processing) -> tuple[tuple[str, str], ...]:
+    # The per-processing checks take the row a state keeps (``ProcessingRow``, ``Processing``'s
+    # fields): the processors call them for every processing, and a row needs no named view built.
+
+    def consent_needs(self, row: ProcessingRow) -> tuple[tuple[str, str], ...]:
         """The (rule, consent purpose) pairs whose consent must be in force at the processing's time."""
-        key = (p.purpose, p.categories)
+        key = (row[5], row[7])  # purpose, categories
         cached = self._needs_cache.get(key)
         if cached is None:
-            cached = self._needs_cache[key] = self._consent_needs(p)
+            cached = self._needs_cache[key] = self._consent_needs(Processing._make(row))
         return cached
 
     def _consent_needs(self, p: Processing) -> tuple[tuple[str, str], ...]:
@@ -178,11 +182,11 @@ class PolicyEnforcement:
                 needs.append((gated_rule.value, purpose))  # e.g. geolocation data needs its consent [2.1.8]
         return tuple(needs)
 
-    def exempt_after_erasure(self, p: Processing) -> bool:
+    def exempt_after_erasure(self, row: ProcessingRow) -> bool:
         """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
-        return p.legal_basis == _LEGAL_OBLIGATION or p.purpose == _LEGAL_PURPOSE
+        return row[6] == _LEGAL_OBLIGATION or row[5] == _LEGAL_PURPOSE  # legal_basis, purpose
 
-    def consent_verdict(self, state: SubjectState, activity: Processing, rule_value: str, purpose: str) -> dict[str, Any]:
+    def consent_verdict(self, state: SubjectState, activity: ProcessingRow, rule_value: str, purpose: str) -> dict[str, Any]:
         """The verdict on ``activity`` under consent rule ``rule_value`` given everything known now.
 
         Always a record: active when no consent for ``purpose`` was in force at the
@@ -192,11 +196,11 @@ class PolicyEnforcement:
         whichever worker saw them, so the highest revision of a violation id is the
         verdict on everything known [6].
         """
-        t = activity.occurred_at
+        t, activity_id = activity[0], activity[1]  # occurred_at, event_id
         index = fact_index_at(state, purpose, t)
         if index < 0:
             return violation(
-                rule_value, activity, [activity.event_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
+                rule_value, activity, [activity_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
             )
         fact = state.consents[purpose][index]
         at, event_id, action, channel = fact[0], fact[1], fact[2], fact[3]  # ConsentFact fields
@@ -204,7 +208,7 @@ class PolicyEnforcement:
             return violation(
                 rule_value,
                 activity,
-                [activity.event_id, event_id],
+                [activity_id, event_id],
                 f"compliant: consent for {purpose} granted via {channel}, in force",
                 active=False,
                 revision=index + 1,
@@ -212,22 +216,22 @@ class PolicyEnforcement:
         return violation(
             rule_value,
             activity,
-            [activity.event_id, event_id],
+            [activity_id, event_id],
             f"consent for {purpose} {action} at {at.isoformat()} via {channel}, still in force at {t.isoformat()}",
             revision=index + 1,
         )
 
-    def erasure_verdict(self, state: SubjectState, activity: Processing) -> dict[str, Any] | None:
+    def erasure_verdict(self, state: SubjectState, activity: ProcessingRow) -> dict[str, Any] | None:
         """The processing-after-erasure violation of ``activity``, if it happened after the earliest fulfilled erasure [12].
 
         Its revision counts the fulfilled erasures known: the earliest one only moves
         earlier as they arrive, so the highest revision is the verdict on all of them.
         """
         erased = state.erasure_fulfilled_at
-        t = activity.occurred_at
+        t = activity[0]  # occurred_at
         if erased is None or micros(t) <= micros(erased) or self.exempt_after_erasure(activity):
             return None
-        evidence = [activity.event_id] + ([state.erasure_event_id] if state.erasure_event_id else [])
+        evidence = [activity[1]] + ([state.erasure_event_id] if state.erasure_event_id else [])
         return violation(
             Rule.PROCESSING_AFTER_ERASURE,
             activity,

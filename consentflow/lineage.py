@@ -20,14 +20,14 @@ from typing import Any
 
 from consentflow.geography import in_eea
 from consentflow.recipients import RecipientVersion
-from consentflow.state import Processing
+from consentflow.state import ProcessingRow
 from consentflow.vocabulary import RecipientKind, TransferMechanism
 
 
 def lineage_edge(
-    p: Processing, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: Mapping[str, Any] | None
+    p: ProcessingRow, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """The ``LineageEdge`` record of processing ``p`` (which names a recipient), sent under ``mechanism``."""
+    """The ``LineageEdge`` record of processing ``p`` (a ``Processing`` or its row, naming a recipient), sent under ``mechanism``."""
     occurred_at, event_id, subject_id, source_kind, recipient_id, purpose, legal_basis, categories = p
     if recipient is None:
         kind, country = RecipientKind.UNKNOWN, ""

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -30,7 +30,7 @@ from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.retention import RetentionSchedule, earliest
 from consentflow.rights import access_export, erasure_notices
 from consentflow.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
-from consentflow.vocabulary import ConsentAction, ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
+from consentflow.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
 
 Record = dict[str, Any]
 
@@ -94,17 +94,23 @@ class Changes(list[tuple[str, "Record"]]):
         return self.of(HOLDINGS)
 
 
-_UNKNOWN_MECHANISM = TransferMechanism.UNKNOWN
-_GRANTED = ConsentAction.GRANTED.value
-_TIME = itemgetter(0)  # Processing.occurred_at
-_PROCESSING = tuple.__new__  # Processing from its row without a Python-level constructor call
-_TIME_AND_ID = itemgetter(0, 1)
-LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES = "ledger", "lineage", "violations", "retention", "erasure-notices"
-HOLDINGS = "holdings"
-_LIFECYCLE_USE = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
-_NEGATIVE = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
-_SUSPENSION = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
-_REGISTERED, _CLOSED, _REINSTATED = ProfileAction.REGISTERED.value, ProfileAction.CLOSED.value, ProfileAction.REINSTATED.value
+# Final: compiled (consentflow.native), a Final constant is read where it is used, not looked up in the module.
+_UNKNOWN_MECHANISM: Final = TransferMechanism.UNKNOWN
+_TIME: Final = itemgetter(0)  # ProcessingRow's occurred_at
+_TIME_AND_ID: Final = itemgetter(0, 1)
+LEDGER: Final = "ledger"
+LINEAGE: Final = "lineage"
+VIOLATIONS: Final = "violations"
+RETENTION: Final = "retention"
+ERASURE_NOTICES: Final = "erasure-notices"
+HOLDINGS: Final = "holdings"
+_LIFECYCLE_USE: Final = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
+_NEGATIVE: Final = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
+_SUSPENSION: Final = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
+_REGISTERED: Final = ProfileAction.REGISTERED.value
+_CLOSED: Final = ProfileAction.CLOSED.value
+_REINSTATED: Final = ProfileAction.REINSTATED.value
+_INPUT_TOPICS: Final = frozenset({"consent", "message", "cookie", "disclosure", "profile", "rights"})
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,6 @@ class Processor:
         self.store: SubjectStore = store if store is not None else MemoryStore()
         self._get, self._put = self.store.get, self.store.put  # bound once: called for every event
         self.registry = registry if registry is not None else RecipientRegistry()
-        self._resolve = self.registry.resolve
         self.policy = policy or load_policy()
         self.enforcement = PolicyEnforcement(self.policy)
         self.schedule = schedule or RetentionSchedule(self.policy)
@@ -137,14 +142,6 @@ class Processor:
         # Static-check inputs known to break no rule -> their consent needs.
         self._clean: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
         self._put_every_state = not self.store.keeps_references
-        self._handlers = {
-            "consent": self._consent,
-            "message": self._message,
-            "cookie": self._cookie,
-            "disclosure": self._disclosure,
-            "profile": self._profile,
-            "rights": self._rights,
-        }
 
     # -- entry points ----------------------------------------------------------------
 
@@ -153,8 +150,7 @@ class Processor:
         if topic == "recipients":
             self.registry.add(RecipientVersion.from_record(dict(record)))
             return Changes()
-        handler = self._handlers.get(topic)
-        if handler is None:
+        if topic not in _INPUT_TOPICS:
             raise ValueError(f"no processor for topic {topic!r}")
         subject_id = record["subject_id"]
         event_id = record["event_id"]
@@ -169,7 +165,19 @@ class Processor:
         latest = state.latest_event_at
         if latest is None or t > latest:
             state.latest_event_at = t
-        changes = handler(state, record, source)
+        # Called by name, not through a table of bound methods: compiled, each is a direct call.
+        if topic == "cookie":
+            changes = self._cookie(state, record, source)
+        elif topic == "profile":
+            changes = self._profile(state, record, source)
+        elif topic == "consent":
+            changes = self._consent(state, record, source)
+        elif topic == "disclosure":
+            changes = self._disclosure(state, record, source)
+        elif topic == "message":
+            changes = self._message(state, record, source)
+        else:
+            changes = self._rights(state, record, source)
         if self._put_every_state:
             self._put(state)
         return changes
@@ -217,18 +225,20 @@ class Processor:
 
     def _consent(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
         changes = Changes()
+        out: list[tuple[str, Record]] = changes  # appended to as a list: compiled, one C call
         fact = ledger.record_fact(state, record)
-        changes.append((LEDGER, ledger.append_entry(state, record, source)))
+        out.append((LEDGER, ledger.append_entry(state, record, source)))
         # The verdicts of later processings that need this purpose rest on this fact now, or
         # count it among those before theirs: re-issue them with their new revision [6].
         activities = state.activities
         if activities and activities[-1][0] >= fact[0]:  # the common case, a fact newer than every processing, skips this
             purpose = record["purpose"]
-            needs = self.enforcement.consent_needs
-            for activity in state.processings(bisect.bisect_left(activities, fact[0], key=_TIME)):
-                for rule_value, needed in needs(activity):
+            enforcement = self.enforcement
+            for index in range(bisect.bisect_left(activities, fact[0], key=_TIME), len(activities)):
+                activity = activities[index]
+                for rule_value, needed in enforcement.consent_needs(activity):
                     if needed == purpose:
-                        changes.append((VIOLATIONS, self.enforcement.consent_verdict(state, activity, rule_value, purpose)))
+                        out.append((VIOLATIONS, enforcement.consent_verdict(state, activity, rule_value, purpose)))
         return changes
 
     # -- processing: messages, cookies, disclosures ----------------------------------
@@ -275,21 +285,22 @@ class Processor:
         return self._processing(state, row, source)
 
     def _processing(self, state: SubjectState, row: ProcessingRow, source: Mapping[str, Any] | None) -> Changes:
-        p = _PROCESSING(Processing, row)  # the named view of the row the state keeps
         t, event_id, _, _, recipient_id, purpose, _, categories = row
         changes = Changes()
+        out: list[tuple[str, Record]] = changes  # appended to as a list: compiled, one C call
         if recipient_id is not None:
-            recipient, mechanism = self._resolve(recipient_id, t)
-            changes.append((LINEAGE, lineage_edge(p, recipient, mechanism, source)))
+            recipient, mechanism = self.registry.resolve(recipient_id, t)
+            out.append((LINEAGE, lineage_edge(row, recipient, mechanism, source)))
         else:
             recipient, mechanism = None, _UNKNOWN_MECHANISM
+        enforcement = self.enforcement
         # Static verdicts and consent needs depend only on (registry version, mechanism, purpose,
         # categories): remember the needs of the combinations known to break no static rule.
         key = (None if recipient is None else recipient.event_id, mechanism, purpose, categories)
         needs = self._clean.get(key)
         if needs is None:
-            needs = self.enforcement.consent_needs(p)
-            static = self.enforcement.static_violations(p, recipient, mechanism)
+            needs = enforcement.consent_needs(row)
+            static = enforcement.static_violations(Processing._make(row), recipient, mechanism)
             if static:
                 changes.add_all(VIOLATIONS, static)
             elif len(self._clean) < 100_000:
@@ -302,14 +313,13 @@ class Processor:
             activities.append(row)
         # Every consent-gated processing gets a verdict, compliant or not, so that a worker
         # that replays it after another's crash overwrites a verdict issued on less [6].
-        verdict = self.enforcement.consent_verdict
         for rule_value, needed in needs:
-            changes.append((VIOLATIONS, verdict(state, p, rule_value, needed)))
+            out.append((VIOLATIONS, enforcement.consent_verdict(state, row, rule_value, needed)))
         erased = state.erasure_fulfilled_at
         if erased is not None:
-            after_erasure = self.enforcement.erasure_verdict(state, p)
+            after_erasure = enforcement.erasure_verdict(state, row)
             if after_erasure is not None:
-                changes.append((VIOLATIONS, after_erasure))
+                out.append((VIOLATIONS, after_erasure))
             if recipient_id is not None and t <= erased:
                 # A disclosure from before the erasure arrived late: the recipient's notice widens [GDPR Art. 19].
                 changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
@@ -367,9 +377,9 @@ class Processor:
             state.erasure_request_id = request_id
         # Every processing after the earliest erasure is re-judged with the new count of erasures [12].
         activities = state.activities
-        verdict = self.enforcement.erasure_verdict
-        for activity in state.processings(bisect.bisect_right(activities, state.erasure_fulfilled_at, key=_TIME)):
-            after_erasure = verdict(state, activity)
+        enforcement = self.enforcement
+        for index in range(bisect.bisect_right(activities, state.erasure_fulfilled_at, key=_TIME), len(activities)):
+            after_erasure = enforcement.erasure_verdict(state, activities[index])
             if after_erasure is not None:
                 changes.append((VIOLATIONS, after_erasure))
         changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
