@@ -141,6 +141,9 @@ class Processor:
         self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
         # Static-check inputs known to break no rule -> their consent needs.
         self._clean: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+        # One tuple per distinct list of categories, shared by every processing that names it: a state
+        # keeps a row per processing, and the collector walks every new container until it is old.
+        self._categories: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._put_every_state = not self.store.keeps_references
 
     # -- entry points ----------------------------------------------------------------
@@ -253,7 +256,7 @@ class Processor:
             record.get("processor_id"),
             purpose,
             self._basis.get(purpose, "unknown"),
-            tuple(record["categories"]),
+            self._shared(record["categories"]),
         )
         return self._processing(state, row, source)
 
@@ -267,7 +270,7 @@ class Processor:
             record["vendor_id"],
             purpose,
             self._basis.get(purpose, "unknown"),
-            tuple(record["categories"]),
+            self._shared(record["categories"]),
         )
         return self._processing(state, row, source)
 
@@ -280,9 +283,19 @@ class Processor:
             record["recipient_id"],
             record["purpose"],
             record["legal_basis"],
-            tuple(record["categories"]),
+            self._shared(record["categories"]),
         )
         return self._processing(state, row, source)
+
+    def _shared(self, categories: Iterable[str]) -> tuple[str, ...]:
+        """``tuple(categories)``, the same object for equal lists (up to 10,000 distinct ones)."""
+        key = tuple(categories)
+        shared = self._categories.get(key)
+        if shared is not None:
+            return shared
+        if len(self._categories) < 10_000:
+            self._categories[key] = key
+        return key
 
     def _processing(self, state: SubjectState, row: ProcessingRow, source: Mapping[str, Any] | None) -> Changes:
         t, event_id, _, _, recipient_id, purpose, _, categories = row

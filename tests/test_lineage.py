@@ -354,3 +354,25 @@ def test_an_unregistered_recipient_appears_in_the_graph_without_a_country() -> N
     assert holding.recipient_id == "ghost-crm" and holding.categories == frozenset({"contact"})
     assert holding.recipient_kind == RecipientKind.UNKNOWN.value
     assert graph.held_by("ghost-crm", at(0), at(1)) == {SUBJECT: frozenset({"contact"})}
+
+
+def test_processings_naming_the_same_categories_share_one_tuple_in_the_state() -> None:
+    """A state keeps a row per processing: equal category lists are kept as one tuple, so a subject with many
+    processings holds, and the collector walks, one tuple per distinct list, not one per processing."""
+    p = processor_with()
+    feed(
+        p,
+        disclose(
+            SUBJECT, POSTWAVE, [C.CONTACT, C.IDENTITY], at(3), purpose=Purpose.SERVICE_INFORMATION, basis=LegalBasis.CONTRACT
+        ),
+        disclose(
+            SUBJECT, POSTWAVE, [C.CONTACT, C.IDENTITY], at(4), purpose=Purpose.SERVICE_INFORMATION, basis=LegalBasis.CONTRACT
+        ),
+        disclose(SUBJECT, POSTWAVE, [C.CONTACT], at(5), purpose=Purpose.SERVICE_INFORMATION, basis=LegalBasis.CONTRACT),
+    )
+    state = p.store.get(SUBJECT)
+    assert state is not None
+    first, second, third = (row[7] for row in state.activities)
+    assert first == second == ("contact", "identity")
+    assert first is second
+    assert third == ("contact",)
