@@ -403,6 +403,28 @@ def test_the_processors_encoding_writes_the_bytes_of_the_canonical_definition(
 ) -> None:
     """The hash covers compact ASCII JSON of the hashed fields [6]; the processors' fast writer of it agrees byte
     for byte with ``json.dumps``, whatever the text holds (quotes, controls, non-ASCII), so an auditor can recompute it."""
+    _assert_both_write_json(texts, sequence, occurred_at, notice_id)
+
+
+# Mostly text JSON writes as it is, now and then one character it escapes (or a quote).
+NEAR_PLAIN = st.text(st.characters(min_codepoint=0x1F, max_codepoint=0x7F), max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(NEAR_PLAIN, min_size=9, max_size=9),
+    st.integers(0, 2**40),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+    st.none() | NEAR_PLAIN,
+)
+def test_the_processors_encoding_agrees_at_the_edge_of_what_json_escapes(
+    texts: list[str], sequence: int, occurred_at: datetime, notice_id: str | None
+) -> None:
+    """Texts of printable ASCII with the odd quote, backslash, control or DEL: the same bytes as ``json.dumps`` [6]."""
+    _assert_both_write_json(texts, sequence, occurred_at, notice_id)
+
+
+def _assert_both_write_json(texts: list[str], sequence: int, occurred_at: datetime, notice_id: str | None) -> None:
     subject, event, purpose, action, channel, version, service, previous, _ = texts
     values = (subject, sequence, event, occurred_at, purpose, action, channel, version, service, notice_id, previous)
     entry = dict(zip(HASHED[:-1], values, strict=True))
