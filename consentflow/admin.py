@@ -77,10 +77,15 @@ def create_topics(
             error = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # raced with another creator
                 raise RuntimeError(f"could not create topic {name}: {error.str()}") from None
-    created = {t.topic: t.num_partitions for t in wanted}
-    wait_until_led(admin, created, timeout)
-    wait_until_served(admin, created, timeout)
+    wait_until_ready(admin, {t.topic: t.num_partitions for t in wanted}, timeout)
     return outcomes
+
+
+def wait_until_ready(admin: AdminClient, wanted: dict[str, int], timeout: float = 30.0) -> None:
+    """Return once producers may start on the new topics: every partition led in the metadata
+    (``wait_until_led``), then served by its leader (``wait_until_served``); each wait has ``timeout``."""
+    wait_until_led(admin, wanted, timeout)
+    wait_until_served(admin, wanted, timeout)
 
 
 def wait_until_led(admin: AdminClient, wanted: dict[str, int], timeout: float = 30.0) -> None:

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentflow.admin import wait_until_led
+from consentflow.admin import wait_until_ready
 from consentflow.streams.skipped_events import PartitionContinuity, read_offsets
 
 P = ("acme.consent", 2)
@@ -82,7 +82,7 @@ def topic(kafka_bootstrap: str) -> Iterator[str]:
     name = f"skipped-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(30)
-    wait_until_led(admin, {name: 2})  # a producer meeting a flickering new topic can lose messages (librdkafka #3712)
+    wait_until_ready(admin, {name: 2})  # a producer meeting a topic not yet led and served can lose messages
     yield name
     admin.delete_topics([name], operation_timeout=30)[name].result(30)
 
