@@ -24,6 +24,7 @@ from uuid import UUID
 import fastavro
 from fastavro.validation import ValidationError, validate
 
+from consentflow.avro_writer import PlanMiss
 from consentflow.contracts import Contract, ContractStore, default_store, is_naive, uuid_text
 from consentflow.errors import ContractError
 from consentflow.topics import Topic, topic_named
@@ -52,7 +53,19 @@ def write_body(topic: Topic | str, contract: Contract, record: Mapping[str, Any]
 
     ``trusted`` skips the validation pass for records this project's processors
     built (outputs); everything from outside is validated here, at the edge.
+    A trusted record is written from the contract's ``RecordPlan`` (the same
+    bytes, about a sixth of fastavro's time), or by fastavro when the plan
+    misses a value.
     """
+    if trusted:
+        plan = contract.writing_plan
+        if plan is not None:
+            body = bytearray()
+            try:
+                plan.write(body, record)
+                return bytes(body)
+            except PlanMiss:
+                pass  # fastavro writes it as it always did, or names what is wrong
     out = io.BytesIO()
     try:
         datum = record if type(record) is dict else dict(record)
@@ -99,7 +112,12 @@ def _encode_error(topic: str, contract: Contract, record: Mapping[str, Any], exc
 
 
 def _logical_problem(schema: Any, datum: Any, path: str) -> tuple[str, str] | None:
-    """(field path, reason) of the first malformed uuid or naive timestamp anywhere in ``datum``."""
+    """(field path, reason) of the first malformed uuid, naive timestamp or text without UTF-8 anywhere in ``datum``."""
+    if isinstance(datum, str):
+        try:
+            datum.encode()
+        except UnicodeEncodeError as bad:  # a lone surrogate: Avro strings are UTF-8
+            return path, f"text has no UTF-8 form: {bad.reason} at position {bad.start}"
     if isinstance(schema, list):  # a union: the branch that objects to the datum
         return next((p for p in (_logical_problem(branch, datum, path) for branch in schema) if p), None)
     if not isinstance(schema, dict):

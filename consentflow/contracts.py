@@ -12,16 +12,19 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import fastavro
 import fastavro.read
 import fastavro.write
 from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+if TYPE_CHECKING:
+    from consentflow.avro_writer import RecordPlan
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 #: A UUID's canonical text, whole (``fullmatch``: ``$`` would let a trailing newline through).
@@ -94,6 +97,14 @@ class Contract:
     def full_name(self) -> str:
         """Namespace-qualified record name."""
         return f"{self.schema.get('namespace', '')}.{self.name}".lstrip(".")
+
+    @cached_property
+    def writing_plan(self) -> RecordPlan | None:
+        """How the processors' records of this contract are written (``avro_writer``), made at the first one;
+        None when the schema holds a type the plan does not know (fastavro writes them all)."""
+        from consentflow.avro_writer import record_plan  # it imports this module
+
+        return record_plan(self.parsed)
 
 
 class ContractStore:

@@ -29,6 +29,7 @@ COMPILED = (
     "state.py",
     "recipients.py",
     "timestamp_plan.py",
+    "avro_writer.py",
     "sinks/tables.py",
     "streams/embedded.py",
 )

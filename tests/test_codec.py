@@ -367,6 +367,7 @@ def test_encode_refuses_a_non_mapping(codec: Codec) -> None:
         ("SubjectHoldings", "revision", 1.5, "1.5 (float)"),
         ("SubjectHoldings", "categories_held", ["shoe_size"], "'shoe_size'"),
         ("SubjectHoldings", "archive_at", datetime(2030, 1, 1), "has no time zone"),
+        ("LineageEdge", "recipient_id", "cloud\udc80nest", "has no UTF-8 form: surrogates not allowed at position 5"),
     ],
 )
 def test_encode_refuses_coercible_values_in_output_records(record_name: str, field: str, value: object, fragment: str) -> None:
