@@ -8,7 +8,9 @@ event-time watermark) past A's archive date [2.3.1]. When a sweep is owed is tes
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -88,6 +90,18 @@ def persisted_offsets(data_dir: Path) -> dict[int, int]:
     return found
 
 
+def stored_states(data_dir: Path) -> dict[str, bytes]:
+    """Subject id -> the bytes the subject table's partition databases hold for it (faust's keys are JSON text)."""
+    found = {}
+    for path in data_dir.rglob("subjects-*.db"):
+        db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True), access_type=rocksdict.AccessType.read_only())
+        try:
+            found.update({json.loads(key): value for key, value in db.items() if not key.startswith(b"__faust")})
+        finally:
+            db.close()
+    return found
+
+
 def records(bootstrap: str, prefix: str, short_name: str) -> list[dict[str, Any]]:
     """Every record in an output topic, decoded."""
     name, codec, found = topic_named(short_name).name(prefix), SingleObjectCodec(), []
@@ -109,6 +123,10 @@ def test_a_sweep_emits_what_fell_due_and_a_replacement_worker_does_not_emit_it_a
     changelog = {p: end for (_, p), end in end_offsets(kafka_bootstrap, [f"{prefix}-worker-subjects-changelog"]).items() if end}
     assert changelog, "the states reached the changelog"
     assert persisted_offsets(tmp_path / "w1") == {p: end - 1 for p, end in changelog.items()}
+    # Both subjects' states, each a pickle of its own (no base64 layer), in the database of its partition.
+    stored = stored_states(tmp_path / "w1")
+    assert len(stored) == 2
+    assert all(value[:1] == b"\x80" and pickle.loads(value).subject_id == subject for subject, value in stored.items())
 
     # A new machine: an empty data directory, the states from the changelog only.
     sweep_remembers_what_was_emitted(kafka_bootstrap, prefix, tmp_path / "w2", tmp_path / "w2.log")

@@ -1,0 +1,42 @@
+"""The subject table's value codec: states pickled without faust's base64 layer, and the old base64 form still read."""
+
+from __future__ import annotations
+
+import pickle
+
+from faust.serializers import codecs
+
+from consentflow.processor import Processor
+from consentflow.state import SubjectState
+from consentflow.streams.subject_table import PickledState, StateCodec
+from tests.samples import input_events
+
+
+def _a_state() -> SubjectState:
+    """A state with processings, consent facts and seen ids: what the changelog carries."""
+    processor = Processor()
+    for event in input_events():
+        processor.process(event.topic.short_name, event.record)
+    states = [s for s in processor.store.values() if s.activities and s.consents]
+    assert states, "the sample events give a subject with processings and consents"
+    return states[0]
+
+
+def test_the_table_writes_states_as_plain_pickles() -> None:
+    state = _a_state()
+    written = StateCodec().dumps(state)
+    assert written == pickle.dumps(state)  # no base64 text: the pickle's own bytes
+    assert written[:1] == b"\x80"
+    assert StateCodec().loads(written).__getstate__() == state.__getstate__()
+
+
+def test_states_written_by_fausts_pickle_codec_still_load() -> None:
+    """Changelogs and stores written before hold faust's ``pickle`` codec's base64 text."""
+    state = _a_state()
+    before = codecs.get_codec("pickle").dumps(state)
+    assert before[:1] != b"\x80" and before.isascii()
+    assert StateCodec().loads(before).__getstate__() == state.__getstate__()
+
+
+def test_the_subject_table_uses_the_state_codec() -> None:
+    assert isinstance(codecs.get_codec(PickledState._options.serializer), StateCodec)
