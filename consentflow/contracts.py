@@ -24,7 +24,7 @@ import fastavro.write
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 if TYPE_CHECKING:
-    from consentflow.avro_writer import RecordPlan
+    from consentflow.avro_plan import RecordPlan
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 #: A UUID's canonical text, whole (``fullmatch``: ``$`` would let a trailing newline through).
@@ -99,10 +99,10 @@ class Contract:
         return f"{self.schema.get('namespace', '')}.{self.name}".lstrip(".")
 
     @cached_property
-    def writing_plan(self) -> RecordPlan | None:
-        """How the processors' records of this contract are written (``avro_writer``), made at the first one;
-        None when the schema holds a type the plan does not know (fastavro writes them all)."""
-        from consentflow.avro_writer import record_plan  # it imports this module
+    def plan(self) -> RecordPlan | None:
+        """How records of this contract are written and read without fastavro (``avro_plan``), made at the first
+        one; None when the schema holds a type the plan does not know (fastavro then does it all)."""
+        from consentflow.avro_plan import record_plan  # it imports this module
 
         return record_plan(self.parsed)
 

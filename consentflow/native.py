@@ -29,7 +29,7 @@ COMPILED = (
     "state.py",
     "recipients.py",
     "timestamp_plan.py",
-    "avro_writer.py",
+    "avro_plan.py",
     "sinks/tables.py",
     "streams/embedded.py",
 )

@@ -1,7 +1,9 @@
-"""The writing plan (``consentflow.avro_writer``) writes fastavro's bytes, and hands fastavro every value it would not.
+"""A contract's plan (``consentflow.avro_plan``) writes fastavro's bytes and reads fastavro's records, and hands
+fastavro every value and body it would not.
 
-The plan is the fast path for the records the processors build (``write_body(..., trusted=True)``);
-fastavro, with the project's logical-type hooks, is the reference it is compared with here.
+Writing from the plan is the fast path for the records the processors build (``write_body(..., trusted=True)``),
+reading for any body written with the contract it is read with (``read_body``); fastavro, with the project's
+logical-type hooks, is the reference they are compared with here.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from zoneinfo import ZoneInfo
 import fastavro
 import pytest
 
-from consentflow.avro_writer import PlanMiss, RecordPlan, record_plan
-from consentflow.codec import SingleObjectCodec, write_body
+from consentflow.avro_plan import PlanMiss, RecordPlan, record_plan
+from consentflow.codec import SingleObjectCodec, read_body, write_body
 from consentflow.contracts import Contract, default_store
 from consentflow.errors import ContractError
 from consentflow.generator.simulation import GeneratorConfig, Simulation
@@ -38,7 +40,7 @@ def _fastavro(contract: Contract, record: Any) -> bytes:
 
 
 def _planned(contract: Contract, record: Any) -> bytes:
-    plan = contract.writing_plan
+    plan = contract.plan
     assert plan is not None, f"{contract.name} v{contract.version} has no writing plan"
     out = bytearray()
     plan.write(out, record)
@@ -217,3 +219,101 @@ def test_a_record_naming_itself_is_planned() -> None:
     reference = io.BytesIO()
     fastavro.schemaless_writer(reference, parsed, record)
     assert bytes(out) == reference.getvalue()
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _fastavro_read(contract: Contract, body: bytes) -> dict[str, Any]:
+    record: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(body), contract.parsed, None)
+    return record
+
+
+def _read_outcome(contract: Contract, body: bytes) -> tuple[str, Any]:
+    """What ``read_body`` gives for ``body``: the record, or the error's text."""
+    try:
+        return "record", read_body("reading", contract, contract, body)
+    except ContractError as exc:
+        return "refused", str(exc)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down (an aware UTC datetime is not a naive one, True is not 1)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, datetime):
+        return a == b and a.tzinfo is b.tzinfo
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=_contract_id)
+def test_the_plan_reads_every_contracts_bodies_as_fastavro_reads_them(contract: Contract) -> None:
+    rng = random.Random(f"read {contract.name} {contract.version}")
+    plan = contract.plan
+    assert plan is not None
+    for _ in range(200):
+        body = _fastavro(contract, sample_record(contract.schema, rng))
+        assert _same(plan.read(body), _fastavro_read(contract, body))
+
+
+def test_a_generated_years_events_and_outputs_are_read_as_fastavro_reads_them() -> None:
+    processor = Processor()
+    read = 0
+    for event in Simulation(GeneratorConfig(subjects=100, days=365, seed=5, violation_share=0.05)).events():
+        messages = [(event.topic.record, event.record)]
+        messages += [(topic_named(t).record, r) for t, r in processor.process(event.topic.short_name, event.record).records]
+        for record_name, record in messages:
+            contract = STORE.latest(record_name)
+            body = _fastavro(contract, record)
+            assert _same(_planned_read(contract, body), _fastavro_read(contract, body)), record
+            read += 1
+    assert read > 5_000
+
+
+def _planned_read(contract: Contract, body: bytes) -> dict[str, Any]:
+    plan = contract.plan
+    assert plan is not None
+    return plan.read(body)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=_contract_id)
+def test_a_damaged_body_is_read_or_refused_exactly_as_fastavro_alone_would(
+    contract: Contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut short at every length, a byte changed, bytes added: the plan reads what fastavro reads, and leaves it the rest."""
+    rng = random.Random(f"damage {contract.name} {contract.version}")
+    bodies = []
+    for _ in range(8):
+        body = _fastavro(contract, sample_record(contract.schema, rng))
+        bodies += [body[:cut] for cut in range(len(body))]
+        for _ in range(40):
+            at = rng.randrange(len(body))
+            bodies.append(body[:at] + bytes([rng.randrange(256)]) + body[at + 1 :])
+        bodies += [body + b"\x00", body + bytes([rng.randrange(256)]) * rng.randrange(1, 4)]
+    with_plan = [_read_outcome(contract, body) for body in bodies]
+    monkeypatch.setattr(Contract, "plan", property(lambda self: None))
+    without_plan = [_read_outcome(contract, body) for body in bodies]
+    for body, planned, alone in zip(bodies, with_plan, without_plan, strict=True):
+        assert planned[0] == alone[0] and (_same(planned[1], alone[1]) if planned[0] == "record" else planned[1] == alone[1]), (
+            body
+        )
+    assert any(kind == "refused" for kind, _ in with_plan) and any(kind == "record" for kind, _ in with_plan)
+
+
+def test_an_array_in_sized_blocks_is_read_by_fastavro() -> None:
+    """Avro lets a writer give a block's count as negative, followed by its size in bytes; the plan leaves those to fastavro."""
+    record = _edge(categories=["identity", "contact"])
+    body = _fastavro(LINEAGE_CONTRACT, record)
+    # The categories array: count 2 (zig-zag 4), the symbols' indices, then the end of the array (0).
+    symbols = LINEAGE_CONTRACT.schema["fields"][4]["type"]["items"]["symbols"]
+    block = bytes([symbols.index("identity") * 2, symbols.index("contact") * 2])
+    positive = b"\x04" + block + b"\x00"
+    assert positive in body
+    sized = body.replace(positive, b"\x03" + bytes([len(block) * 2]) + block + b"\x00", 1)  # count -2, size 2
+    with pytest.raises(PlanMiss):
+        _planned_read(LINEAGE_CONTRACT, sized)
+    assert _same(read_body(LINEAGE, LINEAGE_CONTRACT, LINEAGE_CONTRACT, sized), _fastavro_read(LINEAGE_CONTRACT, body))
