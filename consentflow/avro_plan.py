@@ -68,7 +68,7 @@ class NoPlan(Exception):
 
 
 class Node:
-    """How one value of a schema is written."""
+    """How one value of a schema is written and read."""
 
     def __init__(self, kind: int) -> None:
         self.kind = kind

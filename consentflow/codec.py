@@ -181,7 +181,7 @@ def read_body(topic: Topic | str, writer: Contract, reader: Contract, body: byte
     """Decode an Avro body written with ``writer`` into ``reader``'s shape.
 
     A body written with the contract it is read with is read from the contract's ``RecordPlan``
-    (the same record in about a third of fastavro's time), or by fastavro when the plan misses.
+    (the same record in about half of fastavro's time), or by fastavro when the plan misses.
     """
     name = _topic_name(topic)
     if writer.full_name != reader.full_name:
