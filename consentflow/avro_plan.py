@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from consentflow.contracts import read_uuid, uuid_text
+from consentflow.ledger import micros as micros_since_epoch
 from consentflow.timestamp_plan import from_micros
 
 _STRING: Final = 0
@@ -47,7 +48,6 @@ _LONG_MIN: Final = -(1 << 63)
 _LONG_MAX: Final = (1 << 63) - 1
 _INT_MIN: Final = -(1 << 31)
 _INT_MAX: Final = (1 << 31) - 1
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _PRIMITIVES: Final = {
     "string": _STRING,
     "long": _LONG,
@@ -209,8 +209,7 @@ def _write(out: bytearray, node: Node, value: Any) -> None:
         if type(value) is int:
             micros: int = value
         elif isinstance(value, datetime) and (value.tzinfo is UTC or value.utcoffset() is not None):
-            delta = value - _EPOCH
-            micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+            micros = micros_since_epoch(value)
         else:
             raise PlanMiss("not an instant")
         if not _LONG_MIN <= micros <= _LONG_MAX:

@@ -186,9 +186,10 @@ def read_body(topic: Topic | str, writer: Contract, reader: Contract, body: byte
     name = _topic_name(topic)
     if writer.full_name != reader.full_name:
         raise ContractError(name, f"message was written as {writer.full_name}, but this topic carries {reader.full_name}")
-    if writer is reader and writer.plan is not None and type(body) is bytes:
+    plan = writer.plan if writer is reader and type(body) is bytes else None
+    if plan is not None:
         try:
-            return writer.plan.read(body)
+            return plan.read(body)
         except PlanMiss:
             pass  # fastavro reads it, or names what is wrong
     buf = io.BytesIO(body)
