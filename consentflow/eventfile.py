@@ -8,6 +8,7 @@ readable whatever the contracts become later.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -23,12 +24,21 @@ from consentflow.events import Event
 from consentflow.topics import INPUT_TOPICS, Topic, topic_for_record
 
 
-def input_union_schema(store: ContractStore | None = None) -> Any:
-    """Parsed union of the newest input contracts, the schema of an event file."""
+def input_union_document(store: ContractStore | None = None) -> list[Any]:
+    """The union of the newest input contracts as JSON documents, keys in their files' order: an event file's header.
+
+    fastavro writes the header as ``json.dumps`` of the schema it is given; its parsed form orders some keys
+    by set iteration, which changes with ``PYTHONHASHSEED``, so the header is written from this document instead
+    and the same events give the same bytes in every process.
+    """
     store = store or default_store()
     defined: dict[str, Any] = {}
-    union = [_define_once(store.latest(t.record).schema, "consentflow", defined) for t in INPUT_TOPICS]
-    return fastavro.parse_schema(union)
+    return [_define_once(store.latest(t.record).schema, "consentflow", defined) for t in INPUT_TOPICS]
+
+
+def input_union_schema(store: ContractStore | None = None) -> Any:
+    """Parsed union of the newest input contracts, the schema of an event file."""
+    return fastavro.parse_schema(copy.deepcopy(input_union_document(store)))
 
 
 def _define_once(schema: Any, namespace: str, defined: dict[str, Any]) -> Any:
@@ -91,7 +101,7 @@ def write_events(
             count += 1
             yield f"consentflow.{event.topic.record}", event.record
 
-    schema = input_union_schema()
+    schema = input_union_document()
     with _open(path, "wb") as out:
         fastavro.writer(
             out,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -40,6 +43,18 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path: Path
     assert _digest(paths[0]) == _digest(paths[1])
     assert (tmp_path / "a.truth").read_bytes() == (tmp_path / "b.truth").read_bytes()
     assert _digest(paths[0]) != _digest(paths[2])
+
+
+def test_same_seed_gives_the_same_bytes_in_processes_with_different_hash_seeds(tmp_path: Path) -> None:
+    """The README's promise holds across processes: string hashing, randomised per process, decides nothing written."""
+    paths = []
+    for hash_seed in ("1", "2", "3"):
+        out = tmp_path / f"seed{hash_seed}.avro"
+        environment = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        command = [sys.executable, "-m", "consentflow.cli", "generate", "--subjects", "20", "--days", "30", "--seed", "5"]
+        subprocess.run([*command, "--out", str(out)], env=environment, check=True, capture_output=True)
+        paths.append(out)
+    assert _digest(paths[0]) == _digest(paths[1]) == _digest(paths[2])
 
 
 def test_events_stream_with_state_bounded_by_subjects() -> None:
