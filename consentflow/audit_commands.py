@@ -4,7 +4,7 @@ database, and ``verify`` the ledger chains and compare two databases."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -20,26 +20,7 @@ from consentflow.cli import (
     _sink,
     main,
 )
-
-
-class UtcInstant(click.ParamType):
-    """An ISO 8601 instant (``2024-05-01T12:00:00Z``, ``2024-05-01``); without a zone it is taken as UTC."""
-
-    name = "instant"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        """Parse and normalise to UTC, or fail naming the option."""
-        if isinstance(value, datetime):
-            parsed = value
-        else:
-            try:
-                parsed = datetime.fromisoformat(str(value))
-            except ValueError:
-                self.fail(f"{value!r} is not an ISO 8601 instant (e.g. 2024-05-01T12:00:00Z)", param, ctx)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-INSTANT = UtcInstant()
+from consentflow.instant_option import INSTANT
 
 
 def _check_chdb_pair(dsn: str, other: str) -> None:

@@ -6,13 +6,14 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from consentflow.errors import ContractError
+from consentflow.instant_option import INSTANT
 
 DEFAULT_BOOTSTRAP = os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092")
 DEFAULT_PREFIX = os.environ.get("CONSENTFLOW_TOPIC_PREFIX", "consentflow")
@@ -53,7 +54,7 @@ def main() -> None:
     help="Chance that an activity is an injected violation.",
 )
 @click.option(
-    "--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2021-01-04", show_default=True, help="First day (UTC)."
+    "--start", type=INSTANT, default="2021-01-04", show_default=True, help="First instant (ISO 8601; UTC when no zone)."
 )
 def generate(subjects: int, days: int, seed: int, out: str, truth: str | None, violation_share: float, start: datetime) -> None:
     """Generate a realistic, reproducible stream of platform events."""
@@ -63,7 +64,7 @@ def generate(subjects: int, days: int, seed: int, out: str, truth: str | None, v
     if truth is None and out != "-":
         truth = f"{out}.truth.jsonl"
     config = GeneratorConfig(
-        subjects=subjects, days=days, seed=seed, start=start.replace(tzinfo=UTC), violation_share=violation_share
+        subjects=subjects, days=days, seed=seed, start=start, violation_share=violation_share
     )
     began = time.perf_counter()
     stats = run(config, out, truth)
@@ -143,9 +144,9 @@ def _sink(dsn: str, database: str) -> Any:
 @click.option(
     "--as-of",
     "as_of",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    type=INSTANT,
     default=None,
-    help="Retention clock (UTC). Default: the latest event time in the file, so replays agree.",
+    help="Retention clock (ISO 8601; UTC when no zone). Default: the latest event time in the file, so replays agree.",
 )
 @click.option("--overview/--no-overview", default=True, show_default=True, help="Print the DPO overview afterwards.")
 def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
@@ -161,7 +162,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
-        stats = run_with_progress(events, sink, console, as_of=as_of.replace(tzinfo=UTC) if as_of else None)
+        stats = run_with_progress(events, sink, console, as_of=as_of)
     except (OSError, ContractError, DecodingProcessFailed) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - began
