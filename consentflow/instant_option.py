@@ -27,7 +27,7 @@ class UtcInstant(click.ParamType):
         try:
             return parse_instant(str(value), name)
         except ArgumentError as exc:
-            self.fail(str(exc), param, ctx)
+            self.fail(str(exc).removeprefix(f"{name}: "), param, ctx)  # click names the option itself
 
 
 #: The one instance every time option uses.

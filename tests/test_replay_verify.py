@@ -213,7 +213,7 @@ def test_replay_refuses_a_database_that_already_holds_rows(chdb_dsn: str, embedd
         ([], "exactly one of --from-beginning and --from-time"),
         (["--from-beginning", "--from-time", "2024-01-01"], "exactly one of --from-beginning and --from-time"),
         (["--from-time", "2024-05-01T12:00:00Z", "--to-time", "2024-05-01T11:00:00Z"], "is not after --from-time"),
-        (["--from-time", "yesterday"], "'yesterday' is not an ISO 8601 instant"),
+        (["--from-time", "yesterday"], "'yesterday' is not an ISO-8601 time"),
     ],
 )
 def test_replay_options_are_checked_before_anything_is_read(chdb_dsn: str, database: str, args: list[str], expected: str) -> None:
