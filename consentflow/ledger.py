@@ -193,7 +193,9 @@ def verify_chain(entries: Sequence[Mapping[str, Any]], head: tuple[int, str] | N
     """Recompute one subject's chain, entries in sequence order.
 
     ``head`` — the ``(sequence, hash)`` the ledger last recorded — also catches
-    entries removed from the end, which a chain alone cannot show.
+    entries removed from the end, which a chain alone cannot show. Two entries
+    at one sequence (the table keeps both: its key holds the entry hash) are a
+    fork: a forged copy beside the genuine entry, or a second history.
     """
     previous = GENESIS_HASH
     subject = entries[0]["subject_id"] if entries else None
@@ -202,6 +204,15 @@ def verify_chain(entries: Sequence[Mapping[str, Any]], head: tuple[int, str] | N
         if entry["subject_id"] != subject:
             return ChainVerdict(
                 False, len(entries), index, f"event {event} belongs to subject {entry['subject_id']}, not {subject}"
+            )
+        if index and entry["sequence"] == entries[index - 1]["sequence"]:
+            other = entries[index - 1]
+            return ChainVerdict(
+                False,
+                len(entries),
+                index,
+                f"fork at sequence {entry['sequence']}: two entries, event {other.get('event_id')} "
+                f"(hash {other['entry_hash'][:16]}) and event {event} (hash {entry['entry_hash'][:16]})",
             )
         if entry["sequence"] != index:
             return ChainVerdict(

@@ -162,6 +162,25 @@ class ClickHouseSink:
             self.client.command(table.ddl(self.database))
         for statement in extra_ddl(self.database):
             self.client.command(statement)
+        self._check_sorting_keys()
+
+    def _check_sorting_keys(self) -> None:
+        """Refuse tables an older version made with another sorting key: ``CREATE ... IF NOT EXISTS`` keeps them as
+        they are, and the key decides which rows ``FINAL`` collapses (the ledger's holds the entry hash, so a fork
+        stays visible). ClickHouse cannot re-key a table in place: the README says how to migrate."""
+        rows = self.client.query(
+            "SELECT name, sorting_key FROM system.tables WHERE database = {database:String}",
+            parameters={"database": self.database},
+        ).result_rows
+        stored = {str(name): str(key) for name, key in rows}
+        for table in TABLES:
+            expected = table.sorting_key
+            found = stored.get(table.name)
+            if found is not None and _key_columns(found) != _key_columns(expected):
+                raise ValueError(
+                    f"table {self.database}.{table.name} is sorted by ({found}), this version needs ({expected}): "
+                    "an older version made it; replay into a fresh database (README, migration notes)"
+                )
 
     def table(self, name: str) -> str:
         """Fully qualified name of one of our tables."""
@@ -293,6 +312,11 @@ class ClickHouseSink:
         with self._statement_lock:
             result = self.client.query(sql.replace("{db}", f"`{self.database}`"), parameters=dict(parameters or {}))
         return [tuple(row) for row in result.result_rows]
+
+
+def _key_columns(sorting_key: str) -> list[str]:
+    """The columns of a sorting key as ClickHouse or our DDL write it (``a, b``; one column may come as ``(a)``)."""
+    return [name.strip(" ()`") for name in sorting_key.split(",")]
 
 
 def _transient(exc: Exception) -> bool:

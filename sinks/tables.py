@@ -86,6 +86,12 @@ class Table:
                     return f"{self.name}: record {index} of the batch cannot fill column {f.name}: {type(exc).__name__}: {exc}"
         return f"{self.name}: the batch cannot be converted: {type(batch_error).__name__}: {batch_error}"
 
+    @property
+    def sorting_key(self) -> str:
+        """The ``ORDER BY`` columns of the engine clause, as ClickHouse lists them (``a, b``)."""
+        start = self.engine.index("ORDER BY (") + len("ORDER BY (")
+        return self.engine[start : self.engine.index(")", start)]
+
     def ddl(self, database: str) -> str:
         """CREATE TABLE statement (identifiers come from this module, never from input)."""
         cols = ",\n  ".join(f"`{name}` {kind}" for name, kind in self.columns)
@@ -178,7 +184,9 @@ LEDGER = Table(
         ("entry_hash", "String"),
         *SOURCE,
     ),
-    f"ENGINE = ReplacingMergeTree ORDER BY (subject_id, sequence) {POINT_LOOKUPS}",
+    # The entry hash is in the key: a redelivered entry collapses, two different entries at one sequence (a fork,
+    # a forged copy) both stay for ``verify`` to name, instead of one silently replacing the other.
+    f"ENGINE = ReplacingMergeTree ORDER BY (subject_id, sequence, entry_hash) {POINT_LOOKUPS}",
     _SOURCE_READERS,
 )
 

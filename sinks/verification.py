@@ -16,7 +16,6 @@ exist on one side only. Only hashes cross the wire until that key is found.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from consentflow.sinks.digest import compared_columns, counted_rows, table_diges
 from consentflow.sinks.reading import utc
 from consentflow.sinks.tables import LEDGER, TABLES, Table
 
-_ORDER_BY = re.compile(r"ORDER BY \(([^)]*)\)")
 _LEDGER_COLUMNS = (*HASHED_FIELDS, "entry_hash")
 
 
@@ -96,7 +94,7 @@ def verify_ledger(sink: ClickHouseSink, on_progress: Callable[[int], None] | Non
     """Verify every subject's hash chain in the ledger table; ``on_progress`` sees the entries read so far."""
     check = LedgerCheck()
     columns = ", ".join(f"`{c}`" for c in _LEDGER_COLUMNS)
-    sql = f"SELECT {columns} FROM {sink.table(LEDGER.name)} FINAL ORDER BY subject_id, sequence"
+    sql = f"SELECT {columns} FROM {sink.table(LEDGER.name)} FINAL ORDER BY subject_id, sequence, entry_hash"
     subject: str | None = None
     entries: list[dict[str, Any]] = []
     with sink.client.query_row_block_stream(sql) as stream:  # a subject at a time, never the whole ledger
@@ -167,11 +165,8 @@ def shown(value: Any) -> str:
 
 def key_columns(table: Table) -> list[str]:
     """The table's sort key, without the columns a replay need not reproduce (Kafka coordinates)."""
-    match = _ORDER_BY.search(table.engine)
-    if match is None:
-        raise ValueError(f"table {table.name} has no ORDER BY tuple in {table.engine!r}")
     compared = set(compared_columns(table))
-    return [name.strip() for name in match.group(1).split(",") if name.strip() in compared]
+    return [name.strip() for name in table.sorting_key.split(",") if name.strip() in compared]
 
 
 def first_difference(left: ClickHouseSink, right: ClickHouseSink, tables: Iterable[Table] = TABLES) -> Difference | None:

@@ -28,10 +28,12 @@ from consentflow.codec import SingleObjectCodec
 from consentflow.eventfile import read_events
 from consentflow.events import Event
 from consentflow.generator import GeneratorConfig, generate
+from consentflow.ledger import entry_hash
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.digest import table_digests
+from consentflow.sinks.tables import LEDGER
 from consentflow.streams.embedded import run_events
 from consentflow.topics import CONSENT, RECIPIENTS, Topic
 from tests.kafka_topics import assert_topics_hold, fresh_topics
@@ -287,10 +289,56 @@ def test_verify_names_a_forged_row_and_against_shows_the_first_difference(
     result = cli("verify", "--dsn", chdb_dsn, "--database", database, "--against-database", embedded)
     assert result.exit_code != 0
     assert f"BROKEN subject {subject}, entry 2 (event {chain[2]})" in result.output
-    expected = f"first difference: table ledger, key (subject_id='{subject}', sequence=2): action: '{forged_action}' vs '{original['action']}'"
+    key = f"subject_id='{subject}', sequence=2, entry_hash='{original['entry_hash']}'"
+    expected = f"first difference: table ledger, key ({key}): action: '{forged_action}' vs '{original['action']}'"
     assert expected in result.output
     last = result.output.strip().splitlines()[-1]
     assert "ledger chains do not verify" in last and "the databases differ: table ledger" in last
+
+
+def test_a_fork_stays_in_the_ledger_and_verify_names_it(dataset: Path, events: Events, chdb_dsn: str) -> None:
+    """A second entry at a chain's last sequence, its hash honestly recomputed: under the old key (subject, sequence)
+    FINAL kept one of the two and every chain verified; now both stay, a redelivery still collapses, and verify
+    names the fork."""
+    database = embedded_run(dataset, chdb_dsn)
+    subject, chain = _long_chain(events)
+    last = len(chain) - 1
+    sink = ClickHouseSink(chdb_dsn, database)
+    columns = [
+        c
+        for c, _ in sink.query(
+            "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'ledger' ORDER BY position",
+            {"d": database},
+        )
+    ]
+    (row,) = sink.query("SELECT * FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
+                        {"s": subject, "n": last})
+    genuine = {**dict(zip(columns, row, strict=True)), "source": None}
+    genuine["occurred_at"] = genuine["occurred_at"].replace(tzinfo=UTC)
+    forged = {**genuine, "action": "granted" if genuine["action"] != "granted" else "withdrawn"}
+    forged["entry_hash"] = entry_hash(forged)  # a well-formed second history from the same previous entry
+    sink.add("ledger", forged)
+    sink.add("ledger", genuine)  # a redelivery of the genuine entry: it collapses with itself
+    sink.flush()
+
+    kept = sink.query("SELECT entry_hash FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
+                      {"s": subject, "n": last})
+    assert sorted(h for (h,) in kept) == sorted([genuine["entry_hash"], forged["entry_hash"]])
+    result = cli("verify", "--dsn", chdb_dsn, "--database", database)
+    assert result.exit_code != 0
+    broken = [line.strip() for line in result.output.splitlines() if "BROKEN" in line]
+    assert len(broken) == 1 and broken[0].startswith(f"BROKEN subject {subject}, entry {last} ")
+    assert f"fork at sequence {last}: two entries, event {chain[last]}" in broken[0]
+
+
+def test_a_ledger_table_an_older_version_keyed_is_refused_naming_the_migration(chdb_dsn: str) -> None:
+    """CREATE TABLE IF NOT EXISTS would keep the old key, under which a fork silently collapses: the sink says so."""
+    database = f"old_{uuid.uuid4().hex[:8]}"
+    fresh = ClickHouseSink(chdb_dsn, database)
+    fresh.query("DROP TABLE {db}.ledger")
+    fresh.query(LEDGER.ddl(database).replace("ORDER BY (subject_id, sequence, entry_hash)", "ORDER BY (subject_id, sequence)"))
+    with pytest.raises(ValueError, match=rf"table {database}.ledger is sorted by \(subject_id, sequence\), this version needs"):
+        ClickHouseSink(chdb_dsn, database)
 
 
 def test_against_reports_a_row_missing_from_one_side(dataset: Path, events: Events, chdb_dsn: str, embedded: str) -> None:
