@@ -14,14 +14,14 @@ import click
 
 from consentflow.cli import DEFAULT_DATABASE, DEFAULT_DSN, main
 from consentflow.dpo_cli import checked, instant, tables, write_output
-from consentflow.query_arguments import check_subject_id
+from consentflow.query_arguments import check_subject_id, now_unless
 
 
 @main.command("dsar")
 @click.argument("subject")
 @click.option("--format", "fmt", type=click.Choice(["json", "html"]), default="json", show_default=True)
 @click.option(
-    "--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: everything known."
+    "--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out."
 )
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the export here instead of stdout.")
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
@@ -32,7 +32,7 @@ def dsar_command(subject: str, fmt: str, as_of: str | None, out: str | None, dsn
     from consentflow.sinks.subject_access import subject_access_export
 
     subject_id = checked(check_subject_id, subject)
-    at = instant(as_of, "--as-of")
+    at = now_unless(instant(as_of, "--as-of"))
     with tables(dsn, database) as sink:
         export = subject_access_export(sink, subject_id, at)
     text = json.dumps(export, indent=2, ensure_ascii=False) + "\n" if fmt == "json" else render_access_page(export)

@@ -10,7 +10,7 @@ import click
 
 from consentflow.cli import main
 from consentflow.dpo_cli import checked, instant, print_json, print_table, reader_options, tables, when
-from consentflow.query_arguments import check_subject_id, parse_purpose
+from consentflow.query_arguments import check_subject_id, now_unless, parse_purpose
 from consentflow.sinks import consent_queries
 
 _STATE_STYLE = {"granted": "green", "withdrawn": "yellow", "refused": "red", "never_asked": "dim"}
@@ -19,13 +19,13 @@ _STATE_STYLE = {"granted": "green", "withdrawn": "yellow", "refused": "red", "ne
 @main.command("consent")
 @click.argument("subject")
 @click.option("--purpose", default=None, help="Only this purpose (the policy's words, e.g. marketing).")
-@click.option("--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now.")
+@click.option("--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.")
 @reader_options
 def consent_command(subject: str, purpose: str | None, as_of: str | None, dsn: str, database: str, as_json: bool) -> None:
     """SUBJECT's consent state per purpose (event time decides) and every fact behind it, with its evidence [6]."""
     subject_id = checked(check_subject_id, subject)
     only = None if purpose is None else checked(parse_purpose, purpose)
-    at = instant(as_of, "--as-of")
+    at = now_unless(instant(as_of, "--as-of"))
     with tables(dsn, database) as sink:
         answer = consent_queries.consent(sink, subject_id, only, at)
     if as_json:

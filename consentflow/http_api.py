@@ -41,7 +41,7 @@ from consentflow.http_context import (
 from consentflow.http_errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
 from consentflow.http_replay import add_replay_routes
 from consentflow.lineage import RecipientHolding
-from consentflow.query_arguments import check_id, check_window, parse_purpose, parse_rule
+from consentflow.query_arguments import check_id, check_window, now_unless, parse_purpose, parse_rule
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
     ActiveViolation,
@@ -60,7 +60,7 @@ from consentflow.topics import Topic
 
 _SUBJECT = Path(description="A pseudonymous subject id, as the events carry it.", examples=["subj-0000042"])
 _RECIPIENT = Path(description="A recipient id, as the registry carries it.", examples=["valumen-usa"])
-_AS_OF = Query(description="As it stood at this instant (ISO-8601; UTC when no zone). Default: now.")
+_AS_OF = Query(description="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.")
 
 # -- answers that are not one of the query layer's dataclasses ------------------------------------
 
@@ -225,7 +225,7 @@ def _add_query_routes(app: FastAPI) -> None:
         request: Request, _: Reader, subject_id: Annotated[str, _SUBJECT], as_of: Annotated[str | None, _AS_OF] = None
     ) -> Response:
         """Every recipient of the subject's data: categories, purposes, country, transfer mechanisms [4, 7]."""
-        subject, at = _id(subject_id, "subject_id"), instant_argument(as_of, "as_of")
+        subject, at = _id(subject_id, "subject_id"), now_unless(instant_argument(as_of, "as_of"))
         with server_of(request).tables() as sink:
             holdings = lineage_queries.who_has(sink, subject, at)
         return _answer(SubjectRecipients(subject, at, tuple(holdings)))
@@ -260,7 +260,7 @@ def _add_query_routes(app: FastAPI) -> None:
         """The consent state per purpose at ``as_of`` (event time decides) and every ledger fact behind it [6]."""
         subject = _id(subject_id, "subject_id")
         only = None if purpose is None else argument(parse_purpose, "purpose", purpose)
-        at = instant_argument(as_of, "as_of")
+        at = now_unless(instant_argument(as_of, "as_of"))
         with server_of(request).tables() as sink:
             return _answer(consent_queries.consent(sink, subject, only, at))
 
@@ -381,10 +381,10 @@ def _add_request_routes(app: FastAPI) -> None:
         request: Request, _: Reader, subject_id: Annotated[str, _SUBJECT], as_of: Annotated[str | None, _AS_OF] = None
     ) -> Response:
         """Everything the tables hold about the subject, as ``SubjectAccessExport/v2`` JSON (``consentflow dsar``)
-        [8.1, 12; GDPR Art. 15, 20]; ``as_of`` default: everything known."""
+        [8.1, 12; GDPR Art. 15, 20]; ``as_of`` default: now."""
         from consentflow.sinks.subject_access import subject_access_export
 
-        subject, at = _id(subject_id, "subject_id"), instant_argument(as_of, "as_of")
+        subject, at = _id(subject_id, "subject_id"), now_unless(instant_argument(as_of, "as_of"))
         with server_of(request).tables() as sink:
             return _answer(subject_access_export(sink, subject, at))
 

@@ -21,7 +21,7 @@ from consentflow.dpo_cli import (
     when,
     write_output,
 )
-from consentflow.query_arguments import check_recipient_id, check_subject_id, check_window
+from consentflow.query_arguments import check_recipient_id, check_subject_id, check_window, now_unless
 from consentflow.sinks import lineage_queries
 
 #: How many subject ids ``breach`` prints without ``--out``.
@@ -30,12 +30,12 @@ _SHOWN_IDS = 20
 
 @main.command("who-has")
 @click.argument("subject")
-@click.option("--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now.")
+@click.option("--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.")
 @reader_options
 def who_has_command(subject: str, as_of: str | None, dsn: str, database: str, as_json: bool) -> None:
     """Every recipient of SUBJECT's data: categories, purposes, country, transfer mechanism [4, 7]."""
     subject_id = checked(check_subject_id, subject)
-    at = instant(as_of, "--as-of")
+    at = now_unless(instant(as_of, "--as-of"))
     with tables(dsn, database) as sink:
         holdings = lineage_queries.who_has(sink, subject_id, at)
     if as_json:

@@ -34,6 +34,12 @@ def parse_instant(text: str, name: str = "time") -> datetime:
     return when
 
 
+def now_unless(at: datetime | None) -> datetime:
+    """``at``, or the present instant: a subject's answers (consent, who-has, the access export) speak of now unless a
+    reader names another instant, so a fact dated in the future never decides today's answer."""
+    return datetime.now(UTC) if at is None else at
+
+
 def check_id(text: str, name: str) -> str:
     """A pseudonymous id (subject, recipient...), by the rule every event id field follows; SQL metacharacters never pass."""
     if not is_pseudonymous_id(text):

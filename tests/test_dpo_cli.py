@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,14 @@ def test_who_has_prints_every_recipient_with_categories_purposes_country_and_mec
     for subject in _subjects(data, 15):
         for as_of in (None, middle):
             args = ["who-has", subject] + ([] if as_of is None else ["--as-of", _iso(as_of)])
+            asked = datetime.now(UTC)
             answer = run.json(*args)
             want = expected.who_has(data, subject, as_of)
             assert answer["subject_id"] == subject
-            assert answer["as_of"] == (None if as_of is None else _iso(as_of))
+            if as_of is None:  # the default is now, named in the answer
+                assert asked <= datetime.fromisoformat(answer["as_of"]) <= datetime.now(UTC)
+            else:
+                assert answer["as_of"] == _iso(as_of)
             assert {r.pop("recipient_id"): r for r in answer["recipients"]} == {
                 recipient: dict(w, first=_iso(w["first"]), last=_iso(w["last"])) for recipient, w in want.items()
             }

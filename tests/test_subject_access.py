@@ -533,9 +533,13 @@ def test_dsar_prints_the_json_export_and_writes_the_page(
     data: Dataset, sink: ClickHouseSink, chdb_dsn: str, tmp_path: Path
 ) -> None:
     subject = data.processings[len(data.processings) // 2].subject_id
+    asked = datetime.now(UTC)
     result = _dsar(chdb_dsn, subject)
     assert result.exit_code == 0, result.output
-    assert _without_generated_at(json.loads(result.stdout)) == _without_generated_at(subject_access_export(sink, subject))
+    printed = json.loads(result.stdout)
+    now = datetime.fromisoformat(printed["as_of"])  # the default is now, named in the export
+    assert asked <= now <= datetime.now(UTC)
+    assert _without_generated_at(printed) == _without_generated_at(subject_access_export(sink, subject, now))
     page = tmp_path / "access.html"
     result = _dsar(chdb_dsn, subject, "--format", "html", "--out", str(page))
     assert result.exit_code == 0, result.output
