@@ -71,7 +71,21 @@ def countries_command(subject: str, dsn: str, database: str, as_json: bool) -> N
     if as_json:
         print_json(answer)
         return
-    print_line(f"[bold]Stored in:[/] {', '.join(answer.stored)} (privacy policy [7])")
+    print_table(
+        f"Countries where {subject_id}'s data is stored (privacy policy [7]; hosting subcontractors [4.3])",
+        ("country", "EU/EEA", "stored by", "recipients", "check [7]"),
+        [
+            (
+                c.country,
+                "yes" if c.in_eea else "no",
+                listed(c.stored_by),
+                listed(c.recipients),
+                "OUTSIDE THE EU: 'We keep your Personal Data in the European Union'" if c.outside_eu_flagged else "ok",
+            )
+            for c in answer.storage
+        ],
+        styles=["bold red" if c.outside_eu_flagged else "" for c in answer.storage],
+    )
     print_table(
         f"Countries {subject_id}'s data was sent to",
         ("country", "EU/EEA", "recipients", "mechanisms", "edges", "first", "last"),

@@ -19,6 +19,7 @@ from consentflow.policy import Policy
 from consentflow.recipients import RecipientRegistry
 from consentflow.retention import RetentionSchedule
 from consentflow.state import SubjectState
+from consentflow.storage_countries import storage_countries
 from consentflow.vocabulary import RecipientKind
 
 
@@ -148,7 +149,7 @@ def access_export(
         "consents": consents,
         "recipients": recipients,
         "countries": {
-            "stored": sorted(schedule.policy.storage_countries),
+            "stored": [s.country for s in storage_countries(schedule.policy, registry, as_of)],
             "sent": sorted({r["country"] for r in recipients if r["country"]}),
         },
         "retention": {

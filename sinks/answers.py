@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consentflow.storage_countries import StorageCountry
+
 
 @dataclass(frozen=True)
 class CountrySent:
@@ -34,8 +36,10 @@ class SubjectCountries:
     """Where a subject's data is stored and where it was sent [7]."""
 
     subject_id: str
-    stored: tuple[str, ...]  # where the platform keeps it, by the policy [7]
+    stored: tuple[str, ...]  # the countries of ``storage``: the controller's and its hosting subcontractors' [7, 4.3]
     sent: tuple[CountrySent, ...]
+    # Each storage country, who stores there, and whether "we keep your Personal Data in the European Union" fails there.
+    storage: tuple[StorageCountry, ...] = ()
 
 
 @dataclass(frozen=True)

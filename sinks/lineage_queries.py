@@ -14,12 +14,14 @@ from datetime import datetime
 from consentflow.geography import EEA_COUNTRIES, in_eea
 from consentflow.lineage import RecipientHolding
 from consentflow.policy import load_policy
-from consentflow.query_arguments import LATEST, check_window
+from consentflow.query_arguments import LATEST, check_window, now_unless
 from consentflow.recipients import FRAMING_MECHANISMS
 from consentflow.sinks.answers import BreachImpact, CategoryCount, CountrySent, SubjectCountries, Transfer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import require_recipient, require_subject, utc
+from consentflow.sinks.registry_reading import registry_from_tables
 from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT
+from consentflow.storage_countries import storage_countries
 
 _T = "DateTime64(6, 'UTC')"
 _EEA = sorted(EEA_COUNTRIES)
@@ -102,17 +104,21 @@ def who_has(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None
 
 
 def countries(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None) -> SubjectCountries:
-    """Where the subject's data is stored (the policy's storage countries) and every country it was sent to [7].
+    """Where the subject's data is stored and every country it was sent to: the list §7 promises [7].
 
-    ``as_of`` answers as it stood at that instant: edges with ``occurred_at <= as_of``.
+    Stored: the policy's storage countries and those of the technical subcontractors the registry has in force
+    (``storage_countries``), at ``as_of`` or now; one outside the EU/EEA is flagged. Sent: ``as_of`` answers as it
+    stood at that instant (edges with ``occurred_at <= as_of``), everything known by default.
     Raises ``UnknownId`` for a subject no table mentions.
     """
     rows = sink.query(_COUNTRIES, {"s": subject_id, "as_of": LATEST if as_of is None else as_of})
     if not rows:
         require_subject(sink, subject_id)
+    storage = storage_countries(load_policy(), registry_from_tables(sink), now_unless(as_of))
     return SubjectCountries(
         subject_id=subject_id,
-        stored=tuple(sorted(load_policy().storage_countries)),
+        storage=tuple(storage),
+        stored=tuple(s.country for s in storage),
         sent=tuple(
             CountrySent(
                 country=country,

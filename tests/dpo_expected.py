@@ -179,6 +179,25 @@ def who_has(data: Dataset, subject_id: str, as_of: datetime | None = None) -> di
     return out
 
 
+def countries_stored(data: Dataset, at: datetime) -> dict[str, list[str]]:
+    """Per storage country [7], the technical subcontractors [4.3] storing there at ``at`` (none: the controller alone).
+
+    The newest registry record of each recipient at or before ``at`` decides (ties by event id), active or not.
+    """
+    newest: dict[str, Record] = {}
+    for record in data.of_topic("recipients"):
+        current = newest.get(record["recipient_id"])
+        if record["occurred_at"] <= at and (
+            current is None or (record["occurred_at"], record["event_id"]) > (current["occurred_at"], current["event_id"])
+        ):
+            newest[record["recipient_id"]] = record
+    stored: dict[str, list[str]] = {country: [] for country in load_policy().storage_countries}
+    for recipient_id, record in sorted(newest.items()):
+        if record["active"] and record["kind"] == "technical_subcontractor":
+            stored.setdefault(record["country"], []).append(recipient_id)
+    return stored
+
+
 def countries_sent(data: Dataset, subject_id: str) -> dict[str, dict[str, Any]]:
     """Per country the subject's data reached: recipients, mechanisms, processings."""
     grouped: dict[str, list[Processing]] = defaultdict(list)

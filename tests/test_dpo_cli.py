@@ -92,7 +92,10 @@ def test_who_has_as_a_table(data: Dataset, run: Any) -> None:
 def test_countries_prints_storage_and_every_country_sent_to(data: Dataset, run: Any) -> None:
     for subject in _subjects(data, 10):
         answer = run.json("countries", subject)
-        assert answer["stored"] == ["FR"]  # the policy's storage country [7]
+        stored = expected.countries_stored(data, datetime.now(UTC))
+        assert answer["stored"] == sorted(stored)  # the policy's storage country and the hosting subcontractors' [7, 4.3]
+        assert {c["country"]: c["recipients"] for c in answer["storage"]} == stored
+        assert "IE" in stored and all(c["in_eea"] and not c["outside_eu_flagged"] for c in answer["storage"])
         got = {
             c["country"]: {"recipients": c["recipients"], "mechanisms": c["mechanisms"], "edges": c["edges"]}
             for c in answer["sent"]

@@ -300,7 +300,8 @@ def test_access_export_holds_consent_history_with_evidence_recipients_and_retent
     assert sorted(recipients["quickpay"]["categories"]) == ["banking", "financial_transactions", "identity"]
     assert (recipients["quickpay"]["first_sent"], recipients["quickpay"]["last_sent"]) == (at(days=-10), at(days=-9))
     assert recipients["quickpay"]["purposes"] == ["contract_introductions"]
-    assert export["countries"] == {"stored": ["FR"], "sent": ["DE", "FR", "IE", "US"]}
+    # Stored: the policy's country, and CloudNest's, a technical subcontractor hosting the platform [7, 4.3].
+    assert export["countries"] == {"stored": ["FR", CLOUDNEST.country], "sent": ["DE", "FR", "IE", "US"]}
 
     assert {"identity", "contact", "professional_cv", "banking", "usage_data"} <= set(export["categories_held"])
     # [2.3.1] open account: archived three years (3 x 365 days) after the last use, the registration here.
