@@ -11,9 +11,8 @@ action falls due at 00:00 Paris on the day after. The legal accounting period of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,8 +23,8 @@ from consentflow.processor import Processor
 from consentflow.retention import RetentionSchedule
 from consentflow.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose, RetentionActionKind
 from tests.builders import QUICKPAY, T0, disclose, eid, feed, processor_with
+from tests.dpo_expected import after, after_financial_year
 
-PARIS = ZoneInfo("Europe/Paris")
 TINY = timedelta(microseconds=1)
 SUBJECT = "cand-000321"
 C = DataCategory
@@ -48,25 +47,6 @@ def profile(action: ProfileAction, when: datetime, categories: Sequence[DataCate
 def day(n: float) -> datetime:
     """T0 plus ``n`` days."""
     return T0 + timedelta(days=n)
-
-
-def paris_midnight(day: date) -> datetime:
-    """00:00 in Paris on ``day``, as the UTC instant."""
-    return datetime.combine(day, time(0), PARIS).astimezone(UTC)
-
-
-def after(start: datetime, years: int) -> datetime:
-    """When an action waiting ``years`` years from ``start`` falls due: 00:00 Paris on the day after the day, ``years``
-    later, bearing the same date as ``start``'s day in Paris (28 February for 29 February) [Regulation 1182/71 Art. 3]."""
-    d = start.astimezone(PARIS).date()
-    last = date(d.year + years, d.month, d.day) if (d.month, d.day) != (2, 29) else date(d.year + years, 2, 28)
-    return paris_midnight(last + timedelta(days=1))
-
-
-def after_financial_year(transaction: datetime, years: int = 10) -> datetime:
-    """[2.3.2] when ten years have run from the end (31 December) of the financial year of ``transaction``: 00:00
-    Paris on 1 January of the year after the tenth (Code de commerce art. L123-22)."""
-    return paris_midnight(date(transaction.astimezone(PARIS).year + years + 1, 1, 1))
 
 
 def kinds(actions: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
