@@ -289,6 +289,29 @@ def open_account_archives(data: Dataset) -> dict[str, tuple[datetime, str]]:
     return out
 
 
+def financial_deletions(data: Dataset) -> dict[str, tuple[datetime, str]]:
+    """[2.3.2] per subject with financial data processed (messages, cookies, disclosures naming banking or financial
+    transactions): its deletion ten years after the end of the financial year of the last such processing, and that
+    event."""
+    financial = {c.value for c in load_policy().financial_categories}
+    last: dict[str, Record] = {}
+    for topic, r in data.events:
+        if topic in ("message", "cookie", "disclosure") and financial & set(r["categories"]):
+            mine = last.get(r["subject_id"])
+            if mine is None or (r["occurred_at"], r["event_id"]) > (mine["occurred_at"], mine["event_id"]):
+                last[r["subject_id"]] = r
+    return {subject: (after_financial_year(r["occurred_at"]), r["event_id"]) for subject, r in last.items()}
+
+
+def latest_event_times(data: Dataset) -> dict[str, datetime]:
+    """Per subject, the latest event time among its events: what its retention plan rests on."""
+    out: dict[str, datetime] = {}
+    for topic, r in data.events:
+        if topic != "recipients" and (r["subject_id"] not in out or r["occurred_at"] > out[r["subject_id"]]):
+            out[r["subject_id"]] = r["occurred_at"]
+    return out
+
+
 def erasure_notices(data: Dataset, subject_id: str) -> dict[str, dict[str, Any]]:
     """[12; GDPR Art. 19] after the subject's first fulfilled erasure, per recipient that received data up to it.
 
