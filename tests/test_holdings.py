@@ -2,9 +2,10 @@
 
 Expected categories are the ones the test's own events name; expected dates are
 written here from the policy's words ("three years", "one year", "two years",
-"between one and three years") at 365 days a year, as ``policies/2020-11-14.toml``
-counts them, and the French ten years (3,650 days) of the legal accounting
-period [2.3.2]. Nothing here asks ``RetentionSchedule`` what to expect.
+"between one and three years") and the French ten years of the legal accounting
+period [2.3.2], counted in calendar time by the tests' own reckoning
+(``dpo_expected.after``, Regulation 1182/71 Art. 3). Nothing here asks
+``RetentionSchedule`` or ``legal_periods`` what to expect.
 """
 
 from __future__ import annotations
