@@ -131,3 +131,57 @@ def test_the_table_says_what_is_not_yet_emitted_and_the_clock_of_the_plans(dsn: 
     assert shown.stdout.count("not yet") == 5  # the title and four rows
     (delete,) = [line for line in shown.stdout.splitlines() if "delete" in line]
     assert "2030-12-31 23:00:00Z" in delete and "not yet" in delete and "2024-01-15 10:00:00Z" in delete
+
+
+def test_an_emitted_action_the_plan_no_longer_holds_is_still_listed_once(chdb_dsn: str, database: str) -> None:
+    """An action the pipeline emitted stays in the answer though a later fact moved the plan's date (it fell due);
+    an action both emitted and planned is listed once, emitted, with its plan's clock."""
+    from consentflow.retention import action_id
+    from consentflow.sinks import compliance_queries
+    from consentflow.sinks.clickhouse import ClickHouseSink
+
+    sink = ClickHouseSink(chdb_dsn, database)
+    moved, kept = datetime(2025, 3, 1, 23, tzinfo=UTC), datetime(2026, 3, 1, 23, tzinfo=UTC)
+    latest = datetime(2023, 3, 1, 10, tzinfo=UTC)
+    for due_at in (moved, kept):
+        sink.add(
+            "retention",
+            {
+                "action_id": action_id("s1", "archive", due_at),
+                "subject_id": "s1",
+                "action": "archive",
+                "categories": ["identity"],
+                "due_at": due_at,
+                "policy_section": "2.3.1",
+                "basis_event_id": None,
+                "reason": "three years after the last use",
+            },
+        )
+    planned = {"action": "archive", "categories": ["identity"], "policy_section": "2.3.1", "basis_event_id": None}
+    sink.add(
+        "holdings",
+        {
+            "subject_id": "s1",
+            "revision": 3,
+            "latest_event_at": latest,
+            "account_kind": "applicant",
+            "categories_held": ["identity"],
+            "registered_at": None,
+            "last_use": latest,
+            "closed_at": None,
+            "last_negative": None,
+            "suspended_at": None,
+            "archive_at": kept,
+            "archive_section": "2.3.1",
+            "archive_reason": "three years after the last use",
+            "planned": [planned | {"due_at": kept, "reason": "three years after the last use"}],
+        },
+    )
+    sink.flush()
+    rows = compliance_queries.retention_due(sink, datetime(2030, 1, 1, tzinfo=UTC))
+    assert [(r.due_at, r.emitted, r.planned_as_of) for r in rows] == [(moved, True, None), (kept, True, latest)]
+    assert [r.due_at for r in compliance_queries.retention_due(sink, moved)] == [moved]
+    assert [r.due_at for r in compliance_queries.retention_due(sink, datetime(2030, 1, 1, tzinfo=UTC), planned=False)] == [
+        moved,
+        kept,
+    ]
