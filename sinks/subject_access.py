@@ -73,8 +73,9 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
     """Everything the tables hold about ``subject_id``, as it stood at ``as_of`` (None: on every fact known).
 
     ``as_of`` bounds consent facts and lineage edges by event time, retention
-    actions by due date, erasure notices by fulfilment and violations by the
-    time they occurred; verdicts are the latest known. Categories held and the
+    actions by due date (without it: those the pipeline emitted; with it: every
+    action of the plan due by then, emitted or not), erasure notices by
+    fulfilment and violations by the time they occurred; verdicts are the latest known. Categories held and the
     retention plan are on every event known. Arguments must come
     validated (``consentflow.query_arguments``). Raises ``UnknownId`` for a
     subject no table mentions. Returns JSON-ready data: times as ISO-8601 UTC.
