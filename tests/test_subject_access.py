@@ -347,6 +347,22 @@ def test_the_export_as_it_stood_at_a_past_instant(
             assert (export["categories_held"], export["retention_plan"]) == (now["categories_held"], now["retention_plan"])
 
 
+def test_an_export_as_of_an_instant_after_the_runs_clock_lists_the_actions_then_due(
+    data: Dataset, sink: ClickHouseSink, validator: jsonschema.protocols.Validator
+) -> None:
+    """[2.3; GDPR Art. 15(1)(d)] asked as of an instant after the pipeline's clock, the export's retention actions are
+    those of the plan due by then: the financial data's deletion [2.3.2] among them, on the tests' own calendar."""
+    deletions = expected.financial_deletions(data)
+    for subject in sorted(deletions)[:10]:
+        due, basis = deletions[subject]
+        for as_of, listed in ((due, True), (due - timedelta(microseconds=1), False)):
+            export = subject_access_export(sink, subject, as_of)
+            validator.validate(export)
+            deleted = [(_t(r["due_at"]), r["basis_event_id"]) for r in export["retention_actions"] if r["action"] == "delete"]
+            assert deleted == ([(due, basis)] if listed else []), subject
+        assert not [r for r in subject_access_export(sink, subject)["retention_actions"] if r["action"] == "delete"]
+
+
 def test_consent_evidence_carries_the_ledger_hash_chain(data: Dataset, sink: ClickHouseSink) -> None:
     """Each event's ledger entry is named by its SHA-256 hash, in the subject's chain order (sequence)."""
     subject = max(data.subjects(), key=lambda s: sum(r["subject_id"] == s for r in data.of_topic("consent")))
