@@ -39,6 +39,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 _DURATION = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?")
 _MONTH_DAY = re.compile(r"(\d\d)-(\d\d)")
 _ONE_DAY = timedelta(days=1)
+#: No retention period of the policy comes near it; longer ones would run past the calendar's year 9999.
+_MAX_YEARS = 100
 
 
 class PeriodError(ValueError):
@@ -81,6 +83,8 @@ def parse_period(text: object, key: str) -> Period:
         )
     if not in_months and not in_days:
         raise PeriodError(f"{key}: {text!r} is an empty period")
+    if in_months > 12 * _MAX_YEARS or in_days > 366 * _MAX_YEARS:
+        raise PeriodError(f"{key}: {text!r} is longer than {_MAX_YEARS} years")
     return Period(in_months, in_days, str(text))
 
 

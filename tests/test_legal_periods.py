@@ -39,9 +39,10 @@ def test_what_is_not_a_duration_in_calendar_units_is_refused_naming_the_key(text
         parse_period(text, "retention.after_last_use")
 
 
-@pytest.mark.parametrize("text", ["P0Y", "P0D", "P1Y2D", "P1M1W"])
+@pytest.mark.parametrize("text", ["P0Y", "P0D", "P1Y2D", "P1M1W", "P101Y", "P9999999D"])
 def test_empty_and_mixed_periods_are_refused(text: str) -> None:
-    """Art. 3(2)(b) counts days, 3(2)(c) months and years: a period is one or the other, and not empty."""
+    """Art. 3(2)(b) counts days, 3(2)(c) months and years: a period is one or the other, not empty, and within a
+    century (a longer one would run off the calendar)."""
     with pytest.raises(ValueError, match=r"^k: "):
         parse_period(text, "k")
 
