@@ -53,20 +53,45 @@ def retention() -> None:
 
 
 @retention.command("due")
-@click.option("--as-of", "as_of", default=None, help="Due at or before this instant (ISO-8601; UTC when no zone). Default: now.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Due at or before this instant, past or future (ISO-8601; UTC when no zone). Default: now.",
+)
 @reader_options
 def retention_due_command(as_of: str | None, dsn: str, database: str, as_json: bool) -> None:
-    """Retention actions due at or before --as-of: archive, anonymise, keep for the legal period, delete [2.3]."""
+    """Retention actions due at or before --as-of: archive, anonymise, keep for the legal period, delete [2.3].
+
+    Read from each subject's retention plan (its latest holdings record) and the actions the pipeline emitted: an
+    action due after the pipeline's clock is listed, marked not yet emitted. "plan as of" is the latest event time
+    the subject's plan was computed on.
+    """
     at = instant(as_of, "--as-of")
     with tables(dsn, database) as sink:
         rows = compliance_queries.retention_due(sink, at)
     if as_json:
         print_json(rows)
         return
+    clocks = [r.planned_as_of for r in rows if r.planned_as_of is not None]
+    waiting = sum(not r.emitted for r in rows)
     print_table(
-        f"Retention actions due ({len(rows):,})",
-        ("due", "subject", "action", "categories", "section", "reason"),
-        [(when(r.due_at), r.subject_id, r.action, listed(r.categories), r.policy_section, r.reason) for r in rows],
+        f"Retention actions due ({len(rows):,}; {waiting:,} not yet emitted"
+        + (f"; plans on events up to {when(max(clocks))})" if clocks else ")"),
+        ("due", "subject", "action", "categories", "section", "reason", "emitted", "plan as of"),
+        [
+            (
+                when(r.due_at),
+                r.subject_id,
+                r.action,
+                listed(r.categories),
+                r.policy_section,
+                r.reason,
+                "yes" if r.emitted else "not yet",
+                when(r.planned_as_of),
+            )
+            for r in rows
+        ],
     )
 
 

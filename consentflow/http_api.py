@@ -349,7 +349,10 @@ def _add_query_routes(app: FastAPI) -> None:
         summary="Retention actions due",
     )
     def retention_due(request: Request, _: Reader, as_of: Annotated[str | None, _AS_OF] = None) -> Response:
-        """Retention actions due at or before ``as_of``: archive, anonymise, keep for the legal period, delete [2.3]."""
+        """Retention actions due at or before ``as_of``, past or future: archive, anonymise, keep for the legal period,
+        delete [2.3]. Read from each subject's retention plan (its latest holdings record) and the actions the pipeline
+        emitted: ``emitted`` says whether the pipeline's clock reached the action, ``planned_as_of`` the latest event
+        time the subject's plan was computed on."""
         at = instant_argument(as_of, "as_of")
         with server_of(request).tables() as sink:
             return _answer(compliance_queries.retention_due(sink, at))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from consentflow.legal_periods import LegalCalendar, Period, PeriodError, parse_month_day, parse_period, time_zone
 from consentflow.vocabulary import CURRENT_POLICY_VERSION, CookieCategory, DataCategory, LegalBasis, Purpose
 
 
@@ -24,14 +24,45 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Retention:
-    """Retention periods [2.3]."""
+    """Retention periods [2.3], ISO 8601 durations counted in the controller's calendar (``consentflow.legal_periods``)."""
 
-    after_last_use: timedelta  # [2.3.1]
-    after_closure: timedelta  # [2.3.1]
-    after_negative_decision: timedelta  # [2.3.1]
-    financial: timedelta  # [2.3.2]
-    after_suspension_min: timedelta  # [2.3.3]
-    after_suspension_max: timedelta  # [2.3.3]
+    after_last_use: Period  # [2.3.1]
+    after_closure: Period  # [2.3.1]
+    after_negative_decision: Period  # [2.3.1]
+    financial: Period  # [2.3.2], from the end of the financial year of the transaction
+    after_suspension_min: Period  # [2.3.3]
+    after_suspension_max: Period  # [2.3.3]
+    calendar: LegalCalendar  # the controller's time zone and financial year end
+
+
+#: The keys of ``[retention]`` that hold periods, by ``Retention`` field.
+PERIOD_KEYS = (
+    "after_last_use",
+    "after_closure",
+    "after_negative_decision",
+    "financial",
+    "after_suspension_min",
+    "after_suspension_max",
+)
+
+
+def _retention(r: dict[str, Any]) -> Retention:
+    """The ``[retention]`` table: every period an ISO 8601 duration, the suspension range ordered [2.3.3]."""
+    missing = [f"retention.{name}" for name in (*PERIOD_KEYS, "time_zone") if name not in r]
+    if missing:
+        raise PolicyError(f"policy file lacks {', '.join(missing)} (periods as ISO 8601 durations, e.g. 'P3Y')")
+    p = {name: parse_period(r[name], f"retention.{name}") for name in PERIOD_KEYS}
+    low, high = p["after_suspension_min"], p["after_suspension_max"]
+    if (low.months > 0) != (high.months > 0) or not high.covers(low):
+        raise PeriodError(
+            f"retention.after_suspension_max: {high} does not cover retention.after_suspension_min {low} "
+            "(both in years or months, or both in days) [2.3.3]"
+        )
+    calendar = LegalCalendar(
+        time_zone(r["time_zone"], "retention.time_zone"),
+        parse_month_day(r.get("financial_year_end", "12-31"), "retention.financial_year_end"),
+    )
+    return Retention(p["after_last_use"], p["after_closure"], p["after_negative_decision"], p["financial"], low, high, calendar)
 
 
 @dataclass(frozen=True)
@@ -81,15 +112,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         cookies = {CookieCategory(c): Purpose(p) for c, p in data["cookies"].items()}
         cats = data["categories"]
         gated = {DataCategory(c): Purpose(p) for c, p in cats["consent_gated"].items()}
-        r = data["retention"]
-        retention = Retention(
-            timedelta(days=int(r["after_last_use_days"])),
-            timedelta(days=int(r["after_closure_days"])),
-            timedelta(days=int(r["after_negative_decision_days"])),
-            timedelta(days=int(r["financial_days"])),
-            timedelta(days=int(r["after_suspension_min_days"])),
-            timedelta(days=int(r["after_suspension_max_days"])),
-        )
+        retention = _retention(data["retention"])
         return Policy(
             version=str(data["version"]),
             storage_countries=frozenset(str(c) for c in data["storage_countries"]),
@@ -111,6 +134,8 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         )
     except KeyError as exc:
         raise PolicyError(f"policy file lacks {exc.args[0]!r}") from None
+    except PeriodError as exc:
+        raise PolicyError(f"policy file: {exc}") from None
     except ValueError as exc:
         if isinstance(exc, PolicyError):
             raise

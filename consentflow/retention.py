@@ -4,23 +4,34 @@
   after closure, one year, or two years after the most recent negative decision
   or notification, whichever is longest;
 * [2.3.2] financial data kept for the legal accounting period (10 years in
-  France, configurable) from the last transaction; user content anonymised, not
-  deleted, at the end of the 2.3.1 period;
+  France, configurable) from the end of the financial year of the last
+  transaction; user content anonymised, not deleted, at the end of the 2.3.1
+  period;
 * [2.3.3] suspended or blocked accounts kept between one and three years after
   the suspension (configurable within that range).
 
+Periods are counted in calendar time, in the controller's time zone, as
+Regulation 1182/71 Art. 3 counts them (``consentflow.legal_periods``): an
+action falls due at 00:00 on the day after the period's last day.
 The clock is injected: ``due(state, now)`` emits what is due at ``now``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from consentflow.legal_periods import Period, PeriodError, parse_period
 from consentflow.policy import Policy
 from consentflow.state import SubjectState
 from consentflow.vocabulary import RetentionActionKind
+
+
+def action_id(subject_id: str, action: str, due: datetime) -> str:
+    """The id of the retention ``action`` of a subject due at ``due`` (a UTC instant): the same from a plan and from
+    the action emitted for it, so ``retention due`` can tell the two apart [2.3]."""
+    return f"{subject_id}:{action}:{due.isoformat()}"
 
 
 def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -57,31 +68,43 @@ class RetentionPlan:
 class RetentionSchedule:
     """Applies the retention periods of a policy, with the suspension period chosen within 2.3.3's range."""
 
-    def __init__(self, policy: Policy, *, after_suspension: timedelta | None = None, financial: timedelta | None = None) -> None:
+    def __init__(
+        self, policy: Policy, *, after_suspension: Period | str | None = None, financial: Period | str | None = None
+    ) -> None:
+        """``after_suspension`` (default: the policy's maximum) and ``financial`` (default: the policy's) override the
+        policy file's periods, as ``Period``s or ISO 8601 durations (``P2Y``); a suspension period outside the
+        policy's range [2.3.3] is refused."""
         r = policy.retention
         self.policy = policy
-        self.after_suspension = r.after_suspension_max if after_suspension is None else after_suspension
-        if not r.after_suspension_min <= self.after_suspension <= r.after_suspension_max:
-            raise ValueError(
-                f"the suspension retention must be between {r.after_suspension_min.days} and "
-                f"{r.after_suspension_max.days} days [2.3.3], got {self.after_suspension.days}"
-            )
-        self.financial = r.financial if financial is None else financial
-        if self.financial <= timedelta(0):
-            raise ValueError("the financial retention period must be positive [2.3.2]")
+        self.calendar = r.calendar
+        self.after_suspension = _period(
+            r.after_suspension_max if after_suspension is None else after_suspension, "after_suspension [2.3.3]"
+        )
+        low, high = r.after_suspension_min, r.after_suspension_max
+        try:
+            within = self.after_suspension.covers(low) and high.covers(self.after_suspension)
+        except PeriodError:
+            within = False
+        if not within:
+            raise ValueError(f"the suspension retention must be between {low} and {high} [2.3.3], got {self.after_suspension}")
+        self.financial = _period(r.financial if financial is None else financial, "financial [2.3.2]")
         self._financial_categories = frozenset(c.value for c in policy.financial_categories)
         self._anonymised = frozenset(c.value for c in policy.anonymised_not_deleted)
 
     def archive_date(self, s: SubjectState) -> ArchiveDate | None:
-        """The 2.3.1/2.3.3 date for ``s``, or None when nothing is known of its use yet."""
-        r = self.policy.retention
+        """The 2.3.1/2.3.3 date for ``s``, or None when nothing is known of its use yet: when the period has run, in
+        calendar time (``LegalCalendar.due``: 00:00 in the controller's zone on the day after its last day)."""
+        r, due = self.policy.retention, self.calendar.due
         suspended = s.suspension()
         if suspended is not None:
-            return ArchiveDate(suspended + self.after_suspension, "2.3.3", suspended, "account suspended or blocked", "suspended")
+            return ArchiveDate(
+                due(suspended, self.after_suspension), "2.3.3", suspended, "account suspended or blocked", "suspended"
+            )
         if s.closed_at is not None:
-            closure = ArchiveDate(s.closed_at + r.after_closure, "2.3.1", s.closed_at, "one year after closure", "closed")
+            closure = ArchiveDate(due(s.closed_at, r.after_closure), "2.3.1", s.closed_at, "one year after closure", "closed")
             if s.last_negative is not None:
-                negative = s.last_negative + r.after_negative_decision
+                # "whichever is longest" [2.3.1]: the later of the two ends, each counted in calendar time.
+                negative = due(s.last_negative, r.after_negative_decision)
                 if negative > closure.at:
                     return ArchiveDate(
                         negative,
@@ -92,7 +115,9 @@ class RetentionSchedule:
                     )
             return closure
         if s.last_use is not None:
-            return ArchiveDate(s.last_use + r.after_last_use, "2.3.1", s.last_use, "three years after the last use", "last_use")
+            return ArchiveDate(
+                due(s.last_use, r.after_last_use), "2.3.1", s.last_use, "three years after the last use", "last_use"
+            )
         return None
 
     def holdings(self, s: SubjectState) -> tuple[set[str], datetime | None, str | None]:
@@ -119,8 +144,13 @@ class RetentionSchedule:
         financial = sorted(held & kept)
         anonymised = sorted(held & self._anonymised)
         archived = sorted(held - kept - self._anonymised)
-        # [2.3.2] financial data follows the legal period from the last transaction, whenever it ends.
-        end = last_financial + self.financial if financial and last_financial is not None else None
+        # [2.3.2] financial data follows the legal period from the end of the financial year of the last
+        # transaction (Code de commerce art. L123-22), whenever it ends.
+        end = (
+            self.calendar.due_after_financial_year(last_financial, self.financial)
+            if financial and last_financial is not None
+            else None
+        )
         if archive is not None:
             at, basis = archive.at, archive.basis
             if archived:
@@ -132,7 +162,7 @@ class RetentionSchedule:
                 reason = "kept for the legal accounting period"
                 actions.append(self._action(s, RetentionActionKind.KEEP_FOR_LEGAL_PERIOD, financial, at, "2.3.2", reason, basis))
         if end is not None:
-            reason = "end of the legal accounting period"
+            reason = "end of the legal accounting period"  # from the close of the transaction's financial year
             action = self._action(s, RetentionActionKind.DELETE, financial, end, "2.3.2", reason, "financial")
             action["basis_event_id"] = financial_event
             actions.append(action)
@@ -158,7 +188,7 @@ class RetentionSchedule:
         basis: str,
     ) -> dict[str, Any]:
         return {
-            "action_id": f"{s.subject_id}:{kind.value}:{due.isoformat()}",
+            "action_id": action_id(s.subject_id, kind.value, due),
             "subject_id": s.subject_id,
             "action": kind.value,
             "categories": categories,
@@ -167,3 +197,8 @@ class RetentionSchedule:
             "basis_event_id": s.basis_events.get(basis),
             "reason": reason,
         }
+
+
+def _period(value: Period | str, name: str) -> Period:
+    """``value`` as a ``Period``: an ISO 8601 duration is parsed, naming ``name`` when it is not one."""
+    return value if isinstance(value, Period) else parse_period(value, name)

@@ -136,7 +136,13 @@ class ActiveViolation:
 
 @dataclass(frozen=True)
 class RetentionDue:
-    """A retention action due [2.3]."""
+    """A retention action due [2.3]: planned in the subject's latest holdings record, emitted by the pipeline, or both.
+
+    ``planned_as_of`` is the clock the subject's stored plan was computed at: the latest event time it rests on (a plan
+    depends on the events known, never on a wall clock); None for an action emitted that the current plan no longer
+    holds (a later fact moved it). ``emitted``: whether the pipeline's retention clock reached it and emitted it;
+    an action due after that clock is listed from the plan, not yet emitted.
+    """
 
     action_id: str
     subject_id: str
@@ -146,6 +152,8 @@ class RetentionDue:
     policy_section: str
     basis_event_id: str | None
     reason: str
+    emitted: bool = True
+    planned_as_of: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ retracted and is not listed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from consentflow import retention
 from consentflow.query_arguments import EARLIEST
 from consentflow.sinks.answers import ActiveViolation, ErasureNotice, RetentionDue
 from consentflow.sinks.clickhouse import ClickHouseSink
@@ -29,11 +31,23 @@ WHERE active = 1 AND occurred_at >= {{since:{_T}}} AND ({{rule:String}} = '' OR 
 ORDER BY occurred_at, violation_id
 """
 
-_RETENTION_DUE = f"""
+_RETENTION_EMITTED = f"""
 SELECT action_id, subject_id, action, categories, due_at, policy_section, basis_event_id, reason
 FROM {{db}}.retention_actions FINAL
 WHERE due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
 ORDER BY due_at, subject_id, action_id
+"""
+
+# Every subject's plan from its latest holdings record (FINAL: the highest revision), one row per planned action.
+_RETENTION_PLANNED = f"""
+SELECT subject_id, latest_event_at, action, categories, due_at, section, basis, reason
+FROM (
+    SELECT * FROM {{db}}.subject_holdings FINAL
+    WHERE {{subject:String}} = '' OR subject_id = {{subject:String}}
+)
+ARRAY JOIN planned_actions AS action, planned_categories AS categories, planned_due_at AS due_at,
+           planned_sections AS section, planned_basis_event_ids AS basis, planned_reasons AS reason
+WHERE due_at <= {{as_of:{_T}}}
 """
 
 _ERASURE_NOTICES = """
@@ -74,16 +88,22 @@ def violations(
     ]
 
 
-def retention_due(sink: ClickHouseSink, as_of: datetime | None = None, subject_id: str | None = None) -> list[RetentionDue]:
-    """Retention actions due at or before ``as_of`` (default: now), of ``subject_id`` if given, earliest first [2.3]."""
-    rows = sink.query(
-        _RETENTION_DUE,
-        {"as_of": datetime.now(UTC) if as_of is None else as_of, "subject": "" if subject_id is None else subject_id},
-    )
-    return [
-        RetentionDue(
+def retention_due(
+    sink: ClickHouseSink, as_of: datetime | None = None, subject_id: str | None = None, *, planned: bool = True
+) -> list[RetentionDue]:
+    """Retention actions due at or before ``as_of`` (default: now), of ``subject_id`` if given, earliest first [2.3].
+
+    Right for any ``as_of``, past or future: each subject's latest holdings record carries its whole plan (every
+    action, due or not, on the events known up to ``RetentionDue.planned_as_of``), and the actions the pipeline
+    emitted at its retention clock are added, each once (an emitted action a later fact moved stays: it fell due).
+    ``planned=False`` lists the emitted actions alone, what the pipeline's clock has reached.
+    """
+    at = datetime.now(UTC) if as_of is None else as_of
+    parameters = {"as_of": at, "subject": "" if subject_id is None else subject_id}
+    out = {
+        action_id: RetentionDue(
             action_id=action_id,
-            subject_id=subject_id,
+            subject_id=subject,
             action=action,
             categories=tuple(categories),
             due_at=utc(due_at),
@@ -91,8 +111,29 @@ def retention_due(sink: ClickHouseSink, as_of: datetime | None = None, subject_i
             basis_event_id=basis,
             reason=reason,
         )
-        for action_id, subject_id, action, categories, due_at, section, basis, reason in rows
-    ]
+        for action_id, subject, action, categories, due_at, section, basis, reason in sink.query(_RETENTION_EMITTED, parameters)
+    }
+    if planned:
+        for subject, latest, action, categories, due_at, section, basis, reason in sink.query(_RETENTION_PLANNED, parameters):
+            due = utc(due_at)
+            key = retention.action_id(subject, action, due)
+            emitted = out.get(key)
+            if emitted is not None:  # what the pipeline emitted is what it said; the plan adds its clock
+                out[key] = replace(emitted, planned_as_of=utc(latest))
+                continue
+            out[key] = RetentionDue(
+                action_id=key,
+                subject_id=subject,
+                action=action,
+                categories=tuple(categories),
+                due_at=due,
+                policy_section=section,
+                basis_event_id=basis,
+                reason=reason,
+                emitted=False,
+                planned_as_of=utc(latest),
+            )
+    return sorted(out.values(), key=lambda r: (r.due_at, r.subject_id, r.action_id))
 
 
 def erasure_notices(sink: ClickHouseSink, subject_id: str) -> list[ErasureNotice]:

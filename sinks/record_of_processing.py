@@ -260,18 +260,25 @@ def _safeguards(version: RecipientVersion) -> list[str]:
 
 
 def _retention(policy: Policy, categories: Sequence[str]) -> list[str]:
-    """The time limits for erasure [2.3] (GDPR Art. 30(1)(f)) that apply to the categories processed."""
+    """The time limits for erasure [2.3] (GDPR Art. 30(1)(f)) that apply to the categories processed, with the periods
+    as the policy file states them (ISO 8601 durations, counted in the controller's calendar by Regulation 1182/71
+    Art. 3: due at 00:00 on the day after the period's last day)."""
     r = policy.retention
+    calendar = r.calendar
+    zone = f"days counted in {calendar.zone.key}, due the day after the period's last day"
     limits = [
-        f"archived {r.after_last_use.days} days after the last use of an open account, or {r.after_closure.days} days after "
-        f"closure ({r.after_negative_decision.days} days after the latest negative decision or notification if that is "
-        "longer) [2.3.1]",
-        f"suspended or blocked accounts kept {r.after_suspension_min.days} to {r.after_suspension_max.days} days [2.3.3]",
+        f"archived {r.after_last_use} after the last use of an open account, or {r.after_closure} after "
+        f"closure ({r.after_negative_decision} after the latest negative decision or notification if that is "
+        f"longer) [2.3.1]; {zone}",
+        f"suspended or blocked accounts kept {r.after_suspension_min} to {r.after_suspension_max} [2.3.3]",
     ]
     held = set(categories)
     financial = sorted(c.value for c in policy.financial_categories if c.value in held)
     if financial:
-        limits.append(f"{', '.join(financial)} kept {r.financial.days} days after the last transaction [2.3.2]")
+        limits.append(
+            f"{', '.join(financial)} kept {r.financial} after the end of the financial year (ending "
+            f"{calendar.financial_year_end}) of the last transaction [2.3.2]"
+        )
     anonymised = sorted(c.value for c in policy.anonymised_not_deleted if c.value in held)
     if anonymised:
         limits.append(f"{', '.join(anonymised)} anonymised, not deleted, at the end of the 2.3.1 period [2.3.2]")

@@ -73,8 +73,9 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
     """Everything the tables hold about ``subject_id``, as it stood at ``as_of`` (None: on every fact known).
 
     ``as_of`` bounds consent facts and lineage edges by event time, retention
-    actions by due date, erasure notices by fulfilment and violations by the
-    time they occurred; verdicts are the latest known. Categories held and the
+    actions by due date (without it: those the pipeline emitted; with it: every
+    action of the plan due by then, emitted or not), erasure notices by
+    fulfilment and violations by the time they occurred; verdicts are the latest known. Categories held and the
     retention plan are on every event known. Arguments must come
     validated (``consentflow.query_arguments``). Raises ``UnknownId`` for a
     subject no table mentions. Returns JSON-ready data: times as ISO-8601 UTC.
@@ -85,7 +86,9 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
     holdings = lineage_queries.who_has(sink, subject_id, as_of)
     where = lineage_queries.countries(sink, subject_id, as_of)
     consent = consent_queries.consent(sink, subject_id, as_of=as_of)
-    retention = compliance_queries.retention_due(sink, LATEST if as_of is None else as_of, subject_id)
+    # On every fact known, the actions already due are those the pipeline emitted at its clock; at an instant, every
+    # action of the plan due by then as well.
+    retention = compliance_queries.retention_due(sink, LATEST if as_of is None else as_of, subject_id, planned=as_of is not None)
     notices = [n for n in compliance_queries.erasure_notices(sink, subject_id) if as_of is None or n.fulfilled_at <= as_of]
     violations = [
         v for v in compliance_queries.violations(sink, subject_id=subject_id) if as_of is None or v.occurred_at <= as_of

@@ -14,9 +14,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from consentflow.eventfile import read_events
 from consentflow.generator import GeneratorConfig, generate
@@ -39,6 +40,8 @@ FRAMING = {"adequacy", "scc", "bcr", "derogation"}
 GDPR_TRANSFER = {"scc": "eu-gdpr:A46-2-c", "adequacy": "eu-gdpr:A45-3", "bcr": "eu-gdpr:A46-2-b", "derogation": "eu-gdpr:A49-1"}
 #: Profile actions that count as use of the account [2.3.1].
 USE = {"registered", "used", "updated"}
+#: The controller's time zone, where legal periods count their days (the policy file's ``time_zone``).
+PARIS = ZoneInfo("Europe/Paris")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,28 @@ def load(directory: Path, dsn: str, database: str) -> Dataset:
     data = Dataset(stream, truth, database, clock)
     data.processings = processings(stream)
     return data
+
+
+# -- legal periods, counted here apart from consentflow.legal_periods -----------------------
+
+
+def paris_midnight(day: date) -> datetime:
+    """00:00 in Paris on ``day``, as the UTC instant."""
+    return datetime.combine(day, time(0), PARIS).astimezone(UTC)
+
+
+def after(start: datetime, years: int) -> datetime:
+    """When an action waiting ``years`` years from ``start`` falls due: 00:00 Paris on the day after the day, ``years``
+    later, bearing the same date as ``start``'s day in Paris (28 February for 29 February) [Regulation 1182/71 Art. 3]."""
+    d = start.astimezone(PARIS).date()
+    last = date(d.year + years, d.month, d.day) if (d.month, d.day) != (2, 29) else date(d.year + years, 2, 28)
+    return paris_midnight(last + timedelta(days=1))
+
+
+def after_financial_year(transaction: datetime, years: int = 10) -> datetime:
+    """[2.3.2] when ``years`` have run from the end (31 December) of the financial year of ``transaction``: 00:00
+    Paris on 1 January of the year after the last (Code de commerce art. L123-22: ten years)."""
+    return paris_midnight(date(transaction.astimezone(PARIS).year + years + 1, 1, 1))
 
 
 # -- the registry and the processings ------------------------------------------------------
@@ -269,17 +294,40 @@ def injected(data: Dataset, since: datetime | None = None, rule: str | None = No
 
 
 def open_account_archives(data: Dataset) -> dict[str, tuple[datetime, str]]:
-    """[2.3.1] for accounts never closed, suspended or blocked: archive three years after the last use (and its event)."""
+    """[2.3.1] for accounts never closed, suspended or blocked: archive three years after the last use, in calendar
+    time (and its event)."""
     profiles: dict[str, list[Record]] = defaultdict(list)
     for r in data.of_topic("profile"):
         profiles[r["subject_id"]].append(r)
-    after_last_use = timedelta(days=3 * 365)
     out = {}
     for subject, rows in profiles.items():
         if any(r["action"] not in USE for r in rows):
             continue
         last = max((r for r in rows if r["action"] in USE), key=lambda r: r["occurred_at"])
-        out[subject] = (last["occurred_at"] + after_last_use, last["event_id"])
+        out[subject] = (after(last["occurred_at"], 3), last["event_id"])
+    return out
+
+
+def financial_deletions(data: Dataset) -> dict[str, tuple[datetime, str]]:
+    """[2.3.2] per subject with financial data processed (messages, cookies, disclosures naming banking or financial
+    transactions): its deletion ten years after the end of the financial year of the last such processing, and that
+    event."""
+    financial = {c.value for c in load_policy().financial_categories}
+    last: dict[str, Record] = {}
+    for topic, r in data.events:
+        if topic in ("message", "cookie", "disclosure") and financial & set(r["categories"]):
+            mine = last.get(r["subject_id"])
+            if mine is None or (r["occurred_at"], r["event_id"]) > (mine["occurred_at"], mine["event_id"]):
+                last[r["subject_id"]] = r
+    return {subject: (after_financial_year(r["occurred_at"]), r["event_id"]) for subject, r in last.items()}
+
+
+def latest_event_times(data: Dataset) -> dict[str, datetime]:
+    """Per subject, the latest event time among its events: what its retention plan rests on."""
+    out: dict[str, datetime] = {}
+    for topic, r in data.events:
+        if topic != "recipients" and (r["subject_id"] not in out or r["occurred_at"] > out[r["subject_id"]]):
+            out[r["subject_id"]] = r["occurred_at"]
     return out
 
 

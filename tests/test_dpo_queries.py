@@ -228,6 +228,27 @@ def test_retention_due_lists_the_archive_dates_of_open_accounts(data: Dataset, s
     assert len({r.action_id for r in everything}) == len(everything) > len(due)
 
 
+def test_retention_due_after_the_runs_clock_lists_what_the_plans_hold_not_yet_emitted(
+    data: Dataset, sink: ClickHouseSink
+) -> None:
+    """Finding 6: for an instant after the run's clock, the answer comes from each subject's plan: the financial
+    deletions of [2.3.2] (ten years from the end of the financial year of the last payment) are due then, not yet
+    emitted, each with the latest event time its plan rests on; what was emitted by the clock is still there."""
+    deletions = expected.financial_deletions(data)
+    assert len(deletions) > 10 and all(due > data.clock for due, _ in deletions.values())
+    later = max(due for due, _ in deletions.values())
+    rows = compliance_queries.retention_due(sink, later)
+    deleted = {r.subject_id: (r.due_at, r.basis_event_id) for r in rows if r.action == "delete"}
+    assert deleted == deletions
+    latest = expected.latest_event_times(data)
+    assert all((r.emitted, r.planned_as_of) == (False, latest[r.subject_id]) for r in rows if r.action == "delete")
+    at_clock = compliance_queries.retention_due(sink, data.clock)
+    assert at_clock and all(r.emitted for r in at_clock), "the run ticked at its clock: everything due by then was emitted"
+    assert {r.action_id for r in at_clock} < {r.action_id for r in rows}
+    just_before = compliance_queries.retention_due(sink, later - timedelta(microseconds=1))
+    assert {r.subject_id for r in just_before if r.action == "delete"} == {s for s, (d, _) in deletions.items() if d < later}
+
+
 def test_erasure_notices_name_what_each_recipient_must_erase(data: Dataset, sink: ClickHouseSink) -> None:
     erased = sorted({r["subject_id"] for r in data.of_topic("rights") if r["right"] == "erasure" and r["status"] == "fulfilled"})
     assert erased

@@ -2,15 +2,16 @@
 
 Expected categories are the ones the test's own events name; expected dates are
 written here from the policy's words ("three years", "one year", "two years",
-"between one and three years") at 365 days a year, as ``policies/2020-11-14.toml``
-counts them, and the French ten years (3,650 days) of the legal accounting
-period [2.3.2]. Nothing here asks ``RetentionSchedule`` what to expect.
+"between one and three years") and the French ten years of the legal accounting
+period [2.3.2], counted in calendar time by the tests' own reckoning
+(``dpo_expected.after``, Regulation 1182/71 Art. 3). Nothing here asks
+``RetentionSchedule`` or ``legal_periods`` what to expect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ from consentflow.vocabulary import (
     Purpose,
 )
 from tests.builders import CLOUDNEST, QUICKPAY, consent, crash_and_replay, disclose, eid, feed, highest_revisions, processor_with
-from tests.test_retention import LEGAL_ACCOUNTING, PROFILE, SUBJECT, YEAR, day, payment, profile
+from tests.test_retention import PROFILE, SUBJECT, after, after_financial_year, day, payment, profile
 
 C = DataCategory
 REGISTRY = (CLOUDNEST, QUICKPAY)
@@ -95,7 +96,7 @@ def test_an_open_account_holds_what_it_provided_and_what_was_processed_until_thr
         None,
         None,
     )
-    archive = day(100) + 3 * YEAR
+    archive = after(day(100), 3)
     assert (record["archive_at"], record["archive_section"]) == (archive, "2.3.1")
     assert planned(record) == [("archive", held, archive, "2.3.1")]
     assert record["planned"][0]["basis_event_id"] == last_use.record["event_id"]
@@ -105,15 +106,15 @@ def test_an_open_account_holds_what_it_provided_and_what_was_processed_until_thr
 @pytest.mark.parametrize(
     ("negatives", "expected", "section_basis"),
     [
-        ((), 10 + 365, "closed"),  # one year after closure
-        ((-200,), -200 + 730, "negative"),  # two years after the decision are longer
-        ((-400,), 10 + 365, "closed"),  # two years after the decision end before one after closure
-        ((-600, -100), -100 + 730, "negative"),  # the most recent decision counts
+        ((), (10, 1), "closed"),  # one year after closure
+        ((-200,), (-200, 2), "negative"),  # two years after the decision are longer
+        ((-400,), (10, 1), "closed"),  # two years after the decision end before one after closure
+        ((-600, -100), (-100, 2), "negative"),  # the most recent decision counts
     ],
     ids=["closure", "decision-longer", "closure-longer", "most-recent-decision"],
 )
 def test_a_closed_account_is_held_one_year_or_two_after_the_latest_negative_decision(
-    negatives: tuple[int, ...], expected: int, section_basis: str
+    negatives: tuple[int, ...], expected: tuple[int, int], section_basis: str
 ) -> None:
     """[2.3.1] "One year after the closure of your account, unless you've received a negative decision or a
     notification, in which case your data is retained for two years following the most recent ... whichever is
@@ -125,26 +126,27 @@ def test_a_closed_account_is_held_one_year_or_two_after_the_latest_negative_deci
     (record,) = holdings(p, day(11)).values()
     assert record["closed_at"] == day(10)
     assert record["last_negative"] == (day(max(negatives)) if negatives else None)
-    assert (record["archive_at"], record["archive_section"]) == (day(expected), "2.3.1")
+    archive = after(day(expected[0]), expected[1])
+    assert (record["archive_at"], record["archive_section"]) == (archive, "2.3.1")
     basis = closed if section_basis == "closed" else max(decisions, key=lambda e: e.record["occurred_at"])
-    assert planned(record) == [("archive", sorted(PROFILE), day(expected), "2.3.1")]
+    assert planned(record) == [("archive", sorted(PROFILE), archive, "2.3.1")]
     assert record["planned"][0]["basis_event_id"] == basis.record["event_id"]
 
 
 @pytest.mark.parametrize("action", [ProfileAction.SUSPENDED, ProfileAction.BLOCKED])
-@pytest.mark.parametrize("kept_days", [None, 365])
+@pytest.mark.parametrize("kept_years", [None, 1])
 def test_a_suspended_or_blocked_account_is_held_one_to_three_years_after_the_suspension(
-    action: ProfileAction, kept_days: int | None
+    action: ProfileAction, kept_years: int | None
 ) -> None:
     """[2.3.3] "we retain your data for a period of between one and three years following the suspension": three
     years unless configured within that range."""
-    schedule = None if kept_days is None else RetentionSchedule(load_policy(), after_suspension=timedelta(days=kept_days))
+    schedule = None if kept_years is None else RetentionSchedule(load_policy(), after_suspension=f"P{kept_years}Y")
     p = processor_with(REGISTRY, schedule=schedule)
     feed(p, profile(ProfileAction.REGISTERED, day(0), PROFILE), profile(ProfileAction.USED, day(59)), profile(action, day(60)))
     (record,) = holdings(p, day(61)).values()
-    kept = 3 * YEAR if kept_days is None else timedelta(days=kept_days)
-    assert (record["suspended_at"], record["archive_at"], record["archive_section"]) == (day(60), day(60) + kept, "2.3.3")
-    assert planned(record) == [("archive", sorted(PROFILE), day(60) + kept, "2.3.3")]
+    kept = after(day(60), 3 if kept_years is None else kept_years)
+    assert (record["suspended_at"], record["archive_at"], record["archive_section"]) == (day(60), kept, "2.3.3")
+    assert planned(record) == [("archive", sorted(PROFILE), kept, "2.3.3")]
 
 
 def test_financial_data_is_held_for_the_legal_period_and_user_content_anonymised() -> None:
@@ -162,14 +164,14 @@ def test_financial_data_is_held_for_the_legal_period_and_user_content_anonymised
     (record,) = holdings(p, day(300)).values()
     financial = sorted([C.BANKING, C.FINANCIAL_TRANSACTIONS])
     assert record["categories_held"] == sorted({*PROFILE, C.USER_CONTENT, *financial})
-    archive = day(300) + 3 * YEAR
+    archive = after(day(300), 3)
     assert record["archive_at"] == archive
     assert sorted(planned(record), key=lambda a: (a[2], a[0])) == sorted(
         [
             ("archive", sorted(PROFILE), archive, "2.3.1"),
             ("anonymise", [C.USER_CONTENT], archive, "2.3.2"),
             ("keep_for_legal_period", financial, archive, "2.3.2"),
-            ("delete", financial, day(200) + LEGAL_ACCOUNTING, "2.3.2"),
+            ("delete", financial, after_financial_year(day(200)), "2.3.2"),
         ],
         key=lambda a: (a[2], a[0]),
     )

@@ -233,6 +233,22 @@ def test_retention_due_as_of_an_instant(client: TestClient, data: Dataset) -> No
     assert archived == {s: a for s, a in archives.items() if a[0] <= as_of}
 
 
+def test_retention_due_after_the_runs_clock_comes_from_the_plans(client: TestClient, data: Dataset) -> None:
+    """Finding 6 over HTTP: the financial deletions [2.3.2] due after the run's clock, not yet emitted, with the clock
+    of each plan; the fields are in the OpenAPI document's response model."""
+    deletions = expected.financial_deletions(data)
+    later = max(due for due, _ in deletions.values())
+    body = ok(get(client, "/v1/retention/due", as_of=later.isoformat()))
+    deleted = {r["subject_id"]: (t(r["due_at"]), r["basis_event_id"]) for r in body if r["action"] == "delete"}
+    assert deleted == deletions
+    latest = expected.latest_event_times(data)
+    assert all((r["emitted"], t(r["planned_as_of"])) == (False, latest[r["subject_id"]]) for r in body if r["action"] == "delete")
+    model = client.get("/openapi.json", headers={"X-API-Key": KEYS[Role.DPO]}).json()["components"]["schemas"]["RetentionDue"][
+        "properties"
+    ]
+    assert {"emitted", "planned_as_of", "due_at", "action_id"} <= set(model)
+
+
 def test_erasure_notices_of_erased_subjects(client: TestClient, data: Dataset) -> None:
     erased = sorted({r["subject_id"] for r in data.of_topic("rights") if r["right"] == "erasure" and r["status"] == "fulfilled"})
     assert erased

@@ -9,7 +9,7 @@ known about the subject, with the evidence of every consent decision.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -304,8 +304,10 @@ def test_access_export_holds_consent_history_with_evidence_recipients_and_retent
     assert export["countries"] == {"stored": ["FR", CLOUDNEST.country], "sent": ["DE", "FR", "IE", "US"]}
 
     assert {"identity", "contact", "professional_cv", "banking", "usage_data"} <= set(export["categories_held"])
-    # [2.3.1] open account: archived three years (3 x 365 days) after the last use, the registration here.
-    assert export["retention"]["archive_at"] == at(days=-60) + timedelta(days=3 * 365)
+    # [2.3.1] open account: archived three years after the last use, the registration here (7 March 2024): kept
+    # through 7 March 2027 in Paris, archived at 00:00 Paris (23:00 UTC) on the day after.
+    assert at(days=-60) == datetime(2024, 3, 7, 9, tzinfo=UTC)
+    assert export["retention"]["archive_at"] == datetime(2027, 3, 7, 23, tzinfo=UTC)
     assert export["retention"]["section"] == "2.3.1"
     assert {a["action"] for a in export["retention"]["planned"]} == {"archive", "keep_for_legal_period", "delete"}
     assert [(r["request_id"], r["right"]) for r in export["requests"]] == [("req-erase-1", "erasure")]

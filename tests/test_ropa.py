@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tomllib
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -130,10 +131,27 @@ def test_each_row_says_what_the_policy_says_of_its_purpose(record: dict[str, Any
         assert (row["legal_basis"], row["gdpr_legal_basis"]) == (basis, GDPR_BASIS.get(basis))
         assert row["consent_required"] == (row["purpose"] in policy["consent"]["required"])
         assert row["storage_countries"] == sorted(policy["storage_countries"])
-        assert any("[2.3.1]" in limit and str(policy["retention"]["after_last_use_days"]) in limit for limit in row["retention"])
+        # Periods as the policy file states them (ISO 8601 durations in calendar time), never re-counted in days [2.3].
+        periods = policy["retention"]
+        assert any(
+            "[2.3.1]" in limit
+            and f"{periods['after_last_use']} after the last use" in limit
+            and f"{periods['after_closure']} after closure" in limit
+            and f"{periods['after_negative_decision']} after the latest negative decision" in limit
+            and periods["time_zone"] in limit
+            for limit in row["retention"]
+        )
+        assert any(
+            "[2.3.3]" in limit and f"{periods['after_suspension_min']} to {periods['after_suspension_max']}" in limit
+            for limit in row["retention"]
+        )
+        assert not any(re.search(r"\d+ days", limit) for limit in row["retention"])
         financial = set(policy["categories"]["financial"]) & set(row["categories"])
         assert any(
-            "[2.3.2]" in limit and str(policy["retention"]["financial_days"]) in limit for limit in row["retention"]
+            "[2.3.2]" in limit
+            and f"kept {periods['financial']} after the end of the financial year" in limit
+            and periods.get("financial_year_end", "12-31") in limit
+            for limit in row["retention"]
         ) == bool(financial)
         assert row["policy_sections"], row["purpose"]
     assert set(PURPOSE_SECTIONS) == set(Purpose)  # a new purpose must say where the policy describes it

@@ -44,7 +44,7 @@ from consentflow.vocabulary import (
     TransferMechanism,
 )
 from tests import dpo_expected as expected
-from tests.dpo_expected import GDPR_TRANSFER, Dataset
+from tests.dpo_expected import GDPR_TRANSFER, Dataset, after, after_financial_year
 
 DATABASE = "subject_access"
 #: W3C DPV consent statuses of the states the ledger records [6].
@@ -55,11 +55,9 @@ DPV_STATE = {
     "never_asked": "dpv:ConsentUnknown",
 }
 #: GDPR Chapter V provisions of the mechanisms that frame a transfer [7].
-#: The periods of [2.3] in the policy's words, at 365 days a year as ``policies/2020-11-14.toml`` counts them.
-YEAR = timedelta(days=365)
-AFTER_LAST_USE, AFTER_CLOSURE, AFTER_NEGATIVE = 3 * YEAR, YEAR, 2 * YEAR  # [2.3.1]
-AFTER_SUSPENSION = 3 * YEAR  # [2.3.3] "between one and three years": three, as the pipeline runs unconfigured
-LEGAL_ACCOUNTING = timedelta(days=3650)  # [2.3.2] the French ten years the policy file configures
+#: The periods of [2.3] in the policy's words, in years, counted in calendar time (``dpo_expected.after``).
+AFTER_LAST_USE, AFTER_CLOSURE, AFTER_NEGATIVE = 3, 1, 2  # [2.3.1]
+AFTER_SUSPENSION = 3  # [2.3.3] "between one and three years": three, as the pipeline runs unconfigured
 FINANCIAL = {"banking", "financial_transactions"}  # [2.3.2] "financial data (for example, payments, reimbursements)"
 #: Profile actions that count as a use of the Sites [2.3.1], that suspend [2.3.3], and negative decisions [2.3.1].
 USE, SUSPENSION, NEGATIVE = {"registered", "used", "updated"}, {"suspended", "blocked"}, {"negative_decision", "notification"}
@@ -138,17 +136,17 @@ def _archive(data: Dataset, subject: str) -> tuple[datetime, str, str] | None:
         last = max(suspensions, key=lambda r: r["occurred_at"])
         if any(r["action"] == "reinstated" and r["occurred_at"] > last["occurred_at"] for r in rows):
             return None  # lifted [2.3.3]: the account is open again
-        return last["occurred_at"] + AFTER_SUSPENSION, "2.3.3", last["event_id"]
+        return after(last["occurred_at"], AFTER_SUSPENSION), "2.3.3", last["event_id"]
     closures = [r for r in rows if r["action"] == "closed"]
     if closures:
         # "one year after the closure ... or two years following the most recent negative decision or notification
         # received, whichever is longest"
         closed, negatives = closures[0], [r for r in rows if r["action"] in NEGATIVE]
-        if negatives and negatives[-1]["occurred_at"] + AFTER_NEGATIVE > closed["occurred_at"] + AFTER_CLOSURE:
-            return negatives[-1]["occurred_at"] + AFTER_NEGATIVE, "2.3.1", negatives[-1]["event_id"]
-        return closed["occurred_at"] + AFTER_CLOSURE, "2.3.1", closed["event_id"]
+        if negatives and after(negatives[-1]["occurred_at"], AFTER_NEGATIVE) > after(closed["occurred_at"], AFTER_CLOSURE):
+            return after(negatives[-1]["occurred_at"], AFTER_NEGATIVE), "2.3.1", negatives[-1]["event_id"]
+        return after(closed["occurred_at"], AFTER_CLOSURE), "2.3.1", closed["event_id"]
     last = [r for r in rows if r["action"] in USE][-1]
-    return last["occurred_at"] + AFTER_LAST_USE, "2.3.1", last["event_id"]
+    return after(last["occurred_at"], AFTER_LAST_USE), "2.3.1", last["event_id"]
 
 
 def _check_retention_plan(data: Dataset, subject: str, export: dict[str, Any]) -> str | None:
@@ -169,7 +167,7 @@ def _check_retention_plan(data: Dataset, subject: str, export: dict[str, Any]) -
     if payments:  # [2.3.2] "the duration required by applicable legislation on taxation and accounting", from the last
         last = payments[-1]
         assert [(_t(a["due_at"]), a["policy_section"], a["basis_event_id"]) for a in deletions] == [
-            (last["occurred_at"] + LEGAL_ACCOUNTING, "2.3.2", last["event_id"])
+            (after_financial_year(last["occurred_at"]), "2.3.2", last["event_id"])
         ], subject
     else:
         assert not deletions, subject
@@ -347,6 +345,22 @@ def test_the_export_as_it_stood_at_a_past_instant(
             # What is held and until when is on every event known, whatever the instant asked about.
             now = subject_access_export(sink, subject)
             assert (export["categories_held"], export["retention_plan"]) == (now["categories_held"], now["retention_plan"])
+
+
+def test_an_export_as_of_an_instant_after_the_runs_clock_lists_the_actions_then_due(
+    data: Dataset, sink: ClickHouseSink, validator: jsonschema.protocols.Validator
+) -> None:
+    """[2.3; GDPR Art. 15(1)(d)] asked as of an instant after the pipeline's clock, the export's retention actions are
+    those of the plan due by then: the financial data's deletion [2.3.2] among them, on the tests' own calendar."""
+    deletions = expected.financial_deletions(data)
+    for subject in sorted(deletions)[:10]:
+        due, basis = deletions[subject]
+        for as_of, listed in ((due, True), (due - timedelta(microseconds=1), False)):
+            export = subject_access_export(sink, subject, as_of)
+            validator.validate(export)
+            deleted = [(_t(r["due_at"]), r["basis_event_id"]) for r in export["retention_actions"] if r["action"] == "delete"]
+            assert deleted == ([(due, basis)] if listed else []), subject
+        assert not [r for r in subject_access_export(sink, subject)["retention_actions"] if r["action"] == "delete"]
 
 
 def test_consent_evidence_carries_the_ledger_hash_chain(data: Dataset, sink: ClickHouseSink) -> None:
