@@ -149,11 +149,16 @@ def _sink(dsn: str, database: str) -> Any:
 )
 @click.option("--overview/--no-overview", default=True, show_default=True, help="Print the DPO overview afterwards.")
 def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
-    """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka."""
+    """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka.
+
+    Into a database an earlier run filled, it continues that run: from its subjects' states, its retention clock
+    (which never goes back) and the recipients table; events already run change nothing.
+    """
     from rich.console import Console
 
     from consentflow.decoding_process import DecodingProcessFailed, read_events_in_child
     from consentflow.run_progress import run_summary, run_with_progress
+    from consentflow.sinks.subject_states import SavedStateError
 
     events = read_events_in_child(file)  # decoded on the second core, in file order; it starts while ClickHouse opens
     sink = _sink(dsn, database)
@@ -161,8 +166,8 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
-        stats = run_with_progress(events, sink, console, as_of=as_of.replace(tzinfo=UTC) if as_of else None)
-    except (OSError, ContractError, DecodingProcessFailed) as exc:
+        stats = run_with_progress(events, sink, console, as_of=as_of.replace(tzinfo=UTC) if as_of else None, continued=True)
+    except (OSError, ContractError, DecodingProcessFailed, SavedStateError) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - began
     console.print(run_summary(stats, elapsed) + (f"; file {size / 1e6:.1f} MB" if size else ""))

@@ -29,10 +29,11 @@ WHERE active = 1 AND occurred_at >= {{since:{_T}}} AND ({{rule:String}} = '' OR 
 ORDER BY occurred_at, violation_id
 """
 
+# Retention actions are revisable too: merged to their latest revision first, then the retracted ones left out.
 _RETENTION_DUE = f"""
 SELECT action_id, subject_id, action, categories, due_at, policy_section, basis_event_id, reason
-FROM {{db}}.retention_actions FINAL
-WHERE due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
+FROM (SELECT * FROM {{db}}.retention_actions FINAL)
+WHERE active = 1 AND due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
 ORDER BY due_at, subject_id, action_id
 """
 
@@ -75,7 +76,8 @@ def violations(
 
 
 def retention_due(sink: ClickHouseSink, as_of: datetime | None = None, subject_id: str | None = None) -> list[RetentionDue]:
-    """Retention actions due at or before ``as_of`` (default: now), of ``subject_id`` if given, earliest first [2.3]."""
+    """Retention actions in force due at or before ``as_of`` (default: now), of ``subject_id`` if given, earliest first
+    [2.3]: each action id at its latest revision, retracted ones left out."""
     rows = sink.query(
         _RETENTION_DUE,
         {"as_of": datetime.now(UTC) if as_of is None else as_of, "subject": "" if subject_id is None else subject_id},
