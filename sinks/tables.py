@@ -245,7 +245,11 @@ RETENTION = Table(
     ),
     # The highest revision of an action id is the record in force; active = 0 retracts it (RetentionSchedule.due).
     "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id, action_id)",
-    {"active": _flag("active")},
+    # A record of v1's shape (RetentionAction v1 has neither field) is in force, at revision 0, as v2 reads it.
+    {
+        "active": lambda records: [1 if record.get("active", True) else 0 for record in records],
+        "revision": lambda records: [record.get("revision", 0) for record in records],
+    },
 )
 
 ERASURE_NOTICES = Table(
