@@ -21,7 +21,8 @@ States written in another format are refused, never mixed with this version's.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -97,30 +98,43 @@ def load(sink: ClickHouseSink) -> SavedRun:
     return SavedRun(store, utc_or_none(clock), max(int(run or 0), int(last_state_run or 0)))
 
 
-def save(sink: ClickHouseSink, run: int, clock: datetime | None, events: int, states: Iterable[SubjectState]) -> int:
+#: States pickled and inserted together: the next chunk is pickled while ClickHouse inserts this one (chDB releases
+#: the GIL while it works), which hid about a third of the demo's saving time.
+SAVE_CHUNK = 1_000
+
+
+def save(sink: ClickHouseSink, run: int, clock: datetime | None, events: int, states: Collection[SubjectState]) -> int:
     """Save ``states`` as run ``run``'s, after its row with ``clock``; how many. Call once the sink holds the run's
     outputs (``flush`` returned)."""
     import pyarrow
 
-    pickled = [(state.subject_id, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)) for state in states]
     runs = pyarrow.table(
         {
             "run": pyarrow.array([run], pyarrow.uint64()),
             "format": pyarrow.array([STATE_FORMAT], pyarrow.uint16()),
             "clock": pyarrow.array([clock], pyarrow.timestamp("us", tz="UTC")),
             "events": pyarrow.array([events], pyarrow.uint64()),
-            "states_saved": pyarrow.array([len(pickled)], pyarrow.uint64()),
+            "states_saved": pyarrow.array([len(states)], pyarrow.uint64()),
         }
     )
     sink.insert_now(RUNS, runs)
-    if pickled:
-        saved = pyarrow.table(
-            {
-                "subject_id": pyarrow.array([subject for subject, _ in pickled], pyarrow.string()),
-                "format": pyarrow.array([STATE_FORMAT] * len(pickled), pyarrow.uint16()),
-                "run": pyarrow.array([run] * len(pickled), pyarrow.uint64()),
-                "state": pyarrow.array([data for _, data in pickled], pyarrow.binary()),
-            }
-        )
-        sink.insert_now(STATES, saved)
-    return len(pickled)
+    dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+    ordered = list(states)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-insert") as writer:
+        behind: Future[None] | None = None
+        for at in range(0, len(ordered), SAVE_CHUNK):
+            chunk = ordered[at : at + SAVE_CHUNK]
+            saved = pyarrow.table(
+                {
+                    "subject_id": pyarrow.array([state.subject_id for state in chunk], pyarrow.string()),
+                    "format": pyarrow.array([STATE_FORMAT] * len(chunk), pyarrow.uint16()),
+                    "run": pyarrow.array([run] * len(chunk), pyarrow.uint64()),
+                    "state": pyarrow.array([dumps(state, protocol) for state in chunk], pyarrow.binary()),
+                }
+            )
+            if behind is not None:
+                behind.result()
+            behind = writer.submit(sink.insert_now, STATES, saved)
+        if behind is not None:
+            behind.result()
+    return len(ordered)

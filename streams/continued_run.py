@@ -63,5 +63,5 @@ def run_continued(
     processor = Processor(store=store, registry=registry_from_tables(sink))
     stats = run_events(events, processor, sink, as_of=as_of, on_progress=on_progress, clock_since=saved.clock)
     # run_events returned: the sink holds every output, so the states that explain them may follow.
-    subject_states.save(sink, saved.run + 1, stats.clock, stats.events, (store[s] for s in sorted(store.changed)))
+    subject_states.save(sink, saved.run + 1, stats.clock, stats.events, [store[s] for s in sorted(store.changed)])
     return stats
