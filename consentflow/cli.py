@@ -145,7 +145,8 @@ def _sink(dsn: str, database: str) -> Any:
     "as_of",
     type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
     default=None,
-    help="Retention clock (UTC). Default: the latest event time in the file, so replays agree.",
+    help="Retention clock (UTC). Default: the latest event time in the file, so replays agree. Never earlier than the clock "
+    "an earlier run into the database reached: the clock does not go back.",
 )
 @click.option("--overview/--no-overview", default=True, show_default=True, help="Print the DPO overview afterwards.")
 def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
@@ -171,6 +172,8 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
         _fail(str(exc))
     elapsed = time.perf_counter() - began
     console.print(run_summary(stats, elapsed) + (f"; file {size / 1e6:.1f} MB" if size else ""))
+    if as_of is not None and stats.clock is not None and stats.clock > as_of.replace(tzinfo=UTC):
+        console.print(f"retention clock kept at {stats.clock.isoformat()}, where an earlier run into {database} left it")
     if overview:
         _print_overview(sink)
 

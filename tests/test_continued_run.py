@@ -294,3 +294,16 @@ def split_run(events: Sequence[Event], cuts: Sequence[int], dsn: str, folder: Pa
 
 def split_run_digests(events: Sequence[Event], cuts: Sequence[int], dsn: str, folder: Path) -> dict[str, tuple[int, str]]:
     return digests(dsn, split_run(events, cuts, dsn, folder))
+
+
+def test_an_as_of_before_the_clock_an_earlier_run_reached_is_said_and_not_followed(
+    tmp_path: Path, chdb_dsn: str, database: str
+) -> None:
+    events = batch(tmp_path / "1.avro", [registered(SUBJECT, T0)])
+    later = T0 + timedelta(days=4 * 365)
+    run(events, chdb_dsn, database, "--as-of", later.strftime("%Y-%m-%dT%H:%M:%S"))
+    again = run(events, chdb_dsn, database, "--as-of", T0.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert f"retention clock kept at {later.isoformat()}" in again.output
+    sink = ClickHouseSink(chdb_dsn, database)
+    live = sink.query("SELECT count() FROM (SELECT * FROM {db}.retention_actions FINAL) WHERE active = 1")
+    assert live == [(1,)], "the archive issued at the later clock stands [2.3.1]"
