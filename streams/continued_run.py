@@ -61,7 +61,14 @@ def run_continued(
     saved = subject_states.load(sink)
     store = ChangedStates(saved.states)
     processor = Processor(store=store, registry=registry_from_tables(sink))
-    stats = run_events(events, processor, sink, as_of=as_of, on_progress=on_progress, clock_since=saved.clock)
+    states: list[Any] = []
+
+    def pickle_changed() -> None:
+        states[:] = subject_states.pickled([store[s] for s in sorted(store.changed)])
+
+    stats = run_events(
+        events, processor, sink, as_of=as_of, on_progress=on_progress, clock_since=saved.clock, while_flushing=pickle_changed
+    )
     # run_events returned: the sink holds every output, so the states that explain them may follow.
-    subject_states.save(sink, saved.run + 1, stats.clock, stats.events, [store[s] for s in sorted(store.changed)])
+    subject_states.save(sink, saved.run + 1, stats.clock, stats.events, states)
     return stats

@@ -46,6 +46,7 @@ def run_events(
     as_of: datetime | None = None,
     on_progress: Callable[[int], None] | None = None,
     clock_since: datetime | None = None,
+    while_flushing: Callable[[], None] | None = None,
 ) -> RunStats:
     """Process ``events`` in order into ``sink``; then emit the retention actions due at ``as_of``.
 
@@ -53,6 +54,8 @@ def run_events(
     events gives the same retention actions whatever the wall clock says.
     ``clock_since`` is the clock an earlier run into the same tables ticked at:
     the retention clock never goes back, so the tick is at the later of the two.
+    ``while_flushing`` is called after the tick, while the last outputs are
+    inserted behind (the continued runner pickles the states it will save).
     When reading ``events`` fails (a file that breaks off, a closed pipe), the
     outputs of the events already processed are written before the error goes
     on, so the tables hold exactly what was read, never a part of it.
@@ -113,6 +116,9 @@ def run_events(
         for out_topic, out_record in processor.tick(clock):
             add(out_topic, out_record)
             outputs[out_topic] += 1
+    if while_flushing is not None:
+        sink.flush_behind()
+        while_flushing()
     sink.flush()
     if on_progress is not None:
         on_progress(count)
