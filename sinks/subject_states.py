@@ -9,7 +9,7 @@ outputs, so chDB and a server alike keep them with what they explain:
 * ``subject_states``: one row per subject, the pickled ``SubjectState`` (its form
   is ``state.STATE_FORMAT``, kept in each row), versioned by the run that saved it
   (ReplacingMergeTree: the latest run's state is the subject's);
-* ``embedded_runs``: one row per run that saved states, with the clock it ticked at.
+* ``embedded_runs``: one row per run, written when it starts and again, with the clock it ticked at, when it saves.
 
 A run saves only after the sink holds all its outputs, the run's row first (so
 the clock never goes back, even if the states' insert is cut short), then the
@@ -124,22 +124,34 @@ def pickled(states: Collection[SubjectState]) -> list[Any]:
     return chunks
 
 
+def begin(sink: ClickHouseSink, run: int) -> None:
+    """Record that run ``run`` started (no clock yet), before it writes any output: a database whose first run was
+    killed after its outputs and before its states is then one to run the same file into again, not one filled by
+    something that saves no states."""
+    _run_row(sink, run, None, 0, 0)
+
+
 def save(sink: ClickHouseSink, run: int, clock: datetime | None, events: int, states: list[Any]) -> int:
     """Save ``states`` (``pickled``) as run ``run``'s, after its row with ``clock``; how many. Call once the sink
     holds the run's outputs (``flush`` returned)."""
     import pyarrow
 
     count: int = sum(chunk.num_rows for chunk in states)
-    runs = pyarrow.table(
-        {
-            "run": pyarrow.array([run], pyarrow.uint64()),
-            "format": pyarrow.array([STATE_FORMAT], pyarrow.uint16()),
-            "clock": pyarrow.array([clock], pyarrow.timestamp("us", tz="UTC")),
-            "events": pyarrow.array([events], pyarrow.uint64()),
-            "states_saved": pyarrow.array([count], pyarrow.uint64()),
-        }
-    )
-    sink.insert_now(RUNS, runs)
+    _run_row(sink, run, clock, events, count)
     for chunk in states:
         sink.insert_now(STATES, chunk.append_column("run", pyarrow.array([run] * chunk.num_rows, pyarrow.uint64())))
     return count
+
+
+def _run_row(sink: ClickHouseSink, run: int, clock: datetime | None, events: int, saved: int) -> None:
+    """Insert run ``run``'s row (the later of two for one run replaces the earlier)."""
+    import pyarrow
+
+    row = {
+        "run": pyarrow.array([run], pyarrow.uint64()),
+        "format": pyarrow.array([STATE_FORMAT], pyarrow.uint16()),
+        "clock": pyarrow.array([clock], pyarrow.timestamp("us", tz="UTC")),
+        "events": pyarrow.array([events], pyarrow.uint64()),
+        "states_saved": pyarrow.array([saved], pyarrow.uint64()),
+    }
+    sink.insert_now(RUNS, pyarrow.table(row))

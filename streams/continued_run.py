@@ -59,6 +59,7 @@ def run_continued(
     Raises ``subject_states.SavedStateError`` (before reading any event) when the saved states cannot be continued.
     """
     saved = subject_states.load(sink)
+    subject_states.begin(sink, saved.run + 1)
     store = ChangedStates(saved.states)
     processor = Processor(store=store, registry=registry_from_tables(sink))
     states: list[Any] = []

@@ -307,3 +307,28 @@ def test_an_as_of_before_the_clock_an_earlier_run_reached_is_said_and_not_follow
     sink = ClickHouseSink(chdb_dsn, database)
     live = sink.query("SELECT count() FROM (SELECT * FROM {db}.retention_actions FINAL) WHERE active = 1")
     assert live == [(1,)], "the archive issued at the later clock stands [2.3.1]"
+
+
+def test_a_first_run_cut_short_after_its_outputs_is_run_again_to_the_same_tables(
+    tmp_path: Path, chdb_dsn: str, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between the sink's last insert and the states' save: the database holds outputs, holdings included,
+    and no states; running the same file again re-emits the same ids, which the tables absorb."""
+    events = batch(
+        tmp_path / "1.avro",
+        [POSTWAVE.event(), registered(SUBJECT, T0), consent(SUBJECT, Purpose.MARKETING, ConsentAction.GRANTED, at(1))],
+    )
+    clean = f"{database}_clean"
+    run(events, chdb_dsn, clean)
+
+    def killed(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(subject_states, "save", killed)
+        assert cli("run", str(events), "--dsn", chdb_dsn, "--database", database, "--no-overview").exit_code != 0
+    sink = ClickHouseSink(chdb_dsn, database)
+    assert sink.query("SELECT count() FROM {db}.subject_holdings") == [(1,)]
+    assert sink.query("SELECT count() FROM {db}.subject_states") == [(0,)]
+    run(events, chdb_dsn, database)
+    assert digests(chdb_dsn, database) == digests(chdb_dsn, clean)
