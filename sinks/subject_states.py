@@ -94,7 +94,13 @@ def load(sink: ClickHouseSink) -> SavedRun:
     for subject_id, data in sink.query(
         f"SELECT subject_id, state FROM {{db}}.`{STATES}` FINAL", column_formats={"state": "bytes"}
     ):
-        store[subject_id] = loads(data)
+        try:
+            store[subject_id] = loads(data)
+        except Exception as exc:  # noqa: BLE001 -- whatever unpickling raised, the answer is the same one line
+            raise SavedStateError(
+                f"{sink.database} at {sink.dsn}: the saved state of subject {subject_id!r} cannot be read by this "
+                f"consentflow (format {STATE_FORMAT}): {type(exc).__name__}: {exc}"
+            ) from None
     return SavedRun(store, utc_or_none(clock), max(int(run or 0), int(last_state_run or 0)))
 
 

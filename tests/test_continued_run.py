@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
@@ -332,3 +333,27 @@ def test_a_first_run_cut_short_after_its_outputs_is_run_again_to_the_same_tables
     assert sink.query("SELECT count() FROM {db}.subject_states") == [(0,)]
     run(events, chdb_dsn, database)
     assert digests(chdb_dsn, database) == digests(chdb_dsn, clean)
+
+
+def test_a_saved_state_this_version_cannot_unpickle_is_refused_with_one_line(
+    tmp_path: Path, chdb_dsn: str, database: str
+) -> None:
+    """A state of this format with a field a later version added (its __setstate__ would know it, this one not)."""
+    events = batch(tmp_path / "1.avro", [registered(SUBJECT, T0)])
+    run(events, chdb_dsn, database)
+    sink = ClickHouseSink(chdb_dsn, database)
+    ((data,),) = sink.query("SELECT state FROM {db}.subject_states FINAL", column_formats={"state": "bytes"})
+    state = pickle.loads(data)
+    _, values = state.__getstate__()
+    later = pickle.dumps(state).replace(b"holdings_revision", b"holdings_revisiox")  # a field this version lacks
+    assert "holdings_revision" in values and pickle.loads(data) is not None
+    row = {
+        "subject_id": pyarrow.array([SUBJECT]),
+        "format": pyarrow.array([STATE_FORMAT], pyarrow.uint16()),
+        "state": pyarrow.array([later], pyarrow.binary()),
+        "run": pyarrow.array([99], pyarrow.uint64()),
+    }
+    sink.insert_now("subject_states", pyarrow.table(row))
+    result = cli("run", str(events), "--dsn", chdb_dsn, "--database", database, "--no-overview")
+    assert result.exit_code != 0
+    assert f"saved state of subject {SUBJECT!r} cannot be read" in result.output.strip().splitlines()[-1]
