@@ -146,15 +146,21 @@ def _sink(dsn: str, database: str) -> Any:
     "as_of",
     type=INSTANT,
     default=None,
-    help="Retention clock (ISO 8601; UTC when no zone). Default: the latest event time in the file, so replays agree.",
+    help="Retention clock (ISO 8601; UTC when no zone). Default: the latest event time in the file, so replays agree. "
+    "Never earlier than the clock an earlier run into the database reached: the clock does not go back.",
 )
 @click.option("--overview/--no-overview", default=True, show_default=True, help="Print the DPO overview afterwards.")
 def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
-    """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka."""
+    """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka.
+
+    Into a database an earlier run filled, it continues that run: from its subjects' states, its retention clock
+    (which never goes back) and the recipients table; events already run change nothing.
+    """
     from rich.console import Console
 
     from consentflow.decoding_process import DecodingProcessFailed, read_events_in_child
     from consentflow.run_progress import run_summary, run_with_progress
+    from consentflow.sinks.subject_states import SavedStateError
 
     events = read_events_in_child(file)  # decoded on the second core, in file order; it starts while ClickHouse opens
     sink = _sink(dsn, database)
@@ -162,11 +168,13 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
-        stats = run_with_progress(events, sink, console, as_of=as_of)
-    except (OSError, ContractError, DecodingProcessFailed) as exc:
+        stats = run_with_progress(events, sink, console, as_of=as_of, continued=True)
+    except (OSError, ContractError, DecodingProcessFailed, SavedStateError) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - began
     console.print(run_summary(stats, elapsed) + (f"; file {size / 1e6:.1f} MB" if size else ""))
+    if as_of is not None and stats.clock is not None and stats.clock > as_of:
+        console.print(f"retention clock kept at {stats.clock.isoformat()}, where an earlier run into {database} left it")
     if overview:
         _print_overview(sink)
 

@@ -13,7 +13,8 @@
 Periods are counted in calendar time, in the controller's time zone, as
 Regulation 1182/71 Art. 3 counts them (``consentflow.legal_periods``): an
 action falls due at 00:00 on the day after the period's last day.
-The clock is injected: ``due(state, now)`` emits what is due at ``now``.
+The clock is injected: ``due(state, now, plan)`` issues what is due at ``now``, and retracts what a
+later-arriving fact moved or cancelled since it was issued.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from consentflow.legal_periods import Period, PeriodError, parse_period
 from consentflow.policy import Policy
-from consentflow.state import SubjectState
+from consentflow.state import IssuedAction, SubjectState
 from consentflow.vocabulary import RetentionActionKind
 
 
@@ -169,12 +170,36 @@ class RetentionSchedule:
         return RetentionPlan(held, archive, sorted(actions, key=lambda a: (a["due_at"], a["action"])))
 
     def due(self, s: SubjectState, now: datetime, plan: RetentionPlan) -> list[dict[str, Any]]:
-        """Actions of ``plan`` (``plan(s)``) due at ``now`` and not emitted before; marks them emitted in ``s``."""
-        out = []
-        for action in plan.actions:
-            if action["due_at"] <= now and action["action_id"] not in s.retention_done:
-                s.retention_done.add(action["action_id"])
-                out.append(action)
+        """The retention records to issue for ``s`` at ``now`` [2.3], given ``plan = plan(s)``; remembered in ``s``.
+
+        * Each action of ``plan`` due at ``now`` whose record differs from the last one issued for its id (never
+          issued, or its categories, basis or reason changed with later facts): ``active``.
+        * Each action issued before and live that ``plan`` no longer holds, because a fact that arrived later moved
+          its due date (a new id) or cancelled it: its record again, ``active`` false, a retraction.
+
+        ``revision`` is the number of events known (``len(s.seen)``), as for holdings: the records of a subject
+        change only when the events known do, so the latest record of an action id has the highest revision,
+        whichever worker or run issued the others, and the whole input read at once issues the same live set.
+        """
+        issued = s.retention_issued
+        revision = len(s.seen)
+        out: list[dict[str, Any]] = []
+        for action in plan.actions:  # in due-date order
+            if action["due_at"] > now:
+                break
+            row = _issued_row(action, active=True)
+            action_id = action["action_id"]
+            if issued.get(action_id) != row:
+                issued[action_id] = row
+                out.append({**action, "revision": revision, "active": True})
+        if len(issued) > len(out):  # something issued before may have been moved or cancelled since
+            planned = {action["action_id"] for action in plan.actions}
+            for action_id, last in list(issued.items()):
+                if action_id in planned or (last is not None and not last[6]):
+                    continue
+                retracted = last if last is not None else _migrated_row(s.subject_id, action_id)
+                issued[action_id] = (*retracted[:6], False)
+                out.append(_record(s.subject_id, action_id, retracted, revision, active=False))
         return out
 
     def _action(
@@ -202,3 +227,41 @@ class RetentionSchedule:
 def _period(value: Period | str, name: str) -> Period:
     """``value`` as a ``Period``: an ISO 8601 duration is parsed, naming ``name`` when it is not one."""
     return value if isinstance(value, Period) else parse_period(value, name)
+
+
+def _issued_row(action: dict[str, Any], *, active: bool) -> IssuedAction:
+    """What ``SubjectState.retention_issued`` keeps of an action record issued: its fields but the id and subject."""
+    categories = tuple(action["categories"])
+    return (
+        action["action"],
+        categories,
+        action["due_at"],
+        action["policy_section"],
+        action["basis_event_id"],
+        action["reason"],
+        active,
+    )
+
+
+def _record(subject_id: str, action_id: str, row: IssuedAction, revision: int, *, active: bool) -> dict[str, Any]:
+    """The ``RetentionAction`` record of ``row`` (v2: with its revision and whether it is in force)."""
+    kind, categories, due_at, section, basis, reason, _ = row
+    return {
+        "action_id": action_id,
+        "subject_id": subject_id,
+        "action": kind,
+        "categories": list(categories),
+        "due_at": due_at,
+        "policy_section": section,
+        "basis_event_id": basis,
+        "reason": reason,
+        "revision": revision,
+        "active": active,
+    }
+
+
+def _migrated_row(subject_id: str, action_id: str) -> IssuedAction:
+    """The record of an action id a state written before retractions existed kept without its record: the kind and
+    due date its id names (``subject:kind:due``), nothing else known."""
+    kind, _, due = action_id[len(subject_id) + 1 :].partition(":")
+    return (kind, (), datetime.fromisoformat(due), "", None, "", True)

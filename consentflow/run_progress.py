@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.streams.continued_run import run_continued
 from consentflow.streams.embedded import RunStats, run_events
 from consentflow.topics import Topic
 
@@ -36,11 +37,17 @@ def run_with_progress(
     label: str = "run",
     total: int | None = None,
     as_of: datetime | None = None,
+    continued: bool = False,
 ) -> RunStats:
-    """``run_events`` through a fresh ``Processor`` into ``sink``, showing progress on ``console``."""
+    """``run_events`` through a fresh ``Processor`` into ``sink``, showing progress on ``console``; ``continued``:
+    from the states, clock and registry earlier runs left in the database, saving the states after (``run_continued``)."""
     with event_progress(console) as progress:
         task = progress.add_task(label, total=total)
-        stats = run_events(events, Processor(), sink, as_of=as_of, on_progress=lambda n: progress.update(task, completed=n))
+        step = lambda n: progress.update(task, completed=n)  # noqa: E731 -- one line, two callers
+        if continued:
+            stats = run_continued(events, sink, as_of=as_of, on_progress=step)
+        else:
+            stats = run_events(events, Processor(), sink, as_of=as_of, on_progress=step)
         progress.update(task, total=stats.events, completed=stats.events)
     return stats
 

@@ -8,9 +8,9 @@ here is plain data, so it pickles for a changelog.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -53,6 +53,14 @@ class Processing(NamedTuple):
 # the changelog. ``SubjectState.facts`` and ``.processings`` give the named views.
 FactRow = tuple[datetime, str, str, str, str, str, str | None]
 ProcessingRow = tuple[datetime, str, str, str, str | None, str, str, tuple[str, ...]]
+# The last record issued for a retention action id: (action, categories, due_at, policy_section, basis_event_id,
+# reason, active). None for an id a state written before retractions existed knew only as emitted.
+IssuedAction = tuple[str, tuple[str, ...], datetime, str, str | None, str, bool]
+
+#: The version of the form a SubjectState pickles to (``(None, {field: value})``, the fields below): what a store
+#: that keeps states between runs writes beside each one, so a state written in another form is refused, never mixed.
+#: Raise it when a field changes meaning or type; a new field with a default that ``__setstate__`` fills needs none.
+STATE_FORMAT: Final = 1
 
 
 @dataclass(slots=True)
@@ -78,7 +86,9 @@ class SubjectState:
     reinstated_at: datetime | None = None  # the latest reinstatement
     basis_events: dict[str, str] = field(default_factory=dict)  # "last_use", "closed", ... -> event id
     held: set[str] = field(default_factory=set)  # categories the subject provided (profile events)
-    retention_done: set[str] = field(default_factory=set)  # retention action ids already emitted
+    # Retention action id -> the last record issued for it [2.3]: a due action is issued again when its record
+    # changes, and retracted when a later-arriving fact moves or cancels it (RetentionSchedule.due).
+    retention_issued: dict[str, IssuedAction | None] = field(default_factory=dict)
     # What the platform holds and until when [2.3]: the revision (events known) of the last
     # SubjectHoldings record issued, and the latest event time known, which that record carries.
     holdings_revision: int = -1
@@ -101,9 +111,14 @@ class SubjectState:
         return None, {name: getattr(self, name) for name in STATE_FIELDS}
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
-        """Restore the fields ``__getstate__`` gave."""
-        for name, value in state[1].items():
+        """Restore the fields ``__getstate__`` gave; a field an older writer did not know takes its default."""
+        values = state[1]
+        for name, value in values.items():
+            if name in _RETIRED_FIELDS:
+                continue
             setattr(self, name, value)
+        if len(values) != len(STATE_FIELDS) or not _RETIRED_FIELDS.isdisjoint(values):
+            _upgrade(self, values)
 
     def suspension(self) -> datetime | None:
         """When the account's suspension in force began, or None: a suspension holds unless a later reinstatement lifted it.
@@ -128,6 +143,24 @@ class SubjectState:
 
 #: SubjectState's fields in declaration order: its pickled form.
 STATE_FIELDS = tuple(f.name for f in fields(SubjectState))
+#: Fields of states pickled by earlier versions that this one keeps under another form.
+_RETIRED_FIELDS: Final = frozenset({"retention_done"})
+_DEFAULTS: Final = {f.name: f for f in fields(SubjectState)}
+
+
+def _upgrade(state: SubjectState, values: dict[str, object]) -> None:
+    """Fill what a state pickled by an earlier version lacks (a changelog outlives upgrades).
+
+    ``retention_done``, the ids of retention actions emitted, became ``retention_issued``: each id is kept with
+    its record unknown (None), so the next tick issues it again if it is still due and retracts it if not.
+    """
+    for name, spec in _DEFAULTS.items():
+        if name not in values:
+            setattr(state, name, spec.default_factory() if spec.default_factory is not MISSING else spec.default)
+    done = values.get("retention_done")
+    if isinstance(done, set):
+        for action_id in done:
+            state.retention_issued.setdefault(action_id, None)
 
 
 class SubjectStore(Protocol):

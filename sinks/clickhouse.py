@@ -307,11 +307,33 @@ class ClickHouseSink:
 
     # -- reading -------------------------------------------------------------------------
 
-    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db}`` is this sink's database."""
+    def query(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, *, column_formats: Mapping[str, str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db}`` is this sink's database.
+        ``column_formats`` as clickhouse-connect takes them (``{"state": "bytes"}``: a String column as bytes)."""
         with self._statement_lock:
-            result = self.client.query(sql.replace("{db}", f"`{self.database}`"), parameters=dict(parameters or {}))
+            result = self.client.query(
+                sql.replace("{db}", f"`{self.database}`"),
+                parameters=dict(parameters or {}),
+                column_formats=dict(column_formats) if column_formats else None,
+            )
         return [tuple(row) for row in result.result_rows]
+
+    # -- tables beside the outputs (the embedded runner's saved states) ------------------
+
+    def command(self, statement: str) -> None:
+        """Run a statement whose identifiers come from our modules (DDL), retrying while ClickHouse is unreachable;
+        ``{db}`` is this sink's database."""
+        sql = statement.replace("{db}", f"`{self.database}`")
+        self._with_retry(lambda: self.client.command(sql))
+
+    def insert_now(self, table_name: str, arrow: Any) -> None:
+        """Insert a ``pyarrow.Table`` into ``table_name`` of this database now, retrying like ``flush``: for tables
+        that are not outputs, which their owner creates with ``command``."""
+        if not _DATABASE_NAME.match(table_name):
+            raise ValueError(f"table name {table_name!r} is not an identifier")
+        self._with_retry(lambda: self.client.insert_arrow(table_name, arrow, database=self.database, settings=_INSERT_SETTINGS))
 
 
 def _key_columns(sorting_key: str) -> list[str]:

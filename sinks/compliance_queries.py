@@ -31,10 +31,11 @@ WHERE active = 1 AND occurred_at >= {{since:{_T}}} AND ({{rule:String}} = '' OR 
 ORDER BY occurred_at, violation_id
 """
 
+# Retention actions are revisable too: merged to their latest revision first, then the retracted ones left out.
 _RETENTION_EMITTED = f"""
 SELECT action_id, subject_id, action, categories, due_at, policy_section, basis_event_id, reason
-FROM {{db}}.retention_actions FINAL
-WHERE due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
+FROM (SELECT * FROM {{db}}.retention_actions FINAL)
+WHERE active = 1 AND due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
 ORDER BY due_at, subject_id, action_id
 """
 
@@ -95,7 +96,8 @@ def retention_due(
 
     Right for any ``as_of``, past or future: each subject's latest holdings record carries its whole plan (every
     action, due or not, on the events known up to ``RetentionDue.planned_as_of``), and the actions the pipeline
-    emitted at its retention clock are added, each once (an emitted action a later fact moved stays: it fell due).
+    emitted at its retention clock are added, each once (one a later-arriving fact moved or cancelled was retracted:
+    left out).
     ``planned=False`` lists the emitted actions alone, what the pipeline's clock has reached.
     """
     at = datetime.now(UTC) if as_of is None else as_of

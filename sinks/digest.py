@@ -3,8 +3,8 @@
 A digest is the row count and an order-independent XOR of row hashes, read with
 ``FINAL`` (so redelivered rows count once) over the columns that a replay must
 reproduce: Kafka coordinates (only Kafka runs have them), revisions (how much
-was known when) and wall-clock failure times are left out. Violations count
-only the active verdicts.
+was known when) and wall-clock failure times are left out. Violations and
+retention actions count only the records in force (``active``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,13 @@ def compared_columns(table: Table) -> list[str]:
     return [c for c in table.column_names if c not in EXCLUDED]
 
 
+#: Tables whose records are revisable: only the latest revision of an id counts, and only when it is in force.
+REVISABLE = frozenset({"violations", "retention_actions"})
+
+
 def counted_rows(table: Table) -> str:
-    """The WHERE clause selecting the rows that count (only active verdicts for violations), or ''."""
-    return " WHERE active = 1" if table.name == "violations" else ""
+    """The WHERE clause selecting the rows that count (only verdicts and retention actions in force), or ''."""
+    return " WHERE active = 1" if table.name in REVISABLE else ""
 
 
 def table_digests(sink: ClickHouseSink) -> dict[str, tuple[int, str]]:

@@ -248,8 +248,16 @@ RETENTION = Table(
         ("policy_section", LC),
         ("basis_event_id", "Nullable(String)"),
         ("reason", "String"),
+        ("active", "UInt8"),
+        ("revision", "UInt64"),
     ),
-    "ENGINE = ReplacingMergeTree ORDER BY (subject_id, action_id)",
+    # The highest revision of an action id is the record in force; active = 0 retracts it (RetentionSchedule.due).
+    "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id, action_id)",
+    # A record of v1's shape (RetentionAction v1 has neither field) is in force, at revision 0, as v2 reads it.
+    {
+        "active": lambda records: [1 if record.get("active", True) else 0 for record in records],
+        "revision": lambda records: [record.get("revision", 0) for record in records],
+    },
 )
 
 ERASURE_NOTICES = Table(
@@ -364,9 +372,13 @@ LINEAGE_BY_RECIPIENT = "lineage_by_recipient"
 
 
 def extra_ddl(database: str) -> list[str]:
-    """Statements beyond the tables: the by-recipient copy of the lineage and the view that fills it."""
+    """Statements beyond the tables: the by-recipient copy of the lineage and the view that fills it; the columns a
+    table created by an earlier version lacks (a no-op on a new one)."""
     cols = ",\n  ".join(f"`{name}` {kind}" for name, kind in _EDGE_COLUMNS)
     return [
+        # RetentionAction v2: a retention_actions table of v1 records; they were all in force, at revision 0.
+        f"ALTER TABLE `{database}`.`{RETENTION.name}` ADD COLUMN IF NOT EXISTS `active` UInt8 DEFAULT 1, "
+        "ADD COLUMN IF NOT EXISTS `revision` UInt64 DEFAULT 0",
         f"CREATE TABLE IF NOT EXISTS `{database}`.`{LINEAGE_BY_RECIPIENT}` (\n  {cols}\n) "
         "ENGINE = ReplacingMergeTree ORDER BY (recipient_id, occurred_at, subject_id, edge_id)",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.`{LINEAGE_BY_RECIPIENT}_mv` "

@@ -29,7 +29,8 @@ class RunStats:
     events: int = 0
     outputs: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
-    watermark: datetime | None = None  # the latest event time seen: the retention clock
+    watermark: datetime | None = None  # the latest event time seen
+    clock: datetime | None = None  # the retention clock the run ticked at, if it ticked
 
 
 #: Events between two looks at whether the sink's buffer is due a flush: asking costs a clock read, and a
@@ -44,11 +45,17 @@ def run_events(
     *,
     as_of: datetime | None = None,
     on_progress: Callable[[int], None] | None = None,
+    clock_since: datetime | None = None,
+    while_flushing: Callable[[], None] | None = None,
 ) -> RunStats:
     """Process ``events`` in order into ``sink``; then emit the retention actions due at ``as_of``.
 
     ``as_of`` defaults to the latest event time seen, so a replay of the same
     events gives the same retention actions whatever the wall clock says.
+    ``clock_since`` is the clock an earlier run into the same tables ticked at:
+    the retention clock never goes back, so the tick is at the later of the two.
+    ``while_flushing`` is called after the tick, while the last outputs are
+    inserted behind (the continued runner pickles the states it will save).
     When reading ``events`` fails (a file that breaks off, a closed pipe), the
     outputs of the events already processed are written before the error goes
     on, so the tables hold exactly what was read, never a part of it.
@@ -103,11 +110,16 @@ def run_events(
             sink.flush()
         raise
     clock = as_of or watermark
+    if clock_since is not None and (clock is None or clock < clock_since):
+        clock = clock_since
     if clock is not None:
         for out_topic, out_record in processor.tick(clock):
             add(out_topic, out_record)
             outputs[out_topic] += 1
+    if while_flushing is not None:
+        sink.flush_behind()
+        while_flushing()
     sink.flush()
     if on_progress is not None:
         on_progress(count)
-    return RunStats(events=count, outputs=dict(outputs), dead_letters=dead_letters, watermark=watermark)
+    return RunStats(events=count, outputs=dict(outputs), dead_letters=dead_letters, watermark=watermark, clock=clock)
