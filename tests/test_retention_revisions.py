@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,18 @@ from consentflow.state import SubjectState
 from consentflow.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose
 from tests.builders import QUICKPAY, T0, disclose, eid, feed, processor_with
 
-YEAR = timedelta(days=365)  # the policy's "three years" [2.3.1], as policies/2020-11-14.toml counts them
+PARIS = ZoneInfo("Europe/Paris")  # the controller's zone, policies/2020-11-14.toml
+
+
+def archive_due(last_use: datetime) -> datetime:
+    """When "three years after your last use" [2.3.1] falls due, counted here on its own: the data is kept through the
+    day three years on bearing the same date (28 February for a 29th), and archived at 00:00 Paris the day after."""
+    day = last_use.astimezone(PARIS).date()
+    try:
+        last = day.replace(year=day.year + 3)
+    except ValueError:
+        last = day.replace(year=day.year + 3, day=28)
+    return datetime.combine(last + timedelta(days=1), time(0), PARIS).astimezone(UTC)
 SUBJECT = "cand-revised"
 C = DataCategory
 
@@ -51,7 +63,7 @@ def in_force(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_an_action_a_late_fact_moves_is_retracted_then_issued_at_its_new_date() -> None:
     p = processor_with()
     feed(p, profile(ProfileAction.REGISTERED, T0))
-    clock = T0 + 3 * YEAR
+    clock = archive_due(T0)
     (issued,) = p.tick(clock).retention
     assert (issued["action"], issued["due_at"], issued["active"], issued["revision"]) == ("archive", clock, True, 1)
     # A use from 100 days after registration arrives late: the archive runs from it [2.3.1].
@@ -59,14 +71,14 @@ def test_an_action_a_late_fact_moves_is_retracted_then_issued_at_its_new_date() 
     (retraction,) = p.tick(clock).retention
     assert retraction == {**issued, "revision": 2, "active": False}
     assert not p.tick(clock).retention, "a retraction is issued once"
-    (moved,) = p.tick(T0 + timedelta(days=100) + 3 * YEAR).retention
+    (moved,) = p.tick(archive_due(T0 + timedelta(days=100))).retention
     assert moved["action_id"] != issued["action_id"] and (moved["active"], moved["revision"]) == (True, 2)
 
 
 def test_an_action_whose_categories_grow_is_issued_again_under_its_id() -> None:
     p = processor_with()
     feed(p, profile(ProfileAction.REGISTERED, T0))
-    clock = T0 + 3 * YEAR
+    clock = archive_due(T0)
     (issued,) = p.tick(clock).retention
     # A disclosure of the CV, from before the clock, arrives late: the archive date stays, the categories grow.
     late = disclose(
@@ -142,8 +154,8 @@ def test_a_state_pickled_before_retractions_existed_loads_and_its_next_tick_sett
     feed(p, profile(ProfileAction.REGISTERED, T0))
     state = p.store.get(SUBJECT)
     assert state is not None
-    stale = f"{SUBJECT}:archive:{(T0 - timedelta(days=5) + 3 * YEAR).isoformat()}"
-    current = f"{SUBJECT}:archive:{(T0 + 3 * YEAR).isoformat()}"
+    stale = f"{SUBJECT}:archive:{(archive_due(T0 - timedelta(days=5))).isoformat()}"
+    current = f"{SUBJECT}:archive:{(archive_due(T0)).isoformat()}"
     _, values = state.__getstate__()
     del values["retention_issued"]
     values["retention_done"] = {stale, current}
@@ -153,21 +165,21 @@ def test_a_state_pickled_before_retractions_existed_loads_and_its_next_tick_sett
     assert restored.retention_issued == {stale: None, current: None}
 
     p.store.put(restored)
-    out = {r["action_id"]: r for r in p.tick(T0 + 3 * YEAR).retention}
+    out = {r["action_id"]: r for r in p.tick(archive_due(T0)).retention}
     assert out[current]["active"] and out[current]["categories"]
     assert (out[stale]["active"], out[stale]["action"], out[stale]["due_at"]) == (
         False,
         "archive",
-        T0 - timedelta(days=5) + 3 * YEAR,
+        archive_due(T0 - timedelta(days=5)),
     )
-    assert not p.tick(T0 + 3 * YEAR).retention
+    assert not p.tick(archive_due(T0)).retention
 
 
 def test_a_processor_starts_from_the_pickled_states_of_another_and_issues_nothing_twice() -> None:
     first = processor_with()
     feed(first, profile(ProfileAction.REGISTERED, T0))
-    assert first.tick(T0 + 3 * YEAR).retention
+    assert first.tick(archive_due(T0)).retention
     second = Processor(registry=first.registry)
     for state in first.store.states():
         second.store.put(pickle.loads(pickle.dumps(state)))
-    assert not second.tick(T0 + 3 * YEAR).records
+    assert not second.tick(archive_due(T0)).records
