@@ -17,7 +17,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from consentflow import edge_checks, topics
-from consentflow.edge_checks import ID_RULE, is_pseudonymous_id  # noqa: F401 -- re-exported: query_arguments and users import them here
+from consentflow.edge_checks import ID_RULE as ID_RULE  # re-exported: callers import the id rule from here
+from consentflow.edge_checks import is_pseudonymous_id as is_pseudonymous_id
 from consentflow.topics import Topic
 from consentflow.vocabulary import (
     CURRENT_POLICY_VERSION,

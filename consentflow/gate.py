@@ -1,0 +1,233 @@
+"""The gate every input passes, whichever way it came in: the edge checks of its contract, and event-time bounds.
+
+A faust worker (after the codec), the embedded runner (in its decoding process),
+a replay, ``produce`` and the collector all hand what they read to ``Gate.check``
+after it was resolved into the project's own reader contract (the newest release
+in ``schemas/``). The gate calls the rules of ``edge_checks``, the same functions
+the event constructors call, on every field, so an event read from Kafka or a
+file passes exactly what an event built in ``consentflow.events`` passes: ids
+pseudonymous, ``event_id`` a UUID, times UTC instants, enum symbols of the
+contract and never the reader default ``unknown``, a disclosure naming a
+category, a registry record's name, country and periods. What fails raises
+``ContractError`` naming topic, field and reason; the caller makes it a dead
+letter and goes on.
+
+The checks are compiled once per contract: a tuple of (field, rule) pairs, so a
+check costs a few dict lookups and regular-expression matches per event. A
+string field a contract adds without a rule here is refused when the gate is
+made, not passed unchecked.
+
+Event time is bounded [DESIGN: event time decides]: not before ``earliest``
+(2000-01-01 by default), not later than the event's arrival plus ``skew`` (one
+hour by default). Arrival is the Kafka message timestamp on the Kafka paths (the
+collector's receive time becomes that timestamp, so a replay repeats every live
+decision), and the time of the run for a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from consentflow import edge_checks
+from consentflow.contracts import ContractStore, default_store
+from consentflow.errors import ContractError
+from consentflow.ledger import micros
+from consentflow.topics import Topic
+
+#: Environment variables that set the bounds.
+EARLIEST_VARIABLE = "CONSENTFLOW_EARLIEST_EVENT_TIME"
+SKEW_VARIABLE = "CONSENTFLOW_MAX_EVENT_SKEW"
+DEFAULT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+DEFAULT_SKEW = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Rule = Callable[[str, str, Any], Any]
+
+#: The rule of each string field of the input contracts, by field name.
+STRING_RULES: dict[str, Rule] = {
+    "subject_id": edge_checks.pseudonymous_id,
+    "recipient_id": edge_checks.pseudonymous_id,
+    "vendor_id": edge_checks.pseudonymous_id,
+    "notice_id": edge_checks.pseudonymous_id,
+    "processor_id": edge_checks.pseudonymous_id,
+    "counterpart_subject_id": edge_checks.pseudonymous_id,
+    "campaign_id": edge_checks.pseudonymous_id,
+    "request_id": edge_checks.pseudonymous_id,
+    "source_service": edge_checks.service_name,
+    "policy_version": edge_checks.policy_version,
+    "cookie_name": edge_checks.cookie_name,
+    "name": edge_checks.recipient_name,
+    "country": edge_checks.country,
+}
+
+
+def instant_micros(topic: str, field: str, value: object) -> int:
+    """Microseconds since the epoch of a UTC instant: a datetime with a zone, or the integer Avro stores
+    (``timestamp-micros`` is UTC by definition; the decoding process hands those over)."""
+    if type(value) is int:
+        return value
+    if type(value) is datetime and value.tzinfo is UTC:  # what the codec makes: nothing to convert
+        return micros(value)
+    return micros(edge_checks.instant(topic, field, value))
+
+
+def _text(us: int) -> str:
+    try:
+        return (_EPOCH + timedelta(microseconds=us)).isoformat()
+    except OverflowError:
+        return f"{us} µs after 1970-01-01"
+
+
+@dataclass(frozen=True)
+class EventTimeBounds:
+    """The event times accepted: from ``earliest`` to the arrival plus ``skew``."""
+
+    earliest: datetime = DEFAULT_EARLIEST
+    skew: timedelta = DEFAULT_SKEW
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EventTimeBounds:
+        """The bounds ``CONSENTFLOW_EARLIEST_EVENT_TIME`` (ISO 8601; UTC when it has no zone) and
+        ``CONSENTFLOW_MAX_EVENT_SKEW`` (seconds) set, else the defaults; ``ValueError`` in one line for a bad value."""
+        env = os.environ if environ is None else environ
+        earliest, skew = DEFAULT_EARLIEST, DEFAULT_SKEW
+        if env.get(EARLIEST_VARIABLE):
+            try:
+                earliest = datetime.fromisoformat(env[EARLIEST_VARIABLE])
+            except ValueError:
+                raise ValueError(f"{EARLIEST_VARIABLE}={env[EARLIEST_VARIABLE]!r} is not an ISO 8601 time") from None
+            earliest = earliest.replace(tzinfo=UTC) if earliest.utcoffset() is None else earliest.astimezone(UTC)
+        if env.get(SKEW_VARIABLE):
+            try:
+                seconds = float(env[SKEW_VARIABLE])
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds < 10 * 365 * 86_400:
+                raise ValueError(f"{SKEW_VARIABLE}={env[SKEW_VARIABLE]!r} is not a number of seconds (0 or more)")
+            skew = timedelta(seconds=seconds)
+        return cls(earliest, skew)
+
+
+class Gate:
+    """The edge checks and time bounds of every input topic's reader contract, compiled once per contract."""
+
+    def __init__(self, bounds: EventTimeBounds | None = None, store: ContractStore | None = None) -> None:
+        self.bounds = bounds or EventTimeBounds.from_env()
+        self.store = store or default_store()
+        self._earliest = micros(self.bounds.earliest)
+        self._skew = self.bounds.skew // timedelta(microseconds=1)
+        self._checks: dict[str, tuple[tuple[str, Rule], ...]] = {}
+
+    def check(self, topic: Topic, record: Mapping[str, Any], arrival: datetime | int) -> None:
+        """Raise ``ContractError`` naming the field when ``record`` (in the topic's reader contract) fails a check;
+        ``arrival`` (a UTC instant, or its microseconds) bounds its ``occurred_at``."""
+        name = topic.short_name
+        checks = self._checks.get(name)
+        if checks is None:
+            checks = self._checks[name] = self._compile(topic)
+        for field, rule in checks:
+            try:
+                value = record[field]
+            except KeyError:
+                raise ContractError(name, f"required by {topic.record} but missing", field) from None
+            rule(name, field, value)
+        when = instant_micros(name, "occurred_at", record["occurred_at"])
+        if when < self._earliest:
+            raise ContractError(
+                name,
+                f"{_text(when)} is before the earliest event time accepted, {self.bounds.earliest.isoformat()} "
+                f"({EARLIEST_VARIABLE})",
+                "occurred_at",
+            )
+        arrived = arrival if type(arrival) is int else micros(arrival)  # type: ignore[arg-type]
+        if when > arrived + self._skew:
+            raise ContractError(
+                name,
+                f"{_text(when)} is later than the event's arrival, {_text(arrived)}, plus the skew accepted, "
+                f"{self.bounds.skew.total_seconds():g} s ({SKEW_VARIABLE})",
+                "occurred_at",
+            )
+
+    def _compile(self, topic: Topic) -> tuple[tuple[str, Rule], ...]:
+        contract = self.store.latest(topic.record)
+        checks = [(field["name"], _rule(topic.record, field["name"], field["type"])) for field in contract.schema["fields"]]
+        if topic.record == "DisclosureEvent":  # a disclosure hands over some data [4, 7]
+            checks.append(("categories", _names_a_category))
+        return tuple(checks)
+
+
+def _names_a_category(topic: str, field: str, value: Any) -> None:
+    edge_checks.names_a_category(topic, field, value)
+
+
+def _rule(record: str, field: str, avro: Any) -> Rule:
+    """The check of one field of a contract, from its Avro type (and its name, for strings)."""
+    if isinstance(avro, list):
+        branches = [b for b in avro if b != "null"]
+        if len(branches) != 1:
+            raise ValueError(f"{record}.{field}: the gate knows no rule for a union of {avro}")
+        inner = _rule(record, field, branches[0])
+        return inner if len(branches) == len(avro) else partial(_nullable, inner)
+    if isinstance(avro, dict):
+        logical = avro.get("logicalType")
+        if logical == "uuid":
+            return edge_checks.event_id
+        if logical == "timestamp-micros":
+            return instant_micros
+        kind = avro.get("type")
+        if kind == "enum":
+            return partial(_symbol, avro["name"], edge_checks.known_symbols(avro["symbols"]))
+        if kind == "array":
+            items = avro["items"]
+            if isinstance(items, dict) and items.get("type") == "enum":
+                return partial(_symbols, items["name"], edge_checks.known_symbols(items["symbols"]))
+            if isinstance(items, dict) and items.get("name") == "MechanismPeriod":
+                mechanism = next(f["type"] for f in items["fields"] if f["name"] == "mechanism")
+                return partial(_mechanism_periods, edge_checks.known_symbols(mechanism["symbols"]))
+            raise ValueError(f"{record}.{field}: the gate knows no rule for an array of {items}")
+        return _rule(record, field, kind)
+    if avro == "string":
+        try:
+            return STRING_RULES[field]
+        except KeyError:
+            raise ValueError(f"{record}.{field}: a string field without an edge rule (add one to gate.STRING_RULES)") from None
+    if avro == "boolean":
+        return _boolean
+    raise ValueError(f"{record}.{field}: the gate knows no rule for type {avro}")
+
+
+def _nullable(rule: Rule, topic: str, field: str, value: Any) -> None:
+    if value is not None:
+        rule(topic, field, value)
+
+
+def _symbol(kind: str, members: dict[str, str], topic: str, field: str, value: Any) -> None:
+    if value not in members:  # the common case in one lookup; the rule itself says why
+        edge_checks.symbol(topic, field, kind, members, value)
+
+
+def _symbols(kind: str, members: dict[str, str], topic: str, field: str, values: Any) -> None:
+    if type(values) is not list or not all(type(v) is str and v in members for v in values):
+        edge_checks.symbols(topic, field, kind, members, values)
+
+
+def _boolean(topic: str, field: str, value: Any) -> None:
+    if type(value) is not bool:
+        raise ContractError(topic, f"{value!r} is not a boolean", field)
+
+
+def _mechanism_periods(members: dict[str, str], topic: str, field: str, periods: Any) -> None:
+    """Each period of a registry record [7]: a mechanism of the contract, UTC instants, an end after the start."""
+    if type(periods) is not list:
+        raise ContractError(topic, f"expected a list of periods, got {type(periods).__name__}", field)
+    for period in periods:
+        edge_checks.symbol(topic, f"{field}.mechanism", "TransferMechanism", members, period.get("mechanism"))
+        start = instant_micros(topic, f"{field}.valid_from", period.get("valid_from"))
+        end = period.get("valid_until")
+        end_us = None if end is None else instant_micros(topic, f"{field}.valid_until", end)
+        edge_checks.period_order(topic, f"{field}.valid_until", start, end_us)
