@@ -45,6 +45,8 @@ SKEW_VARIABLE = "CONSENTFLOW_MAX_EVENT_SKEW"
 DEFAULT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 DEFAULT_SKEW = timedelta(hours=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST_US = micros(datetime.min.replace(tzinfo=UTC))
+_LAST_US = micros(datetime.max.replace(tzinfo=UTC))
 
 Rule = Callable[[str, str, Any], Any]
 
@@ -70,6 +72,8 @@ def instant_micros(topic: str, field: str, value: object) -> int:
     """Microseconds since the epoch of a UTC instant: a datetime with a zone, or the integer Avro stores
     (``timestamp-micros`` is UTC by definition; the decoding process hands those over)."""
     if type(value) is int:
+        if not _FIRST_US <= value <= _LAST_US:
+            raise ContractError(topic, f"{value} µs after 1970-01-01 is no time a datetime can hold (years 1-9999)", field)
         return value
     if type(value) is datetime and value.tzinfo is UTC:  # what the codec makes: nothing to convert
         return micros(value)

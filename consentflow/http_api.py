@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
 
@@ -505,6 +505,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
     )
     async def collect(request: Request, emitter: Emitter) -> Response:
         collector: Collector = request.app.state.collector
+        received_at = datetime.now(UTC)  # the event's arrival: the gate's bound, and its Kafka timestamp
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -522,7 +523,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
                 "source_service",
             )
         try:
-            await run_in_threadpool(collector.send, event)
+            await run_in_threadpool(collector.send, event, received_at)
         except InvalidEvent as exc:
             raise ApiError(422, str(exc), exc.field) from None
         except KafkaUnavailable as exc:
