@@ -116,12 +116,12 @@ def write_events(
     return count
 
 
-#: What a dead letter of a reading that stopped before the end of a file says in ``error_type``.
-READING_STOPPED = "ReadingStopped"
-
-
 class ReadingStopped(ContractError):
     """A file that could not be read to its end (cut short, a corrupt block): what came before it counts."""
+
+
+#: What a dead letter of a reading that stopped before the end of a file says in ``error_type``.
+READING_STOPPED = ReadingStopped.__name__
 
 
 def read_events(
@@ -135,9 +135,7 @@ def read_events(
     """
     for topic, record in read_checked(path, Gate(), datetime.now(UTC), on_schema=on_writer_schema):
         if topic is DEAD_LETTER:
-            raise (ReadingStopped if record["error_type"] == READING_STOPPED else ContractError)(
-                record["topic"], record["reason"]
-            )
+            raise (ReadingStopped if record["error_type"] == READING_STOPPED else ContractError)(str(path), record["reason"])
         yield topic, record
 
 
@@ -162,8 +160,11 @@ def read_checked(
     """
     with _open(path, "rb") as raw:
         handle = _Counting(raw)
-        if handle.peek(4)[:4] == b"Obj\x01":
+        head = handle.peek(64)
+        if head[:4] == b"Obj\x01":
             yield from _read_avro(path, handle, gate, arrival, on_schema)
+        elif head.lstrip()[:1] not in (b"", b"{", b"#"):
+            raise ContractError(str(path), "not an Avro object container file, nor JSON Lines (a { starts each event)")
         else:
             if on_schema is not None:
                 on_schema(None)
@@ -227,8 +228,8 @@ def _read_avro(
                 except StopIteration:
                     break
                 except Exception as exc:  # noqa: BLE001 -- corrupt bytes inside a block: the rest of it is lost
-                    lost = ContractError(str(path), f"block at byte {block_at} cannot be decoded from item {index + 1} on: {exc}")
-                    yield DEAD_LETTER, _letter(str(path), str(lost), lost, index + 1, None, None)
+                    reason = f"block at byte {block_at} cannot be decoded from item {index + 1} on: {type(exc).__name__}: {exc}"
+                    yield DEAD_LETTER, _letter(str(path), reason, ContractError(str(path), reason), index + 1, None, None)
                     index = index + block.num_records  # approximate: the block's items after the fault are not counted
                     break
                 index += 1
@@ -254,8 +255,9 @@ def _read_avro(
                 yield topic, record
             block_at = handle.position
     except Exception as exc:  # noqa: BLE001 -- the file is cut short or a block's framing is broken
-        stop = ReadingStopped(str(path), f"reading stopped at byte {block_at}, after item {index}: {type(exc).__name__}: {exc}")
-        yield DEAD_LETTER, dict(_letter(str(path), str(stop), stop, index + 1, None, None), error_type=READING_STOPPED)
+        reason = f"reading stopped at byte {block_at}, after item {index}: {type(exc).__name__}: {exc}"
+        stop = ReadingStopped(str(path), reason)
+        yield DEAD_LETTER, _letter(str(path), reason, stop, index + 1, None, None)
 
 
 def _topic_of(name: str) -> Topic | None:
