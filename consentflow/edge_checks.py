@@ -124,7 +124,9 @@ def symbol(topic: str, field: str, kind: str, members: Mapping[str, T], value: o
 
 def symbols(topic: str, field: str, kind: str, members: Mapping[str, T], values: object) -> list[T]:
     """Each value of a list named by ``symbol``, duplicates dropped, in order."""
-    if isinstance(values, str) or not isinstance(values, Iterable):
+    if isinstance(values, str):
+        raise ContractError(topic, f"expected a list of {kind}, got the string {values!r}", field)
+    if not isinstance(values, Iterable):
         raise ContractError(topic, f"expected a list of {kind}, got {values!r}", field)
     out: list[T] = []
     for value in values:

@@ -104,12 +104,10 @@ class EventProducer:
         (milliseconds since the epoch) is the message's, by default the time it is enqueued.
         """
         chosen = _PARTITIONER_CHOOSES if partition is None else partition
-        when = 0 if timestamp is None else timestamp  # librdkafka's 0: now
+        stamp = {} if timestamp is None else {"timestamp": timestamp}
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery, timestamp=when
-                )
+                self._producer.produce(topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery, **stamp)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # queue full: serve delivery reports, then retry
