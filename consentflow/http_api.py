@@ -497,7 +497,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
         description=(
             f"Validate a {topic.record} (the fields of its Avro contract, times in ISO-8601 with a zone) and produce it "
             f"to the {topic.short_name} topic, keyed by subject. 202 once the broker acknowledged it; 422 naming the "
-            "field for an invalid event (nothing is sent); 403 when a service key names another `source_service` than "
+            "field for an invalid event or an `occurred_at` out of the event-time bounds (nothing is sent); 403 when a service key names another `source_service` than "
             "its own name; 503 when Kafka does not take it. Send your own `event_id` to retry safely: a duplicate "
             "changes nothing."
         ),

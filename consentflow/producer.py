@@ -104,7 +104,7 @@ class EventProducer:
         (milliseconds since the epoch) is the message's, by default the time it is enqueued.
         """
         chosen = _PARTITIONER_CHOOSES if partition is None else partition
-        stamp = {} if timestamp is None else {"timestamp": timestamp}
+        stamp: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery, **stamp)
