@@ -240,7 +240,10 @@ def _read_avro(
                     topic = topics[name] = _topic_of(name)
                 if topic is None or not isinstance(record, dict):
                     error = ContractError(str(path), f"record {name or 'without a name'} belongs to no input topic")
-                    yield DEAD_LETTER, _letter(str(path), f"item {index} (block at byte {block_at}): {error}", error, index, None, None)
+                    yield (
+                        DEAD_LETTER,
+                        _letter(str(path), f"item {index} (block at byte {block_at}): {error}", error, index, None, None),
+                    )
                     continue
                 try:
                     if resolve:

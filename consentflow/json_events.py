@@ -48,7 +48,6 @@ class InvalidEvent(ValueError):
         self.field = field
 
 
-
 # -- the contract as JSON ---------------------------------------------------------------
 
 
@@ -191,5 +190,3 @@ def event_from_line(line: object) -> Event:
         known = ", ".join(t.short_name for t in LINE_CONSTRUCTORS)
         raise InvalidEvent(f"field topic: {name!r} is not an input topic (one of {known})", "topic")
     return event_from_json(topic, fields)
-
-
