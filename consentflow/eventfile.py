@@ -221,41 +221,31 @@ def _read_avro(
     block_at = handle.position
     try:
         for block in blocks:
-            items = iter(block)
-            while True:
-                try:
-                    item = next(items)
-                except StopIteration:
-                    break
-                except Exception as exc:  # noqa: BLE001 -- corrupt bytes inside a block: the rest of it is lost
-                    reason = f"block at byte {block_at} cannot be decoded from item {index + 1} on: {type(exc).__name__}: {exc}"
-                    yield DEAD_LETTER, _letter(str(path), reason, ContractError(str(path), reason), index + 1, None, None)
-                    index = index + block.num_records  # approximate: the block's items after the fault are not counted
-                    break
-                index += 1
-                name, record = item if isinstance(item, tuple) else ("", item)
-                if name in topics:
-                    topic = topics[name]
-                else:
-                    topic = topics[name] = _topic_of(name)
-                if topic is None or not isinstance(record, dict):
-                    error = ContractError(str(path), f"record {name or 'without a name'} belongs to no input topic")
-                    yield (
-                        DEAD_LETTER,
-                        _letter(str(path), f"item {index} (block at byte {block_at}): {error}", error, index, None, None),
-                    )
-                    continue
-                try:
-                    if resolve:
-                        record = _resolved(topic, writer, reader, name, record)
-                    if gate is not None:
-                        gate.check(topic, record, arrived)
-                except ContractError as exc:
-                    key = record.get(topic.key_field)
-                    reason = f"item {index} (block at byte {block_at}): {exc}"
-                    yield DEAD_LETTER, _letter(topic.short_name, reason, exc, index, key, None)
-                    continue
-                yield topic, record
+            first = index + 1
+            try:
+                for item in block:
+                    index += 1
+                    name, record = item if isinstance(item, tuple) else ("", item)
+                    topic = topics[name] if name in topics else topics.setdefault(name, _topic_of(name))
+                    if topic is None or type(record) is not dict:
+                        error = ContractError(str(path), f"record {name or 'without a name'} belongs to no input topic")
+                        reason = f"item {index} (block at byte {block_at}): {error}"
+                        yield DEAD_LETTER, _letter(str(path), reason, error, index, None, None)
+                        continue
+                    try:
+                        if resolve:
+                            record = _resolved(topic, writer, reader, name, record)
+                        if gate is not None:
+                            gate.check(topic, record, arrived)
+                    except ContractError as exc:
+                        reason = f"item {index} (block at byte {block_at}): {exc}"
+                        yield DEAD_LETTER, _letter(topic.short_name, reason, exc, index, record.get(topic.key_field), None)
+                        continue
+                    yield topic, record
+            except Exception as exc:  # noqa: BLE001 -- corrupt bytes inside a block: the rest of it is lost
+                reason = f"block at byte {block_at} cannot be decoded from item {index + 1} on: {type(exc).__name__}: {exc}"
+                yield DEAD_LETTER, _letter(str(path), reason, ContractError(str(path), reason), index + 1, None, None)
+                index = first + block.num_records - 1  # the block's items after the fault are lost with it
             block_at = handle.position
     except Exception as exc:  # noqa: BLE001 -- the file is cut short or a block's framing is broken
         reason = f"reading stopped at byte {block_at}, after item {index}: {type(exc).__name__}: {exc}"

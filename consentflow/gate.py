@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from consentflow import edge_checks
-from consentflow.contracts import ContractStore, default_store
+from consentflow.contracts import UUID_TEXT, ContractStore, default_store
 from consentflow.errors import ContractError
 from consentflow.ledger import micros
 from consentflow.topics import Topic
@@ -125,22 +125,17 @@ class Gate:
         self.store = store or default_store()
         self._earliest = micros(self.bounds.earliest)
         self._skew = self.bounds.skew // timedelta(microseconds=1)
-        self._checks: dict[str, tuple[tuple[str, Rule], ...]] = {}
+        self._checks: dict[str, Callable[[Mapping[str, Any]], Any]] = {}
 
     def check(self, topic: Topic, record: Mapping[str, Any], arrival: datetime | int) -> None:
         """Raise ``ContractError`` naming the field when ``record`` (in the topic's reader contract) fails a check;
         ``arrival`` (a UTC instant, or its microseconds) bounds its ``occurred_at``."""
         name = topic.short_name
-        checks = self._checks.get(name)
-        if checks is None:
-            checks = self._checks[name] = self._compile(topic)
-        for field, rule in checks:
-            try:
-                value = record[field]
-            except KeyError:
-                raise ContractError(name, f"required by {topic.record} but missing", field) from None
-            rule(name, field, value)
-        when = instant_micros(name, "occurred_at", record["occurred_at"])
+        check = self._checks.get(name)
+        if check is None:
+            check = self._checks[name] = self._compile(topic)
+        occurred = check(record)
+        when = occurred if type(occurred) is int else instant_micros(name, "occurred_at", occurred)
         if when < self._earliest:
             raise ContractError(
                 name,
@@ -157,52 +152,109 @@ class Gate:
                 "occurred_at",
             )
 
-    def _compile(self, topic: Topic) -> tuple[tuple[str, Rule], ...]:
+    def _compile(self, topic: Topic) -> Callable[[Mapping[str, Any]], Any]:
+        """One function for the contract: every field read, each tried by its fast test and, when that fails, by its
+        rule (which raises naming the field, or passes a value the fast test could not tell); it returns ``occurred_at``.
+        Made with ``exec`` from the contract's fields, once: a loop over (field, rule) pairs cost twice as much."""
         contract = self.store.latest(topic.record)
-        checks = [(field["name"], _rule(topic.record, field["name"], field["type"])) for field in contract.schema["fields"]]
+        fields: list[tuple[str, FieldCheck]] = [
+            (f["name"], _field_check(topic.record, f["name"], f["type"])) for f in contract.schema["fields"]
+        ]
         if topic.record == "DisclosureEvent":  # a disclosure hands over some data [4, 7]
-            checks.append(("categories", _names_a_category))
-        return tuple(checks)
+            fields.append(("categories", FieldCheck(_names_a_category)))
+        env: dict[str, Any] = {"_missing": partial(_missing, topic), "NAME": topic.short_name}
+        reads, tests = [], []
+        for n, (name, check) in enumerate(fields):
+            reads.append(f"        v{n} = record[{name!r}]")
+            env[f"r{n}"] = check.rule
+            for key, value in check.env.items():
+                env[f"{key}{n}"] = value
+            fast = check.fast.format(v=f"v{n}", n=n) if check.fast else "False"
+            tests.append(f"    if not ({fast}):\n        r{n}(NAME, {name!r}, v{n})")
+        occurred = next(n for n, (name, _) in enumerate(fields) if name == "occurred_at")
+        lines = ["def check(record):", "    try:", *reads, "    except KeyError as exc:", "        _missing(exc)", *tests]
+        exec("\n".join([*lines, f"    return v{occurred}"]), env)  # our own source, made from the contract's field names
+        compiled: Callable[[Mapping[str, Any]], Any] = env["check"]
+        return compiled
+
+
+def _missing(topic: Topic, exc: KeyError) -> None:
+    raise ContractError(topic.short_name, f"required by {topic.record} but missing", str(exc.args[0])) from None
+
+
+@dataclass(frozen=True)
+class FieldCheck:
+    """A field's rule, and a fast test that passes most values without calling it: an expression over ``{v}`` (the
+    value) and the names in ``env``, each written followed by ``{n}`` (where the field's number goes)."""
+
+    rule: Rule
+    fast: str | None = None
+    env: dict[str, Any] = field(default_factory=dict)
 
 
 def _names_a_category(topic: str, field: str, value: Any) -> None:
     edge_checks.names_a_category(topic, field, value)
 
 
-def _rule(record: str, field: str, avro: Any) -> Rule:
+def _field_check(record: str, field: str, avro: Any) -> FieldCheck:
     """The check of one field of a contract, from its Avro type (and its name, for strings)."""
     if isinstance(avro, list):
         branches = [b for b in avro if b != "null"]
         if len(branches) != 1:
             raise ValueError(f"{record}.{field}: the gate knows no rule for a union of {avro}")
-        inner = _rule(record, field, branches[0])
-        return inner if len(branches) == len(avro) else partial(_nullable, inner)
+        inner = _field_check(record, field, branches[0])
+        if len(branches) == len(avro):
+            return inner
+        fast = f"{{v}} is None or ({inner.fast})" if inner.fast else "{v} is None"
+        return FieldCheck(partial(_nullable, inner.rule), fast, inner.env)
     if isinstance(avro, dict):
         logical = avro.get("logicalType")
         if logical == "uuid":
-            return edge_checks.event_id
+            return FieldCheck(edge_checks.event_id, "type({v}) is str and U{n}({v}) is not None", {"U": UUID_TEXT.fullmatch})
         if logical == "timestamp-micros":
-            return instant_micros
+            return FieldCheck(instant_micros, "type({v}) is int and F{n} <= {v} <= L{n}", {"F": _FIRST_US, "L": _LAST_US})
         kind = avro.get("type")
         if kind == "enum":
-            return partial(_symbol, avro["name"], edge_checks.known_symbols(avro["symbols"]))
+            members = edge_checks.known_symbols(avro["symbols"])
+            return FieldCheck(partial(_symbol, avro["name"], members), "type({v}) is str and {v} in M{n}", {"M": members})
         if kind == "array":
             items = avro["items"]
             if isinstance(items, dict) and items.get("type") == "enum":
-                return partial(_symbols, items["name"], edge_checks.known_symbols(items["symbols"]))
+                return FieldCheck(partial(_symbols, items["name"], edge_checks.known_symbols(items["symbols"])))
             if isinstance(items, dict) and items.get("name") == "MechanismPeriod":
                 mechanism = next(f["type"] for f in items["fields"] if f["name"] == "mechanism")
-                return partial(_mechanism_periods, edge_checks.known_symbols(mechanism["symbols"]))
+                return FieldCheck(partial(_mechanism_periods, edge_checks.known_symbols(mechanism["symbols"])))
             raise ValueError(f"{record}.{field}: the gate knows no rule for an array of {items}")
-        return _rule(record, field, kind)
+        return _field_check(record, field, kind)
     if avro == "string":
         try:
-            return STRING_RULES[field]
+            rule = STRING_RULES[field]
         except KeyError:
             raise ValueError(f"{record}.{field}: a string field without an edge rule (add one to gate.STRING_RULES)") from None
+        check, passed = _remembering(rule)
+        return FieldCheck(check, "type({v}) is str and {v} in P{n}", {"P": passed})
     if avro == "boolean":
-        return _boolean
+        return FieldCheck(_boolean, "type({v}) is bool")
     raise ValueError(f"{record}.{field}: the gate knows no rule for type {avro}")
+
+
+#: Values each string rule remembers having passed: ids, services and versions repeat from event to event.
+REMEMBERED = 100_000
+
+
+def _remembering(rule: Rule) -> tuple[Rule, set[str]]:
+    """``rule``, answered from a set for a text it passed before: the same subject's id, the same service, event after
+    event (a set lookup, against a regular expression's match); the first ``REMEMBERED`` texts are kept."""
+    passed: set[str] = set()
+
+    def check(topic: str, field: str, value: Any) -> None:
+        if type(value) is str and value in passed:
+            return
+        rule(topic, field, value)
+        if len(passed) < REMEMBERED and type(value) is str:
+            passed.add(value)
+
+    return check, passed
 
 
 def _nullable(rule: Rule, topic: str, field: str, value: Any) -> None:
