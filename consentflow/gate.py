@@ -220,7 +220,9 @@ def _field_check(record: str, field: str, avro: Any) -> FieldCheck:
         if kind == "array":
             items = avro["items"]
             if isinstance(items, dict) and items.get("type") == "enum":
-                return FieldCheck(partial(_symbols, items["name"], edge_checks.known_symbols(items["symbols"])))
+                members = edge_checks.known_symbols(items["symbols"])
+                known = frozenset(members)  # a list of symbols (Avro decodes arrays as lists of str) in one call
+                return FieldCheck(partial(_symbols, items["name"], members), "type({v}) is list and K{n}.issuperset({v})", {"K": known})
             if isinstance(items, dict) and items.get("name") == "MechanismPeriod":
                 mechanism = next(f["type"] for f in items["fields"] if f["name"] == "mechanism")
                 return FieldCheck(partial(_mechanism_periods, edge_checks.known_symbols(mechanism["symbols"])))
