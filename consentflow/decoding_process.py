@@ -8,7 +8,8 @@ cost of decoding: the runner's own process is left with processing and writing,
 on a machine's second core. One child and one pipe keep the file's order.
 
 Frames on the child's stdout: an 8-byte big-endian length, then a pickle of
-``("events", [(topic short name, record), ...])`` or, when decoding fails,
+``("events", [(topic short name, record), ...])`` (the gate's dead letters among them, as ``("dead-letter",
+record)``) or, when decoding fails,
 ``("contract-error", (topic, reason, field))``, ``("os-error", (errno, text, filename))``.
 The pickles come from our own child only, never from input.
 
@@ -65,7 +66,7 @@ def read_events_in_child(
     ``-`` reads standard input (the child inherits it). The child starts at once, so that its start-up
     (a third of a second of imports) overlaps whatever the caller does before asking for the first event,
     such as opening ClickHouse. Closing the iterator early, or dropping it, stops the child. A file that
-    breaks off mid-way yields what decoded before the fault, then raises ``ContractError`` naming it.
+    breaks off mid-way yields what decoded before the fault, then a ``ReadingStopped`` dead letter naming the byte.
     """
     bounds = bounds or EventTimeBounds.from_env()
     arrived = micros(arrival or datetime.now(UTC))
