@@ -12,9 +12,11 @@ category, a registry record's name, country and periods. What fails raises
 ``ContractError`` naming topic, field and reason; the caller makes it a dead
 letter and goes on.
 
-The checks are compiled once per contract: a tuple of (field, rule) pairs, so a
-check costs a few dict lookups and regular-expression matches per event. A
-string field a contract adds without a rule here is refused when the gate is
+The checks are compiled once per contract into one function that reads every
+field and tries it with a fast test (a set or dict lookup, a type test, one
+regular-expression match), calling the field's rule only when that test fails:
+the rule raises naming the field, or passes a value the test could not tell.
+A string field a contract adds without a rule here is refused when the gate is
 made, not passed unchecked.
 
 Event time is bounded [DESIGN: event time decides]: not before ``earliest``
