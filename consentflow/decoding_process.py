@@ -156,15 +156,20 @@ def _write_frame(stream: IO[bytes], kind: str, payload: Any) -> None:
 
 def main(argv: list[str]) -> int:
     """The child: read ``argv[0]`` in chunks of ``argv[1]`` events onto stdout, through the gate, the events' arrival
-    ``argv[2]`` and the bounds ``argv[3]`` (earliest) and ``argv[4]`` (skew), all in microseconds."""
+    ``argv[2]`` and the bounds ``argv[3]`` (earliest) and ``argv[4]`` (skew), all in microseconds (without them: now,
+    and the environment's bounds)."""
     from consentflow.eventfile import read_checked
     from consentflow.gate import Gate
     from consentflow.gc_tuning import tune_for_streaming
 
     tune_for_streaming()  # it allocates a dict per event and keeps none: the collector has nothing to find
-    path, chunk, arrival = argv[0], int(argv[1]), int(argv[2])
-    earliest = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(argv[3]))
-    gate = Gate(EventTimeBounds(earliest, timedelta(microseconds=int(argv[4]))))
+    path, chunk = argv[0], int(argv[1])
+    if len(argv) >= 5:
+        arrival = int(argv[2])
+        earliest = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(argv[3]))
+        gate = Gate(EventTimeBounds(earliest, timedelta(microseconds=int(argv[4]))))
+    else:  # run by hand: now, and the environment's bounds
+        arrival, gate = micros(datetime.now(UTC)), Gate()
     out = sys.stdout.buffer
     batch: list[tuple[str, dict[str, Any]]] = []
 
