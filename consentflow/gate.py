@@ -214,7 +214,8 @@ def _field_check(record: str, field: str, avro: Any) -> FieldCheck:
         if logical == "uuid":
             return FieldCheck(edge_checks.event_id, "type({v}) is str and U{n}({v}) is not None", {"U": UUID_TEXT.fullmatch})
         if logical == "timestamp-micros":
-            return FieldCheck(instant_micros, "type({v}) is int and F{n} <= {v} <= L{n}", {"F": _FIRST_US, "L": _LAST_US})
+            fast = "(type({v}) is int and F{n} <= {v} <= L{n}) or (type({v}) is D{n} and {v}.tzinfo is Z{n})"
+            return FieldCheck(instant_micros, fast, {"F": _FIRST_US, "L": _LAST_US, "D": datetime, "Z": UTC})
         kind = avro.get("type")
         if kind == "enum":
             members = edge_checks.known_symbols(avro["symbols"])
