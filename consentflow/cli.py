@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -155,6 +155,11 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
 
     Into a database an earlier run filled, it continues that run: from its subjects' states, its retention clock
     (which never goes back) and the recipients table; events already run change nothing.
+
+    FILE is an Avro container file (consentflow generate, consentflow convert) or JSON Lines, one event a line
+    (README: Writing events by hand). Every event passes the gate; one that fails becomes a dead letter naming its
+    position and field, and the run goes on. Exit status 0 when the whole file was read; 3 when reading stopped
+    before its end (a file cut short: what came before is in the tables, a dead letter names the byte).
     """
     from rich.console import Console
 
@@ -162,7 +167,9 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     from consentflow.run_progress import run_summary, run_with_progress
     from consentflow.sinks.subject_states import SavedStateError
 
-    events = read_events_in_child(file)  # decoded on the second core, in file order; it starts while ClickHouse opens
+    bounds = _bounds()
+    # Decoded and checked on the second core, in file order; it starts while ClickHouse opens.
+    events = _watch_for_stop(read_events_in_child(file, arrival=datetime.now(UTC), bounds=bounds), file)
     sink = _sink(dsn, database)
     size = Path(file).stat().st_size if file != "-" and Path(file).exists() else None
     console = Console(stderr=True)
@@ -177,6 +184,48 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
         console.print(f"retention clock kept at {stats.clock.isoformat()}, where an earlier run into {database} left it")
     if overview:
         _print_overview(sink)
+    _exit_if_stopped(events)
+
+
+class _StopWatch:
+    """Items passed on as they come; remembers the dead letter of a reading that stopped before the file's end."""
+
+    def __init__(self, items: Any, path: str) -> None:
+        self.items = items
+        self.path = path
+        self.stopped: str | None = None
+
+    def __iter__(self) -> Any:
+        from consentflow.eventfile import READING_STOPPED
+        from consentflow.topics import DEAD_LETTER
+
+        for topic, record in self.items:
+            if topic is DEAD_LETTER and record["error_type"] == READING_STOPPED:
+                self.stopped = f"{self.path}: {record['reason']}"
+            yield topic, record
+
+
+def _watch_for_stop(items: Any, path: str) -> _StopWatch:
+    return _StopWatch(items, path)
+
+
+#: Exit status of run, produce and convert when reading stopped before the end of the file.
+READING_STOPPED_EXIT = 3
+
+
+def _exit_if_stopped(watch: _StopWatch) -> None:
+    if watch.stopped is not None:
+        click.echo(f"consentflow: {watch.stopped}", err=True)
+        sys.exit(READING_STOPPED_EXIT)
+
+
+def _bounds() -> Any:
+    from consentflow.gate import EventTimeBounds
+
+    try:
+        return EventTimeBounds.from_env()
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @main.command("overview")
@@ -381,23 +430,74 @@ def topics_create(
     help="Schema Registry URL: use the Confluent wire format (else Avro single-object encoding).",
 )
 def produce(file: str, bootstrap: str, prefix: str, registry_url: str | None) -> None:
-    """Produce every event of an event file to its topic, keyed by subject."""
+    """Produce every event of an event file (Avro container file or JSON Lines) to its topic, keyed by subject.
+
+    Every event passes the gate first (its arrival: now); one that fails is not produced to its topic but to the
+    dead-letter topic, and named on stderr with its position and field. Exit status 0 when the whole file was read,
+    3 when reading stopped before its end.
+    """
     from consentflow.codec import make_codec
-    from consentflow.eventfile import read_events
+    from consentflow.eventfile import read_checked
     from consentflow.events import Event
+    from consentflow.gate import Gate
     from consentflow.producer import DeliveryError, EventProducer
+    from consentflow.topics import DEAD_LETTER
 
     began = time.perf_counter()
-    count = 0
+    count = refused = 0
+    gate = Gate(_bounds())
     try:
-        with EventProducer(bootstrap, codec=make_codec(registry_url, prefix), prefix=prefix) as producer:
-            for topic, record in read_events(file):
+        codec = make_codec(registry_url, prefix)
+        with EventProducer(bootstrap, codec=codec, prefix=prefix) as producer:
+            items = _watch_for_stop(read_checked(file, gate, datetime.now(UTC)), file)
+            for topic, record in items:
+                if topic is DEAD_LETTER:
+                    refused += 1
+                    click.echo(f"refused: {record['reason']}", err=True)
+                    value = codec.encode(DEAD_LETTER, record)
+                    producer.send_bytes(DEAD_LETTER.name(prefix), str(record["topic"]).encode(), value)
+                    continue
                 producer.send(Event(topic, record))
                 count += 1
     except (OSError, ContractError, DeliveryError) as exc:
         _fail(f"after {count} events: {exc}")
     elapsed = time.perf_counter() - began
-    click.echo(f"produced {count} events in {elapsed:.1f} s ({count / elapsed:,.0f} events/s)", err=True)
+    rate = f"{count / elapsed:,.0f}" if elapsed > 0 else "-"
+    click.echo(f"produced {count} events in {elapsed:.1f} s ({rate} events/s); {refused} refused (dead letters)", err=True)
+    _exit_if_stopped(items)
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("out", type=click.Path(dir_okay=False, allow_dash=True))
+def convert(source: str, out: str) -> None:
+    """Write the events of SOURCE (JSON Lines, or an Avro container file) as an Avro container file OUT (- for stdout).
+
+    Every event passes the gate (its arrival: now). All or nothing: when any line is refused, each is named on stderr
+    with its line number and field, OUT is not written, and the exit status is 1.
+    """
+    from consentflow.eventfile import read_checked, write_events
+    from consentflow.events import Event
+    from consentflow.gate import Gate
+    from consentflow.topics import DEAD_LETTER
+
+    gate = Gate(_bounds())
+    good: list[Event] = []
+    refused: list[str] = []
+    try:
+        for topic, record in read_checked(source, gate, datetime.now(UTC)):
+            if topic is DEAD_LETTER:
+                refused.append(str(record["reason"]))
+            else:
+                good.append(Event(topic, record))
+    except (OSError, ContractError) as exc:
+        _fail(str(exc))
+    if refused:
+        for reason in refused:
+            click.echo(f"refused: {reason}", err=True)
+        _fail(f"{len(refused)} event(s) refused; {out} not written")
+    written = write_events(out, good)
+    click.echo(f"wrote {written} events to {out}", err=True)
 
 
 @main.command()

@@ -8,7 +8,8 @@ cost of decoding: the runner's own process is left with processing and writing,
 on a machine's second core. One child and one pipe keep the file's order.
 
 Frames on the child's stdout: an 8-byte big-endian length, then a pickle of
-``("events", [(topic short name, record), ...])`` or, when decoding fails,
+``("events", [(topic short name, record), ...])`` (the gate's dead letters among them, as ``("dead-letter",
+record)``) or, when decoding fails,
 ``("contract-error", (topic, reason, field))``, ``("os-error", (errno, text, filename))``.
 The pickles come from our own child only, never from input.
 
@@ -29,10 +30,13 @@ import subprocess
 import sys
 import weakref
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from consentflow.errors import ContractError
+from consentflow.gate import EventTimeBounds
+from consentflow.ledger import micros
 from consentflow.timestamp_plan import Plan, RecordConverter, as_is, record_converters, timestamp_plan
 from consentflow.topics import Topic, topic_named
 
@@ -50,15 +54,24 @@ PIPE_BYTES = 1 << 20
 CHUNK = 2_000
 
 
-def read_events_in_child(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple[Topic, dict[str, Any]]]:
-    """``eventfile.read_events(path)``, decoded by a child process: the same items in the same order, the same errors.
+def read_events_in_child(
+    path: str | Path, chunk: int = CHUNK, *, arrival: datetime | None = None, bounds: EventTimeBounds | None = None
+) -> Iterator[tuple[Topic, dict[str, Any]]]:
+    """``eventfile.read_checked(path, Gate(bounds), arrival)``, read by a child process: the same items in the same
+    order (dead letters among them, as ``(DEAD_LETTER, record)``), the same errors.
+
+    The gate runs in the child, on the second core. ``arrival`` (default: now) is the run's time, the arrival of every
+    event of the file; ``bounds`` default to the environment's (``EventTimeBounds.from_env``).
 
     ``-`` reads standard input (the child inherits it). The child starts at once, so that its start-up
     (a third of a second of imports) overlaps whatever the caller does before asking for the first event,
     such as opening ClickHouse. Closing the iterator early, or dropping it, stops the child. A file that
-    breaks off mid-way yields what decoded before the fault, then raises ``ContractError`` naming it.
+    breaks off mid-way yields what decoded before the fault, then a ``ReadingStopped`` dead letter naming the byte.
     """
-    command = [sys.executable, "-m", "consentflow.decoding_process", str(path), str(chunk)]
+    bounds = bounds or EventTimeBounds.from_env()
+    arrived = micros(arrival or datetime.now(UTC))
+    gate = [str(arrived), str(micros(bounds.earliest)), str(bounds.skew // timedelta(microseconds=1))]
+    command = [sys.executable, "-m", "consentflow.decoding_process", str(path), str(chunk), *gate]
     child = subprocess.Popen(command, stdout=subprocess.PIPE)  # stdin and stderr inherited
     _deepen(child.stdout)
     events = _events_from(child, path)
@@ -142,17 +155,26 @@ def _write_frame(stream: IO[bytes], kind: str, payload: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """The child: decode ``argv[0]`` in chunks of ``argv[1]`` events onto stdout."""
-    from consentflow.eventfile import read_events
+    """The child: read ``argv[0]`` in chunks of ``argv[1]`` events onto stdout, through the gate, the events' arrival
+    ``argv[2]`` and the bounds ``argv[3]`` (earliest) and ``argv[4]`` (skew), all in microseconds (without them: now,
+    and the environment's bounds)."""
+    from consentflow.eventfile import read_checked
+    from consentflow.gate import Gate
     from consentflow.gc_tuning import tune_for_streaming
 
     tune_for_streaming()  # it allocates a dict per event and keeps none: the collector has nothing to find
     path, chunk = argv[0], int(argv[1])
+    if len(argv) >= 5:
+        arrival = int(argv[2])
+        earliest = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(argv[3]))
+        gate = Gate(EventTimeBounds(earliest, timedelta(microseconds=int(argv[4]))))
+    else:  # run by hand: now, and the environment's bounds
+        arrival, gate = micros(datetime.now(UTC)), Gate()
     out = sys.stdout.buffer
     batch: list[tuple[str, dict[str, Any]]] = []
 
     def send_timestamp_plan(writer_schema: Any) -> None:
-        plan: Plan | None = timestamp_plan(writer_schema)
+        plan: Plan | None = None if writer_schema is None else timestamp_plan(writer_schema)
         if plan is not None:
             import fastavro
 
@@ -162,7 +184,7 @@ def main(argv: list[str]) -> int:
         _write_frame(out, "timestamps", plan)
 
     try:
-        for topic, record in read_events(path, on_writer_schema=send_timestamp_plan):
+        for topic, record in read_checked(path, gate, arrival, on_schema=send_timestamp_plan):
             batch.append((topic.short_name, record))
             if len(batch) >= chunk:
                 _write_frame(out, "events", batch)

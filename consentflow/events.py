@@ -9,17 +9,16 @@ purposes, recipients, times, never the values themselves.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeVar
 
-from consentflow import topics
-from consentflow.contracts import UUID_TEXT
-from consentflow.errors import ContractError
+from consentflow import edge_checks, topics
+from consentflow.edge_checks import ID_RULE as ID_RULE  # re-exported: callers import the id rule from here
+from consentflow.edge_checks import is_pseudonymous_id as is_pseudonymous_id
 from consentflow.topics import Topic
 from consentflow.vocabulary import (
     CURRENT_POLICY_VERSION,
@@ -43,15 +42,7 @@ from consentflow.vocabulary import (
 Record = dict[str, Any]
 E = TypeVar("E", bound=StrEnum)
 
-# Pseudonymous ids only: letters, digits and . _ : - (no "@", no spaces), so an
-# email address or a name cannot pass for an id and leak into the pipeline.
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-_POLICY_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
 _MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {}
-# A cookie name is an RFC 6265 token (``_ga``, ``__Secure-id``...), not an id of a person.
-_COOKIE_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,51 +72,28 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-#: What a pseudonymous id may be, in words, for error messages.
-ID_RULE = "1-128 of A-Z a-z 0-9 . _ : -, starting alphanumeric"
-
-
-def is_pseudonymous_id(value: object) -> TypeGuard[str]:
-    """Whether ``value`` is a pseudonymous id (``ID_RULE``): what every id field, and every id a reader asks about, must be."""
-    return isinstance(value, str) and _ID.fullmatch(value) is not None  # fullmatch: "$" alone lets a trailing newline through
-
-
+# The rules live in ``edge_checks``, which the gate calls on everything read too; these only name the topic.
 def _id(topic: Topic, field: str, value: object) -> str:
-    if not is_pseudonymous_id(value):
-        raise ContractError(topic.short_name, f"{value!r} is not a pseudonymous id ({ID_RULE})", field)
-    return value
+    return edge_checks.pseudonymous_id(topic.short_name, field, value)
 
 
 def _time(topic: Topic, field: str, value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise ContractError(topic.short_name, f"{value!r} is not a datetime", field)
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ContractError(topic.short_name, f"{value.isoformat()} has no time zone; event times are UTC instants", field)
-    return value.astimezone(UTC)
+    return edge_checks.instant(topic.short_name, field, value)
+
+
+def _members(kind: type[E]) -> dict[str, E]:
+    members = _MEMBERS.get(kind)
+    if members is None:
+        members = _MEMBERS[kind] = edge_checks.known_symbols(kind)
+    return members  # type: ignore[return-value]
 
 
 def _enum(topic: Topic, field: str, kind: type[E], value: object) -> E:
-    # "unknown" is the Avro default an old reader falls back to for a newer
-    # symbol; an emitter that does not know the value must say so by failing.
-    members = _MEMBERS.get(kind)
-    if members is None:
-        members = _MEMBERS[kind] = {m.value: m for m in kind if m.value != "unknown"}
-    member = members.get(value) if isinstance(value, str) else None  # StrEnum members are str too
-    if member is None:
-        known = ", ".join(members)
-        raise ContractError(topic.short_name, f"{value!r} is not a {kind.__name__} (one of {known})", field)
-    return member  # type: ignore[return-value]
+    return edge_checks.symbol(topic.short_name, field, kind.__name__, _members(kind), value)
 
 
 def _enums(topic: Topic, field: str, kind: type[E], values: Iterable[object]) -> list[str]:
-    if isinstance(values, str):
-        raise ContractError(topic.short_name, f"expected a list of {kind.__name__}, got the string {values!r}", field)
-    out: list[str] = []
-    for value in values:
-        item = _enum(topic, field, kind, value).value
-        if item not in out:
-            out.append(item)
-    return out
+    return [m.value for m in edge_checks.symbols(topic.short_name, field, kind.__name__, _members(kind), values)]
 
 
 def _envelope(
@@ -142,21 +110,13 @@ def _envelope(
 
 
 def _header(topic: Topic, source_service: str, occurred_at: datetime | None, event_id: str | None, policy_version: str) -> Record:
-    if event_id is None:
-        event_id = new_event_id()
-    elif not (isinstance(event_id, str) and UUID_TEXT.fullmatch(event_id)):  # canonical text passes as is
-        try:
-            event_id = str(uuid.UUID(event_id))
-        except (ValueError, TypeError, AttributeError):
-            raise ContractError(topic.short_name, f"{event_id!r} is not a UUID", "event_id") from None
-    if not isinstance(source_service, str) or not _SERVICE.match(source_service):
-        raise ContractError(
-            topic.short_name, f"{source_service!r} is not a service name (lowercase, digits, -)", "source_service"
-        )
-    if not isinstance(policy_version, str) or not _POLICY_VERSION.match(policy_version):
-        raise ContractError(topic.short_name, f"{policy_version!r} is not a policy version (YYYY-MM-DD)", "policy_version")
-    when = datetime.now(UTC) if occurred_at is None else _time(topic, "occurred_at", occurred_at)
-    return {"event_id": event_id, "occurred_at": when, "source_service": source_service, "policy_version": policy_version}
+    name = topic.short_name
+    return {
+        "event_id": new_event_id() if event_id is None else edge_checks.event_id(name, "event_id", event_id),
+        "occurred_at": datetime.now(UTC) if occurred_at is None else _time(topic, "occurred_at", occurred_at),
+        "source_service": edge_checks.service_name(name, "source_service", source_service),
+        "policy_version": edge_checks.policy_version(name, "policy_version", policy_version),
+    }
 
 
 def profile_event(
@@ -235,11 +195,7 @@ def cookie_accessed(
     record["cookie_category"] = _enum(t, "cookie_category", CookieCategory, cookie_category).value
     record["access"] = _enum(t, "access", CookieAccess, access).value
     record["vendor_id"] = _id(t, "vendor_id", vendor_id)
-    if not isinstance(cookie_name, str) or not _COOKIE_NAME.match(cookie_name):
-        raise ContractError(
-            t.short_name, f"{cookie_name!r} is not a cookie name (RFC 6265 token, 1-128 characters)", "cookie_name"
-        )
-    record["cookie_name"] = cookie_name
+    record["cookie_name"] = edge_checks.cookie_name(t.short_name, "cookie_name", cookie_name)
     record["categories"] = _enums(t, "categories", DataCategory, categories)
     return Event(t, record)
 
@@ -311,8 +267,7 @@ def data_disclosed(
     record = _envelope(t, subject_id, source_service, occurred_at, event_id, policy_version)
     record["recipient_id"] = _id(t, "recipient_id", recipient_id)
     record["categories"] = _enums(t, "categories", DataCategory, categories)
-    if not record["categories"]:
-        raise ContractError(t.short_name, "a disclosure names at least one data category", "categories")
+    edge_checks.names_a_category(t.short_name, "categories", record["categories"])
     record["purpose"] = _enum(t, "purpose", Purpose, purpose).value
     record["legal_basis"] = _enum(t, "legal_basis", LegalBasis, legal_basis).value
     return Event(t, record)
@@ -356,21 +311,14 @@ def recipient_registered(
     t = topics.RECIPIENTS
     record = _header(t, source_service, occurred_at, event_id, policy_version)
     record["recipient_id"] = _id(t, "recipient_id", recipient_id)
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise ContractError(t.short_name, f"{name!r} is not a recipient name (1-200 characters)", "name")
-    record["name"] = name.strip()
+    record["name"] = edge_checks.recipient_name(t.short_name, "name", name)
     record["kind"] = _enum(t, "kind", RecipientKind, kind).value
-    if not isinstance(country, str) or not _COUNTRY.match(country):
-        raise ContractError(t.short_name, f"{country!r} is not an ISO 3166-1 alpha-2 country code", "country")
-    record["country"] = country
+    record["country"] = edge_checks.country(t.short_name, "country", country)
     periods = []
     for period in transfer_mechanisms:
         start = _time(t, "transfer_mechanisms.valid_from", period.valid_from)
         end = None if period.valid_until is None else _time(t, "transfer_mechanisms.valid_until", period.valid_until)
-        if end is not None and end <= start:
-            raise ContractError(
-                t.short_name, f"period ends ({end.isoformat()}) before it starts", "transfer_mechanisms.valid_until"
-            )
+        edge_checks.period_order(t.short_name, "transfer_mechanisms.valid_until", start, end)
         mechanism = _enum(t, "transfer_mechanisms.mechanism", TransferMechanism, period.mechanism).value
         periods.append({"mechanism": mechanism, "valid_from": start, "valid_until": end})
     record["transfer_mechanisms"] = periods

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
 
@@ -500,7 +500,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
         description=(
             f"Validate a {topic.record} (the fields of its Avro contract, times in ISO-8601 with a zone) and produce it "
             f"to the {topic.short_name} topic, keyed by subject. 202 once the broker acknowledged it; 422 naming the "
-            "field for an invalid event (nothing is sent); 403 when a service key names another `source_service` than "
+            "field for an invalid event or an `occurred_at` out of the event-time bounds (nothing is sent); 403 when a service key names another `source_service` than "
             "its own name; 503 when Kafka does not take it. Send your own `event_id` to retry safely: a duplicate "
             "changes nothing."
         ),
@@ -508,6 +508,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
     )
     async def collect(request: Request, emitter: Emitter) -> Response:
         collector: Collector = request.app.state.collector
+        received_at = datetime.now(UTC)  # the event's arrival: the gate's bound, and its Kafka timestamp
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -525,7 +526,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
                 "source_service",
             )
         try:
-            await run_in_threadpool(collector.send, event)
+            await run_in_threadpool(collector.send, event, received_at)
         except InvalidEvent as exc:
             raise ApiError(422, str(exc), exc.field) from None
         except KafkaUnavailable as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -11,6 +12,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from consentflow.codec import Codec, make_codec
 from consentflow.events import Event
+from consentflow.gate import Gate
+from consentflow.ledger import micros
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class EventProducer:
         }
         settings.update(config or {})
         self._producer = Producer(settings)
+        self._gate = Gate()
         self._failures: list[tuple[str, str, str]] = []
         self.delivered = 0
         # (topic, partition) -> the highest offset acknowledged since ``take_offsets``; kept only when asked for.
@@ -78,22 +82,32 @@ class EventProducer:
                 if offset > offsets.get(where, -1):
                     offsets[where] = offset
 
-    def send(self, event: Event) -> None:
-        """Validate, encode and enqueue one event; raises ``ContractError`` for a bad one.
+    def send(self, event: Event, *, arrival: datetime | None = None) -> None:
+        """Check, encode and enqueue one event; raises ``ContractError`` for a bad one.
 
-        Nothing is sent for an invalid event, and events already enqueued stay enqueued.
+        The event passes the gate (``consentflow.gate``: the edge checks and the event-time bounds, with
+        ``arrival``, default now, as its arrival), and ``arrival`` becomes the message's Kafka timestamp, so the
+        workers and a replay judge it by the same time. Nothing is sent for an invalid event, and events already
+        enqueued stay enqueued.
         """
-        self.send_bytes(event.topic.name(self.prefix), event.key.encode(), self.codec.encode(event.topic, event.record))
+        when = arrival or datetime.now(UTC)
+        self._gate.check(event.topic, event.record, when)
+        value = self.codec.encode(event.topic, event.record)
+        self.send_bytes(event.topic.name(self.prefix), event.key.encode(), value, timestamp=micros(when) // 1000)
 
-    def send_bytes(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+    def send_bytes(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None, *, timestamp: int | None = None
+    ) -> None:
         """Enqueue already-encoded bytes (replays, dead letters, a table's changelog), waiting when the queue is full.
 
-        ``partition`` None lets the key choose it, as for every event; a table's changelog names it.
+        ``partition`` None lets the key choose it, as for every event; a table's changelog names it. ``timestamp``
+        (milliseconds since the epoch) is the message's, by default the time it is enqueued.
         """
         chosen = _PARTITIONER_CHOOSES if partition is None else partition
+        stamp: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery, **stamp)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # queue full: serve delivery reports, then retry

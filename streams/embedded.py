@@ -17,7 +17,7 @@ from typing import Any
 from consentflow.dead_letters import dead_letter
 from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.topics import Topic
+from consentflow.topics import DEAD_LETTER, Topic
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ def run_events(
 ) -> RunStats:
     """Process ``events`` in order into ``sink``; then emit the retention actions due at ``as_of``.
 
-    ``as_of`` defaults to the latest event time seen, so a replay of the same
+    ``events`` may hold dead letters, ``(DEAD_LETTER, record)``, for inputs the gate refused as they were read:
+    they go to the dead-letter table and are counted. ``as_of`` defaults to the latest event time seen, so a replay of the same
     events gives the same retention actions whatever the wall clock says.
     ``clock_since`` is the clock an earlier run into the same tables ticked at:
     the retention clock never goes back, so the tick is at the later of the two.
@@ -71,6 +72,11 @@ def run_events(
         for count, (topic, record) in enumerate(events, 1):
             reading = False
             name = topic.short_name
+            if topic is DEAD_LETTER:  # an input the gate refused while reading (eventfile.read_checked)
+                add("dead-letter", record)
+                dead_letters += 1
+                reading = True
+                continue
             if name == "recipients":
                 add("recipients", record)
             try:

@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from consentflow.codec import Codec
 from consentflow.errors import ContractError
+from consentflow.gate import Gate
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.topics import RECIPIENTS
 
@@ -31,6 +32,7 @@ class RegistryFeed:
         self.topic = RECIPIENTS.name(prefix)
         self.codec = codec
         self.errors = 0
+        self.gate = Gate()
         self._consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": "consentflow-registry-feed", "enable.auto.commit": False}
         )
@@ -70,12 +72,15 @@ class RegistryFeed:
         return sum(self._take(message) for message in self._consumer.consume(num_messages=1000, timeout=0))
 
     def _take(self, message: Message) -> int:
-        """Add one registry record; 0 for a broker notice, a tombstone or a record that breaks the contract."""
+        """Add one registry record; 0 for a broker notice, a tombstone or a record that breaks the contract or that the
+        gate refuses (never used: a replay leaves it out too)."""
         value = None if message.error() is not None else message.value()
         if value is None:
             return 0
         try:
-            self.registry.add(RecipientVersion.from_record(self.codec.decode(RECIPIENTS, value)))
+            record = self.codec.decode(RECIPIENTS, value)
+            self.gate.check(RECIPIENTS, record, int(message.timestamp()[1]) * 1000)  # as a replay judges it
+            self.registry.add(RecipientVersion.from_record(record))
             return 1
         except (ContractError, KeyError, ValueError) as exc:
             self.errors += 1

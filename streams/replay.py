@@ -39,6 +39,7 @@ from confluent_kafka import Consumer, TopicPartition
 from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
+from consentflow.gate import Gate
 from consentflow.ledger import micros
 from consentflow.streams.partition_range import messages_in, range_consumer
 from consentflow.topics import INPUT_TOPICS, RECIPIENTS, Topic
@@ -127,6 +128,7 @@ class Replay:
     ranges: list[PartitionRange]
     timeout: float
     undecodable: list[Undecodable] = field(default_factory=list)
+    gate: Gate = field(default_factory=Gate)  # what the workers check, with the same arrival: the message timestamp
     tombstones: int = 0  # registry deletions carry no record to replay
     read_count: int = 0  # messages read so far, decoded or not
 
@@ -138,27 +140,28 @@ class Replay:
     def events(self) -> Iterator[tuple[Topic, dict[str, Any]]]:
         """The window's events as ``(topic, record)``: the registry first, then each partition in offset order.
 
-        Messages that do not decode are kept in ``undecodable`` and the stream
-        goes on. Raises ``TimeoutError`` when the broker hands nothing over for
+        Messages that do not decode, or that the gate refuses (judged by their Kafka timestamp, as the workers
+        judged them), are kept in ``undecodable`` and the stream goes on. Raises ``TimeoutError`` when the broker hands nothing over for
         ``timeout`` seconds while offsets remain.
         """
         for span in self.ranges:
-            for offset, key, value in self._messages(span):
+            for offset, key, value, timestamp in self._messages(span):
                 self.read_count += 1
                 if value is None:
                     self.tombstones += 1  # a compacted registry's deletion marker, not an event
                     continue
                 try:
                     record = self.codec.decode(span.topic, value)
+                    self.gate.check(span.topic, record, timestamp * 1000)  # arrival: the message's timestamp, as live
                 except ContractError as exc:
                     self.undecodable.append(Undecodable(span.name, span.partition, offset, key, value, exc))
                     continue
                 yield span.topic, record
 
-    def _messages(self, span: PartitionRange) -> Iterator[tuple[int, bytes | None, bytes | None]]:
-        """``(offset, key, value)`` of one partition's range, in offset order."""
+    def _messages(self, span: PartitionRange) -> Iterator[tuple[int, bytes | None, bytes | None, int]]:
+        """``(offset, key, value, timestamp in ms)`` of one partition's range, in offset order."""
         for message in messages_in(self.consumer, span.name, span.partition, range(span.start, span.end), self.timeout):
-            yield int(message.offset() or 0), message.key(), message.value()
+            yield int(message.offset() or 0), message.key(), message.value(), int(message.timestamp()[1])
 
     def close(self) -> None:
         """Release the consumer."""

@@ -1,7 +1,8 @@
 """The faust-streaming worker: a thin driver of the processors over the real broker.
 
 One agent per subject-keyed input topic decodes each message with the project's
-codec, calls ``Processor.process`` and produces the outputs to their topics
+codec, passes it through the gate (``consentflow.gate``: the edge checks, and
+event-time bounds with the message timestamp as arrival), calls ``Processor.process`` and produces the outputs to their topics
 (through confluent-kafka's producer: librdkafka batches them in C).
 Subject state lives in a faust table (RocksDB through rocksdict for workers,
 memory in tests) whose changelog lets a replacement worker recover it; state
@@ -37,6 +38,7 @@ from faust.types.tuples import Message
 from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
+from consentflow.gate import Gate
 from consentflow.lag import committed_offsets, end_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
 from consentflow.processor import Processor
@@ -97,6 +99,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
         stream_buffer_maxsize=20_000,
     )
     codec: Codec = make_codec(settings.registry_url, prefix=settings.prefix)
+    gate = Gate()  # the edge checks and event-time bounds every way in applies [DESIGN: one gate]
     table = app.Table(
         "subjects",
         default=None,
@@ -155,6 +158,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         try:
             record = codec.decode(topic, message.value)
+            # The message's timestamp is the event's arrival (the collector's receive time, the producer's send).
+            gate.check(topic, record, round(message.timestamp * 1000) * 1000)
             changes = processor.process(topic.short_name, record, source)
         except Exception as exc:  # noqa: BLE001 -- a bad message goes to the dead letters; the stream goes on
             reason = str(exc) if isinstance(exc, ContractError) else f"processing failed: {exc}"

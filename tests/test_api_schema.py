@@ -49,7 +49,7 @@ class RecordingProducer:
         self.codec = SingleObjectCodec()
         self.sent: list[Event] = []
 
-    def send(self, event: Event) -> None:
+    def send(self, event: Event, *, arrival: Any = None) -> None:
         self.codec.encode(event.topic, event.record)  # raises ContractError as the real producer would
         self.sent.append(event)
 

@@ -19,8 +19,9 @@ import pytest
 
 from consentflow.decoding_process import PIPE_BYTES, _deepen, read_events_in_child
 from consentflow.errors import ContractError
-from consentflow.eventfile import input_union_schema, read_events
+from consentflow.eventfile import READING_STOPPED, ReadingStopped, input_union_schema, read_events
 from consentflow.generator import GeneratorConfig, generate
+from consentflow.topics import DEAD_LETTER
 
 
 @pytest.fixture(scope="module")
@@ -38,36 +39,43 @@ def test_the_child_yields_every_event_of_the_file_in_file_order(event_file: Path
     assert in_child == in_process
 
 
-def test_a_file_that_breaks_off_yields_what_decoded_then_names_the_file(event_file: Path, tmp_path: Path) -> None:
+def test_a_file_that_breaks_off_yields_what_decoded_then_a_dead_letter_naming_the_byte(event_file: Path, tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.avro"
     data = event_file.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     decoded_in_process = []
-    with pytest.raises(EOFError):  # fastavro's own error, in process
-        for item in read_events(truncated):
+    with pytest.raises(ReadingStopped, match=r"reading stopped at byte \d+, after item \d+: EOFError"):
+        for item in read_events(truncated):  # strict: the dead letter is raised
             decoded_in_process.append(item)
-    decoded_in_child = []
-    with pytest.raises(ContractError, match=re.escape(f"{truncated}: cannot be decoded: EOFError")):
-        for item in read_events_in_child(truncated, chunk=50):
-            decoded_in_child.append(item)
+    in_child = list(read_events_in_child(truncated, chunk=50))
+    *decoded_in_child, (last_topic, letter) = in_child
     assert decoded_in_child == decoded_in_process
     assert decoded_in_child
+    assert last_topic is DEAD_LETTER and letter["error_type"] == READING_STOPPED
+    stopped_at = int(re.search(r"at byte (\d+)", letter["reason"]).group(1))  # type: ignore[union-attr]
+    assert 0 < stopped_at < len(data) // 2
+    assert letter["offset"] == len(decoded_in_child)  # the first item not read
 
 
-def test_a_timestamp_no_datetime_can_hold_is_refused_after_the_events_before_it(event_file: Path, tmp_path: Path) -> None:
-    """Timestamps cross from the child as integers; one past the year 9999 fails where fastavro's reading fails."""
+def test_a_timestamp_no_datetime_can_hold_is_a_dead_letter_after_the_events_before_it(event_file: Path, tmp_path: Path) -> None:
+    """Timestamps cross from the child as integers; the gate refuses one past the year 9999 there, naming it."""
     first = [(f"consentflow.{topic.record}", record) for topic, record in itertools.islice(read_events(event_file), 5)]
     name, record = first[-1]
     odd = tmp_path / "far-future.avro"
     with open(odd, "wb") as out:
         fastavro.writer(out, input_union_schema(), [*first, (name, dict(record, occurred_at=2**62))])
-    with pytest.raises((OverflowError, ValueError)):  # fastavro's own error, in process
+    with pytest.raises(ContractError):
         list(read_events(odd))
     decoded_in_child = []
-    with pytest.raises(ContractError, match=re.escape(f"{odd}: cannot be decoded: OverflowError")):
-        for topic, decoded in read_events_in_child(odd):
+    letters = []
+    for topic, decoded in read_events_in_child(odd):
+        if topic is DEAD_LETTER:
+            letters.append(decoded)
+        else:
             decoded_in_child.append((f"consentflow.{topic.record}", decoded))
     assert decoded_in_child == first
+    (letter,) = letters
+    assert letter["offset"] == 5 and "field occurred_at" in letter["reason"]
 
 
 def test_a_file_that_is_not_an_event_file_gets_the_in_process_error(tmp_path: Path) -> None:
@@ -139,16 +147,15 @@ def test_consentflow_run_reads_a_file_and_standard_input_into_the_same_tables(ev
     assert digests[0]["ledger"][0] > 0 and digests[0]["lineage_edges"][0] > 0  # (rows, hash) per table
 
 
-def test_consentflow_run_refuses_a_file_that_breaks_off_in_one_line_and_keeps_what_it_read(
-    event_file: Path, tmp_path: Path
-) -> None:
+def test_consentflow_run_keeps_what_it_read_of_a_file_that_breaks_off_and_exits_3(event_file: Path, tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.avro"
     data = event_file.read_bytes()
     truncated.write_bytes(data[: len(data) * 2 // 3])
     dsn = f"chdb://{tmp_path / 'db'}"
     ran = _consentflow("run", str(truncated), "--dsn", dsn, "--no-overview")
-    assert ran.returncode == 1
-    assert f"{truncated}: cannot be decoded: EOFError" in ran.stderr
+    assert ran.returncode == 3, ran.stderr
+    assert re.search(rf"{re.escape(str(truncated))}: reading stopped at byte \d+", ran.stderr)
     assert "Traceback" not in ran.stderr
     kept = json.loads(_consentflow("digest", "--dsn", dsn).stdout)
     assert kept["ledger"][0] > 0  # the events read before the fault keep their outputs
+    assert kept["dead_letters"][0] == 1  # one dead letter, naming the byte

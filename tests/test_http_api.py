@@ -509,6 +509,9 @@ def collect(client: TestClient, topic: str, body: Any, role: Role = Role.SERVICE
         (_consent_body(event_id="not-a-uuid"), "event_id", "not a UUID"),
         (_consent_body(channel=["cookie_banner"]), "channel", "expected a string"),
         (_consent_body(source_service="Cookie Banner"), "source_service", "not a service name"),
+        # event-time bounds [finding 4]: not later than the arrival plus an hour, not before 2000-01-01
+        (_consent_body(occurred_at="2199-12-31T00:00:00Z"), "occurred_at", "is later than the event's arrival"),
+        (_consent_body(occurred_at="1000-01-01T00:00:00Z"), "occurred_at", "is before the earliest event time accepted"),
     ],
 )
 def test_the_collector_refuses_an_invalid_event_naming_the_field(client: TestClient, body: Any, field: str, words: str) -> None:

@@ -42,6 +42,13 @@ YEAR = timedelta(days=365)
 HELD = (DataCategory.IDENTITY, DataCategory.CONTACT, DataCategory.PROFESSIONAL_CV)
 
 
+@pytest.fixture(autouse=True)
+def far_skew(monkeypatch: pytest.MonkeyPatch) -> None:
+    """B's registration (T0 + 3 years) lies beyond today's clock, and the broker takes no message timestamp more than
+    an hour ahead: the gate here (the producer, and the workers, which inherit the environment) accepts five years."""
+    monkeypatch.setenv("CONSENTFLOW_MAX_EVENT_SKEW", str(5 * 365 * 86_400))
+
+
 @pytest.fixture
 def prefix(kafka_bootstrap: str) -> Iterator[str]:
     name = f"rt{uuid.uuid4().hex[:8]}"

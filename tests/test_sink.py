@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from consentflow.eventfile import read_events
+from consentflow.eventfile import ReadingStopped, read_events
 from consentflow.generator import GeneratorConfig, generate
 from consentflow.ledger import micros
 from consentflow.processor import Processor
@@ -92,11 +92,11 @@ def test_a_file_that_breaks_off_leaves_the_outputs_of_every_event_read_before_it
     data = small_dataset.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     read: list[Any] = []
-    with pytest.raises(EOFError):
+    with pytest.raises(ReadingStopped):
         read.extend(read_events(truncated))
     assert read
     faulty = ClickHouseSink(chdb_dsn, database, max_rows=10**6)  # nothing flushed by size: all of it waits in the buffers
-    with pytest.raises(EOFError):
+    with pytest.raises(ReadingStopped):
         run_events(read_events(truncated), Processor(), faulty)
     reference = ClickHouseSink(chdb_dsn, f"{database}_prefix")
     processor = Processor()
