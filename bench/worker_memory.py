@@ -9,7 +9,7 @@ worker's peak RSS (sampled with psutil) and its throughput. The states are small
 (one event each): what this measures is the worker with N subjects in its table
 (RocksDB on disk, a bounded in-process cache of recent states). A state grows with
 a subject's history (about 8.6 KiB in memory for a year of the generated mix,
-45 events; see ARCHITECTURE.md), and at most ``TableStore.cache_size`` of them are
+45 events; see bench/RESULTS.md §4), and at most ``TableStore.cache_size`` of them are
 held in memory.
 """
 

@@ -142,12 +142,9 @@ def test_running_a_file_again_changes_nothing(tmp_path: Path, chdb_dsn: str, dat
 
 
 def test_the_retention_clock_never_goes_back(tmp_path: Path, chdb_dsn: str, database: str) -> None:
-    """Run 1 ticks at T0 + 4 years, past the archive date [2.3.1]; run 2 holds an older event only: the action stays."""
-    run(
-        batch(tmp_path / "1.avro", [registered(SUBJECT, T0), registered("cand-late", T0 + timedelta(days=4 * 365))]),
-        chdb_dsn,
-        database,
-    )
+    """Run 1 ticks at T0 + 4 years (its --as-of: no event may be dated after its arrival), past the archive date
+    [2.3.1]; run 2 holds an older event only, and no --as-of: the action stays."""
+    run(batch(tmp_path / "1.avro", [registered(SUBJECT, T0)]), chdb_dsn, database, "--as-of", (T0 + timedelta(days=4 * 365)).isoformat())
     run(batch(tmp_path / "2.avro", [registered("cand-early", T0 + timedelta(days=1))]), chdb_dsn, database)
     sink = ClickHouseSink(chdb_dsn, database)
     live = sink.query(
@@ -162,8 +159,8 @@ def test_the_retention_clock_never_goes_back(tmp_path: Path, chdb_dsn: str, data
 def test_an_action_a_later_fact_moves_is_retracted_and_the_new_one_issued(tmp_path: Path, chdb_dsn: str, database: str) -> None:
     """Run 1's clock passes A's archive date [2.3.1]; run 2 brings a use of A's account from before that clock, which
     moves the archive date past it: the action issued is retracted (same id, higher revision, inactive)."""
-    late = T0 + timedelta(days=3 * 365 + 30)
-    run(batch(tmp_path / "1.avro", [registered(SUBJECT, T0), registered("cand-clock", late)]), chdb_dsn, database)
+    late = T0 + timedelta(days=3 * 365 + 30)  # after today: the clock, not an event (the gate bounds event times)
+    run(batch(tmp_path / "1.avro", [registered(SUBJECT, T0)]), chdb_dsn, database, "--as-of", late.isoformat())
     sink = ClickHouseSink(chdb_dsn, database)
     (issued,) = sink.query(
         "SELECT action_id, revision, active FROM {db}.retention_actions WHERE subject_id = {s:String}", {"s": SUBJECT}
