@@ -28,7 +28,7 @@ class Table:
 
     A column is read as the records' field of the same name, unless ``derived`` says how to read it,
     one pass over a batch of records each: with no row per record and no transposition of rows,
-    the embedded runner's conversion went from 6.4 to 4.4 µs per event (ARCHITECTURE.md).
+    the embedded runner's conversion went from 6.4 to 4.4 µs per event (bench/RESULTS.md §5).
     """
 
     name: str
