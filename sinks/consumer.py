@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
+from consentflow.null_values import null_value
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
@@ -76,10 +77,16 @@ class SinkConsumer:
             return
         topic = self.topics.get(str(message.topic()))
         value = message.value()
-        if topic is None or value is None:
+        if topic is None or (value is None and topic is not RECIPIENTS):
             return
         try:
-            record = self.codec.decode(topic, value)
+            # A registry tombstone is the recipient's removal, the row a replay writes (consentflow.null_values).
+            record = (
+                self.codec.decode(topic, value)
+                if value is not None
+                else null_value(topic, str(message.topic()), int(message.partition() or 0), int(message.offset() or 0),
+                                message.key(), int(message.timestamp()[1]))
+            )  # fmt: skip
         except ContractError as exc:
             # An output we cannot read is kept as a dead letter, not dropped.
             self.undecodable += 1
