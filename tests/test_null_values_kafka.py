@@ -138,7 +138,14 @@ def run(kafka_bootstrap: str, chdb_dsn: str, tmp_path_factory: pytest.TempPathFa
                    "--bootstrap", kafka_bootstrap, "--prefix", prefix, "--timeout", "20"],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        yield Run(live, ClickHouseSink(chdb_dsn, database), before.record["event_id"], after.record["event_id"], kept.record["event_id"], tombstone_at)
+        yield Run(
+            live,
+            ClickHouseSink(chdb_dsn, database),
+            before.record["event_id"],
+            after.record["event_id"],
+            kept.record["event_id"],
+            tombstone_at,
+        )
 
 
 def test_a_null_value_on_a_subject_topic_is_the_same_dead_letter_live_and_replayed(run: Run) -> None:
