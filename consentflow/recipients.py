@@ -4,7 +4,9 @@ A recipient's record can change (a new country, new SCC dates, off-boarding);
 every version is kept and the version in force at an event's time decides.
 Transfer mechanisms carry their own validity periods, so a transfer is framed
 only if one of them holds at that instant (SCCs not yet signed or expired do
-not count) [7].
+not count) [7]. A tombstone on the compacted registry topic removes a recipient
+from its Kafka timestamp on: an inactive version in force from then, which
+names nothing (``consentflow.null_values``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class RecipientVersion:
     event_id: str
 
     outside_eea: bool  # whether data sent to this recipient leaves the EU/EEA [7]
+
+    @property
+    def removal(self) -> bool:
+        """Whether this version is a registry tombstone's removal (``consentflow.null_values``): it names nothing."""
+        return not self.name
 
     def mechanism_at(self, t: datetime) -> TransferMechanism:
         """The mechanism framing a transfer at ``t``: ``WITHIN_EEA`` inside, ``NONE`` when nothing holds [7]."""
@@ -138,7 +145,8 @@ class RecipientRegistry:
         return bounds, answers
 
     def at(self, recipient_id: str, t: datetime) -> RecipientVersion | None:
-        """The version in force at ``t``; None if the recipient was not registered (or was off-boarded) then."""
+        """The version in force at ``t``; None if the recipient was not registered (or was off-boarded, or removed by
+        a tombstone) then."""
         starts = self._starts.get(recipient_id)
         if not starts:
             return None
@@ -153,9 +161,24 @@ class RecipientRegistry:
         return version if version.active else None
 
     def latest(self, recipient_id: str) -> RecipientVersion | None:
-        """The newest version of a recipient, whatever its state."""
+        """The newest version of a recipient, whatever its state.
+
+        A removal (a tombstone, ``consentflow.null_values``) names nothing, so the recipient is described by its
+        newest named version, inactive from the removal on; None when no version ever named it.
+        """
         versions = self._versions.get(recipient_id)
-        return versions[-1] if versions else None
+        if not versions:
+            return None
+        newest = versions[-1]
+        if not newest.removal:
+            return newest
+        for v in reversed(versions):
+            if not v.removal:
+                return RecipientVersion(
+                    v.recipient_id, v.name, v.kind, v.country, v.mechanisms, v.allowed_purposes, False,
+                    newest.since, newest.event_id, v.outside_eea,
+                )  # fmt: skip
+        return None
 
     def recipient_ids(self) -> list[str]:
         """Ids of every recipient ever registered."""

@@ -19,6 +19,8 @@ from confluent_kafka import Consumer, KafkaError, Message
 from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
+from consentflow.gate import Gate
+from consentflow.null_values import null_value
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
@@ -44,6 +46,7 @@ class SinkConsumer:
             }
         )
         self.consumer.subscribe(sorted(self.topics))
+        self.gate = Gate()  # the registry is an input topic: its records pass the gate, as in a replay
         self.consumed = 0
         self.undecodable = 0
         self._stop = False
@@ -76,12 +79,20 @@ class SinkConsumer:
             return
         topic = self.topics.get(str(message.topic()))
         value = message.value()
-        if topic is None or value is None:
+        if topic is None or (value is None and topic is not RECIPIENTS):
             return
         try:
-            record = self.codec.decode(topic, value)
+            # A registry tombstone is the recipient's removal, the row a replay writes (consentflow.null_values).
+            record = (
+                self.codec.decode(topic, value)
+                if value is not None
+                else null_value(topic, str(message.topic()), int(message.partition() or 0), int(message.offset() or 0),
+                                message.key(), int(message.timestamp()[1]))
+            )  # fmt: skip
+            if topic is RECIPIENTS and value is not None:  # an input: the gate the workers' feed and a replay apply
+                self.gate.check(topic, record, int(message.timestamp()[1]) * 1000)
         except ContractError as exc:
-            # An output we cannot read is kept as a dead letter, not dropped.
+            # An output we cannot read, or a registry record the gate refuses, is kept as a dead letter, not dropped.
             self.undecodable += 1
             letter = dead_letter(
                 str(message.topic()),

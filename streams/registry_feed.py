@@ -5,7 +5,8 @@ and faust's GlobalTable keeps only the latest value per key (and is documented
 to loop in recovery with several instances). The processors need every
 recipient, with every version seen, in every worker: so each worker assigns
 itself all partitions of the registry topic from the beginning, and reads up
-to the end before it processes a batch.
+to the end before it processes a batch. A tombstone removes its recipient from
+its timestamp on (``consentflow.null_values``), as in a replay.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from consentflow.codec import Codec
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.null_values import null_value
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.topics import RECIPIENTS
 
@@ -72,14 +74,21 @@ class RegistryFeed:
         return sum(self._take(message) for message in self._consumer.consume(num_messages=1000, timeout=0))
 
     def _take(self, message: Message) -> int:
-        """Add one registry record; 0 for a broker notice, a tombstone or a record that breaks the contract or that the
-        gate refuses (never used: a replay leaves it out too)."""
-        value = None if message.error() is not None else message.value()
-        if value is None:
+        """Add one registry record, or a tombstone's removal of a recipient (``consentflow.null_values``); 0 for a
+        broker notice or a record that breaks the contract or that the gate refuses (never used: a replay leaves it
+        out too)."""
+        if message.error() is not None:
             return 0
+        value = message.value()
+        timestamp = int(message.timestamp()[1])
         try:
-            record = self.codec.decode(RECIPIENTS, value)
-            self.gate.check(RECIPIENTS, record, int(message.timestamp()[1]) * 1000)  # as a replay judges it
+            if value is None:  # a tombstone: the recipient is removed from its timestamp on, as a replay removes it
+                record = null_value(
+                    RECIPIENTS, self.topic, int(message.partition() or 0), int(message.offset() or 0), message.key(), timestamp
+                )
+            else:
+                record = self.codec.decode(RECIPIENTS, value)
+                self.gate.check(RECIPIENTS, record, timestamp * 1000)  # as a replay judges it
             self.registry.add(RecipientVersion.from_record(record))
             return 1
         except (ContractError, KeyError, ValueError) as exc:

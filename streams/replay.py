@@ -41,6 +41,7 @@ from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
 from consentflow.ledger import micros
+from consentflow.null_values import null_value
 from consentflow.streams.partition_range import messages_in, range_consumer
 from consentflow.topics import INPUT_TOPICS, RECIPIENTS, Topic
 
@@ -129,7 +130,7 @@ class Replay:
     timeout: float
     undecodable: list[Undecodable] = field(default_factory=list)
     gate: Gate = field(default_factory=Gate)  # what the workers check, with the same arrival: the message timestamp
-    tombstones: int = 0  # registry deletions carry no record to replay
+    tombstones: int = 0  # null values read (consentflow.null_values: a registry removal, or a dead letter)
     read_count: int = 0  # messages read so far, decoded or not
 
     @property
@@ -141,18 +142,20 @@ class Replay:
         """The window's events as ``(topic, record)``: the registry first, then each partition in offset order.
 
         Messages that do not decode, or that the gate refuses (judged by their Kafka timestamp, as the workers
-        judged them), are kept in ``undecodable`` and the stream goes on. Raises ``TimeoutError`` when the broker hands nothing over for
+        judged them), are kept in ``undecodable`` and the stream goes on; so is a null value, except on the registry,
+        where it is the recipient's removal (``consentflow.null_values``). Raises ``TimeoutError`` when the broker hands nothing over for
         ``timeout`` seconds while offsets remain.
         """
         for span in self.ranges:
             for offset, key, value, timestamp in self._messages(span):
                 self.read_count += 1
-                if value is None:
-                    self.tombstones += 1  # a compacted registry's deletion marker, not an event
-                    continue
                 try:
-                    record = self.codec.decode(span.topic, value)
-                    self.gate.check(span.topic, record, timestamp * 1000)  # arrival: the message's timestamp, as live
+                    if value is None:  # the registry's removal of a recipient, elsewhere a dead letter (as live)
+                        self.tombstones += 1
+                        record = null_value(span.topic, span.name, span.partition, offset, key, timestamp)
+                    else:
+                        record = self.codec.decode(span.topic, value)
+                        self.gate.check(span.topic, record, timestamp * 1000)  # arrival: the message's timestamp, as live
                 except ContractError as exc:
                     self.undecodable.append(Undecodable(span.name, span.partition, offset, key, value, exc))
                     continue

@@ -41,6 +41,7 @@ from consentflow.errors import ContractError
 from consentflow.gate import Gate
 from consentflow.lag import committed_offsets, end_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
+from consentflow.null_values import null_value
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
 from consentflow.retention import earliest
@@ -157,7 +158,15 @@ def build_app(settings: WorkerSettings) -> faust.App:
         store.current = event
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         try:
-            record = codec.decode(topic, message.value)
+            value = message.value
+            # A tombstone holds no event: null_value raises "null value" here, a dead letter as in a replay.
+            record = (
+                codec.decode(topic, value)
+                if value is not None
+                else null_value(
+                    topic, message.topic, message.partition, message.offset, message.key, round(message.timestamp * 1000)
+                )
+            )
             # The message's timestamp is the event's arrival (the collector's receive time, the producer's send).
             gate.check(topic, record, round(message.timestamp * 1000) * 1000)
             changes = processor.process(topic.short_name, record, source)
