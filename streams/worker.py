@@ -41,6 +41,7 @@ from consentflow.errors import ContractError
 from consentflow.gate import Gate
 from consentflow.lag import committed_offsets, end_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
+from consentflow.outage import Outage
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
 from consentflow.retention import earliest
@@ -135,6 +136,10 @@ def build_app(settings: WorkerSettings) -> faust.App:
         await asyncio.to_thread(producer.flush)
 
     continuity = PartitionContinuity()
+    # Calls to the broker outside faust's loop (committed offsets, partition ends, read-backs) wait out an outage
+    # together: one line when it starts, one when it ends, and no call until the back-off has passed.
+    kafka = Outage(f"Kafka at {settings.bootstrap}")
+    awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
 
     async def persist() -> None:
         """Outputs first, acknowledged by the broker; then the states changed since the last call, in the changelog."""
@@ -185,10 +190,14 @@ def build_app(settings: WorkerSettings) -> faust.App:
         log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, offsets.start, offsets.stop - 1)
         try:
             messages = await asyncio.to_thread(read_offsets, settings.bootstrap, partition, offsets)
-        except (RuntimeError, TimeoutError):
+        except RuntimeError:
             # faust does not commit past the hole, so a restart still delivers these events.
             log.exception("could not read back %s[%d] offsets %d..%d", *partition, offsets.start, offsets.stop - 1)
             return []
+        except Exception as exc:  # noqa: BLE001 -- Outage decides: wait out a transient error, exit on any other
+            kafka.failed(exc, f"reading back {partition[0]}[{partition[1]}]")
+            return []  # as above: a hole faust does not commit past
+        kafka.succeeded()
         events = []
         for m in messages:
             timestamp_type, timestamp = m.timestamp()
@@ -219,26 +228,55 @@ def build_app(settings: WorkerSettings) -> faust.App:
     async def follow(sender: Any, *assignment: Any, signal: Any, **kwargs: Any) -> None:
         """Expect each assigned input partition to resume at the group's committed offset."""
         mine = [(tp.topic, tp.partition) for assigned in assignment for tp in assigned if tp.topic in input_topics]
-        committed = await asyncio.to_thread(committed_offsets, settings.bootstrap, settings.app_id, mine)
+        awaiting_committed.update(mine)
+        await expect_committed()  # during an outage, the next tick of read_back_quiet_partitions tries again
+        if mine:
+            agenda.reassigned()  # their subjects' retention actions are not in what the ticks have found
+
+    async def expect_committed() -> None:
+        """Follow the assigned partitions from the group's committed offsets, if the broker answers.
+
+        Until it does, a partition is followed from the first offset that reaches the handler:
+        a hole before that one goes unnoticed until a restart (faust does not commit past it).
+        """
+        if not awaiting_committed or not kafka.due():
+            return
+        wanted = sorted(awaiting_committed)
+        try:
+            committed = await asyncio.to_thread(committed_offsets, settings.bootstrap, settings.app_id, wanted)
+        except Exception as exc:  # noqa: BLE001 -- Outage decides: wait out a transient error, exit on any other
+            kafka.failed(exc, "reading the group's committed offsets")
+            return
+        kafka.succeeded()
+        awaiting_committed.difference_update(wanted)
         now = time.monotonic()
         for partition, offset in committed.items():
             if offset is not None:
                 continuity.expect(partition, offset, now)
-        if mine:
-            agenda.reassigned()  # their subjects' retention actions are not in what the ticks have found
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def unfollow(sender: Any, *revocation: Any, signal: Any, **kwargs: Any) -> None:
         """Stop following revoked partitions: another worker moves them on."""
-        continuity.forget((tp.topic, tp.partition) for revoked in revocation for tp in revoked)
+        gone = [(tp.topic, tp.partition) for revoked in revocation for tp in revoked]
+        continuity.forget(gone)
+        awaiting_committed.difference_update(gone)
 
     @app.timer(interval=5.0)
     async def read_back_quiet_partitions() -> None:
-        """A skipped event at the end of a partition has no later offset to reveal it: compare with the end."""
+        """A skipped event at the end of a partition has no later offset to reveal it: compare with the end.
+
+        While the broker is away, a tick does nothing (``Outage``): the next one after the back-off tries again.
+        """
+        await expect_committed()
         followed = continuity.partitions()
-        if not followed:
+        if not followed or not kafka.due():
             return
-        ends = await asyncio.to_thread(end_offsets, settings.bootstrap, {topic for topic, _ in followed})
+        try:
+            ends = await asyncio.to_thread(end_offsets, settings.bootstrap, {topic for topic, _ in followed})
+        except Exception as exc:  # noqa: BLE001 -- Outage decides: wait out a transient error, exit on any other
+            kafka.failed(exc, "reading the ends of followed partitions")
+            return
+        kafka.succeeded()
         async with batch_lock:
             handed_over = cast(Any, app.consumer)._read_offset  # faust's: per partition, the last offset its fetcher handed over
             handed = {partition: handed_over.get(TP(*partition)) for partition in followed}
