@@ -14,14 +14,18 @@ sitting on a loop that can never succeed [DESIGN: processes never hang].
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Exit status of a process that met an error it cannot wait out (EX_SOFTWARE is 70, taken by a failed batch).
 EXIT_NOT_TRANSIENT = 71
@@ -119,9 +123,22 @@ class Outage:
         now = self._clock()
         if self.since is None:
             self.since = now
-            log.warning("%s unreachable while %s (%s); retrying with back-off", self.what, doing, describe(exc))
+            log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(exc))
         self.failures += 1
         self._next_try = now + min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
+
+    async def attempt(self, doing: str, call: Callable[..., T], *args: Any) -> T | None:
+        """``call(*args)`` in a thread, unless an outage's back-off is still running; None when skipped or failed
+        transiently (the caller tries again on its next tick). A blocking client call never stalls the event loop."""
+        if not self.due():
+            return None
+        try:
+            result = await asyncio.to_thread(call, *args)
+        except Exception as exc:  # noqa: BLE001 -- failed() decides: wait out a transient error, exit on any other
+            self.failed(exc, doing)
+            return None
+        self.succeeded()
+        return result
 
     def succeeded(self) -> None:
         """A call went through: ends the outage, if any, with one line giving its duration."""

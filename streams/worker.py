@@ -239,15 +239,13 @@ def build_app(settings: WorkerSettings) -> faust.App:
         Until it does, a partition is followed from the first offset that reaches the handler:
         a hole before that one goes unnoticed until a restart (faust does not commit past it).
         """
-        if not awaiting_committed or not kafka.due():
+        if not awaiting_committed:
             return
         wanted = sorted(awaiting_committed)
-        try:
-            committed = await asyncio.to_thread(committed_offsets, settings.bootstrap, settings.app_id, wanted)
-        except Exception as exc:  # noqa: BLE001 -- Outage decides: wait out a transient error, exit on any other
-            kafka.failed(exc, "reading the group's committed offsets")
+        doing = "reading the group's committed offsets"
+        committed = await kafka.attempt(doing, committed_offsets, settings.bootstrap, settings.app_id, wanted)
+        if committed is None:
             return
-        kafka.succeeded()
         awaiting_committed.difference_update(wanted)
         now = time.monotonic()
         for partition, offset in committed.items():
@@ -269,14 +267,12 @@ def build_app(settings: WorkerSettings) -> faust.App:
         """
         await expect_committed()
         followed = continuity.partitions()
-        if not followed or not kafka.due():
+        if not followed:
             return
-        try:
-            ends = await asyncio.to_thread(end_offsets, settings.bootstrap, {topic for topic, _ in followed})
-        except Exception as exc:  # noqa: BLE001 -- Outage decides: wait out a transient error, exit on any other
-            kafka.failed(exc, "reading the ends of followed partitions")
+        topics = {topic for topic, _ in followed}
+        ends = await kafka.attempt("reading the ends of followed partitions", end_offsets, settings.bootstrap, topics)
+        if ends is None:
             return
-        kafka.succeeded()
         async with batch_lock:
             handed_over = cast(Any, app.consumer)._read_offset  # faust's: per partition, the last offset its fetcher handed over
             handed = {partition: handed_over.get(TP(*partition)) for partition in followed}
