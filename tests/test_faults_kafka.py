@@ -7,8 +7,11 @@ run of the same file, like ``test_pipeline_kafka``, and checks that no process n
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,7 +21,8 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consentflow.lag import end_offsets
+from consentflow.lag import end_offsets, group_lag
+from consentflow.topics import OUTPUT_TOPICS
 from tests.kafka_topics import delete_topics_under
 from tests.test_pipeline_kafka import Pipeline, dataset, embedded_digests  # noqa: F401 -- the module's fixtures
 
@@ -50,6 +54,49 @@ def fault_bootstrap() -> Iterator[str]:
         kafka_sh("stop")
 
 
+# The sink's chDB engine lives in its own process (one per process): its digests are read by another.
+DIGESTS = (
+    "import json, sys; from consentflow.sinks.clickhouse import ClickHouseSink; "
+    "from consentflow.sinks.digest import table_digests; "
+    "print(json.dumps(table_digests(ClickHouseSink(sys.argv[1], sys.argv[2]))))"
+)
+
+
+class SinkProcess:
+    """``consentflow sink`` as a subprocess into a chDB folder of its own."""
+
+    def __init__(self, pipeline: Pipeline, name: str) -> None:
+        self.pipeline = pipeline
+        self.dsn = f"chdb://{pipeline.tmp / (name + '-chdb')}"
+        self.database = f"{pipeline.prefix}_{name}"
+        self.group_id = f"{pipeline.prefix}-sink"
+        log = open(pipeline.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
+        command = ["consentflow.cli", "sink", "--bootstrap", pipeline.bootstrap, "--prefix", pipeline.prefix]
+        command += ["--dsn", self.dsn, "--database", self.database, "--group-id", self.group_id]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", *command], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def lag(self) -> int:
+        return group_lag(self.pipeline.bootstrap, self.group_id, [t.name(self.pipeline.prefix) for t in OUTPUT_TOPICS])
+
+    def wait_caught_up(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.lag() > 0:
+            assert self.process.poll() is None, f"the sink exited with {self.process.returncode}"
+            assert time.monotonic() < deadline, f"the sink did not catch up in {timeout:.0f} s (lag {self.lag()})"
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(30)
+
+    def digests(self) -> dict[str, tuple[int, str]]:
+        out = subprocess.run([sys.executable, "-c", DIGESTS, self.dsn, self.database], capture_output=True, check=True)
+        return {table: (count, digest) for table, (count, digest) in json.loads(out.stdout).items()}
+
+
 @pytest.fixture
 def fault_pipeline(fault_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:  # noqa: F811
     p = Pipeline(fault_bootstrap, dataset, tmp_path)
@@ -60,11 +107,11 @@ def fault_pipeline(fault_bootstrap: str, dataset: Path, tmp_path: Path) -> Itera
 
 def test_a_worker_keeps_processing_across_a_broker_restart(
     fault_pipeline: Pipeline,
-    chdb_dsn: str,
     embedded_digests: dict[str, tuple[int, str]],  # noqa: F811
 ) -> None:
     pipeline = fault_pipeline
     worker = pipeline.start_worker("w1")
+    sink = SinkProcess(pipeline, "s1")
     total_inputs = sum(end_offsets(pipeline.bootstrap, pipeline.inputs).values())
     deadline = time.monotonic() + 120
     while pipeline.lag() > total_inputs * 0.7 and time.monotonic() < deadline:
@@ -72,10 +119,15 @@ def test_a_worker_keeps_processing_across_a_broker_restart(
     assert 0 < pipeline.lag() < total_inputs, "the worker should be mid-stream when the broker restarts"
     kafka_sh("restart")
     time.sleep(12)  # past two ticks of the worker's quiet-partition timer, which used to crash on the way back
+    assert sink.process.poll() is None, f"the sink exited with {sink.process.returncode}"
     assert worker.poll() is None, f"the worker exited with {worker.returncode}; see {pipeline.tmp}/w1.log"
     pipeline.wait_caught_up(timeout=150)
     assert worker.poll() is None, "the same worker caught up, without a restart"
     log = (pipeline.tmp / "w1.log").read_text(errors="replace")
     assert "Crashed" not in log
     pipeline.stop()
-    assert pipeline.sink_digests(chdb_dsn) == embedded_digests
+    sink.wait_caught_up()
+    assert sink.process.poll() is None, "the same sink caught up, without a restart"
+    sink.stop()
+    assert sink.process.returncode == 0
+    assert sink.digests() == embedded_digests
