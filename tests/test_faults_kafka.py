@@ -131,3 +131,32 @@ def test_a_worker_keeps_processing_across_a_broker_restart(
     sink.stop()
     assert sink.process.returncode == 0
     assert sink.digests() == embedded_digests
+
+
+def test_sigterm_ends_a_worker_mid_batch_within_30_s_and_its_successor_loses_nothing(
+    fault_pipeline: Pipeline,
+    embedded_digests: dict[str, tuple[int, str]],  # noqa: F811
+) -> None:
+    pipeline = fault_pipeline
+    first = pipeline.start_worker("w1")
+    sink = SinkProcess(pipeline, "s1")
+    total_inputs = sum(end_offsets(pipeline.bootstrap, pipeline.inputs).values())
+    deadline = time.monotonic() + 120
+    while pipeline.lag() > total_inputs * 0.6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert 0 < pipeline.lag() < total_inputs, "the worker should be mid-stream when it is told to stop"
+    os.killpg(first.pid, signal.SIGTERM)
+    sent = time.monotonic()
+    try:
+        first.wait(30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker was still running 30 s after SIGTERM; see {pipeline.tmp}/w1.log")
+    took = time.monotonic() - sent
+    assert first.returncode == 0, f"SIGTERM is a clean stop, not a failure (exit {first.returncode}, {took:.1f} s)"
+    pipeline.workers.remove(first)
+    pipeline.start_worker("w2")
+    pipeline.wait_caught_up(timeout=150)
+    pipeline.stop()
+    sink.wait_caught_up()
+    sink.stop()
+    assert sink.digests() == embedded_digests
