@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 
 # A partition this long without an event, though its end is further on, has lost one to faust.
 QUIET_FOR = 15.0
+#: Seconds a stopping worker may take (a supervisor's grace period is longer: systemd's default is 90, Kubernetes' 30).
+STOP_WITHIN = 25.0
+#: Exit status of a worker that abandoned its stop (EX_TEMPFAIL): its uncommitted batch goes to the next worker.
+EXIT_STOP_ABANDONED = 75
 #: Subjects a retention tick reads per hold of the batch lock: a sweep over a million states must let batches run.
 TICK_CHUNK = 2_000
 
@@ -377,6 +382,30 @@ def build_app(settings: WorkerSettings) -> faust.App:
     return app
 
 
+class BoundedStopWorker(faust.Worker):
+    """faust's worker, whose stop never takes longer than ``STOP_WITHIN`` seconds.
+
+    With the broker away, aiokafka's fetcher sleeps through its retries while faust waits
+    for it to close, and a SIGTERM never ended the worker. Past the bound the process
+    exits at once: what it had not committed is redelivered to the next worker, and every
+    effect is idempotent, so nothing is lost [DESIGN: processes never hang].
+    """
+
+    async def on_stop(self) -> None:
+        """Start the bound, then stop as faust does."""
+        timer = threading.Timer(STOP_WITHIN, _abandon_stop)
+        timer.daemon = True
+        timer.start()
+        await super().on_stop()
+
+
+def _abandon_stop() -> None:
+    log.critical("stop not finished in %.0f s (broker away?); exiting, the uncommitted batch is redelivered", STOP_WITHIN)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_STOP_ABANDONED)
+
+
 def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     """faust's worker for ``app``, logging at ``loglevel`` and without its terminal spinner.
 
@@ -385,7 +414,7 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     then builds a record that no handler prints, about 5 % of a worker's CPU in a
     py-spy profile. A worker in a pipeline has nobody watching it spin.
     """
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = BoundedStopWorker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None
     return worker
 

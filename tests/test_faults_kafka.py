@@ -160,3 +160,24 @@ def test_sigterm_ends_a_worker_mid_batch_within_30_s_and_its_successor_loses_not
     sink.wait_caught_up()
     sink.stop()
     assert sink.digests() == embedded_digests
+
+
+def test_sigterm_ends_a_worker_within_30_s_while_the_broker_is_away(fault_pipeline: Pipeline) -> None:
+    """aiokafka's fetcher sleeps through its retries while faust waits for it: the stop is bounded instead."""
+    pipeline = fault_pipeline
+    worker = pipeline.start_worker("w1")
+    deadline = time.monotonic() + 120
+    while pipeline.lag() > 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    kafka_sh("stop")
+    try:
+        time.sleep(3)
+        os.killpg(worker.pid, signal.SIGTERM)
+        sent = time.monotonic()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker was still running 30 s after SIGTERM; see {pipeline.tmp}/w1.log")
+        assert time.monotonic() - sent < 30
+    finally:
+        kafka_sh("start")
