@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 
 def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
-    """High watermark of every partition of ``topics``."""
+    """High watermark of every partition of ``topics``.
+
+    Raises ``KafkaException`` when the broker cannot answer (``consentflow.outage`` says whether
+    that is transient) and ``KeyError`` when a topic does not exist.
+    """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "consentflow-lag-probe", "enable.auto.commit": False})
     try:
         ends: dict[tuple[str, int], int] = {}
         for topic in topics:
             metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-            if metadata is None or metadata.error is not None:
+            if metadata is not None and metadata.error is not None:
+                raise KafkaException(metadata.error)  # e.g. a restarted broker not serving the topic yet: transient
+            if metadata is None:
                 raise KeyError(f"topic {topic} does not exist")
             for partition in metadata.partitions:
                 _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from consentflow.gate import Gate
 from consentflow.lag import committed_offsets, end_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
 from consentflow.null_values import null_value
+from consentflow.outage import Outage
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
 from consentflow.retention import earliest
@@ -56,6 +58,10 @@ log = logging.getLogger(__name__)
 
 # A partition this long without an event, though its end is further on, has lost one to faust.
 QUIET_FOR = 15.0
+#: Seconds a stopping worker may take (a supervisor's grace period is longer: systemd's default is 90, Kubernetes' 30).
+STOP_WITHIN = 25.0
+#: Exit status of a worker that abandoned its stop (EX_TEMPFAIL): its uncommitted batch goes to the next worker.
+EXIT_STOP_ABANDONED = 75
 #: Subjects a retention tick reads per hold of the batch lock: a sweep over a million states must let batches run.
 TICK_CHUNK = 2_000
 
@@ -136,6 +142,10 @@ def build_app(settings: WorkerSettings) -> faust.App:
         await asyncio.to_thread(producer.flush)
 
     continuity = PartitionContinuity()
+    # Calls to the broker outside faust's loop (committed offsets, partition ends, read-backs) wait out an outage
+    # together: one line when it starts, one when it ends, and no call until the back-off has passed.
+    kafka = Outage(f"Kafka at {settings.bootstrap}")
+    awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
 
     async def persist() -> None:
         """Outputs first, acknowledged by the broker; then the states changed since the last call, in the changelog."""
@@ -194,10 +204,14 @@ def build_app(settings: WorkerSettings) -> faust.App:
         log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, offsets.start, offsets.stop - 1)
         try:
             messages = await asyncio.to_thread(read_offsets, settings.bootstrap, partition, offsets)
-        except (RuntimeError, TimeoutError):
+        except RuntimeError:
             # faust does not commit past the hole, so a restart still delivers these events.
             log.exception("could not read back %s[%d] offsets %d..%d", *partition, offsets.start, offsets.stop - 1)
             return []
+        except Exception as exc:  # noqa: BLE001 -- Outage decides: wait out a transient error, exit on any other
+            kafka.failed(exc, f"reading back {partition[0]}[{partition[1]}]")
+            return []  # as above: a hole faust does not commit past
+        kafka.succeeded()
         events = []
         for m in messages:
             timestamp_type, timestamp = m.timestamp()
@@ -228,26 +242,51 @@ def build_app(settings: WorkerSettings) -> faust.App:
     async def follow(sender: Any, *assignment: Any, signal: Any, **kwargs: Any) -> None:
         """Expect each assigned input partition to resume at the group's committed offset."""
         mine = [(tp.topic, tp.partition) for assigned in assignment for tp in assigned if tp.topic in input_topics]
-        committed = await asyncio.to_thread(committed_offsets, settings.bootstrap, settings.app_id, mine)
+        awaiting_committed.update(mine)
+        await expect_committed()  # during an outage, the next tick of read_back_quiet_partitions tries again
+        if mine:
+            agenda.reassigned()  # their subjects' retention actions are not in what the ticks have found
+
+    async def expect_committed() -> None:
+        """Follow the assigned partitions from the group's committed offsets, if the broker answers.
+
+        Until it does, a partition is followed from the first offset that reaches the handler:
+        a hole before that one goes unnoticed until a restart (faust does not commit past it).
+        """
+        if not awaiting_committed:
+            return
+        wanted = sorted(awaiting_committed)
+        doing = "reading the group's committed offsets"
+        committed = await kafka.attempt(doing, committed_offsets, settings.bootstrap, settings.app_id, wanted)
+        if committed is None:
+            return
+        awaiting_committed.difference_update(wanted)
         now = time.monotonic()
         for partition, offset in committed.items():
             if offset is not None:
                 continuity.expect(partition, offset, now)
-        if mine:
-            agenda.reassigned()  # their subjects' retention actions are not in what the ticks have found
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def unfollow(sender: Any, *revocation: Any, signal: Any, **kwargs: Any) -> None:
         """Stop following revoked partitions: another worker moves them on."""
-        continuity.forget((tp.topic, tp.partition) for revoked in revocation for tp in revoked)
+        gone = [(tp.topic, tp.partition) for revoked in revocation for tp in revoked]
+        continuity.forget(gone)
+        awaiting_committed.difference_update(gone)
 
     @app.timer(interval=5.0)
     async def read_back_quiet_partitions() -> None:
-        """A skipped event at the end of a partition has no later offset to reveal it: compare with the end."""
+        """A skipped event at the end of a partition has no later offset to reveal it: compare with the end.
+
+        While the broker is away, a tick does nothing (``Outage``): the next one after the back-off tries again.
+        """
+        await expect_committed()
         followed = continuity.partitions()
         if not followed:
             return
-        ends = await asyncio.to_thread(end_offsets, settings.bootstrap, {topic for topic, _ in followed})
+        topics = {topic for topic, _ in followed}
+        ends = await kafka.attempt("reading the ends of followed partitions", end_offsets, settings.bootstrap, topics)
+        if ends is None:
+            return
         async with batch_lock:
             handed_over = cast(Any, app.consumer)._read_offset  # faust's: per partition, the last offset its fetcher handed over
             handed = {partition: handed_over.get(TP(*partition)) for partition in followed}
@@ -352,6 +391,30 @@ def build_app(settings: WorkerSettings) -> faust.App:
     return app
 
 
+class BoundedStopWorker(faust.Worker):
+    """faust's worker, whose stop never takes longer than ``STOP_WITHIN`` seconds.
+
+    With the broker away, aiokafka's fetcher sleeps through its retries while faust waits
+    for it to close, and a SIGTERM never ended the worker. Past the bound the process
+    exits at once: what it had not committed is redelivered to the next worker, and every
+    effect is idempotent, so nothing is lost [DESIGN: processes never hang].
+    """
+
+    async def on_stop(self) -> None:
+        """Start the bound, then stop as faust does."""
+        timer = threading.Timer(STOP_WITHIN, _abandon_stop)
+        timer.daemon = True
+        timer.start()
+        await super().on_stop()
+
+
+def _abandon_stop() -> None:
+    log.critical("stop not finished in %.0f s (broker away?); exiting, the uncommitted batch is redelivered", STOP_WITHIN)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_STOP_ABANDONED)
+
+
 def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     """faust's worker for ``app``, logging at ``loglevel`` and without its terminal spinner.
 
@@ -360,7 +423,7 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     then builds a record that no handler prints, about 5 % of a worker's CPU in a
     py-spy profile. A worker in a pipeline has nobody watching it spin.
     """
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = BoundedStopWorker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None
     return worker
 

@@ -1,0 +1,153 @@
+"""Calls to the broker outside faust's own loop: which errors are transient, and one log line per outage.
+
+faust retries its own fetches and commits; the worker's timers and callbacks
+(the read-back of quiet partitions, the committed offsets on assignment) call
+the broker through their own confluent-kafka clients, and an error there used
+to crash the app. Every such caller asks ``Outage`` before a call
+(``due``), reports the result (``failed`` / ``succeeded``) and skips to a later
+tick while the broker is away, with doubling back-off. An outage is logged
+twice whatever its length: when it starts and when it ends, with its duration.
+An error that is not transient (a bug, a refused request) ends the process
+with one line naming it, so a supervisor restarts it rather than a worker
+sitting on a loop that can never succeed [DESIGN: processes never hang].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from confluent_kafka import KafkaError, KafkaException
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Exit status of a process that met an error it cannot wait out (EX_SOFTWARE is 70, taken by a failed batch).
+EXIT_NOT_TRANSIENT = 71
+
+# librdkafka's codes for a broker away, restarting or handing leadership over; all pass with time.
+_TRANSIENT_CODES = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._WAIT_COORD,
+        KafkaError._RESOLVE,
+        KafkaError._DESTROY,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.BROKER_NOT_AVAILABLE,
+        KafkaError.REPLICA_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,  # a restarted broker serves metadata before it has loaded every log
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.KAFKA_STORAGE_ERROR,
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is the kind of error a broker outage or restart raises, which a later retry outlives.
+
+    A ``KafkaException`` is transient when its code says the broker is away or
+    moving leadership, or librdkafka marks it retriable; a timeout or a
+    refused or reset connection is transient; anything else is not.
+    """
+    if isinstance(exc, KafkaException):
+        error = exc.args[0] if exc.args else None
+        if not isinstance(error, KafkaError):
+            return False
+        return error.code() in _TRANSIENT_CODES or bool(error.retriable())
+    return isinstance(exc, (TimeoutError, ConnectionError))
+
+
+def describe(exc: BaseException) -> str:
+    """``exc`` in one line: librdkafka's code name and text for a ``KafkaException``, else type and message."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        error = exc.args[0]
+        return f"{error.name()}: {error.str()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Outage:
+    """One dependency (e.g. "Kafka at 127.0.0.1:9092") as its callers see it: up, or away since when.
+
+    Not thread-safe: the worker's callers share one event loop.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        first_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        end_process: Callable[[int], object] = os._exit,  # not SystemExit: faust catches it in a timer and goes on
+    ) -> None:
+        self.what = what
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+        self._clock = clock
+        self._exit = end_process
+        self.since: float | None = None  # when the current outage started; None while up
+        self.failures = 0  # consecutive failed calls in the current outage
+        self._next_try = 0.0
+
+    @property
+    def away(self) -> bool:
+        """Whether the last call failed with a transient error."""
+        return self.since is not None
+
+    def due(self) -> bool:
+        """Whether a caller should try now: always while up; during an outage, once its back-off has passed."""
+        return self.since is None or self._clock() >= self._next_try
+
+    def failed(self, exc: BaseException, doing: str) -> None:
+        """A call made while ``doing`` raised ``exc``: a transient error starts or extends the outage (logged only
+        when it starts); any other ends the process with one line naming it and a non-zero exit."""
+        if not is_transient(exc):
+            log.critical("%s failed while %s, not transiently: %s; exiting", self.what, doing, describe(exc))
+            logging.shutdown()
+            self._exit(EXIT_NOT_TRANSIENT)
+            return
+        now = self._clock()
+        if self.since is None:
+            self.since = now
+            log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(exc))
+        self.failures += 1
+        self._next_try = now + min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
+
+    async def attempt(self, doing: str, call: Callable[..., T], *args: Any) -> T | None:
+        """``call(*args)`` in a thread, unless an outage's back-off is still running; None when skipped or failed
+        transiently (the caller tries again on its next tick). A blocking client call never stalls the event loop."""
+        if not self.due():
+            return None
+        try:
+            result = await asyncio.to_thread(call, *args)
+        except Exception as exc:  # noqa: BLE001 -- failed() decides: wait out a transient error, exit on any other
+            self.failed(exc, doing)
+            return None
+        self.succeeded()
+        return result
+
+    def succeeded(self) -> None:
+        """A call went through: ends the outage, if any, with one line giving its duration."""
+        if self.since is None:
+            return
+        log.warning("%s back after %.1f s (%d failed attempts)", self.what, self._clock() - self.since, self.failures)
+        self.since = None
+        self.failures = 0
+        self._next_try = 0.0
+
+
+__all__ = ["EXIT_NOT_TRANSIENT", "Outage", "describe", "is_transient"]
