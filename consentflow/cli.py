@@ -169,7 +169,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
 
     bounds = _bounds()
     # Decoded and checked on the second core, in file order; it starts while ClickHouse opens.
-    events = _watch_for_stop(read_events_in_child(file, arrival=datetime.now(UTC), bounds=bounds), file)
+    events = _StopWatch(read_events_in_child(file, arrival=datetime.now(UTC), bounds=bounds), file)
     sink = _sink(dsn, database)
     size = Path(file).stat().st_size if file != "-" and Path(file).exists() else None
     console = Console(stderr=True)
@@ -203,10 +203,6 @@ class _StopWatch:
             if topic is DEAD_LETTER and record["error_type"] == READING_STOPPED:
                 self.stopped = f"{self.path}: {record['reason']}"
             yield topic, record
-
-
-def _watch_for_stop(items: Any, path: str) -> _StopWatch:
-    return _StopWatch(items, path)
 
 
 #: Exit status of run, produce and convert when reading stopped before the end of the file.
@@ -449,7 +445,7 @@ def produce(file: str, bootstrap: str, prefix: str, registry_url: str | None) ->
     try:
         codec = make_codec(registry_url, prefix)
         with EventProducer(bootstrap, codec=codec, prefix=prefix) as producer:
-            items = _watch_for_stop(read_checked(file, gate, datetime.now(UTC)), file)
+            items = _StopWatch(read_checked(file, gate, datetime.now(UTC)), file)
             for topic, record in items:
                 if topic is DEAD_LETTER:
                     refused += 1

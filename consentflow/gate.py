@@ -33,13 +33,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consentflow import edge_checks
 from consentflow.contracts import UUID_TEXT, ContractStore, default_store
 from consentflow.errors import ContractError
 from consentflow.ledger import micros
+from consentflow.null_values import null_value
 from consentflow.topics import Topic
+
+if TYPE_CHECKING:
+    from consentflow.codec import Codec
 
 #: Environment variables that set the bounds.
 EARLIEST_VARIABLE = "CONSENTFLOW_EARLIEST_EVENT_TIME"
@@ -153,6 +157,28 @@ class Gate:
                 f"{self.bounds.skew.total_seconds():g} s ({SKEW_VARIABLE})",
                 "occurred_at",
             )
+
+    def admit(
+        self,
+        codec: Codec,
+        topic: Topic,
+        value: bytes | None,
+        timestamp_ms: int,
+        *,
+        name: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+    ) -> dict[str, Any]:
+        """The record an input message ``name[partition]@offset`` stands for, as every Kafka reader takes one (a worker,
+        a replay, the registry feed, the sink's copy of the registry): ``value`` decoded and checked, its Kafka
+        timestamp as its arrival; a null value is ``null_values.null_value``'s decision (on the registry a removal,
+        which names no recipient to check; elsewhere ``ContractError``). Raises ``ContractError`` naming what is wrong."""
+        if value is None:
+            return null_value(topic, name, partition, offset, key, timestamp_ms)
+        record = codec.decode(topic, value)
+        self.check(topic, record, timestamp_ms * 1000)
+        return record
 
     def _compile(self, topic: Topic) -> Callable[[Mapping[str, Any]], Any]:
         """One function for the contract: every field read, each tried by its fast test and, when that fails, by its

@@ -9,10 +9,10 @@ retracted and is not listed.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from consentflow import retention
-from consentflow.query_arguments import EARLIEST
+from consentflow.query_arguments import EARLIEST, now_unless
 from consentflow.sinks.answers import ActiveViolation, ErasureNotice, RetentionDue
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import require_subject, utc
@@ -100,8 +100,7 @@ def retention_due(
     left out).
     ``planned=False`` lists the emitted actions alone, what the pipeline's clock has reached.
     """
-    at = datetime.now(UTC) if as_of is None else as_of
-    parameters = {"as_of": at, "subject": "" if subject_id is None else subject_id}
+    parameters = {"as_of": now_unless(as_of), "subject": "" if subject_id is None else subject_id}
     out = {
         action_id: RetentionDue(
             action_id=action_id,

@@ -20,7 +20,6 @@ from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
-from consentflow.null_values import null_value
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
@@ -82,15 +81,20 @@ class SinkConsumer:
         if topic is None or (value is None and topic is not RECIPIENTS):
             return
         try:
-            # A registry tombstone is the recipient's removal, the row a replay writes (consentflow.null_values).
-            record = (
-                self.codec.decode(topic, value)
-                if value is not None
-                else null_value(topic, str(message.topic()), int(message.partition() or 0), int(message.offset() or 0),
-                                message.key(), int(message.timestamp()[1]))
-            )  # fmt: skip
-            if topic is RECIPIENTS and value is not None:  # an input: the gate the workers' feed and a replay apply
-                self.gate.check(topic, record, int(message.timestamp()[1]) * 1000)
+            if topic is RECIPIENTS:  # an input, read as the workers' feed and a replay read it (a tombstone: a removal)
+                record = self.gate.admit(
+                    self.codec,
+                    topic,
+                    value,
+                    int(message.timestamp()[1]),
+                    name=str(message.topic()),
+                    partition=int(message.partition() or 0),
+                    offset=int(message.offset() or 0),
+                    key=message.key(),
+                )
+            else:
+                assert value is not None  # an output's null value returned above
+                record = self.codec.decode(topic, value)
         except ContractError as exc:
             # An output we cannot read, or a registry record the gate refuses, is kept as a dead letter, not dropped.
             self.undecodable += 1

@@ -19,7 +19,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from consentflow.codec import Codec
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
-from consentflow.null_values import null_value
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.topics import RECIPIENTS
 
@@ -79,16 +78,18 @@ class RegistryFeed:
         out too)."""
         if message.error() is not None:
             return 0
-        value = message.value()
-        timestamp = int(message.timestamp()[1])
         try:
-            if value is None:  # a tombstone: the recipient is removed from its timestamp on, as a replay removes it
-                record = null_value(
-                    RECIPIENTS, self.topic, int(message.partition() or 0), int(message.offset() or 0), message.key(), timestamp
-                )
-            else:
-                record = self.codec.decode(RECIPIENTS, value)
-                self.gate.check(RECIPIENTS, record, timestamp * 1000)  # as a replay judges it
+            # As a replay reads it: a tombstone removes the recipient from its timestamp on.
+            record = self.gate.admit(
+                self.codec,
+                RECIPIENTS,
+                message.value(),
+                int(message.timestamp()[1]),
+                name=self.topic,
+                partition=int(message.partition() or 0),
+                offset=int(message.offset() or 0),
+                key=message.key(),
+            )
             self.registry.add(RecipientVersion.from_record(record))
             return 1
         except (ContractError, KeyError, ValueError) as exc:

@@ -41,7 +41,6 @@ from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
 from consentflow.ledger import micros
-from consentflow.null_values import null_value
 from consentflow.streams.partition_range import messages_in, range_consumer
 from consentflow.topics import INPUT_TOPICS, RECIPIENTS, Topic
 
@@ -152,10 +151,9 @@ class Replay:
                 try:
                     if value is None:  # the registry's removal of a recipient, elsewhere a dead letter (as live)
                         self.tombstones += 1
-                        record = null_value(span.topic, span.name, span.partition, offset, key, timestamp)
-                    else:
-                        record = self.codec.decode(span.topic, value)
-                        self.gate.check(span.topic, record, timestamp * 1000)  # arrival: the message's timestamp, as live
+                    record = self.gate.admit(  # arrival: the message's timestamp, as live
+                        self.codec, span.topic, value, timestamp, name=span.name, partition=span.partition, offset=offset, key=key
+                    )
                 except ContractError as exc:
                     self.undecodable.append(Undecodable(span.name, span.partition, offset, key, value, exc))
                     continue

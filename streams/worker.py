@@ -42,7 +42,6 @@ from consentflow.errors import ContractError
 from consentflow.gate import Gate
 from consentflow.lag import committed_offsets, end_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
-from consentflow.null_values import null_value
 from consentflow.outage import Outage
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
@@ -168,17 +167,18 @@ def build_app(settings: WorkerSettings) -> faust.App:
         store.current = event
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         try:
-            value = message.value
-            # A tombstone holds no event: null_value raises "null value" here, a dead letter as in a replay.
-            record = (
-                codec.decode(topic, value)
-                if value is not None
-                else null_value(
-                    topic, message.topic, message.partition, message.offset, message.key, round(message.timestamp * 1000)
-                )
+            # The message's timestamp is the event's arrival (the collector's receive time, the producer's send); a
+            # tombstone holds no event: "null value", a dead letter as in a replay.
+            record = gate.admit(
+                codec,
+                topic,
+                message.value,
+                round(message.timestamp * 1000),
+                name=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
             )
-            # The message's timestamp is the event's arrival (the collector's receive time, the producer's send).
-            gate.check(topic, record, round(message.timestamp * 1000) * 1000)
             changes = processor.process(topic.short_name, record, source)
         except Exception as exc:  # noqa: BLE001 -- a bad message goes to the dead letters; the stream goes on
             reason = str(exc) if isinstance(exc, ContractError) else f"processing failed: {exc}"
