@@ -57,3 +57,11 @@ def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 def database() -> str:
     """A database name unique to one test."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def fault_bootstrap() -> Iterator[str]:
+    """The fault tests' own broker (``tests/fault_broker.py``), which they restart and stop at will."""
+    from tests.fault_broker import fault_broker
+
+    yield from fault_broker()

@@ -1,100 +1,27 @@
 """Fault tests on a real broker: the pipeline outlives the broker going away, with nothing lost and no help.
 
-The broker here is a second one of ``deploy/kafka.sh`` beside the shared one (its own port and state folder),
-so that restarting it breaks no other test. Each test compares the sink's per-table digests with the embedded
+The broker here is a second one of ``deploy/kafka.sh`` beside the shared one (``tests/fault_broker.py``: its own
+port and state folder, the session's ``fault_bootstrap`` fixture), so that restarting it breaks no other test. Each test compares the sink's per-table digests with the embedded
 run of the same file, like ``test_pipeline_kafka``, and checks that no process needed a restart.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
-from consentflow.lag import end_offsets, group_lag
-from consentflow.topics import OUTPUT_TOPICS
+from consentflow.lag import end_offsets
+from tests.fault_broker import SinkProcess, kafka_sh
 from tests.kafka_topics import delete_topics_under
 from tests.test_pipeline_kafka import Pipeline, dataset, embedded_digests  # noqa: F401 -- the module's fixtures
 
 pytestmark = pytest.mark.kafka
-
-KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"
-FAULT_PORT = int(os.environ.get("CONSENTFLOW_FAULT_KAFKA_PORT", "19092"))
-FAULT_HOME = os.environ.get("CONSENTFLOW_FAULT_KAFKA_HOME", str(Path(tempfile.gettempdir()) / "consentflow-fault-kafka"))
-
-
-def kafka_sh(*args: str, timeout: float = 180.0) -> None:
-    """``deploy/kafka.sh`` on the fault tests' own broker."""
-    env = {**os.environ, "KAFKA_PORT": str(FAULT_PORT), "KAFKA_HOME_DIR": FAULT_HOME}
-    subprocess.run(["bash", str(KAFKA_SH), *args], env=env, check=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def fault_bootstrap() -> Iterator[str]:
-    """A broker of the fault tests' own, started if it is not running, stopped afterwards if this module started it."""
-    bootstrap = f"127.0.0.1:{FAULT_PORT}"
-    try:
-        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=3)
-        started = False
-    except KafkaException:
-        kafka_sh("start")
-        started = True
-    yield bootstrap
-    if started:
-        kafka_sh("stop")
-
-
-# The sink's chDB engine lives in its own process (one per process): its digests are read by another.
-DIGESTS = (
-    "import json, sys; from consentflow.sinks.clickhouse import ClickHouseSink; "
-    "from consentflow.sinks.digest import table_digests; "
-    "print(json.dumps(table_digests(ClickHouseSink(sys.argv[1], sys.argv[2]))))"
-)
-
-
-class SinkProcess:
-    """``consentflow sink`` as a subprocess into a chDB folder of its own."""
-
-    def __init__(self, pipeline: Pipeline, name: str) -> None:
-        self.pipeline = pipeline
-        self.dsn = f"chdb://{pipeline.tmp / (name + '-chdb')}"
-        self.database = f"{pipeline.prefix}_{name}"
-        self.group_id = f"{pipeline.prefix}-sink"
-        log = open(pipeline.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
-        command = ["consentflow.cli", "sink", "--bootstrap", pipeline.bootstrap, "--prefix", pipeline.prefix]
-        command += ["--dsn", self.dsn, "--database", self.database, "--group-id", self.group_id]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", *command], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def lag(self) -> int:
-        return group_lag(self.pipeline.bootstrap, self.group_id, [t.name(self.pipeline.prefix) for t in OUTPUT_TOPICS])
-
-    def wait_caught_up(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.lag() > 0:
-            assert self.process.poll() is None, f"the sink exited with {self.process.returncode}"
-            assert time.monotonic() < deadline, f"the sink did not catch up in {timeout:.0f} s (lag {self.lag()})"
-            time.sleep(1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(30)
-
-    def digests(self) -> dict[str, tuple[int, str]]:
-        out = subprocess.run([sys.executable, "-c", DIGESTS, self.dsn, self.database], capture_output=True, check=True)
-        return {table: (count, digest) for table, (count, digest) in json.loads(out.stdout).items()}
 
 
 @pytest.fixture
