@@ -63,9 +63,7 @@ def generate(subjects: int, days: int, seed: int, out: str, truth: str | None, v
 
     if truth is None and out != "-":
         truth = f"{out}.truth.jsonl"
-    config = GeneratorConfig(
-        subjects=subjects, days=days, seed=seed, start=start, violation_share=violation_share
-    )
+    config = GeneratorConfig(subjects=subjects, days=days, seed=seed, start=start, violation_share=violation_share)
     began = time.perf_counter()
     stats = run(config, out, truth)
     elapsed = time.perf_counter() - began
@@ -352,18 +350,24 @@ def worker(
 def sink(bootstrap: str, prefix: str, dsn: str, database: str, group_id: str, registry_url: str | None) -> None:
     """Write the output topics and the registry into ClickHouse, committing offsets only after each insert."""
     import logging
+    import os
 
+    from consentflow.bounded_stop import StopRequest, abandon_stop
     from consentflow.codec import make_codec
-    from consentflow.sinks.clickhouse import ClickHouseSink
+    from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _ensure_chdb_dir(dsn)
+    stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
     try:
-        target = ClickHouseSink(dsn, database)  # retries forever while ClickHouse is away: pause, don't crash-loop
+        # Retries forever while ClickHouse is away (pause, don't crash-loop); any other error: one line, exit 71.
+        target = ClickHouseSink(dsn, database, outage=clickhouse_outage(dsn, end_process=os._exit), should_stop=stopping)
     except ValueError as exc:
         _fail(str(exc))
-    run_sink(SinkConsumer(bootstrap, prefix, make_codec(registry_url, prefix), target, group_id=group_id))
+    except RetryAbandoned as exc:
+        abandon_stop(str(exc))
+    run_sink(SinkConsumer(bootstrap, prefix, make_codec(registry_url, prefix), target, group_id=group_id), stopping)
 
 
 @main.command()
