@@ -35,6 +35,8 @@ _CLIENTS: dict[str, Any] = {}
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
 # How often a back-off looks whether a stop was asked: a stopping sink must not sleep through its bound.
 _STOP_CHECK_EVERY = 0.25
+# They log a warning at each failed HTTP attempt, then raise it: the Outage says it once per outage instead.
+_ATTEMPT_LOGGERS = ("clickhouse_connect.driver._backend.http_sync", "urllib3.connectionpool")
 
 
 #: Records of one table converted to Arrow together as they arrive. A record just made is still in the CPU's
@@ -115,6 +117,9 @@ def connect(dsn: str) -> Any:
         if opened is not None and dsn.startswith("chdb://"):
             # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
             raise ValueError(f"chDB runs one engine per process: this process already opened {opened}, so not {dsn}")
+        if not dsn.startswith("chdb://"):
+            for name in _ATTEMPT_LOGGERS:
+                logging.getLogger(name).setLevel(logging.ERROR)
         client = _CLIENTS[dsn] = clickhouse_connect.get_client(dsn=dsn)
     return client
 
