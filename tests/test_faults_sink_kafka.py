@@ -8,11 +8,14 @@ fail mid-flush.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Producer
@@ -24,7 +27,7 @@ from consentflow.lag import committed_offsets, end_offsets, group_lag
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, connect
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.topics import OUTPUT_TOPICS
-from tests.fault_broker import SinkProcess
+from tests.fault_broker import SinkProcess, kafka_sh
 from tests.kafka_topics import delete_topics_under
 from tests.test_faults_kafka import fault_pipeline  # noqa: F401 -- the module's fixtures
 from tests.test_pipeline_kafka import Pipeline, dataset, embedded_digests  # noqa: F401
@@ -100,3 +103,38 @@ def test_a_stop_while_clickhouse_is_away_mid_flush_commits_nothing_and_the_next_
         assert successor.query("SELECT count() FROM {db}.dead_letters FINAL") == [(3,)]
     finally:
         delete_topics_under(kafka_bootstrap, prefix)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+def test_the_sink_says_once_that_the_broker_is_away_and_once_that_it_is_back(
+    fault_bootstrap: str, chdb_dsn: str, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"it{uuid.uuid4().hex[:8]}"
+    create_topics(fault_bootstrap, prefix=prefix)
+    sink = ClickHouseSink(chdb_dsn, database)
+    consumer = SinkConsumer(fault_bootstrap, prefix, SingleObjectCodec(), sink, group_id=f"{prefix}-sink")
+    stop = threading.Event()
+    runner = threading.Thread(target=consumer.run, kwargs={"should_stop": stop.is_set})
+    caplog.set_level(logging.INFO)
+    runner.start()
+    try:
+        time.sleep(3)  # joined its group
+        kafka_sh("stop")
+        wait_for(lambda: consumer.kafka_outage.away, 30, "the broker seen away")
+        time.sleep(3)  # librdkafka reports each reconnection meanwhile
+    finally:
+        kafka_sh("start")
+    wait_for(lambda: not consumer.kafka_outage.away, 60, "the broker seen back, with nothing to read")
+    stop.set()
+    runner.join(30)
+    assert not runner.is_alive()
+    delete_topics_under(fault_bootstrap, prefix)
+    lines = [r.getMessage() for r in caplog.records if r.name == "consentflow.outage"]
+    assert len(lines) == 2, lines
+    assert f"Kafka at {fault_bootstrap} not answering while consuming" in lines[0] and "back after" in lines[1]
