@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -140,6 +143,18 @@ def test_an_error_no_retry_outlives_ends_the_sink_with_one_line_and_status_71(
     assert line.levelno == logging.CRITICAL and "\n" not in line.getMessage()
     assert "inserting into retention_actions, not transiently: DatabaseError" in line.getMessage()
     assert sink.pending == 1, "the row stays buffered, uncommitted"
+
+
+def test_a_dsn_at_a_server_that_is_not_clickhouse_ends_the_sink_process_with_one_line_and_status_71() -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as server:  # answers 501 to everything
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        dsn = f"http://127.0.0.1:{server.server_port}"
+        command = ["consentflow.cli", "sink", "--bootstrap", "127.0.0.1:1", "--dsn", dsn, "--database", "x"]
+        done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, timeout=60)
+        server.shutdown()
+    assert done.returncode == EXIT_NOT_TRANSIENT, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert f"CRITICAL consentflow.outage: ClickHouse at {dsn} failed while creating the schema, not transiently" in line
 
 
 def test_a_stop_asked_while_clickhouse_is_away_gives_the_flush_up_at_once_with_nothing_written(
