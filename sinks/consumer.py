@@ -26,6 +26,10 @@ from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 log = logging.getLogger(__name__)
 
 
+def _still() -> None:
+    """No heartbeat to tell."""
+
+
 class SinkConsumer:
     """Consumes the output topics and the registry topic into a ``ClickHouseSink``."""
 
@@ -54,10 +58,13 @@ class SinkConsumer:
         """Ask the loop to finish its batch, flush, commit and return."""
         self._stop = True
 
-    def run(self, *, idle_exit: float | None = None, should_stop: Callable[[], bool] | None = None) -> None:
-        """Consume until stopped (or ``idle_exit`` seconds without messages)."""
+    def run(
+        self, *, idle_exit: float | None = None, should_stop: Callable[[], bool] | None = None, beat: Callable[[], None] = _still
+    ) -> None:
+        """Consume until stopped (or ``idle_exit`` seconds without messages), calling ``beat`` on every turn."""
         idle_since = time.monotonic()
         while not self._stop and not (should_stop and should_stop()):
+            beat()
             messages = self.consumer.consume(num_messages=5_000, timeout=0.5)
             if messages:
                 idle_since = time.monotonic()
@@ -122,8 +129,8 @@ class SinkConsumer:
                 log.warning("offset commit failed (the batch will be redelivered and absorbed): %s", exc)
 
 
-def run_sink(consumer: SinkConsumer) -> None:
-    """Run until SIGTERM/SIGINT, then flush and commit."""
+def run_sink(consumer: SinkConsumer, beat: Callable[[], None] = _still) -> None:
+    """Run until SIGTERM/SIGINT, then flush and commit; ``beat`` on every turn of the loop (a health probe's heartbeat)."""
     signal.signal(signal.SIGTERM, consumer.stop)
     signal.signal(signal.SIGINT, consumer.stop)
-    consumer.run()
+    consumer.run(beat=beat)
