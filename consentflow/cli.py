@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from consentflow.errors import ContractError
+from consentflow.health_options import health_options, start_health
 from consentflow.instant_option import INSTANT
 
 DEFAULT_BOOTSTRAP = os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092")
@@ -308,6 +309,7 @@ def _print_overview(sink: Any, as_json: bool = False) -> None:
 )
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
 @click.option("--loglevel", default="warning", show_default=True)
+@health_options
 def worker(
     bootstrap: str,
     prefix: str,
@@ -320,6 +322,8 @@ def worker(
     retention_sweep_interval: float,
     registry_url: str | None,
     loglevel: str,
+    health_port: int | None,
+    health_host: str,
 ) -> None:
     """Run a faust worker: input topics through the processors to the output topics. Run more to scale."""
     from consentflow.streams.worker import WorkerSettings, run_worker
@@ -336,8 +340,9 @@ def worker(
         retention_interval=retention_interval,
         retention_sweep_interval=retention_sweep_interval,
     )
+    health = start_health(health_port, health_host)
     sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
-    run_worker(settings, loglevel)
+    run_worker(settings, loglevel, health)
 
 
 @main.command()
@@ -347,27 +352,47 @@ def worker(
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 @click.option("--group-id", default="consentflow-sink", show_default=True)
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
-def sink(bootstrap: str, prefix: str, dsn: str, database: str, group_id: str, registry_url: str | None) -> None:
+@health_options
+def sink(
+    bootstrap: str,
+    prefix: str,
+    dsn: str,
+    database: str,
+    group_id: str,
+    registry_url: str | None,
+    health_port: int | None,
+    health_host: str,
+) -> None:
     """Write the output topics and the registry into ClickHouse, committing offsets only after each insert."""
     import logging
     import os
 
     from consentflow.bounded_stop import StopRequest, abandon_stop
+    from consentflow.broker_check import watch_broker
     from consentflow.codec import make_codec
+    from consentflow.health import Health
     from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    health = start_health(health_port, health_host) or Health()  # without a port, nobody asks: it beats unheard
+    # One Outage per dependency, whoever notices: the broker check and the consumer say a Kafka outage once.
+    kafka = watch_broker(health, bootstrap) if health_port is not None else None
+    clickhouse = clickhouse_outage(dsn, end_process=os._exit)  # an error no retry outlives: one line, exit 71
+    health.watch(clickhouse)
     _ensure_chdb_dir(dsn)
     stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
     try:
-        # Retries forever while ClickHouse is away (pause, don't crash-loop); any other error: one line, exit 71.
-        target = ClickHouseSink(dsn, database, outage=clickhouse_outage(dsn, end_process=os._exit), should_stop=stopping)
+        # Retries forever while ClickHouse is away: pause, don't crash-loop; live while it waits.
+        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat)
     except ValueError as exc:
         _fail(str(exc))
     except RetryAbandoned as exc:
         abandon_stop(str(exc))
-    run_sink(SinkConsumer(bootstrap, prefix, make_codec(registry_url, prefix), target, group_id=group_id), stopping)
+    codec = make_codec(registry_url, prefix)
+    consumer = SinkConsumer(bootstrap, prefix, codec, target, group_id=group_id, kafka_outage=kafka)
+    health.started()  # subscribed
+    run_sink(consumer, stopping, beat=health.beat)
 
 
 @main.command()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -88,7 +89,8 @@ class Outage:
 
     ``transient`` says which errors an outage raises (the broker's by default). ``end_process`` ends the process
     on any other error; None leaves the error to the caller, for a library call in a process that is not ours
-    to end (the embedded runner, the HTTP API's replay). Not thread-safe: its callers take turns.
+    to end (the embedded runner, the HTTP API's replay). Callers in several threads may share one (the sink's loop
+    and its broker check): an outage still starts and ends once.
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class Outage:
         self.failures = 0  # consecutive failed calls in the current outage
         self.backoff = 0.0  # seconds from the last failed call to the next try
         self._next_try = 0.0
+        self._lock = threading.Lock()  # uncontended on one event loop; two threads must not both log the start
 
     @property
     def away(self) -> bool:
@@ -132,13 +135,14 @@ class Outage:
             logging.shutdown()
             self._exit(EXIT_NOT_TRANSIENT)
             return
-        now = self._clock()
-        if self.since is None:
-            self.since = now
-            log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(exc))
-        self.failures += 1
-        self.backoff = min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
-        self._next_try = now + self.backoff
+        with self._lock:
+            now = self._clock()
+            if self.since is None:
+                self.since = now
+                log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(exc))
+            self.failures += 1
+            self.backoff = min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
+            self._next_try = now + self.backoff
 
     async def attempt(self, doing: str, call: Callable[..., T], *args: Any) -> T | None:
         """``call(*args)`` in a thread, unless an outage's back-off is still running; None when skipped or failed
@@ -155,13 +159,14 @@ class Outage:
 
     def succeeded(self) -> None:
         """A call went through: ends the outage, if any, with one line giving its duration."""
-        if self.since is None:
-            return
-        log.warning("%s back after %.1f s (%d failed attempts)", self.what, self._clock() - self.since, self.failures)
-        self.since = None
-        self.failures = 0
-        self.backoff = 0.0
-        self._next_try = 0.0
+        with self._lock:
+            if self.since is None:
+                return
+            log.warning("%s back after %.1f s (%d failed attempts)", self.what, self._clock() - self.since, self.failures)
+            self.since = None
+            self.failures = 0
+            self.backoff = 0.0
+            self._next_try = 0.0
 
 
 __all__ = ["EXIT_NOT_TRANSIENT", "Outage", "describe", "is_transient"]

@@ -132,7 +132,7 @@ class ClickHouseSink:
     commit offsets only after ``flush`` returns). ``flush_due`` says when size or
     time calls for a flush. ``clickhouse_outage`` is ClickHouse as its statements
     see it (``.away``); pass ``outage`` to watch it while the schema is made.
-    A retry gives up with ``RetryAbandoned`` once ``should_stop()``.
+    A retry gives up with ``RetryAbandoned`` once ``should_stop()``; it calls ``beat()`` as it waits.
     """
 
     def __init__(
@@ -149,6 +149,7 @@ class ClickHouseSink:
         statement_lock: AbstractContextManager[Any] | None = None,
         outage: Outage | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
@@ -158,6 +159,7 @@ class ClickHouseSink:
         self._client_factory = client_factory
         self._sleep = sleep  # None: time.sleep in slices, watching should_stop; a test's clock takes whole back-offs
         self._should_stop = should_stop
+        self._beat = beat  # at each slice of a back-off: a health probe's heartbeat, a sink waiting on purpose is live
         self.clickhouse_outage = outage or clickhouse_outage(self.dsn)
         # Held around each statement when threads share one ClickHouse (the HTTP API's replay beside its readers:
         # chDB is one engine per process), so others may query between this sink's inserts.
@@ -346,6 +348,7 @@ class ClickHouseSink:
             return self._should_stop()
         deadline = time.monotonic() + seconds
         while not self._should_stop():
+            self._beat()
             left = deadline - time.monotonic()
             if left <= 0:
                 return False

@@ -29,6 +29,10 @@ from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 log = logging.getLogger(__name__)
 
 
+def _still() -> None:
+    """No heartbeat to tell."""
+
+
 class SinkConsumer:
     """Consumes the output topics and the registry topic into a ``ClickHouseSink``.
 
@@ -70,8 +74,11 @@ class SinkConsumer:
         """Ask the loop to finish its batch, flush, commit and return."""
         self._stop = True
 
-    def run(self, *, idle_exit: float | None = None, should_stop: Callable[[], bool] | None = None) -> None:
-        """Consume until stopped (or ``idle_exit`` seconds without messages), then flush, commit and leave the group.
+    def run(
+        self, *, idle_exit: float | None = None, should_stop: Callable[[], bool] | None = None, beat: Callable[[], None] = _still
+    ) -> None:
+        """Consume until stopped (or ``idle_exit`` seconds without messages), then flush, commit and leave the group;
+        ``beat`` on every turn.
 
         A stop while ClickHouse is away raises ``RetryAbandoned`` from the flush (when the sink was given the same
         ``should_stop``): the batch stays uncommitted, for the next sink of the group.
@@ -79,6 +86,7 @@ class SinkConsumer:
         idle_since = time.monotonic()
         try:
             while not self._stop and not (should_stop and should_stop()):
+                beat()
                 messages = self.consumer.consume(num_messages=5_000, timeout=0.5)
                 if messages:
                     idle_since = time.monotonic()
@@ -171,13 +179,13 @@ class SinkConsumer:
             self.kafka_outage.succeeded()
 
 
-def run_sink(consumer: SinkConsumer, stopping: StopRequest | None = None) -> None:
-    """Run until SIGTERM/SIGINT, then flush, commit and return; ``stopping`` bounds the stop (made before the
-    ``ClickHouseSink``, whose retries read it, when ClickHouse may be away). A stop while ClickHouse is away gives
-    the batch up uncommitted and ends the process (75)."""
+def run_sink(consumer: SinkConsumer, stopping: StopRequest | None = None, beat: Callable[[], None] = _still) -> None:
+    """Run until SIGTERM/SIGINT, then flush, commit and return; ``beat`` on every turn of the loop (a health probe's
+    heartbeat). ``stopping`` bounds the stop (made before the ``ClickHouseSink``, whose retries read it, when
+    ClickHouse may be away). A stop while ClickHouse is away gives the batch up uncommitted and ends the process (75)."""
     if stopping is None:
         stopping = StopRequest("Kafka or ClickHouse away?").on_signals()
     try:
-        consumer.run(should_stop=stopping)
+        consumer.run(should_stop=stopping, beat=beat)
     except RetryAbandoned as exc:
         abandon_stop(str(exc))

@@ -41,6 +41,7 @@ from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.health import Health
 from consentflow.lag import committed_offsets, end_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
 from consentflow.outage import Outage
@@ -52,6 +53,7 @@ from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.retention_agenda import RetentionAgenda
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
 from consentflow.streams.subject_table import STATE_STORE_OPTIONS, PickledState, TableStore
+from consentflow.streams.worker_health import keep_beating, report_health
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
 log = logging.getLogger(__name__)
@@ -79,8 +81,8 @@ class WorkerSettings:
     retention_sweep_interval: float = 3600.0  # seconds between ticks that read every subject (RetentionAgenda)
 
 
-def build_app(settings: WorkerSettings) -> faust.App:
-    """The faust app with one agent per subject-keyed input topic."""
+def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.App:
+    """The faust app with one agent per subject-keyed input topic; reporting to ``health`` when given."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -385,6 +387,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
             agenda.ticked(next_due)
 
     app.conf.consentflow_processor = processor  # for introspection in tests
+    if health is not None:
+        report_health(app, health, kafka, settings.bootstrap)
     return app
 
 
@@ -422,11 +426,14 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     return worker
 
 
-def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
-    """Start a worker and block until it is stopped (SIGTERM/SIGINT)."""
+def run_worker(settings: WorkerSettings, loglevel: str = "info", health: Health | None = None) -> None:
+    """Start a worker and block until it is stopped (SIGTERM/SIGINT), telling ``health`` how it goes when given."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     limit_malloc_arenas()  # before faust, librdkafka and RocksDB start their threads
-    faust_worker(build_app(settings), loglevel).execute_from_commandline()
+    worker = faust_worker(build_app(settings, health), loglevel)
+    if health is not None:
+        keep_beating(worker.loop, health)
+    worker.execute_from_commandline()
 
 
 __all__ = ["WorkerSettings", "build_app", "faust_worker", "run_worker"]
