@@ -62,7 +62,7 @@ class BrokerCheck:
             outage.succeeded()
 
     def keep_reporting_to(self, outage: Outage, every: float = CHECK_EVERY) -> threading.Thread:
-        """``report_to(outage)`` every ``every`` seconds in a daemon thread, which then owns ``outage``."""
+        """``report_to(outage)`` every ``every`` seconds in a daemon thread (the sink's consumer shares ``outage``)."""
 
         def loop() -> None:
             while True:

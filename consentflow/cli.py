@@ -365,26 +365,34 @@ def sink(
 ) -> None:
     """Write the output topics and the registry into ClickHouse, committing offsets only after each insert."""
     import logging
+    import os
 
+    from consentflow.bounded_stop import StopRequest, abandon_stop
     from consentflow.broker_check import watch_broker
     from consentflow.codec import make_codec
     from consentflow.health import Health
-    from consentflow.sinks.clickhouse import ClickHouseSink
+    from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     health = start_health(health_port, health_host) or Health()  # without a port, nobody asks: it beats unheard
-    if health_port is not None:
-        watch_broker(health, bootstrap)
+    # One Outage per dependency, whoever notices: the broker check and the consumer say a Kafka outage once.
+    kafka = watch_broker(health, bootstrap) if health_port is not None else None
+    clickhouse = clickhouse_outage(dsn, end_process=os._exit)  # an error no retry outlives: one line, exit 71
+    health.watch(clickhouse)
     _ensure_chdb_dir(dsn)
+    stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
     try:
         # Retries forever while ClickHouse is away: pause, don't crash-loop; live while it waits.
-        target = ClickHouseSink(dsn, database, sleep=health.sleep)
+        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat)
     except ValueError as exc:
         _fail(str(exc))
-    consumer = SinkConsumer(bootstrap, prefix, make_codec(registry_url, prefix), target, group_id=group_id)
+    except RetryAbandoned as exc:
+        abandon_stop(str(exc))
+    codec = make_codec(registry_url, prefix)
+    consumer = SinkConsumer(bootstrap, prefix, codec, target, group_id=group_id, kafka_outage=kafka)
     health.started()  # subscribed
-    run_sink(consumer, beat=health.beat)
+    run_sink(consumer, stopping, beat=health.beat)
 
 
 @main.command()

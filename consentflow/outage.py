@@ -10,6 +10,8 @@ twice whatever its length: when it starts and when it ends, with its duration.
 An error that is not transient (a bug, a refused request) ends the process
 with one line naming it, so a supervisor restarts it rather than a worker
 sitting on a loop that can never succeed [DESIGN: processes never hang].
+The sink's calls to ClickHouse go through an ``Outage`` too, with ClickHouse's
+own test of what is transient (``consentflow.sinks.clickhouse``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -72,17 +75,22 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """``exc`` in one line: librdkafka's code name and text for a ``KafkaException``, else type and message."""
+    """``exc`` in one line: librdkafka's code name and text for a ``KafkaException``, else type and the message's
+    first line (a ClickHouse server's error goes on for a stack trace)."""
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
         error = exc.args[0]
         return f"{error.name()}: {error.str()}"
-    return f"{type(exc).__name__}: {exc}"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 class Outage:
     """One dependency (e.g. "Kafka at 127.0.0.1:9092") as its callers see it: up, or away since when.
 
-    Not thread-safe: the worker's callers share one event loop.
+    ``transient`` says which errors an outage raises (the broker's by default). ``end_process`` ends the process
+    on any other error; None leaves the error to the caller, for a library call in a process that is not ours
+    to end (the embedded runner, the HTTP API's replay). Callers in several threads may share one (the sink's loop
+    and its broker check): an outage still starts and ends once.
     """
 
     def __init__(
@@ -92,16 +100,20 @@ class Outage:
         first_backoff: float = 1.0,
         max_backoff: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        end_process: Callable[[int], object] = os._exit,  # not SystemExit: faust catches it in a timer and goes on
+        end_process: Callable[[int], object] | None = os._exit,  # not SystemExit: faust catches it in a timer
+        transient: Callable[[BaseException], bool] = is_transient,
     ) -> None:
         self.what = what
         self.first_backoff = first_backoff
         self.max_backoff = max_backoff
+        self.transient = transient
         self._clock = clock
         self._exit = end_process
         self.since: float | None = None  # when the current outage started; None while up
         self.failures = 0  # consecutive failed calls in the current outage
+        self.backoff = 0.0  # seconds from the last failed call to the next try
         self._next_try = 0.0
+        self._lock = threading.Lock()  # uncontended on one event loop; two threads must not both log the start
 
     @property
     def away(self) -> bool:
@@ -114,18 +126,23 @@ class Outage:
 
     def failed(self, exc: BaseException, doing: str) -> None:
         """A call made while ``doing`` raised ``exc``: a transient error starts or extends the outage (logged only
-        when it starts); any other ends the process with one line naming it and a non-zero exit."""
-        if not is_transient(exc):
+        when it starts); any other ends the process with one line naming it and a non-zero exit (or, without
+        ``end_process``, is raised again)."""
+        if not self.transient(exc):
+            if self._exit is None:
+                raise exc
             log.critical("%s failed while %s, not transiently: %s; exiting", self.what, doing, describe(exc))
             logging.shutdown()
             self._exit(EXIT_NOT_TRANSIENT)
             return
-        now = self._clock()
-        if self.since is None:
-            self.since = now
-            log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(exc))
-        self.failures += 1
-        self._next_try = now + min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
+        with self._lock:
+            now = self._clock()
+            if self.since is None:
+                self.since = now
+                log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(exc))
+            self.failures += 1
+            self.backoff = min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
+            self._next_try = now + self.backoff
 
     async def attempt(self, doing: str, call: Callable[..., T], *args: Any) -> T | None:
         """``call(*args)`` in a thread, unless an outage's back-off is still running; None when skipped or failed
@@ -142,12 +159,14 @@ class Outage:
 
     def succeeded(self) -> None:
         """A call went through: ends the outage, if any, with one line giving its duration."""
-        if self.since is None:
-            return
-        log.warning("%s back after %.1f s (%d failed attempts)", self.what, self._clock() - self.since, self.failures)
-        self.since = None
-        self.failures = 0
-        self._next_try = 0.0
+        with self._lock:
+            if self.since is None:
+                return
+            log.warning("%s back after %.1f s (%d failed attempts)", self.what, self._clock() - self.since, self.failures)
+            self.since = None
+            self.failures = 0
+            self.backoff = 0.0
+            self._next_try = 0.0
 
 
 __all__ = ["EXIT_NOT_TRANSIENT", "Outage", "describe", "is_transient"]

@@ -3,6 +3,9 @@
 The DSN chooses the engine: ``chdb:///path`` (the default, embedded: the real
 ClickHouse engine in-process, one per process) or ``http(s)://host:port`` for a
 server or cluster. The SQL is the same on both.
+
+While ClickHouse is away every statement is retried with back-off (0.5 s doubling
+to 30 s) through an ``Outage``: one line when it goes away, one when it is back.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import clickhouse_connect
 
+from consentflow.outage import Outage
 from consentflow.sinks.tables import TABLES, Table, extra_ddl
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,10 @@ _CLIENTS: dict[str, Any] = {}
 # ReplacingMergeTree would collapse duplicate keys within each inserted block; every reader already asks with
 # FINAL (redelivery puts duplicates in different blocks anyway), so that pass only costs: a third of chDB's insert time.
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
+# How often a back-off looks whether a stop was asked: a stopping sink must not sleep through its bound.
+_STOP_CHECK_EVERY = 0.25
+# They log a warning at each failed HTTP attempt, then raise it: the Outage says it once per outage instead.
+_ATTEMPT_LOGGERS = ("clickhouse_connect.driver._backend.http_sync", "urllib3.connectionpool")
 
 
 #: Records of one table converted to Arrow together as they arrive. A record just made is still in the CPU's
@@ -71,6 +79,10 @@ class SinkUnavailable(RuntimeError):
     """ClickHouse could not be reached within the retry budget."""
 
 
+class RetryAbandoned(SinkUnavailable):
+    """A stop was asked while ClickHouse was away: the rows not written stay buffered, and nothing says they were."""
+
+
 def check_database_name(name: str) -> str:
     """A database name is an identifier: letters, digits and underscores, nothing to inject."""
     if not _DATABASE_NAME.match(name):
@@ -89,6 +101,13 @@ def check_dsn(dsn: str) -> str:
     raise ValueError(f"ClickHouse DSN {dsn!r} must be chdb:///path (embedded) or http(s)://host:port (server)")
 
 
+def clickhouse_outage(dsn: str, *, end_process: Callable[[int], object] | None = None) -> Outage:
+    """ClickHouse at ``dsn`` as a sink's statements see it: connection trouble waited out with back-off from 0.5 s,
+    logged once per outage. Any other error ends the process with ``end_process`` (71, one line), or without it is
+    raised to the caller (a library call: the embedded runner, the HTTP API's replay)."""
+    return Outage(f"ClickHouse at {dsn}", first_backoff=0.5, end_process=end_process, transient=_transient)
+
+
 def connect(dsn: str) -> Any:
     """A clickhouse-connect client for ``dsn``; one per DSN per process (chDB allows one engine per process)."""
     dsn = check_dsn(dsn)
@@ -98,6 +117,9 @@ def connect(dsn: str) -> Any:
         if opened is not None and dsn.startswith("chdb://"):
             # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
             raise ValueError(f"chDB runs one engine per process: this process already opened {opened}, so not {dsn}")
+        if not dsn.startswith("chdb://"):
+            for name in _ATTEMPT_LOGGERS:
+                logging.getLogger(name).setLevel(logging.ERROR)
         client = _CLIENTS[dsn] = clickhouse_connect.get_client(dsn=dsn)
     return client
 
@@ -108,7 +130,9 @@ class ClickHouseSink:
     ``add`` buffers; ``flush`` inserts everything buffered and returns only once
     ClickHouse holds it, retrying with backoff while it is unreachable (drivers
     commit offsets only after ``flush`` returns). ``flush_due`` says when size or
-    time calls for a flush.
+    time calls for a flush. ``clickhouse_outage`` is ClickHouse as its statements
+    see it (``.away``); pass ``outage`` to watch it while the schema is made.
+    A retry gives up with ``RetryAbandoned`` once ``should_stop()``; it calls ``beat()`` as it waits.
     """
 
     def __init__(
@@ -120,9 +144,12 @@ class ClickHouseSink:
         max_seconds: float = 1.0,
         retry_for: float | None = None,
         client_factory: Callable[[str], Any] = connect,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         create_schema: bool = True,
         statement_lock: AbstractContextManager[Any] | None = None,
+        outage: Outage | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
@@ -130,7 +157,10 @@ class ClickHouseSink:
         self.max_seconds = max_seconds
         self.retry_for = retry_for  # None: retry forever (a worker pauses, it does not crash-loop)
         self._client_factory = client_factory
-        self._sleep = sleep
+        self._sleep = sleep  # None: time.sleep in slices, watching should_stop; a test's clock takes whole back-offs
+        self._should_stop = should_stop
+        self._beat = beat  # at each slice of a back-off: a health probe's heartbeat, a sink waiting on purpose is live
+        self.clickhouse_outage = outage or clickhouse_outage(self.dsn)
         # Held around each statement when threads share one ClickHouse (the HTTP API's replay beside its readers:
         # chDB is one engine per process), so others may query between this sink's inserts.
         self._statement_lock: AbstractContextManager[Any] = statement_lock or nullcontext()
@@ -143,7 +173,7 @@ class ClickHouseSink:
         self._writer: ThreadPoolExecutor | None = None  # flush_behind's thread, started with its first insert
         self._behind: tuple[Future[int], list[tuple[Table, Any]]] | None = None
         if create_schema:  # False for readers: no DDL, so a read-only ClickHouse user can ask too
-            self._with_retry(self._ensure_schema)
+            self._with_retry("creating the schema", self._ensure_schema)
             for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
                 table.to_arrow([])
 
@@ -258,7 +288,7 @@ class ClickHouseSink:
         written = 0
         while taken:
             table, arrow = taken[0]
-            self._with_retry(functools.partial(self._insert, table, arrow))
+            self._with_retry(f"inserting into {table.name}", functools.partial(self._insert, table, arrow))
             written += arrow.num_rows
             del taken[0]
         return written
@@ -286,24 +316,44 @@ class ClickHouseSink:
     def _insert(self, table: Table, arrow: Any) -> None:
         self.client.insert_arrow(table.name, arrow, database=self.database, settings=_INSERT_SETTINGS)
 
-    def _with_retry(self, action: Callable[[], None]) -> None:
-        delay = 0.5
+    def _with_retry(self, doing: str, action: Callable[[], None]) -> None:
+        """``action``, retried while ClickHouse is away until it goes through, the budget (``retry_for``) is spent
+        (``SinkUnavailable``) or a stop is asked (``RetryAbandoned``). Any other error ends the process or is
+        raised, as ``clickhouse_outage`` says."""
+        outage = self.clickhouse_outage
         waited = 0.0
         while True:
             try:
                 with self._statement_lock:
                     action()
-                return
             except Exception as exc:
-                if not _transient(exc):
+                if not outage.transient(exc):
+                    outage.failed(exc, doing)  # one line and the process ends, or (a library's call) raised again
                     raise
                 if self.retry_for is not None and waited >= self.retry_for:
                     raise SinkUnavailable(f"ClickHouse at {self.dsn} unreachable for {waited:.0f} s: {exc}") from exc
-                log.warning("ClickHouse at %s unavailable (%s); retrying in %.1f s, nothing is lost", self.dsn, exc, delay)
+                outage.failed(exc, doing)  # logged when the outage starts, not at each retry
                 self._client = None  # reconnect on the next try
-                self._sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 30.0)
+                if self._stop_asked_within(outage.backoff):
+                    raise RetryAbandoned(f"stop asked while ClickHouse at {self.dsn} is away") from exc
+                waited += outage.backoff
+            else:
+                outage.succeeded()
+                return
+
+    def _stop_asked_within(self, seconds: float) -> bool:
+        """Sleep ``seconds`` of back-off, or until a stop is asked; whether one was."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+            return self._should_stop()
+        deadline = time.monotonic() + seconds
+        while not self._should_stop():
+            self._beat()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, _STOP_CHECK_EVERY))
+        return True
 
     # -- reading -------------------------------------------------------------------------
 
@@ -326,14 +376,17 @@ class ClickHouseSink:
         """Run a statement whose identifiers come from our modules (DDL), retrying while ClickHouse is unreachable;
         ``{db}`` is this sink's database."""
         sql = statement.replace("{db}", f"`{self.database}`")
-        self._with_retry(lambda: self.client.command(sql))
+        self._with_retry("running a statement", lambda: self.client.command(sql))
 
     def insert_now(self, table_name: str, arrow: Any) -> None:
         """Insert a ``pyarrow.Table`` into ``table_name`` of this database now, retrying like ``flush``: for tables
         that are not outputs, which their owner creates with ``command``."""
         if not _DATABASE_NAME.match(table_name):
             raise ValueError(f"table name {table_name!r} is not an identifier")
-        self._with_retry(lambda: self.client.insert_arrow(table_name, arrow, database=self.database, settings=_INSERT_SETTINGS))
+        self._with_retry(
+            f"inserting into {table_name}",
+            lambda: self.client.insert_arrow(table_name, arrow, database=self.database, settings=_INSERT_SETTINGS),
+        )
 
 
 def _key_columns(sorting_key: str) -> list[str]:
@@ -341,7 +394,7 @@ def _key_columns(sorting_key: str) -> list[str]:
     return [name.strip(" ()`") for name in sorting_key.split(",")]
 
 
-def _transient(exc: Exception) -> bool:
+def _transient(exc: BaseException) -> bool:
     """Connection trouble is worth retrying; a bad statement or bad data is not."""
     from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 

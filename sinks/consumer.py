@@ -3,24 +3,27 @@
 Offsets are committed only after ClickHouse holds the batch, so a crash at any
 point redelivers what was not yet written; the tables absorb the redelivery.
 While ClickHouse is unreachable the sink pauses and retries (see
-``ClickHouseSink``): messages wait in Kafka, nothing is lost.
+``ClickHouseSink``): messages wait in Kafka, nothing is lost. A stop asked
+meanwhile gives the batch up uncommitted and ends the process (75); the broker
+away is one line when it goes and one when it is back (``Outage``).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
+from consentflow.bounded_stop import StopRequest, abandon_stop
 from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.outage import Outage, describe, is_transient
+from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
 log = logging.getLogger(__name__)
@@ -31,14 +34,26 @@ def _still() -> None:
 
 
 class SinkConsumer:
-    """Consumes the output topics and the registry topic into a ``ClickHouseSink``."""
+    """Consumes the output topics and the registry topic into a ``ClickHouseSink``.
+
+    ``kafka_outage`` is the broker as the sink's consumer sees it (``.away``), ``sink.clickhouse_outage`` ClickHouse.
+    """
 
     def __init__(
-        self, bootstrap: str, prefix: str, codec: Codec, sink: ClickHouseSink, *, group_id: str = "consentflow-sink"
+        self,
+        bootstrap: str,
+        prefix: str,
+        codec: Codec,
+        sink: ClickHouseSink,
+        *,
+        group_id: str = "consentflow-sink",
+        kafka_outage: Outage | None = None,
     ) -> None:
         self.sink = sink
         self.codec = codec
         self.topics: dict[str, Topic] = {t.name(prefix): t for t in (*OUTPUT_TOPICS, RECIPIENTS)}
+        # Back-off at most 5 s: while away, a probe at each back-off notices the broker back with no message to read.
+        self.kafka_outage = kafka_outage or Outage(f"Kafka at {bootstrap}", max_backoff=5.0)
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -46,6 +61,7 @@ class SinkConsumer:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "fetch.min.bytes": 65536,
+                "error_cb": self._kafka_error,  # the broker away, reported at each reconnection: one line per outage
             }
         )
         self.consumer.subscribe(sorted(self.topics))
@@ -61,27 +77,54 @@ class SinkConsumer:
     def run(
         self, *, idle_exit: float | None = None, should_stop: Callable[[], bool] | None = None, beat: Callable[[], None] = _still
     ) -> None:
-        """Consume until stopped (or ``idle_exit`` seconds without messages), calling ``beat`` on every turn."""
+        """Consume until stopped (or ``idle_exit`` seconds without messages), then flush, commit and leave the group;
+        ``beat`` on every turn.
+
+        A stop while ClickHouse is away raises ``RetryAbandoned`` from the flush (when the sink was given the same
+        ``should_stop``): the batch stays uncommitted, for the next sink of the group.
+        """
         idle_since = time.monotonic()
-        while not self._stop and not (should_stop and should_stop()):
-            beat()
-            messages = self.consumer.consume(num_messages=5_000, timeout=0.5)
-            if messages:
-                idle_since = time.monotonic()
-            for message in messages:
-                self._take(message)
-            if self.sink.flush_due() or (not messages and self.sink.pending):
-                self._flush_and_commit()
-            if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
-                break
-        self._flush_and_commit()
-        self.consumer.close()
+        try:
+            while not self._stop and not (should_stop and should_stop()):
+                beat()
+                messages = self.consumer.consume(num_messages=5_000, timeout=0.5)
+                if messages:
+                    idle_since = time.monotonic()
+                for message in messages:
+                    self._take(message)
+                if self.kafka_outage.away and self.kafka_outage.due():
+                    self._probe_kafka()
+                if self.sink.flush_due() or (not messages and self.sink.pending):
+                    self._flush_and_commit()
+                if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+                    break
+            self._flush_and_commit()
+        finally:
+            self.consumer.close()  # leaves the group (commits nothing): the next sink takes over at once
+
+    def _kafka_error(self, error: KafkaError) -> None:
+        """A consumer error: the broker away starts or extends the outage; a fatal one ends the process (71);
+        any other is logged."""
+        exc = KafkaException(error)
+        if is_transient(exc) or error.fatal():
+            self.kafka_outage.failed(exc, "consuming")
+        else:
+            log.warning("consumer error: %s", describe(exc))
+
+    def _probe_kafka(self) -> None:
+        """Ask the broker for one topic's metadata: the outage ends when it answers, even with nothing to read."""
+        try:
+            self.consumer.list_topics(next(iter(self.topics)), timeout=1.0)
+        except KafkaException as exc:
+            self.kafka_outage.failed(exc, "consuming")
+        else:
+            self.kafka_outage.succeeded()
 
     def _take(self, message: Message) -> None:
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", error)
+                self._kafka_error(error)
             return
         topic = self.topics.get(str(message.topic()))
         value = message.value()
@@ -121,16 +164,28 @@ class SinkConsumer:
 
     def _flush_and_commit(self) -> None:
         if self.sink.pending:
-            self.sink.flush()  # returns only when ClickHouse has the rows
+            self.sink.flush()  # returns only when ClickHouse has the rows; a stop while it is away raises, uncommitted
         try:
             self.consumer.commit(asynchronous=False)
-        except Exception as exc:  # noqa: BLE001 -- nothing to commit yet is not an error
-            if "NO_OFFSET" not in str(exc):
-                log.warning("offset commit failed (the batch will be redelivered and absorbed): %s", exc)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() == KafkaError._NO_OFFSET:  # nothing consumed since the last commit
+                return
+            if is_transient(exc):  # the broker away: the batch is redelivered and absorbed
+                self.kafka_outage.failed(exc, "committing offsets")
+            else:  # e.g. the group rebalanced under the batch
+                log.warning("offset commit failed (the batch will be redelivered and absorbed): %s", describe(exc))
+        else:
+            self.kafka_outage.succeeded()
 
 
-def run_sink(consumer: SinkConsumer, beat: Callable[[], None] = _still) -> None:
-    """Run until SIGTERM/SIGINT, then flush and commit; ``beat`` on every turn of the loop (a health probe's heartbeat)."""
-    signal.signal(signal.SIGTERM, consumer.stop)
-    signal.signal(signal.SIGINT, consumer.stop)
-    consumer.run(beat=beat)
+def run_sink(consumer: SinkConsumer, stopping: StopRequest | None = None, beat: Callable[[], None] = _still) -> None:
+    """Run until SIGTERM/SIGINT, then flush, commit and return; ``beat`` on every turn of the loop (a health probe's
+    heartbeat). ``stopping`` bounds the stop (made before the ``ClickHouseSink``, whose retries read it, when
+    ClickHouse may be away). A stop while ClickHouse is away gives the batch up uncommitted and ends the process (75)."""
+    if stopping is None:
+        stopping = StopRequest("Kafka or ClickHouse away?").on_signals()
+    try:
+        consumer.run(should_stop=stopping, beat=beat)
+    except RetryAbandoned as exc:
+        abandon_stop(str(exc))

@@ -36,6 +36,7 @@ from faust.events import Event
 from faust.types import TP
 from faust.types.tuples import Message
 
+from consentflow.bounded_stop import EXIT_STOP_ABANDONED, STOP_WITHIN, abandon_stop  # noqa: F401 -- the exit status, as before
 from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
@@ -59,10 +60,6 @@ log = logging.getLogger(__name__)
 
 # A partition this long without an event, though its end is further on, has lost one to faust.
 QUIET_FOR = 15.0
-#: Seconds a stopping worker may take (a supervisor's grace period is longer: systemd's default is 90, Kubernetes' 30).
-STOP_WITHIN = 25.0
-#: Exit status of a worker that abandoned its stop (EX_TEMPFAIL): its uncommitted batch goes to the next worker.
-EXIT_STOP_ABANDONED = 75
 #: Subjects a retention tick reads per hold of the batch lock: a sweep over a million states must let batches run.
 TICK_CHUNK = 2_000
 
@@ -413,10 +410,7 @@ class BoundedStopWorker(faust.Worker):
 
 
 def _abandon_stop() -> None:
-    log.critical("stop not finished in %.0f s (broker away?); exiting, the uncommitted batch is redelivered", STOP_WITHIN)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    os._exit(EXIT_STOP_ABANDONED)
+    abandon_stop(f"stop not finished in {STOP_WITHIN:.0f} s (broker away?)")
 
 
 def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:

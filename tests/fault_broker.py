@@ -57,14 +57,15 @@ DIGESTS = (
 
 
 class SinkProcess:
-    """``consentflow sink`` as a subprocess into a chDB folder of its own."""
+    """``consentflow sink`` as a subprocess into a chDB folder of its own (or into ``dsn``)."""
 
-    def __init__(self, pipeline: Pipeline, name: str) -> None:
+    def __init__(self, pipeline: Pipeline, name: str, dsn: str | None = None) -> None:
         self.pipeline = pipeline
-        self.dsn = f"chdb://{pipeline.tmp / (name + '-chdb')}"
+        self.dsn = dsn or f"chdb://{pipeline.tmp / (name + '-chdb')}"
         self.database = f"{pipeline.prefix}_{name}"
         self.group_id = f"{pipeline.prefix}-sink"
-        log = open(pipeline.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
+        self.log_path = pipeline.tmp / f"{name}.log"
+        log = open(self.log_path, "wb")  # noqa: SIM115 -- lives as long as the process
         command = ["consentflow.cli", "sink", "--bootstrap", pipeline.bootstrap, "--prefix", pipeline.prefix]
         command += ["--dsn", self.dsn, "--database", self.database, "--group-id", self.group_id]
         self.process = subprocess.Popen(

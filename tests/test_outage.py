@@ -117,3 +117,13 @@ def test_a_lag_call_to_a_port_nothing_listens_on_is_waited_out(caplog: pytest.Lo
     assert exits == [] and outage.away
     assert len(calls) == 1, "the ticks within the back-off do not call the broker"
     assert len([r for r in caplog.records if r.name == "consentflow.outage"]) == 1
+
+
+def test_without_end_process_an_error_that_is_not_transient_is_the_callers(caplog: pytest.LogCaptureFixture) -> None:
+    """A library call (the embedded runner's ClickHouse) raises it: the process is not the outage's to end."""
+    outage = Outage("ClickHouse at chdb:///x", end_process=None, transient=lambda exc: isinstance(exc, OSError))
+    outage.failed(ConnectionRefusedError(), "inserting")  # transient by the test given
+    assert outage.away
+    with pytest.raises(ValueError, match="bad statement"):
+        outage.failed(ValueError("bad statement\nStack trace: ..."), "inserting")
+    assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
