@@ -354,10 +354,12 @@ def sink(bootstrap: str, prefix: str, dsn: str, database: str, group_id: str, re
     import logging
 
     from consentflow.codec import make_codec
+    from consentflow.quiet_logs import quiet_client_logs
     from consentflow.sinks.clickhouse import ClickHouseSink
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_client_logs()  # librdkafka's repeated lines while the broker is away: the first, then a count
     _ensure_chdb_dir(dsn)
     try:
         target = ClickHouseSink(dsn, database)  # retries forever while ClickHouse is away: pause, don't crash-loop

@@ -20,6 +20,7 @@ from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.kafka_clients import client_config
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
@@ -36,13 +37,15 @@ class SinkConsumer:
         self.codec = codec
         self.topics: dict[str, Topic] = {t.name(prefix): t for t in (*OUTPUT_TOPICS, RECIPIENTS)}
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.min.bytes": 65536,
-            }
+            client_config(
+                bootstrap,
+                {
+                    "group.id": group_id,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "fetch.min.bytes": 65536,
+                },
+            )
         )
         self.consumer.subscribe(sorted(self.topics))
         self.gate = Gate()  # the registry is an input topic: its records pass the gate, as in a replay
