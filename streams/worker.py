@@ -149,6 +149,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
     kafka = Outage(f"Kafka at {settings.bootstrap}")
     awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
     uncommitted: set[Partition] = set()  # assigned input partitions on which the group has committed nothing yet
+    background: set[asyncio.Future[None]] = set()  # tasks started by a callback, kept from the garbage collector
 
     async def persist() -> None:
         """Outputs first, acknowledged by the broker; then the states changed since the last call, in the changelog."""
@@ -248,6 +249,10 @@ def build_app(settings: WorkerSettings) -> faust.App:
         mine = [(tp.topic, tp.partition) for assigned in assignment for tp in assigned if tp.topic in input_topics]
         awaiting_committed.update(mine)
         await expect_committed()  # during an outage, the next tick of read_back_quiet_partitions tries again
+        if uncommitted:  # once the assignment completes, before faust's first commit; the 1 s timer retries
+            starting = asyncio.ensure_future(commit_where_partitions_start())
+            background.add(starting)
+            starting.add_done_callback(background.discard)
         if mine:
             agenda.reassigned()  # their subjects' retention actions are not in what the ticks have found
 
