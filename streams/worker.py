@@ -277,7 +277,6 @@ def build_app(settings: WorkerSettings) -> faust.App:
             else:
                 uncommitted.add(partition)
 
-    @app.timer(interval=1.0)
     async def commit_where_partitions_start() -> None:
         """Commit the start of each assigned input partition the group has committed nothing on.
 
@@ -298,6 +297,11 @@ def build_app(settings: WorkerSettings) -> faust.App:
             kafka.failed(exc, "committing where partitions start")
             return
         uncommitted.difference_update(wanted)  # committed now, or by faust since
+
+    @app.timer(interval=1.0)
+    async def retry_committing_where_partitions_start() -> None:
+        """What ``follow`` could not commit of where its partitions start (the broker away, a rebalance), again."""
+        await commit_where_partitions_start()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def unfollow(sender: Any, *revocation: Any, signal: Any, **kwargs: Any) -> None:
