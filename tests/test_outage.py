@@ -35,6 +35,7 @@ def kafka_error(code: int) -> KafkaException:
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
     ],
 )
 def test_a_broker_away_or_handing_over_leadership_is_transient(code: int) -> None:
