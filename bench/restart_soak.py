@@ -7,7 +7,8 @@ Run against a broker of its own, never the shared one (it restarts it):
 Produces a generated dataset in ``rounds + 1`` slices to fresh topics. One worker starts on the first
 slice; each round restarts the broker (``deploy/kafka.sh restart``), produces the next slice, and waits
 until the worker's group has committed every input. A round counts when the same worker process
-caught up; the script prints the count and each round's catch-up time, and exits non-zero on a miss.
+caught up; the script prints the count, each round's catch-up time and the lines its worker logged in that
+round (the outage, quiet or not: ``consentflow.quiet_logs``), and exits non-zero on a miss.
 """
 
 from __future__ import annotations
@@ -86,17 +87,24 @@ def main() -> int:
         start_new_session=True,
     )
     passed = 0
+    logged: list[int] = []
+
+    def log_lines() -> int:
+        return (tmp / "worker.log").read_bytes().count(b"\n")
+
     try:
         if caught_up(worker) is None:
             print(f"the worker did not catch up on the first slice; see {tmp}/worker.log")
             return 1
         for round_ in range(1, args.rounds + 1):
+            lines_before = log_lines()
             subprocess.run(["bash", str(KAFKA_SH), "restart"], env=env, check=True, capture_output=True, timeout=180)
             produce(slices[round_])
             took = caught_up(worker)
             alive = worker.poll() is None
+            logged.append(log_lines() - lines_before)
             outcome = "MISSED" if took is None else f"caught up in {took:.1f} s"
-            print(f"round {round_}: {outcome}, worker alive: {alive}", flush=True)
+            print(f"round {round_}: {outcome}, worker alive: {alive}, log lines: {logged[-1]}", flush=True)
             if took is None or not alive:
                 break
             passed += 1
@@ -105,6 +113,8 @@ def main() -> int:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(60)
     print(f"{passed} of {args.rounds} restarts survived by the same worker (log: {tmp}/worker.log)")
+    if logged:
+        print(f"worker log lines per round: {sum(logged) / len(logged):.0f} on average, {max(logged)} at most")
     return 0 if passed == args.rounds else 1
 
 

@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # exported, untyped
 from confluent_kafka.cimpl import NewTopic
 
+from consentflow.kafka_clients import client_config
 from consentflow.topics import ALL_TOPICS, Topic, TopicRole
 
 _LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # what wait_until_served asks each partition's leader for
@@ -55,7 +56,7 @@ def create_topics(
         raise ValueError(f"partitions must be at least 1, got {partitions}")
     if replication_factor < 1:
         raise ValueError(f"replication factor must be at least 1, got {replication_factor}")
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(client_config(bootstrap_servers))
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:

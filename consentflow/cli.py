@@ -371,10 +371,12 @@ def sink(
     from consentflow.broker_check import watch_broker
     from consentflow.codec import make_codec
     from consentflow.health import Health
+    from consentflow.quiet_logs import quiet_client_logs
     from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_client_logs()  # librdkafka's repeated lines while the broker is away: the first, then a count
     health = start_health(health_port, health_host) or Health()  # without a port, nobody asks: it beats unheard
     # One Outage per dependency, whoever notices: the broker check and the consumer say a Kafka outage once.
     kafka = watch_broker(health, bootstrap) if health_port is not None else None

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from consentflow.kafka_clients import client_config
+
 
 def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
     """High watermark of every partition of ``topics``.
@@ -13,7 +15,7 @@ def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) ->
     Raises ``KafkaException`` when the broker cannot answer (``consentflow.outage`` says whether
     that is transient) and ``KeyError`` when a topic does not exist.
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "consentflow-lag-probe", "enable.auto.commit": False})
+    consumer = Consumer(client_config(bootstrap, {"group.id": "consentflow-lag-probe", "enable.auto.commit": False}))
     try:
         ends: dict[tuple[str, int], int] = {}
         for topic in topics:
@@ -30,11 +32,23 @@ def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) ->
         consumer.close()
 
 
+def start_offsets(bootstrap: str, partitions: Iterable[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """Low watermark of each of ``partitions``: where a group that committed nothing starts (``auto.offset.reset=earliest``)."""
+    consumer = Consumer(client_config(bootstrap, {"group.id": "consentflow-lag-probe", "enable.auto.commit": False}))
+    try:
+        return {
+            (topic, partition): consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[0]
+            for topic, partition in partitions
+        }
+    finally:
+        consumer.close()
+
+
 def committed_offsets(
     bootstrap: str, group_id: str, partitions: Iterable[tuple[str, int]], timeout: float = 10.0
 ) -> dict[tuple[str, int], int | None]:
     """The offset ``group_id`` committed on each partition (None where it committed nothing)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    consumer = Consumer(client_config(bootstrap, {"group.id": group_id, "enable.auto.commit": False}))
     try:
         committed = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in committed}

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from aiokafka.errors import KafkaError as AIOKafkaError
 from confluent_kafka import KafkaError, KafkaException
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ _TRANSIENT_CODES = frozenset(
         KafkaError.COORDINATOR_NOT_AVAILABLE,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError.UNKNOWN_TOPIC_OR_PART,  # a restarted broker serves metadata before it has loaded every log
+        KafkaError._UNKNOWN_PARTITION,  # the same, seen by librdkafka's metadata cache (bench/restart_soak.py, round 4)
         KafkaError.NOT_ENOUGH_REPLICAS,
         KafkaError.KAFKA_STORAGE_ERROR,
     }
@@ -63,9 +65,12 @@ def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is the kind of error a broker outage or restart raises, which a later retry outlives.
 
     A ``KafkaException`` is transient when its code says the broker is away or
-    moving leadership, or librdkafka marks it retriable; a timeout or a
-    refused or reset connection is transient; anything else is not.
+    moving leadership, or librdkafka marks it retriable; so is an error aiokafka
+    (faust's client) marks retriable; a timeout or a refused or reset connection
+    is transient; anything else is not.
     """
+    if isinstance(exc, AIOKafkaError):
+        return bool(exc.retriable)
     if isinstance(exc, KafkaException):
         error = exc.args[0] if exc.args else None
         if not isinstance(error, KafkaError):

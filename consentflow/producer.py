@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from consentflow.codec import Codec, make_codec
 from consentflow.events import Event
 from consentflow.gate import Gate
+from consentflow.kafka_clients import client_config
 from consentflow.ledger import micros
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,7 @@ class EventProducer:
     ) -> None:
         self.codec = codec or make_codec(prefix=prefix)
         self.prefix = prefix
-        settings: dict[str, Any] = {
-            "bootstrap.servers": bootstrap_servers,
+        defaults = {
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 20,
@@ -62,7 +62,7 @@ class EventProducer:
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
         }
-        settings.update(config or {})
+        settings = client_config(bootstrap_servers, {**defaults, **(config or {})})
         self._producer = Producer(settings)
         self._gate = Gate()
         self._failures: list[tuple[str, str, str]] = []

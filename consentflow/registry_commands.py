@@ -36,6 +36,7 @@ def registry_load(
 
     from consentflow.codec import make_codec
     from consentflow.errors import ContractError
+    from consentflow.kafka_clients import client_config
     from consentflow.producer import DeliveryError, EventProducer
     from consentflow.registry_file import RegistryFileError, load_registry_file
     from consentflow.run_progress import run_with_progress
@@ -56,7 +57,7 @@ def registry_load(
         return
     topic = RECIPIENTS.name(prefix)
     try:
-        existing = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+        existing = AdminClient(client_config(bootstrap)).list_topics(timeout=10).topics
     except KafkaException as exc:
         _fail(f"Kafka at {bootstrap} did not answer: {exc.args[0]}")
     if topic not in existing:  # the compacted topic must exist: producing would auto-create a plain one

@@ -22,6 +22,7 @@ from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.kafka_clients import client_config
 from consentflow.outage import Outage, describe, is_transient
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
@@ -55,14 +56,16 @@ class SinkConsumer:
         # Back-off at most 5 s: while away, a probe at each back-off notices the broker back with no message to read.
         self.kafka_outage = kafka_outage or Outage(f"Kafka at {bootstrap}", max_backoff=5.0)
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.min.bytes": 65536,
-                "error_cb": self._kafka_error,  # the broker away, reported at each reconnection: one line per outage
-            }
+            client_config(
+                bootstrap,
+                {
+                    "group.id": group_id,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "fetch.min.bytes": 65536,
+                    "error_cb": self._kafka_error,  # the broker away, reported at each reconnection: one line per outage
+                },
+            )
         )
         self.consumer.subscribe(sorted(self.topics))
         self.gate = Gate()  # the registry is an input topic: its records pass the gate, as in a replay

@@ -12,6 +12,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from consentflow.kafka_clients import client_config
+
 
 def range_consumer(bootstrap: str, group_id: str) -> Consumer:
     """A consumer for ``messages_in``: assigned, never joined to ``group_id`` (librdkafka wants one), never committing.
@@ -21,14 +23,16 @@ def range_consumer(bootstrap: str, group_id: str) -> Consumer:
     64 KiB cost half a second, and held the connection as long after each partition's end.
     """
     return Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "fetch.min.bytes": 65536,
-            "fetch.wait.max.ms": 50,
-        }
+        client_config(
+            bootstrap,
+            {
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.min.bytes": 65536,
+                "fetch.wait.max.ms": 50,
+            },
+        )
     )
 
 

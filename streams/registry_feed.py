@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from consentflow.codec import Codec
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.kafka_clients import client_config
 from consentflow.recipients import RecipientRegistry, RecipientVersion
 from consentflow.topics import RECIPIENTS
 
@@ -35,7 +36,7 @@ class RegistryFeed:
         self.errors = 0
         self.gate = Gate()
         self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": "consentflow-registry-feed", "enable.auto.commit": False}
+            client_config(bootstrap, {"group.id": "consentflow-registry-feed", "enable.auto.commit": False})
         )
         self._assigned = False
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from faust.events import Event
 from faust.types import TP
 from faust.types.tuples import Message
@@ -42,16 +43,18 @@ from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
 from consentflow.health import Health
-from consentflow.lag import committed_offsets, end_offsets
+from consentflow.lag import committed_offsets, end_offsets, start_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
 from consentflow.outage import Outage
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
+from consentflow.quiet_logs import quiet_client_logs
 from consentflow.retention import earliest
 from consentflow.state import SubjectState
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.retention_agenda import RetentionAgenda
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
+from consentflow.streams.starting_offsets import commit_starting_offsets
 from consentflow.streams.subject_table import STATE_STORE_OPTIONS, PickledState, TableStore
 from consentflow.streams.worker_health import keep_beating, report_health
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
@@ -144,6 +147,8 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
     # together: one line when it starts, one when it ends, and no call until the back-off has passed.
     kafka = Outage(f"Kafka at {settings.bootstrap}")
     awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
+    uncommitted: set[Partition] = set()  # assigned input partitions on which the group has committed nothing yet
+    background: set[asyncio.Future[None]] = set()  # tasks started by a callback, kept from the garbage collector
 
     async def persist() -> None:
         """Outputs first, acknowledged by the broker; then the states changed since the last call, in the changelog."""
@@ -243,6 +248,10 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         mine = [(tp.topic, tp.partition) for assigned in assignment for tp in assigned if tp.topic in input_topics]
         awaiting_committed.update(mine)
         await expect_committed()  # during an outage, the next tick of read_back_quiet_partitions tries again
+        if uncommitted:  # once the assignment completes, before faust's first commit; the 1 s timer retries
+            starting = asyncio.ensure_future(commit_where_partitions_start())
+            background.add(starting)
+            starting.add_done_callback(background.discard)
         if mine:
             agenda.reassigned()  # their subjects' retention actions are not in what the ticks have found
 
@@ -264,6 +273,34 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         for partition, offset in committed.items():
             if offset is not None:
                 continuity.expect(partition, offset, now)
+            else:
+                uncommitted.add(partition)
+
+    async def commit_where_partitions_start() -> None:
+        """Commit the start of each assigned input partition the group has committed nothing on.
+
+        Kafka's consumer-group view then counts its whole backlog as lag from the moment it is
+        assigned, not "-" until its first batch completes (``streams/starting_offsets.py``).
+        """
+        if not uncommitted or kafka.away:  # during an outage aiokafka's commit would wait for the broker
+            return
+        wanted = sorted(uncommitted)
+        starts = await kafka.attempt("reading where partitions start", start_offsets, settings.bootstrap, wanted)
+        if starts is None:
+            return
+        try:
+            await commit_starting_offsets(app.consumer, {TP(*partition): offset for partition, offset in starts.items()})
+        except (CommitFailedError, IllegalStateError):
+            return  # the group rebalanced meanwhile: the next assignment says which partitions are still ours
+        except Exception as exc:  # noqa: BLE001 -- Outage decides: wait out a transient error, exit on any other
+            kafka.failed(exc, "committing where partitions start")
+            return
+        uncommitted.difference_update(wanted)  # committed now, or by faust since
+
+    @app.timer(interval=1.0)
+    async def retry_committing_where_partitions_start() -> None:
+        """What ``follow`` could not commit of where its partitions start (the broker away, a rebalance), again."""
+        await commit_where_partitions_start()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def unfollow(sender: Any, *revocation: Any, signal: Any, **kwargs: Any) -> None:
@@ -271,6 +308,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         gone = [(tp.topic, tp.partition) for revoked in revocation for tp in revoked]
         continuity.forget(gone)
         awaiting_committed.difference_update(gone)
+        uncommitted.difference_update(gone)
 
     @app.timer(interval=5.0)
     async def read_back_quiet_partitions() -> None:
@@ -407,6 +445,11 @@ class BoundedStopWorker(faust.Worker):
         timer.daemon = True
         timer.start()
         await super().on_stop()
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        """Configure the root logger as faust does, then hold back the Kafka clients' repeated lines [quiet logs]."""
+        super().on_setup_root_logger(logger, level)
+        quiet_client_logs(logger)
 
 
 def _abandon_stop() -> None:

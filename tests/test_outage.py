@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiokafka.errors as aiokafka_errors
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
@@ -34,6 +35,7 @@ def kafka_error(code: int) -> KafkaException:
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
     ],
 )
 def test_a_broker_away_or_handing_over_leadership_is_transient(code: int) -> None:
@@ -56,6 +58,13 @@ def test_a_refusal_or_a_bug_is_not_transient(exc: BaseException) -> None:
 
 def test_timeouts_and_refused_connections_are_transient() -> None:
     assert is_transient(TimeoutError("no answer")) and is_transient(ConnectionRefusedError())
+
+
+def test_aiokafkas_retriable_errors_are_transient_and_its_others_are_not() -> None:
+    """faust's own client (the worker commits where partitions start through it) marks its errors itself."""
+    assert is_transient(aiokafka_errors.NodeNotReadyError("node 1"))
+    assert is_transient(aiokafka_errors.KafkaConnectionError("refused"))
+    assert not is_transient(aiokafka_errors.GroupAuthorizationFailedError())
 
 
 def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
