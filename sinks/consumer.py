@@ -20,6 +20,7 @@ from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.group_membership import SESSION_TIMEOUT, librdkafka_membership
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
@@ -34,7 +35,14 @@ class SinkConsumer:
     """Consumes the output topics and the registry topic into a ``ClickHouseSink``."""
 
     def __init__(
-        self, bootstrap: str, prefix: str, codec: Codec, sink: ClickHouseSink, *, group_id: str = "consentflow-sink"
+        self,
+        bootstrap: str,
+        prefix: str,
+        codec: Codec,
+        sink: ClickHouseSink,
+        *,
+        group_id: str = "consentflow-sink",
+        session_timeout: float = SESSION_TIMEOUT,
     ) -> None:
         self.sink = sink
         self.codec = codec
@@ -46,6 +54,9 @@ class SinkConsumer:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "fetch.min.bytes": 65536,
+                # A killed sink's partitions move when its session expires (librdkafka's default: 45 s); a stopped
+                # one leaves the group in close(), as a dynamic member (no group.instance.id: group_membership).
+                **librdkafka_membership(session_timeout),
             }
         )
         self.consumer.subscribe(sorted(self.topics))
