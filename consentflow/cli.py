@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from consentflow.errors import ContractError
+from consentflow.group_membership import SESSION_TIMEOUT
 from consentflow.health_options import health_options, start_health
 from consentflow.instant_option import INSTANT
 
@@ -21,6 +22,15 @@ DEFAULT_PREFIX = os.environ.get("CONSENTFLOW_TOPIC_PREFIX", "consentflow")
 REGISTRY_URL = os.environ.get("CONSENTFLOW_SCHEMA_REGISTRY_URL") or None
 DEFAULT_DSN = os.environ.get("CONSENTFLOW_CLICKHOUSE_DSN", f"chdb://{Path.cwd() / 'out' / 'chdb'}")
 DEFAULT_DATABASE = os.environ.get("CONSENTFLOW_DATABASE", "consentflow")
+# The worker's and the sink's: how long a killed one's partitions wait for another (consentflow.group_membership).
+SESSION_TIMEOUT_OPTION = click.option(
+    "--session-timeout",
+    type=click.FloatRange(min=1.0),
+    default=SESSION_TIMEOUT,
+    show_default=True,
+    help="Seconds without a heartbeat before the group gives a killed process's partitions to the others "
+    "(the broker accepts 6 to 1800 by default; a stopped one hands them over at once).",
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -308,6 +318,7 @@ def _print_overview(sink: Any, as_json: bool = False) -> None:
     "other ticks read only the subjects events changed.",
 )
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@SESSION_TIMEOUT_OPTION
 @click.option("--loglevel", default="warning", show_default=True)
 @health_options
 def worker(
@@ -321,6 +332,7 @@ def worker(
     retention_interval: float,
     retention_sweep_interval: float,
     registry_url: str | None,
+    session_timeout: float,
     loglevel: str,
     health_port: int | None,
     health_host: str,
@@ -339,6 +351,7 @@ def worker(
         registry_url=registry_url,
         retention_interval=retention_interval,
         retention_sweep_interval=retention_sweep_interval,
+        session_timeout=session_timeout,
     )
     health = start_health(health_port, health_host)
     sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
@@ -352,6 +365,7 @@ def worker(
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 @click.option("--group-id", default="consentflow-sink", show_default=True)
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@SESSION_TIMEOUT_OPTION
 @health_options
 def sink(
     bootstrap: str,
@@ -360,6 +374,7 @@ def sink(
     database: str,
     group_id: str,
     registry_url: str | None,
+    session_timeout: float,
     health_port: int | None,
     health_host: str,
 ) -> None:
@@ -392,7 +407,9 @@ def sink(
     except RetryAbandoned as exc:
         abandon_stop(str(exc))
     codec = make_codec(registry_url, prefix)
-    consumer = SinkConsumer(bootstrap, prefix, codec, target, group_id=group_id, kafka_outage=kafka)
+    consumer = SinkConsumer(
+        bootstrap, prefix, codec, target, group_id=group_id, kafka_outage=kafka, session_timeout=session_timeout
+    )
     health.started()  # subscribed
     run_sink(consumer, stopping, beat=health.beat)
 

@@ -22,6 +22,7 @@ from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.group_membership import SESSION_TIMEOUT, librdkafka_membership
 from consentflow.kafka_clients import client_config
 from consentflow.outage import Outage, describe, is_transient
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
@@ -49,6 +50,7 @@ class SinkConsumer:
         *,
         group_id: str = "consentflow-sink",
         kafka_outage: Outage | None = None,
+        session_timeout: float = SESSION_TIMEOUT,
     ) -> None:
         self.sink = sink
         self.codec = codec
@@ -64,6 +66,9 @@ class SinkConsumer:
                     "auto.offset.reset": "earliest",
                     "fetch.min.bytes": 65536,
                     "error_cb": self._kafka_error,  # the broker away, reported at each reconnection: one line per outage
+                    # A killed sink's partitions move when its session expires (librdkafka's default: 45 s); a stopped
+                    # one leaves the group in close(), as a dynamic member (no group.instance.id: group_membership).
+                    **librdkafka_membership(session_timeout),
                 },
             )
         )

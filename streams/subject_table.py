@@ -170,6 +170,12 @@ class TableStore:
             if topic == changelog and partition in assigned:
                 data.set_persisted_offset(TP(topic, partition), offset)
 
+    def forget_cached(self) -> None:
+        """Forget the cached states but those not written yet, when partitions are revoked: a partition that comes
+        back may have been changed by another worker meanwhile, and its states must then be read from the table
+        faust recovered, not from this cache."""
+        self._cache = OrderedDict((subject_id, self._cache[subject_id]) for subject_id in self._dirty)
+
     def _remember(self, subject_id: str, state: SubjectState) -> None:
         self._cache[subject_id] = state
         self._cache.move_to_end(subject_id)

@@ -42,6 +42,7 @@ from consentflow.codec import Codec, make_codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
 from consentflow.gate import Gate
+from consentflow.group_membership import SESSION_TIMEOUT, heartbeat_interval
 from consentflow.health import Health
 from consentflow.lag import committed_offsets, end_offsets, start_offsets
 from consentflow.malloc_arenas import limit_malloc_arenas
@@ -82,6 +83,7 @@ class WorkerSettings:
     registry_url: str | None = None
     retention_interval: float = 30.0
     retention_sweep_interval: float = 3600.0  # seconds between ticks that read every subject (RetentionAgenda)
+    session_timeout: float = SESSION_TIMEOUT  # a killed worker's partitions move after this (group_membership)
 
 
 def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.App:
@@ -97,8 +99,10 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         table_standby_replicas=0,
         web_enabled=False,
         stream_wait_empty=True,  # on SIGTERM, finish and commit the batch in hand
-        broker_session_timeout=10,  # a killed worker's partitions move within seconds
-        broker_heartbeat_interval=1,
+        # A killed worker's partitions move when its session expires; a stopped one leaves the group (LeaveGroup,
+        # a dynamic member: no consumer_group_instance_id, see consentflow.group_membership).
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=heartbeat_interval(settings.session_timeout),
         producer_acks=-1,
         broker_commit_every=settings.batch_size,
         broker_commit_interval=1.0,
@@ -307,6 +311,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         """Stop following revoked partitions: another worker moves them on."""
         gone = [(tp.topic, tp.partition) for revoked in revocation for tp in revoked]
         continuity.forget(gone)
+        store.forget_cached()  # a revoked partition may come back changed by another worker
         awaiting_committed.difference_update(gone)
         uncommitted.difference_update(gone)
 
@@ -396,6 +401,8 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         them all when the agenda says an action may have fallen due (``RetentionAgenda``),
         a chunk at a time so that batches go on between chunks.
         """
+        if app.rebalancing:
+            return  # faust is still recovering the assigned partitions' states: the sweep waits for all of them
         if watermark[0] is None:
             # A worker restarted on states whose last events were all processed before it
             # came still owes their ticks (a predecessor killed before its next tick issued no
@@ -406,6 +413,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
             if watermark[0] is None:
                 return
         clock = watermark[0]
+        rebalances = app.rebalancing_count
         sweep = agenda.sweep_due(clock, time.monotonic())
         touched = store.take_touched()  # a sweep visits these with every other subject
         subjects: Iterator[tuple[str, int | None]] = store.held_subjects() if sweep else iter(touched)
@@ -420,6 +428,8 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
             next_due = earliest(next_due, tick.next_due)
         if sweep:
             agenda.swept(next_due, time.monotonic())
+            if app.rebalancing_count != rebalances:
+                agenda.reassigned()  # partitions were assigned during the sweep: the next tick sweeps them too
             log.info("retention sweep at %s: read %d subjects, emitted %d records", clock.isoformat(), read, emitted)
         else:
             agenda.ticked(next_due)

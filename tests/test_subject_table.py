@@ -1,4 +1,5 @@
-"""The subject table's value codec: states pickled without faust's base64 layer, and the old base64 form still read."""
+"""The subject table: its value codec (states pickled without faust's base64 layer, the old base64 form still read),
+and its cache across rebalances."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from faust.serializers import codecs
 
 from consentflow.processor import Processor
 from consentflow.state import SubjectState
-from consentflow.streams.subject_table import PickledState, StateCodec
+from consentflow.streams.subject_table import PartitionWrite, PickledState, StateCodec, TableStore
 from tests.samples import input_events
 
 
@@ -40,3 +41,21 @@ def test_states_written_by_fausts_pickle_codec_still_load() -> None:
 
 def test_the_subject_table_uses_the_state_codec() -> None:
     assert isinstance(codecs.get_codec(PickledState._options.serializer), StateCodec)
+
+
+def test_a_revocation_forgets_cached_states_but_those_not_written_yet() -> None:
+    """A partition that comes back may have been changed by another worker: its states are read from the table again
+    (faust recovered them there), while a state changed in the batch in hand stays until the batch writes it."""
+    mine, theirs = _a_state(), _a_state()
+    table = {mine.subject_id: mine}  # the table's store, a plain mapping here (``get`` is all the cache reads)
+    store = TableStore(table, changelog=None)  # type: ignore[arg-type]  # nothing is written to a changelog
+    assert store.get(mine.subject_id) is mine
+    table[mine.subject_id] = theirs  # the partition went to another worker, which changed the state, and came back
+    store.forget_cached()
+    assert store.get(mine.subject_id) is theirs
+
+    pending = _a_state()
+    store.current = PartitionWrite("topic", 0)
+    store.put(pending)  # changed in the batch in hand: written at its end
+    store.forget_cached()
+    assert store.get(pending.subject_id) is pending
