@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from consentflow.errors import ContractError
-from consentflow.group_membership import SESSION_TIMEOUT
+from consentflow.group_membership import MAX_SESSION_TIMEOUT, SESSION_TIMEOUT
 from consentflow.health_options import health_options, start_health
 from consentflow.instant_option import INSTANT
 
@@ -25,7 +25,7 @@ DEFAULT_DATABASE = os.environ.get("CONSENTFLOW_DATABASE", "consentflow")
 # The worker's and the sink's: how long a killed one's partitions wait for another (consentflow.group_membership).
 SESSION_TIMEOUT_OPTION = click.option(
     "--session-timeout",
-    type=click.FloatRange(min=1.0),
+    type=click.FloatRange(min=1.0, max=MAX_SESSION_TIMEOUT),
     default=SESSION_TIMEOUT,
     show_default=True,
     help="Seconds without a heartbeat before the group gives a killed process's partitions to the others "
@@ -35,6 +35,18 @@ SESSION_TIMEOUT_OPTION = click.option(
 
 def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
+
+
+def _check_session_accepted(bootstrap: str, session_timeout: float) -> None:
+    """End a worker or sink the broker would refuse, with one line and the status of an error no retry outlives."""
+    from consentflow.group_membership import SessionRefused, check_session_timeout
+    from consentflow.outage import EXIT_NOT_TRANSIENT
+
+    try:
+        check_session_timeout(bootstrap, session_timeout)
+    except SessionRefused as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_NOT_TRANSIENT)
 
 
 @click.group()
@@ -353,6 +365,7 @@ def worker(
         retention_sweep_interval=retention_sweep_interval,
         session_timeout=session_timeout,
     )
+    _check_session_accepted(bootstrap, session_timeout)
     health = start_health(health_port, health_host)
     sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
     run_worker(settings, loglevel, health)
@@ -398,6 +411,7 @@ def sink(
     clickhouse = clickhouse_outage(dsn, end_process=os._exit)  # an error no retry outlives: one line, exit 71
     health.watch(clickhouse)
     _ensure_chdb_dir(dsn)
+    _check_session_accepted(bootstrap, session_timeout)
     stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
     try:
         # Retries forever while ClickHouse is away: pause, don't crash-loop; live while it waits.

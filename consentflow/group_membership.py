@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from confluent_kafka import ConsumerGroupState, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
+
+from consentflow.kafka_clients import client_config
 
 #: Seconds without a heartbeat before the broker gives a member's partitions to the others.
 SESSION_TIMEOUT: Final = 6.0
@@ -38,6 +40,42 @@ def librdkafka_membership(session_timeout: float = SESSION_TIMEOUT) -> dict[str,
         "session.timeout.ms": round(session_timeout * 1000),
         "heartbeat.interval.ms": round(heartbeat_interval(session_timeout) * 1000),
     }
+
+
+#: librdkafka's bound: a session no longer than ``max.poll.interval.ms`` (300 s by default, as aiokafka's).
+MAX_SESSION_TIMEOUT: Final = 300.0
+
+
+class SessionRefused(ValueError):
+    """The broker's group settings refuse the session timeout asked for: no retry can outlive that."""
+
+
+def check_session_timeout(bootstrap: str, session_timeout: float, timeout: float = 5.0) -> None:
+    """Raise ``SessionRefused`` naming both when the broker accepts no session of ``session_timeout`` seconds.
+
+    The broker refuses a member whose session lies outside its ``group.min.session.timeout.ms`` ..
+    ``group.max.session.timeout.ms``; aiokafka then stops joining without a word more (the worker would wait for
+    ever) and librdkafka retries every two seconds, so the range is read before a process joins. A broker that does
+    not answer now is not refused: the process starts and waits for it as for any outage.
+    """
+    admin = AdminClient(client_config(bootstrap, {}))
+    try:
+        brokers = admin.list_topics(timeout=timeout).brokers
+        if not brokers:
+            return
+        resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
+        config = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+    except KafkaException:
+        return
+    bounds = [config.get(name) for name in ("group.min.session.timeout.ms", "group.max.session.timeout.ms")]
+    if any(entry is None or entry.value is None for entry in bounds):
+        return
+    low, high = (int(entry.value) / 1000 for entry in bounds)
+    if not low <= session_timeout <= high:
+        raise SessionRefused(
+            f"the broker at {bootstrap} accepts group sessions of {low:g} to {high:g} s "
+            f"(group.min/max.session.timeout.ms); --session-timeout {session_timeout:g} is outside them"
+        )
 
 
 Partition = tuple[str, int]
@@ -70,8 +108,11 @@ def group_view(admin: AdminClient, group_id: str, timeout: float = 5.0) -> Group
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
+    "MAX_SESSION_TIMEOUT",
     "SESSION_TIMEOUT",
     "GroupView",
+    "SessionRefused",
+    "check_session_timeout",
     "group_view",
     "heartbeat_interval",
     "librdkafka_membership",

@@ -30,6 +30,17 @@ from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
 log = logging.getLogger(__name__)
 
+# The broker refusing the sink's group settings: librdkafka retries every two seconds, but nothing changes by waiting.
+_REFUSED = frozenset(
+    {
+        KafkaError.INVALID_SESSION_TIMEOUT,
+        KafkaError.INCONSISTENT_GROUP_PROTOCOL,
+        KafkaError.INVALID_GROUP_ID,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    }
+)
+
 
 def _still() -> None:
     """No heartbeat to tell."""
@@ -114,7 +125,7 @@ class SinkConsumer:
         """A consumer error: the broker away starts or extends the outage; a fatal one ends the process (71);
         any other is logged."""
         exc = KafkaException(error)
-        if is_transient(exc) or error.fatal():
+        if is_transient(exc) or error.fatal() or error.code() in _REFUSED:
             self.kafka_outage.failed(exc, "consuming")
         else:
             log.warning("consumer error: %s", describe(exc))

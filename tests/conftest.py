@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from tests.kafka_pipeline import Pipeline, embedded_run_digests, make_dataset
+from tests.kafka_topics import delete_topics_under
 from tests.registry_server import SchemaRegistryServer
 
 
@@ -65,3 +68,33 @@ def fault_bootstrap() -> Iterator[str]:
     from tests.fault_broker import fault_broker
 
     yield from fault_broker()
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated dataset the pipeline tests produce to Kafka (``tests/kafka_pipeline.py``)."""
+    return make_dataset(tmp_path_factory.mktemp("pipeline") / "events.avro")
+
+
+@pytest.fixture(scope="session")
+def embedded_digests(dataset: Path, chdb_dsn: str) -> dict[str, tuple[int, str]]:
+    """The reference every pipeline test compares with: ``dataset`` through the embedded runner."""
+    return embedded_run_digests(dataset, chdb_dsn)
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    """Fresh topics on the shared broker holding ``dataset``; its workers stopped and its topics deleted after."""
+    p = Pipeline(kafka_bootstrap, dataset, tmp_path)
+    yield p
+    p.stop()
+    delete_topics_under(kafka_bootstrap, p.prefix)
+
+
+@pytest.fixture
+def fault_pipeline(fault_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    """The same on the fault tests' own broker, which the test may restart or stop."""
+    p = Pipeline(fault_bootstrap, dataset, tmp_path)
+    yield p
+    p.stop()
+    delete_topics_under(fault_bootstrap, p.prefix)

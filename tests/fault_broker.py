@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from consentflow.lag import group_lag
 from consentflow.topics import OUTPUT_TOPICS
-from tests.test_pipeline_kafka import Pipeline
+from tests.kafka_pipeline import Pipeline
 
 KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"
 FAULT_PORT = int(os.environ.get("CONSENTFLOW_FAULT_KAFKA_PORT", "19092"))
@@ -90,3 +90,13 @@ class SinkProcess:
     def digests(self) -> dict[str, tuple[int, str]]:
         out = subprocess.run([sys.executable, "-c", DIGESTS, self.dsn, self.database], capture_output=True, check=True)
         return {table: (count, digest) for table, (count, digest) in json.loads(out.stdout).items()}
+
+    def finish_like(self, pipeline: Pipeline, embedded_digests: dict[str, tuple[int, str]]) -> None:
+        """Stop the workers; the same sink, never restarted, catches up, stops cleanly and holds the embedded run's
+        tables."""
+        pipeline.stop()
+        self.wait_caught_up()
+        assert self.process.poll() is None, "the same sink caught up, without a restart"
+        self.stop()
+        assert self.process.returncode == 0
+        assert self.digests() == embedded_digests

@@ -42,7 +42,9 @@ def database(chdb_dsn: str) -> str:
         consent(SUBJECT, Purpose.MARKETING, ConsentAction.GRANTED, granted),
         disclose(SUBJECT, CLOUDNEST, ["contact"], granted, purpose=Purpose.CONTRACT_INTRODUCTIONS, basis=LegalBasis.CONTRACT),
         consent(SUBJECT, Purpose.MARKETING, ConsentAction.WITHDRAWN, ahead),
-        disclose(SUBJECT, "future-recipient", ["identity"], ahead, purpose=Purpose.CONTRACT_INTRODUCTIONS, basis=LegalBasis.CONTRACT),
+        disclose(
+            SUBJECT, "future-recipient", ["identity"], ahead, purpose=Purpose.CONTRACT_INTRODUCTIONS, basis=LegalBasis.CONTRACT
+        ),
     ]
     run_events(((item.topic, item.record) for item in items), Processor(), ClickHouseSink(chdb_dsn, name))
     return name
@@ -60,7 +62,9 @@ def _marketing(answer: dict[str, Any]) -> str:
 
 def test_consent_who_has_and_the_export_default_to_now_on_the_command_line(chdb_dsn: str, database: str) -> None:
     assert _marketing(_cli(chdb_dsn, database, "consent", SUBJECT, "--json")) == "granted"
-    assert _marketing(_cli(chdb_dsn, database, "consent", SUBJECT, "--json", "--as-of", "2199-12-31T23:00:00+01:00")) == "withdrawn"
+    assert (
+        _marketing(_cli(chdb_dsn, database, "consent", SUBJECT, "--json", "--as-of", "2199-12-31T23:00:00+01:00")) == "withdrawn"
+    )
     recipients = _cli(chdb_dsn, database, "who-has", SUBJECT, "--json")["recipients"]
     assert [r["recipient_id"] for r in recipients] == [CLOUDNEST.recipient_id]
     later = _cli(chdb_dsn, database, "who-has", SUBJECT, "--json", "--as-of", "2199-12-31")["recipients"]

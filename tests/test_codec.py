@@ -388,7 +388,13 @@ class _RecordingProducer:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
 
     def produce(
-        self, topic: str, value: bytes, key: bytes | None = None, partition: int = -1, on_delivery: object = None, timestamp: int = 0
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int = -1,
+        on_delivery: object = None,
+        timestamp: int = 0,
     ) -> None:  # confluent_kafka's signature: partition -1 lets the partitioner choose
         self.sent.append((topic, key, value))
 

@@ -144,7 +144,13 @@ def test_running_a_file_again_changes_nothing(tmp_path: Path, chdb_dsn: str, dat
 def test_the_retention_clock_never_goes_back(tmp_path: Path, chdb_dsn: str, database: str) -> None:
     """Run 1 ticks at T0 + 4 years (its --as-of: no event may be dated after its arrival), past the archive date
     [2.3.1]; run 2 holds an older event only, and no --as-of: the action stays."""
-    run(batch(tmp_path / "1.avro", [registered(SUBJECT, T0)]), chdb_dsn, database, "--as-of", (T0 + timedelta(days=4 * 365)).isoformat())
+    run(
+        batch(tmp_path / "1.avro", [registered(SUBJECT, T0)]),
+        chdb_dsn,
+        database,
+        "--as-of",
+        (T0 + timedelta(days=4 * 365)).isoformat(),
+    )
     run(batch(tmp_path / "2.avro", [registered("cand-early", T0 + timedelta(days=1))]), chdb_dsn, database)
     sink = ClickHouseSink(chdb_dsn, database)
     live = sink.query(

@@ -19,8 +19,7 @@ from confluent_kafka.admin import AdminClient
 from consentflow.group_membership import GroupView, group_view
 from consentflow.lag import end_offsets
 from tests.fault_broker import SinkProcess
-from tests.test_faults_kafka import fault_pipeline  # noqa: F401 -- the fixture
-from tests.test_pipeline_kafka import Pipeline, dataset, embedded_digests  # noqa: F401 -- the module's fixtures
+from tests.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 
@@ -42,8 +41,8 @@ def wait_for_group(admin: AdminClient, group_id: str, wanted: str, timeout: floa
 
 
 def test_two_workers_one_killed_the_other_takes_its_partitions(
-    fault_pipeline: Pipeline,  # noqa: F811
-    embedded_digests: dict[str, tuple[int, str]],  # noqa: F811
+    fault_pipeline: Pipeline,
+    embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
     admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
@@ -52,11 +51,7 @@ def test_two_workers_one_killed_the_other_takes_its_partitions(
     survivor = pipeline.start_worker("w2")
     sink = SinkProcess(pipeline, "s1")
     wait_for_group(admin, pipeline.app_id, "shared by both workers", 90, lambda view: view.shared_by(2, inputs))
-    total_inputs = sum(end_offsets(pipeline.bootstrap, pipeline.inputs).values())
-    deadline = time.monotonic() + 120
-    while pipeline.lag() > total_inputs * 0.7 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert 0 < pipeline.lag() < total_inputs, "the workers should be mid-stream when one is killed"
+    pipeline.wait_mid_stream(0.7, "one is killed")
     assert group_view(admin, pipeline.app_id).shared_by(2, inputs), "both workers own partitions when one is killed"
 
     os.killpg(doomed.pid, signal.SIGKILL)
@@ -71,9 +66,4 @@ def test_two_workers_one_killed_the_other_takes_its_partitions(
     assert survivor.poll() is None, f"the survivor exited with {survivor.returncode}; see {pipeline.tmp}/w2.log"
     assert "Crashed" not in (pipeline.tmp / "w2.log").read_text(errors="replace")
     assert doomed.returncode == -signal.SIGKILL, "no process but the killed one stopped"
-    pipeline.stop()
-    sink.wait_caught_up()
-    assert sink.process.poll() is None, "the same sink caught up, without a restart"
-    sink.stop()
-    assert sink.process.returncode == 0
-    assert sink.digests() == embedded_digests
+    sink.finish_like(pipeline, embedded_digests)

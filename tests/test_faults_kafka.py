@@ -11,39 +11,23 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from consentflow.lag import end_offsets
 from tests.fault_broker import SinkProcess, kafka_sh
-from tests.kafka_topics import delete_topics_under
-from tests.test_pipeline_kafka import Pipeline, dataset, embedded_digests  # noqa: F401 -- the module's fixtures
+from tests.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture
-def fault_pipeline(fault_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:  # noqa: F811
-    p = Pipeline(fault_bootstrap, dataset, tmp_path)
-    yield p
-    p.stop()
-    delete_topics_under(fault_bootstrap, p.prefix)
-
-
 def test_a_worker_keeps_processing_across_a_broker_restart(
     fault_pipeline: Pipeline,
-    embedded_digests: dict[str, tuple[int, str]],  # noqa: F811
+    embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
     worker = pipeline.start_worker("w1")
     sink = SinkProcess(pipeline, "s1")
-    total_inputs = sum(end_offsets(pipeline.bootstrap, pipeline.inputs).values())
-    deadline = time.monotonic() + 120
-    while pipeline.lag() > total_inputs * 0.7 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert 0 < pipeline.lag() < total_inputs, "the worker should be mid-stream when the broker restarts"
+    pipeline.wait_mid_stream(0.7, "the broker restarts")
     kafka_sh("restart")
     time.sleep(12)  # past two ticks of the worker's quiet-partition timer, which used to crash on the way back
     assert sink.process.poll() is None, f"the sink exited with {sink.process.returncode}"
@@ -52,26 +36,17 @@ def test_a_worker_keeps_processing_across_a_broker_restart(
     assert worker.poll() is None, "the same worker caught up, without a restart"
     log = (pipeline.tmp / "w1.log").read_text(errors="replace")
     assert "Crashed" not in log
-    pipeline.stop()
-    sink.wait_caught_up()
-    assert sink.process.poll() is None, "the same sink caught up, without a restart"
-    sink.stop()
-    assert sink.process.returncode == 0
-    assert sink.digests() == embedded_digests
+    sink.finish_like(pipeline, embedded_digests)
 
 
 def test_sigterm_ends_a_worker_mid_batch_within_30_s_and_its_successor_loses_nothing(
     fault_pipeline: Pipeline,
-    embedded_digests: dict[str, tuple[int, str]],  # noqa: F811
+    embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
     first = pipeline.start_worker("w1")
     sink = SinkProcess(pipeline, "s1")
-    total_inputs = sum(end_offsets(pipeline.bootstrap, pipeline.inputs).values())
-    deadline = time.monotonic() + 120
-    while pipeline.lag() > total_inputs * 0.6 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert 0 < pipeline.lag() < total_inputs, "the worker should be mid-stream when it is told to stop"
+    pipeline.wait_mid_stream(0.6, "it is told to stop")
     os.killpg(first.pid, signal.SIGTERM)
     sent = time.monotonic()
     try:

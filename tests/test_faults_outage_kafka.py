@@ -9,15 +9,11 @@ and when it is back, not the hundreds of retries in between (``consentflow.quiet
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from consentflow.lag import end_offsets
 from tests.fault_broker import SinkProcess, kafka_sh
-from tests.kafka_topics import delete_topics_under
-from tests.test_pipeline_kafka import Pipeline, dataset, embedded_digests  # noqa: F401 -- the module's fixtures
+from tests.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 
@@ -26,26 +22,14 @@ OUTAGE = 20.0
 QUIET = 40
 
 
-@pytest.fixture
-def fault_pipeline(fault_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:  # noqa: F811
-    p = Pipeline(fault_bootstrap, dataset, tmp_path)
-    yield p
-    p.stop()
-    delete_topics_under(fault_bootstrap, p.prefix)
-
-
 def test_a_worker_and_a_sink_outlive_the_broker_stopped_for_20_s_and_the_worker_logs_it_quietly(
     fault_pipeline: Pipeline,
-    embedded_digests: dict[str, tuple[int, str]],  # noqa: F811
+    embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
     worker = pipeline.start_worker("w1")
     sink = SinkProcess(pipeline, "s1")
-    total_inputs = sum(end_offsets(pipeline.bootstrap, pipeline.inputs).values())
-    deadline = time.monotonic() + 120
-    while pipeline.lag() > total_inputs * 0.7 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert 0 < pipeline.lag() < total_inputs, "the worker should be mid-stream when the broker stops"
+    pipeline.wait_mid_stream(0.7, "the broker stops")
     worker_log = pipeline.tmp / "w1.log"
     logged_before = worker_log.read_bytes().count(b"\n")
     kafka_sh("stop")
@@ -60,9 +44,4 @@ def test_a_worker_and_a_sink_outlive_the_broker_stopped_for_20_s_and_the_worker_
     lines = worker_log.read_text(errors="replace").splitlines()[logged_before:]
     assert not any("Crashed" in line for line in lines)
     assert len(lines) <= QUIET, f"{len(lines)} lines logged through the outage:\n" + "\n".join(lines[:60])
-    pipeline.stop()
-    sink.wait_caught_up()
-    assert sink.process.poll() is None, "the same sink caught up, without a restart"
-    sink.stop()
-    assert sink.process.returncode == 0
-    assert sink.digests() == embedded_digests
+    sink.finish_like(pipeline, embedded_digests)

@@ -27,18 +27,17 @@ from consentflow.lag import committed_offsets, end_offsets, group_lag
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, connect
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.topics import OUTPUT_TOPICS
+from tests.clickhouse_away import ClickHouseAway, free_port
 from tests.fault_broker import SinkProcess, kafka_sh
+from tests.kafka_pipeline import Pipeline
 from tests.kafka_topics import delete_topics_under
-from tests.test_faults_kafka import fault_pipeline  # noqa: F401 -- the module's fixtures
-from tests.test_pipeline_kafka import Pipeline, dataset, embedded_digests  # noqa: F401
-from tests.test_sink_outage import ClickHouseAway, free_port
 
 pytestmark = pytest.mark.kafka
 
 
 def test_a_sink_whose_clickhouse_is_away_commits_nothing_stops_within_30_s_and_its_successor_loses_nothing(
-    fault_pipeline: Pipeline,  # noqa: F811
-    embedded_digests: dict[str, tuple[int, str]],  # noqa: F811
+    fault_pipeline: Pipeline,
+    embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
     dsn = f"http://127.0.0.1:{free_port()}"  # a ClickHouse server nobody runs

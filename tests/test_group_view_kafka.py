@@ -17,7 +17,7 @@ import pytest
 
 from consentflow.lag import end_offsets
 from tests.fault_broker import KAFKA_SH
-from tests.test_pipeline_kafka import Pipeline, dataset, pipeline  # noqa: F401 -- the module's fixtures
+from tests.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 
@@ -50,7 +50,7 @@ def describe(bootstrap: str, group: str) -> list[Row]:
     return rows
 
 
-def test_kafkas_group_view_shows_the_lag_of_every_input_partition_mid_stream(pipeline: Pipeline) -> None:  # noqa: F811
+def test_kafkas_group_view_shows_the_lag_of_every_input_partition_mid_stream(pipeline: Pipeline) -> None:
     worker = pipeline.start_worker("w1")
     total_inputs = sum(end_offsets(pipeline.bootstrap, pipeline.inputs).values())
     deadline = time.monotonic() + 120

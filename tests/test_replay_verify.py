@@ -311,8 +311,9 @@ def test_a_fork_stays_in_the_ledger_and_verify_names_it(dataset: Path, events: E
             {"d": database},
         )
     ]
-    (row,) = sink.query("SELECT * FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
-                        {"s": subject, "n": last})
+    (row,) = sink.query(
+        "SELECT * FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}", {"s": subject, "n": last}
+    )
     genuine = {**dict(zip(columns, row, strict=True)), "source": None}
     genuine["occurred_at"] = genuine["occurred_at"].replace(tzinfo=UTC)
     forged = {**genuine, "action": "granted" if genuine["action"] != "granted" else "withdrawn"}
@@ -321,8 +322,10 @@ def test_a_fork_stays_in_the_ledger_and_verify_names_it(dataset: Path, events: E
     sink.add("ledger", genuine)  # a redelivery of the genuine entry: it collapses with itself
     sink.flush()
 
-    kept = sink.query("SELECT entry_hash FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
-                      {"s": subject, "n": last})
+    kept = sink.query(
+        "SELECT entry_hash FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
+        {"s": subject, "n": last},
+    )
     assert sorted(h for (h,) in kept) == sorted([genuine["entry_hash"], forged["entry_hash"]])
     result = cli("verify", "--dsn", chdb_dsn, "--database", database)
     assert result.exit_code != 0

@@ -33,6 +33,8 @@ def archive_due(last_use: datetime) -> datetime:
     except ValueError:
         last = day.replace(year=day.year + 3, day=28)
     return datetime.combine(last + timedelta(days=1), time(0), PARIS).astimezone(UTC)
+
+
 SUBJECT = "cand-revised"
 C = DataCategory
 
