@@ -52,6 +52,7 @@ from consentflow.producer import EventProducer
 from consentflow.quiet_logs import quiet_client_logs
 from consentflow.retention import earliest
 from consentflow.state import SubjectState
+from consentflow.streams.read_back_acks import ack_read_back
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.retention_agenda import RetentionAgenda
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
@@ -244,7 +245,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
             await handle_one(event, topic)
         await persist()
         for event in recovered:  # faust never delivered these: acknowledge them so its commits move past the hole
-            app.consumer.ack(event.message)
+            ack_read_back(app.consumer, event.message)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's handler type admits no async receiver
     async def follow(sender: Any, *assignment: Any, signal: Any, **kwargs: Any) -> None:

@@ -1,0 +1,31 @@
+"""Acknowledging, in faust's books, the events faust skipped and the worker read back (faust-streaming #216).
+
+When faust's fetcher jumps over offsets it files the jump as a gap, which it counts as
+acknowledged at its next commit (made for compacted topics and transaction markers). The
+worker reads those events back and acknowledges them once processed; acknowledged twice,
+an offset stands twice in faust's sorted list, whose first consecutive run then ends at
+the first repeat: faust's commits crept one offset a second and the group's lag froze.
+Here each read-back offset is taken out of faust's gap before it is acknowledged, and
+not acknowledged when faust has already counted it from the gap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.types.tuples import Message, ack_lock
+
+
+def ack_read_back(consumer: Any, message: Message) -> None:
+    """Acknowledge ``message``, read back after faust skipped it, once in faust's ``consumer``'s books."""
+    tp = message.tp
+    with ack_lock:  # faust's own, held by its ack: the gap, the list and the ack change as one step
+        gap = consumer._gap.get(tp)
+        if gap:
+            gap.chop(message.offset, message.offset + 1)
+        if message.offset in consumer._acked.get(tp, ()):
+            return  # faust moved it from its gap into the acknowledged list already
+        consumer.ack(message)
+
+
+__all__ = ["ack_read_back"]
