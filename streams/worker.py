@@ -52,7 +52,7 @@ from consentflow.producer import EventProducer
 from consentflow.quiet_logs import quiet_client_logs
 from consentflow.retention import earliest
 from consentflow.state import SubjectState
-from consentflow.streams.read_back_acks import ack_read_back
+from consentflow.streams.faust_acks import ack_read_back, tidy_acknowledged
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.retention_agenda import RetentionAgenda
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
@@ -304,7 +304,9 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
 
     @app.timer(interval=1.0)
     async def retry_committing_where_partitions_start() -> None:
-        """What ``follow`` could not commit of where its partitions start (the broker away, a rebalance), again."""
+        """What ``follow`` could not commit of where its partitions start (the broker away, a rebalance), again;
+        and faust's acknowledged offsets tidied before its next commit (``streams/faust_acks.py``)."""
+        tidy_acknowledged(app.consumer)
         await commit_where_partitions_start()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import faust
 from faust.types import TP
 from faust.types.tuples import Message
 
-from consentflow.streams.read_back_acks import ack_read_back
+from consentflow.streams.faust_acks import ack_read_back, tidy_acknowledged
 
 TOPIC = "input"
 PARTITION = TP(TOPIC, 0)
@@ -72,3 +72,20 @@ def test_a_read_back_after_faust_committed_its_gap_changes_nothing() -> None:
 def test_faust_counting_the_gap_and_a_plain_ack_of_the_read_back_made_its_commits_creep() -> None:
     """What ``ack_read_back`` works around: about one offset a commit, a commit a second, over the whole range."""
     assert commits_to_catch_up(plain_ack) > 50
+
+
+def test_repeated_and_committed_offsets_are_tidied_out_and_the_next_commit_takes_the_whole_run() -> None:
+    async def scenario() -> tuple[int | None, int | None]:
+        app = faust.App("tidy-acks", broker="kafka://127.0.0.1:1", store="memory://")
+        consumer = app.consumer
+        consumer._committed_offset[PARTITION] = 181
+        consumer._acked[PARTITION] = sorted([180, *range(181, 591), *range(181, 400)])  # as a worker's list stood
+        consumer._acked_index[PARTITION] = set(consumer._acked[PARTITION])
+        before = consumer._new_offset(PARTITION)
+        consumer._acked[PARTITION] = sorted([180, *range(181, 591), *range(181, 400)])
+        tidy_acknowledged(consumer)
+        return before, consumer._new_offset(PARTITION)
+
+    crept, tidied = asyncio.run(scenario())
+    assert crept is not None and crept <= 182  # faust's own reading of the untidy list: one offset a commit
+    assert tidied == 591

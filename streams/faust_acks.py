@@ -1,5 +1,8 @@
-"""Acknowledging, in faust's books, the events faust skipped and the worker read back (faust-streaming #216).
+"""faust's books of acknowledged offsets, kept so that its commits follow what the worker processed.
 
+Two ways they went wrong, both seen after a rebalance mid-stream (``tests/test_faults_handover_kafka.py``).
+
+Read-back events (faust-streaming #216).
 When faust's fetcher jumps over offsets it files the jump as a gap, which it counts as
 acknowledged at its next commit (made for compacted topics and transaction markers). The
 worker reads those events back and acknowledges them once processed; acknowledged twice,
@@ -7,6 +10,10 @@ an offset stands twice in faust's sorted list, whose first consecutive run then 
 the first repeat: faust's commits crept one offset a second and the group's lag froze.
 Here each read-back offset is taken out of faust's gap before it is acknowledged, and
 not acknowledged when faust has already counted it from the gap.
+
+Repeats from elsewhere: an offset can still stand twice in the list after a rebalance (messages of the
+revoked assignment acknowledged after the new one began), with the same creep; ``tidy_acknowledged``
+takes repeats, and offsets below the committed one, out of the list before each of faust's commits.
 """
 
 from __future__ import annotations
@@ -28,4 +35,15 @@ def ack_read_back(consumer: Any, message: Message) -> None:
         consumer.ack(message)
 
 
-__all__ = ["ack_read_back"]
+def tidy_acknowledged(consumer: Any) -> None:
+    """Each partition's acknowledged offsets in faust's ``consumer`` once each, none below its committed offset."""
+    with ack_lock:
+        for tp, acked in consumer._acked.items():
+            committed = consumer._committed_offset.get(tp)
+            tidy = sorted({offset for offset in acked if committed is None or offset >= committed})
+            if tidy != acked:
+                acked[:] = tidy
+                consumer._acked_index[tp] = set(tidy)
+
+
+__all__ = ["ack_read_back", "tidy_acknowledged"]
