@@ -11,6 +11,11 @@ the first repeat: faust's commits crept one offset a second and the group's lag 
 Here each read-back offset is taken out of faust's gap before it is acknowledged, and
 not acknowledged when faust has already counted it from the gap.
 
+A committed offset faust read before the group's last commit (seen: 89 where the group stood at 169, the
+offsets between done by the worker that died): faust's next commit waits for 89 to be acknowledged, which
+never comes, so ``tidy_acknowledged`` raises it to the group's committed offset read on assignment; offsets
+below that one are done, their outputs in Kafka before the commit.
+
 Repeats from elsewhere: an offset can still stand twice in the list after a rebalance (messages of the
 revoked assignment acknowledged after the new one began), with the same creep; ``tidy_acknowledged``
 takes repeats, and offsets below the committed one, out of the list before each of faust's commits.
@@ -18,8 +23,10 @@ takes repeats, and offsets below the committed one, out of the list before each 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from faust.types import TP
 from faust.types.tuples import Message, ack_lock
 
 
@@ -35,9 +42,13 @@ def ack_read_back(consumer: Any, message: Message) -> None:
         consumer.ack(message)
 
 
-def tidy_acknowledged(consumer: Any) -> None:
-    """Each partition's acknowledged offsets in faust's ``consumer`` once each, none below its committed offset."""
+def tidy_acknowledged(consumer: Any, group_committed: Mapping[TP, int]) -> None:
+    """Each partition's acknowledged offsets in faust's ``consumer`` once each, none below its committed offset; and
+    faust's committed offset no lower than the group's as read on assignment (``group_committed``)."""
     with ack_lock:
+        for tp, floor in group_committed.items():
+            if (consumer._committed_offset.get(tp) or 0) < floor:
+                consumer._committed_offset[tp] = floor
         for tp, acked in consumer._acked.items():
             committed = consumer._committed_offset.get(tp)
             tidy = sorted({offset for offset in acked if committed is None or offset >= committed})

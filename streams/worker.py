@@ -151,6 +151,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
     # Calls to the broker outside faust's loop (committed offsets, partition ends, read-backs) wait out an outage
     # together: one line when it starts, one when it ends, and no call until the back-off has passed.
     kafka = Outage(f"Kafka at {settings.bootstrap}")
+    group_committed: dict[TP, int] = {}  # the group's committed offset of each assigned input partition, on assignment
     awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
     uncommitted: set[Partition] = set()  # assigned input partitions on which the group has committed nothing yet
     background: set[asyncio.Future[None]] = set()  # tasks started by a callback, kept from the garbage collector
@@ -278,6 +279,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         for partition, offset in committed.items():
             if offset is not None:
                 continuity.expect(partition, offset, now)
+                group_committed[TP(*partition)] = offset  # done, by this worker or another: faust's floor
             else:
                 uncommitted.add(partition)
 
@@ -306,7 +308,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
     async def retry_committing_where_partitions_start() -> None:
         """What ``follow`` could not commit of where its partitions start (the broker away, a rebalance), again;
         and faust's acknowledged offsets tidied before its next commit (``streams/faust_acks.py``)."""
-        tidy_acknowledged(app.consumer)
+        tidy_acknowledged(app.consumer, group_committed)
         await commit_where_partitions_start()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -317,6 +319,8 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         store.forget_cached()  # a revoked partition may come back changed by another worker
         awaiting_committed.difference_update(gone)
         uncommitted.difference_update(gone)
+        for partition in gone:
+            group_committed.pop(TP(*partition), None)
 
     @app.timer(interval=5.0)
     async def read_back_quiet_partitions() -> None:

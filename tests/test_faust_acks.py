@@ -83,9 +83,26 @@ def test_repeated_and_committed_offsets_are_tidied_out_and_the_next_commit_takes
         consumer._acked_index[PARTITION] = set(consumer._acked[PARTITION])
         before = consumer._new_offset(PARTITION)
         consumer._acked[PARTITION] = sorted([180, *range(181, 591), *range(181, 400)])
-        tidy_acknowledged(consumer)
+        tidy_acknowledged(consumer, {})
         return before, consumer._new_offset(PARTITION)
 
     crept, tidied = asyncio.run(scenario())
     assert crept is not None and crept <= 182  # faust's own reading of the untidy list: one offset a commit
     assert tidied == 591
+
+
+def test_a_committed_offset_faust_read_before_the_group_moved_on_is_raised_and_its_next_commit_comes() -> None:
+    async def scenario() -> tuple[int | None, int | None]:
+        app = faust.App("tidy-floor", broker="kafka://127.0.0.1:1", store="memory://")
+        consumer = app.consumer
+        app.topics._acking_topics.add(TOPIC)
+        consumer._committed_offset[PARTITION] = 89  # what faust read; the group stood at 169 (the dead worker's)
+        for offset in range(169, 501):
+            consumer.ack(message(offset))
+        stuck = consumer._new_offset(PARTITION)
+        tidy_acknowledged(consumer, {PARTITION: 169})
+        return stuck, consumer._new_offset(PARTITION)
+
+    stuck, moving = asyncio.run(scenario())
+    assert stuck is None  # faust waits for offset 89 for ever
+    assert moving == 501
