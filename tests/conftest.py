@@ -87,7 +87,7 @@ def pipeline(kafka_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pi
     """Fresh topics on the shared broker holding ``dataset``; its workers stopped and its topics deleted after."""
     p = Pipeline(kafka_bootstrap, dataset, tmp_path)
     yield p
-    p.stop()
+    p.close()
     delete_topics_under(kafka_bootstrap, p.prefix)
 
 
@@ -96,5 +96,5 @@ def fault_pipeline(fault_bootstrap: str, dataset: Path, tmp_path: Path) -> Itera
     """The same on the fault tests' own broker, which the test may restart or stop."""
     p = Pipeline(fault_bootstrap, dataset, tmp_path)
     yield p
-    p.stop()
+    p.close()
     delete_topics_under(fault_bootstrap, p.prefix)

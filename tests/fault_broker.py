@@ -71,6 +71,7 @@ class SinkProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", *command], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        pipeline.others.append(self.process)  # a failed test leaves no sink running
 
     def lag(self) -> int:
         return group_lag(self.pipeline.bootstrap, self.group_id, [t.name(self.pipeline.prefix) for t in OUTPUT_TOPICS])

@@ -64,6 +64,7 @@ class Pipeline:
         self.app_id = f"{self.prefix}-worker"
         self.tmp = tmp
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.others: list[subprocess.Popen[bytes]] = []  # sinks and the like: killed at teardown if still running
         create_topics(bootstrap, prefix=self.prefix)
         sent: Counter[str] = Counter()
         with EventProducer(bootstrap, codec=SingleObjectCodec(), prefix=self.prefix) as producer:
@@ -157,3 +158,11 @@ class Pipeline:
     def sink_digests(self, chdb_dsn: str) -> dict[str, tuple[int, str]]:
         """The digests of a drained database."""
         return table_digests(self.drain(chdb_dsn))
+
+    def close(self) -> None:
+        """At teardown: stop the workers, and kill any other process a failed test left running."""
+        self.stop()
+        for process in self.others:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
