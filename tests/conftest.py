@@ -82,19 +82,21 @@ def embedded_digests(dataset: Path, chdb_dsn: str) -> dict[str, tuple[int, str]]
     return embedded_run_digests(dataset, chdb_dsn)
 
 
-@pytest.fixture
-def pipeline(kafka_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:
-    """Fresh topics on the shared broker holding ``dataset``; its workers stopped and its topics deleted after."""
-    p = Pipeline(kafka_bootstrap, dataset, tmp_path)
+def pipeline_on(bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    """Fresh topics on ``bootstrap`` holding ``dataset``; its processes stopped and its topics deleted after."""
+    p = Pipeline(bootstrap, dataset, tmp_path)
     yield p
     p.close()
-    delete_topics_under(kafka_bootstrap, p.prefix)
+    delete_topics_under(bootstrap, p.prefix)
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    """A pipeline on the shared broker."""
+    yield from pipeline_on(kafka_bootstrap, dataset, tmp_path)
 
 
 @pytest.fixture
 def fault_pipeline(fault_bootstrap: str, dataset: Path, tmp_path: Path) -> Iterator[Pipeline]:
     """The same on the fault tests' own broker, which the test may restart or stop."""
-    p = Pipeline(fault_bootstrap, dataset, tmp_path)
-    yield p
-    p.close()
-    delete_topics_under(fault_bootstrap, p.prefix)
+    yield from pipeline_on(fault_bootstrap, dataset, tmp_path)
