@@ -52,7 +52,8 @@ from consentflow.producer import EventProducer
 from consentflow.quiet_logs import quiet_client_logs
 from consentflow.retention import earliest
 from consentflow.state import SubjectState
-from consentflow.streams.faust_acks import ack_read_back, tidy_acknowledged
+from consentflow.streams.faust_commits import commit_processed_offsets
+from consentflow.streams.processed_offsets import ProcessedOffsets
 from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.retention_agenda import RetentionAgenda
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
@@ -151,7 +152,8 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
     # Calls to the broker outside faust's loop (committed offsets, partition ends, read-backs) wait out an outage
     # together: one line when it starts, one when it ends, and no call until the back-off has passed.
     kafka = Outage(f"Kafka at {settings.bootstrap}")
-    group_committed: dict[TP, int] = {}  # the group's committed offset of each assigned input partition, on assignment
+    books = ProcessedOffsets()  # what faust's consumer commits: offsets processed, outputs in Kafka (faust_commits)
+    commit_processed_offsets(app, books)
     awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
     uncommitted: set[Partition] = set()  # assigned input partitions on which the group has committed nothing yet
     background: set[asyncio.Future[None]] = set()  # tasks started by a callback, kept from the garbage collector
@@ -231,27 +233,30 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
             events.append(Event(app, m.key(), m.value(), m.headers(), message))
         return events
 
-    async def handle(events: list[Any], topic: Topic, *, read_back_only: bool = False) -> None:
-        """Process a batch; events faust skipped before any of them are read back and processed first."""
+    async def handle(events: list[Any], topic: Topic) -> None:
+        """Process a batch; events faust skipped before any of them are read back and processed first. Once all
+        are persisted, their offsets count as processed: faust's next commit moves past them."""
         feed.poll_new()  # registry records published since the last batch [processor: registry first]
-        recovered: list[Any] = list(events) if read_back_only else []
+        done: dict[Partition, list[int]] = {}
         for event in events:
             message = event.message
-            skipped = continuity.observe((message.topic, message.partition), message.offset, time.monotonic())
+            partition = (message.topic, message.partition)
+            skipped = continuity.observe(partition, message.offset, time.monotonic())
             if skipped:
-                found = await read_back((message.topic, message.partition), skipped)
-                recovered.extend(found)
-                for lost in found:
+                for lost in await read_back(partition, skipped):
                     await handle_one(lost, topic)
+                    done.setdefault(partition, []).append(lost.message.offset)
             await handle_one(event, topic)
+            done.setdefault(partition, []).append(message.offset)
         await persist()
-        for event in recovered:  # faust never delivered these: acknowledge them so its commits move past the hole
-            ack_read_back(app.consumer, event.message)
+        for partition, offsets in done.items():
+            books.processed(partition, offsets)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's handler type admits no async receiver
     async def follow(sender: Any, *assignment: Any, signal: Any, **kwargs: Any) -> None:
         """Expect each assigned input partition to resume at the group's committed offset."""
         mine = [(tp.topic, tp.partition) for assigned in assignment for tp in assigned if tp.topic in input_topics]
+        books.assign(mine)
         awaiting_committed.update(mine)
         await expect_committed()  # during an outage, the next tick of read_back_quiet_partitions tries again
         if uncommitted:  # once the assignment completes, before faust's first commit; the 1 s timer retries
@@ -279,7 +284,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         for partition, offset in committed.items():
             if offset is not None:
                 continuity.expect(partition, offset, now)
-                group_committed[TP(*partition)] = offset  # done, by this worker or another: faust's floor
+                books.start(partition, offset)  # done below it, by this worker or another
             else:
                 uncommitted.add(partition)
 
@@ -295,6 +300,8 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         starts = await kafka.attempt("reading where partitions start", start_offsets, settings.bootstrap, wanted)
         if starts is None:
             return
+        for partition, offset in starts.items():
+            books.start(partition, offset)  # where auto.offset.reset=earliest began
         try:
             await commit_starting_offsets(app.consumer, {TP(*partition): offset for partition, offset in starts.items()})
         except (CommitFailedError, IllegalStateError):
@@ -306,9 +313,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
 
     @app.timer(interval=1.0)
     async def retry_committing_where_partitions_start() -> None:
-        """What ``follow`` could not commit of where its partitions start (the broker away, a rebalance), again;
-        and faust's acknowledged offsets tidied before its next commit (``streams/faust_acks.py``)."""
-        tidy_acknowledged(app.consumer, group_committed)
+        """What ``follow`` could not commit of where its partitions start (the broker away, a rebalance), again."""
         await commit_where_partitions_start()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -317,10 +322,9 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         gone = [(tp.topic, tp.partition) for revoked in revocation for tp in revoked]
         continuity.forget(gone)
         store.forget_cached()  # a revoked partition may come back changed by another worker
+        books.forget(gone)
         awaiting_committed.difference_update(gone)
         uncommitted.difference_update(gone)
-        for partition in gone:
-            group_committed.pop(TP(*partition), None)
 
     @app.timer(interval=5.0)
     async def read_back_quiet_partitions() -> None:
@@ -339,10 +343,12 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         async with batch_lock:
             handed_over = cast(Any, app.consumer)._read_offset  # faust's: per partition, the last offset its fetcher handed over
             handed = {partition: handed_over.get(TP(*partition)) for partition in followed}
-            for partition, offsets in continuity.behind(ends, handed, time.monotonic(), quiet_for=QUIET_FOR).items():
+            behind = continuity.behind(ends, handed, time.monotonic(), quiet_for=QUIET_FOR)
+            holes = books.holes()  # skipped events a batch could not read back: they hold the commit point
+            for partition, offsets in [*behind.items(), *holes.items()]:
                 events = await read_back(partition, offsets)
                 if events:
-                    await handle(events, input_topics[partition[0]], read_back_only=True)
+                    await handle(events, input_topics[partition[0]])
 
     for input_topic in INPUT_TOPICS:
         if input_topic.compacted:
