@@ -58,6 +58,7 @@ from consentflow.streams.registry_feed import RegistryFeed
 from consentflow.streams.retention_agenda import RetentionAgenda
 from consentflow.streams.skipped_events import Partition, PartitionContinuity, read_offsets
 from consentflow.streams.starting_offsets import commit_starting_offsets
+from consentflow.streams.starved_partitions import StarvedPartitions
 from consentflow.streams.subject_table import STATE_STORE_OPTIONS, PickledState, TableStore
 from consentflow.streams.worker_health import keep_beating, report_health
 from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
@@ -152,6 +153,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
     # Calls to the broker outside faust's loop (committed offsets, partition ends, read-backs) wait out an outage
     # together: one line when it starts, one when it ends, and no call until the back-off has passed.
     kafka = Outage(f"Kafka at {settings.bootstrap}")
+    starving = StarvedPartitions()  # assigned partitions faust stopped handing events of
     books = ProcessedOffsets()  # what faust's consumer commits: offsets processed, outputs in Kafka (faust_commits)
     commit_processed_offsets(app, books)
     awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
@@ -212,8 +214,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
             produce(out_topic, out_record["subject_id"], out_record)
 
     async def read_back(partition: Partition, offsets: range) -> list[Any]:
-        """faust events for input offsets faust skipped, read from the broker (faust-streaming #216)."""
-        log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, offsets.start, offsets.stop - 1)
+        """faust events for input offsets faust did not hand over, read from the broker (faust-streaming #216)."""
         try:
             messages = await asyncio.to_thread(read_offsets, settings.bootstrap, partition, offsets)
         except RuntimeError:
@@ -243,6 +244,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
             partition = (message.topic, message.partition)
             skipped = continuity.observe(partition, message.offset, time.monotonic())
             if skipped:
+                log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, skipped.start, skipped.stop - 1)
                 for lost in await read_back(partition, skipped):
                     await handle_one(lost, topic)
                     done.setdefault(partition, []).append(lost.message.offset)
@@ -257,6 +259,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         """Expect each assigned input partition to resume at the group's committed offset."""
         mine = [(tp.topic, tp.partition) for assigned in assignment for tp in assigned if tp.topic in input_topics]
         books.assign(mine)
+        starving.assign(mine, time.monotonic())
         awaiting_committed.update(mine)
         await expect_committed()  # during an outage, the next tick of read_back_quiet_partitions tries again
         if uncommitted:  # once the assignment completes, before faust's first commit; the 1 s timer retries
@@ -323,6 +326,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         continuity.forget(gone)
         store.forget_cached()  # a revoked partition may come back changed by another worker
         books.forget(gone)
+        starving.forget(gone)
         awaiting_committed.difference_update(gone)
         uncommitted.difference_update(gone)
 
@@ -346,6 +350,27 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
             behind = continuity.behind(ends, handed, time.monotonic(), quiet_for=QUIET_FOR)
             holes = books.holes()  # skipped events a batch could not read back: they hold the commit point
             for partition, offsets in [*behind.items(), *holes.items()]:
+                log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, offsets.start, offsets.stop - 1)
+                events = await read_back(partition, offsets)
+                if events:
+                    await handle(events, input_topics[partition[0]])
+            now = time.monotonic()
+            starving.observe({partition: handed_over.get(TP(*partition)) for partition in ends}, now)
+            if app.rebalancing:
+                return  # faust's flow is stopped on purpose
+            starved = starving.starved(ends, {partition: books.commit_point(partition) for partition in ends}, now)
+            active = cast(Any, app.consumer)._active_partitions or set()  # faust's: the partitions its fetcher serves
+            for topic, number in starving.newly_starved(starved):
+                log.warning(
+                    "faust handed over nothing of %s[%d] for %.0f s though events wait from offset %d (%s among its "
+                    "active partitions); the worker reads them itself",
+                    topic,
+                    number,
+                    starving.starved_for,
+                    starved[(topic, number)].start,
+                    "listed" if TP(topic, number) in active else "not",
+                )
+            for partition, offsets in starved.items():
                 events = await read_back(partition, offsets)
                 if events:
                     await handle(events, input_topics[partition[0]])

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,8 @@ class Pipeline:
         self.inputs = [t.name(self.prefix) for t in WORKER_INPUTS]
         assert_topics_hold(bootstrap, sent, producer.delivered)
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """``consentflow worker`` as a subprocess logging to ``<name>.log``, with ``env`` added to its environment."""
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
         process = subprocess.Popen(
             [
@@ -102,6 +104,7 @@ class Pipeline:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         self.workers.append(process)
         return process
@@ -134,7 +137,16 @@ class Pipeline:
             if self.lag() == 0 and time.monotonic() - stable_since > 4:
                 return
             time.sleep(1)
+        self.dump_tasks()
         pytest.fail(f"workers did not catch up in {timeout:.0f} s (lag {self.lag()}); see {self.tmp}/*.log")
+
+    def dump_tasks(self) -> None:
+        """Have each live worker write its threads' and asyncio tasks' stacks to its log (mode's SIGUSR1), for the
+        post-mortem of a stall."""
+        for process in self.workers:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGUSR1)
+        time.sleep(3)
 
     def stop(self) -> None:
         for process in self.workers:
