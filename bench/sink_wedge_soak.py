@@ -94,6 +94,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     bootstrap = f"127.0.0.1:{args.port}"
     kafka_env = {**os.environ, "KAFKA_PORT": str(args.port), "KAFKA_HOME_DIR": args.home}
+    # The sink runs in tmp: ``python -c`` puts the working directory before PYTHONPATH, which must choose the code.
     sink_env = {**os.environ, "PYTHONPATH": str(args.code), "CONSENTFLOW_PURE_PYTHON": "1"}
     tmp = Path(tempfile.mkdtemp(prefix="sink-wedge-"))
     outputs = dataset_outputs(args.subjects, tmp)
@@ -113,7 +114,9 @@ def main() -> int:
         cli += ["--database", prefix, "--group-id", group]
         head = [sys.executable, "-c", DEBUG_SINK] if args.debug else [sys.executable, "-m", "consentflow.cli"]
         with open(log_path, "wb") as log:
-            sink = subprocess.Popen([*head, *cli], stdout=log, stderr=subprocess.STDOUT, env=sink_env, start_new_session=True)
+            sink = subprocess.Popen(
+                [*head, *cli], stdout=log, stderr=subprocess.STDOUT, env=sink_env, cwd=tmp, start_new_session=True
+            )
 
         producing = threading.Thread(target=produce_over, args=(bootstrap, prefix, outputs, args.spread), daemon=True)
         producing.start()

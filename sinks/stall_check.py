@@ -5,8 +5,9 @@ librdkafka's consumer can come out of a broker restart that outlasted its sessio
 inside, stuck and idle look alike; the broker tells them apart. After ``QUIET_FOR`` seconds without a message the
 sink asks it, through clients of its own, how many messages of its topics its group has not committed on
 partitions no other member holds (``waiting_work``). None (the broker not answering) is an outage, left to
-``Outage``; nothing waiting is idle; anything waiting means the consumer is stuck, and the sink replaces it
-(``SinkConsumer``), its uncommitted messages redelivered to the new one and absorbed by the tables.
+``Outage``; nothing waiting is idle; work waiting at that look and at the next, half a quiet later, means the
+consumer is stuck, and the sink replaces it (``SinkConsumer``), its uncommitted messages redelivered to the new
+one and absorbed by the tables.
 """
 
 from __future__ import annotations
@@ -27,38 +28,52 @@ QUIET_FOR: Final = 20.0
 
 
 class StallCheck:
-    """When to ask whether the consumer is stuck, and what the answer means (no I/O: the caller asks the broker)."""
+    """When to ask whether the consumer is stuck, and what the answers mean (no I/O: the caller asks the broker).
+
+    Stuck takes two answers in a row with work waiting and nothing delivered between: after ``quiet_for`` seconds
+    of quiet, then half as long again. A consumer rejoining its group after an outage is quiet too, for a few
+    seconds after the broker is back; the second look lets it deliver first.
+    """
 
     def __init__(self, quiet_for: float = QUIET_FOR, clock: Callable[[], float] = time.monotonic) -> None:
         self.quiet_for = quiet_for
         self._clock = clock
-        self._since = clock()  # the start of the current quiet
+        self._heard_at = clock()  # the start of the current quiet
+        self._since = self._heard_at  # the start of the quiet or the last look, whichever is later
+        self._wait = quiet_for  # seconds from there to the next look
+        self._work_seen = False  # the last look found work waiting, and nothing was delivered since
 
     def heard(self) -> None:
-        """The consumer delivered (or the sink was busy writing): the quiet starts again."""
-        self._since = self._clock()
+        """The consumer delivered (or the sink was busy writing): the quiet starts again, and any suspicion ends."""
+        self._heard_at = self._since = self._clock()
+        self._wait = self.quiet_for
+        self._work_seen = False
 
     def suspect(self) -> None:
-        """Something else says the consumer is stuck (its own probe fails while the broker answers another client):
-        ask at the next turn rather than at the end of the quiet."""
-        self._since = self._clock() - self.quiet_for
+        """Something else says the consumer is stuck (its own request fails while the broker answers another
+        client): look at the next turn rather than at the end of the quiet."""
+        self._wait = 0.0
 
     def due(self) -> bool:
-        """Whether the consumer has been quiet for ``quiet_for`` seconds since it was last heard or checked."""
-        return self._clock() - self._since >= self.quiet_for
+        """Whether it is time to ask the broker whether work waits."""
+        return self._clock() - self._since >= self._wait
 
     def quiet(self) -> float:
-        """Seconds since the consumer was last heard or checked."""
-        return self._clock() - self._since
+        """Seconds since the consumer was last heard."""
+        return self._clock() - self._heard_at
 
     def stuck(self, waiting: int | None) -> bool:
-        """The verdict once ``due``, given the messages waiting for this consumer (None: the broker did not say).
+        """The verdict of a look, given the messages waiting for this consumer (None: the broker did not say).
 
-        Stuck only when the broker answered and work is waiting; idle or an outage is not. Either way the next
-        check comes after another quiet.
+        Work waiting at two looks in a row, with nothing heard between, is stuck; nothing waiting is idle, and no
+        answer an outage: the quiet starts again.
         """
+        found = waiting is not None and waiting > 0
+        verdict = found and self._work_seen
         self._since = self._clock()
-        return waiting is not None and waiting > 0
+        self._work_seen = found and not verdict
+        self._wait = self.quiet_for / 2 if self._work_seen else self.quiet_for
+        return verdict
 
 
 def waiting_work(bootstrap: str, group_id: str, topics: Iterable[str], ours: Collection[str], timeout: float = 5.0) -> int | None:
