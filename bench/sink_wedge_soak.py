@@ -4,11 +4,11 @@ Run against a broker of its own, never the shared one (it stops and starts it):
     KAFKA_PORT=19792 KAFKA_HOME_DIR=/tmp/kafka-sinkwedge bash deploy/kafka.sh start
     .venv/bin/python bench/sink_wedge_soak.py --port 19792 --home /tmp/kafka-sinkwedge [--rounds 10] [--code DIR]
 
-Each round creates fresh topics and starts one ``consentflow sink`` (from ``--code``, default this checkout) while
-the outputs of a generated dataset are produced to them over ``--spread`` seconds, as a worker would; somewhere in
-that stream the broker stops for 7-12 s (``--stop-min`` .. ``--stop-max``, past the sink's 6 s session) and
-starts again. A round passes when the same sink process has committed every output within ``--timeout`` seconds
-of the last output being sent. A sink that misses gets a py-spy dump (when ``--py-spy`` exists) beside its log.
+Each round creates fresh topics and starts ``--sinks`` ``consentflow sink`` processes, each of a group of its own
+(from ``--code``, default this checkout), while the outputs of a generated dataset are produced to them over
+``--spread`` seconds, as a worker would; somewhere in that stream the broker stops for 7-12 s (``--stop-min`` .. ``--stop-max``, past the sink's 6 s session) and
+starts again. A sink passes when the same process has committed every output within ``--timeout`` seconds of
+the last output being sent. A sink that misses gets a py-spy dump (when ``--py-spy`` exists) beside its log.
 ``--debug`` turns librdkafka's ``cgrp,consumer,topic,fetch`` debug on in the sink, for diagnosis.
 """
 
@@ -89,6 +89,7 @@ def main() -> int:
     parser.add_argument("--debug", action="store_true", help="librdkafka debug lines in the sink's log")
     parser.add_argument("--py-spy", default="/tmp/spy/bin/py-spy")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--sinks", type=int, default=1, help="sinks per round, each of a group of its own")
     args = parser.parse_args()
     logging.getLogger("librdkafka").setLevel(logging.CRITICAL)  # this script's producer: the broker away is expected
     rng = random.Random(args.seed)
@@ -107,17 +108,18 @@ def main() -> int:
     for round_ in range(1, args.rounds + 1):
         prefix = f"wedge{uuid.uuid4().hex[:8]}"
         create_topics(bootstrap, prefix=prefix)
-        group = f"{prefix}-sink"
-        names = {t.short_name: t.name(prefix) for t in OUTPUT_TOPICS}
-        log_path = tmp / f"round{round_}.log"
-        cli = ["sink", "--bootstrap", bootstrap, "--prefix", prefix, "--dsn", f"chdb://{tmp / f'chdb{round_}'}"]
-        cli += ["--database", prefix, "--group-id", group]
+        names = [t.name(prefix) for t in OUTPUT_TOPICS]
         head = [sys.executable, "-c", DEBUG_SINK] if args.debug else [sys.executable, "-m", "consentflow.cli"]
-        with open(log_path, "wb") as log:
-            sink = subprocess.Popen(
-                [*head, *cli], stdout=log, stderr=subprocess.STDOUT, env=sink_env, cwd=tmp, start_new_session=True
-            )
-
+        sinks: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+        for n in range(args.sinks):  # each of a group of its own: as many chances of a stuck consumer per outage
+            group, log_path = f"{prefix}-sink{n}", tmp / f"round{round_}-sink{n}.log"
+            cli = ["sink", "--bootstrap", bootstrap, "--prefix", prefix, "--dsn", f"chdb://{tmp / f'chdb{round_}-{n}'}"]
+            cli += ["--database", prefix, "--group-id", group]
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(
+                    [*head, *cli], stdout=log, stderr=subprocess.STDOUT, env=sink_env, cwd=tmp, start_new_session=True
+                )
+            sinks.append((group, log_path, process))
         producing = threading.Thread(target=produce_over, args=(bootstrap, prefix, outputs, args.spread), daemon=True)
         producing.start()
         stop_at = rng.uniform(3.0, args.spread - 6.0)
@@ -129,37 +131,43 @@ def main() -> int:
         back = time.monotonic()
         producing.join()
         deadline = time.monotonic() + args.timeout
-        lag = -1
-        while time.monotonic() < deadline and sink.poll() is None:
+        for n, (group, log_path, process) in enumerate(sinks):
+            lag = -1
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    lag = group_lag(bootstrap, group, names)
+                except Exception:  # noqa: BLE001 -- the broker still coming back: ask again
+                    lag = -1
+                if lag == 0:
+                    break
+                time.sleep(1)
+            took = time.monotonic() - back
+            ok = lag == 0 and process.poll() is None
+            text = log_path.read_text(errors="replace")
+            notes = [f"SESSTMOUT {text.count('SESSTMOUT')}", f"recreated {text.count('recreating its consumer')}"]
+            if not ok and Path(args.py_spy).exists() and process.poll() is None:
+                dump = subprocess.run([args.py_spy, "dump", "--pid", str(process.pid)], capture_output=True, text=True)
+                log_path.with_suffix(".py-spy").write_text(dump.stdout + dump.stderr)
+            outcome = (
+                f"caught up within {took:.1f} s of the broker's return" if ok else f"MISSED (lag {lag}, exit {process.poll()})"
+            )
+            print(
+                f"round {round_} sink {n}: stop at {stop_at:.1f} s for {stop_for:.1f} s: {outcome}; {', '.join(notes)}",
+                flush=True,
+            )
+            passed += ok
+        for _group, _log, process in sinks:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _group, _log, process in sinks:
             try:
-                lag = group_lag(bootstrap, group, list(names.values()))
-            except Exception:  # noqa: BLE001 -- the broker still coming back: ask again
-                lag = -1
-            if lag == 0:
-                break
-            time.sleep(1)
-        took = time.monotonic() - back
-        ok = lag == 0 and sink.poll() is None
-        text = log_path.read_text(errors="replace")
-        notes = [f"SESSTMOUT {text.count('SESSTMOUT')}", f"recreated {text.count('recreating its consumer')}"]
-        if not ok and Path(args.py_spy).exists() and sink.poll() is None:
-            dump = subprocess.run([args.py_spy, "dump", "--pid", str(sink.pid)], capture_output=True, text=True)
-            (tmp / f"round{round_}.py-spy").write_text(dump.stdout + dump.stderr)
-        outcome = f"caught up {took:.1f} s after the broker was back" if ok else f"MISSED (lag {lag}, exit {sink.poll()})"
-        print(
-            f"round {round_}: stop at {stop_at:.1f} s for {stop_for:.1f} s: {outcome}; {', '.join(notes)}",
-            flush=True,
-        )
-        passed += ok
-        if sink.poll() is None:
-            os.killpg(sink.pid, signal.SIGTERM)
-            try:
-                sink.wait(40)
+                process.wait(40)
             except subprocess.TimeoutExpired:
-                os.killpg(sink.pid, signal.SIGKILL)
-                sink.wait()
-    print(f"{passed} of {args.rounds} rounds delivered everything by the same sink (logs: {tmp})")
-    return 0 if passed == args.rounds else 1
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    total = args.rounds * args.sinks
+    print(f"{passed} of {total} sinks delivered everything across their outage, each the same process (logs: {tmp})")
+    return 0 if passed == total else 1
 
 
 if __name__ == "__main__":
