@@ -143,10 +143,8 @@ class SinkConsumer:
         """A consumer error: the broker away starts or extends the outage; a fatal one ends the process (71);
         any other is logged."""
         exc = KafkaException(error)
-        if is_transient(exc) and self.kafka_outage.away:
-            return  # known; a failure reported here at each reconnection would push the probe's next try back for ever
         if is_transient(exc) or error.fatal() or error.code() in _REFUSED:
-            self.kafka_outage.failed(exc, "consuming")
+            self.kafka_outage.reported(exc, "consuming")  # not a try: the probe's next one stays when it was due
         else:
             log.warning("consumer error: %s", describe(exc))
 
