@@ -101,6 +101,9 @@ class SinkConsumer:
         self.gate = Gate()  # the registry is an input topic: its records pass the gate, as in a replay
         self.consumed = 0
         self.undecodable = 0
+        # Messages taken since the last commit, rows or not: a skipped one is committed too, or its lag would look
+        # like work waiting to the stall check for ever.
+        self._uncommitted = False
         self._stop = False
 
     def stop(self, *_: Any) -> None:
@@ -128,7 +131,7 @@ class SinkConsumer:
                     self._take(message)
                 if self.kafka_outage.away and self.kafka_outage.due():
                     self._probe_kafka()
-                if self.sink.flush_due() or (not messages and self.sink.pending):
+                if self.sink.flush_due() or (not messages and (self.sink.pending or self._uncommitted)):
                     self._flush_and_commit()
                     self.stall.heard()  # a long write (ClickHouse away) is not the consumer's quiet
                 elif not messages and self.stall.due():
@@ -214,6 +217,7 @@ class SinkConsumer:
             if error.code() != KafkaError._PARTITION_EOF:
                 self._kafka_error(error)
             return
+        self._uncommitted = True
         topic = self.topics.get(str(message.topic()))
         value = message.value()
         if topic is None or (value is None and topic is not RECIPIENTS):
@@ -253,6 +257,7 @@ class SinkConsumer:
     def _flush_and_commit(self) -> None:
         if self.sink.pending:
             self.sink.flush()  # returns only when ClickHouse has the rows; a stop while it is away raises, uncommitted
+        self._uncommitted = False
         try:
             self.consumer.commit(asynchronous=False)
         except KafkaException as exc:

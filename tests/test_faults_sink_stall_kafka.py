@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import Producer, TopicPartition
 
 from consentflow.codec import SingleObjectCodec
 from consentflow.eventfile import read_events
+from consentflow.kafka_clients import client_config
 from consentflow.lag import group_lag
 from consentflow.processor import Processor
 from consentflow.producer import EventProducer
@@ -84,3 +85,26 @@ def test_a_sink_whose_consumer_lost_its_partitions_unnoticed_replaces_it_and_del
         reference = ClickHouseSink(chdb_dsn, f"{prefix}_reference")
         SinkConsumer(fault_bootstrap, prefix, SingleObjectCodec(), reference, group_id=f"{prefix}-reference").run(idle_exit=3.0)
         assert table_digests(sink) == table_digests(reference)
+
+
+def test_an_output_the_sink_skips_is_committed_and_not_taken_for_work_waiting(fault_bootstrap: str, chdb_dsn: str) -> None:
+    """A null value on an output topic writes no row; were its offset never committed, its lag would look like work
+    waiting for a stuck consumer, and the sink would replace a healthy consumer again and again."""
+    with fresh_topics(fault_bootstrap, "skip") as prefix:
+        ledger = next(t for t in OUTPUT_TOPICS if t.short_name == "ledger").name(prefix)
+        producer = Producer(client_config(fault_bootstrap))
+        producer.produce(ledger, value=None, key=b"s-1")
+        assert producer.flush(30) == 0
+        group = f"{prefix}-sink"
+        consumer = SinkConsumer(
+            fault_bootstrap,
+            prefix,
+            SingleObjectCodec(),
+            ClickHouseSink(chdb_dsn, f"{prefix}_skip"),
+            group_id=group,
+            stall_after=2.0,
+        )
+        until = time.monotonic() + 4 * 2.0 + 4
+        consumer.run(should_stop=lambda: time.monotonic() > until)
+        assert consumer.replaced == 0
+        assert group_lag(fault_bootstrap, group, [t.name(prefix) for t in OUTPUT_TOPICS]) == 0
