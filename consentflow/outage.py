@@ -149,6 +149,16 @@ class Outage:
             self.backoff = min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
             self._next_try = now + self.backoff
 
+    def reported(self, exc: BaseException, doing: str) -> None:
+        """A failure a client reported on its own (an error callback at each reconnection), not a call made when
+        ``due``: like ``failed`` while up; during an outage it is counted but puts the next try off no further, or
+        reports many times a second would keep the try that notices the end from ever coming due."""
+        if self.since is None or not self.transient(exc):
+            self.failed(exc, doing)
+            return
+        with self._lock:
+            self.failures += 1
+
     async def attempt(self, doing: str, call: Callable[..., T], *args: Any) -> T | None:
         """``call(*args)`` in a thread, unless an outage's back-off is still running; None when skipped or failed
         transiently (the caller tries again on its next tick). A blocking client call never stalls the event loop."""

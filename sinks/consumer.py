@@ -11,6 +11,7 @@ away is one line when it goes and one when it is back (``Outage``).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from consentflow.bounded_stop import StopRequest, abandon_stop
+from consentflow.broker_check import BrokerCheck
 from consentflow.codec import Codec
 from consentflow.dead_letters import dead_letter
 from consentflow.errors import ContractError
@@ -26,6 +28,7 @@ from consentflow.group_membership import SESSION_TIMEOUT, librdkafka_membership
 from consentflow.kafka_clients import client_config
 from consentflow.outage import Outage, describe, is_transient
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
+from consentflow.sinks.stall_check import QUIET_FOR, StallCheck, waiting_work
 from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,10 @@ _REFUSED = frozenset(
 )
 
 
+#: Seconds a stuck consumer's close may take (it leaves the group) before the sink goes on without it.
+CLOSE_WITHIN = 10.0
+
+
 def _still() -> None:
     """No heartbeat to tell."""
 
@@ -50,6 +57,8 @@ class SinkConsumer:
     """Consumes the output topics and the registry topic into a ``ClickHouseSink``.
 
     ``kafka_outage`` is the broker as the sink's consumer sees it (``.away``), ``sink.clickhouse_outage`` ClickHouse.
+    A consumer that delivers nothing for ``stall_after`` seconds while its group has work waiting is replaced
+    (``consentflow.sinks.stall_check``).
     """
 
     def __init__(
@@ -62,31 +71,39 @@ class SinkConsumer:
         group_id: str = "consentflow-sink",
         kafka_outage: Outage | None = None,
         session_timeout: float = SESSION_TIMEOUT,
+        stall_after: float = QUIET_FOR,
     ) -> None:
         self.sink = sink
         self.codec = codec
         self.topics: dict[str, Topic] = {t.name(prefix): t for t in (*OUTPUT_TOPICS, RECIPIENTS)}
         # Back-off at most 5 s: while away, a probe at each back-off notices the broker back with no message to read.
         self.kafka_outage = kafka_outage or Outage(f"Kafka at {bootstrap}", max_backoff=5.0)
-        self.consumer = Consumer(
-            client_config(
-                bootstrap,
-                {
-                    "group.id": group_id,
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "fetch.min.bytes": 65536,
-                    "error_cb": self._kafka_error,  # the broker away, reported at each reconnection: one line per outage
-                    # A killed sink's partitions move when its session expires (librdkafka's default: 45 s); a stopped
-                    # one leaves the group in close(), as a dynamic member (no group.instance.id: group_membership).
-                    **librdkafka_membership(session_timeout),
-                },
-            )
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self._config = client_config(
+            bootstrap,
+            {
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.min.bytes": 65536,
+                "error_cb": self._kafka_error,  # the broker away, reported at each reconnection: one line per outage
+                # A killed sink's partitions move when its session expires (librdkafka's default: 45 s); a stopped
+                # one leaves the group in close(), as a dynamic member (no group.instance.id: group_membership).
+                **librdkafka_membership(session_timeout),
+            },
         )
-        self.consumer.subscribe(sorted(self.topics))
+        self.consumer = self._subscribed()
+        self.stall = StallCheck(stall_after)
+        self.replaced = 0  # consumers replaced because they were stuck
+        self._members: set[str] = set()  # this process's member ids, the stuck consumers' too (their partitions are ours)
+        self._broker_check: BrokerCheck | None = None
         self.gate = Gate()  # the registry is an input topic: its records pass the gate, as in a replay
         self.consumed = 0
         self.undecodable = 0
+        # Messages taken since the last commit, rows or not: a skipped one is committed too, or its lag would look
+        # like work waiting to the stall check for ever.
+        self._uncommitted = False
         self._stop = False
 
     def stop(self, *_: Any) -> None:
@@ -109,12 +126,16 @@ class SinkConsumer:
                 messages = self.consumer.consume(num_messages=5_000, timeout=0.5)
                 if messages:
                     idle_since = time.monotonic()
+                    self.stall.heard()
                 for message in messages:
                     self._take(message)
                 if self.kafka_outage.away and self.kafka_outage.due():
                     self._probe_kafka()
-                if self.sink.flush_due() or (not messages and self.sink.pending):
+                if self.sink.flush_due() or (not messages and (self.sink.pending or self._uncommitted)):
                     self._flush_and_commit()
+                    self.stall.heard()  # a long write (ClickHouse away) is not the consumer's quiet
+                elif not messages and self.stall.due():
+                    self._check_stalled()
                 if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                     break
             self._flush_and_commit()
@@ -126,18 +147,69 @@ class SinkConsumer:
         any other is logged."""
         exc = KafkaException(error)
         if is_transient(exc) or error.fatal() or error.code() in _REFUSED:
-            self.kafka_outage.failed(exc, "consuming")
+            self.kafka_outage.reported(exc, "consuming")  # not a try: the probe's next one stays when it was due
         else:
             log.warning("consumer error: %s", describe(exc))
 
     def _probe_kafka(self) -> None:
-        """Ask the broker for one topic's metadata: the outage ends when it answers, even with nothing to read."""
+        """Ask the broker for one topic's metadata: the outage ends when it answers, even with nothing to read.
+
+        When the consumer's own request fails while a client of the sink's own reaches the broker, the broker is
+        back and the consumer is what is stuck: the outage ends, and the stall check asks at once.
+        """
         try:
             self.consumer.list_topics(next(iter(self.topics)), timeout=1.0)
         except KafkaException as exc:
-            self.kafka_outage.failed(exc, "consuming")
+            if self._broker_answers():
+                self.kafka_outage.succeeded()
+                self.stall.suspect()
+            else:
+                self.kafka_outage.failed(exc, "consuming")
         else:
             self.kafka_outage.succeeded()
+
+    def _broker_answers(self) -> bool:
+        """Whether the broker answers a metadata request from a client other than the consumer."""
+        if self._broker_check is None:
+            self._broker_check = BrokerCheck(self.bootstrap, timeout=1.0)
+        try:
+            self._broker_check.ask()
+        except KafkaException:
+            return False
+        return True
+
+    def _subscribed(self) -> Consumer:
+        """A new consumer of the sink's group, subscribed to its topics."""
+        consumer = Consumer(self._config)
+        consumer.subscribe(sorted(self.topics))
+        return consumer
+
+    def _check_stalled(self) -> None:
+        """Quiet for ``stall_after`` seconds: ask the broker whether work waits for this consumer; if so, replace it."""
+        quiet = self.stall.quiet()
+        self._members.add(self.consumer.memberid() or "")
+        waiting = waiting_work(self.bootstrap, self.group_id, self.topics, self._members)
+        if self.stall.stuck(waiting):
+            log.warning(
+                "Kafka consumer delivered nothing for %.0f s while %d messages wait for it: stuck, recreating its consumer",
+                quiet,
+                waiting,
+            )
+            self._replace_consumer()
+
+    def _replace_consumer(self) -> None:
+        """Close the stuck consumer (abandoned if its close does not return within the session) and subscribe a new
+        one in the same group: it starts from the group's committed offsets, so nothing is skipped."""
+        if self.sink.pending:
+            self._flush_and_commit()
+        stuck = self.consumer
+        closing = threading.Thread(target=stuck.close, name="close-stuck-consumer", daemon=True)
+        closing.start()
+        closing.join(CLOSE_WITHIN)
+        if closing.is_alive():
+            log.warning("the stuck consumer did not close within %.0f s; left behind", CLOSE_WITHIN)
+        self.consumer = self._subscribed()
+        self.replaced += 1
 
     def _take(self, message: Message) -> None:
         error = message.error()
@@ -145,6 +217,7 @@ class SinkConsumer:
             if error.code() != KafkaError._PARTITION_EOF:
                 self._kafka_error(error)
             return
+        self._uncommitted = True
         topic = self.topics.get(str(message.topic()))
         value = message.value()
         if topic is None or (value is None and topic is not RECIPIENTS):
@@ -184,6 +257,7 @@ class SinkConsumer:
     def _flush_and_commit(self) -> None:
         if self.sink.pending:
             self.sink.flush()  # returns only when ClickHouse has the rows; a stop while it is away raises, uncommitted
+        self._uncommitted = False
         try:
             self.consumer.commit(asynchronous=False)
         except KafkaException as exc:
