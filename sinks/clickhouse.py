@@ -21,7 +21,7 @@ from typing import Any
 
 import clickhouse_connect
 
-from consentflow.outage import Outage
+from consentflow.runtime.outage import Outage
 from consentflow.sinks.tables import TABLES, Table, extra_ddl
 
 log = logging.getLogger(__name__)

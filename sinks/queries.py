@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from consentflow.geography import EEA_COUNTRIES
+from consentflow.policy.geography import EEA_COUNTRIES
+from consentflow.policy.vocabulary import ConsentAction
 from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.vocabulary import ConsentAction
 
 _EEA = sorted(EEA_COUNTRIES)
 
@@ -25,7 +25,7 @@ def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
         )
         GROUP BY purpose ORDER BY purpose
         """,
-        {"granted": ConsentAction.GRANTED.value},  # the timeline's order: consentflow.ledger.fact_order
+        {"granted": ConsentAction.GRANTED.value},  # the timeline's order: consentflow.core.ledger.fact_order
     )
     recipients = sink.query(
         """

@@ -27,9 +27,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from consentflow.contracts import read_uuid, uuid_text
-from consentflow.ledger import micros as micros_since_epoch
-from consentflow.timestamp_plan import from_micros
+from consentflow.contracts.timestamp_plan import from_micros
+from consentflow.contracts.uuids import read_uuid, uuid_text
+from consentflow.core.ledger import micros as micros_since_epoch
 
 _STRING: Final = 0
 _LONG: Final = 1

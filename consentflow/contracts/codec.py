@@ -24,10 +24,11 @@ from uuid import UUID
 import fastavro
 from fastavro.validation import ValidationError, validate
 
-from consentflow.avro_plan import PlanMiss
-from consentflow.contracts import Contract, ContractStore, default_store, is_naive, uuid_text
-from consentflow.errors import ContractError
-from consentflow.topics import Topic, topic_named
+from consentflow.contracts.avro_plan import PlanMiss
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.releases import Contract, ContractStore, default_store, is_naive
+from consentflow.contracts.topics import Topic, topic_named
+from consentflow.contracts.uuids import uuid_text
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"

@@ -1,7 +1,7 @@
 """The edge checks every input passes, once: the rules themselves, in one place.
 
-The event constructors (``consentflow.events``) call these functions on what an
-emitter hands them; the gate (``consentflow.gate``) calls the same functions on
+The event constructors (``consentflow.contracts.events``) call these functions on what an
+emitter hands them; the gate (``consentflow.contracts.gate``) calls the same functions on
 what a worker, the embedded runner, a replay, ``produce`` or the collector reads,
 so a rule cannot differ between the ways in. Each raises ``ContractError``
 naming the topic, the field and what is wrong, and names a value only when it
@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeGuard, TypeVar
 
-from consentflow.contracts import UUID_TEXT
-from consentflow.errors import ContractError
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.uuids import UUID_TEXT
 
 T = TypeVar("T")
 

@@ -23,13 +23,13 @@ from typing import IO, Any, cast
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from consentflow.contracts import ContractStore, default_store
-from consentflow.dead_letters import dead_letter
-from consentflow.errors import ContractError
-from consentflow.events import Event
-from consentflow.gate import Gate
-from consentflow.ledger import micros
-from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, Topic, topic_for_record
+from consentflow.contracts.dead_letters import dead_letter
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.events import Event
+from consentflow.contracts.gate import Gate
+from consentflow.contracts.releases import ContractStore, default_store
+from consentflow.contracts.topics import DEAD_LETTER, INPUT_TOPICS, Topic, topic_for_record
+from consentflow.core.ledger import micros
 
 
 def input_union_document(store: ContractStore | None = None) -> list[Any]:
@@ -287,7 +287,7 @@ def _read_lines(
     path: str | Path, handle: _Counting, gate: Gate | None, arrival: datetime | int
 ) -> Iterator[tuple[Topic, dict[str, Any]]]:
     """JSON Lines: one event a line, ``{"topic": ..., fields}``; blank lines and lines starting with # are skipped."""
-    from consentflow.json_events import InvalidEvent, event_from_line
+    from consentflow.contracts.json_events import InvalidEvent, event_from_line
 
     number = 0
     while True:

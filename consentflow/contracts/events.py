@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from consentflow import edge_checks, topics
-from consentflow.edge_checks import ID_RULE as ID_RULE  # re-exported: callers import the id rule from here
-from consentflow.edge_checks import is_pseudonymous_id as is_pseudonymous_id
-from consentflow.topics import Topic
-from consentflow.vocabulary import (
+from consentflow.contracts import edge_checks, topics
+from consentflow.contracts.edge_checks import ID_RULE as ID_RULE  # re-exported: callers import the id rule from here
+from consentflow.contracts.edge_checks import is_pseudonymous_id as is_pseudonymous_id
+from consentflow.contracts.topics import Topic
+from consentflow.policy.vocabulary import (
     CURRENT_POLICY_VERSION,
     AccountKind,
     ConsentAction,

@@ -5,7 +5,7 @@ a replay, ``produce`` and the collector all hand what they read to ``Gate.check`
 after it was resolved into the project's own reader contract (the newest release
 in ``schemas/``). The gate calls the rules of ``edge_checks``, the same functions
 the event constructors call, on every field, so an event read from Kafka or a
-file passes exactly what an event built in ``consentflow.events`` passes: ids
+file passes exactly what an event built in ``consentflow.contracts.events`` passes: ids
 pseudonymous, ``event_id`` a UUID, times UTC instants, enum symbols of the
 contract and never the reader default ``unknown``, a disclosure naming a
 category, a registry record's name, country and periods. What fails raises
@@ -35,15 +35,16 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from consentflow import edge_checks
-from consentflow.contracts import UUID_TEXT, ContractStore, default_store
-from consentflow.errors import ContractError
-from consentflow.ledger import micros
-from consentflow.null_values import null_value
-from consentflow.topics import Topic
+from consentflow.contracts import edge_checks
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.null_values import null_value
+from consentflow.contracts.releases import ContractStore, default_store
+from consentflow.contracts.topics import Topic
+from consentflow.contracts.uuids import UUID_TEXT
+from consentflow.core.ledger import micros
 
 if TYPE_CHECKING:
-    from consentflow.codec import Codec
+    from consentflow.contracts.codec import Codec
 
 #: Environment variables that set the bounds.
 EARLIEST_VARIABLE = "CONSENTFLOW_EARLIEST_EVENT_TIME"
@@ -251,7 +252,9 @@ def _field_check(record: str, field: str, avro: Any) -> FieldCheck:
             if isinstance(items, dict) and items.get("type") == "enum":
                 members = edge_checks.known_symbols(items["symbols"])
                 known = frozenset(members)  # a list of symbols (Avro decodes arrays as lists of str) in one call
-                return FieldCheck(partial(_symbols, items["name"], members), "type({v}) is list and K{n}.issuperset({v})", {"K": known})
+                return FieldCheck(
+                    partial(_symbols, items["name"], members), "type({v}) is list and K{n}.issuperset({v})", {"K": known}
+                )
             if isinstance(items, dict) and items.get("name") == "MechanismPeriod":
                 mechanism = next(f["type"] for f in items["fields"] if f["name"] == "mechanism")
                 return FieldCheck(partial(_mechanism_periods, edge_checks.known_symbols(mechanism["symbols"])))

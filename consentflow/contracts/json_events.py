@@ -2,7 +2,7 @@
 
 A JSON object per event, its fields named as in the topic's Avro contract
 (``schemas/<Record>/v1.avsc``) and as the keyword arguments of the event's
-constructor in ``consentflow.events``; times are ISO-8601 with a zone. The
+constructor in ``consentflow.contracts.events``; times are ISO-8601 with a zone. The
 object goes through the same constructor every other emitter uses, so it passes
 the same edge checks (pseudonymous ids only, UTC instants, policy symbols).
 ``event_id`` and ``occurred_at`` may be left out (a fresh UUID, now).
@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from consentflow import events
-from consentflow.contracts import default_store
-from consentflow.errors import ContractError
-from consentflow.events import Event, MechanismPeriod
-from consentflow.topics import CONSENT, COOKIE, DISCLOSURE, MESSAGE, PROFILE, RECIPIENTS, RIGHTS, Topic, topic_named
+from consentflow.contracts import events
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.events import Event, MechanismPeriod
+from consentflow.contracts.releases import default_store
+from consentflow.contracts.topics import CONSENT, COOKIE, DISCLOSURE, MESSAGE, PROFILE, RECIPIENTS, RIGHTS, Topic, topic_named
 
 #: The constructor of each topic the collector takes; its keyword names are the contract's field names.
 CONSTRUCTORS: dict[Topic, Callable[..., Event]] = {

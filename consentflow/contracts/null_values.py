@@ -29,10 +29,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consentflow.edge_checks import is_pseudonymous_id
-from consentflow.errors import ContractError
-from consentflow.topics import RECIPIENTS, Topic
-from consentflow.vocabulary import CURRENT_POLICY_VERSION
+from consentflow.contracts.edge_checks import is_pseudonymous_id
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.topics import RECIPIENTS, Topic
+from consentflow.policy.vocabulary import CURRENT_POLICY_VERSION
 
 #: The reason a subject topic's null value is a dead letter, as its ``reason`` begins after the topic.
 NULL_VALUE = "null value"

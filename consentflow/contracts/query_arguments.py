@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from consentflow.events import ID_RULE, is_pseudonymous_id
-from consentflow.vocabulary import Purpose, Rule
+from consentflow.contracts.events import ID_RULE, is_pseudonymous_id
+from consentflow.policy.vocabulary import Purpose, Rule
 
 #: The instants ClickHouse's DateTime64(6) holds, with room to spare; outside them a time is a typo.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)

@@ -40,10 +40,10 @@ from typing import Any
 import pycountry
 import yaml
 
-from consentflow.errors import ContractError
-from consentflow.events import Event, MechanismPeriod, recipient_registered
-from consentflow.geography import in_eea
-from consentflow.vocabulary import CURRENT_POLICY_VERSION, TransferMechanism
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.events import Event, MechanismPeriod, recipient_registered
+from consentflow.policy.geography import in_eea
+from consentflow.policy.vocabulary import CURRENT_POLICY_VERSION, TransferMechanism
 
 DEFAULT_SOURCE_SERVICE = "vendor-registry"
 _FILE_FIELDS = frozenset({"recipients", "source_service", "policy_version"})

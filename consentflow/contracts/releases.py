@@ -16,51 +16,17 @@ from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 import fastavro
-import fastavro.read
 import fastavro.write
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+import consentflow.contracts.uuids  # noqa: F401  # registers fastavro's uuid reader and writer: ids decode as canonical text
+
 if TYPE_CHECKING:
-    from consentflow.avro_plan import RecordPlan
+    from consentflow.contracts.avro_plan import RecordPlan
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
-#: A UUID's canonical text, whole (``fullmatch``: ``$`` would let a trailing newline through).
-UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_CANONICAL_UUID = UUID_TEXT.fullmatch
-
-
-def uuid_text(value: object) -> str:
-    """Canonical lowercase text of a UUID given as text or ``uuid.UUID``."""
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, str) and _CANONICAL_UUID(value):
-        return value
-    if isinstance(value, str):
-        try:
-            return str(UUID(value))
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} is not a UUID")
-
-
-# fastavro writes any string under logicalType uuid but refuses to read back a
-# malformed one, and returns uuid.UUID objects; the pipeline keeps ids as text.
-# Custom logical readers/writers are fastavro's documented extension point.
-fastavro.write.LOGICAL_WRITERS["string-uuid"] = lambda datum, *_: uuid_text(datum)
-
-
-def read_uuid(datum: object, *_: object) -> str:
-    """fastavro's logical reader for ``uuid``: the canonical text. Called for every id decoded, so canonical
-    text, the common case, is answered in one regex call."""
-    if type(datum) is str and _CANONICAL_UUID(datum):
-        return datum
-    return uuid_text(datum)
-
-
-fastavro.read.LOGICAL_READERS["string-uuid"] = read_uuid
 
 # fastavro writes a naive datetime as *local* time (time.mktime): on a host not
 # set to UTC the instant would silently shift. Event times are UTC instants.
@@ -102,7 +68,7 @@ class Contract:
     def plan(self) -> RecordPlan | None:
         """How records of this contract are written and read without fastavro (``avro_plan``), made at the first
         one; None when the schema holds a type the plan does not know (fastavro then does it all)."""
-        from consentflow.avro_plan import record_plan  # it imports this module
+        from consentflow.contracts.avro_plan import record_plan  # it imports this module
 
         return record_plan(self.parsed)
 

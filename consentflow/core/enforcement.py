@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from consentflow.ledger import fact_index_at, micros
-from consentflow.policy import Policy
-from consentflow.recipients import RecipientVersion
-from consentflow.state import Processing, ProcessingRow, SubjectState
-from consentflow.vocabulary import (
+from consentflow.core.ledger import fact_index_at, micros
+from consentflow.core.recipients import RecipientVersion
+from consentflow.core.state import Processing, ProcessingRow, SubjectState
+from consentflow.policy.versions import Policy
+from consentflow.policy.vocabulary import (
     RULE_SECTIONS,
     ConsentAction,
     DataCategory,
@@ -42,7 +42,7 @@ _CONSENT_RULE: dict[str, Rule] = {
     Purpose.COOKIES_ADVERTISING.value: Rule.COOKIE_WITHOUT_CONSENT,
     Purpose.COOKIES_SOCIAL_MEDIA.value: Rule.COOKIE_WITHOUT_CONSENT,
 }
-# Final: compiled (consentflow.native), a Final constant is read where it is used, not looked up in the module.
+# Final: compiled (consentflow.runtime.native), a Final constant is read where it is used, not looked up in the module.
 _USERS: Final = frozenset({RecipientKind.OTHER_USERS, RecipientKind.CORPORATE_CUSTOMER})
 _NONE: Final = TransferMechanism.NONE
 _IDENTITY_DOCUMENTS: Final = DataCategory.IDENTITY_DOCUMENTS.value

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from consentflow.retention import RetentionPlan
-from consentflow.state import SubjectState
+from consentflow.core.retention import RetentionPlan
+from consentflow.core.state import SubjectState
 
 #: The fields of a planned retention action that the record carries (its id is derived from them).
 PLANNED_FIELDS = ("action", "categories", "due_at", "policy_section", "reason", "basis_event_id")

@@ -26,8 +26,8 @@ from json.encoder import encode_basestring_ascii as _json_string
 from operator import itemgetter
 from typing import Any
 
-from consentflow.state import GENESIS_HASH, ConsentFact, FactRow, SubjectState
-from consentflow.vocabulary import ConsentAction, ConsentState
+from consentflow.core.state import GENESIS_HASH, ConsentFact, FactRow, SubjectState
+from consentflow.policy.vocabulary import ConsentAction, ConsentState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

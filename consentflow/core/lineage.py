@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentflow.geography import in_eea
-from consentflow.recipients import RecipientVersion
-from consentflow.state import ProcessingRow
-from consentflow.vocabulary import RecipientKind, TransferMechanism
+from consentflow.core.recipients import RecipientVersion
+from consentflow.core.state import ProcessingRow
+from consentflow.policy.geography import in_eea
+from consentflow.policy.vocabulary import RecipientKind, TransferMechanism
 
 
 def lineage_edge(

@@ -21,21 +21,21 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from consentflow import ledger
-from consentflow.enforcement import PolicyEnforcement
-from consentflow.holdings import needs_holdings, subject_holdings
-from consentflow.lineage import lineage_edge
-from consentflow.policy import Policy, load_policy
-from consentflow.recipients import RecipientRegistry, RecipientVersion
-from consentflow.retention import RetentionSchedule, earliest
-from consentflow.rights import access_export, erasure_notices
-from consentflow.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
-from consentflow.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
+from consentflow.core import ledger
+from consentflow.core.enforcement import PolicyEnforcement
+from consentflow.core.holdings import needs_holdings, subject_holdings
+from consentflow.core.lineage import lineage_edge
+from consentflow.core.recipients import RecipientRegistry, RecipientVersion
+from consentflow.core.retention import RetentionSchedule, earliest
+from consentflow.core.rights import access_export, erasure_notices
+from consentflow.core.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
+from consentflow.policy.versions import Policy, load_policy
+from consentflow.policy.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
 
 Record = dict[str, Any]
 
 
-@mypyc_attr(native_class=False)  # compiled (consentflow.native), a list subclass stays a Python class
+@mypyc_attr(native_class=False)  # compiled (consentflow.runtime.native), a list subclass stays a Python class
 class Changes(list[tuple[str, "Record"]]):
     """What one event (or one clock tick) changed: output records in the order they were made.
 
@@ -94,7 +94,7 @@ class Changes(list[tuple[str, "Record"]]):
         return self.of(HOLDINGS)
 
 
-# Final: compiled (consentflow.native), a Final constant is read where it is used, not looked up in the module.
+# Final: compiled (consentflow.runtime.native), a Final constant is read where it is used, not looked up in the module.
 _UNKNOWN_MECHANISM: Final = TransferMechanism.UNKNOWN
 _TIME: Final = itemgetter(0)  # ProcessingRow's occurred_at
 _TIME_AND_ID: Final = itemgetter(0, 1)

@@ -6,7 +6,7 @@ Transfer mechanisms carry their own validity periods, so a transfer is framed
 only if one of them holds at that instant (SCCs not yet signed or expired do
 not count) [7]. A tombstone on the compacted registry topic removes a recipient
 from its Kafka timestamp on: an inactive version in force from then, which
-names nothing (``consentflow.null_values``).
+names nothing (``consentflow.contracts.null_values``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentflow.geography import in_eea
-from consentflow.vocabulary import Purpose, RecipientKind, TransferMechanism
+from consentflow.policy.geography import in_eea
+from consentflow.policy.vocabulary import Purpose, RecipientKind, TransferMechanism
 
 #: Mechanisms that frame a transfer outside the EU/EEA (GDPR Art. 45-49).
 FRAMING_MECHANISMS = frozenset(
@@ -59,7 +59,7 @@ class RecipientVersion:
 
     @property
     def removal(self) -> bool:
-        """Whether this version is a registry tombstone's removal (``consentflow.null_values``): it names nothing."""
+        """Whether this version is a registry tombstone's removal (``consentflow.contracts.null_values``): it names nothing."""
         return not self.name
 
     def mechanism_at(self, t: datetime) -> TransferMechanism:
@@ -163,7 +163,7 @@ class RecipientRegistry:
     def latest(self, recipient_id: str) -> RecipientVersion | None:
         """The newest version of a recipient, whatever its state.
 
-        A removal (a tombstone, ``consentflow.null_values``) names nothing, so the recipient is described by its
+        A removal (a tombstone, ``consentflow.contracts.null_values``) names nothing, so the recipient is described by its
         newest named version, inactive from the removal on; None when no version ever named it.
         """
         versions = self._versions.get(recipient_id)

@@ -11,7 +11,7 @@
   the suspension (configurable within that range).
 
 Periods are counted in calendar time, in the controller's time zone, as
-Regulation 1182/71 Art. 3 counts them (``consentflow.legal_periods``): an
+Regulation 1182/71 Art. 3 counts them (``consentflow.policy.legal_periods``): an
 action falls due at 00:00 on the day after the period's last day.
 The clock is injected: ``due(state, now, plan)`` issues what is due at ``now``, and retracts what a
 later-arriving fact moved or cancelled since it was issued.
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentflow.legal_periods import Period, PeriodError, parse_period
-from consentflow.policy import Policy
-from consentflow.state import IssuedAction, SubjectState
-from consentflow.vocabulary import RetentionActionKind
+from consentflow.core.state import IssuedAction, SubjectState
+from consentflow.policy.legal_periods import Period, PeriodError, parse_period
+from consentflow.policy.versions import Policy
+from consentflow.policy.vocabulary import RetentionActionKind
 
 
 def action_id(subject_id: str, action: str, due: datetime) -> str:

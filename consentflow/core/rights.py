@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consentflow.policy import Policy
-from consentflow.recipients import RecipientRegistry
-from consentflow.retention import RetentionSchedule
-from consentflow.state import SubjectState
-from consentflow.storage_countries import storage_countries
-from consentflow.vocabulary import RecipientKind
+from consentflow.core.recipients import RecipientRegistry
+from consentflow.core.retention import RetentionSchedule
+from consentflow.core.state import SubjectState
+from consentflow.policy.storage_countries import storage_countries
+from consentflow.policy.versions import Policy
+from consentflow.policy.vocabulary import RecipientKind
 
 
 @dataclass(slots=True)

@@ -103,7 +103,7 @@ class SubjectState:
     erasure_events: int = 0  # erasure requests and fulfilments known: the high bits of a notice's revision
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
 
-    # A changelog holds states pickled by plain and compiled (consentflow.native) workers alike, and
+    # A changelog holds states pickled by plain and compiled (consentflow.runtime.native) workers alike, and
     # pickles written before the compiled build: every one writes and reads the form Python gives a
     # slotted object, (None, {field: value}). A compiled class would otherwise pickle its own way.
     def __getstate__(self) -> tuple[None, dict[str, object]]:
@@ -183,7 +183,7 @@ class SubjectStore(Protocol):
         ...
 
 
-@mypyc_attr(native_class=False)  # compiled (consentflow.native), a dict subclass stays a Python class
+@mypyc_attr(native_class=False)  # compiled (consentflow.runtime.native), a dict subclass stays a Python class
 class MemoryStore(dict[str, SubjectState]):
     """A dict of subject states: the embedded runner's and the unit tests' store.
 

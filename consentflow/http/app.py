@@ -25,9 +25,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from consentflow.api_keys import may_emit_as
-from consentflow.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
-from consentflow.http_context import (
+from consentflow.contracts.query_arguments import check_id, check_window, now_unless, parse_purpose, parse_rule
+from consentflow.contracts.topics import Topic
+from consentflow.core.lineage import RecipientHolding
+from consentflow.http.api_keys import may_emit_as
+from consentflow.http.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
+from consentflow.http.context import (
     Auditor,
     Describer,
     Emitter,
@@ -38,10 +41,8 @@ from consentflow.http_context import (
     instant_argument,
     server_of,
 )
-from consentflow.http_errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
-from consentflow.http_replay import add_replay_routes
-from consentflow.lineage import RecipientHolding
-from consentflow.query_arguments import check_id, check_window, now_unless, parse_purpose, parse_rule
+from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.replay import add_replay_routes
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
     ActiveViolation,
@@ -56,11 +57,12 @@ from consentflow.sinks.answers import (
 from consentflow.sinks.clickhouse import check_database_name
 from consentflow.sinks.queries import overview
 from consentflow.sinks.reading import require_subject
-from consentflow.topics import Topic
 
 _SUBJECT = Path(description="A pseudonymous subject id, as the events carry it.", examples=["subj-0000042"])
 _RECIPIENT = Path(description="A recipient id, as the registry carries it.", examples=["valumen-usa"])
-_AS_OF = Query(description="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.")
+_AS_OF = Query(
+    description="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out."
+)
 
 # -- answers that are not one of the query layer's dataclasses ------------------------------------
 
@@ -182,14 +184,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _add_audit_routes(app)
     add_replay_routes(app)
     _add_collector_routes(app)
-    from consentflow.http_pages import add_page_routes  # the browser pages, apart from the JSON API
+    from consentflow.http.pages import add_page_routes  # the browser pages, apart from the JSON API
 
     add_page_routes(app)
     return app
 
 
 def _add_security_headers(app: FastAPI) -> None:
-    from consentflow.lineage_page import CONTENT_SECURITY_POLICY
+    from consentflow.http.lineage_page import CONTENT_SECURITY_POLICY
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:

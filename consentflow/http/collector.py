@@ -2,7 +2,7 @@
 
 A JSON object per event, its fields named as in the topic's Avro contract
 (``schemas/<Record>/v1.avsc``) and as the keyword arguments of the event's
-constructor in ``consentflow.events``; times are ISO-8601 with a zone. The
+constructor in ``consentflow.contracts.events``; times are ISO-8601 with a zone. The
 object goes through the same constructor every other emitter uses, so it passes
 the same edge checks (pseudonymous ids only, UTC instants, policy symbols), and
 through the codec's validation, then ``EventProducer`` sends it keyed by
@@ -23,12 +23,12 @@ from typing import Protocol
 
 from confluent_kafka import KafkaException
 
-from consentflow.codec import make_codec
-from consentflow.errors import ContractError
-from consentflow.events import Event
-from consentflow.gate import Gate
-from consentflow.json_events import CONSTRUCTORS, InvalidEvent, body_schema, event_from_json
-from consentflow.producer import DeliveryError, EventProducer
+from consentflow.contracts.codec import make_codec
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.events import Event
+from consentflow.contracts.gate import Gate
+from consentflow.contracts.json_events import CONSTRUCTORS, InvalidEvent, body_schema, event_from_json
+from consentflow.kafka.producer import DeliveryError, EventProducer
 
 __all__ = ["CONSTRUCTORS", "Collector", "EventSink", "InvalidEvent", "KafkaUnavailable", "body_schema", "event_from_json"]
 

@@ -22,9 +22,9 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader
 
-from consentflow.api_keys import Action, KeyRing, Role, allows
-from consentflow.http_errors import ApiError
-from consentflow.query_arguments import ArgumentError, parse_instant
+from consentflow.contracts.query_arguments import ArgumentError, parse_instant
+from consentflow.http.api_keys import Action, KeyRing, Role, allows
+from consentflow.http.errors import ApiError
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
 

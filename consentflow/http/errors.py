@@ -65,7 +65,7 @@ def error_response(
 ) -> Response:
     """The refusal as JSON for the API, as a minimal HTML page for the browser pages."""
     if _is_page(request):
-        from consentflow.lineage_page import error_page, login_page  # the page module renders every HTML the server sends
+        from consentflow.http.lineage_page import error_page, login_page  # the page module renders every HTML the server sends
 
         if status == 401:  # a browser without a known key gets the form to present one
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 import pycountry
 
-from consentflow.geography import in_eea
-from consentflow.lineage import RecipientHolding
-from consentflow.recipients import FRAMING_MECHANISMS
+from consentflow.core.lineage import RecipientHolding
+from consentflow.core.recipients import FRAMING_MECHANISMS
+from consentflow.policy.geography import in_eea
 from consentflow.sinks.answers import ActiveViolation
 
 _FRAMING = frozenset(m.value for m in FRAMING_MECHANISMS)

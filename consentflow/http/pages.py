@@ -18,10 +18,10 @@ from urllib.parse import parse_qs
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from consentflow.api_keys import Action, allows
-from consentflow.http_context import KEY_COOKIE, Caller, argument, known_key, page_caller, server_of
-from consentflow.lineage_page import content_security_policy, lineage_page, lineage_path, login_page, subject_form_page
-from consentflow.query_arguments import check_id
+from consentflow.contracts.query_arguments import check_id
+from consentflow.http.api_keys import Action, allows
+from consentflow.http.context import KEY_COOKIE, Caller, argument, known_key, page_caller, server_of
+from consentflow.http.lineage_page import content_security_policy, lineage_page, lineage_path, login_page, subject_form_page
 from consentflow.sinks import compliance_queries, lineage_queries
 
 PageReader = Annotated[Caller, Depends(page_caller(Action.READ))]
@@ -107,7 +107,7 @@ def add_page_routes(app: FastAPI) -> None:
         subject_id: Annotated[str, Path(description="A pseudonymous subject id.")],
     ) -> HTMLResponse:
         """The subject's access and portability export as one readable page (``consentflow dsar --format html``) [8.1, 12]."""
-        from consentflow.access_page import render_access_page
+        from consentflow.http.access_page import render_access_page
         from consentflow.sinks.subject_access import subject_access_export
 
         subject = argument(check_id, "subject_id", subject_id, "subject_id")

@@ -24,12 +24,12 @@ from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from consentflow.http_context import Auditor, Server, instant_argument, server_of
-from consentflow.http_errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody
+from consentflow.http.context import Auditor, Server, instant_argument, server_of
+from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.clickhouse import check_database_name
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("consentflow.http_replay")  # the logger name from before the layout (issue 20): log filters know it
 
 #: Finished replays the server remembers for ``GET``; the oldest are forgotten first.
 KEPT_REPLAYS = 100
@@ -174,8 +174,8 @@ def _replay_into(server: Server, replays: Replays, status: ReplayStatus, start: 
     from clickhouse_connect.driver.exceptions import ClickHouseError
     from confluent_kafka import KafkaException
 
-    from consentflow.codec import make_codec
-    from consentflow.processor import Processor
+    from consentflow.contracts.codec import make_codec
+    from consentflow.core.processor import Processor
     from consentflow.sinks.clickhouse import ClickHouseSink
     from consentflow.streams.embedded import run_events
     from consentflow.streams.replay import dead_letters, open_replay

@@ -9,8 +9,8 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # exported, untyped
 from confluent_kafka.cimpl import NewTopic
 
-from consentflow.kafka_clients import client_config
-from consentflow.topics import ALL_TOPICS, Topic, TopicRole
+from consentflow.contracts.topics import ALL_TOPICS, Topic, TopicRole
+from consentflow.kafka.clients import client_config
 
 _LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # what wait_until_served asks each partition's leader for
 

@@ -14,8 +14,8 @@ import time
 
 from confluent_kafka.admin import AdminClient
 
-from consentflow.health import Health
-from consentflow.outage import Outage
+from consentflow.runtime.health import Health
+from consentflow.runtime.outage import Outage
 
 #: Seconds between checks; with ``ASK_WITHIN`` the probe follows the broker within about 10 s.
 CHECK_EVERY = 2.0

@@ -3,9 +3,9 @@
 Left to itself, librdkafka writes its log lines to stderr from its own threads, past any
 logging configuration: about twenty "Connection refused" lines a second per client while the
 broker is away. Handed the ``librdkafka`` logger, it queues them and emits them when the client
-is served (``poll``, ``consume``, ``flush``), where ``consentflow.quiet_logs`` can hold back the
+is served (``poll``, ``consume``, ``flush``), where ``consentflow.kafka.quiet_logs`` can hold back the
 repeats. A client nobody polls (a lag probe, the admin client) drops them when it closes:
-its callers report the failure themselves (``consentflow.outage``).
+its callers report the failure themselves (``consentflow.runtime.outage``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Final
 from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
-from consentflow.kafka_clients import client_config
+from consentflow.kafka.clients import client_config
 
 #: Seconds without a heartbeat before the broker gives a member's partitions to the others.
 SESSION_TIMEOUT: Final = 6.0

@@ -6,13 +6,13 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from consentflow.kafka_clients import client_config
+from consentflow.kafka.clients import client_config
 
 
 def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
     """High watermark of every partition of ``topics``.
 
-    Raises ``KafkaException`` when the broker cannot answer (``consentflow.outage`` says whether
+    Raises ``KafkaException`` when the broker cannot answer (``consentflow.runtime.outage`` says whether
     that is transient) and ``KeyError`` when a topic does not exist.
     """
     consumer = Consumer(client_config(bootstrap, {"group.id": "consentflow-lag-probe", "enable.auto.commit": False}))

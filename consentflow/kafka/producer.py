@@ -10,13 +10,13 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from consentflow.codec import Codec, make_codec
-from consentflow.events import Event
-from consentflow.gate import Gate
-from consentflow.kafka_clients import client_config
-from consentflow.ledger import micros
+from consentflow.contracts.codec import Codec, make_codec
+from consentflow.contracts.events import Event
+from consentflow.contracts.gate import Gate
+from consentflow.core.ledger import micros
+from consentflow.kafka.clients import client_config
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("consentflow.producer")  # the logger name from before the layout (issue 20): log filters know it
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PREFIX = "consentflow"
@@ -85,7 +85,7 @@ class EventProducer:
     def send(self, event: Event, *, arrival: datetime | None = None) -> None:
         """Check, encode and enqueue one event; raises ``ContractError`` for a bad one.
 
-        The event passes the gate (``consentflow.gate``: the edge checks and the event-time bounds, with
+        The event passes the gate (``consentflow.contracts.gate``: the edge checks and the event-time bounds, with
         ``arrival``, default now, as its arrival), and ``arrival`` becomes the message's Kafka timestamp, so the
         workers and a replay judge it by the same time. Nothing is sent for an invalid event, and events already
         enqueued stay enqueued.

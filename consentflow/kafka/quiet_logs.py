@@ -1,13 +1,13 @@
 """The Kafka clients' own log lines during an outage: the first of a kind, then one line counting the rest.
 
 While the broker is away, aiokafka (faust's consumer and producer) and librdkafka (the
-project's clients, through ``consentflow.kafka_clients``) log every failed connect,
+project's clients, through ``consentflow.kafka.clients``) log every failed connect,
 fetch and metadata request: hundreds of lines a minute that say one thing. A
 ``OncePerWindow`` filter on a handler lets the first record of a kind through, holds
 back the rest of that kind for a window (60 s), and when the window ends logs one line
 with the first message and how many were held back. A kind is the logger, the level
 and the message with its numbers blanked (node ids, ports, milliseconds, client
-numbers). The project's own line per outage (``consentflow.outage``) is not filtered.
+numbers). The project's own line per outage (``consentflow.runtime.outage``) is not filtered.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-#: Loggers whose records are filtered: faust's Kafka client, and librdkafka's lines (``consentflow.kafka_clients``).
+#: Loggers whose records are filtered: faust's Kafka client, and librdkafka's lines (``consentflow.kafka.clients``).
 CLIENT_LOGGERS = ("aiokafka", "librdkafka")
 #: Seconds a kind of record is held back after its first one passes.
 WINDOW = 60.0

@@ -11,7 +11,7 @@ concept has no counterpart (no third-country transfer, nothing framing one).
 
 from __future__ import annotations
 
-from consentflow.vocabulary import ConsentAction, ConsentState, LegalBasis, TransferMechanism
+from consentflow.policy.vocabulary import ConsentAction, ConsentState, LegalBasis, TransferMechanism
 
 #: Prefixes of the compact terms below.
 PREFIXES = {"dpv": "https://w3id.org/dpv#", "eu-gdpr": "https://w3id.org/dpv/legal/eu/gdpr#"}

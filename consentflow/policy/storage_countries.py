@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from consentflow.geography import in_eea
-from consentflow.policy import Policy
-from consentflow.recipients import RecipientRegistry
-from consentflow.vocabulary import RecipientKind
+from consentflow.core.recipients import RecipientRegistry
+from consentflow.policy.geography import in_eea
+from consentflow.policy.versions import Policy
+from consentflow.policy.vocabulary import RecipientKind
 
 #: Who stores data in a country: the controller itself, or technical subcontractors hosting the platform [4.3].
 CONTROLLER = "controller"

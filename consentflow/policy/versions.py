@@ -14,8 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from consentflow.legal_periods import LegalCalendar, Period, PeriodError, parse_month_day, parse_period, time_zone
-from consentflow.vocabulary import CURRENT_POLICY_VERSION, CookieCategory, DataCategory, LegalBasis, Purpose
+from consentflow.policy.legal_periods import LegalCalendar, Period, PeriodError, parse_month_day, parse_period, time_zone
+from consentflow.policy.vocabulary import CURRENT_POLICY_VERSION, CookieCategory, DataCategory, LegalBasis, Purpose
 
 
 class PolicyError(ValueError):
@@ -24,7 +24,7 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Retention:
-    """Retention periods [2.3], ISO 8601 durations counted in the controller's calendar (``consentflow.legal_periods``)."""
+    """Retention periods [2.3], ISO 8601 durations counted in the controller's calendar (``consentflow.policy.legal_periods``)."""
 
     after_last_use: Period  # [2.3.1]
     after_closure: Period  # [2.3.1]
@@ -144,8 +144,8 @@ def parse_policy(data: dict[str, Any]) -> Policy:
 
 @cache
 def load_policy(version: str = CURRENT_POLICY_VERSION) -> Policy:
-    """The policy of ``version`` shipped in ``consentflow/policies/``."""
-    path = resources.files("consentflow.policies") / f"{version}.toml"
+    """The policy of ``version`` shipped in ``consentflow/policy/policies/``."""
+    path = resources.files("consentflow.policy.policies") / f"{version}.toml"
     if not path.is_file():
         raise PolicyError(f"no policy file for version {version!r}")
     return parse_policy(tomllib.loads(path.read_text(encoding="utf-8")))

@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import Callable
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("consentflow.bounded_stop")  # the logger name from before the layout (issue 20): log filters know it
 
 #: Seconds a stopping process may take (a supervisor's grace period is longer: systemd's default is 90, Kubernetes' 30).
 STOP_WITHIN = 25.0

@@ -34,11 +34,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from consentflow.errors import ContractError
-from consentflow.gate import EventTimeBounds
-from consentflow.ledger import micros
-from consentflow.timestamp_plan import Plan, RecordConverter, as_is, record_converters, timestamp_plan
-from consentflow.topics import Topic, topic_named
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.gate import EventTimeBounds
+from consentflow.contracts.timestamp_plan import Plan, RecordConverter, as_is, record_converters, timestamp_plan
+from consentflow.contracts.topics import Topic, topic_named
+from consentflow.core.ledger import micros
 
 _LENGTH = struct.Struct(">Q")
 
@@ -71,7 +71,7 @@ def read_events_in_child(
     bounds = bounds or EventTimeBounds.from_env()
     arrived = micros(arrival or datetime.now(UTC))
     gate = [str(arrived), str(micros(bounds.earliest)), str(bounds.skew // timedelta(microseconds=1))]
-    command = [sys.executable, "-m", "consentflow.decoding_process", str(path), str(chunk), *gate]
+    command = [sys.executable, "-m", "consentflow.runtime.decoding_process", str(path), str(chunk), *gate]
     child = subprocess.Popen(command, stdout=subprocess.PIPE)  # stdin and stderr inherited
     _deepen(child.stdout)
     events = _events_from(child, path)
@@ -158,9 +158,9 @@ def main(argv: list[str]) -> int:
     """The child: read ``argv[0]`` in chunks of ``argv[1]`` events onto stdout, through the gate, the events' arrival
     ``argv[2]`` and the bounds ``argv[3]`` (earliest) and ``argv[4]`` (skew), all in microseconds (without them: now,
     and the environment's bounds)."""
-    from consentflow.eventfile import read_checked
-    from consentflow.gate import Gate
-    from consentflow.gc_tuning import tune_for_streaming
+    from consentflow.contracts.eventfile import read_checked
+    from consentflow.contracts.gate import Gate
+    from consentflow.runtime.gc_tuning import tune_for_streaming
 
     tune_for_streaming()  # it allocates a dict per event and keeps none: the collector has nothing to find
     path, chunk = argv[0], int(argv[1])

@@ -3,7 +3,7 @@
 Liveness is a heartbeat: the process's own loop calls ``beat()`` (the worker's event
 loop every second, the sink's consume loop and its retry sleeps), and the process is
 not live once the last beat is older than ``stale_after``. The answer is read from
-another thread (``consentflow.health_endpoint``), so a loop that is stuck cannot beat
+another thread (``consentflow.runtime.health_endpoint``), so a loop that is stuck cannot beat
 but the probe still answers, and says so [DESIGN: processes never hang].
 
 Readiness: the process has started (the worker's app is running, the sink has
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the command line imports this module: no Kafka client at import
-    from consentflow.outage import Outage
+    from consentflow.runtime.outage import Outage
 
 #: Seconds without a heartbeat after which a process is not live (a supervisor then restarts it).
 STALE_AFTER = 30.0

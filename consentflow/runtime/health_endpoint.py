@@ -3,7 +3,7 @@
 200 with ``{"live": true}`` / ``{"ready": true}``, or 503 with the reason, e.g.
 ``{"ready": false, "reason": "Kafka at 127.0.0.1:9092 not answering for 12 s"}``; any other
 path is 404. The server runs in a daemon thread, apart from the loop it reports on, so a
-stuck loop still gets its 503 (``consentflow.health``). It binds to 127.0.0.1 unless told
+stuck loop still gets its 503 (``consentflow.runtime.health``). It binds to 127.0.0.1 unless told
 otherwise: a container's own healthcheck reaches that; a Kubernetes kubelet needs 0.0.0.0.
 """
 
@@ -14,9 +14,9 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from consentflow.health import Health, Verdict
+from consentflow.runtime.health import Health, Verdict
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("consentflow.health_endpoint")  # the logger name from before the layout (issue 20): log filters know it
 
 DEFAULT_HOST = "127.0.0.1"
 

@@ -7,7 +7,7 @@ the source tree, stamped with the digest of the sources it was compiled from; th
 package loads it only while that digest matches, so an edited source is never shadowed
 by a stale build, and a machine with no C compiler runs the same code as plain Python.
 
-``python -m consentflow.native_build`` builds it (``make`` does); ``CONSENTFLOW_PURE_PYTHON=1``
+``python -m consentflow.runtime.native_build`` builds it (``make`` does); ``CONSENTFLOW_PURE_PYTHON=1``
 turns it off for a process.
 """
 
@@ -19,17 +19,17 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # consentflow/, this module lives in consentflow/runtime/
 #: The modules compiled, relative to the package: what the processors and the embedded runner do per event.
 COMPILED = (
-    "processor.py",
-    "ledger.py",
-    "enforcement.py",
-    "lineage.py",
-    "state.py",
-    "recipients.py",
-    "timestamp_plan.py",
-    "avro_plan.py",
+    "core/processor.py",
+    "core/ledger.py",
+    "core/enforcement.py",
+    "core/lineage.py",
+    "core/state.py",
+    "core/recipients.py",
+    "contracts/timestamp_plan.py",
+    "contracts/avro_plan.py",
     "sinks/tables.py",
     "streams/embedded.py",
 )
@@ -90,4 +90,4 @@ def build_in_use() -> Path | None:
 
 def described() -> str:
     """What runs the processors in this process, for benchmark output."""
-    return "compiled by mypyc (consentflow.native)" if build_in_use() else "plain Python (no current compiled build)"
+    return "compiled by mypyc (consentflow.runtime.native)" if build_in_use() else "plain Python (no current compiled build)"

@@ -1,6 +1,6 @@
-"""Build the processors' compiled modules with mypyc (``consentflow.native`` says what, where, and when they are used).
+"""Build the processors' compiled modules with mypyc (``consentflow.runtime.native`` says what, where, and when they are used).
 
-Run: ``python -m consentflow.native_build`` (``make`` does, after installing the dev extras).
+Run: ``python -m consentflow.runtime.native_build`` (``make`` does, after installing the dev extras).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from consentflow.native import COMPILED, GROUP, PACKAGE, STAMP, build_directory, current_build, sources_digest
+from consentflow.runtime.native import COMPILED, GROUP, PACKAGE, STAMP, build_directory, current_build, sources_digest
 
 
 def build(directory: Path | None = None) -> Path:

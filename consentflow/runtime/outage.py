@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from aiokafka.errors import KafkaError as AIOKafkaError
 from confluent_kafka import KafkaError, KafkaException
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("consentflow.outage")  # the logger name from before the layout (issue 20): log filters know it
 
 T = TypeVar("T")
 

@@ -9,11 +9,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from consentflow.processor import Processor
+from consentflow.contracts.topics import Topic
+from consentflow.core.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.continued_run import run_continued
 from consentflow.streams.embedded import RunStats, run_events
-from consentflow.topics import Topic
 
 
 def event_progress(console: Console) -> Progress:
