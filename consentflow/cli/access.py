@@ -12,23 +12,26 @@ import json
 
 import click
 
-from consentflow.cli import DEFAULT_DATABASE, DEFAULT_DSN, main
-from consentflow.dpo_cli import checked, instant, tables, write_output
-from consentflow.query_arguments import check_subject_id, now_unless
+from consentflow.cli.dpo_output import checked, instant, tables, write_output
+from consentflow.cli.shared import DEFAULT_DATABASE, DEFAULT_DSN
+from consentflow.contracts.query_arguments import check_subject_id, now_unless
 
 
-@main.command("dsar")
+@click.command("dsar")
 @click.argument("subject")
 @click.option("--format", "fmt", type=click.Choice(["json", "html"]), default="json", show_default=True)
 @click.option(
-    "--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out."
+    "--as-of",
+    "as_of",
+    default=None,
+    help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.",
 )
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the export here instead of stdout.")
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 def dsar_command(subject: str, fmt: str, as_of: str | None, out: str | None, dsn: str, database: str) -> None:
     """SUBJECT's access and portability export: data held, consents with evidence, recipients, countries, retention."""
-    from consentflow.access_page import render_access_page
+    from consentflow.http.access_page import render_access_page
     from consentflow.sinks.subject_access import subject_access_export
 
     subject_id = checked(check_subject_id, subject)

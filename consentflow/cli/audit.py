@@ -1,4 +1,4 @@
-"""The auditor's commands, registered on ``consentflow.cli.main``: ``replay`` the input topics into a fresh
+"""The auditor's commands, registered on ``consentflow.cli.main`` by ``consentflow.cli``: ``replay`` the input topics into a fresh
 database, and ``verify`` the ledger chains and compare two databases."""
 
 from __future__ import annotations
@@ -9,24 +9,23 @@ from typing import Any
 
 import click
 
-from consentflow.cli import (
+from consentflow.cli.options import INSTANT
+from consentflow.cli.shared import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_DATABASE,
     DEFAULT_DSN,
     DEFAULT_PREFIX,
     REGISTRY_URL,
-    _ensure_chdb_dir,
-    _fail,
-    _sink,
-    main,
+    ensure_chdb_dir,
+    fail,
+    open_sink,
 )
-from consentflow.instant_option import INSTANT
 
 
 def _check_chdb_pair(dsn: str, other: str) -> None:
     """chDB runs one engine per process, on one path: two databases compare on the same path, or on servers."""
     if dsn.startswith("chdb://") and other.startswith("chdb://") and dsn != other:
-        _fail(
+        fail(
             f"chDB runs one engine per process: {dsn} and {other} cannot both be open; "
             "compare two databases of the same chdb path (--against-database) or on a ClickHouse server"
         )
@@ -40,7 +39,7 @@ def _open(dsn: str, database: str) -> Any:
     try:
         return open_tables(dsn, database)
     except (ValueError, SinkUnavailable, TablesMissing) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _first_filled_table(dsn: str, database: str) -> tuple[str, int] | None:
@@ -50,14 +49,14 @@ def _first_filled_table(dsn: str, database: str) -> tuple[str, int] | None:
     try:
         check_dsn(dsn)
         check_database_name(database)
-        _ensure_chdb_dir(dsn)
+        ensure_chdb_dir(dsn)
         return first_filled_table(dsn, database)
     except (ValueError, SinkUnavailable, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     raise AssertionError  # _fail raised
 
 
-@main.command()
+@click.command()
 @click.option("--from-beginning", is_flag=True, help="Replay every event the input topics hold.")
 @click.option("--from-time", type=INSTANT, default=None, help="Replay the events emitted at or after this instant (UTC).")
 @click.option(
@@ -92,19 +91,19 @@ def replay(
     from confluent_kafka import KafkaException
     from rich.console import Console
 
-    from consentflow.codec import make_codec
-    from consentflow.run_progress import run_summary, run_with_progress
+    from consentflow.contracts.codec import make_codec
+    from consentflow.runtime.run_progress import run_summary, run_with_progress
     from consentflow.streams.replay import dead_letters, open_replay
 
     if from_beginning == (from_time is not None):
-        _fail("give exactly one of --from-beginning and --from-time")
+        fail("give exactly one of --from-beginning and --from-time")
     if from_time is not None and to_time is not None and to_time <= from_time:
-        _fail(f"--to-time {to_time.isoformat()} is not after --from-time {from_time.isoformat()}")
+        fail(f"--to-time {to_time.isoformat()} is not after --from-time {from_time.isoformat()}")
     filled = _first_filled_table(into, database)
     if filled is not None:
         table, rows = filled
-        _fail(f"database {database} at {into} is not fresh: table {table} holds {rows:,} rows; replay into a new database")
-    sink = _sink(into, database)
+        fail(f"database {database} at {into} is not fresh: table {table} holds {rows:,} rows; replay into a new database")
+    sink = open_sink(into, database)
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
@@ -119,13 +118,13 @@ def replay(
         sink.add_all(("dead-letter", letter) for letter in dead_letters(replayed))
         sink.flush()
     except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:
-        _fail(f"replay from {bootstrap} (prefix {prefix}): {exc}")
+        fail(f"replay from {bootstrap} (prefix {prefix}): {exc}")
     elapsed = time.perf_counter() - began
     stats.dead_letters += len(replayed.undecodable)
     console.print(run_summary(stats, elapsed) + f" ({len(replayed.undecodable)} undecodable); into {database} at {into}")
 
 
-@main.command()
+@click.command()
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="The database to verify.")
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 @click.option("--against", default=None, help="A second ClickHouse DSN to compare with (default: --dsn).")
@@ -144,7 +143,7 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
     if comparing:
         _check_chdb_pair(dsn, other_dsn)
         if (other_dsn, other_database) == (dsn, database):
-            _fail(f"--against names the database being verified ({database} at {dsn}); give another database")
+            fail(f"--against names the database being verified ({database} at {dsn}); give another database")
     sink = _open(dsn, database)
     other_sink = _open(other_dsn, other_database) if comparing else None
     check = verify_ledger(sink)
@@ -177,4 +176,4 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
         else:
             click.echo(f"{database} and {other_database} are equal, table by table")
     if reasons:
-        _fail("; ".join(reasons))
+        fail("; ".join(reasons))

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import click
 
-from consentflow.cli import main
-from consentflow.dpo_cli import checked, instant, listed, print_json, print_table, reader_options, tables, when
-from consentflow.query_arguments import check_subject_id, parse_rule
+from consentflow.cli.dpo_output import checked, instant, listed, print_json, print_table, reader_options, tables, when
+from consentflow.contracts.query_arguments import check_subject_id, parse_rule
 from consentflow.sinks import compliance_queries
 
 
-@main.command("violations")
+@click.command("violations")
 @click.option("--since", default=None, help="Only violations that occurred at or after this instant (ISO-8601).")
 @click.option("--rule", default=None, help="Only this rule (e.g. marketing_without_consent).")
 @reader_options
@@ -47,7 +46,7 @@ def violations_command(since: str | None, rule: str | None, dsn: str, database: 
     )
 
 
-@main.group("retention")
+@click.group("retention")
 def retention() -> None:
     """Retention actions [2.3]."""
 
@@ -95,7 +94,7 @@ def retention_due_command(as_of: str | None, dsn: str, database: str, as_json: b
     )
 
 
-@main.command("erasure-notices")
+@click.command("erasure-notices")
 @click.argument("subject")
 @reader_options
 def erasure_notices_command(subject: str, dsn: str, database: str, as_json: bool) -> None:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import click
 
-from consentflow.cli import main
-from consentflow.dpo_cli import checked, instant, print_json, print_table, reader_options, tables, when
-from consentflow.query_arguments import check_subject_id, now_unless, parse_purpose
+from consentflow.cli.dpo_output import checked, instant, print_json, print_table, reader_options, tables, when
+from consentflow.contracts.query_arguments import check_subject_id, now_unless, parse_purpose
 from consentflow.sinks import consent_queries
 
 _STATE_STYLE = {"granted": "green", "withdrawn": "yellow", "refused": "red", "never_asked": "dim"}
 
 
-@main.command("consent")
+@click.command("consent")
 @click.argument("subject")
 @click.option("--purpose", default=None, help="Only this purpose (the policy's words, e.g. marketing).")
-@click.option("--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.",
+)
 @reader_options
 def consent_command(subject: str, purpose: str | None, as_of: str | None, dsn: str, database: str, as_json: bool) -> None:
     """SUBJECT's consent state per purpose (event time decides) and every fact behind it, with its evidence [6]."""

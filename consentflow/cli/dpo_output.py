@@ -1,6 +1,6 @@
 """What the DPO's read-only commands share: options, argument checks, error lines, output.
 
-Every argument is checked (``consentflow.query_arguments``) before ClickHouse is
+Every argument is checked (``consentflow.contracts.query_arguments``) before ClickHouse is
 touched; every failure, a bad argument, an unknown id, missing tables or an
 unreachable server, ends the command with one line naming it and a non-zero
 exit. ``--json`` prints the answer's JSON form (``sinks.answers.jsonable``);
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from consentflow.cli import DEFAULT_DATABASE, DEFAULT_DSN, _fail
-from consentflow.query_arguments import ArgumentError, parse_instant
+from consentflow.cli.shared import DEFAULT_DATABASE, DEFAULT_DSN, fail
+from consentflow.contracts.query_arguments import ArgumentError, parse_instant
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
@@ -48,7 +48,7 @@ def checked(parse: Callable[..., T], *args: Any) -> T:
     try:
         return parse(*args)
     except ArgumentError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def instant(text: str | None, option: str) -> datetime | None:
@@ -62,14 +62,14 @@ def tables(dsn: str, database: str) -> Iterator[ClickHouseSink]:
     try:
         sink = open_tables(dsn, database)
     except (ValueError, TablesMissing, SinkUnavailable) as exc:  # ValueError: a malformed DSN or database name
-        _fail(str(exc))
+        fail(str(exc))
     try:
         yield sink
     except (ArgumentError, UnknownId) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (ClickHouseError, ConnectionError) as exc:  # the server went away or refused the query: one line, not a trace
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        _fail(f"ClickHouse at {dsn} failed to answer: {lines[0]}")
+        fail(f"ClickHouse at {dsn} failed to answer: {lines[0]}")
 
 
 def print_json(answer: Any) -> None:
@@ -125,4 +125,4 @@ def write_output(text: str, out: str | None) -> None:
     try:
         Path(out).write_text(text, encoding="utf-8")
     except OSError as exc:
-        _fail(f"--out: cannot write {out}: {exc.strerror or exc}")
+        fail(f"--out: cannot write {out}: {exc.strerror or exc}")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import click
 
-from consentflow.cli import main
-from consentflow.dpo_cli import (
+from consentflow.cli.dpo_output import (
     checked,
     instant,
     listed,
@@ -21,16 +20,21 @@ from consentflow.dpo_cli import (
     when,
     write_output,
 )
-from consentflow.query_arguments import check_recipient_id, check_subject_id, check_window, now_unless
+from consentflow.contracts.query_arguments import check_recipient_id, check_subject_id, check_window, now_unless
 from consentflow.sinks import lineage_queries
 
 #: How many subject ids ``breach`` prints without ``--out``.
 _SHOWN_IDS = 20
 
 
-@main.command("who-has")
+@click.command("who-has")
 @click.argument("subject")
-@click.option("--as-of", "as_of", default=None, help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="As it stood at this instant (ISO-8601; UTC when no zone). Default: now; facts dated later are left out.",
+)
 @reader_options
 def who_has_command(subject: str, as_of: str | None, dsn: str, database: str, as_json: bool) -> None:
     """Every recipient of SUBJECT's data: categories, purposes, country, transfer mechanism [4, 7]."""
@@ -60,7 +64,7 @@ def who_has_command(subject: str, as_of: str | None, dsn: str, database: str, as
     )
 
 
-@main.command("countries")
+@click.command("countries")
 @click.argument("subject")
 @reader_options
 def countries_command(subject: str, dsn: str, database: str, as_json: bool) -> None:
@@ -104,7 +108,7 @@ def countries_command(subject: str, dsn: str, database: str, as_json: bool) -> N
     )
 
 
-@main.command("breach")
+@click.command("breach")
 @click.argument("recipient")
 @click.option("--from", "start", required=True, help="Window start, included (ISO-8601; UTC when no zone).")
 @click.option("--to", "end", required=True, help="Window end, excluded (ISO-8601; UTC when no zone).")
@@ -134,7 +138,7 @@ def breach_command(recipient: str, start: str, end: str, out: str | None, dsn: s
         print_line(f"Subjects: {shown}" + (f" … and {more:,} more (--out FILE writes them all)" if more > 0 else ""))
 
 
-@main.command("transfers")
+@click.command("transfers")
 @click.option("--outside-eea", "outside_eea", is_flag=True, help="Only transfers out of the EU/EEA (and to unknown countries).")
 @reader_options
 def transfers_command(outside_eea: bool, dsn: str, database: str, as_json: bool) -> None:

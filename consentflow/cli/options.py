@@ -1,16 +1,43 @@
-"""The command line's ``--health-port`` and ``--health-host``, shared by ``consentflow worker`` and ``consentflow sink``."""
+"""Options shared by several commands: the click type of every time option (``INSTANT``), and ``--health-port`` and
+``--health-host``, shared by ``consentflow worker`` and ``consentflow sink``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
-from consentflow.health import Health
-from consentflow.health_endpoint import DEFAULT_HOST, HealthEndpoint
+from consentflow.contracts.query_arguments import ArgumentError, parse_instant
+from consentflow.runtime.health import Health
+from consentflow.runtime.health_endpoint import DEFAULT_HOST, HealthEndpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UtcInstant(click.ParamType):
+    """An ISO 8601 instant (``2024-05-01``, ``2024-05-01T12:00:00``, ``2024-05-01T12:00:00Z``, ``...+01:00``) as UTC.
+
+    Without a zone it is taken as UTC; a date alone is its midnight, UTC. The command line and the HTTP API thus
+    accept and refuse the same texts, with the same one-line reason.
+    """
+
+    name = "instant"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """Parse and normalise to UTC, or fail naming the option."""
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        name = param.opts[0] if param is not None and param.opts else "time"
+        try:
+            return parse_instant(str(value), name)
+        except ArgumentError as exc:
+            self.fail(str(exc).removeprefix(f"{name}: "), param, ctx)  # click names the option itself
+
+
+#: The one instance every time option uses.
+INSTANT = UtcInstant()
 
 
 def health_options(command: F) -> F:
@@ -41,4 +68,4 @@ def start_health(port: int | None, host: str) -> Health | None:
     return health
 
 
-__all__ = ["health_options", "start_health"]
+__all__ = ["INSTANT", "UtcInstant", "health_options", "start_health"]

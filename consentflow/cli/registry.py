@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import click
 
-from consentflow.cli import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, _fail, _sink, main
+from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, fail, open_sink
 
 
-@main.group("registry")
+@click.group("registry")
 def registry_group() -> None:
     """The recipient registry [4, 7]: who receives personal data, where, under which transfer mechanism."""
 
@@ -34,38 +34,38 @@ def registry_load(
     from confluent_kafka.admin import AdminClient
     from rich.console import Console
 
-    from consentflow.codec import make_codec
-    from consentflow.errors import ContractError
-    from consentflow.kafka_clients import client_config
-    from consentflow.producer import DeliveryError, EventProducer
-    from consentflow.registry_file import RegistryFileError, load_registry_file
-    from consentflow.run_progress import run_with_progress
-    from consentflow.topics import RECIPIENTS
+    from consentflow.contracts.codec import make_codec
+    from consentflow.contracts.errors import ContractError
+    from consentflow.contracts.registry_file import RegistryFileError, load_registry_file
+    from consentflow.contracts.topics import RECIPIENTS
+    from consentflow.kafka.clients import client_config
+    from consentflow.kafka.producer import DeliveryError, EventProducer
+    from consentflow.runtime.run_progress import run_with_progress
 
     try:
         events = load_registry_file(file)
     except RegistryFileError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if embedded:
-        sink = _sink(dsn, database)
+        sink = open_sink(dsn, database)
         stats = run_with_progress(
             ((e.topic, e.record) for e in events), sink, Console(stderr=True), label="registry", total=len(events)
         )
         if stats.dead_letters:
-            _fail(f"{stats.dead_letters} of {len(events)} registry records could not be processed; see the dead_letters table")
+            fail(f"{stats.dead_letters} of {len(events)} registry records could not be processed; see the dead_letters table")
         click.echo(f"loaded {stats.events} registry records into the recipients table of {database} at {dsn}")
         return
     topic = RECIPIENTS.name(prefix)
     try:
         existing = AdminClient(client_config(bootstrap)).list_topics(timeout=10).topics
     except KafkaException as exc:
-        _fail(f"Kafka at {bootstrap} did not answer: {exc.args[0]}")
+        fail(f"Kafka at {bootstrap} did not answer: {exc.args[0]}")
     if topic not in existing:  # the compacted topic must exist: producing would auto-create a plain one
-        _fail(f"registry topic {topic} does not exist; create it with consentflow topics create --prefix {prefix}")
+        fail(f"registry topic {topic} does not exist; create it with consentflow topics create --prefix {prefix}")
     try:
         with EventProducer(bootstrap, codec=make_codec(registry_url, prefix), prefix=prefix) as producer:
             for event in events:
                 producer.send(event)
     except (ContractError, DeliveryError) as exc:
-        _fail(f"publishing to {topic}: {exc}")
+        fail(f"publishing to {topic}: {exc}")
     click.echo(f"published {len(events)} registry records to {topic}")

@@ -2,7 +2,7 @@
 
 Built from the policy (purposes, legal bases, retention [2.3]), the recipient
 registry and the observed lineage (``sinks.record_of_processing``). Read-only;
-registered on ``consentflow.cli.main``.
+registered on ``consentflow.cli.main`` by ``consentflow.cli``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import json
 
 import click
 
-from consentflow.cli import DEFAULT_DATABASE, DEFAULT_DSN, main
-from consentflow.dpo_cli import tables, write_output
+from consentflow.cli.dpo_output import tables, write_output
+from consentflow.cli.shared import DEFAULT_DATABASE, DEFAULT_DSN
 
 
-@main.command("ropa")
+@click.command("ropa")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the record here instead of stdout.")
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from consentflow.cli import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, _fail, main
+from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, fail
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
@@ -57,9 +57,9 @@ def serve(
     """Serve the HTTP API: the DPO's and auditors' questions, the lineage pages, the collector (OpenAPI document at /openapi.json, with a key)."""
     import uvicorn
 
-    from consentflow.api_keys import KeyFileError, load_keys
-    from consentflow.http_api import create_app
-    from consentflow.http_context import ServerSettings
+    from consentflow.http.api_keys import KeyFileError, load_keys
+    from consentflow.http.app import create_app
+    from consentflow.http.context import ServerSettings
     from consentflow.sinks.clickhouse import check_database_name, check_dsn
 
     try:
@@ -67,7 +67,7 @@ def serve(
         check_database_name(database)
         keys = load_keys(keys_file)
     except (ValueError, KeyFileError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     settings = ServerSettings(
         dsn=dsn,
         database=database,
@@ -86,7 +86,7 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
 
 
-@main.group("api-key")
+@click.group("api-key")
 def api_key() -> None:
     """API keys of the HTTP API."""
 
@@ -101,11 +101,11 @@ def api_key() -> None:
 @click.option("--role", type=click.Choice(["dpo", "auditor", "service"]), required=True)
 def api_key_add(keys_file: Path, name: str, role: str) -> None:
     """Create a key, store its SHA-256 hash in the key file, and print the key (shown this once, stored nowhere)."""
-    from consentflow.api_keys import KeyFileError, Role, add_key
+    from consentflow.http.api_keys import KeyFileError, Role, add_key
 
     try:
         key = add_key(keys_file, name, Role(role))
     except (KeyFileError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(key)
     click.echo(f"key {name!r} ({role}) added to {keys_file}; keep the key above, it is not stored", err=True)
