@@ -262,7 +262,7 @@ def main() -> None:
 
 _EMBEDDED = """
 import json, resource, sys, time
-from consentflow.runtime.decoding_process import read_events_in_child
+from consentflow.streams.decoding_process import read_events_in_child
 from consentflow.runtime.gc_tuning import tune_for_streaming
 from consentflow.core.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
@@ -298,7 +298,7 @@ print(count / (time.perf_counter() - began))
 # one) and saving every subject's state after the sink holds the outputs, so that the next run goes on from them.
 _CONTINUED = """
 import sys, time
-from consentflow.runtime.decoding_process import read_events_in_child
+from consentflow.streams.decoding_process import read_events_in_child
 from consentflow.runtime.gc_tuning import tune_for_streaming
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.continued_run import run_continued

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentflow.policy.storage_countries import StorageCountry
+from consentflow.core.storage_countries import StorageCountry
 
 
 @dataclass(frozen=True)

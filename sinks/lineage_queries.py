@@ -14,8 +14,8 @@ from datetime import datetime
 from consentflow.contracts.query_arguments import LATEST, check_window, now_unless
 from consentflow.core.lineage import RecipientHolding
 from consentflow.core.recipients import FRAMING_MECHANISMS
+from consentflow.core.storage_countries import storage_countries
 from consentflow.policy.geography import EEA_COUNTRIES, in_eea
-from consentflow.policy.storage_countries import storage_countries
 from consentflow.policy.versions import load_policy
 from consentflow.sinks.answers import BreachImpact, CategoryCount, CountrySent, SubjectCountries, Transfer
 from consentflow.sinks.clickhouse import ClickHouseSink

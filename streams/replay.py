@@ -40,8 +40,8 @@ from consentflow.contracts.codec import Codec
 from consentflow.contracts.dead_letters import dead_letter
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.gate import Gate
+from consentflow.contracts.timestamp_plan import micros
 from consentflow.contracts.topics import INPUT_TOPICS, RECIPIENTS, Topic
-from consentflow.core.ledger import micros
 from consentflow.streams.partition_range import messages_in, range_consumer
 
 #: Subject topics in their tie-break rank (the registry is read apart, first).

@@ -21,7 +21,7 @@ from consentflow.contracts.errors import ContractError
 from consentflow.contracts.eventfile import READING_STOPPED, ReadingStopped, input_union_schema, read_events
 from consentflow.contracts.topics import DEAD_LETTER
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.runtime.decoding_process import PIPE_BYTES, _deepen, read_events_in_child
+from consentflow.streams.decoding_process import PIPE_BYTES, _deepen, read_events_in_child
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ def test_a_command_sets_the_streaming_thresholds_and_importing_does_not() -> Non
 
 _DECODING_PROBE = """
 import gc, os, sys
-from consentflow.runtime import decoding_process
+from consentflow.streams import decoding_process
 sys.stdout = open(os.devnull, "w")  # its frames
 decoding_process.main(["-", "10"])  # standard input is empty: one error frame
 print(gc.get_threshold(), file=sys.stderr)

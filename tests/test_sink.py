@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from consentflow.contracts.eventfile import ReadingStopped, read_events
-from consentflow.core.ledger import micros
+from consentflow.contracts.timestamp_plan import micros
 from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
 from consentflow.policy.vocabulary import ConsentAction, Purpose

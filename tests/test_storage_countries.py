@@ -6,7 +6,7 @@ import dataclasses
 from datetime import timedelta
 
 from consentflow.core.recipients import RecipientRegistry, RecipientVersion
-from consentflow.policy.storage_countries import CONTROLLER, HOSTING_SUBCONTRACTOR, storage_countries
+from consentflow.core.storage_countries import CONTROLLER, HOSTING_SUBCONTRACTOR, storage_countries
 from consentflow.policy.versions import load_policy
 from consentflow.policy.vocabulary import Purpose, RecipientKind
 from tests.builders import CLOUDNEST, POSTWAVE, RecipientSpec, at, scc_from

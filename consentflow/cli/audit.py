@@ -91,8 +91,8 @@ def replay(
     from confluent_kafka import KafkaException
     from rich.console import Console
 
+    from consentflow.cli.run_progress import run_summary, run_with_progress
     from consentflow.contracts.codec import make_codec
-    from consentflow.runtime.run_progress import run_summary, run_with_progress
     from consentflow.streams.replay import dead_letters, open_replay
 
     if from_beginning == (from_time is not None):

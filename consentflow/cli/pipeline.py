@@ -57,9 +57,9 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     """
     from rich.console import Console
 
-    from consentflow.runtime.decoding_process import DecodingProcessFailed, read_events_in_child
-    from consentflow.runtime.run_progress import run_summary, run_with_progress
+    from consentflow.cli.run_progress import run_summary, run_with_progress
     from consentflow.sinks.subject_states import SavedStateError
+    from consentflow.streams.decoding_process import DecodingProcessFailed, read_events_in_child
 
     bounds = event_time_bounds()
     # Decoded and checked on the second core, in file order; it starts while ClickHouse opens.

@@ -34,13 +34,13 @@ def registry_load(
     from confluent_kafka.admin import AdminClient
     from rich.console import Console
 
+    from consentflow.cli.run_progress import run_with_progress
     from consentflow.contracts.codec import make_codec
     from consentflow.contracts.errors import ContractError
     from consentflow.contracts.registry_file import RegistryFileError, load_registry_file
     from consentflow.contracts.topics import RECIPIENTS
     from consentflow.kafka.clients import client_config
     from consentflow.kafka.producer import DeliveryError, EventProducer
-    from consentflow.runtime.run_progress import run_with_progress
 
     try:
         events = load_registry_file(file)

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from consentflow.contracts.timestamp_plan import from_micros
+from consentflow.contracts.timestamp_plan import micros as micros_since_epoch
 from consentflow.contracts.uuids import read_uuid, uuid_text
-from consentflow.core.ledger import micros as micros_since_epoch
 
 _STRING: Final = 0
 _LONG: Final = 1

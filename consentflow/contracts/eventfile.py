@@ -28,8 +28,8 @@ from consentflow.contracts.errors import ContractError
 from consentflow.contracts.events import Event
 from consentflow.contracts.gate import Gate
 from consentflow.contracts.releases import ContractStore, default_store
+from consentflow.contracts.timestamp_plan import micros
 from consentflow.contracts.topics import DEAD_LETTER, INPUT_TOPICS, Topic, topic_for_record
-from consentflow.core.ledger import micros
 
 
 def input_union_document(store: ContractStore | None = None) -> list[Any]:

@@ -39,9 +39,9 @@ from consentflow.contracts import edge_checks
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.null_values import null_value
 from consentflow.contracts.releases import ContractStore, default_store
+from consentflow.contracts.timestamp_plan import micros
 from consentflow.contracts.topics import Topic
 from consentflow.contracts.uuids import UUID_TEXT
-from consentflow.core.ledger import micros
 
 if TYPE_CHECKING:
     from consentflow.contracts.codec import Codec

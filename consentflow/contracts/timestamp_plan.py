@@ -95,6 +95,12 @@ def _spec(schema: Any, namespace: str, named: dict[str, Any], open_records: froz
     return _spec(kind, namespace, named, open_records)  # {"type": <a schema>}
 
 
+def micros(t: datetime) -> int:
+    """Microseconds since the epoch of a UTC instant (exact, no float)."""
+    delta = t - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def from_micros(value: int | None) -> datetime | None:
     """The UTC instant ``value`` microseconds after the epoch, as fastavro reads a ``timestamp-micros``."""
     return None if value is None else _EPOCH + timedelta(0, 0, value)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from consentflow.core.ledger import fact_index_at, micros
+from consentflow.contracts.timestamp_plan import micros
+from consentflow.core.ledger import fact_index_at
 from consentflow.core.recipients import RecipientVersion
 from consentflow.core.state import Processing, ProcessingRow, SubjectState
 from consentflow.policy.versions import Policy

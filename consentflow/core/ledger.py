@@ -20,17 +20,15 @@ import bisect
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from json import dumps
 from json.encoder import encode_basestring_ascii as _json_string
 from operator import itemgetter
 from typing import Any
 
+from consentflow.contracts.timestamp_plan import micros
 from consentflow.core.state import GENESIS_HASH, ConsentFact, FactRow, SubjectState
 from consentflow.policy.vocabulary import ConsentAction, ConsentState
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 _TIME = itemgetter(0)  # ConsentFact.occurred_at
 _GRANTED_ACTION = ConsentAction.GRANTED.value
@@ -53,12 +51,6 @@ _STATE_OF_ACTION = {
     ConsentAction.WITHDRAWN.value: ConsentState.WITHDRAWN,
     ConsentAction.REFUSED.value: ConsentState.REFUSED,
 }
-
-
-def micros(t: datetime) -> int:
-    """Microseconds since the epoch of a UTC instant (exact, no float)."""
-    delta = t - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def canonical_encoding(entry: Mapping[str, Any]) -> bytes:

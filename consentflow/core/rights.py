@@ -18,7 +18,7 @@ from typing import Any
 from consentflow.core.recipients import RecipientRegistry
 from consentflow.core.retention import RetentionSchedule
 from consentflow.core.state import SubjectState
-from consentflow.policy.storage_countries import storage_countries
+from consentflow.core.storage_countries import storage_countries
 from consentflow.policy.versions import Policy
 from consentflow.policy.vocabulary import RecipientKind
 

@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from consentflow.contracts.codec import Codec, make_codec
 from consentflow.contracts.events import Event
 from consentflow.contracts.gate import Gate
-from consentflow.core.ledger import micros
+from consentflow.contracts.timestamp_plan import micros
 from consentflow.kafka.clients import client_config
 
 log = logging.getLogger("consentflow.producer")  # the logger name from before the layout (issue 20): log filters know it

@@ -36,9 +36,8 @@ from typing import IO, Any
 
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.gate import EventTimeBounds
-from consentflow.contracts.timestamp_plan import Plan, RecordConverter, as_is, record_converters, timestamp_plan
+from consentflow.contracts.timestamp_plan import Plan, RecordConverter, as_is, micros, record_converters, timestamp_plan
 from consentflow.contracts.topics import Topic, topic_named
-from consentflow.core.ledger import micros
 
 _LENGTH = struct.Struct(">Q")
 
@@ -71,7 +70,7 @@ def read_events_in_child(
     bounds = bounds or EventTimeBounds.from_env()
     arrived = micros(arrival or datetime.now(UTC))
     gate = [str(arrived), str(micros(bounds.earliest)), str(bounds.skew // timedelta(microseconds=1))]
-    command = [sys.executable, "-m", "consentflow.runtime.decoding_process", str(path), str(chunk), *gate]
+    command = [sys.executable, "-m", "consentflow.streams.decoding_process", str(path), str(chunk), *gate]
     child = subprocess.Popen(command, stdout=subprocess.PIPE)  # stdin and stderr inherited
     _deepen(child.stdout)
     events = _events_from(child, path)
