@@ -1,4 +1,4 @@
-"""The auditor's commands, registered on ``consentflow.cli.main`` by ``consentflow.cli``: ``replay`` the input topics into a fresh
+"""The auditor's commands, registered on ``consentflow.cli.main``: ``replay`` the input topics into a fresh
 database, and ``verify`` the ledger chains and compare two databases."""
 
 from __future__ import annotations

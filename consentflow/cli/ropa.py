@@ -2,7 +2,7 @@
 
 Built from the policy (purposes, legal bases, retention [2.3]), the recipient
 registry and the observed lineage (``sinks.record_of_processing``). Read-only;
-registered on ``consentflow.cli.main`` by ``consentflow.cli``.
+registered on ``consentflow.cli.main``.
 """
 
 from __future__ import annotations

@@ -15,16 +15,14 @@ from datetime import datetime
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fastavro
 import fastavro.write
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 import consentflow.contracts.uuids  # noqa: F401  # registers fastavro's uuid reader and writer: ids decode as canonical text
-
-if TYPE_CHECKING:
-    from consentflow.contracts.avro_plan import RecordPlan
+from consentflow.contracts.avro_plan import RecordPlan, record_plan
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 
@@ -68,8 +66,6 @@ class Contract:
     def plan(self) -> RecordPlan | None:
         """How records of this contract are written and read without fastavro (``avro_plan``), made at the first
         one; None when the schema holds a type the plan does not know (fastavro then does it all)."""
-        from consentflow.contracts.avro_plan import record_plan  # it imports this module
-
         return record_plan(self.parsed)
 
 
