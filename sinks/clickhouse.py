@@ -22,7 +22,8 @@ from typing import Any
 import clickhouse_connect
 
 from consentflow.outage import Outage
-from consentflow.sinks.tables import TABLES, Table, extra_ddl
+from consentflow.sinks.cluster import cluster_ddl, local_name
+from consentflow.sinks.tables import TABLES, Table, schema_ddl
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,15 @@ class ClickHouseSink:
         outage: Outage | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         beat: Callable[[], None] = lambda: None,
+        cluster: str | None = None,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
+        if cluster and self.dsn.startswith("chdb://"):
+            raise ValueError("--cluster needs a ClickHouse server (http://...): chDB is one node")
+        self.cluster = cluster  # None: one node's tables; else each table replicated per node, read through Distributed
+        #: The statements that make the schema, its database the parameter ``{db:Identifier}``.
+        self.schema = cluster_ddl(cluster) if cluster else schema_ddl()
         self.max_rows = max_rows
         self.max_seconds = max_seconds
         self.retry_for = retry_for  # None: retry forever (a worker pauses, it does not crash-loop)
@@ -187,11 +194,8 @@ class ClickHouseSink:
         return self._client
 
     def _ensure_schema(self) -> None:
-        self.client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
-        for table in TABLES:
-            self.client.command(table.ddl(self.database))
-        for statement in extra_ddl(self.database):
-            self.client.command(statement)
+        for statement in self.schema:
+            self.client.command(statement, parameters={"db": self.database})
         self._check_sorting_keys()
 
     def _check_sorting_keys(self) -> None:
@@ -204,19 +208,13 @@ class ClickHouseSink:
         ).result_rows
         stored = {str(name): str(key) for name, key in rows}
         for table in TABLES:
-            expected = table.sorting_key
-            found = stored.get(table.name)
-            if found is not None and _key_columns(found) != _key_columns(expected):
+            expected = ", ".join(table.sorting_key)
+            found = stored.get(local_name(table) if self.cluster else table.name)  # a Distributed table has no key
+            if found is not None and _key_columns(found) != list(table.sorting_key):
                 raise ValueError(
                     f"table {self.database}.{table.name} is sorted by ({found}), this version needs ({expected}): "
                     "an older version made it; replay into a fresh database (README, migration notes)"
                 )
-
-    def table(self, name: str) -> str:
-        """Fully qualified name of one of our tables."""
-        if name not in self._buffers and not name.startswith("lineage_by_recipient"):
-            raise KeyError(f"no table {name!r}")
-        return f"`{self.database}`.`{name}`"
 
     # -- writing -----------------------------------------------------------------------
 
@@ -360,12 +358,12 @@ class ClickHouseSink:
     def query(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, column_formats: Mapping[str, str] | None = None
     ) -> list[tuple[Any, ...]]:
-        """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db}`` is this sink's database.
+        """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db:Identifier}`` is this sink's database.
         ``column_formats`` as clickhouse-connect takes them (``{"state": "bytes"}``: a String column as bytes)."""
         with self._statement_lock:
             result = self.client.query(
-                sql.replace("{db}", f"`{self.database}`"),
-                parameters=dict(parameters or {}),
+                sql,
+                parameters={"db": self.database, **(parameters or {})},
                 column_formats=dict(column_formats) if column_formats else None,
             )
         return [tuple(row) for row in result.result_rows]
@@ -374,9 +372,8 @@ class ClickHouseSink:
 
     def command(self, statement: str) -> None:
         """Run a statement whose identifiers come from our modules (DDL), retrying while ClickHouse is unreachable;
-        ``{db}`` is this sink's database."""
-        sql = statement.replace("{db}", f"`{self.database}`")
-        self._with_retry("running a statement", lambda: self.client.command(sql))
+        ``{db:Identifier}`` is this sink's database."""
+        self._with_retry("running a statement", lambda: self.client.command(statement, parameters={"db": self.database}))
 
     def insert_now(self, table_name: str, arrow: Any) -> None:
         """Insert a ``pyarrow.Table`` into ``table_name`` of this database now, retrying like ``flush``: for tables

@@ -16,16 +16,17 @@ from consentflow.query_arguments import EARLIEST, now_unless
 from consentflow.sinks.answers import ActiveViolation, ErasureNotice, RetentionDue
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import require_subject, utc
+from consentflow.sinks.tables import DATETIME
 from consentflow.vocabulary import Rule
 
-_T = "DateTime64(6, 'UTC')"
+_T = DATETIME
 
 # The verdicts are merged to their latest revision first, and only then filtered on
 # ``active``: filtering before the merge would resurrect a retracted violation.
 _VIOLATIONS = f"""
 SELECT violation_id, rule, policy_section, subject_id, occurred_at, recipient_id, purpose, categories,
        evidence_event_ids, detail, revision
-FROM (SELECT * FROM {{db}}.violations FINAL)
+FROM (SELECT * FROM {{db:Identifier}}.violations FINAL)
 WHERE active = 1 AND occurred_at >= {{since:{_T}}} AND ({{rule:String}} = '' OR rule = {{rule:String}})
   AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
 ORDER BY occurred_at, violation_id
@@ -34,7 +35,7 @@ ORDER BY occurred_at, violation_id
 # Retention actions are revisable too: merged to their latest revision first, then the retracted ones left out.
 _RETENTION_EMITTED = f"""
 SELECT action_id, subject_id, action, categories, due_at, policy_section, basis_event_id, reason
-FROM (SELECT * FROM {{db}}.retention_actions FINAL)
+FROM (SELECT * FROM {{db:Identifier}}.retention_actions FINAL)
 WHERE active = 1 AND due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
 ORDER BY due_at, subject_id, action_id
 """
@@ -43,7 +44,7 @@ ORDER BY due_at, subject_id, action_id
 _RETENTION_PLANNED = f"""
 SELECT subject_id, latest_event_at, action, categories, due_at, section, basis, reason
 FROM (
-    SELECT * FROM {{db}}.subject_holdings FINAL
+    SELECT * FROM {{db:Identifier}}.subject_holdings FINAL
     WHERE {{subject:String}} = '' OR subject_id = {{subject:String}}
 )
 ARRAY JOIN planned_actions AS action, planned_categories AS categories, planned_due_at AS due_at,
@@ -53,7 +54,7 @@ WHERE due_at <= {{as_of:{_T}}}
 
 _ERASURE_NOTICES = """
 SELECT notice_id, recipient_id, categories, retained_categories, request_id, requested_at, fulfilled_at, revision
-FROM {db}.erasure_notices FINAL
+FROM {db:Identifier}.erasure_notices FINAL
 WHERE subject_id = {s:String}
 ORDER BY notice_id
 """

@@ -20,7 +20,7 @@ from consentflow.vocabulary import ConsentAction, ConsentState, Purpose
 _HISTORY = """
 SELECT sequence, event_id, occurred_at, purpose, action, channel, policy_version, source_service, notice_id,
        source_topic, source_partition, source_offset, entry_hash
-FROM {db}.ledger FINAL
+FROM {db:Identifier}.ledger FINAL
 WHERE subject_id = {s:String}
   AND occurred_at <= {as_of:DateTime64(6, 'UTC')}
   AND ({purpose:String} = '' OR purpose = {purpose:String})

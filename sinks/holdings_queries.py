@@ -53,7 +53,7 @@ SELECT subject_id, revision, latest_event_at, account_kind, categories_held,
        registered_at, last_use, closed_at, last_negative, suspended_at,
        archive_at, archive_section, archive_reason,
        planned_actions, planned_categories, planned_due_at, planned_sections, planned_reasons, planned_basis_event_ids
-FROM {db}.subject_holdings FINAL
+FROM {db:Identifier}.subject_holdings FINAL
 WHERE subject_id = {s:String}
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from consentflow.geography import EEA_COUNTRIES, in_eea
+from consentflow.geography import in_eea
 from consentflow.lineage import RecipientHolding
 from consentflow.policy import load_policy
 from consentflow.query_arguments import LATEST, check_window, now_unless
@@ -20,11 +20,11 @@ from consentflow.sinks.answers import BreachImpact, CategoryCount, CountrySent, 
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import require_recipient, require_subject, utc
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT
+from consentflow.sinks.tables import DATETIME, LINEAGE_BY_RECIPIENT
+from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 from consentflow.storage_countries import storage_countries
 
-_T = "DateTime64(6, 'UTC')"
-_EEA = sorted(EEA_COUNTRIES)
+_T = DATETIME
 _FRAMING = frozenset(m.value for m in FRAMING_MECHANISMS)
 
 _WHO_HAS = f"""
@@ -36,7 +36,7 @@ SELECT recipient_id,
        arraySort(groupUniqArray(transfer_mechanism)),
        min(occurred_at),
        max(occurred_at)
-FROM {{db}}.lineage_edges FINAL
+FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE subject_id = {{s:String}} AND occurred_at <= {{as_of:{_T}}}
 GROUP BY recipient_id
 ORDER BY recipient_id
@@ -49,7 +49,7 @@ SELECT country,
        count(),
        min(occurred_at),
        max(occurred_at)
-FROM {{db}}.lineage_edges FINAL
+FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE subject_id = {{s:String}} AND occurred_at <= {{as_of:{_T}}}
 GROUP BY country
 ORDER BY country
@@ -62,16 +62,16 @@ _BREACH = f"""
 SELECT count(), sum(edges), arraySort(groupArray(subject_id)), sumMap(categories, arrayWithConstant(length(categories), 1))
 FROM (
     SELECT subject_id, groupUniqArrayArray(categories) AS categories, toUInt64(count()) AS edges
-    FROM {{db}}.`{LINEAGE_BY_RECIPIENT}` FINAL
+    FROM {{db:Identifier}}.`{LINEAGE_BY_RECIPIENT}` FINAL
     WHERE recipient_id = {{r:String}} AND occurred_at >= {{start:{_T}}} AND occurred_at < {{end:{_T}}}
     GROUP BY subject_id
 )
 """
 
-_TRANSFERS = """
+_TRANSFERS = f"""
 SELECT country, recipient_id, transfer_mechanism, count(), uniqExact(subject_id), min(occurred_at), max(occurred_at)
-FROM {db}.lineage_edges FINAL
-WHERE {outside:UInt8} = 0 OR country NOT IN {eea:Array(String)}
+FROM {{db:Identifier}}.lineage_edges FINAL
+WHERE {{outside:UInt8}} = 0 OR {OUTSIDE_EEA}
 GROUP BY country, recipient_id, transfer_mechanism
 ORDER BY country, recipient_id, transfer_mechanism
 """
@@ -161,10 +161,9 @@ def breach(sink: ClickHouseSink, recipient_id: str, start: datetime, end: dateti
 def transfers(sink: ClickHouseSink, *, outside_eea: bool = False) -> list[Transfer]:
     """Edges by country, recipient and mechanism [7]; ``framed`` is False where nothing frames a transfer out of the EU/EEA.
 
-    ``outside_eea`` keeps the countries outside the EU/EEA, and the unknown country of
-    an unregistered recipient: nothing shows that data stayed inside.
+    ``outside_eea`` keeps the transfers outside the EU/EEA (``sinks.transfers_filter``).
     """
-    rows = sink.query(_TRANSFERS, {"outside": int(outside_eea), "eea": _EEA})
+    rows = sink.query(_TRANSFERS, {"outside": int(outside_eea), **outside_eea_parameters()})
     out = []
     for country, recipient_id, mechanism, edges, subjects, first, last in rows:
         inside = in_eea(country)

@@ -55,7 +55,7 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
 def subject_known(sink: ClickHouseSink, subject_id: str) -> bool:
     """Whether any table mentions the subject (every table is sorted by subject first: a few granules each)."""
     sql = " UNION ALL ".join(
-        f"(SELECT 1 FROM {{db}}.`{table}` WHERE subject_id = {{s:String}} LIMIT 1)"
+        f"(SELECT 1 FROM {{db:Identifier}}.`{table}` WHERE subject_id = {{s:String}} LIMIT 1)"
         for table in ("ledger", "lineage_edges", "violations", "retention_actions", "erasure_notices", "subject_holdings")
     )
     return bool(sink.query(f"SELECT count() FROM ({sql})", {"s": subject_id})[0][0])
@@ -65,8 +65,8 @@ def recipient_known(sink: ClickHouseSink, recipient_id: str) -> bool:
     """Whether the registry or the lineage names the recipient (an unregistered one can still have received data)."""
     sql = (
         "SELECT count() FROM ("
-        "(SELECT 1 FROM {db}.recipients WHERE recipient_id = {r:String} LIMIT 1) UNION ALL "
-        f"(SELECT 1 FROM {{db}}.`{LINEAGE_BY_RECIPIENT}` WHERE recipient_id = {{r:String}} LIMIT 1))"
+        "(SELECT 1 FROM {db:Identifier}.recipients WHERE recipient_id = {r:String} LIMIT 1) UNION ALL "
+        f"(SELECT 1 FROM {{db:Identifier}}.`{LINEAGE_BY_RECIPIENT}` WHERE recipient_id = {{r:String}} LIMIT 1))"
     )
     return bool(sink.query(sql, {"r": recipient_id})[0][0])
 

@@ -23,13 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consentflow.dpv import legal_basis_term, transfer_term
-from consentflow.geography import EEA_COUNTRIES, in_eea
+from consentflow.geography import in_eea
 from consentflow.policy import Policy, load_policy
 from consentflow.recipients import FRAMING_MECHANISMS, RecipientRegistry, RecipientVersion
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import utc
 from consentflow.sinks.registry_reading import registry_from_tables
+from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 from consentflow.vocabulary import AccountKind, LegalBasis, Purpose
 
 #: Where each purpose comes from in the policy.
@@ -100,8 +101,7 @@ COLUMNS = (
     "findings",
 )
 
-_T = "DateTime64(6, 'UTC')"
-_OBSERVED = """
+_OBSERVED = f"""
 SELECT purpose, recipient_id,
        argMax(recipient_kind, (occurred_at, edge_id)),
        arraySort(groupUniqArrayArray(categories)),
@@ -110,10 +110,10 @@ SELECT purpose, recipient_id,
        arraySort(groupUniqArray(legal_basis)),
        uniqExact(subject_id),
        count(),
-       countIf(country NOT IN {eea:Array(String)} AND transfer_mechanism NOT IN {framing:Array(String)}),
+       countIf({OUTSIDE_EEA} AND transfer_mechanism NOT IN {{framing:Array(String)}}),
        min(occurred_at),
        max(occurred_at)
-FROM {db}.lineage_edges FINAL
+FROM {{db:Identifier}}.lineage_edges FINAL
 GROUP BY purpose, recipient_id
 ORDER BY purpose, recipient_id
 """
@@ -137,7 +137,7 @@ class Observed:
 
 def observed_processing(sink: ClickHouseSink) -> dict[tuple[str, str], Observed]:
     """Per (purpose, recipient), what the lineage edges show; a redelivered edge counts once (``FINAL``)."""
-    rows = sink.query(_OBSERVED, {"eea": sorted(EEA_COUNTRIES), "framing": sorted(m.value for m in FRAMING_MECHANISMS)})
+    rows = sink.query(_OBSERVED, {**outside_eea_parameters(), "framing": sorted(m.value for m in FRAMING_MECHANISMS)})
     return {
         (purpose, recipient_id): Observed(
             kind,

@@ -14,7 +14,7 @@ from consentflow.sinks.reading import utc, utc_or_none
 _VERSIONS = """
 SELECT recipient_id, event_id, since, name, kind, country, mechanisms, mechanism_from, mechanism_until,
        allowed_purposes, active
-FROM {db}.recipients FINAL
+FROM {db:Identifier}.recipients FINAL
 ORDER BY recipient_id, since, event_id
 """
 

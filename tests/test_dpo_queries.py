@@ -194,11 +194,11 @@ def test_violations_are_the_injected_ones_at_their_latest_verdict(data: Dataset,
     """Two deliveries in two orders issued provisional verdicts and retractions: only the standing ones are listed."""
     rows = compliance_queries.violations(sink)
     assert {(v.rule, v.evidence_event_ids[0], v.subject_id) for v in rows} == expected.injected(data)
-    assert sink.query("SELECT count() FROM {db}.violations")[0][0] > 2 * len(rows)  # every verdict, every revision
+    assert sink.query("SELECT count() FROM {db:Identifier}.violations")[0][0] > 2 * len(rows)  # every verdict, every revision
     assert len({v.violation_id for v in rows}) == len(rows)
     retracted = sink.query(
         "SELECT countIf(final = 0 AND ever = 1) FROM "
-        "(SELECT argMax(active, revision) AS final, max(active) AS ever FROM {db}.violations GROUP BY violation_id)"
+        "(SELECT argMax(active, revision) AS final, max(active) AS ever FROM {db:Identifier}.violations GROUP BY violation_id)"
     )[0][0]
     assert retracted > 0, "the dataset should hold verdicts issued active and retracted later"
 
@@ -285,10 +285,10 @@ def test_an_unknown_or_hostile_subject_is_unknown_and_harms_nothing(
     data: Dataset, sink: ClickHouseSink, ask: object, subject: str
 ) -> None:
     """Values are bound server-side: SQL in an id is an id nobody has, and every table is still there afterwards."""
-    before = sink.query("SELECT count() FROM {db}.ledger")[0][0]
+    before = sink.query("SELECT count() FROM {db:Identifier}.ledger")[0][0]
     with pytest.raises(UnknownId, match="unknown subject"):
         ask(sink, subject)  # type: ignore[operator]
-    assert sink.query("SELECT count() FROM {db}.ledger")[0][0] == before > 0
+    assert sink.query("SELECT count() FROM {db:Identifier}.ledger")[0][0] == before > 0
 
 
 @pytest.mark.parametrize("recipient", ["nobody-inc", "cloudnest' OR 1=1 --"])

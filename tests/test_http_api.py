@@ -59,7 +59,17 @@ from tests.kafka_topics import fresh_topics
 
 KEYS = {role: new_key() for role in Role}
 UNKNOWN_KEY = new_key()
-HOSTILE_IDS = ["x' OR '1'='1", "a;DROP TABLE ledger", "subj-1`", "sub\nj", "-leading-dash", "ü-umlaut", "a" * 129, "{db}"]
+HOSTILE_IDS = [
+    "x' OR '1'='1",
+    "a;DROP TABLE ledger",
+    "subj-1`",
+    "sub\nj",
+    "-leading-dash",
+    "ü-umlaut",
+    "a" * 129,
+    "{db}",
+    "{db:Identifier}",
+]
 
 
 #: The service key speaks for the cookie banner, the service the collector tests emit as.
