@@ -23,6 +23,13 @@ REGISTRY_URL = os.environ.get("CONSENTFLOW_SCHEMA_REGISTRY_URL") or None
 DEFAULT_DSN = os.environ.get("CONSENTFLOW_CLICKHOUSE_DSN", f"chdb://{Path.cwd() / 'out' / 'chdb'}")
 DEFAULT_DATABASE = os.environ.get("CONSENTFLOW_DATABASE", "consentflow")
 # The worker's and the sink's: how long a killed one's partitions wait for another (consentflow.group_membership).
+#: The writers' --cluster: the tables on every node of a ClickHouse cluster (sinks.cluster); chDB is one node.
+CLUSTER_OPTION = click.option(
+    "--cluster",
+    default=None,
+    help="Create the tables ON CLUSTER NAME: replicated on each node, read and written through Distributed tables "
+    "sharded by subject (needs a server: http(s)://).",
+)
 SESSION_TIMEOUT_OPTION = click.option(
     "--session-timeout",
     type=click.FloatRange(min=1.0, max=MAX_SESSION_TIMEOUT),
@@ -148,12 +155,12 @@ def _ensure_chdb_dir(dsn: str) -> None:
         Path(dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
 
 
-def _sink(dsn: str, database: str) -> Any:
+def _sink(dsn: str, database: str, cluster: str | None = None) -> Any:
     from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
 
     _ensure_chdb_dir(dsn)
     try:
-        return ClickHouseSink(dsn, database, retry_for=30.0)
+        return ClickHouseSink(dsn, database, retry_for=30.0, cluster=cluster)
     except (ValueError, SinkUnavailable) as exc:
         _fail(str(exc))
 
@@ -380,6 +387,7 @@ def worker(
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
 @SESSION_TIMEOUT_OPTION
 @health_options
+@CLUSTER_OPTION
 def sink(
     bootstrap: str,
     prefix: str,
@@ -390,6 +398,7 @@ def sink(
     session_timeout: float,
     health_port: int | None,
     health_host: str,
+    cluster: str | None,
 ) -> None:
     """Write the output topics and the registry into ClickHouse, committing offsets only after each insert."""
     import logging
@@ -415,7 +424,7 @@ def sink(
     stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
     try:
         # Retries forever while ClickHouse is away: pause, don't crash-loop; live while it waits.
-        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat)
+        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat, cluster=cluster)
     except ValueError as exc:
         _fail(str(exc))
     except RetryAbandoned as exc:
