@@ -211,7 +211,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     if as_of is not None and stats.clock is not None and stats.clock > as_of:
         console.print(f"retention clock kept at {stats.clock.isoformat()}, where an earlier run into {database} left it")
     if overview:
-        _print_overview(sink)
+        _print_overview(sink.reader)
     _exit_if_stopped(events)
 
 
@@ -258,7 +258,7 @@ def _bounds() -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def overview_command(dsn: str, database: str, as_json: bool) -> None:
     """The DPO's overview: subjects, consent rates, top recipients, transfers outside the EU/EEA, violations."""
-    _print_overview(_sink(dsn, database), as_json)
+    _print_overview(_sink(dsn, database).reader, as_json)
 
 
 def _print_overview(sink: Any, as_json: bool = False) -> None:
@@ -444,7 +444,7 @@ def digest(dsn: str, database: str) -> None:
     """One digest per table (rows and an order-independent hash), to compare two runs or databases."""
     from consentflow.sinks.digest import table_digests
 
-    click.echo(json.dumps(table_digests(_sink(dsn, database)), indent=2, sort_keys=True))
+    click.echo(json.dumps(table_digests(_sink(dsn, database).reader), indent=2, sort_keys=True))
 
 
 @main.group()

@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import clickhouse_connect
 
 from consentflow.outage import Outage
 from consentflow.sinks.cluster import cluster_ddl, local_name
 from consentflow.sinks.tables import TABLES, Table, schema_ddl
+
+if TYPE_CHECKING:
+    from consentflow.sinks.reader import TableReader
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +149,6 @@ class ClickHouseSink:
         retry_for: float | None = None,
         client_factory: Callable[[str], Any] = connect,
         sleep: Callable[[float], None] | None = None,
-        create_schema: bool = True,
         statement_lock: AbstractContextManager[Any] | None = None,
         outage: Outage | None = None,
         should_stop: Callable[[], bool] = lambda: False,
@@ -179,10 +181,9 @@ class ClickHouseSink:
         self.inserted = 0
         self._writer: ThreadPoolExecutor | None = None  # flush_behind's thread, started with its first insert
         self._behind: tuple[Future[int], list[tuple[Table, Any]]] | None = None
-        if create_schema:  # False for readers: no DDL, so a read-only ClickHouse user can ask too
-            self._with_retry("creating the schema", self._ensure_schema)
-            for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
-                table.to_arrow([])
+        self._with_retry("creating the schema", self._ensure_schema)
+        for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
+            table.to_arrow([])
 
     # -- schema ----------------------------------------------------------------------
 
@@ -353,20 +354,15 @@ class ClickHouseSink:
             time.sleep(min(left, _STOP_CHECK_EVERY))
         return True
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading back what it wrote ---------------------------------------------------
 
-    def query(
-        self, sql: str, parameters: Mapping[str, Any] | None = None, *, column_formats: Mapping[str, str] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db:Identifier}`` is this sink's database.
-        ``column_formats`` as clickhouse-connect takes them (``{"state": "bytes"}``: a String column as bytes)."""
-        with self._statement_lock:
-            result = self.client.query(
-                sql,
-                parameters={"db": self.database, **(parameters or {})},
-                column_formats=dict(column_formats) if column_formats else None,
-            )
-        return [tuple(row) for row in result.result_rows]
+    @property
+    def reader(self) -> TableReader:
+        """A reader of this sink's database on the sink's own connection and statement lock: for a driver that reads
+        back what it wrote (the embedded runner's saved states and overview)."""
+        from consentflow.sinks.reader import TableReader
+
+        return TableReader(self.dsn, self.database, client_factory=lambda _dsn: self.client, statement_lock=self._statement_lock)
 
     # -- tables beside the outputs (the embedded runner's saved states) ------------------
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from consentflow import retention
 from consentflow.query_arguments import EARLIEST, now_unless
 from consentflow.sinks.answers import ActiveViolation, ErasureNotice, RetentionDue
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject, utc
 from consentflow.sinks.tables import DATETIME
 from consentflow.vocabulary import Rule
@@ -61,10 +61,10 @@ ORDER BY notice_id
 
 
 def violations(
-    sink: ClickHouseSink, since: datetime | None = None, rule: Rule | None = None, subject_id: str | None = None
+    reader: TableReader, since: datetime | None = None, rule: Rule | None = None, subject_id: str | None = None
 ) -> list[ActiveViolation]:
     """Violations whose latest verdict is active, that occurred at or after ``since``, of ``rule`` and ``subject_id`` if given."""
-    rows = sink.query(
+    rows = reader.query(
         _VIOLATIONS,
         {
             "since": EARLIEST if since is None else since,
@@ -91,7 +91,7 @@ def violations(
 
 
 def retention_due(
-    sink: ClickHouseSink, as_of: datetime | None = None, subject_id: str | None = None, *, planned: bool = True
+    reader: TableReader, as_of: datetime | None = None, subject_id: str | None = None, *, planned: bool = True
 ) -> list[RetentionDue]:
     """Retention actions due at or before ``as_of`` (default: now), of ``subject_id`` if given, earliest first [2.3].
 
@@ -113,10 +113,10 @@ def retention_due(
             basis_event_id=basis,
             reason=reason,
         )
-        for action_id, subject, action, categories, due_at, section, basis, reason in sink.query(_RETENTION_EMITTED, parameters)
+        for action_id, subject, action, categories, due_at, section, basis, reason in reader.query(_RETENTION_EMITTED, parameters)
     }
     if planned:
-        for subject, latest, action, categories, due_at, section, basis, reason in sink.query(_RETENTION_PLANNED, parameters):
+        for subject, latest, action, categories, due_at, section, basis, reason in reader.query(_RETENTION_PLANNED, parameters):
             due = utc(due_at)
             key = retention.action_id(subject, action, due)
             emitted = out.get(key)
@@ -138,14 +138,14 @@ def retention_due(
     return sorted(out.values(), key=lambda r: (r.due_at, r.subject_id, r.action_id))
 
 
-def erasure_notices(sink: ClickHouseSink, subject_id: str) -> list[ErasureNotice]:
+def erasure_notices(reader: TableReader, subject_id: str) -> list[ErasureNotice]:
     """The subject's erasure notices to recipients, each at its latest revision [12; GDPR Art. 19].
 
     Raises ``UnknownId`` for a subject no table mentions.
     """
-    rows = sink.query(_ERASURE_NOTICES, {"s": subject_id})
+    rows = reader.query(_ERASURE_NOTICES, {"s": subject_id})
     if not rows:
-        require_subject(sink, subject_id)
+        require_subject(reader, subject_id)
     return [
         ErasureNotice(
             notice_id=notice_id,

@@ -13,7 +13,7 @@ from datetime import datetime
 from consentflow.policy import load_policy
 from consentflow.query_arguments import LATEST
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, SubjectConsent
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject, utc
 from consentflow.vocabulary import ConsentAction, ConsentState, Purpose
 
@@ -33,7 +33,7 @@ _STATES = {state.value: state.value for state in ConsentState}
 
 
 def consent(
-    sink: ClickHouseSink, subject_id: str, purpose: Purpose | None = None, as_of: datetime | None = None
+    reader: TableReader, subject_id: str, purpose: Purpose | None = None, as_of: datetime | None = None
 ) -> SubjectConsent:
     """The subject's consent state per purpose at ``as_of`` (None: on every fact known), with each fact's evidence.
 
@@ -41,7 +41,7 @@ def consent(
     ledger has facts for, or only ``purpose``. Raises ``UnknownId`` for a
     subject no table mentions.
     """
-    rows = sink.query(
+    rows = reader.query(
         _HISTORY,
         {
             "s": subject_id,
@@ -51,7 +51,7 @@ def consent(
         },
     )
     if not rows:
-        require_subject(sink, subject_id)
+        require_subject(reader, subject_id)
     history: dict[str, list[ConsentEvidence]] = {}
     for seq, event_id, when, p, action, channel, version, service, notice, topic, partition, offset, entry_hash in rows:
         history.setdefault(p, []).append(

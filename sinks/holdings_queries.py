@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc, utc_or_none
 
 
@@ -58,12 +58,12 @@ WHERE subject_id = {s:String}
 """
 
 
-def subject_holdings(sink: ClickHouseSink, subject_id: str) -> SubjectHoldings | None:
+def subject_holdings(reader: TableReader, subject_id: str) -> SubjectHoldings | None:
     """The subject's latest holdings record, or None when none was issued yet (a worker issues it at its next tick).
 
     ``subject_id`` must come validated (``consentflow.query_arguments``).
     """
-    rows = sink.query(_HOLDINGS, {"s": subject_id})
+    rows = reader.query(_HOLDINGS, {"s": subject_id})
     if not rows:
         return None
     (

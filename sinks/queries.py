@@ -1,20 +1,20 @@
-"""The DPO's questions as parameterised SQL over the sink's tables."""
+"""The DPO's questions as parameterised SQL over the pipeline's tables."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 from consentflow.vocabulary import ConsentAction
 
 
-def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
+def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
     """Subjects, consent rates by purpose, top recipients, transfers outside the EU/EEA, violations by rule."""
-    subjects = sink.query(
+    subjects = reader.query(
         "SELECT uniqExact(subject_id) FROM (SELECT subject_id FROM {db:Identifier}.ledger UNION ALL SELECT subject_id FROM {db:Identifier}.lineage_edges)"
     )[0][0]
-    consent = sink.query(
+    consent = reader.query(
         """
         SELECT purpose, countIf(state = {granted:String}) AS granted, count() AS asked
         FROM (
@@ -25,7 +25,7 @@ def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
         """,
         {"granted": ConsentAction.GRANTED.value},  # the timeline's order: consentflow.ledger.fact_order
     )
-    recipients = sink.query(
+    recipients = reader.query(
         """
         SELECT recipient_id, any(country), any(transfer_mechanism), uniqExact(subject_id) AS subjects, count() AS edges
         FROM {db:Identifier}.lineage_edges FINAL
@@ -33,7 +33,7 @@ def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
         """,
         {"top": top},
     )
-    transfers = sink.query(
+    transfers = reader.query(
         f"""
         SELECT country, transfer_mechanism, count() AS edges, uniqExact(subject_id) AS subjects,
                arraySort(groupUniqArray(recipient_id)) AS recipients
@@ -43,7 +43,7 @@ def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
         """,
         outside_eea_parameters(),
     )
-    violations = sink.query(
+    violations = reader.query(
         """
         SELECT rule, any(policy_section), count() AS n
         FROM {db:Identifier}.violations FINAL WHERE active

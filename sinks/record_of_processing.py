@@ -27,7 +27,7 @@ from consentflow.geography import in_eea
 from consentflow.policy import Policy, load_policy
 from consentflow.recipients import FRAMING_MECHANISMS, RecipientRegistry, RecipientVersion
 from consentflow.sinks.answers import jsonable
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.registry_reading import registry_from_tables
 from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
@@ -135,9 +135,9 @@ class Observed:
     last: datetime
 
 
-def observed_processing(sink: ClickHouseSink) -> dict[tuple[str, str], Observed]:
+def observed_processing(reader: TableReader) -> dict[tuple[str, str], Observed]:
     """Per (purpose, recipient), what the lineage edges show; a redelivered edge counts once (``FINAL``)."""
-    rows = sink.query(_OBSERVED, {**outside_eea_parameters(), "framing": sorted(m.value for m in FRAMING_MECHANISMS)})
+    rows = reader.query(_OBSERVED, {**outside_eea_parameters(), "framing": sorted(m.value for m in FRAMING_MECHANISMS)})
     return {
         (purpose, recipient_id): Observed(
             kind,
@@ -155,15 +155,15 @@ def observed_processing(sink: ClickHouseSink) -> dict[tuple[str, str], Observed]
     }
 
 
-def record_of_processing(sink: ClickHouseSink) -> dict[str, Any]:
+def record_of_processing(reader: TableReader) -> dict[str, Any]:
     """The Art. 30 record: every purpose of the policy, each with every recipient the registry allows it or the lineage shows.
 
     Returns JSON-ready data: ``{"policy_version", "generated_at", "findings", "rows": [...]}``,
     each row with the ``COLUMNS`` keys, times as ISO-8601 UTC.
     """
     policy = load_policy()
-    registry = registry_from_tables(sink)
-    observed = observed_processing(sink)
+    registry = registry_from_tables(reader)
+    observed = observed_processing(reader)
     current = {r: v for r in registry.recipient_ids() if (v := registry.latest(r)) is not None and v.active}
 
     described = {p.value for p in policy.consent_required} | set(policy.legal_basis)

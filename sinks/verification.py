@@ -23,8 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from consentflow.ledger import HASHED_FIELDS, verify_chain
-from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, connect
+from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, connect
 from consentflow.sinks.digest import compared_columns, table_digests
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.tables import LEDGER, TABLES, Table
 
@@ -90,16 +91,14 @@ class LedgerCheck:
         return not self.broken
 
 
-def verify_ledger(sink: ClickHouseSink, on_progress: Callable[[int], None] | None = None) -> LedgerCheck:
+def verify_ledger(reader: TableReader, on_progress: Callable[[int], None] | None = None) -> LedgerCheck:
     """Verify every subject's hash chain in the ledger table; ``on_progress`` sees the entries read so far."""
     check = LedgerCheck()
     columns = ", ".join(f"`{c}`" for c in _LEDGER_COLUMNS)
     sql = f"SELECT {columns} FROM {{db:Identifier}}.`{LEDGER.name}` FINAL ORDER BY {', '.join(LEDGER.sorting_key)}"
     subject: str | None = None
     entries: list[dict[str, Any]] = []
-    with sink.client.query_row_block_stream(
-        sql, parameters={"db": sink.database}
-    ) as stream:  # a subject at a time, never the whole ledger
+    with reader.blocks(sql) as stream:  # a subject at a time, never the whole ledger
         for block in stream:
             for row in block:
                 entry = dict(zip(_LEDGER_COLUMNS, row, strict=True))
@@ -171,7 +170,7 @@ def key_columns(table: Table) -> list[str]:
     return [name for name in table.sorting_key if name in compared]
 
 
-def first_difference(left: ClickHouseSink, right: ClickHouseSink, tables: Iterable[Table] = TABLES) -> Difference | None:
+def first_difference(left: TableReader, right: TableReader, tables: Iterable[Table] = TABLES) -> Difference | None:
     """The first difference between the two databases, table by table in ``tables`` order; None when equal."""
     left_digests, right_digests = table_digests(left), table_digests(right)
     for table in tables:
@@ -180,9 +179,7 @@ def first_difference(left: ClickHouseSink, right: ClickHouseSink, tables: Iterab
     return None
 
 
-def _first_row_difference(
-    left: ClickHouseSink, right: ClickHouseSink, table: Table, left_rows: int, right_rows: int
-) -> Difference:
+def _first_row_difference(left: TableReader, right: TableReader, table: Table, left_rows: int, right_rows: int) -> Difference:
     keys = key_columns(table)
     columns = ", ".join(f"`{c}`" for c in compared_columns(table))
     selected = ", ".join(f"`{c}`" for c in keys)
@@ -205,7 +202,7 @@ def _first_row_difference(
     )
 
 
-def _row(sink: ClickHouseSink, table: Table, row_hash: int | None) -> dict[str, Any] | None:
+def _row(reader: TableReader, table: Table, row_hash: int | None) -> dict[str, Any] | None:
     """The compared columns of the row with this row hash, or None."""
     if row_hash is None:
         return None
@@ -214,5 +211,5 @@ def _row(sink: ClickHouseSink, table: Table, row_hash: int | None) -> dict[str, 
     where = table.counted_rows
     condition = f"cityHash64(tuple({columns})) = {{row_hash:UInt64}}"
     where = f"{where} AND {condition}" if where else f" WHERE {condition}"
-    rows = sink.query(f"SELECT {columns} FROM {{db:Identifier}}.`{table.name}` FINAL{where} LIMIT 1", {"row_hash": row_hash})
+    rows = reader.query(f"SELECT {columns} FROM {{db:Identifier}}.`{table.name}` FINAL{where} LIMIT 1", {"row_hash": row_hash})
     return dict(zip(names, rows[0], strict=True)) if rows else None

@@ -35,7 +35,7 @@ def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
     digests = table_digests(sink)
     assert digests.pop("dead_letters")[0] == 1
     assert digests == {k: v for k, v in embedded_digests.items() if k != "dead_letters"}
-    ((topic, partition, offset, key, value, reason),) = sink.query(
+    ((topic, partition, offset, key, value, reason),) = sink.reader.query(
         "SELECT topic, partition, offset, key_hex, value_hex, reason FROM {db:Identifier}.dead_letters FINAL"
     )
     assert (topic, partition, bytes.fromhex(key)) == (f"{pipeline.prefix}.consent", 2, b"subj-garbage")

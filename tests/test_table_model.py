@@ -103,7 +103,7 @@ def test_the_overview_and_transfers_outside_the_eea_agree_on_a_recipient_of_unkn
         disclose("cand-far", POSTWAVE, ["contact"], at(3), purpose=Purpose.SUPPORT, basis=LegalBasis.CONTRACT),
     ]
     run_events([(event.topic, event.record) for event in sent], processor, sink)
-    listed = {(t.country, t.recipient_id) for t in transfers(sink, outside_eea=True)}
-    summed = {(row["country"], tuple(row["recipients"])) for row in overview(sink)["transfers_outside_eea"]}
+    listed = {(t.country, t.recipient_id) for t in transfers(sink.reader, outside_eea=True)}
+    summed = {(row["country"], tuple(row["recipients"])) for row in overview(sink.reader)["transfers_outside_eea"]}
     assert listed == {("", "shadow-broker"), ("US", "postwave")}
     assert summed == {(country, (recipient,)) for country, recipient in listed}
