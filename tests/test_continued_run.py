@@ -284,7 +284,9 @@ def test_a_split_where_a_batch_issues_what_the_next_retracts_gives_the_digests_o
     back = next(i for i, e in enumerate(events) if e.record.get("event_id") == eid("cand-gap", "back"))
     database = split_run(events, [back, len(events) - 1], chdb_dsn, tmp_path)
     sink = ClickHouseSink(chdb_dsn, database)
-    retracted = sink.reader.query("SELECT subject_id FROM {db:Identifier}.retention_actions FINAL WHERE active = 0 ORDER BY subject_id")
+    retracted = sink.reader.query(
+        "SELECT subject_id FROM {db:Identifier}.retention_actions FINAL WHERE active = 0 ORDER BY subject_id"
+    )
     archived = GeneratorConfig(subjects=1, days=1, seed=0).start + timedelta(days=3 * 365)  # both registered at the start
 
     def clock_passed_archive(batches: Sequence[Event]) -> bool:

@@ -241,7 +241,9 @@ def test_an_unreachable_or_empty_clickhouse_ends_with_one_line(
     assert len(result.output.splitlines()) == 1 and result.output.startswith("Error: ")
     assert message in result.output
     assert not Path("/nonexistent").exists()
-    databases = ClickHouseSink(chdb_dsn, DATABASE).reader.query("SELECT name FROM system.databases WHERE name = 'no_such_database'")
+    databases = ClickHouseSink(chdb_dsn, DATABASE).reader.query(
+        "SELECT name FROM system.databases WHERE name = 'no_such_database'"
+    )
     assert databases == []  # a reader creates nothing
 
 

@@ -229,9 +229,7 @@ def test_retention_due_lists_the_archive_dates_of_open_accounts(data: Dataset, s
     assert len({r.action_id for r in everything}) == len(everything) > len(due)
 
 
-def test_retention_due_after_the_runs_clock_lists_what_the_plans_hold_not_yet_emitted(
-    data: Dataset, sink: TableReader
-) -> None:
+def test_retention_due_after_the_runs_clock_lists_what_the_plans_hold_not_yet_emitted(data: Dataset, sink: TableReader) -> None:
     """Finding 6: for an instant after the run's clock, the answer comes from each subject's plan: the financial
     deletions of [2.3.2] (ten years from the end of the financial year of the last payment) are due then, not yet
     emitted, each with the latest event time its plan rests on; what was emitted by the clock is still there."""

@@ -171,7 +171,9 @@ def test_a_registry_tombstone_removes_the_recipient_from_its_timestamp_on_live_a
         }
         assert unregistered == {run.after}, "only the disclosure dated after the tombstone went to an unregistered recipient"
         # The removal is in the registry table, inactive from the tombstone's timestamp, as both drivers wrote it.
-        rows = sink.reader.query("SELECT recipient_id, since, active FROM {db:Identifier}.recipients FINAL ORDER BY recipient_id, since")
+        rows = sink.reader.query(
+            "SELECT recipient_id, since, active FROM {db:Identifier}.recipients FINAL ORDER BY recipient_id, since"
+        )
         removals = [(r, since) for r, since, active in rows if not active]
         assert [r for r, _ in removals] == [GONE]
         since = removals[0][1].replace(tzinfo=UTC) if removals[0][1].tzinfo is None else removals[0][1]

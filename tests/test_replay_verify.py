@@ -89,7 +89,9 @@ def consent_chains(events: Events) -> dict[tuple[str, int], str]:
 
 def ledger_rows(chdb_dsn: str, database: str) -> dict[tuple[str, int], str]:
     sink = ClickHouseSink(chdb_dsn, database)
-    return {(s, int(n)): e for s, n, e in sink.reader.query("SELECT subject_id, sequence, event_id FROM {db:Identifier}.ledger FINAL")}
+    return {
+        (s, int(n)): e for s, n, e in sink.reader.query("SELECT subject_id, sequence, event_id FROM {db:Identifier}.ledger FINAL")
+    }
 
 
 # -- Kafka: the input topics replayed ---------------------------------------------------------------
@@ -351,7 +353,9 @@ def test_against_reports_a_row_missing_from_one_side(dataset: Path, events: Even
     database = embedded_run(dataset, chdb_dsn)
     sink = ClickHouseSink(chdb_dsn, database)
     # The first lineage edge in key order: what the comparison must name.
-    subject, when, edge = min(sink.reader.query("SELECT subject_id, occurred_at, edge_id FROM {db:Identifier}.lineage_edges FINAL"))
+    subject, when, edge = min(
+        sink.reader.query("SELECT subject_id, occurred_at, edge_id FROM {db:Identifier}.lineage_edges FINAL")
+    )
     sink.reader.query(
         "ALTER TABLE {db:Identifier}.lineage_edges DELETE WHERE edge_id = {e:String} SETTINGS mutations_sync = 2", {"e": edge}
     )
