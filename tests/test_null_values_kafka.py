@@ -149,7 +149,7 @@ def run(kafka_bootstrap: str, chdb_dsn: str, tmp_path_factory: pytest.TempPathFa
 
 
 def test_a_null_value_on_a_subject_topic_is_the_same_dead_letter_live_and_replayed(run: Run) -> None:
-    assert table_digests(run.live) == table_digests(run.replayed)
+    assert table_digests(run.live.reader) == table_digests(run.replayed.reader)
     for sink in (run.live, run.replayed):
         ((topic, key, value, reason, error_type),) = sink.reader.query(
             "SELECT topic, key_hex, value_hex, reason, error_type FROM {db:Identifier}.dead_letters FINAL"
@@ -178,4 +178,4 @@ def test_a_registry_tombstone_removes_the_recipient_from_its_timestamp_on_live_a
         assert [r for r, _ in removals] == [GONE]
         since = removals[0][1].replace(tzinfo=UTC) if removals[0][1].tzinfo is None else removals[0][1]
         assert run.tombstone_at - timedelta(seconds=30) < since <= run.tombstone_at
-    assert table_digests(run.live)["recipients"] == table_digests(run.replayed)["recipients"]
+    assert table_digests(run.live.reader)["recipients"] == table_digests(run.replayed.reader)["recipients"]
