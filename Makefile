@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## native: compile the processors with mypyc into .venv (consentflow.native); nothing to do while the build is current
+## native: compile the processors with mypyc into .venv (consentflow.runtime.native); nothing to do while the build is current
 native: $(STAMP)
-	$(BIN)/python -m consentflow.native_build
+	$(BIN)/python -m consentflow.runtime.native_build
 
 ## demo: a year of events for 5,000 subjects through the processors into embedded ClickHouse (chDB), then the DPO overview
 demo: $(STAMP)

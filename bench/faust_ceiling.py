@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from consentflow.topics import INPUT_TOPICS
+from consentflow.contracts.topics import INPUT_TOPICS
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import fastavro
 
-from consentflow.eventfile import input_union_schema
+from consentflow.contracts.eventfile import input_union_schema
 
 
 def main() -> None:

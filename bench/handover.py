@@ -43,16 +43,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # this tree's consentflow, whatever --code runs
 from pipeline import worker_command  # shared with the pipeline benchmark
 
-from consentflow.admin import create_topics
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
-from consentflow.events import Event
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.events import Event
+from consentflow.contracts.topics import INPUT_TOPICS, OUTPUT_TOPICS, RECIPIENTS
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.group_membership import GroupView, group_view
-from consentflow.lag import group_lag
-from consentflow.processor import Processor
-from consentflow.producer import EventProducer
-from consentflow.topics import INPUT_TOPICS, OUTPUT_TOPICS, RECIPIENTS
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.group_membership import GroupView, group_view
+from consentflow.kafka.lag import group_lag
+from consentflow.kafka.producer import EventProducer
 
 KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"
 POLL = 0.1

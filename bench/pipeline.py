@@ -39,16 +39,16 @@ import fastavro
 import psutil
 from confluent_kafka import Consumer
 
-from consentflow import native
-from consentflow.admin import create_topics
-from consentflow.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec
-from consentflow.contracts import default_store
-from consentflow.eventfile import read_events
-from consentflow.events import Event
+from consentflow.contracts.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.events import Event
+from consentflow.contracts.releases import default_store
+from consentflow.contracts.topics import INPUT_TOPICS, OUTPUT_TOPICS
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.lag import end_offsets, group_lag
-from consentflow.producer import EventProducer
-from consentflow.topics import INPUT_TOPICS, OUTPUT_TOPICS
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import end_offsets, group_lag
+from consentflow.kafka.producer import EventProducer
+from consentflow.runtime import native
 
 
 class PeakRss:
@@ -99,7 +99,7 @@ def raw_consume_decode(bootstrap: str, topics: dict[str, str], expected: int) ->
     """(a): consume every input message in batches and decode it with fastavro; events/s.
 
     fastavro's reader, as the issue defines the raw ceiling: the pipeline itself reads through the codec's
-    plan (``consentflow.avro_plan``), about twice as fast, which would raise the ceiling it is measured against.
+    plan (``consentflow.contracts.avro_plan``), about twice as fast, which would raise the ceiling it is measured against.
     """
     contracts = {contract.fingerprint: contract.parsed for contract in default_store().all()}
     header = len(SINGLE_OBJECT_MAGIC) + 8
@@ -262,9 +262,9 @@ def main() -> None:
 
 _EMBEDDED = """
 import json, resource, sys, time
-from consentflow.decoding_process import read_events_in_child
-from consentflow.gc_tuning import tune_for_streaming
-from consentflow.processor import Processor
+from consentflow.streams.decoding_process import read_events_in_child
+from consentflow.runtime.gc_tuning import tune_for_streaming
+from consentflow.core.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
 tune_for_streaming()  # as every consentflow command does
@@ -287,7 +287,7 @@ print(json.dumps([rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 102
 # which is (c)'s work, not the limit it is measured against.
 _DECODE_ONLY = """
 import sys, time, fastavro
-import consentflow.contracts  # the project's logical readers (canonical UUID text, UTC instants), as every reader has them
+import consentflow.contracts.releases  # the project's logical readers (canonical UUID text, UTC instants), as every reader has them
 began = time.perf_counter()
 with open(sys.argv[1], "rb") as handle:
     count = sum(1 for _ in fastavro.reader(handle, return_record_name=True))
@@ -298,8 +298,8 @@ print(count / (time.perf_counter() - began))
 # one) and saving every subject's state after the sink holds the outputs, so that the next run goes on from them.
 _CONTINUED = """
 import sys, time
-from consentflow.decoding_process import read_events_in_child
-from consentflow.gc_tuning import tune_for_streaming
+from consentflow.streams.decoding_process import read_events_in_child
+from consentflow.runtime.gc_tuning import tune_for_streaming
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.continued_run import run_continued
 tune_for_streaming()

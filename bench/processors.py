@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consentflow import native
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
-from consentflow.gc_tuning import tune_for_streaming
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.processor import Processor
+from consentflow.runtime import native
+from consentflow.runtime.gc_tuning import tune_for_streaming
 
 
 def main() -> None:

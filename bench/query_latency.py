@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from consentflow.eventfile import read_events
+from consentflow.contracts.eventfile import read_events
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consent_queries import consent
 from consentflow.sinks.lineage_queries import breach, who_has

@@ -8,7 +8,7 @@ Produces a generated dataset in ``rounds + 1`` slices to fresh topics. One worke
 slice; each round restarts the broker (``deploy/kafka.sh restart``), produces the next slice, and waits
 until the worker's group has committed every input. A round counts when the same worker process
 caught up; the script prints the count, each round's catch-up time and the lines its worker logged in that
-round (the outage, quiet or not: ``consentflow.quiet_logs``), and exits non-zero on a miss.
+round (the outage, quiet or not: ``consentflow.kafka.quiet_logs``), and exits non-zero on a miss.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import worker_command  # shared with the pipeline benchmark
 
-from consentflow.admin import create_topics
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
-from consentflow.events import Event
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.events import Event
+from consentflow.contracts.topics import INPUT_TOPICS
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.lag import group_lag
-from consentflow.producer import EventProducer
-from consentflow.topics import INPUT_TOPICS
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import group_lag
+from consentflow.kafka.producer import EventProducer
 
 KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"
 

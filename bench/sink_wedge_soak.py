@@ -29,14 +29,14 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from consentflow.admin import create_topics
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.topics import OUTPUT_TOPICS
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.lag import group_lag
-from consentflow.processor import Processor
-from consentflow.producer import EventProducer
-from consentflow.topics import OUTPUT_TOPICS
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import group_lag
+from consentflow.kafka.producer import EventProducer
 
 KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"
 Output = tuple[str, bytes, bytes]  # topic short name, key, value
@@ -44,9 +44,9 @@ Output = tuple[str, bytes, bytes]  # topic short name, key, value
 # The sink with librdkafka's debug contexts on and every client line kept (no once-per-window filter).
 DEBUG_SINK = """
 import logging, sys
-import consentflow.quiet_logs, consentflow.sinks.consumer as c
+import consentflow.kafka.quiet_logs, consentflow.sinks.consumer as c
 logging.getLogger("librdkafka").setLevel(logging.DEBUG)
-consentflow.quiet_logs.quiet_client_logs = lambda *a, **k: None
+consentflow.kafka.quiet_logs.quiet_client_logs = lambda *a, **k: None
 plain = c.client_config
 c.client_config = lambda b, s=None: plain(b, {**(s or {}), "debug": "cgrp,consumer,topic,fetch"})
 from consentflow.cli import main

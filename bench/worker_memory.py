@@ -29,13 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import PeakRss, worker_command  # shared with the pipeline benchmark
 
-from consentflow.admin import create_topics
-from consentflow.codec import SingleObjectCodec
-from consentflow.events import profile_event
-from consentflow.lag import group_lag
-from consentflow.producer import EventProducer
-from consentflow.topics import INPUT_TOPICS
-from consentflow.vocabulary import AccountKind, DataCategory, ProfileAction
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.events import profile_event
+from consentflow.contracts.topics import INPUT_TOPICS
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import group_lag
+from consentflow.kafka.producer import EventProducer
+from consentflow.policy.vocabulary import AccountKind, DataCategory, ProfileAction
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Small frozen dataclasses, one per kind of row an answer holds, so that the
 command line and the HTTP API read the same fields. Ids, categories, purposes,
 recipients, countries and times only: the tables hold nothing else [7, 12].
-Who-has answers reuse ``consentflow.lineage.RecipientHolding``, what the
+Who-has answers reuse ``consentflow.core.lineage.RecipientHolding``, what the
 in-memory lineage graph answers the same question with.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentflow.storage_countries import StorageCountry
+from consentflow.core.storage_countries import StorageCountry
 
 
 @dataclass(frozen=True)

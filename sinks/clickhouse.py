@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import clickhouse_connect
 
-from consentflow.outage import Outage
+from consentflow.runtime.outage import Outage
 from consentflow.sinks.cluster import cluster_ddl, local_name
 from consentflow.sinks.tables import TABLES, Table, schema_ddl
 

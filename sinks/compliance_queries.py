@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from consentflow import retention
-from consentflow.query_arguments import EARLIEST, now_unless
+from consentflow.contracts.query_arguments import EARLIEST, now_unless
+from consentflow.core import retention
+from consentflow.policy.vocabulary import Rule
 from consentflow.sinks.answers import ActiveViolation, ErasureNotice, RetentionDue
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject, utc
 from consentflow.sinks.tables import DATETIME
-from consentflow.vocabulary import Rule
 
 _T = DATETIME
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from consentflow.policy import load_policy
-from consentflow.query_arguments import LATEST
+from consentflow.contracts.query_arguments import LATEST
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import ConsentAction, ConsentState, Purpose
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, SubjectConsent
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject, utc
-from consentflow.vocabulary import ConsentAction, ConsentState, Purpose
 
 _HISTORY = """
 SELECT sequence, event_id, occurred_at, purpose, action, channel, policy_version, source_service, notice_id,
@@ -26,7 +26,7 @@ WHERE subject_id = {s:String}
   AND ({purpose:String} = '' OR purpose = {purpose:String})
 ORDER BY purpose, occurred_at, action != {granted:String}, event_id
 """
-# The ledger's timeline order (consentflow.ledger.fact_order): at the same instant a withdrawal or refusal
+# The ledger's timeline order (consentflow.core.ledger.fact_order): at the same instant a withdrawal or refusal
 # comes after a grant and is in force [6; GDPR Art. 7(1)].
 # A ledger action names the state it leaves (an action a newer schema added reads as "unknown").
 _STATES = {state.value: state.value for state in ConsentState}

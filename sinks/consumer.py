@@ -18,18 +18,18 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from consentflow.bounded_stop import StopRequest, abandon_stop
-from consentflow.broker_check import BrokerCheck
-from consentflow.codec import Codec
-from consentflow.dead_letters import dead_letter
-from consentflow.errors import ContractError
-from consentflow.gate import Gate
-from consentflow.group_membership import SESSION_TIMEOUT, librdkafka_membership
-from consentflow.kafka_clients import client_config
-from consentflow.outage import Outage, describe, is_transient
+from consentflow.contracts.codec import Codec
+from consentflow.contracts.dead_letters import dead_letter
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.gate import Gate
+from consentflow.contracts.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
+from consentflow.kafka.broker_check import BrokerCheck
+from consentflow.kafka.clients import client_config
+from consentflow.kafka.group_membership import SESSION_TIMEOUT, librdkafka_membership
+from consentflow.runtime.bounded_stop import StopRequest, abandon_stop
+from consentflow.runtime.outage import Outage, describe, is_transient
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.sinks.stall_check import QUIET_FOR, StallCheck, waiting_work
-from consentflow.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
 
 log = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ WHERE subject_id = {s:String}
 def subject_holdings(reader: TableReader, subject_id: str) -> SubjectHoldings | None:
     """The subject's latest holdings record, or None when none was issued yet (a worker issues it at its next tick).
 
-    ``subject_id`` must come validated (``consentflow.query_arguments``).
+    ``subject_id`` must come validated (``consentflow.contracts.query_arguments``).
     """
     rows = reader.query(_HOLDINGS, {"s": subject_id})
     if not rows:

@@ -1,7 +1,7 @@
 """The DPO's lineage questions over the ClickHouse tables: who has a subject's data, where it went, breach impact, transfers.
 
 Plain functions over a ``TableReader`` and arguments already validated by
-``consentflow.query_arguments``; parameterised SQL read with ``FINAL``, so a
+``consentflow.contracts.query_arguments``; parameterised SQL read with ``FINAL``, so a
 redelivered edge counts once. Subject questions read ``lineage_edges`` (sorted
 by subject, time); recipient questions read ``lineage_by_recipient`` (sorted by
 recipient, time) [12].
@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from consentflow.geography import in_eea
-from consentflow.lineage import RecipientHolding
-from consentflow.policy import load_policy
-from consentflow.query_arguments import LATEST, check_window, now_unless
-from consentflow.recipients import FRAMING_MECHANISMS
+from consentflow.contracts.query_arguments import LATEST, check_window, now_unless
+from consentflow.core.lineage import RecipientHolding
+from consentflow.core.recipients import FRAMING_MECHANISMS
+from consentflow.core.storage_countries import storage_countries
+from consentflow.policy.geography import in_eea
+from consentflow.policy.versions import load_policy
 from consentflow.sinks.answers import BreachImpact, CategoryCount, CountrySent, SubjectCountries, Transfer
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_recipient, require_subject, utc
 from consentflow.sinks.registry_reading import registry_from_tables
 from consentflow.sinks.tables import DATETIME, LINEAGE_BY_RECIPIENT
 from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
-from consentflow.storage_countries import storage_countries
 
 _T = DATETIME
 _FRAMING = frozenset(m.value for m in FRAMING_MECHANISMS)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from consentflow.policy.vocabulary import ConsentAction
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
-from consentflow.vocabulary import ConsentAction
 
 
 def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
         )
         GROUP BY purpose ORDER BY purpose
         """,
-        {"granted": ConsentAction.GRANTED.value},  # the timeline's order: consentflow.ledger.fact_order
+        {"granted": ConsentAction.GRANTED.value},  # the timeline's order: consentflow.core.ledger.fact_order
     )
     recipients = reader.query(
         """

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consentflow.dpv import legal_basis_term, transfer_term
-from consentflow.geography import in_eea
-from consentflow.policy import Policy, load_policy
-from consentflow.recipients import FRAMING_MECHANISMS, RecipientRegistry, RecipientVersion
+from consentflow.core.recipients import FRAMING_MECHANISMS, RecipientRegistry, RecipientVersion
+from consentflow.policy.dpv import legal_basis_term, transfer_term
+from consentflow.policy.geography import in_eea
+from consentflow.policy.versions import Policy, load_policy
+from consentflow.policy.vocabulary import AccountKind, LegalBasis, Purpose
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.registry_reading import registry_from_tables
 from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
-from consentflow.vocabulary import AccountKind, LegalBasis, Purpose
 
 #: Where each purpose comes from in the policy.
 PURPOSE_SECTIONS: dict[Purpose, str] = {

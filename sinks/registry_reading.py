@@ -7,7 +7,7 @@ exactly as the processors did when they wrote the lineage.
 
 from __future__ import annotations
 
-from consentflow.recipients import RecipientRegistry, RecipientVersion
+from consentflow.core.recipients import RecipientRegistry, RecipientVersion
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc, utc_or_none
 

@@ -19,8 +19,8 @@ from typing import Final
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consentflow.kafka_clients import client_config
-from consentflow.lag import committed_offsets, end_offsets
+from consentflow.kafka.clients import client_config
+from consentflow.kafka.lag import committed_offsets, end_offsets
 
 #: Seconds without a message before the sink asks the broker whether work is waiting: several fetch waits and
 #: heartbeats, and longer than a rebalance takes; short enough that a stuck sink is noticed well within a minute.

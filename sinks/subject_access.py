@@ -35,19 +35,19 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from consentflow.dpv import consent_action_term, consent_state_term, legal_basis_term, transfer_term
-from consentflow.geography import in_eea
-from consentflow.lineage import RecipientHolding
-from consentflow.policy import Policy, load_policy
-from consentflow.query_arguments import LATEST
-from consentflow.recipients import RecipientRegistry
+from consentflow.contracts.query_arguments import LATEST
+from consentflow.core.lineage import RecipientHolding
+from consentflow.core.recipients import RecipientRegistry
+from consentflow.policy.dpv import consent_action_term, consent_state_term, legal_basis_term, transfer_term
+from consentflow.policy.geography import in_eea
+from consentflow.policy.versions import Policy, load_policy
+from consentflow.policy.vocabulary import ConsentAction
 from consentflow.sinks import compliance_queries, consent_queries, holdings_queries, lineage_queries
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, jsonable
 from consentflow.sinks.holdings_queries import SubjectHoldings
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.vocabulary import ConsentAction
 
 #: Name and version of the export's contract, as in ``schemas/<name>/v<N>.schema.json``.
 SCHEMA_NAME = "SubjectAccessExport"
@@ -77,7 +77,7 @@ def subject_access_export(reader: TableReader, subject_id: str, as_of: datetime 
     action of the plan due by then, emitted or not), erasure notices by
     fulfilment and violations by the time they occurred; verdicts are the latest known. Categories held and the
     retention plan are on every event known. Arguments must come
-    validated (``consentflow.query_arguments``). Raises ``UnknownId`` for a
+    validated (``consentflow.contracts.query_arguments``). Raises ``UnknownId`` for a
     subject no table mentions. Returns JSON-ready data: times as ISO-8601 UTC.
     """
     require_subject(reader, subject_id)

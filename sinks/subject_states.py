@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consentflow.core.state import STATE_FORMAT, MemoryStore, SubjectState
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import utc_or_none
 from consentflow.sinks.tables import DATETIME
-from consentflow.state import STATE_FORMAT, MemoryStore, SubjectState
 
 STATES = "subject_states"
 RUNS = "embedded_runs"

@@ -8,7 +8,7 @@ and the record of processing read the same condition.
 
 from __future__ import annotations
 
-from consentflow.geography import EEA_COUNTRIES
+from consentflow.policy.geography import EEA_COUNTRIES
 
 #: The SQL condition on a row's ``country``; its parameter is ``outside_eea_parameters()``.
 OUTSIDE_EEA = "country NOT IN {eea:Array(String)}"

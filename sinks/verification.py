@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consentflow.ledger import HASHED_FIELDS, verify_chain
+from consentflow.core.ledger import HASHED_FIELDS, verify_chain
 from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, connect
 from consentflow.sinks.digest import compared_columns, table_digests
 from consentflow.sinks.reader import TableReader

@@ -1,6 +1,6 @@
 """streams"""
 
-from consentflow.native import package_path
+from consentflow.runtime.native import package_path
 
-# Its compiled modules, when built from these sources (consentflow.native).
+# Its compiled modules, when built from these sources (consentflow.runtime.native).
 __path__ = package_path(__path__, "streams")

@@ -18,13 +18,13 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
-from consentflow.processor import Processor
+from consentflow.contracts.topics import Topic
+from consentflow.core.processor import Processor
+from consentflow.core.state import MemoryStore, SubjectState
 from consentflow.sinks import subject_states
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.state import MemoryStore, SubjectState
 from consentflow.streams.embedded import RunStats, run_events
-from consentflow.topics import Topic
 
 
 @mypyc_attr(native_class=False)

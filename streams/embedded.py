@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consentflow.dead_letters import dead_letter
-from consentflow.processor import Processor
+from consentflow.contracts.dead_letters import dead_letter
+from consentflow.contracts.topics import DEAD_LETTER, Topic
+from consentflow.core.processor import Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.topics import DEAD_LETTER, Topic
 
 log = logging.getLogger(__name__)
 

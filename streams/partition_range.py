@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from consentflow.kafka_clients import client_config
+from consentflow.kafka.clients import client_config
 
 
 def range_consumer(bootstrap: str, group_id: str) -> Consumer:

@@ -6,7 +6,7 @@ to loop in recovery with several instances). The processors need every
 recipient, with every version seen, in every worker: so each worker assigns
 itself all partitions of the registry topic from the beginning, and reads up
 to the end before it processes a batch. A tombstone removes its recipient from
-its timestamp on (``consentflow.null_values``), as in a replay.
+its timestamp on (``consentflow.contracts.null_values``), as in a replay.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from consentflow.codec import Codec
-from consentflow.errors import ContractError
-from consentflow.gate import Gate
-from consentflow.kafka_clients import client_config
-from consentflow.recipients import RecipientRegistry, RecipientVersion
-from consentflow.topics import RECIPIENTS
+from consentflow.contracts.codec import Codec
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.gate import Gate
+from consentflow.contracts.topics import RECIPIENTS
+from consentflow.core.recipients import RecipientRegistry, RecipientVersion
+from consentflow.kafka.clients import client_config
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class RegistryFeed:
         return sum(self._take(message) for message in self._consumer.consume(num_messages=1000, timeout=0))
 
     def _take(self, message: Message) -> int:
-        """Add one registry record, or a tombstone's removal of a recipient (``consentflow.null_values``); 0 for a
+        """Add one registry record, or a tombstone's removal of a recipient (``consentflow.contracts.null_values``); 0 for a
         broker notice or a record that breaks the contract or that the gate refuses (never used: a replay leaves it
         out too)."""
         if message.error() is not None:

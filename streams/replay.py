@@ -36,13 +36,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from consentflow.codec import Codec
-from consentflow.dead_letters import dead_letter
-from consentflow.errors import ContractError
-from consentflow.gate import Gate
-from consentflow.ledger import micros
+from consentflow.contracts.codec import Codec
+from consentflow.contracts.dead_letters import dead_letter
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.gate import Gate
+from consentflow.contracts.timestamp_plan import micros
+from consentflow.contracts.topics import INPUT_TOPICS, RECIPIENTS, Topic
 from consentflow.streams.partition_range import messages_in, range_consumer
-from consentflow.topics import INPUT_TOPICS, RECIPIENTS, Topic
 
 #: Subject topics in their tie-break rank (the registry is read apart, first).
 SUBJECT_TOPICS: tuple[Topic, ...] = tuple(t for t in INPUT_TOPICS if t is not RECIPIENTS)
@@ -129,7 +129,7 @@ class Replay:
     timeout: float
     undecodable: list[Undecodable] = field(default_factory=list)
     gate: Gate = field(default_factory=Gate)  # what the workers check, with the same arrival: the message timestamp
-    tombstones: int = 0  # null values read (consentflow.null_values: a registry removal, or a dead letter)
+    tombstones: int = 0  # null values read (consentflow.contracts.null_values: a registry removal, or a dead letter)
     read_count: int = 0  # messages read so far, decoded or not
 
     @property
@@ -142,7 +142,7 @@ class Replay:
 
         Messages that do not decode, or that the gate refuses (judged by their Kafka timestamp, as the workers
         judged them), are kept in ``undecodable`` and the stream goes on; so is a null value, except on the registry,
-        where it is the recipient's removal (``consentflow.null_values``). Raises ``TimeoutError`` when the broker hands nothing over for
+        where it is the recipient's removal (``consentflow.contracts.null_values``). Raises ``TimeoutError`` when the broker hands nothing over for
         ``timeout`` seconds while offsets remain.
         """
         for span in self.ranges:

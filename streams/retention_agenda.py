@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from consentflow.retention import earliest
+from consentflow.core.retention import earliest
 
 
 @dataclass

@@ -29,8 +29,8 @@ from faust.streams import _current_event
 from faust.types import TP
 from rocksdict import WriteBatch
 
-from consentflow.producer import EventProducer
-from consentflow.state import SubjectState
+from consentflow.core.state import SubjectState
+from consentflow.kafka.producer import EventProducer
 
 #: RocksDB's memory per partition of the subject table. faust's defaults (three 64 MiB write buffers and
 #: a 2 GiB block cache for each partition's database) let a worker with a million subjects grow past

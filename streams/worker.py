@@ -1,7 +1,7 @@
 """The faust-streaming worker: a thin driver of the processors over the real broker.
 
 One agent per subject-keyed input topic decodes each message with the project's
-codec, passes it through the gate (``consentflow.gate``: the edge checks, and
+codec, passes it through the gate (``consentflow.contracts.gate``: the edge checks, and
 event-time bounds with the message timestamp as arrival), calls ``Processor.process`` and produces the outputs to their topics
 (through confluent-kafka's producer: librdkafka batches them in C).
 Subject state lives in a faust table (RocksDB through rocksdict for workers,
@@ -37,21 +37,22 @@ from faust.events import Event
 from faust.types import TP
 from faust.types.tuples import Message
 
-from consentflow.bounded_stop import EXIT_STOP_ABANDONED, STOP_WITHIN, abandon_stop  # noqa: F401 -- the exit status, as before
-from consentflow.codec import Codec, make_codec
-from consentflow.dead_letters import dead_letter
-from consentflow.errors import ContractError
-from consentflow.gate import Gate
-from consentflow.group_membership import SESSION_TIMEOUT, heartbeat_interval
-from consentflow.health import Health
-from consentflow.lag import committed_offsets, end_offsets, start_offsets
-from consentflow.malloc_arenas import limit_malloc_arenas
-from consentflow.outage import Outage
-from consentflow.processor import Processor
-from consentflow.producer import EventProducer
-from consentflow.quiet_logs import quiet_client_logs
-from consentflow.retention import earliest
-from consentflow.state import SubjectState
+from consentflow.contracts.codec import Codec, make_codec
+from consentflow.contracts.dead_letters import dead_letter
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.gate import Gate
+from consentflow.contracts.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
+from consentflow.core.processor import Processor
+from consentflow.core.retention import earliest
+from consentflow.core.state import SubjectState
+from consentflow.kafka.group_membership import SESSION_TIMEOUT, heartbeat_interval
+from consentflow.kafka.lag import committed_offsets, end_offsets, start_offsets
+from consentflow.kafka.producer import EventProducer
+from consentflow.kafka.quiet_logs import quiet_client_logs
+from consentflow.runtime.bounded_stop import EXIT_STOP_ABANDONED, STOP_WITHIN, abandon_stop  # noqa: F401 -- the exit status, as before
+from consentflow.runtime.health import Health
+from consentflow.runtime.malloc_arenas import limit_malloc_arenas
+from consentflow.runtime.outage import Outage
 from consentflow.streams.faust_commits import commit_processed_offsets
 from consentflow.streams.processed_offsets import ProcessedOffsets
 from consentflow.streams.registry_feed import RegistryFeed
@@ -61,7 +62,6 @@ from consentflow.streams.starting_offsets import commit_starting_offsets
 from consentflow.streams.starved_partitions import StarvedPartitions
 from consentflow.streams.subject_table import STATE_STORE_OPTIONS, PickledState, TableStore
 from consentflow.streams.worker_health import keep_beating, report_health
-from consentflow.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.A
         web_enabled=False,
         stream_wait_empty=True,  # on SIGTERM, finish and commit the batch in hand
         # A killed worker's partitions move when its session expires; a stopped one leaves the group (LeaveGroup,
-        # a dynamic member: no consumer_group_instance_id, see consentflow.group_membership).
+        # a dynamic member: no consumer_group_instance_id, see consentflow.kafka.group_membership).
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=heartbeat_interval(settings.session_timeout),
         producer_acks=-1,

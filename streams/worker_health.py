@@ -1,4 +1,4 @@
-"""The worker's part in its health probe (``consentflow.health``): a heartbeat on its event loop, its start, Kafka.
+"""The worker's part in its health probe (``consentflow.runtime.health``): a heartbeat on its event loop, its start, Kafka.
 
 The heartbeat is a callback the event loop runs every second, whatever faust is doing
 (its timers and agents start only once the table is recovered, which may take minutes):
@@ -13,9 +13,9 @@ import asyncio
 
 import faust
 
-from consentflow.broker_check import CHECK_EVERY, BrokerCheck
-from consentflow.health import Health
-from consentflow.outage import Outage
+from consentflow.kafka.broker_check import CHECK_EVERY, BrokerCheck
+from consentflow.runtime.health import Health
+from consentflow.runtime.outage import Outage
 
 #: Seconds between heartbeats.
 BEAT_EVERY = 1.0

@@ -1,6 +1,6 @@
 """Small builders for the domain tests: fixed ids and times, a registry fed through the processor, final verdicts.
 
-Events are built with the public constructors of ``consentflow.events`` and fed to ``Processor.process``
+Events are built with the public constructors of ``consentflow.contracts.events`` and fed to ``Processor.process``
 exactly as a driver would; nothing here computes an expected result.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from consentflow import events
-from consentflow.events import Event, MechanismPeriod
-from consentflow.processor import Changes, Processor
-from consentflow.vocabulary import (
+from consentflow.contracts import events
+from consentflow.contracts.events import Event, MechanismPeriod
+from consentflow.core.processor import Changes, Processor
+from consentflow.policy.vocabulary import (
     ConsentAction,
     ConsentChannel,
     LegalBasis,

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from consentflow.eventfile import read_events
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.topics import topic_named
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.geography import EEA_COUNTRIES
-from consentflow.policy import load_policy
-from consentflow.processor import Processor
+from consentflow.policy.geography import EEA_COUNTRIES
+from consentflow.policy.versions import load_policy
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT, TABLES
 from consentflow.streams.embedded import run_events
-from consentflow.topics import topic_named
 from tests.test_ground_truth import kafka_order
 
 Record = dict[str, Any]
@@ -36,7 +36,7 @@ CONFIG = GeneratorConfig(subjects=300, days=240, seed=515, violation_share=0.03)
 CLOCK_DAYS = 4 * 365
 #: Mechanisms that frame a transfer out of the EU/EEA (GDPR Art. 45-49) [7].
 FRAMING = {"adequacy", "scc", "bcr", "derogation"}
-#: The GDPR article framing each transfer mechanism, written out here apart from consentflow.dpv (the test oracle).
+#: The GDPR article framing each transfer mechanism, written out here apart from consentflow.policy.dpv (the test oracle).
 GDPR_TRANSFER = {"scc": "eu-gdpr:A46-2-c", "adequacy": "eu-gdpr:A45-3", "bcr": "eu-gdpr:A46-2-b", "derogation": "eu-gdpr:A49-1"}
 #: Profile actions that count as use of the account [2.3.1].
 USE = {"registered", "used", "updated"}
@@ -103,7 +103,7 @@ def load(directory: Path, dsn: str, database: str) -> Dataset:
     return data
 
 
-# -- legal periods, counted here apart from consentflow.legal_periods -----------------------
+# -- legal periods, counted here apart from consentflow.policy.legal_periods -----------------------
 
 
 def paris_midnight(day: date) -> datetime:

@@ -19,8 +19,8 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consentflow.lag import group_lag
-from consentflow.topics import OUTPUT_TOPICS
+from consentflow.contracts.topics import OUTPUT_TOPICS
+from consentflow.kafka.lag import group_lag
 from tests.kafka_pipeline import Pipeline
 
 KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"

@@ -19,20 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from consentflow.admin import create_topics
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
-from consentflow.events import Event
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.events import Event
+from consentflow.contracts.topics import INPUT_TOPICS, OUTPUT_TOPICS
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.lag import end_offsets, group_lag
-from consentflow.processor import Processor
-from consentflow.producer import EventProducer
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import end_offsets, group_lag
+from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
 from consentflow.sinks.reader import TableReader
 from consentflow.streams.embedded import run_events
-from consentflow.topics import INPUT_TOPICS, OUTPUT_TOPICS
 from tests.kafka_topics import assert_topics_hold
 
 SUBJECTS, DAYS, SEED = 400, 150, 23

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 from confluent_kafka.admin import AdminClient
 
-from consentflow.admin import create_topics
-from consentflow.lag import end_offsets
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import end_offsets
 
 
 @contextmanager

@@ -22,9 +22,9 @@ import avro.io
 import avro.schema
 import fastavro
 
-from consentflow import events
-from consentflow.events import Event, MechanismPeriod
-from consentflow.vocabulary import (
+from consentflow.contracts import events
+from consentflow.contracts.events import Event, MechanismPeriod
+from consentflow.policy.vocabulary import (
     AccountKind,
     ConsentChannel,
     CookieCategory,

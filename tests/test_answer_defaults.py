@@ -16,16 +16,16 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from consentflow.api_keys import ApiKey, KeyRing, Role, key_hash
 from consentflow.cli import main
-from consentflow.dpv import consent_state_term
-from consentflow.events import Event
-from consentflow.http_api import create_app
-from consentflow.http_context import ServerSettings
-from consentflow.processor import Processor
+from consentflow.contracts.events import Event
+from consentflow.core.processor import Processor
+from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash
+from consentflow.http.app import create_app
+from consentflow.http.context import ServerSettings
+from consentflow.policy.dpv import consent_state_term
+from consentflow.policy.vocabulary import ConsentAction, LegalBasis, Purpose
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
-from consentflow.vocabulary import ConsentAction, LegalBasis, Purpose
 from tests.builders import CLOUDNEST, SCENARIO_REGISTRY, consent, disclose
 
 SUBJECT = "subj-clock-skew"

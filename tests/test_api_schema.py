@@ -18,13 +18,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from consentflow.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
-from consentflow.eventfile import read_events
-from consentflow.events import Event
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.events import Event
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.http_api import create_app
-from consentflow.http_context import ServerSettings
-from consentflow.processor import Processor
+from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
+from consentflow.http.app import create_app
+from consentflow.http.context import ServerSettings
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
 
@@ -44,7 +44,7 @@ class RecordingProducer:
     """Takes events as ``EventProducer`` does, encoding each with the real codec, and keeps them."""
 
     def __init__(self) -> None:
-        from consentflow.codec import SingleObjectCodec
+        from consentflow.contracts.codec import SingleObjectCodec
 
         self.codec = SingleObjectCodec()
         self.sent: list[Event] = []

@@ -1,4 +1,4 @@
-"""A contract's plan (``consentflow.avro_plan``) writes fastavro's bytes and reads fastavro's records, and hands
+"""A contract's plan (``consentflow.contracts.avro_plan``) writes fastavro's bytes and reads fastavro's records, and hands
 fastavro every value and body it would not.
 
 Writing from the plan is the fast path for the records the processors build (``write_body(..., trusted=True)``),
@@ -19,14 +19,14 @@ from zoneinfo import ZoneInfo
 import fastavro
 import pytest
 
-from consentflow.avro_plan import PlanMiss, RecordPlan, record_plan
-from consentflow.codec import SingleObjectCodec, read_body, write_body
-from consentflow.contracts import Contract, default_store
-from consentflow.errors import ContractError
+from consentflow.contracts.avro_plan import PlanMiss, RecordPlan, record_plan
+from consentflow.contracts.codec import SingleObjectCodec, read_body, write_body
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.releases import Contract, default_store
+from consentflow.contracts.topics import LINEAGE, OUTPUT_TOPICS, topic_named
+from consentflow.core.processor import Processor
 from consentflow.generator.simulation import GeneratorConfig, Simulation
-from consentflow.processor import Processor
-from consentflow.topics import LINEAGE, OUTPUT_TOPICS, topic_named
-from consentflow.vocabulary import DataCategory, RecipientKind, TransferMechanism
+from consentflow.policy.vocabulary import DataCategory, RecipientKind, TransferMechanism
 from tests.samples import sample_record
 
 STORE = default_store()

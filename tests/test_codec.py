@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import avro.schema
 import pytest
 
-from consentflow import events
-from consentflow.codec import (
+from consentflow.contracts import events
+from consentflow.contracts.codec import (
     CONFLUENT_MAGIC,
     SINGLE_OBJECT_MAGIC,
     Codec,
@@ -27,12 +27,12 @@ from consentflow.codec import (
     read_body,
     write_body,
 )
-from consentflow.contracts import Contract, default_store
-from consentflow.errors import ContractError
-from consentflow.events import Event, MechanismPeriod
-from consentflow.producer import EventProducer
-from consentflow.topics import CONSENT, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic, topic_for_record
-from consentflow.vocabulary import TransferMechanism
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.events import Event, MechanismPeriod
+from consentflow.contracts.releases import Contract, default_store
+from consentflow.contracts.topics import CONSENT, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic, topic_for_record
+from consentflow.kafka.producer import EventProducer
+from consentflow.policy.vocabulary import TransferMechanism
 from tests.registry_server import SchemaRegistryServer
 from tests.samples import (
     T0,

@@ -20,18 +20,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentflow.cli import main
-from consentflow.eventfile import read_events, write_events
-from consentflow.events import Event, profile_event
+from consentflow.contracts.eventfile import read_events, write_events
+from consentflow.contracts.events import Event, profile_event
+from consentflow.core.state import STATE_FORMAT
 from consentflow.generator import generate
 from consentflow.generator.simulation import GeneratorConfig
+from consentflow.policy.vocabulary import AccountKind, ConsentAction, DataCategory, ProfileAction, Purpose
 from consentflow.sinks import subject_states
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.digest import table_digests
 from consentflow.sinks.holdings_queries import subject_holdings
 from consentflow.sinks.lineage_queries import who_has
 from consentflow.sinks.verification import verify_ledger
-from consentflow.state import STATE_FORMAT
-from consentflow.vocabulary import AccountKind, ConsentAction, DataCategory, ProfileAction, Purpose
 from tests.builders import POSTWAVE, T0, at, consent, eid, newsletter
 
 SUBJECT = "cand-continued"

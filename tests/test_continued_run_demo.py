@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from consentflow.eventfile import read_events, write_events
-from consentflow.events import Event
+from consentflow.contracts.eventfile import read_events, write_events
+from consentflow.contracts.events import Event
 from consentflow.generator import GeneratorConfig, generate
 
 _DIGESTS = """

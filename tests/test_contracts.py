@@ -18,10 +18,10 @@ import avro.schema
 import fastavro
 import pytest
 
-from consentflow import vocabulary
-from consentflow.codec import SingleObjectCodec, write_body
-from consentflow.contracts import ContractStore, default_store, schemas_root
-from consentflow.topics import ALL_TOPICS, INPUT_TOPICS, RECIPIENTS
+from consentflow.contracts.codec import SingleObjectCodec, write_body
+from consentflow.contracts.releases import ContractStore, default_store, schemas_root
+from consentflow.contracts.topics import ALL_TOPICS, INPUT_TOPICS, RECIPIENTS
+from consentflow.policy import vocabulary
 from tests.samples import (
     avro_compatibility,
     avro_read,

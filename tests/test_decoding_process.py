@@ -17,11 +17,11 @@ import fastavro
 import psutil
 import pytest
 
-from consentflow.decoding_process import PIPE_BYTES, _deepen, read_events_in_child
-from consentflow.errors import ContractError
-from consentflow.eventfile import READING_STOPPED, ReadingStopped, input_union_schema, read_events
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.eventfile import READING_STOPPED, ReadingStopped, input_union_schema, read_events
+from consentflow.contracts.topics import DEAD_LETTER
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.topics import DEAD_LETTER
+from consentflow.streams.decoding_process import PIPE_BYTES, _deepen, read_events_in_child
 
 
 @pytest.fixture(scope="module")

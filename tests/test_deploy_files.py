@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 import yaml
 
-from consentflow.health import STALE_AFTER
+from consentflow.runtime.health import STALE_AFTER
 from consentflow.streams.worker import STOP_WITHIN
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

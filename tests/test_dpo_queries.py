@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from consentflow.geography import in_eea
-from consentflow.policy import load_policy
-from consentflow.query_arguments import ArgumentError, check_subject_id, parse_instant, parse_purpose, parse_rule
+from consentflow.contracts.query_arguments import ArgumentError, check_subject_id, parse_instant, parse_purpose, parse_rule
+from consentflow.policy.geography import in_eea
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import Purpose, Rule
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, connect
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
-from consentflow.vocabulary import Purpose, Rule
 from tests import dpo_expected as expected
 from tests.dpo_expected import Dataset
 
@@ -390,11 +390,11 @@ def test_the_consent_answer_and_the_overview_let_a_same_instant_withdrawal_preva
 ) -> None:
     """What the DPO reads follows the ledger's timeline [6; GDPR Art. 7(1)]: a grant and a withdrawal at the very same
     instant leave consent withdrawn, whichever event id is larger."""
-    from consentflow.processor import Processor
+    from consentflow.contracts.topics import CONSENT
+    from consentflow.core.processor import Processor
+    from consentflow.policy.vocabulary import ConsentAction
     from consentflow.sinks.queries import overview
     from consentflow.streams.embedded import run_events
-    from consentflow.topics import CONSENT
-    from consentflow.vocabulary import ConsentAction
     from tests.builders import consent as consent_event
 
     when = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

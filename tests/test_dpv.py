@@ -6,8 +6,8 @@ from enum import StrEnum
 
 import pytest
 
-from consentflow import dpv
-from consentflow.vocabulary import ConsentAction, ConsentState, LegalBasis, TransferMechanism
+from consentflow.policy import dpv
+from consentflow.policy.vocabulary import ConsentAction, ConsentState, LegalBasis, TransferMechanism
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 A worker and a sink run throughout; both must outlive the outage without a restart, catch
 up, and leave the same tables as the embedded run. The worker's log must stay quiet: the
 first line of each kind the Kafka clients log, the project's own line when the broker goes
-and when it is back, not the hundreds of retries in between (``consentflow.quiet_logs``).
+and when it is back, not the hundreds of retries in between (``consentflow.kafka.quiet_logs``).
 """
 
 from __future__ import annotations

@@ -20,13 +20,13 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Producer
 
-from consentflow.admin import create_topics
-from consentflow.bounded_stop import EXIT_STOP_ABANDONED
-from consentflow.codec import SingleObjectCodec
-from consentflow.lag import committed_offsets, end_offsets, group_lag
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.topics import OUTPUT_TOPICS
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import committed_offsets, end_offsets, group_lag
+from consentflow.runtime.bounded_stop import EXIT_STOP_ABANDONED
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, connect
 from consentflow.sinks.consumer import SinkConsumer
-from consentflow.topics import OUTPUT_TOPICS
 from tests.clickhouse_away import ClickHouseAway, free_port
 from tests.fault_broker import SinkProcess, kafka_sh
 from tests.kafka_pipeline import Pipeline

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer, TopicPartition
 
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
-from consentflow.kafka_clients import client_config
-from consentflow.lag import group_lag
-from consentflow.processor import Processor
-from consentflow.producer import EventProducer
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.topics import OUTPUT_TOPICS
+from consentflow.core.processor import Processor
+from consentflow.kafka.clients import client_config
+from consentflow.kafka.lag import group_lag
+from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
-from consentflow.topics import OUTPUT_TOPICS
 from tests.kafka_topics import fresh_topics
 
 pytestmark = pytest.mark.kafka

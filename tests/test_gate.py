@@ -20,15 +20,15 @@ from typing import Any
 import fastavro
 import pytest
 
-from consentflow import events
-from consentflow.edge_checks import UNKNOWN_SYMBOL
-from consentflow.errors import ContractError
-from consentflow.eventfile import read_checked, read_events
-from consentflow.events import Event
-from consentflow.gate import EventTimeBounds, Gate
+from consentflow.contracts import events
+from consentflow.contracts.edge_checks import UNKNOWN_SYMBOL
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.eventfile import read_checked, read_events
+from consentflow.contracts.events import Event
+from consentflow.contracts.gate import EventTimeBounds, Gate
+from consentflow.contracts.topics import CONSENT, DEAD_LETTER, PROFILE
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.producer import EventProducer
-from consentflow.topics import CONSENT, DEAD_LETTER, PROFILE
+from consentflow.kafka.producer import EventProducer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "deploy" / "events.example.jsonl"

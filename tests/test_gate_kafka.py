@@ -1,6 +1,6 @@
 """The gate on the Kafka paths: what a worker and a replay read passes the same checks as a file [issue 18, 3, 4].
 
-Messages are produced with a bare producer, as an emitter that bypasses ``consentflow.events`` would: a bad id,
+Messages are produced with a bare producer, as an emitter that bypasses ``consentflow.contracts.events`` would: a bad id,
 the reader's ``unknown`` symbol, an event dated 2199, and one written with a writer schema no release has. Each
 becomes a dead letter naming its field (a worker) or an undecodable message (a replay), and the good event goes on.
 """
@@ -25,13 +25,13 @@ import pytest
 from confluent_kafka import Producer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from consentflow import events
-from consentflow.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec, write_body
-from consentflow.contracts import Contract, default_store
-from consentflow.lag import end_offsets
+from consentflow.contracts import events
+from consentflow.contracts.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec, write_body
+from consentflow.contracts.releases import Contract, default_store
+from consentflow.contracts.topics import CONSENT, DEAD_LETTER, LEDGER
+from consentflow.kafka.lag import end_offsets
 from consentflow.streams.partition_range import messages_in, range_consumer
 from consentflow.streams.replay import open_replay
-from consentflow.topics import CONSENT, DEAD_LETTER, LEDGER
 from tests.kafka_topics import fresh_topics
 
 pytestmark = pytest.mark.kafka

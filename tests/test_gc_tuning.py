@@ -1,4 +1,4 @@
-"""Every consentflow command runs with the collector thresholds for streaming (consentflow/gc_tuning.py)."""
+"""Every consentflow command runs with the collector thresholds for streaming (consentflow/runtime/gc_tuning.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 import subprocess
 import sys
 
-from consentflow.gc_tuning import STREAMING_THRESHOLDS
+from consentflow.runtime.gc_tuning import STREAMING_THRESHOLDS
 
 _PROBE = """
 import gc
@@ -29,7 +29,7 @@ def test_a_command_sets_the_streaming_thresholds_and_importing_does_not() -> Non
 
 _DECODING_PROBE = """
 import gc, os, sys
-from consentflow import decoding_process
+from consentflow.streams import decoding_process
 sys.stdout = open(os.devnull, "w")  # its frames
 decoding_process.main(["-", "10"])  # standard input is empty: one error frame
 print(gc.get_threshold(), file=sys.stderr)

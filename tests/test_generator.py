@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from consentflow.cli import main
-from consentflow.eventfile import read_events
+from consentflow.contracts.eventfile import read_events
 from consentflow.generator import GeneratorConfig, Simulation, generate
 from consentflow.generator import registry as reg
-from consentflow.policy import load_policy
-from consentflow.vocabulary import RULE_SECTIONS, CookieCategory, Purpose, Rule
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import RULE_SECTIONS, CookieCategory, Purpose, Rule
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from consentflow.eventfile import read_events
+from consentflow.contracts.eventfile import read_events
+from consentflow.core.ledger import verify_chain
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.ledger import verify_chain
-from consentflow.processor import Processor
 
 CONFIG = GeneratorConfig(subjects=1500, days=365, seed=20201114, violation_share=0.02)
 Events = list[tuple[str, dict[str, Any]]]

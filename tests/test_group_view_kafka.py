@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from consentflow.lag import end_offsets
+from consentflow.kafka.lag import end_offsets
 from tests.fault_broker import KAFKA_SH
 from tests.kafka_pipeline import Pipeline
 

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from consentflow.broker_check import BrokerCheck
-from consentflow.health import Health
-from consentflow.health_endpoint import HealthEndpoint
-from consentflow.outage import Outage
+from consentflow.kafka.broker_check import BrokerCheck
+from consentflow.runtime.health import Health
+from consentflow.runtime.health_endpoint import HealthEndpoint
+from consentflow.runtime.outage import Outage
 from consentflow.streams.worker_health import keep_beating
 
 

@@ -18,14 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentflow import events
-from consentflow.codec import SingleObjectCodec
-from consentflow.events import Event
-from consentflow.policy import load_policy
-from consentflow.processor import Processor
-from consentflow.retention import RetentionSchedule
-from consentflow.topics import HOLDINGS
-from consentflow.vocabulary import (
+from consentflow.contracts import events
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.events import Event
+from consentflow.contracts.topics import HOLDINGS
+from consentflow.core.processor import Processor
+from consentflow.core.retention import RetentionSchedule
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import (
     ConsentAction,
     DataCategory,
     LegalBasis,

@@ -27,7 +27,14 @@ from click.testing import CliRunner
 from confluent_kafka import Consumer, KafkaError
 from fastapi.testclient import TestClient
 
-from consentflow.api_keys import (
+from consentflow.cli import main
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.events import Event
+from consentflow.contracts.topics import CONSENT
+from consentflow.core.processor import Processor
+from consentflow.generator import GeneratorConfig, generate
+from consentflow.http.api_keys import (
     KEYS_ENV,
     ApiKey,
     KeyFileError,
@@ -39,20 +46,13 @@ from consentflow.api_keys import (
     parse_key_env,
     read_key_file,
 )
-from consentflow.cli import main
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
-from consentflow.events import Event
-from consentflow.generator import GeneratorConfig, generate
-from consentflow.geography import EEA_COUNTRIES
-from consentflow.http_api import create_app
-from consentflow.http_context import ServerSettings
-from consentflow.processor import Processor
-from consentflow.producer import EventProducer
+from consentflow.http.app import create_app
+from consentflow.http.context import ServerSettings
+from consentflow.kafka.producer import EventProducer
+from consentflow.policy.geography import EEA_COUNTRIES
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.tables import TABLES
 from consentflow.streams.embedded import run_events
-from consentflow.topics import CONSENT
 from tests import dpo_expected as expected
 from tests.dpo_expected import Dataset
 from tests.kafka_topics import fresh_topics

@@ -14,12 +14,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType  # type: ignore[attr-defined]
 
-from consentflow.admin import create_topics, wait_until_served
-from consentflow.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Codec, ConfluentCodec, SingleObjectCodec
-from consentflow.errors import ContractError
-from consentflow.events import Event
-from consentflow.producer import EventProducer
-from consentflow.topics import ALL_TOPICS, INPUT_TOPICS, LEDGER, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic
+from consentflow.contracts.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Codec, ConfluentCodec, SingleObjectCodec
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.events import Event
+from consentflow.contracts.topics import ALL_TOPICS, INPUT_TOPICS, LEDGER, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic
+from consentflow.kafka.admin import create_topics, wait_until_served
+from consentflow.kafka.producer import EventProducer
 from tests.kafka_topics import delete_topics_under
 from tests.samples import T0, recipient_event, subject_events
 

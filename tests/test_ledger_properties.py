@@ -23,11 +23,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentflow import events
-from consentflow.events import Event
-from consentflow.ledger import _canonical, canonical_encoding, verify_chain
-from consentflow.processor import Processor
-from consentflow.vocabulary import ConsentAction, ConsentChannel, MessageKind, Purpose
+from consentflow.contracts import events
+from consentflow.contracts.events import Event
+from consentflow.core.ledger import _canonical, canonical_encoding, verify_chain
+from consentflow.core.processor import Processor
+from consentflow.policy.vocabulary import ConsentAction, ConsentChannel, MessageKind, Purpose
 from tests.builders import POSTWAVE, T0, active_verdicts, crash_and_replay, eid, highest_revisions, processor_with
 
 SUBJECTS = ("cand-0001", "cand-0002")

@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from consentflow.legal_periods import LegalCalendar, MonthDay, Period, last_day, parse_month_day, parse_period
-from consentflow.policy import PolicyError, parse_policy
+from consentflow.policy.legal_periods import LegalCalendar, MonthDay, Period, last_day, parse_month_day, parse_period
+from consentflow.policy.versions import PolicyError, parse_policy
 
 PARIS = LegalCalendar(ZoneInfo("Europe/Paris"))
 
 
 def policy_data() -> dict[str, Any]:
     """The shipped policy file, parsed as TOML only."""
-    return tomllib.loads((resources.files("consentflow.policies") / "2020-11-14.toml").read_text(encoding="utf-8"))
+    return tomllib.loads((resources.files("consentflow.policy.policies") / "2020-11-14.toml").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(

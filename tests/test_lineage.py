@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from consentflow import events
-from consentflow.events import MechanismPeriod
-from consentflow.lineage import LineageGraph
-from consentflow.vocabulary import (
+from consentflow.contracts import events
+from consentflow.contracts.events import MechanismPeriod
+from consentflow.core.lineage import LineageGraph
+from consentflow.policy.vocabulary import (
     ConsentAction,
     ConsentChannel,
     CookieCategory,

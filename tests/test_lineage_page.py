@@ -23,12 +23,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from consentflow.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
-from consentflow.geography import in_eea
-from consentflow.http_api import create_app
-from consentflow.http_context import KEY_COOKIE, ServerSettings
-from consentflow.lineage import RecipientHolding
-from consentflow.lineage_page import lineage_page, lineage_path
+from consentflow.core.lineage import RecipientHolding
+from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
+from consentflow.http.app import create_app
+from consentflow.http.context import KEY_COOKIE, ServerSettings
+from consentflow.http.lineage_page import lineage_page, lineage_path
+from consentflow.policy.geography import in_eea
 from consentflow.sinks.answers import ActiveViolation
 from tests import chromium
 from tests import dpo_expected as expected

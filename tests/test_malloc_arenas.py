@@ -1,4 +1,4 @@
-"""The worker's threads share a bounded number of malloc arenas (consentflow/malloc_arenas.py)."""
+"""The worker's threads share a bounded number of malloc arenas (consentflow/runtime/malloc_arenas.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 # process's arenas ("Arena N:"), one block each.
 _CHILD = """
 import json, sys, threading
-from consentflow.malloc_arenas import limit_malloc_arenas
+from consentflow.runtime.malloc_arenas import limit_malloc_arenas
 limited = limit_malloc_arenas(2) if sys.argv[1] == "limit" else None
 barrier = threading.Barrier(8)
 kept = []

@@ -1,4 +1,4 @@
-"""The compiled processors (consentflow.native): used only when built from the sources as they are, and they
+"""The compiled processors (consentflow.runtime.native): used only when built from the sources as they are, and they
 give what the plain Python source gives, event for event, with states either can read from the other."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from consentflow import native
+from consentflow.core.state import SubjectState
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.state import SubjectState
+from consentflow.runtime import native
 
 # One run of the processors in a process of its own, as plain Python or compiled by the environment.
 # argv: events file, "all" | "first" (the first half) | a file of pickled states to go on from (the
@@ -25,8 +25,8 @@ from consentflow.state import SubjectState
 _RUN = r"""
 import pickle, sys
 from datetime import timedelta
-from consentflow import processor
-from consentflow.eventfile import read_events
+from consentflow.core import processor
+from consentflow.contracts.eventfile import read_events
 
 path, part = sys.argv[1], sys.argv[2]
 events = [(topic.short_name, record) for topic, record in read_events(path)]
@@ -74,7 +74,7 @@ def _run(events: Path, part: str, *, pure: bool) -> tuple[str, list[Any], list[A
 def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A year of 300 subjects with violations injected often, so every rule's path runs."""
     if native.current_build() is None:
-        message = "no compiled build of the current sources: make native (python -m consentflow.native_build)"
+        message = "no compiled build of the current sources: make native (python -m consentflow.runtime.native_build)"
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

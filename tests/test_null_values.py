@@ -1,4 +1,4 @@
-"""Null values on input topics, decided once (``consentflow.null_values``) for every driver [issue 19; 4, 7].
+"""Null values on input topics, decided once (``consentflow.contracts.null_values``) for every driver [issue 19; 4, 7].
 
 A subject topic's null value is a dead letter "null value"; the registry's is the removal of the recipient its key
 names, from the message's timestamp on: the processors then judge a disclosure to it as one to an unregistered
@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 
-from consentflow import events
-from consentflow.errors import ContractError
-from consentflow.null_values import NULL_VALUE, null_value
-from consentflow.processor import Processor
-from consentflow.recipients import RecipientRegistry, RecipientVersion
+from consentflow.contracts import events
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.null_values import NULL_VALUE, null_value
+from consentflow.contracts.topics import INPUT_TOPICS, RECIPIENTS
+from consentflow.core.processor import Processor
+from consentflow.core.recipients import RecipientRegistry, RecipientVersion
+from consentflow.policy.vocabulary import Rule
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.registry_reading import registry_from_tables
 from consentflow.streams.embedded import run_events
 from consentflow.streams.registry_feed import RegistryFeed
-from consentflow.topics import INPUT_TOPICS, RECIPIENTS
-from consentflow.vocabulary import Rule
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 TOMBSTONE_MS = int((T0 - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)

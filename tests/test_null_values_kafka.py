@@ -25,15 +25,15 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
-from consentflow import events
 from consentflow.cli import main
-from consentflow.codec import SingleObjectCodec
-from consentflow.lag import end_offsets, group_lag
-from consentflow.producer import EventProducer
+from consentflow.contracts import events
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.topics import CONSENT, DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, RECIPIENTS
+from consentflow.kafka.lag import end_offsets, group_lag
+from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
-from consentflow.topics import CONSENT, DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, RECIPIENTS
 from tests.kafka_topics import assert_topics_hold, fresh_topics
 
 pytestmark = pytest.mark.kafka

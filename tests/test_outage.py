@@ -1,4 +1,4 @@
-"""consentflow.outage: which broker errors are transient, one log line per outage, back-off, and an exit otherwise."""
+"""consentflow.runtime.outage: which broker errors are transient, one log line per outage, back-off, and an exit otherwise."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import aiokafka.errors as aiokafka_errors
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from consentflow.lag import end_offsets
-from consentflow.outage import EXIT_NOT_TRANSIENT, Outage, is_transient
+from consentflow.kafka.lag import end_offsets
+from consentflow.runtime.outage import EXIT_NOT_TRANSIENT, Outage, is_transient
 
 
 class Clock:

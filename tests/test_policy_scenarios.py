@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from consentflow import events
-from consentflow.events import Event, MechanismPeriod
-from consentflow.processor import Changes
-from consentflow.vocabulary import (
+from consentflow.contracts import events
+from consentflow.contracts.events import Event, MechanismPeriod
+from consentflow.core.processor import Changes
+from consentflow.policy.vocabulary import (
     ConsentAction,
     ConsentChannel,
     CookieCategory,

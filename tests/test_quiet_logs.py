@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from consentflow.quiet_logs import OncePerWindow, quiet_client_logs
+from consentflow.kafka.quiet_logs import OncePerWindow, quiet_client_logs
 
 
 class Clock:

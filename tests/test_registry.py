@@ -17,10 +17,10 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from consentflow.codec import CONFLUENT_MAGIC, ConfluentCodec, SingleObjectCodec, make_codec
-from consentflow.contracts import ContractStore, default_store
-from consentflow.errors import ContractError
-from consentflow.topics import RIGHTS
+from consentflow.contracts.codec import CONFLUENT_MAGIC, ConfluentCodec, SingleObjectCodec, make_codec
+from consentflow.contracts.errors import ContractError
+from consentflow.contracts.releases import ContractStore, default_store
+from consentflow.contracts.topics import RIGHTS
 from tests.registry_server import SchemaRegistryServer
 from tests.samples import input_events
 

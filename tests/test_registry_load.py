@@ -19,13 +19,13 @@ from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consentflow.cli import main
-from consentflow.codec import SingleObjectCodec
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.topics import RECIPIENTS
 from consentflow.generator.registry import REGISTRY
-from consentflow.geography import in_eea
-from consentflow.lag import end_offsets
+from consentflow.kafka.lag import end_offsets
+from consentflow.policy.geography import in_eea
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.verification import stored_rows
-from consentflow.topics import RECIPIENTS
 from tests.kafka_topics import fresh_topics
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "registry.example.yaml"

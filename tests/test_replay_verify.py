@@ -24,18 +24,18 @@ from click.testing import CliRunner, Result
 from confluent_kafka import Producer
 
 from consentflow.cli import main
-from consentflow.codec import SingleObjectCodec
-from consentflow.eventfile import read_events
-from consentflow.events import Event
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.events import Event
+from consentflow.contracts.topics import CONSENT, RECIPIENTS, Topic
+from consentflow.core.ledger import entry_hash
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.ledger import entry_hash
-from consentflow.processor import Processor
-from consentflow.producer import EventProducer
+from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.digest import table_digests
 from consentflow.sinks.tables import LEDGER
 from consentflow.streams.embedded import run_events
-from consentflow.topics import CONSENT, RECIPIENTS, Topic
 from tests.kafka_topics import assert_topics_hold, fresh_topics
 
 SUBJECTS, DAYS, SEED = 200, 90, 41

@@ -1,7 +1,7 @@
 """Retention [2.3] with an injected clock: ``Processor.tick(now)`` emits what is due at ``now``, each action once.
 
 Periods are written here from the policy's words — "three years", "one year", "two years", "between one and
-three years" — and counted here, apart from ``consentflow.legal_periods``, as EU law counts periods (Regulation
+three years" — and counted here, apart from ``consentflow.policy.legal_periods``, as EU law counts periods (Regulation
 (EEC, Euratom) No 1182/71, Art. 3): the period ends with the last day of its last year bearing the same date as
 the day it runs from (28 February for 29 February), in Paris's calendar; the data is kept through that day and the
 action falls due at 00:00 Paris on the day after. The legal accounting period of 2.3.2 is the French ten years
@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from consentflow import events
-from consentflow.events import Event
-from consentflow.policy import load_policy
-from consentflow.processor import Processor
-from consentflow.retention import RetentionSchedule
-from consentflow.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose, RetentionActionKind
+from consentflow.contracts import events
+from consentflow.contracts.events import Event
+from consentflow.core.processor import Processor
+from consentflow.core.retention import RetentionSchedule
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose, RetentionActionKind
 from tests.builders import QUICKPAY, T0, disclose, eid, feed, processor_with
 from tests.dpo_expected import after, after_financial_year
 
@@ -479,9 +479,9 @@ def test_the_time_zone_and_the_financial_year_end_come_from_the_policy_file() ->
     import tomllib
     from importlib import resources
 
-    from consentflow.policy import parse_policy
+    from consentflow.policy.versions import parse_policy
 
-    text = (resources.files("consentflow.policies") / "2020-11-14.toml").read_text(encoding="utf-8")
+    text = (resources.files("consentflow.policy.policies") / "2020-11-14.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     data["retention"] |= {"time_zone": "America/New_York", "financial_year_end": "06-30"}
     policy = parse_policy(data)

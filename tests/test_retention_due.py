@@ -1,6 +1,6 @@
 """``consentflow retention due --as-of T`` as a user runs it, for a T before and after the run's clock [2.3].
 
-Events are built with ``consentflow.events`` and written with ``consentflow.eventfile.write_events``; the file goes
+Events are built with ``consentflow.contracts.events`` and written with ``consentflow.contracts.eventfile.write_events``; the file goes
 through ``consentflow run`` into a chDB directory, and ``retention due`` is asked in another process, as a DPO
 would. The run's clock is the file's latest event time (1 July 2025). Due instants are written out by hand in UTC:
 the data is kept through a period's last day in Paris, the action falls due at 00:00 Paris on the next day.
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from consentflow.eventfile import write_events
-from consentflow.vocabulary import ProfileAction
+from consentflow.contracts.eventfile import write_events
+from consentflow.policy.vocabulary import ProfileAction
 from tests.builders import QUICKPAY
 from tests.test_retention import PROFILE, payment, profile
 
@@ -136,7 +136,7 @@ def test_the_table_says_what_is_not_yet_emitted_and_the_clock_of_the_plans(dsn: 
 def test_an_emitted_action_the_plan_no_longer_holds_is_still_listed_once(chdb_dsn: str, database: str) -> None:
     """An action the pipeline emitted stays in the answer though a later fact moved the plan's date (it fell due);
     an action both emitted and planned is listed once, emitted, with its plan's clock."""
-    from consentflow.retention import action_id
+    from consentflow.core.retention import action_id
     from consentflow.sinks import compliance_queries
     from consentflow.sinks.clickhouse import ClickHouseSink
 

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consentflow import events
-from consentflow.events import Event
-from consentflow.processor import Processor
-from consentflow.state import SubjectState
-from consentflow.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose
+from consentflow.contracts import events
+from consentflow.contracts.events import Event
+from consentflow.core.processor import Processor
+from consentflow.core.state import SubjectState
+from consentflow.policy.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose
 from tests.builders import QUICKPAY, T0, disclose, eid, feed, processor_with
 
 PARIS = ZoneInfo("Europe/Paris")  # the controller's zone, policies/2020-11-14.toml

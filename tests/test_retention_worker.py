@@ -24,14 +24,14 @@ from typing import Any
 import pytest
 import rocksdict
 
-from consentflow.admin import create_topics
-from consentflow.codec import SingleObjectCodec
-from consentflow.events import profile_event
-from consentflow.lag import end_offsets
-from consentflow.producer import EventProducer
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.events import profile_event
+from consentflow.contracts.topics import topic_named
+from consentflow.kafka.admin import create_topics
+from consentflow.kafka.lag import end_offsets
+from consentflow.kafka.producer import EventProducer
+from consentflow.policy.vocabulary import AccountKind, DataCategory, ProfileAction
 from consentflow.streams.partition_range import messages_in, range_consumer
-from consentflow.topics import topic_named
-from consentflow.vocabulary import AccountKind, DataCategory, ProfileAction
 from tests.builders import T0, eid
 from tests.dpo_expected import after
 from tests.kafka_topics import delete_topics_under

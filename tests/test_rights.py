@@ -15,10 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentflow import events
-from consentflow.events import Event, MechanismPeriod
-from consentflow.processor import Processor
-from consentflow.vocabulary import (
+from consentflow.contracts import events
+from consentflow.contracts.events import Event, MechanismPeriod
+from consentflow.core.processor import Processor
+from consentflow.policy.vocabulary import (
     AccountKind,
     ConsentAction,
     ConsentChannel,

@@ -22,14 +22,14 @@ import pytest
 from click.testing import CliRunner
 
 from consentflow.cli import main
-from consentflow.events import data_disclosed, recipient_registered
-from consentflow.geography import EEA_COUNTRIES
-from consentflow.processor import Processor
+from consentflow.contracts.events import data_disclosed, recipient_registered
+from consentflow.core.processor import Processor
+from consentflow.policy.geography import EEA_COUNTRIES
+from consentflow.policy.vocabulary import CURRENT_POLICY_VERSION, DataCategory, LegalBasis, Purpose, RecipientKind
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import open_tables
 from consentflow.sinks.record_of_processing import COLUMNS, PURPOSE_SECTIONS, record_of_processing
 from consentflow.streams.embedded import run_events
-from consentflow.vocabulary import CURRENT_POLICY_VERSION, DataCategory, LegalBasis, Purpose, RecipientKind
 from tests import dpo_expected as expected
 from tests.dpo_expected import FRAMING, GDPR_TRANSFER, Dataset
 
@@ -59,8 +59,8 @@ def record(sink: ClickHouseSink) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def policy() -> dict[str, Any]:
-    """The policy file itself, read here without ``consentflow.policy``."""
-    text = (resources.files("consentflow.policies") / f"{CURRENT_POLICY_VERSION}.toml").read_text(encoding="utf-8")
+    """The policy file itself, read here without ``consentflow.policy.versions``."""
+    text = (resources.files("consentflow.policy.policies") / f"{CURRENT_POLICY_VERSION}.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 

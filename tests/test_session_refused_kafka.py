@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError
 
-from consentflow.admin import create_topics
-from consentflow.codec import SingleObjectCodec
-from consentflow.outage import EXIT_NOT_TRANSIENT, Outage
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.kafka.admin import create_topics
+from consentflow.runtime.outage import EXIT_NOT_TRANSIENT, Outage
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from tests.kafka_topics import delete_topics_under

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from consentflow.eventfile import ReadingStopped, read_events
+from consentflow.contracts.eventfile import ReadingStopped, read_events
+from consentflow.contracts.timestamp_plan import micros
+from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
-from consentflow.ledger import micros
-from consentflow.processor import Processor
+from consentflow.policy.vocabulary import ConsentAction, Purpose
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn, connect
 from consentflow.sinks.tables import TABLES, arrow_type
 from consentflow.streams.embedded import run_events
-from consentflow.vocabulary import ConsentAction, Purpose
 
 
 @pytest.fixture(scope="module")

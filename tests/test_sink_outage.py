@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from consentflow.codec import SingleObjectCodec
-from consentflow.outage import EXIT_NOT_TRANSIENT
-from consentflow.quiet_logs import OncePerWindow
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.kafka.quiet_logs import OncePerWindow
+from consentflow.runtime.outage import EXIT_NOT_TRANSIENT
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage, connect
 from consentflow.sinks.consumer import SinkConsumer
 from tests.clickhouse_away import ClickHouseAway, free_port

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
-from consentflow.codec import SingleObjectCodec
-from consentflow.outage import Outage
+from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.runtime.outage import Outage
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.stall_check import StallCheck

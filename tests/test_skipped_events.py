@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentflow.admin import wait_until_ready
+from consentflow.kafka.admin import wait_until_ready
 from consentflow.streams.skipped_events import PartitionContinuity, read_offsets
 
 P = ("acme.consent", 2)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-from consentflow.policy import load_policy
-from consentflow.recipients import RecipientRegistry, RecipientVersion
-from consentflow.storage_countries import CONTROLLER, HOSTING_SUBCONTRACTOR, storage_countries
-from consentflow.vocabulary import Purpose, RecipientKind
+from consentflow.core.recipients import RecipientRegistry, RecipientVersion
+from consentflow.core.storage_countries import CONTROLLER, HOSTING_SUBCONTRACTOR, storage_countries
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import Purpose, RecipientKind
 from tests.builders import CLOUDNEST, POSTWAVE, RecipientSpec, at, scc_from
 
 

@@ -24,16 +24,12 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from consentflow.access_page import render_access_page
 from consentflow.cli import main
-from consentflow.events import consent_granted, data_disclosed, recipient_registered
-from consentflow.geography import in_eea
-from consentflow.processor import Processor
-from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.sinks.reading import UnknownId, open_tables
-from consentflow.sinks.subject_access import export_schema, subject_access_export
-from consentflow.streams.embedded import run_events
-from consentflow.vocabulary import (
+from consentflow.contracts.events import consent_granted, data_disclosed, recipient_registered
+from consentflow.core.processor import Processor
+from consentflow.http.access_page import render_access_page
+from consentflow.policy.geography import in_eea
+from consentflow.policy.vocabulary import (
     ConsentAction,
     ConsentChannel,
     DataCategory,
@@ -43,6 +39,10 @@ from consentflow.vocabulary import (
     Rule,
     TransferMechanism,
 )
+from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reading import UnknownId, open_tables
+from consentflow.sinks.subject_access import export_schema, subject_access_export
+from consentflow.streams.embedded import run_events
 from tests import dpo_expected as expected
 from tests.dpo_expected import GDPR_TRANSFER, Dataset, after, after_financial_year
 

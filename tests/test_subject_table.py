@@ -7,8 +7,8 @@ import pickle
 
 from faust.serializers import codecs
 
-from consentflow.processor import Processor
-from consentflow.state import SubjectState
+from consentflow.core.processor import Processor
+from consentflow.core.state import SubjectState
 from consentflow.streams.subject_table import PartitionWrite, PickledState, StateCodec, TableStore
 from tests.samples import input_events
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.binding import bind_query
 
-from consentflow.processor import Processor
+from consentflow.core.processor import Processor
+from consentflow.policy.vocabulary import LegalBasis, Purpose
 from consentflow.sinks.clickhouse import ClickHouseSink, connect
 from consentflow.sinks.cluster import cluster_ddl, distributed_ddl, local_name, replicated_ddl, sharding_key
 from consentflow.sinks.lineage_queries import transfers
 from consentflow.sinks.queries import overview
 from consentflow.sinks.tables import BY_RECIPIENT, TABLES, schema_ddl
 from consentflow.streams.embedded import run_events
-from consentflow.vocabulary import LegalBasis, Purpose
 from tests.builders import CLOUDNEST, POSTWAVE, at, disclose, processor_with
 
 #: The tables' columns and DDL as the sink made them before the table model (2026-12-06): the schemas are public.

@@ -10,8 +10,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from consentflow.eventfile import input_union_schema
-from consentflow.timestamp_plan import TIMESTAMP, as_is, record_converters, timestamp_plan
+from consentflow.contracts.eventfile import input_union_schema
+from consentflow.contracts.timestamp_plan import TIMESTAMP, as_is, record_converters, timestamp_plan
 
 TS = {"type": "long", "logicalType": "timestamp-micros"}
 WINDOW = {"type": "record", "name": "Window", "fields": [{"name": "start", "type": TS}, {"name": "end", "type": ["null", TS]}]}

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from consentflow.eventfile import write_events
-from consentflow.events import Event
+from consentflow.contracts.eventfile import write_events
+from consentflow.contracts.events import Event
 from consentflow.generator.simulation import GeneratorConfig, Simulation, Stats, TruthRecord
 
 __all__ = ["GeneratorConfig", "Simulation", "Stats", "TruthRecord", "generate"]

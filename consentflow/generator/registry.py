@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from consentflow.events import Event, MechanismPeriod, recipient_registered
-from consentflow.geography import in_eea
-from consentflow.vocabulary import Purpose as P
-from consentflow.vocabulary import RecipientKind as K
-from consentflow.vocabulary import TransferMechanism as M
+from consentflow.contracts.events import Event, MechanismPeriod, recipient_registered
+from consentflow.policy.geography import in_eea
+from consentflow.policy.vocabulary import Purpose as P
+from consentflow.policy.vocabulary import RecipientKind as K
+from consentflow.policy.vocabulary import TransferMechanism as M
 
 
 @dataclass(frozen=True)

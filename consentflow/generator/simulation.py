@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from consentflow import events as ev
-from consentflow.events import Event
+from consentflow.contracts import events as ev
+from consentflow.contracts.events import Event
 from consentflow.generator import registry as reg
-from consentflow.policy import Policy, load_policy
-from consentflow.vocabulary import (
+from consentflow.policy.versions import Policy, load_policy
+from consentflow.policy.vocabulary import (
     RULE_SECTIONS,
     AccountKind,
     ConsentChannel,

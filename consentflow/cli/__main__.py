@@ -1,0 +1,5 @@
+"""``python -m consentflow.cli``: the command line, as the ``consentflow`` script runs it."""
+
+from consentflow.cli import main
+
+main()

@@ -1,0 +1,277 @@
+"""Commands that run the pipeline: ``run`` an event file without Kafka, the Kafka ``worker`` and ``sink``, and
+what they filled: the DPO's ``overview`` and each table's ``digest``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from consentflow.cli.options import INSTANT, health_options, start_health
+from consentflow.cli.shared import (
+    CLUSTER_OPTION,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_DATABASE,
+    DEFAULT_DSN,
+    DEFAULT_PREFIX,
+    REGISTRY_URL,
+    SESSION_TIMEOUT_OPTION,
+    StopWatch,
+    check_session_accepted,
+    ensure_chdb_dir,
+    event_time_bounds,
+    exit_if_stopped,
+    fail,
+    open_sink,
+)
+from consentflow.contracts.errors import ContractError
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=INSTANT,
+    default=None,
+    help="Retention clock (ISO 8601; UTC when no zone). Default: the latest event time in the file, so replays agree. "
+    "Never earlier than the clock an earlier run into the database reached: the clock does not go back.",
+)
+@click.option("--overview/--no-overview", default=True, show_default=True, help="Print the DPO overview afterwards.")
+def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
+    """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka.
+
+    Into a database an earlier run filled, it continues that run: from its subjects' states, its retention clock
+    (which never goes back) and the recipients table; events already run change nothing.
+
+    FILE is an Avro container file (consentflow generate, consentflow convert) or JSON Lines, one event a line
+    (README: Writing events by hand). Every event passes the gate; one that fails becomes a dead letter naming its
+    position and field, and the run goes on. Exit status 0 when the whole file was read; 3 when reading stopped
+    before its end (a file cut short: what came before is in the tables, a dead letter names the byte).
+    """
+    from rich.console import Console
+
+    from consentflow.cli.run_progress import run_summary, run_with_progress
+    from consentflow.sinks.subject_states import SavedStateError
+    from consentflow.streams.decoding_process import DecodingProcessFailed, read_events_in_child
+
+    bounds = event_time_bounds()
+    # Decoded and checked on the second core, in file order; it starts while ClickHouse opens.
+    events = StopWatch(read_events_in_child(file, arrival=datetime.now(UTC), bounds=bounds), file)
+    sink = open_sink(dsn, database)
+    size = Path(file).stat().st_size if file != "-" and Path(file).exists() else None
+    console = Console(stderr=True)
+    began = time.perf_counter()
+    try:
+        stats = run_with_progress(events, sink, console, as_of=as_of, continued=True)
+    except (OSError, ContractError, DecodingProcessFailed, SavedStateError) as exc:
+        fail(str(exc))
+    elapsed = time.perf_counter() - began
+    console.print(run_summary(stats, elapsed) + (f"; file {size / 1e6:.1f} MB" if size else ""))
+    if as_of is not None and stats.clock is not None and stats.clock > as_of:
+        console.print(f"retention clock kept at {stats.clock.isoformat()}, where an earlier run into {database} left it")
+    if overview:
+        _print_overview(sink.reader)
+    exit_if_stopped(events)
+
+
+@click.command("overview")
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True)
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def overview_command(dsn: str, database: str, as_json: bool) -> None:
+    """The DPO's overview: subjects, consent rates, top recipients, transfers outside the EU/EEA, violations."""
+    _print_overview(open_sink(dsn, database).reader, as_json)
+
+
+def _print_overview(sink: Any, as_json: bool = False) -> None:
+    from rich.table import Table
+
+    from consentflow.cli.dpo_output import stdout_console
+    from consentflow.sinks.queries import overview
+
+    data = overview(sink)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = stdout_console()
+    console.print(f"[bold]Subjects:[/] {data['subjects']:,}")
+    table = Table(title="Consent by purpose (current state, subjects asked)")
+    for col in ("purpose", "granted", "asked", "rate"):
+        table.add_column(col)
+    for row in data["consent_by_purpose"]:
+        table.add_row(row["purpose"], f"{row['granted']:,}", f"{row['asked']:,}", f"{row['rate']:.1%}")
+    console.print(table)
+    table = Table(title="Top recipients")
+    for col in ("recipient", "country", "mechanism", "subjects", "edges"):
+        table.add_column(col)
+    for row in data["top_recipients"]:
+        table.add_row(row["recipient_id"], row["country"] or "?", row["mechanism"], f"{row['subjects']:,}", f"{row['edges']:,}")
+    console.print(table)
+    table = Table(title="Transfers outside the EU/EEA [7]")
+    for col in ("country", "mechanism", "edges", "subjects", "recipients"):
+        table.add_column(col)
+    for row in data["transfers_outside_eea"]:
+        style = "bold red" if row["mechanism"] in ("none", "unknown") else ""
+        table.add_row(
+            row["country"],
+            row["mechanism"],
+            f"{row['edges']:,}",
+            f"{row['subjects']:,}",
+            ", ".join(row["recipients"]),
+            style=style,
+        )
+    console.print(table)
+    table = Table(title="Violations by rule")
+    for col in ("rule", "section", "count"):
+        table.add_column(col)
+    for row in data["violations_by_rule"]:
+        table.add_row(row["rule"], row["policy_section"], f"{row['count']:,}")
+    console.print(table)
+
+
+@click.command()
+@click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True)
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--app-id", default="consentflow-worker", show_default=True, help="Consumer group of the workers.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default="out/worker",
+    show_default=True,
+    help="Where this worker keeps its RocksDB state.",
+)
+@click.option("--store", type=click.Choice(["rocksdb", "memory"]), default="rocksdb", show_default=True)
+@click.option("--partitions", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option(
+    "--retention-interval",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between retention ticks (clock: the latest event time this worker has seen).",
+)
+@click.option(
+    "--retention-sweep-interval",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds at least between ticks that read every subject held, to emit the retention actions that fell due; "
+    "other ticks read only the subjects events changed.",
+)
+@click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@SESSION_TIMEOUT_OPTION
+@click.option("--loglevel", default="warning", show_default=True)
+@health_options
+def worker(
+    bootstrap: str,
+    prefix: str,
+    app_id: str,
+    data_dir: str,
+    store: str,
+    partitions: int,
+    batch_size: int,
+    retention_interval: float,
+    retention_sweep_interval: float,
+    registry_url: str | None,
+    session_timeout: float,
+    loglevel: str,
+    health_port: int | None,
+    health_host: str,
+) -> None:
+    """Run a faust worker: input topics through the processors to the output topics. Run more to scale."""
+    from consentflow.streams.worker import WorkerSettings, run_worker
+
+    settings = WorkerSettings(
+        bootstrap=bootstrap,
+        prefix=prefix,
+        app_id=app_id,
+        data_dir=Path(data_dir),
+        store=f"{store}://",
+        partitions=partitions,
+        batch_size=batch_size,
+        registry_url=registry_url,
+        retention_interval=retention_interval,
+        retention_sweep_interval=retention_sweep_interval,
+        session_timeout=session_timeout,
+    )
+    check_session_accepted(bootstrap, session_timeout)
+    health = start_health(health_port, health_host)
+    sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
+    run_worker(settings, loglevel, health)
+
+
+@click.command()
+@click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True)
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True)
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+@click.option("--group-id", default="consentflow-sink", show_default=True)
+@click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@SESSION_TIMEOUT_OPTION
+@health_options
+@CLUSTER_OPTION
+def sink(
+    bootstrap: str,
+    prefix: str,
+    dsn: str,
+    database: str,
+    group_id: str,
+    registry_url: str | None,
+    session_timeout: float,
+    health_port: int | None,
+    health_host: str,
+    cluster: str | None,
+) -> None:
+    """Write the output topics and the registry into ClickHouse, committing offsets only after each insert."""
+    import logging
+    import os
+
+    from consentflow.contracts.codec import make_codec
+    from consentflow.kafka.broker_check import watch_broker
+    from consentflow.kafka.quiet_logs import quiet_client_logs
+    from consentflow.runtime.bounded_stop import StopRequest, abandon_stop
+    from consentflow.runtime.health import Health
+    from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
+    from consentflow.sinks.consumer import SinkConsumer, run_sink
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_client_logs()  # librdkafka's repeated lines while the broker is away: the first, then a count
+    health = start_health(health_port, health_host) or Health()  # without a port, nobody asks: it beats unheard
+    # One Outage per dependency, whoever notices: the broker check and the consumer say a Kafka outage once.
+    kafka = watch_broker(health, bootstrap) if health_port is not None else None
+    clickhouse = clickhouse_outage(dsn, end_process=os._exit)  # an error no retry outlives: one line, exit 71
+    health.watch(clickhouse)
+    ensure_chdb_dir(dsn)
+    check_session_accepted(bootstrap, session_timeout)
+    stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
+    try:
+        # Retries forever while ClickHouse is away: pause, don't crash-loop; live while it waits.
+        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat, cluster=cluster)
+    except ValueError as exc:
+        fail(str(exc))
+    except RetryAbandoned as exc:
+        abandon_stop(str(exc))
+    codec = make_codec(registry_url, prefix)
+    consumer = SinkConsumer(
+        bootstrap, prefix, codec, target, group_id=group_id, kafka_outage=kafka, session_timeout=session_timeout
+    )
+    health.started()  # subscribed
+    run_sink(consumer, stopping, beat=health.beat)
+
+
+@click.command()
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True)
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+def digest(dsn: str, database: str) -> None:
+    """One digest per table (rows and an order-independent hash), to compare two runs or databases."""
+    from consentflow.sinks.digest import table_digests
+
+    click.echo(json.dumps(table_digests(open_sink(dsn, database).reader), indent=2, sort_keys=True))

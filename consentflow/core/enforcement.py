@@ -1,0 +1,242 @@
+"""Policy enforcement: which processings break which rule, with the events that prove it.
+
+Each rule is written from the privacy policy and cites it; the thresholds and
+lists come from the policy file. Two kinds of checks:
+
+* **static** — decided by the processing and the recipient registry alone
+  (transfer mechanism at that instant [7], registered purpose [4.4], categories
+  other users may see [4.1], identity documents [2.1.9, 3.10], unregistered
+  recipient [4.3]);
+* **consent- and erasure-dependent** — decided by the subject's history in event
+  time, so re-evaluated when an older consent or erasure fact arrives late
+  (marketing [3.8, 6], cookies [2.2.1], geolocation [2.1.8], partner
+  aggregation [4.4.7], processing after erasure [12]).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from consentflow.contracts.timestamp_plan import micros
+from consentflow.core.ledger import fact_index_at
+from consentflow.core.recipients import RecipientVersion
+from consentflow.core.state import Processing, ProcessingRow, SubjectState
+from consentflow.policy.versions import Policy
+from consentflow.policy.vocabulary import (
+    RULE_SECTIONS,
+    ConsentAction,
+    DataCategory,
+    LegalBasis,
+    Purpose,
+    RecipientKind,
+    Rule,
+    TransferMechanism,
+)
+
+#: The rule broken when processing for a consent purpose happens without consent.
+_CONSENT_RULE: dict[str, Rule] = {
+    Purpose.MARKETING.value: Rule.MARKETING_WITHOUT_CONSENT,  # [3.8, 6]
+    Purpose.PARTNER_AGGREGATION.value: Rule.PARTNER_AGGREGATION_WITHOUT_CONSENT,  # [4.4.7]
+    Purpose.GEOLOCATION_SERVICES.value: Rule.GEOLOCATION_WITHOUT_CONSENT,  # [2.1.8]
+    Purpose.COOKIES_PREFERENCES.value: Rule.COOKIE_WITHOUT_CONSENT,  # [2.2.1]
+    Purpose.COOKIES_ANALYTICS.value: Rule.COOKIE_WITHOUT_CONSENT,
+    Purpose.COOKIES_ADVERTISING.value: Rule.COOKIE_WITHOUT_CONSENT,
+    Purpose.COOKIES_SOCIAL_MEDIA.value: Rule.COOKIE_WITHOUT_CONSENT,
+}
+# Final: compiled (consentflow.runtime.native), a Final constant is read where it is used, not looked up in the module.
+_USERS: Final = frozenset({RecipientKind.OTHER_USERS, RecipientKind.CORPORATE_CUSTOMER})
+_NONE: Final = TransferMechanism.NONE
+_IDENTITY_DOCUMENTS: Final = DataCategory.IDENTITY_DOCUMENTS.value
+_LEGAL_OBLIGATION: Final = LegalBasis.LEGAL_OBLIGATION.value
+_LEGAL_PURPOSE: Final = Purpose.LEGAL_OBLIGATION_COMPLIANCE.value
+_GRANTED: Final = ConsentAction.GRANTED.value
+
+
+def violation_id(rule: Rule | str, event_id: str) -> str:
+    """Deterministic id of the violation of ``rule`` by event ``event_id``."""
+    return f"{rule}:{event_id}"
+
+
+def violation(
+    rule: Rule | str,
+    p: ProcessingRow,
+    evidence: list[str],
+    detail: str,
+    *,
+    active: bool = True,
+    revision: int = 0,
+) -> dict[str, Any]:
+    """A ``Violation`` record for processing ``p`` (a ``Processing``, or the row a state keeps)."""
+    occurred_at, event_id, subject_id, _, recipient_id, purpose, _, categories = p  # one unpacking, not six lookups
+    return {
+        "violation_id": violation_id(rule, event_id),
+        "rule": rule,  # a Rule is a str: stored as it is, it encodes and compares as its value
+        "policy_section": RULE_SECTIONS[rule],  # type: ignore[index]  # a rule's value finds its member
+        "subject_id": subject_id,
+        "occurred_at": occurred_at,
+        "evidence_event_ids": evidence,
+        "recipient_id": recipient_id,
+        "purpose": purpose,
+        "categories": list(categories),
+        "detail": detail,
+        "active": active,
+        "revision": revision,
+    }
+
+
+class PolicyEnforcement:
+    """The rules of one policy version applied to processings."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._visible = frozenset(c.value for c in policy.visible_to_other_users)
+        self._id_doc_purposes = frozenset(p.value for p in policy.identity_documents_allowed_purposes)
+        self._consent_required = frozenset(p.value for p in policy.consent_required)
+        self._gated = {c.value: p.value for c, p in policy.consent_gated_categories.items()}
+        self._needs_cache: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, str], ...]] = {}
+
+    def static_violations(
+        self, p: Processing, recipient: RecipientVersion | None, mechanism: TransferMechanism
+    ) -> list[dict[str, Any]]:
+        """Violations decided by the processing, the registry as of its time and the ``mechanism`` then in force."""
+        found: list[dict[str, Any]] = []
+        if p.recipient_id is not None:
+            if recipient is None:
+                # [4.3, 4.4]: data is shared only with the recipients the policy names; the registry lists them.
+                found.append(
+                    violation(
+                        Rule.UNREGISTERED_RECIPIENT,
+                        p,
+                        [p.event_id],
+                        f"recipient {p.recipient_id} is not in the registry at {p.occurred_at.isoformat()}",
+                    )
+                )
+            else:
+                evidence = [p.event_id, recipient.event_id]  # the registry entry in force is evidence too
+                if mechanism is _NONE:
+                    # [7]: transfers outside the EU are framed by standard contractual clauses (or another Chapter V mechanism).
+                    windows = (
+                        "; ".join(
+                            f"{w.mechanism} {w.valid_from.date()}..{w.valid_until.date() if w.valid_until else 'open'}"
+                            for w in recipient.mechanisms
+                        )
+                        or "none registered"
+                    )
+                    found.append(
+                        violation(
+                            Rule.TRANSFER_WITHOUT_MECHANISM,
+                            p,
+                            evidence,
+                            f"{p.recipient_id} in {recipient.country} (outside the EU/EEA): no mechanism holds on {p.occurred_at.date()} ({windows})",
+                        )
+                    )
+                if p.purpose not in recipient.allowed_purposes:
+                    # [4.4]: a third party receives data only in the cases, and for the purposes, it is engaged for.
+                    allowed = ", ".join(sorted(recipient.allowed_purposes))
+                    found.append(
+                        violation(
+                            Rule.PURPOSE_NOT_REGISTERED,
+                            p,
+                            evidence,
+                            f"{p.recipient_id} is registered for {allowed}, not {p.purpose}",
+                        )
+                    )
+                if recipient.kind in _USERS:
+                    extra = sorted(set(p.categories) - self._visible)
+                    if extra:
+                        # [4.1]: only professional information is transmitted to other users.
+                        found.append(
+                            violation(
+                                Rule.NON_PROFESSIONAL_DATA_TO_USERS,
+                                p,
+                                evidence,
+                                f"{', '.join(extra)} shown to {recipient.kind} {p.recipient_id}; only {', '.join(sorted(self._visible))} may be",
+                            )
+                        )
+        if _IDENTITY_DOCUMENTS in p.categories and p.purpose not in self._id_doc_purposes:
+            # [2.1.9, 3.10]: identity documents only prove identity in litigation, complaints or legal requests.
+            found.append(violation(Rule.IDENTITY_DOCUMENT_MISUSE, p, [p.event_id], f"identity documents used for {p.purpose}"))
+        return found
+
+    # The per-processing checks take the row a state keeps (``ProcessingRow``, ``Processing``'s
+    # fields): the processors call them for every processing, and a row needs no named view built.
+
+    def consent_needs(self, row: ProcessingRow) -> tuple[tuple[str, str], ...]:
+        """The (rule, consent purpose) pairs whose consent must be in force at the processing's time."""
+        key = (row[5], row[7])  # purpose, categories
+        cached = self._needs_cache.get(key)
+        if cached is None:
+            cached = self._needs_cache[key] = self._consent_needs(Processing._make(row))
+        return cached
+
+    def _consent_needs(self, p: Processing) -> tuple[tuple[str, str], ...]:
+        needs: list[tuple[str, str]] = []
+        rule = _CONSENT_RULE.get(p.purpose)
+        if rule is not None and p.purpose in self._consent_required:
+            needs.append((rule.value, p.purpose))
+        for category in p.categories:
+            purpose = self._gated.get(category)
+            if purpose is None or purpose == p.purpose:
+                continue
+            gated_rule = _CONSENT_RULE.get(purpose)
+            if gated_rule is not None and (gated_rule.value, purpose) not in needs:
+                needs.append((gated_rule.value, purpose))  # e.g. geolocation data needs its consent [2.1.8]
+        return tuple(needs)
+
+    def exempt_after_erasure(self, row: ProcessingRow) -> bool:
+        """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
+        return row[6] == _LEGAL_OBLIGATION or row[5] == _LEGAL_PURPOSE  # legal_basis, purpose
+
+    def consent_verdict(self, state: SubjectState, activity: ProcessingRow, rule_value: str, purpose: str) -> dict[str, Any]:
+        """The verdict on ``activity`` under consent rule ``rule_value`` given everything known now.
+
+        Always a record: active when no consent for ``purpose`` was in force at the
+        processing's time, inactive (compliant) when one was, its evidence naming the
+        consent fact either way. Its revision counts the facts of the purpose up to
+        that governing one: it only grows as facts arrive, whatever their order and
+        whichever worker saw them, so the highest revision of a violation id is the
+        verdict on everything known [6].
+        """
+        t, activity_id = activity[0], activity[1]  # occurred_at, event_id
+        index = fact_index_at(state, purpose, t)
+        if index < 0:
+            return violation(
+                rule_value, activity, [activity_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
+            )
+        fact = state.consents[purpose][index]
+        at, event_id, action, channel = fact[0], fact[1], fact[2], fact[3]  # ConsentFact fields
+        if action == _GRANTED:
+            return violation(
+                rule_value,
+                activity,
+                [activity_id, event_id],
+                f"compliant: consent for {purpose} granted via {channel}, in force",
+                active=False,
+                revision=index + 1,
+            )
+        return violation(
+            rule_value,
+            activity,
+            [activity_id, event_id],
+            f"consent for {purpose} {action} at {at.isoformat()} via {channel}, still in force at {t.isoformat()}",
+            revision=index + 1,
+        )
+
+    def erasure_verdict(self, state: SubjectState, activity: ProcessingRow) -> dict[str, Any] | None:
+        """The processing-after-erasure violation of ``activity``, if it happened after the earliest fulfilled erasure [12].
+
+        Its revision counts the fulfilled erasures known: the earliest one only moves
+        earlier as they arrive, so the highest revision is the verdict on all of them.
+        """
+        erased = state.erasure_fulfilled_at
+        t = activity[0]  # occurred_at
+        if erased is None or micros(t) <= micros(erased) or self.exempt_after_erasure(activity):
+            return None
+        evidence = [activity[1]] + ([state.erasure_event_id] if state.erasure_event_id else [])
+        return violation(
+            Rule.PROCESSING_AFTER_ERASURE,
+            activity,
+            evidence,
+            f"erasure fulfilled at {erased.isoformat()}, processing at {t.isoformat()}",
+            revision=state.erasures_fulfilled,
+        )

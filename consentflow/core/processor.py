@@ -1,0 +1,399 @@
+"""The processor: one decoded input event in, what changes out.
+
+Plain, typed Python over decoded records, with subject state behind a
+``SubjectStore``. The faust workers and the embedded runner drive this same
+code, so the same input gives the same ledger, graph and violations.
+
+Output records follow the output contracts (``LedgerEntry``, ``LineageEdge``,
+``Violation``, ``RetentionAction``, ``ErasureNotice``, ``SubjectHoldings``). Every effect is
+idempotent: an event id seen before changes nothing, and output ids are
+deterministic so a redelivered output overwrites itself in the sink.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
+
+from consentflow.core import ledger
+from consentflow.core.enforcement import PolicyEnforcement
+from consentflow.core.holdings import needs_holdings, subject_holdings
+from consentflow.core.lineage import lineage_edge
+from consentflow.core.recipients import RecipientRegistry, RecipientVersion
+from consentflow.core.retention import RetentionSchedule, earliest
+from consentflow.core.rights import access_export, erasure_notices
+from consentflow.core.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
+from consentflow.policy.versions import Policy, load_policy
+from consentflow.policy.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
+
+Record = dict[str, Any]
+
+
+@mypyc_attr(native_class=False)  # compiled (consentflow.runtime.native), a list subclass stays a Python class
+class Changes(list[tuple[str, "Record"]]):
+    """What one event (or one clock tick) changed: output records in the order they were made.
+
+    Each item is ``(output topic short name, record)``. A list, so that adding an
+    output costs one C call on the hot path; the per-topic views (``ledger``,
+    ``lineage``...) are for readers that want one kind.
+    """
+
+    __slots__ = ()
+
+    @property
+    def records(self) -> list[tuple[str, Record]]:
+        """Every output, as ``(topic, record)`` in the order made."""
+        return self
+
+    def add(self, topic: str, record: Record) -> None:
+        """Append one output record for ``topic``."""
+        self.append((topic, record))
+
+    def add_all(self, topic: str, records: list[Record]) -> None:
+        """Append output records for ``topic``."""
+        self.extend([(topic, r) for r in records])
+
+    def of(self, topic: str) -> list[Record]:
+        """The records for one output topic."""
+        return [r for t, r in self if t == topic]
+
+    @property
+    def ledger(self) -> list[Record]:
+        """Ledger entries."""
+        return self.of(LEDGER)
+
+    @property
+    def lineage(self) -> list[Record]:
+        """Lineage edges."""
+        return self.of(LINEAGE)
+
+    @property
+    def violations(self) -> list[Record]:
+        """Violations and their retractions."""
+        return self.of(VIOLATIONS)
+
+    @property
+    def retention(self) -> list[Record]:
+        """Retention actions."""
+        return self.of(RETENTION)
+
+    @property
+    def erasure_notices(self) -> list[Record]:
+        """Erasure notices."""
+        return self.of(ERASURE_NOTICES)
+
+    @property
+    def holdings(self) -> list[Record]:
+        """What the platform holds of subjects, and until when."""
+        return self.of(HOLDINGS)
+
+
+# Final: compiled (consentflow.runtime.native), a Final constant is read where it is used, not looked up in the module.
+_UNKNOWN_MECHANISM: Final = TransferMechanism.UNKNOWN
+_TIME: Final = itemgetter(0)  # ProcessingRow's occurred_at
+_TIME_AND_ID: Final = itemgetter(0, 1)
+LEDGER: Final = "ledger"
+LINEAGE: Final = "lineage"
+VIOLATIONS: Final = "violations"
+RETENTION: Final = "retention"
+ERASURE_NOTICES: Final = "erasure-notices"
+HOLDINGS: Final = "holdings"
+_LIFECYCLE_USE: Final = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
+_NEGATIVE: Final = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
+_SUSPENSION: Final = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
+_REGISTERED: Final = ProfileAction.REGISTERED.value
+_CLOSED: Final = ProfileAction.CLOSED.value
+_REINSTATED: Final = ProfileAction.REINSTATED.value
+_INPUT_TOPICS: Final = frozenset({"consent", "message", "cookie", "disclosure", "profile", "rights"})
+
+
+@dataclass(frozen=True)
+class RetentionTick:
+    """What a retention tick over some subjects changed, and when the next of their actions falls due [2.3]."""
+
+    changes: Changes
+    next_due: datetime | None  # None: none of those subjects has an action ahead
+
+
+class Processor:
+    """Applies the policy to every input event: ledger, lineage, enforcement, retention, rights."""
+
+    def __init__(
+        self,
+        store: SubjectStore | None = None,
+        registry: RecipientRegistry | None = None,
+        policy: Policy | None = None,
+        schedule: RetentionSchedule | None = None,
+    ) -> None:
+        self.store: SubjectStore = store if store is not None else MemoryStore()
+        self._get, self._put = self.store.get, self.store.put  # bound once: called for every event
+        self.registry = registry if registry is not None else RecipientRegistry()
+        self.policy = policy or load_policy()
+        self.enforcement = PolicyEnforcement(self.policy)
+        self.schedule = schedule or RetentionSchedule(self.policy)
+        self._cookie_purpose = {c.value: p.value for c, p in self.policy.cookie_purpose.items()}
+        self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
+        # Static-check inputs known to break no rule -> their consent needs.
+        self._clean: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+        # One tuple per distinct list of categories, shared by every processing that names it: a state
+        # keeps a row per processing, and the collector walks every new container until it is old.
+        self._categories: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._put_every_state = not self.store.keeps_references
+
+    # -- entry points ----------------------------------------------------------------
+
+    def process(self, topic: str, record: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> Changes:
+        """Apply one decoded input event of ``topic`` (short name); ``source`` is its Kafka coordinates, if any."""
+        if topic == "recipients":
+            self.registry.add(RecipientVersion.from_record(dict(record)))
+            return Changes()
+        if topic not in _INPUT_TOPICS:
+            raise ValueError(f"no processor for topic {topic!r}")
+        subject_id = record["subject_id"]
+        event_id = record["event_id"]
+        state = self._get(subject_id)
+        if state is None:
+            state = SubjectState(subject_id)
+            self._put(state)
+        elif event_id in state.seen:
+            return Changes()  # a duplicate changes nothing
+        state.seen.add(event_id)
+        t = record["occurred_at"]
+        latest = state.latest_event_at
+        if latest is None or t > latest:
+            state.latest_event_at = t
+        # Called by name, not through a table of bound methods: compiled, each is a direct call.
+        if topic == "cookie":
+            changes = self._cookie(state, record, source)
+        elif topic == "profile":
+            changes = self._profile(state, record, source)
+        elif topic == "consent":
+            changes = self._consent(state, record, source)
+        elif topic == "disclosure":
+            changes = self._disclosure(state, record, source)
+        elif topic == "message":
+            changes = self._message(state, record, source)
+        else:
+            changes = self._rights(state, record, source)
+        if self._put_every_state:
+            self._put(state)
+        return changes
+
+    def tick(self, now: datetime) -> Changes:
+        """Retention actions due at ``now`` for every subject in the store, each emitted once [2.3]; then a
+        ``SubjectHoldings`` record for every subject whose knowledge changed since its last one."""
+        return self.retention_tick(now, self.store.states()).changes
+
+    def retention_tick(self, now: datetime, states: Iterable[SubjectState]) -> RetentionTick:
+        """``tick`` over ``states`` only (a driver that knows which subjects changed, or whose actions fell due,
+        need not read the others), and the earliest instant after ``now`` at which one of them has an action due."""
+        changes = Changes()
+        schedule = self.schedule
+        next_due: datetime | None = None
+        for state in states:
+            plan = schedule.plan(state)  # once: the due actions and the holdings record both rest on it
+            due = schedule.due(state, now, plan)
+            if due:
+                changes.add_all(RETENTION, due)
+            ahead = next((a["due_at"] for a in plan.actions if a["due_at"] > now), None)  # actions are in due order
+            next_due = earliest(next_due, ahead)
+            # A holdings record is a function of the set of events known for the subject, and its
+            # revision is their number. The set only grows, so the highest revision of a subject is
+            # the record on everything known, whichever worker issued the others: a worker killed
+            # before saving its state may have issued records on fewer events, and its successor's
+            # last tick outranks them. Issued at ticks, not per event: one record per tick with news.
+            news = needs_holdings(state)
+            if news:
+                changes.add(HOLDINGS, subject_holdings(state, plan))
+            if due or news:
+                self.store.put(state)
+        return RetentionTick(changes, next_due)
+
+    def state_at(self, subject_id: str, purpose: str, t: datetime) -> str:
+        """Consent state of a subject's purpose at instant ``t`` [6]."""
+        return ledger.state_at(self.store.get(subject_id), purpose, t).value
+
+    def access_export(self, subject_id: str, as_of: datetime) -> dict[str, Any] | None:
+        """Everything known about the subject [8.1; GDPR Art. 15, 20], or None for an unknown subject."""
+        state = self.store.get(subject_id)
+        return None if state is None else access_export(state, self.registry, self.schedule, as_of=as_of)
+
+    # -- consent -----------------------------------------------------------------------
+
+    def _consent(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+        changes = Changes()
+        out: list[tuple[str, Record]] = changes  # appended to as a list: compiled, one C call
+        fact = ledger.record_fact(state, record)
+        out.append((LEDGER, ledger.append_entry(state, record, source)))
+        # The verdicts of later processings that need this purpose rest on this fact now, or
+        # count it among those before theirs: re-issue them with their new revision [6].
+        activities = state.activities
+        if activities and activities[-1][0] >= fact[0]:  # the common case, a fact newer than every processing, skips this
+            purpose = record["purpose"]
+            enforcement = self.enforcement
+            for index in range(bisect.bisect_left(activities, fact[0], key=_TIME), len(activities)):
+                activity = activities[index]
+                for rule_value, needed in enforcement.consent_needs(activity):
+                    if needed == purpose:
+                        out.append((VIOLATIONS, enforcement.consent_verdict(state, activity, rule_value, purpose)))
+        return changes
+
+    # -- processing: messages, cookies, disclosures ----------------------------------
+
+    def _message(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+        purpose = record["purpose"]
+        row: ProcessingRow = (
+            record["occurred_at"],
+            record["event_id"],
+            state.subject_id,
+            "message",
+            record.get("processor_id"),
+            purpose,
+            self._basis.get(purpose, "unknown"),
+            self._shared(record["categories"]),
+        )
+        return self._processing(state, row, source)
+
+    def _cookie(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+        purpose = self._cookie_purpose.get(record["cookie_category"], "unknown")
+        row: ProcessingRow = (
+            record["occurred_at"],
+            record["event_id"],
+            state.subject_id,
+            "cookie",
+            record["vendor_id"],
+            purpose,
+            self._basis.get(purpose, "unknown"),
+            self._shared(record["categories"]),
+        )
+        return self._processing(state, row, source)
+
+    def _disclosure(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+        row: ProcessingRow = (
+            record["occurred_at"],
+            record["event_id"],
+            state.subject_id,
+            "disclosure",
+            record["recipient_id"],
+            record["purpose"],
+            record["legal_basis"],
+            self._shared(record["categories"]),
+        )
+        return self._processing(state, row, source)
+
+    def _shared(self, categories: Iterable[str]) -> tuple[str, ...]:
+        """``tuple(categories)``, the same object for equal lists (up to 10,000 distinct ones)."""
+        key = tuple(categories)
+        shared = self._categories.get(key)
+        if shared is not None:
+            return shared
+        if len(self._categories) < 10_000:
+            self._categories[key] = key
+        return key
+
+    def _processing(self, state: SubjectState, row: ProcessingRow, source: Mapping[str, Any] | None) -> Changes:
+        t, event_id, _, _, recipient_id, purpose, _, categories = row
+        changes = Changes()
+        out: list[tuple[str, Record]] = changes  # appended to as a list: compiled, one C call
+        if recipient_id is not None:
+            recipient, mechanism = self.registry.resolve(recipient_id, t)
+            out.append((LINEAGE, lineage_edge(row, recipient, mechanism, source)))
+        else:
+            recipient, mechanism = None, _UNKNOWN_MECHANISM
+        enforcement = self.enforcement
+        # Static verdicts and consent needs depend only on (registry version, mechanism, purpose,
+        # categories): remember the needs of the combinations known to break no static rule.
+        key = (None if recipient is None else recipient.event_id, mechanism, purpose, categories)
+        needs = self._clean.get(key)
+        if needs is None:
+            needs = enforcement.consent_needs(row)
+            static = enforcement.static_violations(Processing._make(row), recipient, mechanism)
+            if static:
+                changes.add_all(VIOLATIONS, static)
+            elif len(self._clean) < 100_000:
+                self._clean[key] = needs
+        activities = state.activities
+        last = activities[-1] if activities else None
+        if last is not None and (last[0] > t or (last[0] == t and last[1] > event_id)):
+            bisect.insort(activities, row, key=_TIME_AND_ID)  # arrived late: keep event-time order
+        else:
+            activities.append(row)
+        # Every consent-gated processing gets a verdict, compliant or not, so that a worker
+        # that replays it after another's crash overwrites a verdict issued on less [6].
+        for rule_value, needed in needs:
+            out.append((VIOLATIONS, enforcement.consent_verdict(state, row, rule_value, needed)))
+        erased = state.erasure_fulfilled_at
+        if erased is not None:
+            after_erasure = enforcement.erasure_verdict(state, row)
+            if after_erasure is not None:
+                out.append((VIOLATIONS, after_erasure))
+            if recipient_id is not None and t <= erased:
+                # A disclosure from before the erasure arrived late: the recipient's notice widens [GDPR Art. 19].
+                changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
+        return changes
+
+    # -- account lifecycle and rights -------------------------------------------------
+
+    def _profile(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+        action = record["action"]
+        t = record["occurred_at"]
+        event_id = record["event_id"]
+        state.held.update(record["categories"])
+        state.account_kind = record["account_kind"]
+        if action == _REGISTERED and (state.registered_at is None or t < state.registered_at):
+            state.registered_at = t
+        if action in _LIFECYCLE_USE and (state.last_use is None or t > state.last_use):
+            state.last_use, state.basis_events["last_use"] = t, event_id
+        elif action == _CLOSED and (state.closed_at is None or t < state.closed_at):
+            state.closed_at, state.basis_events["closed"] = t, event_id
+        elif action in _NEGATIVE and (state.last_negative is None or t > state.last_negative):
+            state.last_negative, state.basis_events["negative"] = t, event_id
+        elif action in _SUSPENSION and (state.suspended_at is None or t > state.suspended_at):
+            state.suspended_at, state.basis_events["suspended"] = t, event_id
+        elif action == _REINSTATED and (state.reinstated_at is None or t > state.reinstated_at):
+            state.reinstated_at = t  # whether it lifts a suspension is decided by event time (SubjectState.suspension)
+        return Changes()
+
+    def _rights(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+        request_id = record["request_id"]
+        status = record["status"]
+        t = record["occurred_at"]
+        request = state.requests.setdefault(request_id, {"right": record["right"]})
+        request[status] = t
+        if record["right"] != Right.ERASURE.value:
+            return Changes()
+        if status == RequestStatus.REQUESTED.value:
+            state.erasure_events += 1
+            if state.erasure_requested_at is None or t < state.erasure_requested_at:
+                state.erasure_request_id, state.erasure_requested_at = request_id, t
+            if state.erasure_fulfilled_at is None:
+                return Changes()
+            changes = Changes()  # the notices name the request: re-issue them [12]
+            changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
+            return changes
+        if status != RequestStatus.FULFILLED.value:
+            return Changes()
+        state.erasure_events += 1
+        changes = Changes()
+        state.erasures_fulfilled += 1
+        event_id = record["event_id"]
+        erased = state.erasure_fulfilled_at
+        earliest = erased is None or (t, event_id) < (erased, state.erasure_event_id or "")
+        if earliest:
+            state.erasure_fulfilled_at, state.erasure_event_id = t, event_id
+            state.erasure_request_id = request_id
+        # Every processing after the earliest erasure is re-judged with the new count of erasures [12].
+        activities = state.activities
+        enforcement = self.enforcement
+        for index in range(bisect.bisect_right(activities, state.erasure_fulfilled_at, key=_TIME), len(activities)):
+            after_erasure = enforcement.erasure_verdict(state, activities[index])
+            if after_erasure is not None:
+                changes.append((VIOLATIONS, after_erasure))
+        changes.add_all(ERASURE_NOTICES, erasure_notices(state, self.registry, self.policy))
+        return changes
