@@ -13,7 +13,7 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from consentflow.sinks.clickhouse import check_database_name, check_dsn, connect
+from consentflow.sinks.connection import check_database_name, check_dsn, connect
 
 #: What a query raises when ClickHouse refuses it or goes away mid-answer: the CLI and HTTP layers catch this name.
 QueryFailed = ClickHouseError
