@@ -23,7 +23,7 @@ from consentflow.streams.embedded import run_events
 from tests.builders import CLOUDNEST, POSTWAVE, at, disclose, processor_with
 
 #: The tables' columns and DDL as the sink made them before the table model (2026-12-06): the schemas are public.
-BEFORE = json.loads((Path(__file__).parent / "table_schemas_2026-12-06.json").read_text())
+BEFORE = json.loads((Path(__file__).parent / "data" / "table_schemas_2026-12-06.json").read_text())
 
 
 def _columns(statement: str) -> list[str]:
