@@ -30,14 +30,18 @@ demo: $(STAMP)
 	rm -rf $(OUT)/demo-chdb
 	$(BIN)/consentflow run $(OUT)/demo.avro --dsn chdb://$(CURDIR)/$(OUT)/demo-chdb
 
-## test: lint, type-check, start the Kafka broker (harmless if running) and run every test
+## test: lint, format check, type-check, start the Kafka broker (harmless if running) and run every test, with a
+## coverage report that fails under the floor (87.7 % on 2026-12-06, kept a little under it: paths through outages vary
+## from run to run; the compiled modules are left out: pyproject.toml)
+COVERAGE_FLOOR := 87
 test: check native kafka-start
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
 check: lint typecheck
 
 lint: $(STAMP)
 	$(BIN)/ruff check consentflow streams sinks tests bench
+	$(BIN)/ruff format --check consentflow streams sinks tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p consentflow
