@@ -87,28 +87,29 @@ def _run(args: argparse.Namespace, dsn: str) -> None:
         f"load: {args.edges:,} edges in {edges_seconds:.1f} s ({args.edges / edges_seconds:,.0f} rows/s, "
         f"both copies), {ledger_rows:,} ledger rows in {ledger_seconds:.1f} s"
     )
-    parts = sink.query(
+    reader = sink.reader
+    parts = reader.query(
         "SELECT table, count(), sum(rows) FROM system.parts WHERE database = {d:String} AND active GROUP BY table ORDER BY table",
         {"d": database},
     )
     print("active parts: " + ", ".join(f"{table} {n} ({rows:,} rows)" for table, n, rows in parts))
-    merging = sink.query("SELECT count() FROM system.merges WHERE database = {d:String}", {"d": database})[0][0]
+    merging = reader.query("SELECT count() FROM system.merges WHERE database = {d:String}", {"d": database})[0][0]
     print(f"background merges running as the measurements start: {merging}")
 
     pick = random.Random(args.seed)
     # The first queries load the parts' indexes and marks: timed apart, on subjects not sampled after.
-    cold = [_timed(lambda s=s: who_has(sink, s)) for s in (f"subj-{pick.randrange(subjects):07d}" for _ in range(5))]
+    cold = [_timed(lambda s=s: who_has(reader, s)) for s in (f"subj-{pick.randrange(subjects):07d}" for _ in range(5))]
     print(f"first queries after the load (indexes and marks cold): {', '.join(f'{ms:,.0f}' for ms in cold)} ms")
     sampled = [f"subj-{pick.randrange(subjects):07d}" for _ in range(args.samples)]
     middle = START + timedelta(days=182)
-    _report("who-has (now)", [_timed(lambda s=s: who_has(sink, s)) for s in sampled], WHO_HAS_P95_TARGET_MS, "p95")
+    _report("who-has (now)", [_timed(lambda s=s: who_has(reader, s)) for s in sampled], WHO_HAS_P95_TARGET_MS, "p95")
     _report(
         "who-has (--as-of mid-year)",
-        [_timed(lambda s=s: who_has(sink, s, middle)) for s in sampled],
+        [_timed(lambda s=s: who_has(reader, s, middle)) for s in sampled],
         WHO_HAS_P95_TARGET_MS,
         "p95",
     )
-    _report("consent (all purposes)", [_timed(lambda s=s: consent(sink, s)) for s in sampled], None, "p95")
+    _report("consent (all purposes)", [_timed(lambda s=s: consent(reader, s)) for s in sampled], None, "p95")
 
     recipients = sorted({t[0] for t in edge_templates})
     chosen = pick.sample(recipients, min(args.recipients, len(recipients)))
@@ -117,7 +118,7 @@ def _run(args: argparse.Namespace, dsn: str) -> None:
     for recipient in chosen:
         month = START + timedelta(days=30 * pick.randrange(11))
         began = time.perf_counter()
-        impact = breach(sink, recipient, month, month + timedelta(days=30))
+        impact = breach(reader, recipient, month, month + timedelta(days=30))
         timings.append((time.perf_counter() - began) * 1000)
         held.append(impact.subjects)
     print(f"breach windows: {min(held):,}..{max(held):,} subjects (median {statistics.median(held):,.0f})")

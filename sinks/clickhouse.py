@@ -12,31 +12,47 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import clickhouse_connect
-
 from consentflow.runtime.outage import Outage
-from consentflow.sinks.tables import TABLES, Table, extra_ddl
+from consentflow.sinks.cluster import cluster_ddl, local_name
+from consentflow.sinks.connection import (
+    DEFAULT_DATABASE,
+    DEFAULT_DSN,
+    IDENTIFIER,
+    check_database_name,
+    check_dsn,
+    connect,
+)
+from consentflow.sinks.reader import TableReader
+from consentflow.sinks.tables import TABLES, Table, schema_ddl
+
+# The connection's names stay importable from here, where the modules before sinks/connection.py found them.
+__all__ = [
+    "CONVERT_EVERY",
+    "DEFAULT_DATABASE",
+    "DEFAULT_DSN",
+    "ClickHouseSink",
+    "RetryAbandoned",
+    "SinkUnavailable",
+    "TableBuffer",
+    "check_database_name",
+    "check_dsn",
+    "clickhouse_outage",
+    "connect",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DSN = "chdb:///tmp/consentflow-chdb"
-DEFAULT_DATABASE = "consentflow"
-_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_CLIENTS: dict[str, Any] = {}
 # ReplacingMergeTree would collapse duplicate keys within each inserted block; every reader already asks with
 # FINAL (redelivery puts duplicates in different blocks anyway), so that pass only costs: a third of chDB's insert time.
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
 # How often a back-off looks whether a stop was asked: a stopping sink must not sleep through its bound.
 _STOP_CHECK_EVERY = 0.25
-# They log a warning at each failed HTTP attempt, then raise it: the Outage says it once per outage instead.
-_ATTEMPT_LOGGERS = ("clickhouse_connect.driver._backend.http_sync", "urllib3.connectionpool")
 
 
 #: Records of one table converted to Arrow together as they arrive. A record just made is still in the CPU's
@@ -83,45 +99,11 @@ class RetryAbandoned(SinkUnavailable):
     """A stop was asked while ClickHouse was away: the rows not written stay buffered, and nothing says they were."""
 
 
-def check_database_name(name: str) -> str:
-    """A database name is an identifier: letters, digits and underscores, nothing to inject."""
-    if not _DATABASE_NAME.match(name):
-        raise ValueError(f"database name {name!r} must be letters, digits and underscores (max 64), starting with a letter")
-    return name
-
-
-def check_dsn(dsn: str) -> str:
-    """Accept ``chdb:///path`` and ``http(s)://host:port[...]``; anything else is refused with the reason."""
-    if dsn.startswith("chdb://"):
-        if not dsn.startswith("chdb:///") or len(dsn) <= len("chdb:///"):
-            raise ValueError(f"chDB DSN {dsn!r} needs an absolute path: chdb:///path/to/dir")
-        return dsn
-    if dsn.startswith(("http://", "https://")):
-        return dsn
-    raise ValueError(f"ClickHouse DSN {dsn!r} must be chdb:///path (embedded) or http(s)://host:port (server)")
-
-
 def clickhouse_outage(dsn: str, *, end_process: Callable[[int], object] | None = None) -> Outage:
     """ClickHouse at ``dsn`` as a sink's statements see it: connection trouble waited out with back-off from 0.5 s,
     logged once per outage. Any other error ends the process with ``end_process`` (71, one line), or without it is
     raised to the caller (a library call: the embedded runner, the HTTP API's replay)."""
     return Outage(f"ClickHouse at {dsn}", first_backoff=0.5, end_process=end_process, transient=_transient)
-
-
-def connect(dsn: str) -> Any:
-    """A clickhouse-connect client for ``dsn``; one per DSN per process (chDB allows one engine per process)."""
-    dsn = check_dsn(dsn)
-    client = _CLIENTS.get(dsn)
-    if client is None:
-        opened = next((other for other in _CLIENTS if other.startswith("chdb://")), None)
-        if opened is not None and dsn.startswith("chdb://"):
-            # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
-            raise ValueError(f"chDB runs one engine per process: this process already opened {opened}, so not {dsn}")
-        if not dsn.startswith("chdb://"):
-            for name in _ATTEMPT_LOGGERS:
-                logging.getLogger(name).setLevel(logging.ERROR)
-        client = _CLIENTS[dsn] = clickhouse_connect.get_client(dsn=dsn)
-    return client
 
 
 class ClickHouseSink:
@@ -145,14 +127,19 @@ class ClickHouseSink:
         retry_for: float | None = None,
         client_factory: Callable[[str], Any] = connect,
         sleep: Callable[[float], None] | None = None,
-        create_schema: bool = True,
         statement_lock: AbstractContextManager[Any] | None = None,
         outage: Outage | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         beat: Callable[[], None] = lambda: None,
+        cluster: str | None = None,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
+        if cluster and self.dsn.startswith("chdb://"):
+            raise ValueError("--cluster needs a ClickHouse server (http://...): chDB is one node")
+        self.cluster = cluster  # None: one node's tables; else each table replicated per node, read through Distributed
+        #: The statements that make the schema, its database the parameter ``{db:Identifier}``.
+        self.schema = cluster_ddl(cluster) if cluster else schema_ddl()
         self.max_rows = max_rows
         self.max_seconds = max_seconds
         self.retry_for = retry_for  # None: retry forever (a worker pauses, it does not crash-loop)
@@ -172,10 +159,9 @@ class ClickHouseSink:
         self.inserted = 0
         self._writer: ThreadPoolExecutor | None = None  # flush_behind's thread, started with its first insert
         self._behind: tuple[Future[int], list[tuple[Table, Any]]] | None = None
-        if create_schema:  # False for readers: no DDL, so a read-only ClickHouse user can ask too
-            self._with_retry("creating the schema", self._ensure_schema)
-            for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
-                table.to_arrow([])
+        self._with_retry("creating the schema", self._ensure_schema)
+        for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
+            table.to_arrow([])
 
     # -- schema ----------------------------------------------------------------------
 
@@ -187,11 +173,8 @@ class ClickHouseSink:
         return self._client
 
     def _ensure_schema(self) -> None:
-        self.client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
-        for table in TABLES:
-            self.client.command(table.ddl(self.database))
-        for statement in extra_ddl(self.database):
-            self.client.command(statement)
+        for statement in self.schema:
+            self.client.command(statement, parameters={"db": self.database})
         self._check_sorting_keys()
 
     def _check_sorting_keys(self) -> None:
@@ -204,19 +187,13 @@ class ClickHouseSink:
         ).result_rows
         stored = {str(name): str(key) for name, key in rows}
         for table in TABLES:
-            expected = table.sorting_key
-            found = stored.get(table.name)
-            if found is not None and _key_columns(found) != _key_columns(expected):
+            expected = ", ".join(table.sorting_key)
+            found = stored.get(local_name(table) if self.cluster else table.name)  # a Distributed table has no key
+            if found is not None and _key_columns(found) != list(table.sorting_key):
                 raise ValueError(
                     f"table {self.database}.{table.name} is sorted by ({found}), this version needs ({expected}): "
                     "an older version made it; replay into a fresh database (README, migration notes)"
                 )
-
-    def table(self, name: str) -> str:
-        """Fully qualified name of one of our tables."""
-        if name not in self._buffers and not name.startswith("lineage_by_recipient"):
-            raise KeyError(f"no table {name!r}")
-        return f"`{self.database}`.`{name}`"
 
     # -- writing -----------------------------------------------------------------------
 
@@ -355,33 +332,25 @@ class ClickHouseSink:
             time.sleep(min(left, _STOP_CHECK_EVERY))
         return True
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading back what it wrote ---------------------------------------------------
 
-    def query(
-        self, sql: str, parameters: Mapping[str, Any] | None = None, *, column_formats: Mapping[str, str] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Rows of a parameterised query (``{name:Type}`` placeholders); ``{db}`` is this sink's database.
-        ``column_formats`` as clickhouse-connect takes them (``{"state": "bytes"}``: a String column as bytes)."""
-        with self._statement_lock:
-            result = self.client.query(
-                sql.replace("{db}", f"`{self.database}`"),
-                parameters=dict(parameters or {}),
-                column_formats=dict(column_formats) if column_formats else None,
-            )
-        return [tuple(row) for row in result.result_rows]
+    @property
+    def reader(self) -> TableReader:
+        """A reader of this sink's database on the sink's own connection and statement lock: for a driver that reads
+        back what it wrote (the embedded runner's saved states and overview)."""
+        return TableReader(self.dsn, self.database, client_factory=lambda _dsn: self.client, statement_lock=self._statement_lock)
 
     # -- tables beside the outputs (the embedded runner's saved states) ------------------
 
     def command(self, statement: str) -> None:
         """Run a statement whose identifiers come from our modules (DDL), retrying while ClickHouse is unreachable;
-        ``{db}`` is this sink's database."""
-        sql = statement.replace("{db}", f"`{self.database}`")
-        self._with_retry("running a statement", lambda: self.client.command(sql))
+        ``{db:Identifier}`` is this sink's database."""
+        self._with_retry("running a statement", lambda: self.client.command(statement, parameters={"db": self.database}))
 
     def insert_now(self, table_name: str, arrow: Any) -> None:
         """Insert a ``pyarrow.Table`` into ``table_name`` of this database now, retrying like ``flush``: for tables
         that are not outputs, which their owner creates with ``command``."""
-        if not _DATABASE_NAME.match(table_name):
+        if not IDENTIFIER.match(table_name):
             raise ValueError(f"table name {table_name!r} is not an identifier")
         self._with_retry(
             f"inserting into {table_name}",

@@ -15,17 +15,18 @@ from consentflow.contracts.query_arguments import EARLIEST, now_unless
 from consentflow.core import retention
 from consentflow.policy.vocabulary import Rule
 from consentflow.sinks.answers import ActiveViolation, ErasureNotice, RetentionDue
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject, utc
+from consentflow.sinks.tables import DATETIME
 
-_T = "DateTime64(6, 'UTC')"
+_T = DATETIME
 
 # The verdicts are merged to their latest revision first, and only then filtered on
 # ``active``: filtering before the merge would resurrect a retracted violation.
 _VIOLATIONS = f"""
 SELECT violation_id, rule, policy_section, subject_id, occurred_at, recipient_id, purpose, categories,
        evidence_event_ids, detail, revision
-FROM (SELECT * FROM {{db}}.violations FINAL)
+FROM (SELECT * FROM {{db:Identifier}}.violations FINAL)
 WHERE active = 1 AND occurred_at >= {{since:{_T}}} AND ({{rule:String}} = '' OR rule = {{rule:String}})
   AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
 ORDER BY occurred_at, violation_id
@@ -34,7 +35,7 @@ ORDER BY occurred_at, violation_id
 # Retention actions are revisable too: merged to their latest revision first, then the retracted ones left out.
 _RETENTION_EMITTED = f"""
 SELECT action_id, subject_id, action, categories, due_at, policy_section, basis_event_id, reason
-FROM (SELECT * FROM {{db}}.retention_actions FINAL)
+FROM (SELECT * FROM {{db:Identifier}}.retention_actions FINAL)
 WHERE active = 1 AND due_at <= {{as_of:{_T}}} AND ({{subject:String}} = '' OR subject_id = {{subject:String}})
 ORDER BY due_at, subject_id, action_id
 """
@@ -43,7 +44,7 @@ ORDER BY due_at, subject_id, action_id
 _RETENTION_PLANNED = f"""
 SELECT subject_id, latest_event_at, action, categories, due_at, section, basis, reason
 FROM (
-    SELECT * FROM {{db}}.subject_holdings FINAL
+    SELECT * FROM {{db:Identifier}}.subject_holdings FINAL
     WHERE {{subject:String}} = '' OR subject_id = {{subject:String}}
 )
 ARRAY JOIN planned_actions AS action, planned_categories AS categories, planned_due_at AS due_at,
@@ -53,17 +54,17 @@ WHERE due_at <= {{as_of:{_T}}}
 
 _ERASURE_NOTICES = """
 SELECT notice_id, recipient_id, categories, retained_categories, request_id, requested_at, fulfilled_at, revision
-FROM {db}.erasure_notices FINAL
+FROM {db:Identifier}.erasure_notices FINAL
 WHERE subject_id = {s:String}
 ORDER BY notice_id
 """
 
 
 def violations(
-    sink: ClickHouseSink, since: datetime | None = None, rule: Rule | None = None, subject_id: str | None = None
+    reader: TableReader, since: datetime | None = None, rule: Rule | None = None, subject_id: str | None = None
 ) -> list[ActiveViolation]:
     """Violations whose latest verdict is active, that occurred at or after ``since``, of ``rule`` and ``subject_id`` if given."""
-    rows = sink.query(
+    rows = reader.query(
         _VIOLATIONS,
         {
             "since": EARLIEST if since is None else since,
@@ -90,7 +91,7 @@ def violations(
 
 
 def retention_due(
-    sink: ClickHouseSink, as_of: datetime | None = None, subject_id: str | None = None, *, planned: bool = True
+    reader: TableReader, as_of: datetime | None = None, subject_id: str | None = None, *, planned: bool = True
 ) -> list[RetentionDue]:
     """Retention actions due at or before ``as_of`` (default: now), of ``subject_id`` if given, earliest first [2.3].
 
@@ -112,10 +113,10 @@ def retention_due(
             basis_event_id=basis,
             reason=reason,
         )
-        for action_id, subject, action, categories, due_at, section, basis, reason in sink.query(_RETENTION_EMITTED, parameters)
+        for action_id, subject, action, categories, due_at, section, basis, reason in reader.query(_RETENTION_EMITTED, parameters)
     }
     if planned:
-        for subject, latest, action, categories, due_at, section, basis, reason in sink.query(_RETENTION_PLANNED, parameters):
+        for subject, latest, action, categories, due_at, section, basis, reason in reader.query(_RETENTION_PLANNED, parameters):
             due = utc(due_at)
             key = retention.action_id(subject, action, due)
             emitted = out.get(key)
@@ -137,14 +138,14 @@ def retention_due(
     return sorted(out.values(), key=lambda r: (r.due_at, r.subject_id, r.action_id))
 
 
-def erasure_notices(sink: ClickHouseSink, subject_id: str) -> list[ErasureNotice]:
+def erasure_notices(reader: TableReader, subject_id: str) -> list[ErasureNotice]:
     """The subject's erasure notices to recipients, each at its latest revision [12; GDPR Art. 19].
 
     Raises ``UnknownId`` for a subject no table mentions.
     """
-    rows = sink.query(_ERASURE_NOTICES, {"s": subject_id})
+    rows = reader.query(_ERASURE_NOTICES, {"s": subject_id})
     if not rows:
-        require_subject(sink, subject_id)
+        require_subject(reader, subject_id)
     return [
         ErasureNotice(
             notice_id=notice_id,

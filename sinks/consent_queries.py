@@ -14,13 +14,13 @@ from consentflow.contracts.query_arguments import LATEST
 from consentflow.policy.versions import load_policy
 from consentflow.policy.vocabulary import ConsentAction, ConsentState, Purpose
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, SubjectConsent
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject, utc
 
 _HISTORY = """
 SELECT sequence, event_id, occurred_at, purpose, action, channel, policy_version, source_service, notice_id,
        source_topic, source_partition, source_offset, entry_hash
-FROM {db}.ledger FINAL
+FROM {db:Identifier}.ledger FINAL
 WHERE subject_id = {s:String}
   AND occurred_at <= {as_of:DateTime64(6, 'UTC')}
   AND ({purpose:String} = '' OR purpose = {purpose:String})
@@ -33,7 +33,7 @@ _STATES = {state.value: state.value for state in ConsentState}
 
 
 def consent(
-    sink: ClickHouseSink, subject_id: str, purpose: Purpose | None = None, as_of: datetime | None = None
+    reader: TableReader, subject_id: str, purpose: Purpose | None = None, as_of: datetime | None = None
 ) -> SubjectConsent:
     """The subject's consent state per purpose at ``as_of`` (None: on every fact known), with each fact's evidence.
 
@@ -41,7 +41,7 @@ def consent(
     ledger has facts for, or only ``purpose``. Raises ``UnknownId`` for a
     subject no table mentions.
     """
-    rows = sink.query(
+    rows = reader.query(
         _HISTORY,
         {
             "s": subject_id,
@@ -51,7 +51,7 @@ def consent(
         },
     )
     if not rows:
-        require_subject(sink, subject_id)
+        require_subject(reader, subject_id)
     history: dict[str, list[ConsentEvidence]] = {}
     for seq, event_id, when, p, action, channel, version, service, notice, topic, partition, offset, entry_hash in rows:
         history.setdefault(p, []).append(

@@ -9,7 +9,7 @@ retention actions count only the records in force (``active``).
 
 from __future__ import annotations
 
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.tables import SOURCE_COLUMNS, TABLES, Table
 
 #: Columns a replay need not reproduce.
@@ -21,23 +21,14 @@ def compared_columns(table: Table) -> list[str]:
     return [c for c in table.column_names if c not in EXCLUDED]
 
 
-#: Tables whose records are revisable: only the latest revision of an id counts, and only when it is in force.
-REVISABLE = frozenset({"violations", "retention_actions"})
-
-
-def counted_rows(table: Table) -> str:
-    """The WHERE clause selecting the rows that count (only verdicts and retention actions in force), or ''."""
-    return " WHERE active = 1" if table.name in REVISABLE else ""
-
-
-def table_digests(sink: ClickHouseSink) -> dict[str, tuple[int, str]]:
+def table_digests(reader: TableReader) -> dict[str, tuple[int, str]]:
     """``{table: (rows, hex digest)}`` for every table."""
     out = {}
     for table in TABLES:
         columns = ", ".join(f"`{c}`" for c in compared_columns(table))
-        where = counted_rows(table)
-        count, digest = sink.query(
-            f"SELECT count(), groupBitXor(cityHash64(tuple({columns}))) FROM {{db}}.`{table.name}` FINAL{where}"
+        where = table.counted_rows
+        count, digest = reader.query(
+            f"SELECT count(), groupBitXor(cityHash64(tuple({columns}))) FROM {{db:Identifier}}.`{table.name}` FINAL{where}"
         )[0]
         out[table.name] = (int(count), f"{int(digest):016x}")
     return out

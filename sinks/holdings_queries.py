@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc, utc_or_none
 
 
@@ -53,17 +53,17 @@ SELECT subject_id, revision, latest_event_at, account_kind, categories_held,
        registered_at, last_use, closed_at, last_negative, suspended_at,
        archive_at, archive_section, archive_reason,
        planned_actions, planned_categories, planned_due_at, planned_sections, planned_reasons, planned_basis_event_ids
-FROM {db}.subject_holdings FINAL
+FROM {db:Identifier}.subject_holdings FINAL
 WHERE subject_id = {s:String}
 """
 
 
-def subject_holdings(sink: ClickHouseSink, subject_id: str) -> SubjectHoldings | None:
+def subject_holdings(reader: TableReader, subject_id: str) -> SubjectHoldings | None:
     """The subject's latest holdings record, or None when none was issued yet (a worker issues it at its next tick).
 
     ``subject_id`` must come validated (``consentflow.contracts.query_arguments``).
     """
-    rows = sink.query(_HOLDINGS, {"s": subject_id})
+    rows = reader.query(_HOLDINGS, {"s": subject_id})
     if not rows:
         return None
     (

@@ -1,6 +1,6 @@
 """The DPO's lineage questions over the ClickHouse tables: who has a subject's data, where it went, breach impact, transfers.
 
-Plain functions over a ``ClickHouseSink`` and arguments already validated by
+Plain functions over a ``TableReader`` and arguments already validated by
 ``consentflow.contracts.query_arguments``; parameterised SQL read with ``FINAL``, so a
 redelivered edge counts once. Subject questions read ``lineage_edges`` (sorted
 by subject, time); recipient questions read ``lineage_by_recipient`` (sorted by
@@ -15,16 +15,16 @@ from consentflow.contracts.query_arguments import LATEST, check_window, now_unle
 from consentflow.core.lineage import RecipientHolding
 from consentflow.core.recipients import FRAMING_MECHANISMS
 from consentflow.core.storage_countries import storage_countries
-from consentflow.policy.geography import EEA_COUNTRIES, in_eea
+from consentflow.policy.geography import in_eea
 from consentflow.policy.versions import load_policy
 from consentflow.sinks.answers import BreachImpact, CategoryCount, CountrySent, SubjectCountries, Transfer
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_recipient, require_subject, utc
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT
+from consentflow.sinks.tables import DATETIME, LINEAGE_BY_RECIPIENT
+from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 
-_T = "DateTime64(6, 'UTC')"
-_EEA = sorted(EEA_COUNTRIES)
+_T = DATETIME
 _FRAMING = frozenset(m.value for m in FRAMING_MECHANISMS)
 
 _WHO_HAS = f"""
@@ -36,7 +36,7 @@ SELECT recipient_id,
        arraySort(groupUniqArray(transfer_mechanism)),
        min(occurred_at),
        max(occurred_at)
-FROM {{db}}.lineage_edges FINAL
+FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE subject_id = {{s:String}} AND occurred_at <= {{as_of:{_T}}}
 GROUP BY recipient_id
 ORDER BY recipient_id
@@ -49,7 +49,7 @@ SELECT country,
        count(),
        min(occurred_at),
        max(occurred_at)
-FROM {{db}}.lineage_edges FINAL
+FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE subject_id = {{s:String}} AND occurred_at <= {{as_of:{_T}}}
 GROUP BY country
 ORDER BY country
@@ -62,22 +62,22 @@ _BREACH = f"""
 SELECT count(), sum(edges), arraySort(groupArray(subject_id)), sumMap(categories, arrayWithConstant(length(categories), 1))
 FROM (
     SELECT subject_id, groupUniqArrayArray(categories) AS categories, toUInt64(count()) AS edges
-    FROM {{db}}.`{LINEAGE_BY_RECIPIENT}` FINAL
+    FROM {{db:Identifier}}.`{LINEAGE_BY_RECIPIENT}` FINAL
     WHERE recipient_id = {{r:String}} AND occurred_at >= {{start:{_T}}} AND occurred_at < {{end:{_T}}}
     GROUP BY subject_id
 )
 """
 
-_TRANSFERS = """
+_TRANSFERS = f"""
 SELECT country, recipient_id, transfer_mechanism, count(), uniqExact(subject_id), min(occurred_at), max(occurred_at)
-FROM {db}.lineage_edges FINAL
-WHERE {outside:UInt8} = 0 OR country NOT IN {eea:Array(String)}
+FROM {{db:Identifier}}.lineage_edges FINAL
+WHERE {{outside:UInt8}} = 0 OR {OUTSIDE_EEA}
 GROUP BY country, recipient_id, transfer_mechanism
 ORDER BY country, recipient_id, transfer_mechanism
 """
 
 
-def who_has(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None) -> list[RecipientHolding]:
+def who_has(reader: TableReader, subject_id: str, as_of: datetime | None = None) -> list[RecipientHolding]:
     """Every recipient of the subject's data, with categories, purposes, country and transfer mechanisms [4, 7].
 
     ``as_of`` answers as it stood at that instant: edges with ``occurred_at <= as_of``.
@@ -85,9 +85,9 @@ def who_has(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None
     one its edges went under (a transfer made before SCCs held shows ``none``).
     Raises ``UnknownId`` for a subject no table mentions.
     """
-    rows = sink.query(_WHO_HAS, {"s": subject_id, "as_of": LATEST if as_of is None else as_of})
+    rows = reader.query(_WHO_HAS, {"s": subject_id, "as_of": LATEST if as_of is None else as_of})
     if not rows:
-        require_subject(sink, subject_id)
+        require_subject(reader, subject_id)
     return [
         RecipientHolding(
             recipient_id=recipient_id,
@@ -103,7 +103,7 @@ def who_has(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None
     ]
 
 
-def countries(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None) -> SubjectCountries:
+def countries(reader: TableReader, subject_id: str, as_of: datetime | None = None) -> SubjectCountries:
     """Where the subject's data is stored and every country it was sent to: the list §7 promises [7].
 
     Stored: the policy's storage countries and those of the technical subcontractors the registry has in force
@@ -111,10 +111,10 @@ def countries(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = No
     stood at that instant (edges with ``occurred_at <= as_of``), everything known by default.
     Raises ``UnknownId`` for a subject no table mentions.
     """
-    rows = sink.query(_COUNTRIES, {"s": subject_id, "as_of": LATEST if as_of is None else as_of})
+    rows = reader.query(_COUNTRIES, {"s": subject_id, "as_of": LATEST if as_of is None else as_of})
     if not rows:
-        require_subject(sink, subject_id)
-    storage = storage_countries(load_policy(), registry_from_tables(sink), now_unless(as_of))
+        require_subject(reader, subject_id)
+    storage = storage_countries(load_policy(), registry_from_tables(reader), now_unless(as_of))
     return SubjectCountries(
         subject_id=subject_id,
         storage=tuple(storage),
@@ -134,16 +134,16 @@ def countries(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = No
     )
 
 
-def breach(sink: ClickHouseSink, recipient_id: str, start: datetime, end: datetime) -> BreachImpact:
+def breach(reader: TableReader, recipient_id: str, start: datetime, end: datetime) -> BreachImpact:
     """Subjects and categories the recipient received in ``[start, end)``: who to consider informing [12].
 
     Raises ``UnknownId`` for a recipient neither the registry nor the lineage names,
     ``ArgumentError`` for an empty window.
     """
     check_window(start, end)
-    subjects, edges, subject_ids, (categories, counts) = sink.query(_BREACH, {"r": recipient_id, "start": start, "end": end})[0]
+    subjects, edges, subject_ids, (categories, counts) = reader.query(_BREACH, {"r": recipient_id, "start": start, "end": end})[0]
     if not subjects:
-        require_recipient(sink, recipient_id)
+        require_recipient(reader, recipient_id)
     return BreachImpact(
         recipient_id=recipient_id,
         start=start,
@@ -158,13 +158,12 @@ def breach(sink: ClickHouseSink, recipient_id: str, start: datetime, end: dateti
     )
 
 
-def transfers(sink: ClickHouseSink, *, outside_eea: bool = False) -> list[Transfer]:
+def transfers(reader: TableReader, *, outside_eea: bool = False) -> list[Transfer]:
     """Edges by country, recipient and mechanism [7]; ``framed`` is False where nothing frames a transfer out of the EU/EEA.
 
-    ``outside_eea`` keeps the countries outside the EU/EEA, and the unknown country of
-    an unregistered recipient: nothing shows that data stayed inside.
+    ``outside_eea`` keeps the transfers outside the EU/EEA (``sinks.transfers_filter``).
     """
-    rows = sink.query(_TRANSFERS, {"outside": int(outside_eea), "eea": _EEA})
+    rows = reader.query(_TRANSFERS, {"outside": int(outside_eea), **outside_eea_parameters()})
     out = []
     for country, recipient_id, mechanism, edges, subjects, first, last in rows:
         inside = in_eea(country)

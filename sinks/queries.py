@@ -1,54 +1,52 @@
-"""The DPO's questions as parameterised SQL over the sink's tables."""
+"""The DPO's questions as parameterised SQL over the pipeline's tables."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from consentflow.policy.geography import EEA_COUNTRIES
 from consentflow.policy.vocabulary import ConsentAction
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
+from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 
-_EEA = sorted(EEA_COUNTRIES)
 
-
-def overview(sink: ClickHouseSink, *, top: int = 10) -> dict[str, Any]:
+def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
     """Subjects, consent rates by purpose, top recipients, transfers outside the EU/EEA, violations by rule."""
-    subjects = sink.query(
-        "SELECT uniqExact(subject_id) FROM (SELECT subject_id FROM {db}.ledger UNION ALL SELECT subject_id FROM {db}.lineage_edges)"
+    subjects = reader.query(
+        "SELECT uniqExact(subject_id) FROM (SELECT subject_id FROM {db:Identifier}.ledger UNION ALL SELECT subject_id FROM {db:Identifier}.lineage_edges)"
     )[0][0]
-    consent = sink.query(
+    consent = reader.query(
         """
         SELECT purpose, countIf(state = {granted:String}) AS granted, count() AS asked
         FROM (
             SELECT subject_id, purpose, argMax(action, (occurred_at, action != {granted:String}, event_id)) AS state
-            FROM {db}.ledger FINAL GROUP BY subject_id, purpose
+            FROM {db:Identifier}.ledger FINAL GROUP BY subject_id, purpose
         )
         GROUP BY purpose ORDER BY purpose
         """,
         {"granted": ConsentAction.GRANTED.value},  # the timeline's order: consentflow.core.ledger.fact_order
     )
-    recipients = sink.query(
+    recipients = reader.query(
         """
         SELECT recipient_id, any(country), any(transfer_mechanism), uniqExact(subject_id) AS subjects, count() AS edges
-        FROM {db}.lineage_edges FINAL
+        FROM {db:Identifier}.lineage_edges FINAL
         GROUP BY recipient_id ORDER BY subjects DESC, recipient_id LIMIT {top:UInt32}
         """,
         {"top": top},
     )
-    transfers = sink.query(
-        """
+    transfers = reader.query(
+        f"""
         SELECT country, transfer_mechanism, count() AS edges, uniqExact(subject_id) AS subjects,
                arraySort(groupUniqArray(recipient_id)) AS recipients
-        FROM {db}.lineage_edges FINAL
-        WHERE country != '' AND country NOT IN {eea:Array(String)}
+        FROM {{db:Identifier}}.lineage_edges FINAL
+        WHERE {OUTSIDE_EEA}
         GROUP BY country, transfer_mechanism ORDER BY country, transfer_mechanism
         """,
-        {"eea": _EEA},
+        outside_eea_parameters(),
     )
-    violations = sink.query(
+    violations = reader.query(
         """
         SELECT rule, any(policy_section), count() AS n
-        FROM {db}.violations FINAL WHERE active
+        FROM {db:Identifier}.violations FINAL WHERE active
         GROUP BY rule ORDER BY n DESC, rule
         """
     )

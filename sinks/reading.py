@@ -1,6 +1,6 @@
 """Reading the tables for the DPO: open only what exists, answer only about ids the tables know.
 
-Writers create the schema (``ClickHouseSink``); a reader must not: a mistyped
+Writers create the schema (``ClickHouseSink``); a reader (``TableReader``) must not: a mistyped
 database or chDB path would otherwise answer "nobody" from fresh empty tables.
 An id no table mentions is an unknown id, not an empty answer.
 """
@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, check_dsn, connect
+from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, check_dsn, connect
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT, TABLES
 
 
@@ -24,7 +25,7 @@ class UnknownId(LookupError):
     """No table mentions the subject or recipient asked about."""
 
 
-def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any] = connect) -> ClickHouseSink:
+def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any] = connect) -> TableReader:
     """The pipeline's tables at ``dsn`` for reading.
 
     Raises ``ValueError`` for a malformed DSN or database name, ``SinkUnavailable``
@@ -49,39 +50,39 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
             f"database {database!r} at {dsn} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
         )
     # No DDL at all, so a read-only ClickHouse user can ask too (the tables were checked above).
-    return ClickHouseSink(dsn, database, retry_for=0, client_factory=client_factory, create_schema=False)
+    return TableReader(dsn, database, client_factory=client_factory)
 
 
-def subject_known(sink: ClickHouseSink, subject_id: str) -> bool:
+def subject_known(reader: TableReader, subject_id: str) -> bool:
     """Whether any table mentions the subject (every table is sorted by subject first: a few granules each)."""
     sql = " UNION ALL ".join(
-        f"(SELECT 1 FROM {{db}}.`{table}` WHERE subject_id = {{s:String}} LIMIT 1)"
+        f"(SELECT 1 FROM {{db:Identifier}}.`{table}` WHERE subject_id = {{s:String}} LIMIT 1)"
         for table in ("ledger", "lineage_edges", "violations", "retention_actions", "erasure_notices", "subject_holdings")
     )
-    return bool(sink.query(f"SELECT count() FROM ({sql})", {"s": subject_id})[0][0])
+    return bool(reader.query(f"SELECT count() FROM ({sql})", {"s": subject_id})[0][0])
 
 
-def recipient_known(sink: ClickHouseSink, recipient_id: str) -> bool:
+def recipient_known(reader: TableReader, recipient_id: str) -> bool:
     """Whether the registry or the lineage names the recipient (an unregistered one can still have received data)."""
     sql = (
         "SELECT count() FROM ("
-        "(SELECT 1 FROM {db}.recipients WHERE recipient_id = {r:String} LIMIT 1) UNION ALL "
-        f"(SELECT 1 FROM {{db}}.`{LINEAGE_BY_RECIPIENT}` WHERE recipient_id = {{r:String}} LIMIT 1))"
+        "(SELECT 1 FROM {db:Identifier}.recipients WHERE recipient_id = {r:String} LIMIT 1) UNION ALL "
+        f"(SELECT 1 FROM {{db:Identifier}}.`{LINEAGE_BY_RECIPIENT}` WHERE recipient_id = {{r:String}} LIMIT 1))"
     )
-    return bool(sink.query(sql, {"r": recipient_id})[0][0])
+    return bool(reader.query(sql, {"r": recipient_id})[0][0])
 
 
-def require_subject(sink: ClickHouseSink, subject_id: str) -> None:
+def require_subject(reader: TableReader, subject_id: str) -> None:
     """Raise ``UnknownId`` unless a table mentions the subject."""
-    if not subject_known(sink, subject_id):
+    if not subject_known(reader, subject_id):
         raise UnknownId(
             f"unknown subject {subject_id!r}: no ledger entry, lineage edge, violation, retention action, notice or holdings"
         )
 
 
-def require_recipient(sink: ClickHouseSink, recipient_id: str) -> None:
+def require_recipient(reader: TableReader, recipient_id: str) -> None:
     """Raise ``UnknownId`` unless the registry or the lineage names the recipient."""
-    if not recipient_known(sink, recipient_id):
+    if not recipient_known(reader, recipient_id):
         raise UnknownId(f"unknown recipient {recipient_id!r}: not in the registry and never received data")
 
 

@@ -24,13 +24,14 @@ from typing import Any
 
 from consentflow.core.recipients import FRAMING_MECHANISMS, RecipientRegistry, RecipientVersion
 from consentflow.policy.dpv import legal_basis_term, transfer_term
-from consentflow.policy.geography import EEA_COUNTRIES, in_eea
+from consentflow.policy.geography import in_eea
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import AccountKind, LegalBasis, Purpose
 from consentflow.sinks.answers import jsonable
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.registry_reading import registry_from_tables
+from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 
 #: Where each purpose comes from in the policy.
 PURPOSE_SECTIONS: dict[Purpose, str] = {
@@ -100,8 +101,7 @@ COLUMNS = (
     "findings",
 )
 
-_T = "DateTime64(6, 'UTC')"
-_OBSERVED = """
+_OBSERVED = f"""
 SELECT purpose, recipient_id,
        argMax(recipient_kind, (occurred_at, edge_id)),
        arraySort(groupUniqArrayArray(categories)),
@@ -110,10 +110,10 @@ SELECT purpose, recipient_id,
        arraySort(groupUniqArray(legal_basis)),
        uniqExact(subject_id),
        count(),
-       countIf(country NOT IN {eea:Array(String)} AND transfer_mechanism NOT IN {framing:Array(String)}),
+       countIf({OUTSIDE_EEA} AND transfer_mechanism NOT IN {{framing:Array(String)}}),
        min(occurred_at),
        max(occurred_at)
-FROM {db}.lineage_edges FINAL
+FROM {{db:Identifier}}.lineage_edges FINAL
 GROUP BY purpose, recipient_id
 ORDER BY purpose, recipient_id
 """
@@ -135,9 +135,9 @@ class Observed:
     last: datetime
 
 
-def observed_processing(sink: ClickHouseSink) -> dict[tuple[str, str], Observed]:
+def observed_processing(reader: TableReader) -> dict[tuple[str, str], Observed]:
     """Per (purpose, recipient), what the lineage edges show; a redelivered edge counts once (``FINAL``)."""
-    rows = sink.query(_OBSERVED, {"eea": sorted(EEA_COUNTRIES), "framing": sorted(m.value for m in FRAMING_MECHANISMS)})
+    rows = reader.query(_OBSERVED, {**outside_eea_parameters(), "framing": sorted(m.value for m in FRAMING_MECHANISMS)})
     return {
         (purpose, recipient_id): Observed(
             kind,
@@ -155,15 +155,15 @@ def observed_processing(sink: ClickHouseSink) -> dict[tuple[str, str], Observed]
     }
 
 
-def record_of_processing(sink: ClickHouseSink) -> dict[str, Any]:
+def record_of_processing(reader: TableReader) -> dict[str, Any]:
     """The Art. 30 record: every purpose of the policy, each with every recipient the registry allows it or the lineage shows.
 
     Returns JSON-ready data: ``{"policy_version", "generated_at", "findings", "rows": [...]}``,
     each row with the ``COLUMNS`` keys, times as ISO-8601 UTC.
     """
     policy = load_policy()
-    registry = registry_from_tables(sink)
-    observed = observed_processing(sink)
+    registry = registry_from_tables(reader)
+    observed = observed_processing(reader)
     current = {r: v for r in registry.recipient_ids() if (v := registry.latest(r)) is not None and v.active}
 
     described = {p.value for p in policy.consent_required} | set(policy.legal_basis)

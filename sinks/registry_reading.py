@@ -8,25 +8,25 @@ exactly as the processors did when they wrote the lineage.
 from __future__ import annotations
 
 from consentflow.core.recipients import RecipientRegistry, RecipientVersion
-from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc, utc_or_none
 
 _VERSIONS = """
 SELECT recipient_id, event_id, since, name, kind, country, mechanisms, mechanism_from, mechanism_until,
        allowed_purposes, active
-FROM {db}.recipients FINAL
+FROM {db:Identifier}.recipients FINAL
 ORDER BY recipient_id, since, event_id
 """
 
 
-def registry_from_tables(sink: ClickHouseSink) -> RecipientRegistry:
+def registry_from_tables(reader: TableReader) -> RecipientRegistry:
     """Every registry version in the ``recipients`` table, as a ``RecipientRegistry``.
 
     The rows were written from decoded ``RecipientRecord``s, whose symbols the
     reader schema already resolved, so each row reads back as its record did.
     """
     registry = RecipientRegistry()
-    for recipient_id, event_id, since, name, kind, country, mechanisms, starts, ends, purposes, active in sink.query(_VERSIONS):
+    for recipient_id, event_id, since, name, kind, country, mechanisms, starts, ends, purposes, active in reader.query(_VERSIONS):
         record = {
             "recipient_id": recipient_id,
             "event_id": event_id,

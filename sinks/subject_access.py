@@ -44,8 +44,8 @@ from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import ConsentAction
 from consentflow.sinks import compliance_queries, consent_queries, holdings_queries, lineage_queries
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, jsonable
-from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.holdings_queries import SubjectHoldings
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject
 from consentflow.sinks.registry_reading import registry_from_tables
 
@@ -69,7 +69,7 @@ def export_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     return schema
 
 
-def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime | None = None) -> dict[str, Any]:
+def subject_access_export(reader: TableReader, subject_id: str, as_of: datetime | None = None) -> dict[str, Any]:
     """Everything the tables hold about ``subject_id``, as it stood at ``as_of`` (None: on every fact known).
 
     ``as_of`` bounds consent facts and lineage edges by event time, retention
@@ -80,20 +80,22 @@ def subject_access_export(sink: ClickHouseSink, subject_id: str, as_of: datetime
     validated (``consentflow.contracts.query_arguments``). Raises ``UnknownId`` for a
     subject no table mentions. Returns JSON-ready data: times as ISO-8601 UTC.
     """
-    require_subject(sink, subject_id)
+    require_subject(reader, subject_id)
     policy = load_policy()
-    registry = registry_from_tables(sink)
-    holdings = lineage_queries.who_has(sink, subject_id, as_of)
-    where = lineage_queries.countries(sink, subject_id, as_of)
-    consent = consent_queries.consent(sink, subject_id, as_of=as_of)
+    registry = registry_from_tables(reader)
+    holdings = lineage_queries.who_has(reader, subject_id, as_of)
+    where = lineage_queries.countries(reader, subject_id, as_of)
+    consent = consent_queries.consent(reader, subject_id, as_of=as_of)
     # On every fact known, the actions already due are those the pipeline emitted at its clock; at an instant, every
     # action of the plan due by then as well.
-    retention = compliance_queries.retention_due(sink, LATEST if as_of is None else as_of, subject_id, planned=as_of is not None)
-    notices = [n for n in compliance_queries.erasure_notices(sink, subject_id) if as_of is None or n.fulfilled_at <= as_of]
+    retention = compliance_queries.retention_due(
+        reader, LATEST if as_of is None else as_of, subject_id, planned=as_of is not None
+    )
+    notices = [n for n in compliance_queries.erasure_notices(reader, subject_id) if as_of is None or n.fulfilled_at <= as_of]
     violations = [
-        v for v in compliance_queries.violations(sink, subject_id=subject_id) if as_of is None or v.occurred_at <= as_of
+        v for v in compliance_queries.violations(reader, subject_id=subject_id) if as_of is None or v.occurred_at <= as_of
     ]
-    plan = holdings_queries.subject_holdings(sink, subject_id)
+    plan = holdings_queries.subject_holdings(reader, subject_id)
 
     held = set(plan.categories_held) if plan else set()
     held.update(c for h in holdings for c in h.categories)

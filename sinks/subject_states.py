@@ -29,16 +29,17 @@ from typing import Any
 from consentflow.core.state import STATE_FORMAT, MemoryStore, SubjectState
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import utc_or_none
+from consentflow.sinks.tables import DATETIME
 
 STATES = "subject_states"
 RUNS = "embedded_runs"
-_T = "DateTime64(6, 'UTC')"
+_T = DATETIME
 
 _DDL = (
-    f"CREATE TABLE IF NOT EXISTS {{db}}.`{STATES}` (\n"
+    f"CREATE TABLE IF NOT EXISTS {{db:Identifier}}.`{STATES}` (\n"
     "  `subject_id` String, `format` UInt16, `run` UInt64, `state` String\n"
     ") ENGINE = ReplacingMergeTree(run) ORDER BY subject_id",
-    f"CREATE TABLE IF NOT EXISTS {{db}}.`{RUNS}` (\n"
+    f"CREATE TABLE IF NOT EXISTS {{db:Identifier}}.`{RUNS}` (\n"
     f"  `run` UInt64, `format` UInt16, `clock` Nullable({_T}), `events` UInt64, `states_saved` UInt64\n"
     ") ENGINE = ReplacingMergeTree ORDER BY run",
 )
@@ -70,8 +71,8 @@ def load(sink: ClickHouseSink) -> SavedRun:
     tables hold subjects' outputs but no run saved states (an earlier consentflow, or the Kafka pipeline).
     """
     ensure_tables(sink)
-    formats = {int(f) for (f,) in sink.query(f"SELECT DISTINCT format FROM {{db}}.`{STATES}`")}
-    formats |= {int(f) for (f,) in sink.query(f"SELECT DISTINCT format FROM {{db}}.`{RUNS}`")}
+    formats = {int(f) for (f,) in sink.reader.query(f"SELECT DISTINCT format FROM {{db:Identifier}}.`{STATES}`")}
+    formats |= {int(f) for (f,) in sink.reader.query(f"SELECT DISTINCT format FROM {{db:Identifier}}.`{RUNS}`")}
     foreign = sorted(formats - {STATE_FORMAT})
     if foreign:
         written = ", ".join(str(f) for f in sorted(formats))
@@ -79,11 +80,11 @@ def load(sink: ClickHouseSink) -> SavedRun:
             f"{sink.database} at {sink.dsn}: the subject states were written in format {written}; "
             f"this consentflow reads format {STATE_FORMAT} only: run into a fresh database"
         )
-    run, clock = sink.query(f"SELECT max(run), max(clock) FROM {{db}}.`{RUNS}`")[0]
-    (last_state_run,) = sink.query(f"SELECT max(run) FROM {{db}}.`{STATES}`")[0]
+    run, clock = sink.reader.query(f"SELECT max(run), max(clock) FROM {{db:Identifier}}.`{RUNS}`")[0]
+    (last_state_run,) = sink.reader.query(f"SELECT max(run) FROM {{db:Identifier}}.`{STATES}`")[0]
     store = MemoryStore()
     if not formats:
-        (held,) = sink.query("SELECT count() FROM {db}.subject_holdings")[0]
+        (held,) = sink.reader.query("SELECT count() FROM {db:Identifier}.subject_holdings")[0]
         if held:
             raise SavedStateError(
                 f"{sink.database} at {sink.dsn} holds the outputs of {held} subjects but no saved states to continue "
@@ -91,8 +92,8 @@ def load(sink: ClickHouseSink) -> SavedRun:
             )
         return SavedRun(store, None, 0)
     loads = pickle.loads
-    for subject_id, data in sink.query(
-        f"SELECT subject_id, state FROM {{db}}.`{STATES}` FINAL", column_formats={"state": "bytes"}
+    for subject_id, data in sink.reader.query(
+        f"SELECT subject_id, state FROM {{db:Identifier}}.`{STATES}` FINAL", column_formats={"state": "bytes"}
     ):
         try:
             store[subject_id] = loads(data)

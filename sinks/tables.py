@@ -24,17 +24,22 @@ ColumnReader = Callable[[Records], list[Any]]
 
 @dataclass(frozen=True)
 class Table:
-    """A table: its columns (name, ClickHouse type), engine clause, and how a batch of records becomes its columns.
+    """A table declared once: its columns (name, ClickHouse type), sorting key, version column and partitioning, and how
+    a batch of records becomes its columns. The DDL (single node or cluster: ``sinks.cluster``), the digests, the
+    verification and the readers derive from these facts.
 
     A column is read as the records' field of the same name, unless ``derived`` says how to read it,
-    one pass over a batch of records each: with no row per record and no transposition of rows,
-    the embedded runner's conversion went from 6.4 to 4.4 µs per event (bench/RESULTS.md §5).
+    one pass over a batch of records each: no row per record, no transposition of rows (bench/RESULTS.md §5).
     """
 
     name: str
     topic: str  # output topic short name whose records fill it
     columns: tuple[tuple[str, str], ...]
-    engine: str
+    sorting_key: tuple[str, ...]  # ReplacingMergeTree's key: rows with equal keys collapse under FINAL
+    version: str | None = None  # ReplacingMergeTree(version): the highest version of a key is the one kept
+    partition_by: str | None = None
+    point_lookups: bool = False  # read one subject at a time: smaller granules (POINT_LOOKUPS)
+    in_force: str | None = None  # revisable records: the UInt8 column saying the latest revision stands
     derived: Mapping[str, ColumnReader] = field(default_factory=dict, compare=False)
 
     @property
@@ -87,15 +92,28 @@ class Table:
         return f"{self.name}: the batch cannot be converted: {type(batch_error).__name__}: {batch_error}"
 
     @property
-    def sorting_key(self) -> str:
-        """The ``ORDER BY`` columns of the engine clause, as ClickHouse lists them (``a, b``)."""
-        start = self.engine.index("ORDER BY (") + len("ORDER BY (")
-        return self.engine[start : self.engine.index(")", start)]
+    def column_list(self) -> str:
+        """The column definitions of a CREATE TABLE statement, one per line."""
+        return ",\n  ".join(f"`{name}` {kind}" for name, kind in self.columns)
 
-    def ddl(self, database: str) -> str:
-        """CREATE TABLE statement (identifiers come from this module, never from input)."""
-        cols = ",\n  ".join(f"`{name}` {kind}" for name, kind in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS `{database}`.`{self.name}` (\n  {cols}\n) {self.engine}"
+    def engine(self, replicated: tuple[str, str] | None = None) -> str:
+        """The engine clause; ``replicated`` (ZooKeeper path, replica) makes it ReplicatedReplacingMergeTree."""
+        arguments = [f"'{argument}'" for argument in replicated or ()] + ([self.version] if self.version else [])
+        kind = "ReplicatedReplacingMergeTree" if replicated else "ReplacingMergeTree"
+        clause = f"ENGINE = {kind}" + (f"({', '.join(arguments)})" if arguments else "")
+        if self.partition_by:
+            clause += f" PARTITION BY {self.partition_by}"
+        clause += f" ORDER BY ({', '.join(self.sorting_key)})"
+        return clause + (f" {POINT_LOOKUPS}" if self.point_lookups else "")
+
+    def ddl(self) -> str:
+        """The single-node CREATE TABLE statement, its database the query parameter ``{db:Identifier}``."""
+        return f"CREATE TABLE IF NOT EXISTS {{db:Identifier}}.`{self.name}` (\n  {self.column_list}\n) {self.engine()}"
+
+    @property
+    def counted_rows(self) -> str:
+        """The WHERE clause selecting the rows that count (only revisions in force), or ''."""
+        return f" WHERE `{self.in_force}` = 1" if self.in_force else ""
 
 
 def _field(name: str) -> ColumnReader:
@@ -104,7 +122,9 @@ def _field(name: str) -> ColumnReader:
     return lambda records: list(map(get, records))
 
 
-T = "DateTime64(6, 'UTC')"
+#: The one time type of every table: microseconds, UTC.
+DATETIME = "DateTime64(6, 'UTC')"
+T = DATETIME
 LC = "LowCardinality(String)"
 _LC_NULLABLE = "LowCardinality(Nullable(String))"
 CATS = "Array(LowCardinality(String))"
@@ -186,8 +206,9 @@ LEDGER = Table(
     ),
     # The entry hash is in the key: a redelivered entry collapses, two different entries at one sequence (a fork,
     # a forged copy) both stay for ``verify`` to name, instead of one silently replacing the other.
-    f"ENGINE = ReplacingMergeTree ORDER BY (subject_id, sequence, entry_hash) {POINT_LOOKUPS}",
-    _SOURCE_READERS,
+    sorting_key=("subject_id", "sequence", "entry_hash"),
+    point_lookups=True,
+    derived=_SOURCE_READERS,
 )
 
 _EDGE_COLUMNS = (
@@ -210,8 +231,9 @@ LINEAGE = Table(
     "lineage_edges",
     "lineage",
     _EDGE_COLUMNS,
-    f"ENGINE = ReplacingMergeTree ORDER BY (subject_id, occurred_at, edge_id) {POINT_LOOKUPS}",
-    _SOURCE_READERS,
+    sorting_key=("subject_id", "occurred_at", "edge_id"),
+    point_lookups=True,
+    derived=_SOURCE_READERS,
 )
 
 VIOLATIONS = Table(
@@ -232,8 +254,10 @@ VIOLATIONS = Table(
         ("revision", "UInt64"),
     ),
     # The highest revision of a violation id is its verdict [processor: late facts].
-    "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id, violation_id)",
-    {"active": _flag("active")},
+    sorting_key=("subject_id", "violation_id"),
+    version="revision",
+    in_force="active",
+    derived={"active": _flag("active")},
 )
 
 RETENTION = Table(
@@ -252,9 +276,11 @@ RETENTION = Table(
         ("revision", "UInt64"),
     ),
     # The highest revision of an action id is the record in force; active = 0 retracts it (RetentionSchedule.due).
-    "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id, action_id)",
+    sorting_key=("subject_id", "action_id"),
+    version="revision",
+    in_force="active",
     # A record of v1's shape (RetentionAction v1 has neither field) is in force, at revision 0, as v2 reads it.
-    {
+    derived={
         "active": lambda records: [1 if record.get("active", True) else 0 for record in records],
         "revision": lambda records: [record.get("revision", 0) for record in records],
     },
@@ -274,7 +300,8 @@ ERASURE_NOTICES = Table(
         ("fulfilled_at", T),
         ("revision", "UInt64"),
     ),
-    "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id, notice_id)",
+    sorting_key=("subject_id", "notice_id"),
+    version="revision",
 )
 
 HOLDINGS = Table(
@@ -303,8 +330,9 @@ HOLDINGS = Table(
         ("planned_basis_event_ids", "Array(Nullable(String))"),
     ),
     # One row per subject: the highest revision (events known) is the record on everything known.
-    "ENGINE = ReplacingMergeTree(revision) ORDER BY (subject_id)",
-    {
+    sorting_key=("subject_id",),
+    version="revision",
+    derived={
         "planned_actions": _each("planned", "action"),
         "planned_categories": _each("planned", "categories"),
         "planned_due_at": _each("planned", "due_at"),
@@ -330,8 +358,8 @@ RECIPIENTS = Table(
         ("allowed_purposes", CATS),
         ("active", "UInt8"),
     ),
-    "ENGINE = ReplacingMergeTree ORDER BY (recipient_id, since, event_id)",
-    {
+    sorting_key=("recipient_id", "since", "event_id"),
+    derived={
         "since": _field("occurred_at"),
         "mechanisms": _each("transfer_mechanisms", "mechanism"),
         "mechanism_from": _each("transfer_mechanisms", "valid_from"),
@@ -355,8 +383,8 @@ DEAD_LETTERS = Table(
     ),
     # One row per input message: a redelivered failure replaces itself. Embedded
     # runs have no partition (-1) and use the position in the file as offset.
-    "ENGINE = ReplacingMergeTree ORDER BY (topic, partition, offset)",
-    {
+    sorting_key=("topic", "partition", "offset"),
+    derived={
         "partition": lambda records: [-1 if r["partition"] is None else r["partition"] for r in records],
         "offset": lambda records: [-1 if r["offset"] is None else r["offset"] for r in records],
         "key_hex": lambda records: [_hex(r["key"]) for r in records],
@@ -367,20 +395,42 @@ DEAD_LETTERS = Table(
 TABLES: tuple[Table, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, RECIPIENTS, DEAD_LETTERS)
 TABLE_FOR_TOPIC: dict[str, Table] = {t.topic: t for t in TABLES}
 
-#: The breach query's copy of the lineage, sorted by recipient and time [12].
-LINEAGE_BY_RECIPIENT = "lineage_by_recipient"
+#: The breach query's copy of the lineage, sorted by recipient and time [12], filled by a materialised view.
+BY_RECIPIENT = Table(
+    "lineage_by_recipient", "lineage", _EDGE_COLUMNS, sorting_key=("recipient_id", "occurred_at", "subject_id", "edge_id")
+)
+LINEAGE_BY_RECIPIENT = BY_RECIPIENT.name
 
 
-def extra_ddl(database: str) -> list[str]:
-    """Statements beyond the tables: the by-recipient copy of the lineage and the view that fills it; the columns a
-    table created by an earlier version lacks (a no-op on a new one)."""
-    cols = ",\n  ".join(f"`{name}` {kind}" for name, kind in _EDGE_COLUMNS)
+def on_cluster(cluster: str | None) -> str:
+    """The ``ON CLUSTER`` clause of a statement run on every node of ``cluster`` (none for one node)."""
+    return f" ON CLUSTER `{cluster}`" if cluster else ""
+
+
+def retention_v2(table_name: str = RETENTION.name, cluster: str | None = None) -> str:
+    """The RetentionAction v2 columns a retention_actions table of v1 records lacks; those were all in force, at revision 0."""
+    return (
+        f"ALTER TABLE {{db:Identifier}}.`{table_name}`{on_cluster(cluster)} ADD COLUMN IF NOT EXISTS `active` UInt8 DEFAULT 1, "
+        "ADD COLUMN IF NOT EXISTS `revision` UInt64 DEFAULT 0"
+    )
+
+
+def by_recipient_view(source: str, target: str, cluster: str | None = None) -> str:
+    """The materialised view that copies each lineage edge inserted into ``source`` into ``target``."""
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db:Identifier}}.`{target}_mv`{on_cluster(cluster)} "
+        f"TO {{db:Identifier}}.`{target}` AS SELECT * FROM {{db:Identifier}}.`{source}`"
+    )
+
+
+def schema_ddl() -> list[str]:
+    """Every single-node statement a writer runs, in order, its database the parameter ``{db:Identifier}``: the
+    database, the tables, the columns a table created by an earlier version lacks (a no-op on a new one), the
+    by-recipient copy of the lineage and the view that fills it."""
     return [
-        # RetentionAction v2: a retention_actions table of v1 records; they were all in force, at revision 0.
-        f"ALTER TABLE `{database}`.`{RETENTION.name}` ADD COLUMN IF NOT EXISTS `active` UInt8 DEFAULT 1, "
-        "ADD COLUMN IF NOT EXISTS `revision` UInt64 DEFAULT 0",
-        f"CREATE TABLE IF NOT EXISTS `{database}`.`{LINEAGE_BY_RECIPIENT}` (\n  {cols}\n) "
-        "ENGINE = ReplacingMergeTree ORDER BY (recipient_id, occurred_at, subject_id, edge_id)",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.`{LINEAGE_BY_RECIPIENT}_mv` "
-        f"TO `{database}`.`{LINEAGE_BY_RECIPIENT}` AS SELECT * FROM `{database}`.`{LINEAGE.name}`",
+        "CREATE DATABASE IF NOT EXISTS {db:Identifier}",
+        *(table.ddl() for table in TABLES),
+        retention_v2(),
+        BY_RECIPIENT.ddl(),
+        by_recipient_view(LINEAGE.name, BY_RECIPIENT.name),
     ]

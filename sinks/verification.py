@@ -23,8 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from consentflow.core.ledger import HASHED_FIELDS, verify_chain
-from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, check_database_name, connect
-from consentflow.sinks.digest import compared_columns, counted_rows, table_digests
+from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, connect
+from consentflow.sinks.digest import compared_columns, table_digests
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.tables import LEDGER, TABLES, Table
 
@@ -90,14 +91,14 @@ class LedgerCheck:
         return not self.broken
 
 
-def verify_ledger(sink: ClickHouseSink, on_progress: Callable[[int], None] | None = None) -> LedgerCheck:
+def verify_ledger(reader: TableReader, on_progress: Callable[[int], None] | None = None) -> LedgerCheck:
     """Verify every subject's hash chain in the ledger table; ``on_progress`` sees the entries read so far."""
     check = LedgerCheck()
     columns = ", ".join(f"`{c}`" for c in _LEDGER_COLUMNS)
-    sql = f"SELECT {columns} FROM {sink.table(LEDGER.name)} FINAL ORDER BY subject_id, sequence, entry_hash"
+    sql = f"SELECT {columns} FROM {{db:Identifier}}.`{LEDGER.name}` FINAL ORDER BY {', '.join(LEDGER.sorting_key)}"
     subject: str | None = None
     entries: list[dict[str, Any]] = []
-    with sink.client.query_row_block_stream(sql) as stream:  # a subject at a time, never the whole ledger
+    with reader.blocks(sql) as stream:  # a subject at a time, never the whole ledger
         for block in stream:
             for row in block:
                 entry = dict(zip(_LEDGER_COLUMNS, row, strict=True))
@@ -166,10 +167,10 @@ def shown(value: Any) -> str:
 def key_columns(table: Table) -> list[str]:
     """The table's sort key, without the columns a replay need not reproduce (Kafka coordinates)."""
     compared = set(compared_columns(table))
-    return [name.strip() for name in table.sorting_key.split(",") if name.strip() in compared]
+    return [name for name in table.sorting_key if name in compared]
 
 
-def first_difference(left: ClickHouseSink, right: ClickHouseSink, tables: Iterable[Table] = TABLES) -> Difference | None:
+def first_difference(left: TableReader, right: TableReader, tables: Iterable[Table] = TABLES) -> Difference | None:
     """The first difference between the two databases, table by table in ``tables`` order; None when equal."""
     left_digests, right_digests = table_digests(left), table_digests(right)
     for table in tables:
@@ -178,13 +179,11 @@ def first_difference(left: ClickHouseSink, right: ClickHouseSink, tables: Iterab
     return None
 
 
-def _first_row_difference(
-    left: ClickHouseSink, right: ClickHouseSink, table: Table, left_rows: int, right_rows: int
-) -> Difference:
+def _first_row_difference(left: TableReader, right: TableReader, table: Table, left_rows: int, right_rows: int) -> Difference:
     keys = key_columns(table)
     columns = ", ".join(f"`{c}`" for c in compared_columns(table))
     selected = ", ".join(f"`{c}`" for c in keys)
-    sql = f"SELECT {selected}, cityHash64(tuple({columns})) FROM {{db}}.`{table.name}` FINAL{counted_rows(table)}"
+    sql = f"SELECT {selected}, cityHash64(tuple({columns})) FROM {{db:Identifier}}.`{table.name}` FINAL{table.counted_rows}"
     on_left, on_right = Counter(left.query(sql)), Counter(right.query(sql))
     only_left, only_right = on_left - on_right, on_right - on_left
     differing = sorted(set(only_left) | set(only_right))  # (key..., row hash): key order first
@@ -203,14 +202,14 @@ def _first_row_difference(
     )
 
 
-def _row(sink: ClickHouseSink, table: Table, row_hash: int | None) -> dict[str, Any] | None:
+def _row(reader: TableReader, table: Table, row_hash: int | None) -> dict[str, Any] | None:
     """The compared columns of the row with this row hash, or None."""
     if row_hash is None:
         return None
     names = compared_columns(table)
     columns = ", ".join(f"`{c}`" for c in names)
-    where = counted_rows(table)
+    where = table.counted_rows
     condition = f"cityHash64(tuple({columns})) = {{row_hash:UInt64}}"
     where = f"{where} AND {condition}" if where else f" WHERE {condition}"
-    rows = sink.query(f"SELECT {columns} FROM {{db}}.`{table.name}` FINAL{where} LIMIT 1", {"row_hash": row_hash})
+    rows = reader.query(f"SELECT {columns} FROM {{db:Identifier}}.`{table.name}` FINAL{where} LIMIT 1", {"row_hash": row_hash})
     return dict(zip(names, rows[0], strict=True)) if rows else None

@@ -61,7 +61,7 @@ def run_continued(
     saved = subject_states.load(sink)
     subject_states.begin(sink, saved.run + 1)
     store = ChangedStates(saved.states)
-    processor = Processor(store=store, registry=registry_from_tables(sink))
+    processor = Processor(store=store, registry=registry_from_tables(sink.reader))
     states: list[Any] = []
 
     def pickle_changed() -> None:

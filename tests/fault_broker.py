@@ -52,7 +52,7 @@ def fault_broker() -> Iterator[str]:
 DIGESTS = (
     "import json, sys; from consentflow.sinks.clickhouse import ClickHouseSink; "
     "from consentflow.sinks.digest import table_digests; "
-    "print(json.dumps(table_digests(ClickHouseSink(sys.argv[1], sys.argv[2]))))"
+    "print(json.dumps(table_digests(ClickHouseSink(sys.argv[1], sys.argv[2]).reader)))"
 )
 
 

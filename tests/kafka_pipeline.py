@@ -31,6 +31,7 @@ from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
+from consentflow.sinks.reader import TableReader
 from consentflow.streams.embedded import run_events
 from tests.kafka_topics import assert_topics_hold
 
@@ -49,7 +50,7 @@ def embedded_run_digests(dataset: Path, chdb_dsn: str) -> dict[str, tuple[int, s
     sink = ClickHouseSink(chdb_dsn, f"emb_{uuid.uuid4().hex[:8]}")
     stats = run_events(read_events(dataset), Processor(), sink)
     assert stats.dead_letters == 0
-    digests = table_digests(sink)
+    digests = table_digests(sink.reader)
     assert digests["lineage_edges"][0] > 1000 and digests["violations"][0] > 10
     subjects = {r["subject_id"] for t, r in read_events(dataset) if t.short_name != "recipients"}
     assert digests["subject_holdings"][0] == len(subjects)  # one holdings record per subject [2.3]
@@ -159,13 +160,13 @@ class Pipeline:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def drain(self, chdb_dsn: str) -> ClickHouseSink:
-        """Drain the output topics (and the registry) into a fresh database."""
+    def drain(self, chdb_dsn: str) -> TableReader:
+        """Drain the output topics (and the registry) into a fresh database; its reader."""
         sink = ClickHouseSink(chdb_dsn, f"{self.prefix}_sink")
         consumer = SinkConsumer(self.bootstrap, self.prefix, SingleObjectCodec(), sink, group_id=f"{self.prefix}-sink")
         consumer.run(idle_exit=3.0)
         assert group_lag(self.bootstrap, f"{self.prefix}-sink", [t.name(self.prefix) for t in OUTPUT_TOPICS]) == 0
-        return sink
+        return sink.reader
 
     def sink_digests(self, chdb_dsn: str) -> dict[str, tuple[int, str]]:
         """The digests of a drained database."""

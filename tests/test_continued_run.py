@@ -79,8 +79,9 @@ def test_a_second_run_keeps_the_first_runs_facts(tmp_path: Path, chdb_dsn: str, 
     run(second, chdb_dsn, database)
 
     sink = ClickHouseSink(chdb_dsn, database)
-    ledger = sink.query(
-        "SELECT sequence, action FROM {db}.ledger FINAL WHERE subject_id = {s:String} ORDER BY sequence", {"s": SUBJECT}
+    ledger = sink.reader.query(
+        "SELECT sequence, action FROM {db:Identifier}.ledger FINAL WHERE subject_id = {s:String} ORDER BY sequence",
+        {"s": SUBJECT},
     )
     assert ledger == [(0, "granted"), (1, "withdrawn")]
     between = cli(
@@ -98,14 +99,14 @@ def test_a_second_run_keeps_the_first_runs_facts(tmp_path: Path, chdb_dsn: str, 
     )
     assert between.exit_code == 0, between.output
     assert '"state": "granted"' in between.output
-    holdings = subject_holdings(sink, SUBJECT)
+    holdings = subject_holdings(sink.reader, SUBJECT)
     assert holdings is not None and holdings.registered_at == T0 and holdings.revision == 4
-    check = verify_ledger(sink)
+    check = verify_ledger(sink.reader)
     assert check.ok and check.entries == 2
     # The newsletter after the withdrawal is the violation it is in one run, with the withdrawal as evidence [6].
     withdrawal = consent(SUBJECT, Purpose.MARKETING, ConsentAction.WITHDRAWN, at(days=10)).record["event_id"]
-    ((rule, evidence),) = sink.query(
-        "SELECT rule, evidence_event_ids FROM (SELECT * FROM {db}.violations FINAL) WHERE active = 1"
+    ((rule, evidence),) = sink.reader.query(
+        "SELECT rule, evidence_event_ids FROM (SELECT * FROM {db:Identifier}.violations FINAL) WHERE active = 1"
     )
     assert rule == "marketing_without_consent" and withdrawal in evidence
 
@@ -121,10 +122,10 @@ def test_a_run_reads_the_registry_loaded_into_the_recipients_table(tmp_path: Pat
     )
 
     sink = ClickHouseSink(chdb_dsn, database)
-    (holding,) = who_has(sink, SUBJECT)
+    (holding,) = who_has(sink.reader, SUBJECT)
     assert (holding.recipient_id, holding.recipient_kind, holding.country) == ("postwave", "emailing_provider", "US")
     assert holding.mechanisms == frozenset({"scc"})  # signed 2020-03-10 [7]
-    rules = sink.query("SELECT rule FROM (SELECT * FROM {db}.violations FINAL) WHERE active = 1")
+    rules = sink.reader.query("SELECT rule FROM (SELECT * FROM {db:Identifier}.violations FINAL) WHERE active = 1")
     assert ("unregistered_recipient",) not in rules
 
 
@@ -135,9 +136,9 @@ def test_running_a_file_again_changes_nothing(tmp_path: Path, chdb_dsn: str, dat
     )
     run(events, chdb_dsn, database)
     sink = ClickHouseSink(chdb_dsn, database)
-    before = sink.query("SELECT count() FROM {db}.ledger"), table_digests(sink)
+    before = sink.reader.query("SELECT count() FROM {db:Identifier}.ledger"), table_digests(sink.reader)
     again = run(events, chdb_dsn, database)
-    assert (sink.query("SELECT count() FROM {db}.ledger"), table_digests(sink)) == before
+    assert (sink.reader.query("SELECT count() FROM {db:Identifier}.ledger"), table_digests(sink.reader)) == before
     assert "outputs: {}" in again.stderr or "outputs: {}" in again.output
 
 
@@ -153,12 +154,12 @@ def test_the_retention_clock_never_goes_back(tmp_path: Path, chdb_dsn: str, data
     )
     run(batch(tmp_path / "2.avro", [registered("cand-early", T0 + timedelta(days=1))]), chdb_dsn, database)
     sink = ClickHouseSink(chdb_dsn, database)
-    live = sink.query(
-        "SELECT subject_id, action FROM (SELECT * FROM {db}.retention_actions FINAL) WHERE active = 1 ORDER BY subject_id"
+    live = sink.reader.query(
+        "SELECT subject_id, action FROM (SELECT * FROM {db:Identifier}.retention_actions FINAL) WHERE active = 1 ORDER BY subject_id"
     )
     # cand-early's archive (T0 + 1 day + 3 years) fell due at the clock run 1 reached, though run 2's events end earlier.
     assert live == [("cand-continued", "archive"), ("cand-early", "archive")]
-    (clock,) = sink.query("SELECT max(clock) FROM {db}.embedded_runs")[0]
+    (clock,) = sink.reader.query("SELECT max(clock) FROM {db:Identifier}.embedded_runs")[0]
     assert clock.replace(tzinfo=None) == (T0 + timedelta(days=4 * 365)).replace(tzinfo=None)
 
 
@@ -168,14 +169,15 @@ def test_an_action_a_later_fact_moves_is_retracted_and_the_new_one_issued(tmp_pa
     late = T0 + timedelta(days=3 * 365 + 30)  # after today: the clock, not an event (the gate bounds event times)
     run(batch(tmp_path / "1.avro", [registered(SUBJECT, T0)]), chdb_dsn, database, "--as-of", late.isoformat())
     sink = ClickHouseSink(chdb_dsn, database)
-    (issued,) = sink.query(
-        "SELECT action_id, revision, active FROM {db}.retention_actions WHERE subject_id = {s:String}", {"s": SUBJECT}
+    (issued,) = sink.reader.query(
+        "SELECT action_id, revision, active FROM {db:Identifier}.retention_actions WHERE subject_id = {s:String}", {"s": SUBJECT}
     )
     assert issued[2] == 1
     used = registered(SUBJECT, T0 + timedelta(days=200), name="used", action=ProfileAction.USED)
     run(batch(tmp_path / "2.avro", [used]), chdb_dsn, database)
-    rows = sink.query(
-        "SELECT action_id, revision, active FROM {db}.retention_actions FINAL WHERE subject_id = {s:String}", {"s": SUBJECT}
+    rows = sink.reader.query(
+        "SELECT action_id, revision, active FROM {db:Identifier}.retention_actions FINAL WHERE subject_id = {s:String}",
+        {"s": SUBJECT},
     )
     assert rows == [(issued[0], issued[1] + 1, 0)], "retracted: its archive date is now T0 + 200 days + 3 years, ahead"
     due = cli("retention", "due", "--as-of", late.isoformat(), "--json", "--dsn", chdb_dsn, "--database", database)
@@ -187,7 +189,9 @@ def test_states_written_in_another_format_are_refused_with_one_line(tmp_path: Pa
     events = batch(tmp_path / "1.avro", [registered(SUBJECT, T0)])
     run(events, chdb_dsn, database)
     sink = ClickHouseSink(chdb_dsn, database)
-    sink.command("INSERT INTO {db}.subject_states SELECT subject_id, format + 1, run + 1, state FROM {db}.subject_states")
+    sink.command(
+        "INSERT INTO {db:Identifier}.subject_states SELECT subject_id, format + 1, run + 1, state FROM {db:Identifier}.subject_states"
+    )
     result = cli("run", str(events), "--dsn", chdb_dsn, "--database", database, "--no-overview")
     assert result.exit_code != 0
     line = result.output.strip().splitlines()[-1]
@@ -196,7 +200,9 @@ def test_states_written_in_another_format_are_refused_with_one_line(tmp_path: Pa
 
 def test_outputs_without_saved_states_are_refused(tmp_path: Path, chdb_dsn: str, database: str) -> None:
     sink = ClickHouseSink(chdb_dsn, database)
-    sink.command("INSERT INTO {db}.subject_holdings (subject_id, revision, latest_event_at) VALUES ('cand-x', 1, now64(6))")
+    sink.command(
+        "INSERT INTO {db:Identifier}.subject_holdings (subject_id, revision, latest_event_at) VALUES ('cand-x', 1, now64(6))"
+    )
     result = cli("run", str(batch(tmp_path / "1.avro", [registered(SUBJECT, T0)])), "--dsn", chdb_dsn, "--database", database)
     assert result.exit_code != 0 and "no saved states" in result.output
 
@@ -204,7 +210,9 @@ def test_outputs_without_saved_states_are_refused(tmp_path: Path, chdb_dsn: str,
 def test_saved_states_are_the_pickled_form_the_workers_share(tmp_path: Path, chdb_dsn: str, database: str) -> None:
     run(batch(tmp_path / "1.avro", [registered(SUBJECT, T0)]), chdb_dsn, database)
     sink = ClickHouseSink(chdb_dsn, database)
-    ((data, fmt),) = sink.query("SELECT state, format FROM {db}.subject_states FINAL", column_formats={"state": "bytes"})
+    ((data, fmt),) = sink.reader.query(
+        "SELECT state, format FROM {db:Identifier}.subject_states FINAL", column_formats={"state": "bytes"}
+    )
     state = pickle.loads(data)
     assert fmt == STATE_FORMAT and state.subject_id == SUBJECT and state.__getstate__()[0] is None
     assert subject_states.load(sink).states[SUBJECT].seen == state.seen
@@ -243,7 +251,7 @@ def whole_digests(small_file: tuple[Path, list[Event]], chdb_dsn: str) -> dict[s
 
 
 def digests(dsn: str, database: str) -> dict[str, tuple[int, str]]:
-    found = table_digests(ClickHouseSink(dsn, database))
+    found = table_digests(ClickHouseSink(dsn, database).reader)
     found.pop("dead_letters")
     return found
 
@@ -276,7 +284,9 @@ def test_a_split_where_a_batch_issues_what_the_next_retracts_gives_the_digests_o
     back = next(i for i, e in enumerate(events) if e.record.get("event_id") == eid("cand-gap", "back"))
     database = split_run(events, [back, len(events) - 1], chdb_dsn, tmp_path)
     sink = ClickHouseSink(chdb_dsn, database)
-    retracted = sink.query("SELECT subject_id FROM {db}.retention_actions FINAL WHERE active = 0 ORDER BY subject_id")
+    retracted = sink.reader.query(
+        "SELECT subject_id FROM {db:Identifier}.retention_actions FINAL WHERE active = 0 ORDER BY subject_id"
+    )
     archived = GeneratorConfig(subjects=1, days=1, seed=0).start + timedelta(days=3 * 365)  # both registered at the start
 
     def clock_passed_archive(batches: Sequence[Event]) -> bool:
@@ -309,7 +319,7 @@ def test_an_as_of_before_the_clock_an_earlier_run_reached_is_said_and_not_follow
     again = run(events, chdb_dsn, database, "--as-of", T0.strftime("%Y-%m-%dT%H:%M:%S"))
     assert f"retention clock kept at {later.isoformat()}" in again.output
     sink = ClickHouseSink(chdb_dsn, database)
-    live = sink.query("SELECT count() FROM (SELECT * FROM {db}.retention_actions FINAL) WHERE active = 1")
+    live = sink.reader.query("SELECT count() FROM (SELECT * FROM {db:Identifier}.retention_actions FINAL) WHERE active = 1")
     assert live == [(1,)], "the archive issued at the later clock stands [2.3.1]"
 
 
@@ -332,8 +342,8 @@ def test_a_first_run_cut_short_after_its_outputs_is_run_again_to_the_same_tables
         patch.setattr(subject_states, "save", killed)
         assert cli("run", str(events), "--dsn", chdb_dsn, "--database", database, "--no-overview").exit_code != 0
     sink = ClickHouseSink(chdb_dsn, database)
-    assert sink.query("SELECT count() FROM {db}.subject_holdings") == [(1,)]
-    assert sink.query("SELECT count() FROM {db}.subject_states") == [(0,)]
+    assert sink.reader.query("SELECT count() FROM {db:Identifier}.subject_holdings") == [(1,)]
+    assert sink.reader.query("SELECT count() FROM {db:Identifier}.subject_states") == [(0,)]
     run(events, chdb_dsn, database)
     assert digests(chdb_dsn, database) == digests(chdb_dsn, clean)
 
@@ -345,7 +355,7 @@ def test_a_saved_state_this_version_cannot_unpickle_is_refused_with_one_line(
     events = batch(tmp_path / "1.avro", [registered(SUBJECT, T0)])
     run(events, chdb_dsn, database)
     sink = ClickHouseSink(chdb_dsn, database)
-    ((data,),) = sink.query("SELECT state FROM {db}.subject_states FINAL", column_formats={"state": "bytes"})
+    ((data,),) = sink.reader.query("SELECT state FROM {db:Identifier}.subject_states FINAL", column_formats={"state": "bytes"})
     state = pickle.loads(data)
     _, values = state.__getstate__()
     later = pickle.dumps(state).replace(b"holdings_revision", b"holdings_revisiox")  # a field this version lacks

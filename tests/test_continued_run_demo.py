@@ -16,9 +16,9 @@ from consentflow.generator import GeneratorConfig, generate
 
 _DIGESTS = """
 import json, sys
-from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.digest import table_digests
-found = table_digests(ClickHouseSink(sys.argv[1], "consentflow", create_schema=False))
+from consentflow.sinks.reading import open_tables
+found = table_digests(open_tables(sys.argv[1], "consentflow"))
 found.pop("dead_letters")
 print(json.dumps(found))
 """

@@ -208,13 +208,13 @@ def test_a_bad_argument_or_unknown_id_ends_with_one_line_and_harms_nothing(
     data: Dataset, run: Any, chdb_dsn: str, args: list[str], message: str
 ) -> None:
     sink = ClickHouseSink(chdb_dsn, DATABASE)
-    before = sink.query("SELECT count() FROM {db}.ledger")[0][0]
+    before = sink.reader.query("SELECT count() FROM {db:Identifier}.ledger")[0][0]
     result = run(*args)
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ")
     assert message in lines[0]
-    assert sink.query("SELECT count() FROM {db}.ledger")[0][0] == before > 0
+    assert sink.reader.query("SELECT count() FROM {db:Identifier}.ledger")[0][0] == before > 0
 
 
 @pytest.mark.parametrize("where", ["no/such/dir.txt", "."], ids=["missing directory", "a directory"])
@@ -241,7 +241,9 @@ def test_an_unreachable_or_empty_clickhouse_ends_with_one_line(
     assert len(result.output.splitlines()) == 1 and result.output.startswith("Error: ")
     assert message in result.output
     assert not Path("/nonexistent").exists()
-    databases = ClickHouseSink(chdb_dsn, DATABASE).query("SELECT name FROM system.databases WHERE name = 'no_such_database'")
+    databases = ClickHouseSink(chdb_dsn, DATABASE).reader.query(
+        "SELECT name FROM system.databases WHERE name = 'no_such_database'"
+    )
     assert databases == []  # a reader creates nothing
 
 

@@ -20,6 +20,7 @@ from consentflow.policy.versions import load_policy
 from consentflow.policy.vocabulary import Purpose, Rule
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, connect
+from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
 from tests import dpo_expected as expected
 from tests.dpo_expected import Dataset
@@ -31,7 +32,7 @@ def data(tmp_path_factory: pytest.TempPathFactory, chdb_dsn: str) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def sink(data: Dataset, chdb_dsn: str) -> ClickHouseSink:
+def sink(data: Dataset, chdb_dsn: str) -> TableReader:
     return open_tables(chdb_dsn, data.database)
 
 
@@ -50,7 +51,7 @@ def _sample(data: Dataset, n: int) -> list[str]:
 # -- who-has, countries ------------------------------------------------------------------
 
 
-def test_who_has_lists_every_recipient_of_a_subject_now_and_at_past_instants(data: Dataset, sink: ClickHouseSink) -> None:
+def test_who_has_lists_every_recipient_of_a_subject_now_and_at_past_instants(data: Dataset, sink: TableReader) -> None:
     instants: list[datetime | None] = [None, *_instants(data, 2, seed=1)]
     compared = 0
     for subject in _sample(data, 100):
@@ -73,7 +74,7 @@ def test_who_has_lists_every_recipient_of_a_subject_now_and_at_past_instants(dat
     assert compared > 500
 
 
-def test_who_has_shows_a_transfer_made_before_its_mechanism_held(data: Dataset, sink: ClickHouseSink) -> None:
+def test_who_has_shows_a_transfer_made_before_its_mechanism_held(data: Dataset, sink: TableReader) -> None:
     """[7] a mechanism counts from the day it holds: edges before it went under none."""
     unframed = [p for p in data.processings if p.mechanism == "none"]
     assert unframed, "the dataset should hold a transfer without a mechanism"
@@ -83,7 +84,7 @@ def test_who_has_shows_a_transfer_made_before_its_mechanism_held(data: Dataset, 
 
 
 def test_countries_are_the_storage_countries_of_the_policy_and_every_country_data_went_to(
-    data: Dataset, sink: ClickHouseSink
+    data: Dataset, sink: TableReader
 ) -> None:
     stored = load_policy().storage_countries
     assert stored and all(in_eea(c) for c in stored)  # "We keep your Personal Data in the European Union" [7]
@@ -105,7 +106,7 @@ def test_countries_are_the_storage_countries_of_the_policy_and_every_country_dat
 # -- consent -----------------------------------------------------------------------------
 
 
-def test_consent_state_and_history_per_purpose_at_any_instant(data: Dataset, sink: ClickHouseSink) -> None:
+def test_consent_state_and_history_per_purpose_at_any_instant(data: Dataset, sink: TableReader) -> None:
     consent_events = {r["event_id"]: r for r in data.of_topic("consent")}
     states: set[str] = set()
     for subject in _sample(data, 60):
@@ -130,7 +131,7 @@ def test_consent_state_and_history_per_purpose_at_any_instant(data: Dataset, sin
     assert states == {"granted", "withdrawn", "refused", "never_asked"}
 
 
-def test_consent_for_one_purpose_and_a_subject_never_asked(data: Dataset, sink: ClickHouseSink) -> None:
+def test_consent_for_one_purpose_and_a_subject_never_asked(data: Dataset, sink: TableReader) -> None:
     withdrawal = next(r for r in data.of_topic("consent") if r["action"] == "withdrawn")
     subject, purpose, t = withdrawal["subject_id"], Purpose(withdrawal["purpose"]), withdrawal["occurred_at"]
     at_withdrawal = consent_queries.consent(sink, subject, purpose, t)
@@ -146,7 +147,7 @@ def test_consent_for_one_purpose_and_a_subject_never_asked(data: Dataset, sink: 
 # -- breach, transfers -------------------------------------------------------------------
 
 
-def test_breach_lists_the_subjects_and_categories_a_recipient_received_in_a_window(data: Dataset, sink: ClickHouseSink) -> None:
+def test_breach_lists_the_subjects_and_categories_a_recipient_received_in_a_window(data: Dataset, sink: TableReader) -> None:
     first = min(p.at for p in data.processings).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     recipients = sorted({p.recipient_id for p in data.processings})
     seen = 0
@@ -165,7 +166,7 @@ def test_breach_lists_the_subjects_and_categories_a_recipient_received_in_a_wind
     assert seen > 500
 
 
-def test_a_breach_window_is_half_open(data: Dataset, sink: ClickHouseSink) -> None:
+def test_a_breach_window_is_half_open(data: Dataset, sink: TableReader) -> None:
     p = data.processings[len(data.processings) // 2]
     starting = lineage_queries.breach(sink, p.recipient_id, p.at, p.at + timedelta(microseconds=1))
     ending = lineage_queries.breach(sink, p.recipient_id, p.at - timedelta(hours=1), p.at)
@@ -177,7 +178,7 @@ def test_a_breach_window_is_half_open(data: Dataset, sink: ClickHouseSink) -> No
 
 @pytest.mark.parametrize("outside_eea", [False, True])
 def test_transfers_by_country_recipient_and_mechanism_flag_those_nothing_frames(
-    data: Dataset, sink: ClickHouseSink, outside_eea: bool
+    data: Dataset, sink: TableReader, outside_eea: bool
 ) -> None:
     rows = lineage_queries.transfers(sink, outside_eea=outside_eea)
     got = {(t.country, t.recipient_id, t.mechanism): {"edges": t.edges, "subjects": t.subjects, "framed": t.framed} for t in rows}
@@ -190,20 +191,20 @@ def test_transfers_by_country_recipient_and_mechanism_flag_those_nothing_frames(
 # -- violations, retention, erasure notices ---------------------------------------------
 
 
-def test_violations_are_the_injected_ones_at_their_latest_verdict(data: Dataset, sink: ClickHouseSink) -> None:
+def test_violations_are_the_injected_ones_at_their_latest_verdict(data: Dataset, sink: TableReader) -> None:
     """Two deliveries in two orders issued provisional verdicts and retractions: only the standing ones are listed."""
     rows = compliance_queries.violations(sink)
     assert {(v.rule, v.evidence_event_ids[0], v.subject_id) for v in rows} == expected.injected(data)
-    assert sink.query("SELECT count() FROM {db}.violations")[0][0] > 2 * len(rows)  # every verdict, every revision
+    assert sink.query("SELECT count() FROM {db:Identifier}.violations")[0][0] > 2 * len(rows)  # every verdict, every revision
     assert len({v.violation_id for v in rows}) == len(rows)
     retracted = sink.query(
         "SELECT countIf(final = 0 AND ever = 1) FROM "
-        "(SELECT argMax(active, revision) AS final, max(active) AS ever FROM {db}.violations GROUP BY violation_id)"
+        "(SELECT argMax(active, revision) AS final, max(active) AS ever FROM {db:Identifier}.violations GROUP BY violation_id)"
     )[0][0]
     assert retracted > 0, "the dataset should hold verdicts issued active and retracted later"
 
 
-def test_violations_since_an_instant_and_of_one_rule(data: Dataset, sink: ClickHouseSink) -> None:
+def test_violations_since_an_instant_and_of_one_rule(data: Dataset, sink: TableReader) -> None:
     rules = sorted({t["rule"] for t in data.truth})
     assert len(rules) >= 5
     since = _instants(data, 1, seed=3)[0]
@@ -213,7 +214,7 @@ def test_violations_since_an_instant_and_of_one_rule(data: Dataset, sink: ClickH
         assert all(v.occurred_at >= since for v in rows)
 
 
-def test_retention_due_lists_the_archive_dates_of_open_accounts(data: Dataset, sink: ClickHouseSink) -> None:
+def test_retention_due_lists_the_archive_dates_of_open_accounts(data: Dataset, sink: TableReader) -> None:
     archives = expected.open_account_archives(data)
     assert len(archives) > 50
     dates = sorted(at for at, _ in archives.values())
@@ -228,9 +229,7 @@ def test_retention_due_lists_the_archive_dates_of_open_accounts(data: Dataset, s
     assert len({r.action_id for r in everything}) == len(everything) > len(due)
 
 
-def test_retention_due_after_the_runs_clock_lists_what_the_plans_hold_not_yet_emitted(
-    data: Dataset, sink: ClickHouseSink
-) -> None:
+def test_retention_due_after_the_runs_clock_lists_what_the_plans_hold_not_yet_emitted(data: Dataset, sink: TableReader) -> None:
     """Finding 6: for an instant after the run's clock, the answer comes from each subject's plan: the financial
     deletions of [2.3.2] (ten years from the end of the financial year of the last payment) are due then, not yet
     emitted, each with the latest event time its plan rests on; what was emitted by the clock is still there."""
@@ -249,7 +248,7 @@ def test_retention_due_after_the_runs_clock_lists_what_the_plans_hold_not_yet_em
     assert {r.subject_id for r in just_before if r.action == "delete"} == {s for s, (d, _) in deletions.items() if d < later}
 
 
-def test_erasure_notices_name_what_each_recipient_must_erase(data: Dataset, sink: ClickHouseSink) -> None:
+def test_erasure_notices_name_what_each_recipient_must_erase(data: Dataset, sink: TableReader) -> None:
     erased = sorted({r["subject_id"] for r in data.of_topic("rights") if r["right"] == "erasure" and r["status"] == "fulfilled"})
     assert erased
     for subject in erased:
@@ -282,22 +281,22 @@ def test_erasure_notices_name_what_each_recipient_must_erase(data: Dataset, sink
 )
 @pytest.mark.parametrize("subject", ["subj-9999999", "x' OR '1'='1", "subj-0000001'; DROP TABLE ledger; --", "subj-0000001\n"])
 def test_an_unknown_or_hostile_subject_is_unknown_and_harms_nothing(
-    data: Dataset, sink: ClickHouseSink, ask: object, subject: str
+    data: Dataset, sink: TableReader, ask: object, subject: str
 ) -> None:
     """Values are bound server-side: SQL in an id is an id nobody has, and every table is still there afterwards."""
-    before = sink.query("SELECT count() FROM {db}.ledger")[0][0]
+    before = sink.query("SELECT count() FROM {db:Identifier}.ledger")[0][0]
     with pytest.raises(UnknownId, match="unknown subject"):
         ask(sink, subject)  # type: ignore[operator]
-    assert sink.query("SELECT count() FROM {db}.ledger")[0][0] == before > 0
+    assert sink.query("SELECT count() FROM {db:Identifier}.ledger")[0][0] == before > 0
 
 
 @pytest.mark.parametrize("recipient", ["nobody-inc", "cloudnest' OR 1=1 --"])
-def test_a_breach_at_an_unknown_recipient_is_refused(data: Dataset, sink: ClickHouseSink, recipient: str) -> None:
+def test_a_breach_at_an_unknown_recipient_is_refused(data: Dataset, sink: TableReader, recipient: str) -> None:
     with pytest.raises(UnknownId, match="unknown recipient"):
         lineage_queries.breach(sink, recipient, datetime(2021, 1, 1, tzinfo=UTC), datetime(2022, 1, 1, tzinfo=UTC))
 
 
-def test_a_known_recipient_with_nothing_in_the_window_is_an_empty_answer(data: Dataset, sink: ClickHouseSink) -> None:
+def test_a_known_recipient_with_nothing_in_the_window_is_an_empty_answer(data: Dataset, sink: TableReader) -> None:
     impact = lineage_queries.breach(
         sink, data.processings[0].recipient_id, datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 2, 1, tzinfo=UTC)
     )
@@ -347,7 +346,7 @@ def test_purposes_and_rules_are_the_policys_words() -> None:
 
 
 def test_opening_a_database_without_tables_refuses_and_creates_nothing(
-    sink: ClickHouseSink, chdb_dsn: str, database: str, tmp_path: Path
+    sink: TableReader, chdb_dsn: str, database: str, tmp_path: Path
 ) -> None:
     with pytest.raises(TablesMissing, match=database):
         open_tables(chdb_dsn, database)
@@ -377,7 +376,7 @@ class _Recording:
         return getattr(self.real, name)
 
 
-def test_a_reader_sends_no_ddl(sink: ClickHouseSink, chdb_dsn: str, data: Dataset) -> None:
+def test_a_reader_sends_no_ddl(sink: TableReader, chdb_dsn: str, data: Dataset) -> None:
     """A read-only ClickHouse user can ask: opening the tables and answering create nothing."""
     client = _Recording(connect(chdb_dsn))
     reader = open_tables(chdb_dsn, data.database, client_factory=lambda _dsn: client)
@@ -403,9 +402,9 @@ def test_the_consent_answer_and_the_overview_let_a_same_instant_withdrawal_preva
     withdrawn = consent_event("cand-tie", Purpose.MARKETING, ConsentAction.WITHDRAWN, when, name=f"w{pair}")
     sink = ClickHouseSink(chdb_dsn, database)
     run_events([(CONSENT, granted.record), (CONSENT, withdrawn.record)], Processor(), sink)
-    answer = consent_queries.consent(sink, "cand-tie", Purpose.MARKETING)
+    answer = consent_queries.consent(sink.reader, "cand-tie", Purpose.MARKETING)
     (marketing,) = answer.purposes
     assert marketing.state == "withdrawn"
     assert [fact.event_id for fact in marketing.history] == [granted.record["event_id"], withdrawn.record["event_id"]]
-    rates = {row["purpose"]: row for row in overview(sink)["consent_by_purpose"]}
+    rates = {row["purpose"]: row for row in overview(sink.reader)["consent_by_purpose"]}
     assert (rates["marketing"]["granted"], rates["marketing"]["asked"]) == (0, 1)

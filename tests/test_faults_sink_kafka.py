@@ -99,7 +99,7 @@ def test_a_stop_while_clickhouse_is_away_mid_flush_commits_nothing_and_the_next_
         successor = ClickHouseSink(chdb_dsn, database)  # ClickHouse is there for this one
         SinkConsumer(kafka_bootstrap, prefix, SingleObjectCodec(), successor, group_id=group).run(idle_exit=3.0)
         assert group_lag(kafka_bootstrap, group, [topic]) == 0
-        assert successor.query("SELECT count() FROM {db}.dead_letters FINAL") == [(3,)]
+        assert successor.reader.query("SELECT count() FROM {db:Identifier}.dead_letters FINAL") == [(3,)]
     finally:
         delete_topics_under(kafka_bootstrap, prefix)
 

@@ -103,7 +103,7 @@ def test_the_removal_survives_the_recipients_table(chdb_dsn: str, database: str)
     sink = ClickHouseSink(chdb_dsn, database)
     removal = null_value(RECIPIENTS, "cf.recipients", 0, 1, b"rcpt-1", TOMBSTONE_MS)
     run_events([(RECIPIENTS, registered()), (RECIPIENTS, removal)], Processor(), sink)
-    registry = registry_from_tables(sink)
+    registry = registry_from_tables(sink.reader)
     assert registry.at("rcpt-1", T0 - timedelta(days=1)) is not None and registry.at("rcpt-1", T0) is None
     latest = registry.latest("rcpt-1")
     assert latest is not None and latest.name == "Mailer Inc" and not latest.active

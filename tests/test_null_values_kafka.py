@@ -149,31 +149,33 @@ def run(kafka_bootstrap: str, chdb_dsn: str, tmp_path_factory: pytest.TempPathFa
 
 
 def test_a_null_value_on_a_subject_topic_is_the_same_dead_letter_live_and_replayed(run: Run) -> None:
-    assert table_digests(run.live) == table_digests(run.replayed)
+    assert table_digests(run.live.reader) == table_digests(run.replayed.reader)
     for sink in (run.live, run.replayed):
-        ((topic, key, value, reason, error_type),) = sink.query(
-            "SELECT topic, key_hex, value_hex, reason, error_type FROM {db}.dead_letters FINAL"
+        ((topic, key, value, reason, error_type),) = sink.reader.query(
+            "SELECT topic, key_hex, value_hex, reason, error_type FROM {db:Identifier}.dead_letters FINAL"
         )
         assert topic.endswith(".consent") and bytes.fromhex(key) == SUBJECT.encode() and value is None
         assert reason.startswith("consent: null value at ") and f"{topic}[0]@" in reason and repr(SUBJECT) in reason
         assert error_type == "ContractError"
         # The good events around it went on: the grant is in the ledger.
-        assert sink.query("SELECT count() FROM {db}.ledger FINAL")[0][0] == 1
+        assert sink.reader.query("SELECT count() FROM {db:Identifier}.ledger FINAL")[0][0] == 1
 
 
 def test_a_registry_tombstone_removes_the_recipient_from_its_timestamp_on_live_and_replayed(run: Run) -> None:
     for sink in (run.live, run.replayed):
         unregistered = {
             event_id
-            for (event_id,) in sink.query(
-                "SELECT evidence_event_ids[1] FROM {db}.violations FINAL WHERE active = 1 AND rule = 'unregistered_recipient'"
+            for (event_id,) in sink.reader.query(
+                "SELECT evidence_event_ids[1] FROM {db:Identifier}.violations FINAL WHERE active = 1 AND rule = 'unregistered_recipient'"
             )
         }
         assert unregistered == {run.after}, "only the disclosure dated after the tombstone went to an unregistered recipient"
         # The removal is in the registry table, inactive from the tombstone's timestamp, as both drivers wrote it.
-        rows = sink.query("SELECT recipient_id, since, active FROM {db}.recipients FINAL ORDER BY recipient_id, since")
+        rows = sink.reader.query(
+            "SELECT recipient_id, since, active FROM {db:Identifier}.recipients FINAL ORDER BY recipient_id, since"
+        )
         removals = [(r, since) for r, since, active in rows if not active]
         assert [r for r, _ in removals] == [GONE]
         since = removals[0][1].replace(tzinfo=UTC) if removals[0][1].tzinfo is None else removals[0][1]
         assert run.tombstone_at - timedelta(seconds=30) < since <= run.tombstone_at
-    assert table_digests(run.live)["recipients"] == table_digests(run.replayed)["recipients"]
+    assert table_digests(run.live.reader)["recipients"] == table_digests(run.replayed.reader)["recipients"]

@@ -31,12 +31,12 @@ def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
     pipeline.start_worker("w1")
     pipeline.wait_caught_up()
     pipeline.stop()
-    sink = pipeline.drain(chdb_dsn)
-    digests = table_digests(sink)
+    tables = pipeline.drain(chdb_dsn)
+    digests = table_digests(tables)
     assert digests.pop("dead_letters")[0] == 1
     assert digests == {k: v for k, v in embedded_digests.items() if k != "dead_letters"}
-    ((topic, partition, offset, key, value, reason),) = sink.query(
-        "SELECT topic, partition, offset, key_hex, value_hex, reason FROM {db}.dead_letters FINAL"
+    ((topic, partition, offset, key, value, reason),) = tables.query(
+        "SELECT topic, partition, offset, key_hex, value_hex, reason FROM {db:Identifier}.dead_letters FINAL"
     )
     assert (topic, partition, bytes.fromhex(key)) == (f"{pipeline.prefix}.consent", 2, b"subj-garbage")
     assert offset >= 0

@@ -61,9 +61,9 @@ def test_the_sink_and_a_replay_refuse_the_same_registry_records(kafka_bootstrap:
     assert result.exit_code == 0, result.output
     replayed = ClickHouseSink(chdb_dsn, database)
     for sink in (live, replayed):
-        assert [r for (r,) in sink.query("SELECT recipient_id FROM {db}.recipients FINAL")] == ["rcpt-good"]
-        reasons = sorted(r for (r,) in sink.query("SELECT reason FROM {db}.dead_letters FINAL"))
+        assert [r for (r,) in sink.reader.query("SELECT recipient_id FROM {db:Identifier}.recipients FINAL")] == ["rcpt-good"]
+        reasons = sorted(r for (r,) in sink.reader.query("SELECT reason FROM {db:Identifier}.dead_letters FINAL"))
         assert len(reasons) == 2 and "field kind" in reasons[0] and "field occurred_at" in reasons[1], reasons
-    live_digests, replay_digests = table_digests(live), table_digests(replayed)
+    live_digests, replay_digests = table_digests(live.reader), table_digests(replayed.reader)
     assert live_digests["recipients"] == replay_digests["recipients"]
     assert live_digests["dead_letters"] == replay_digests["dead_letters"]

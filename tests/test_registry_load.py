@@ -127,9 +127,9 @@ def test_the_example_file_is_the_generators_registry() -> None:
 
 
 def _recipients_table(chdb_dsn: str, database: str) -> list[dict[str, Any]]:
-    rows = ClickHouseSink(chdb_dsn, database).query(
+    rows = ClickHouseSink(chdb_dsn, database).reader.query(
         "SELECT recipient_id, name, kind, country, since, allowed_purposes, mechanisms, mechanism_from, mechanism_until, active "
-        "FROM {db}.recipients FINAL"
+        "FROM {db:Identifier}.recipients FINAL"
     )
     utc = lambda t: None if t is None else t.replace(tzinfo=UTC)  # noqa: E731 -- ClickHouse hands UTC back without a zone
     return [
@@ -163,7 +163,7 @@ def test_embedded_load_fills_the_recipients_table_and_a_second_load_changes_noth
     assert _sorted(_recipients_table(chdb_dsn, database)) == _sorted(expected_versions(GOOD))
     again = cli("registry", "load", str(good_file), "--embedded", "--dsn", chdb_dsn, "--database", database)
     assert again.exit_code == 0, again.output
-    assert ClickHouseSink(chdb_dsn, database).query("SELECT count() FROM {db}.recipients FINAL")[0][0] == 3
+    assert ClickHouseSink(chdb_dsn, database).reader.query("SELECT count() FROM {db:Identifier}.recipients FINAL")[0][0] == 3
 
 
 def test_the_example_loads_cleanly(chdb_dsn: str, database: str) -> None:

@@ -73,7 +73,7 @@ def embedded_run(dataset: Path, chdb_dsn: str) -> str:
 def embedded(dataset: Path, chdb_dsn: str) -> str:
     """The reference database: the file through the embedded runner, never modified."""
     database = embedded_run(dataset, chdb_dsn)
-    digests = table_digests(ClickHouseSink(chdb_dsn, database))
+    digests = table_digests(ClickHouseSink(chdb_dsn, database).reader)
     assert digests["ledger"][0] > 100 and digests["lineage_edges"][0] > 100 and digests["violations"][0] > 0
     return database
 
@@ -89,7 +89,9 @@ def consent_chains(events: Events) -> dict[tuple[str, int], str]:
 
 def ledger_rows(chdb_dsn: str, database: str) -> dict[tuple[str, int], str]:
     sink = ClickHouseSink(chdb_dsn, database)
-    return {(s, int(n)): e for s, n, e in sink.query("SELECT subject_id, sequence, event_id FROM {db}.ledger FINAL")}
+    return {
+        (s, int(n)): e for s, n, e in sink.reader.query("SELECT subject_id, sequence, event_id FROM {db:Identifier}.ledger FINAL")
+    }
 
 
 # -- Kafka: the input topics replayed ---------------------------------------------------------------
@@ -148,15 +150,15 @@ def test_two_replays_leave_identical_tables_equal_to_the_embedded_run(
 ) -> None:
     first = replay(kafka_bootstrap, topics, chdb_dsn, "--from-beginning")
     second = replay(kafka_bootstrap, topics, chdb_dsn, "--from-beginning")
-    first_digests = table_digests(ClickHouseSink(chdb_dsn, first))
-    assert table_digests(ClickHouseSink(chdb_dsn, second)) == first_digests
-    reference = table_digests(ClickHouseSink(chdb_dsn, embedded))
+    first_digests = table_digests(ClickHouseSink(chdb_dsn, first).reader)
+    assert table_digests(ClickHouseSink(chdb_dsn, second).reader) == first_digests
+    reference = table_digests(ClickHouseSink(chdb_dsn, embedded).reader)
     assert first_digests.pop("dead_letters")[0] == 1
     assert first_digests == {k: v for k, v in reference.items() if k != "dead_letters"}
 
     # The undecodable message is kept with its coordinates and original bytes, the stream went on.
-    ((topic, partition, key, value, reason),) = ClickHouseSink(chdb_dsn, first).query(
-        "SELECT topic, partition, key_hex, value_hex, reason FROM {db}.dead_letters FINAL"
+    ((topic, partition, key, value, reason),) = ClickHouseSink(chdb_dsn, first).reader.query(
+        "SELECT topic, partition, key_hex, value_hex, reason FROM {db:Identifier}.dead_letters FINAL"
     )
     assert (topic, partition, bytes.fromhex(key), bytes.fromhex(value)) == (
         CONSENT.name(topics.prefix),
@@ -183,10 +185,10 @@ def test_from_time_replays_only_the_events_emitted_from_then_on(
     sink = ClickHouseSink(chdb_dsn, later)
     earlier_ids = {r["event_id"] for _, r in topics.before}
     later_ids = {r["event_id"] for _, r in topics.after}
-    sources = {e for (e,) in sink.query("SELECT source_event_id FROM {db}.lineage_edges FINAL")}
+    sources = {e for (e,) in sink.reader.query("SELECT source_event_id FROM {db:Identifier}.lineage_edges FINAL")}
     assert sources and sources <= later_ids and not sources & earlier_ids
     # The registry is read whole whatever the window: processors need every recipient [7].
-    registry_ids = {e for (e,) in sink.query("SELECT event_id FROM {db}.recipients FINAL")}
+    registry_ids = {e for (e,) in sink.reader.query("SELECT event_id FROM {db:Identifier}.recipients FINAL")}
     assert registry_ids == {r["event_id"] for _, r in topics.registry}
     result = cli("verify", "--dsn", chdb_dsn, "--database", later)
     assert result.exit_code == 0, result.output
@@ -194,19 +196,19 @@ def test_from_time_replays_only_the_events_emitted_from_then_on(
     # And up to that instant: the earlier batch only.
     earlier = replay(kafka_bootstrap, topics, chdb_dsn, "--from-beginning", "--to-time", topics.cut.isoformat())
     assert ledger_rows(chdb_dsn, earlier) == consent_chains(topics.before)
-    assert ClickHouseSink(chdb_dsn, earlier).query("SELECT count() FROM {db}.dead_letters")[0][0] == 0
+    assert ClickHouseSink(chdb_dsn, earlier).reader.query("SELECT count() FROM {db:Identifier}.dead_letters")[0][0] == 0
 
 
 # -- the command's edges (no broker needed) ---------------------------------------------------------
 
 
 def test_replay_refuses_a_database_that_already_holds_rows(chdb_dsn: str, embedded: str) -> None:
-    before = table_digests(ClickHouseSink(chdb_dsn, embedded))
+    before = table_digests(ClickHouseSink(chdb_dsn, embedded).reader)
     result = cli("replay", "--from-beginning", "--into", chdb_dsn, "--database", embedded, "--bootstrap", "127.0.0.1:1")
     assert result.exit_code != 0
     message = result.output.strip().splitlines()[-1]
     assert message.startswith("Error: ") and "not fresh" in message and embedded in message
-    assert table_digests(ClickHouseSink(chdb_dsn, embedded)) == before
+    assert table_digests(ClickHouseSink(chdb_dsn, embedded).reader) == before
 
 
 @pytest.mark.parametrize(
@@ -247,14 +249,14 @@ def test_verify_names_an_entry_altered_in_place(dataset: Path, events: Events, c
     database = embedded_run(dataset, chdb_dsn)
     subject, chain = _long_chain(events)
     sink = ClickHouseSink(chdb_dsn, database)
-    sink.query(
-        "ALTER TABLE {db}.ledger UPDATE channel = 'tampered' WHERE subject_id = {s:String} AND sequence = 1 "
+    sink.reader.query(
+        "ALTER TABLE {db:Identifier}.ledger UPDATE channel = 'tampered' WHERE subject_id = {s:String} AND sequence = 1 "
         "SETTINGS mutations_sync = 2",
         {"s": subject},
     )
-    assert sink.query("SELECT channel FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = 1", {"s": subject}) == [
-        ("tampered",)
-    ]
+    assert sink.reader.query(
+        "SELECT channel FROM {db:Identifier}.ledger FINAL WHERE subject_id = {s:String} AND sequence = 1", {"s": subject}
+    ) == [("tampered",)]
     result = cli("verify", "--dsn", chdb_dsn, "--database", database)
     assert result.exit_code != 0
     broken = [line for line in result.output.splitlines() if "BROKEN" in line]
@@ -273,12 +275,14 @@ def test_verify_names_a_forged_row_and_against_shows_the_first_difference(
     sink = ClickHouseSink(chdb_dsn, database)
     columns = [
         c
-        for c, _ in sink.query(
+        for c, _ in sink.reader.query(
             "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'ledger' ORDER BY position",
             {"d": database},
         )
     ]
-    (row,) = sink.query("SELECT * FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = 2", {"s": subject})
+    (row,) = sink.reader.query(
+        "SELECT * FROM {db:Identifier}.ledger FINAL WHERE subject_id = {s:String} AND sequence = 2", {"s": subject}
+    )
     original = dict(zip(columns, row, strict=True))
     forged_action = "withdrawn" if original["action"] != "withdrawn" else "granted"
     # A forged row under the same key, hashes copied from the genuine one: FINAL now reads the forgery.
@@ -306,13 +310,14 @@ def test_a_fork_stays_in_the_ledger_and_verify_names_it(dataset: Path, events: E
     sink = ClickHouseSink(chdb_dsn, database)
     columns = [
         c
-        for c, _ in sink.query(
+        for c, _ in sink.reader.query(
             "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'ledger' ORDER BY position",
             {"d": database},
         )
     ]
-    (row,) = sink.query(
-        "SELECT * FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}", {"s": subject, "n": last}
+    (row,) = sink.reader.query(
+        "SELECT * FROM {db:Identifier}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
+        {"s": subject, "n": last},
     )
     genuine = {**dict(zip(columns, row, strict=True)), "source": None}
     genuine["occurred_at"] = genuine["occurred_at"].replace(tzinfo=UTC)
@@ -322,8 +327,8 @@ def test_a_fork_stays_in_the_ledger_and_verify_names_it(dataset: Path, events: E
     sink.add("ledger", genuine)  # a redelivery of the genuine entry: it collapses with itself
     sink.flush()
 
-    kept = sink.query(
-        "SELECT entry_hash FROM {db}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
+    kept = sink.reader.query(
+        "SELECT entry_hash FROM {db:Identifier}.ledger FINAL WHERE subject_id = {s:String} AND sequence = {n:UInt64}",
         {"s": subject, "n": last},
     )
     assert sorted(h for (h,) in kept) == sorted([genuine["entry_hash"], forged["entry_hash"]])
@@ -338,8 +343,8 @@ def test_a_ledger_table_an_older_version_keyed_is_refused_naming_the_migration(c
     """CREATE TABLE IF NOT EXISTS would keep the old key, under which a fork silently collapses: the sink says so."""
     database = f"old_{uuid.uuid4().hex[:8]}"
     fresh = ClickHouseSink(chdb_dsn, database)
-    fresh.query("DROP TABLE {db}.ledger")
-    fresh.query(LEDGER.ddl(database).replace("ORDER BY (subject_id, sequence, entry_hash)", "ORDER BY (subject_id, sequence)"))
+    fresh.reader.query("DROP TABLE {db:Identifier}.ledger")
+    fresh.reader.query(LEDGER.ddl().replace("ORDER BY (subject_id, sequence, entry_hash)", "ORDER BY (subject_id, sequence)"))
     with pytest.raises(ValueError, match=rf"table {database}.ledger is sorted by \(subject_id, sequence\), this version needs"):
         ClickHouseSink(chdb_dsn, database)
 
@@ -348,8 +353,12 @@ def test_against_reports_a_row_missing_from_one_side(dataset: Path, events: Even
     database = embedded_run(dataset, chdb_dsn)
     sink = ClickHouseSink(chdb_dsn, database)
     # The first lineage edge in key order: what the comparison must name.
-    subject, when, edge = min(sink.query("SELECT subject_id, occurred_at, edge_id FROM {db}.lineage_edges FINAL"))
-    sink.query("ALTER TABLE {db}.lineage_edges DELETE WHERE edge_id = {e:String} SETTINGS mutations_sync = 2", {"e": edge})
+    subject, when, edge = min(
+        sink.reader.query("SELECT subject_id, occurred_at, edge_id FROM {db:Identifier}.lineage_edges FINAL")
+    )
+    sink.reader.query(
+        "ALTER TABLE {db:Identifier}.lineage_edges DELETE WHERE edge_id = {e:String} SETTINGS mutations_sync = 2", {"e": edge}
+    )
 
     result = cli("verify", "--dsn", chdb_dsn, "--database", embedded, "--against-database", database)
     assert result.exit_code != 0

@@ -178,10 +178,10 @@ def test_an_emitted_action_the_plan_no_longer_holds_is_still_listed_once(chdb_ds
         },
     )
     sink.flush()
-    rows = compliance_queries.retention_due(sink, datetime(2030, 1, 1, tzinfo=UTC))
+    rows = compliance_queries.retention_due(sink.reader, datetime(2030, 1, 1, tzinfo=UTC))
     assert [(r.due_at, r.emitted, r.planned_as_of) for r in rows] == [(moved, True, None), (kept, True, latest)]
-    assert [r.due_at for r in compliance_queries.retention_due(sink, moved)] == [moved]
-    assert [r.due_at for r in compliance_queries.retention_due(sink, datetime(2030, 1, 1, tzinfo=UTC), planned=False)] == [
+    assert [r.due_at for r in compliance_queries.retention_due(sink.reader, moved)] == [moved]
+    assert [r.due_at for r in compliance_queries.retention_due(sink.reader, datetime(2030, 1, 1, tzinfo=UTC), planned=False)] == [
         moved,
         kept,
     ]

@@ -29,12 +29,12 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _contents(sink: ClickHouseSink) -> dict[str, list[tuple[Any, ...]]]:
     """Every table read with FINAL, in a stable order."""
-    return {t.name: sorted(sink.query(f"SELECT * FROM {{db}}.`{t.name}` FINAL"), key=repr) for t in TABLES}
+    return {t.name: sorted(sink.reader.query(f"SELECT * FROM {{db:Identifier}}.`{t.name}` FINAL"), key=repr) for t in TABLES}
 
 
 def test_schema_has_every_table_and_the_by_recipient_copy(chdb_dsn: str, database: str) -> None:
     sink = ClickHouseSink(chdb_dsn, database)
-    names = {row[0] for row in sink.query("SELECT name FROM system.tables WHERE database = {d:String}", {"d": database})}
+    names = {row[0] for row in sink.reader.query("SELECT name FROM system.tables WHERE database = {d:String}", {"d": database})}
     assert {t.name for t in TABLES} | {"lineage_by_recipient"} <= names
     ClickHouseSink(chdb_dsn, database)  # creating it again is harmless
 
@@ -49,7 +49,7 @@ def test_a_replayed_run_leaves_query_results_unchanged(chdb_dsn: str, database: 
     # At-least-once: the whole stream delivered again, through a fresh processor (as after a crash without state).
     run_events(events, Processor(), sink)
     assert _contents(sink) == first
-    by_recipient = sink.query("SELECT count() FROM {db}.lineage_by_recipient FINAL")[0][0]
+    by_recipient = sink.reader.query("SELECT count() FROM {db:Identifier}.lineage_by_recipient FINAL")[0][0]
     assert by_recipient == len(first["lineage_edges"])
 
 
@@ -67,14 +67,14 @@ def test_columns_sent_as_arrow_are_stored_as_the_ddl_says_and_read_back_as_writt
     sink.flush()
     for table in TABLES:
         assert table.arrow_schema.names == table.column_names
-        stored = sink.query(
+        stored = sink.reader.query(
             "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = {t:String} ORDER BY position",
             {"d": database, "t": table.name},
         )
         assert stored == [(name, kind) for name, kind in table.columns], table.name
-    rows = sink.query(
+    rows = sink.reader.query(
         "SELECT edge_id, recipient_kind, country, transfer_mechanism, categories, toUnixTimestamp64Micro(occurred_at)"
-        " FROM {db}.lineage_edges"
+        " FROM {db:Identifier}.lineage_edges"
     )
     assert len(rows) == len(edges) > 1_000
     assert sorted(rows) == sorted(
@@ -136,7 +136,7 @@ def test_a_statement_lock_is_held_around_each_statement_and_free_between_them(ch
     assert len(statements) == created and lock.acquire(blocking=False)  # buffering runs no statement
     lock.release()
     sink.flush()
-    tables_written = sum(1 for t in TABLES if sink.query(f"SELECT count() FROM {{db}}.`{t.name}`")[0][0])
+    tables_written = sum(1 for t in TABLES if sink.reader.query(f"SELECT count() FROM {{db:Identifier}}.`{t.name}`")[0][0])
     assert tables_written >= 2
     # an insert per table written, then the count query of each table
     assert len(statements) == created + tables_written + len(TABLES)
@@ -183,12 +183,14 @@ def test_flush_returns_only_when_rows_are_in_clickhouse_and_buffers_by_size(chdb
     sink.add("lineage", edge)
     sink.add("lineage", dict(edge, edge_id="e2"))
     assert not sink.flush_due()
-    assert sink.query("SELECT count() FROM {db}.lineage_edges")[0][0] == 0
+    assert sink.reader.query("SELECT count() FROM {db:Identifier}.lineage_edges")[0][0] == 0
     sink.add("lineage", dict(edge, edge_id="e3", source={"topic": "consentflow.disclosure", "partition": 2, "offset": 7}))
     assert sink.flush_due()
     assert sink.flush() == 3
     assert sink.pending == 0
-    rows = sink.query("SELECT edge_id, source_topic, source_partition, source_offset FROM {db}.lineage_edges ORDER BY edge_id")
+    rows = sink.reader.query(
+        "SELECT edge_id, source_topic, source_partition, source_offset FROM {db:Identifier}.lineage_edges ORDER BY edge_id"
+    )
     assert rows == [("e1", None, None, None), ("e2", None, None, None), ("e3", "consentflow.disclosure", 2, 7)]
 
 
@@ -207,7 +209,7 @@ def test_a_record_that_cannot_fill_its_table_is_named_and_nothing_buffered_is_lo
     with pytest.raises(ValueError, match=rf"^lineage_edges: record 1 of the batch cannot fill column {column}: {error}"):
         sink.flush()
     assert sink.pending == 3
-    assert sink.query("SELECT count() FROM {db}.lineage_edges")[0][0] == 0
+    assert sink.reader.query("SELECT count() FROM {db:Identifier}.lineage_edges")[0][0] == 0
 
 
 class _Gated:
@@ -229,7 +231,7 @@ class _Gated:
 
 
 def _edge_ids(sink: ClickHouseSink) -> list[str]:
-    return [row[0] for row in sink.query("SELECT edge_id FROM {db}.lineage_edges ORDER BY edge_id")]
+    return [row[0] for row in sink.reader.query("SELECT edge_id FROM {db:Identifier}.lineage_edges ORDER BY edge_id")]
 
 
 def test_flush_behind_returns_while_clickhouse_inserts_and_the_next_flush_waits_for_it(chdb_dsn: str, database: str) -> None:
@@ -312,7 +314,7 @@ def test_an_unreachable_clickhouse_pauses_the_writer_and_loses_nothing(
     assert slept == [0.5, 1.0, 2.0, 4.0]  # backoff, then success
     away, back = [r.getMessage() for r in caplog.records if r.name == "consentflow.outage"]  # not a line per retry
     assert "not answering while inserting into retention_actions" in away and "back after" in back
-    assert sink.query("SELECT action_id FROM {db}.retention_actions") == [("a1",)]
+    assert sink.reader.query("SELECT action_id FROM {db:Identifier}.retention_actions") == [("a1",)]
 
 
 def test_a_retry_budget_ends_in_a_clear_error_not_a_crash_loop(chdb_dsn: str, database: str) -> None:
@@ -392,7 +394,7 @@ def test_no_personal_value_reaches_any_table(chdb_dsn: str, database: str, small
     stats = run_events(events, Processor(), sink, as_of=datetime(2030, 1, 1, tzinfo=UTC))
     assert stats.outputs["lineage"] > 0 and stats.outputs["ledger"] > 0 and stats.outputs["retention"] > 0
     for table in [t.name for t in TABLES] + ["lineage_by_recipient"]:
-        text = repr(sink.query(f"SELECT * FROM {{db}}.`{table}`"))
+        text = repr(sink.reader.query(f"SELECT * FROM {{db:Identifier}}.`{table}`"))
         for value in leaked.values():
             assert value not in text, f"{value!r} leaked into {table}"
         assert not re.search(r"[\w.]+@[\w.]+\.\w+", text), f"an email address reached {table}"
@@ -415,7 +417,7 @@ def test_times_come_back_as_the_same_instants(chdb_dsn: str, database: str) -> N
         },
     )
     sink.flush()
-    (stored,) = sink.query("SELECT due_at FROM {db}.retention_actions")[0]
+    (stored,) = sink.reader.query("SELECT due_at FROM {db:Identifier}.retention_actions")[0]
     assert stored.replace(tzinfo=UTC) == when
 
 
@@ -457,9 +459,9 @@ def test_the_holdings_on_the_most_events_win_whatever_arrives_last(chdb_dsn: str
     sink.flush()
     sink.add("holdings", _holdings(3, ["identity"], earlier))  # a crashed worker's record, redelivered late
     sink.flush()
-    rows = sink.query(
+    rows = sink.reader.query(
         "SELECT revision, categories_held, archive_at, planned_actions, planned_categories, planned_due_at, "
-        "planned_basis_event_ids FROM {db}.subject_holdings FINAL"
+        "planned_basis_event_ids FROM {db:Identifier}.subject_holdings FINAL"
     )
     assert len(rows) == 1
     revision, held, archive_at, actions, categories, due, basis = rows[0]

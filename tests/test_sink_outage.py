@@ -42,7 +42,7 @@ def action(action_id: str) -> dict[str, Any]:
 
 
 def action_ids(sink: ClickHouseSink) -> list[str]:
-    return [row[0] for row in sink.query("SELECT action_id FROM {db}.retention_actions ORDER BY action_id")]
+    return [row[0] for row in sink.reader.query("SELECT action_id FROM {db:Identifier}.retention_actions ORDER BY action_id")]
 
 
 @pytest.fixture

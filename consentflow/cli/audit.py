@@ -11,6 +11,7 @@ import click
 
 from consentflow.cli.options import INSTANT
 from consentflow.cli.shared import (
+    CLUSTER_OPTION,
     DEFAULT_BOOTSTRAP,
     DEFAULT_DATABASE,
     DEFAULT_DSN,
@@ -70,6 +71,7 @@ def _first_filled_table(dsn: str, database: str) -> tuple[str, int] | None:
 @click.option(
     "--timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True, help="Seconds to wait for the broker."
 )
+@CLUSTER_OPTION
 def replay(
     from_beginning: bool,
     from_time: datetime | None,
@@ -80,6 +82,7 @@ def replay(
     prefix: str,
     registry_url: str | None,
     timeout: float,
+    cluster: str | None,
 ) -> None:
     """Rebuild the ledger and lineage graph from the input topics into a fresh database.
 
@@ -103,7 +106,7 @@ def replay(
     if filled is not None:
         table, rows = filled
         fail(f"database {database} at {into} is not fresh: table {table} holds {rows:,} rows; replay into a new database")
-    sink = open_sink(into, database)
+    sink = open_sink(into, database, cluster)
     console = Console(stderr=True)
     began = time.perf_counter()
     try:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from consentflow.cli.shared import DEFAULT_DATABASE, DEFAULT_DSN, fail
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
 from consentflow.sinks.answers import jsonable
-from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
+from consentflow.sinks.clickhouse import SinkUnavailable
+from consentflow.sinks.reader import QueryFailed, TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def instant(text: str | None, option: str) -> datetime | None:
 
 
 @contextmanager
-def tables(dsn: str, database: str) -> Iterator[ClickHouseSink]:
+def tables(dsn: str, database: str) -> Iterator[TableReader]:
     """The pipeline's tables for reading; any failure inside ends the command with its one-line reason."""
     try:
         sink = open_tables(dsn, database)
@@ -67,7 +67,7 @@ def tables(dsn: str, database: str) -> Iterator[ClickHouseSink]:
         yield sink
     except (ArgumentError, UnknownId) as exc:
         fail(str(exc))
-    except (ClickHouseError, ConnectionError) as exc:  # the server went away or refused the query: one line, not a trace
+    except (QueryFailed, ConnectionError) as exc:  # the server went away or refused the query: one line, not a trace
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         fail(f"ClickHouse at {dsn} failed to answer: {lines[0]}")
 

@@ -14,6 +14,7 @@ import click
 
 from consentflow.cli.options import INSTANT, health_options, start_health
 from consentflow.cli.shared import (
+    CLUSTER_OPTION,
     DEFAULT_BOOTSTRAP,
     DEFAULT_DATABASE,
     DEFAULT_DSN,
@@ -77,7 +78,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     if as_of is not None and stats.clock is not None and stats.clock > as_of:
         console.print(f"retention clock kept at {stats.clock.isoformat()}, where an earlier run into {database} left it")
     if overview:
-        _print_overview(sink)
+        _print_overview(sink.reader)
     exit_if_stopped(events)
 
 
@@ -87,7 +88,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def overview_command(dsn: str, database: str, as_json: bool) -> None:
     """The DPO's overview: subjects, consent rates, top recipients, transfers outside the EU/EEA, violations."""
-    _print_overview(open_sink(dsn, database), as_json)
+    _print_overview(open_sink(dsn, database).reader, as_json)
 
 
 def _print_overview(sink: Any, as_json: bool = False) -> None:
@@ -216,6 +217,7 @@ def worker(
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
 @SESSION_TIMEOUT_OPTION
 @health_options
+@CLUSTER_OPTION
 def sink(
     bootstrap: str,
     prefix: str,
@@ -226,6 +228,7 @@ def sink(
     session_timeout: float,
     health_port: int | None,
     health_host: str,
+    cluster: str | None,
 ) -> None:
     """Write the output topics and the registry into ClickHouse, committing offsets only after each insert."""
     import logging
@@ -251,7 +254,7 @@ def sink(
     stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
     try:
         # Retries forever while ClickHouse is away: pause, don't crash-loop; live while it waits.
-        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat)
+        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat, cluster=cluster)
     except ValueError as exc:
         fail(str(exc))
     except RetryAbandoned as exc:
@@ -271,4 +274,4 @@ def digest(dsn: str, database: str) -> None:
     """One digest per table (rows and an order-independent hash), to compare two runs or databases."""
     from consentflow.sinks.digest import table_digests
 
-    click.echo(json.dumps(table_digests(open_sink(dsn, database)), indent=2, sort_keys=True))
+    click.echo(json.dumps(table_digests(open_sink(dsn, database).reader), indent=2, sort_keys=True))

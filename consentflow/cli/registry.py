@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import click
 
-from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, fail, open_sink
+from consentflow.cli.shared import (
+    CLUSTER_OPTION,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_DATABASE,
+    DEFAULT_DSN,
+    DEFAULT_PREFIX,
+    REGISTRY_URL,
+    fail,
+    open_sink,
+)
 
 
 @click.group("registry")
@@ -23,8 +32,9 @@ def registry_group() -> None:
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="With --embedded: the ClickHouse DSN.")
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True, help="With --embedded: the database.")
+@CLUSTER_OPTION
 def registry_load(
-    file: str, embedded: bool, bootstrap: str, prefix: str, registry_url: str | None, dsn: str, database: str
+    file: str, embedded: bool, bootstrap: str, prefix: str, registry_url: str | None, dsn: str, database: str, cluster: str | None
 ) -> None:
     """Publish the recipients of a YAML FILE to the compacted registry topic (or, --embedded, into the recipients table).
 
@@ -47,7 +57,7 @@ def registry_load(
     except RegistryFileError as exc:
         fail(str(exc))
     if embedded:
-        sink = open_sink(dsn, database)
+        sink = open_sink(dsn, database, cluster)
         stats = run_with_progress(
             ((e.topic, e.record) for e in events), sink, Console(stderr=True), label="registry", total=len(events)
         )

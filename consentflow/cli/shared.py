@@ -18,6 +18,13 @@ REGISTRY_URL = os.environ.get("CONSENTFLOW_SCHEMA_REGISTRY_URL") or None
 DEFAULT_DSN = os.environ.get("CONSENTFLOW_CLICKHOUSE_DSN", f"chdb://{Path.cwd() / 'out' / 'chdb'}")
 DEFAULT_DATABASE = os.environ.get("CONSENTFLOW_DATABASE", "consentflow")
 # The worker's and the sink's: how long a killed one's partitions wait for another (consentflow.kafka.group_membership).
+#: The writers' --cluster: the tables on every node of a ClickHouse cluster (sinks.cluster); chDB is one node.
+CLUSTER_OPTION = click.option(
+    "--cluster",
+    default=None,
+    help="Create the tables ON CLUSTER NAME: replicated on each node, read and written through Distributed tables "
+    "sharded by subject (needs a server: http(s)://).",
+)
 SESSION_TIMEOUT_OPTION = click.option(
     "--session-timeout",
     type=click.FloatRange(min=1.0, max=MAX_SESSION_TIMEOUT),
@@ -51,13 +58,13 @@ def ensure_chdb_dir(dsn: str) -> None:
         Path(dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
 
 
-def open_sink(dsn: str, database: str) -> Any:
+def open_sink(dsn: str, database: str, cluster: str | None = None) -> Any:
     """A ``ClickHouseSink`` on ``dsn`` (waiting up to 30 s for a server), or the command ends with the reason."""
     from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
 
     ensure_chdb_dir(dsn)
     try:
-        return ClickHouseSink(dsn, database, retry_for=30.0)
+        return ClickHouseSink(dsn, database, retry_for=30.0, cluster=cluster)
     except (ValueError, SinkUnavailable) as exc:
         fail(str(exc))
 

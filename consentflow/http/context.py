@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
 from consentflow.http.api_keys import Action, KeyRing, Role, allows
 from consentflow.http.errors import ApiError
-from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable
+from consentflow.sinks.clickhouse import SinkUnavailable
+from consentflow.sinks.reader import QueryFailed, TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
 
 T = TypeVar("T")
@@ -78,7 +78,7 @@ class Server:
         return self._reading
 
     @contextmanager
-    def tables(self) -> Iterator[ClickHouseSink]:
+    def tables(self) -> Iterator[TableReader]:
         """The pipeline's tables for one request; the query layer's exceptions become refusals.
 
         Unknown ids are 404, arguments the query layer refuses 422, a database
@@ -94,7 +94,7 @@ class Server:
                 raise ApiError(404, str(exc)) from None
             except (TablesMissing, SinkUnavailable) as exc:
                 raise ApiError(503, str(exc)) from None
-            except (ClickHouseError, ConnectionError) as exc:  # the server went away or refused the query: one line
+            except (QueryFailed, ConnectionError) as exc:  # the server went away or refused the query: one line
                 lines = str(exc).strip().splitlines() or [type(exc).__name__]
                 raise ApiError(503, f"ClickHouse at {settings.dsn} failed to answer: {lines[0]}") from None
 

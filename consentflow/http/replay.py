@@ -171,12 +171,12 @@ def add_replay_routes(app: FastAPI) -> None:
 
 def _replay_into(server: Server, replays: Replays, status: ReplayStatus, start: datetime | None, end: datetime | None) -> None:
     """Run one replay to its end, then record how it ended and let the next one start."""
-    from clickhouse_connect.driver.exceptions import ClickHouseError
     from confluent_kafka import KafkaException
 
     from consentflow.contracts.codec import make_codec
     from consentflow.core.processor import Processor
     from consentflow.sinks.clickhouse import ClickHouseSink
+    from consentflow.sinks.reader import QueryFailed
     from consentflow.streams.embedded import run_events
     from consentflow.streams.replay import dead_letters, open_replay
 
@@ -211,7 +211,7 @@ def _replay_into(server: Server, replays: Replays, status: ReplayStatus, start: 
     except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:  # SinkUnavailable is a RuntimeError
         status.error = f"replay from {settings.bootstrap} (prefix {settings.prefix}): {exc}"
         status.status = "failed"
-    except ClickHouseError as exc:
+    except QueryFailed as exc:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         status.error = f"replay into {status.database}: ClickHouse failed: {lines[0]}"
         status.status = "failed"
