@@ -12,12 +12,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from consentflow.contracts.dead_letters import dead_letter
 from consentflow.contracts.topics import DEAD_LETTER, Topic
-from consentflow.core.processor import Processor
+from consentflow.core.processor import Changes, Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
+from consentflow.streams.input_step import InputStep, OriginOf, file_origin
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def run_events(
     on_progress: Callable[[int], None] | None = None,
     clock_since: datetime | None = None,
     while_flushing: Callable[[], None] | None = None,
+    origin_of: OriginOf | None = None,
 ) -> RunStats:
     """Process ``events`` in order into ``sink``; then emit the retention actions due at ``as_of``.
 
@@ -60,9 +61,12 @@ def run_events(
     When reading ``events`` fails (a file that breaks off, a closed pipe), the
     outputs of the events already processed are written before the error goes
     on, so the tables hold exactly what was read, never a part of it.
+    An event that fails processing becomes a dead letter (``InputStep``) named by ``origin_of``, else by the
+    ``origin_of`` of ``events`` when it has one (a replay names the Kafka message), else by its index in the run.
     """
     # The loop runs once per event: counters live in locals and reach ``RunStats`` at the end.
-    process, add, flush_due = processor.process, sink.add, sink.flush_due
+    take, add, flush_due = InputStep(processor).event, sink.add, sink.flush_due
+    named_by: OriginOf = origin_of or cast(OriginOf, getattr(events, "origin_of", file_origin))
     outputs: defaultdict[str, int] = defaultdict(int)
     dead_letters = 0
     watermark: datetime | None = None  # the latest event time seen: the retention clock
@@ -79,23 +83,10 @@ def run_events(
                 continue
             if name == "recipients":
                 add("recipients", record)
-            try:
-                changes = process(name, record)
-            except Exception as exc:  # noqa: BLE001 -- one bad event must not stop the stream: it goes to the dead letters
-                index = count - 1
-                log.warning("event %d of topic %s could not be processed: %s", index, name, exc)
-                add(
-                    "dead-letter",
-                    dead_letter(
-                        name,
-                        f"processing failed: {exc}",
-                        exc,
-                        partition=None,
-                        offset=index,
-                        key=str(record.get("subject_id", "")).encode() or None,
-                        value=None,
-                    ),
-                )
+            changes = take(topic, record, count - 1, named_by)
+            if not isinstance(changes, Changes):  # one bad event must not stop the stream: it is a dead letter
+                log.warning("event %d of topic %s could not be processed: %s", count - 1, name, changes["reason"])
+                add("dead-letter", changes)
                 dead_letters += 1
                 reading = True
                 continue

@@ -29,7 +29,7 @@ processors need every version of every recipient [7].
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,11 +37,11 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from consentflow.contracts.codec import Codec
-from consentflow.contracts.dead_letters import dead_letter
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.gate import Gate
 from consentflow.contracts.timestamp_plan import micros
 from consentflow.contracts.topics import INPUT_TOPICS, RECIPIENTS, Topic
+from consentflow.streams.input_step import InputStep, Origin, OriginOf
 from consentflow.streams.partition_range import messages_in, range_consumer
 
 #: Subject topics in their tie-break rank (the registry is read apart, first).
@@ -131,20 +131,26 @@ class Replay:
     gate: Gate = field(default_factory=Gate)  # what the workers check, with the same arrival: the message timestamp
     tombstones: int = 0  # null values read (consentflow.contracts.null_values: a registry removal, or a dead letter)
     read_count: int = 0  # messages read so far, decoded or not
+    # The message of the event last handed out: a processing failure's dead letter names it, as a worker's does.
+    _current: tuple[PartitionRange, int, bytes | None, bytes | None] | None = None
 
     @property
     def total(self) -> int:
         """Offsets the window spans (an upper bound of its messages: a compacted registry has fewer)."""
         return sum(r.size for r in self.ranges)
 
-    def events(self) -> Iterator[tuple[Topic, dict[str, Any]]]:
+    def events(self) -> ReplayedEvents:
         """The window's events as ``(topic, record)``: the registry first, then each partition in offset order.
 
         Messages that do not decode, or that the gate refuses (judged by their Kafka timestamp, as the workers
         judged them), are kept in ``undecodable`` and the stream goes on; so is a null value, except on the registry,
         where it is the recipient's removal (``consentflow.contracts.null_values``). Raises ``TimeoutError`` when the broker hands nothing over for
-        ``timeout`` seconds while offsets remain.
+        ``timeout`` seconds while offsets remain. The result's ``origin_of`` names the message of the event last
+        handed out (``run_events`` names a processing failure's dead letter by it).
         """
+        return ReplayedEvents(self._events(), self.origin_of)
+
+    def _events(self) -> Iterator[tuple[Topic, dict[str, Any]]]:
         for span in self.ranges:
             for offset, key, value, timestamp in self._messages(span):
                 self.read_count += 1
@@ -157,7 +163,14 @@ class Replay:
                 except ContractError as exc:
                     self.undecodable.append(Undecodable(span.name, span.partition, offset, key, value, exc))
                     continue
+                self._current = (span, offset, key, value)
                 yield span.topic, record
+
+    def origin_of(self, topic: Topic, record: Mapping[str, Any], position: int) -> Origin:
+        """The Kafka message of the event last handed out by ``events``."""
+        assert self._current is not None, "no event handed out yet"
+        span, offset, key, value = self._current
+        return Origin(span.name, span.partition, offset, key, value)
 
     def _messages(self, span: PartitionRange) -> Iterator[tuple[int, bytes | None, bytes | None, int]]:
         """``(offset, key, value, timestamp in ms)`` of one partition's range, in offset order."""
@@ -194,6 +207,15 @@ def open_replay(
 def dead_letters(replayed: Replay) -> Iterator[dict[str, Any]]:
     """A ``DeadLetter`` record for every message that did not decode, with its original bytes (as the workers write)."""
     for bad in replayed.undecodable:
-        yield dead_letter(
-            bad.topic, str(bad.error), bad.error, partition=bad.partition, offset=bad.offset, key=bad.key, value=bad.value
-        )
+        yield InputStep.dead_letter(bad.error, Origin(bad.topic, bad.partition, bad.offset, bad.key, bad.value))
+
+
+@dataclass(frozen=True)
+class ReplayedEvents:
+    """A replay's events in order, as ``(topic, record)``, and how to name the message of the one last handed out."""
+
+    events: Iterator[tuple[Topic, dict[str, Any]]]
+    origin_of: OriginOf
+
+    def __iter__(self) -> Iterator[tuple[Topic, dict[str, Any]]]:
+        return self.events

@@ -15,7 +15,6 @@ serialised each state twice, once for the store and once for the changelog.
 from __future__ import annotations
 
 import pickle
-import weakref
 from base64 import b64decode
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -25,12 +24,20 @@ from typing import Any
 from faust.serializers import codecs
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import _current_event
 from faust.types import TP
 from rocksdict import WriteBatch
 
 from consentflow.core.state import SubjectState
 from consentflow.kafka.producer import EventProducer
+from consentflow.streams.faust_compat import (
+    as_current_event,
+    decode_key,
+    file_key_under,
+    partition_database,
+    partition_databases,
+    store_serialized,
+    visible_keys,
+)
 
 #: RocksDB's memory per partition of the subject table. faust's defaults (three 64 MiB write buffers and
 #: a 2 GiB block cache for each partition's database) let a worker with a million subjects grow past
@@ -140,22 +147,19 @@ class TableStore:
                 if batch is None:
                     batch = batches[partition] = WriteBatch(raw_mode=True)
                 batch.put(key, value)
-                data._key_index[key] = partition  # where faust's reads look first, as its own writes record
+                file_key_under(data, key, partition)  # where faust's reads look first, as its own writes record
             else:
                 # Another store takes its partition from the current event in faust's context; set
                 # per write and restored, so faust's own stream bookkeeping is left untouched.
-                token = _current_event.set(weakref.ref(event))
-                try:
+                with as_current_event(event):
                     if serialized:
-                        data._set(key, value)
+                        store_serialized(data, key, value)
                     else:
                         data[subject_id] = state
-                finally:
-                    _current_event.reset(token)
             self.changelog.send_bytes(topic, key, value, partition=partition)
             written += 1
         for partition, batch in (batches or {}).items():
-            data._db_for_partition(partition).write(batch)
+            partition_database(data, partition).write(batch)
         self._dirty.clear()
         return written
 
@@ -206,14 +210,14 @@ class TableStore:
         stays whole while batches write between the chunks of a tick.
         """
         data = self.table.data
-        databases: dict[int, Any] | None = getattr(data, "_dbs", None)  # faust's RocksDB store: partition -> database
+        databases = partition_databases(data)  # faust's RocksDB store: partition -> database
         if databases is None:
             for subject_id in sorted(self.table.keys()):  # a copy: batches may change the dict between chunks
                 yield subject_id, None
             return
         for partition in sorted(self.assigned_partitions() & set(databases)):
-            for key in data._visible_keys(databases[partition]):
-                yield data._decode_key(key), partition
+            for key in visible_keys(data, databases[partition]):
+                yield decode_key(data, key), partition
 
     def assigned_partitions(self) -> set[int]:
         """The partitions of the table this worker owns now (faust's assignor: they move on rebalance)."""
