@@ -12,9 +12,9 @@ registry (``RegistryFeed``) because processors need every recipient whatever
 partitions they own.
 
 Delivery is at-least-once (faust's exactly_once mode has open duplicate and
-rebalance bugs): a batch's input offsets are acknowledged only after its
-outputs are in Kafka, and every effect is idempotent (seen event ids, outputs
-with deterministic ids), so a redelivered batch changes nothing downstream.
+rebalance bugs), and every effect is idempotent (seen event ids, outputs with
+deterministic ids), so a redelivered batch changes nothing downstream. The order
+of steps that makes it hold is written once, in ``Worker``'s docstring.
 """
 
 from __future__ import annotations
@@ -105,8 +105,10 @@ class Worker:
     7. commit: faust's consumer, on its own timer, commits the books' commit point (``faust_commits``).
 
     A crash before 5 redelivers the events and re-emits the same outputs, which the sink absorbs; states
-    written before their outputs could remember as seen an event whose outputs never reached Kafka. A
-    retention tick follows 3 to 5 for the records it emits. Around the steps, faust's callbacks are thin
+    written before their outputs could remember as seen an event whose outputs never reached Kafka; offsets
+    counted before their states are in the changelog could be committed ahead of them. A batch whose steps raise
+    ends the process (exit 70), since faust would acknowledge it. A retention tick follows 3 to 5 for the records
+    it emits. Around the steps, faust's callbacks are thin
     methods: ``follow``/``unfollow`` on assignment and revocation, and the timers ``read_back_quiet_partitions``
     (skipped events at a partition's end, starved partitions), ``retry_committing_where_partitions_start`` and
     ``retention``.
@@ -273,9 +275,6 @@ class Worker:
     async def persist(self) -> None:
         """Steps 4 and 5: outputs first, acknowledged by the broker; then the states that remember them as seen."""
         self.store.current = None
-        # The states must be in the changelog before the batch's offsets count, or a crash could commit offsets
-        # ahead of them; written before their outputs are in Kafka, they could remember an event whose outputs
-        # never reached it.
         await self.acknowledge()
         await self.persist_states()
 
