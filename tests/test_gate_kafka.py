@@ -201,7 +201,9 @@ def _replayed(bootstrap: str, prefix: str, dsn: str, database: str) -> ClickHous
 
 
 def _letters_in(sink: ClickHouseSink) -> dict[str, tuple[Any, ...]]:
-    rows = sink.query("SELECT topic, partition, offset, key_hex, value_hex, reason, error_type FROM {db}.dead_letters FINAL")
+    rows = sink.reader.query(
+        "SELECT topic, partition, offset, key_hex, value_hex, reason, error_type FROM {db:Identifier}.dead_letters FINAL"
+    )
     return {bytes.fromhex(row[3]).decode(): tuple(row) for row in rows}
 
 
@@ -245,7 +247,7 @@ def test_a_worker_and_a_replay_write_the_same_dead_letters_and_outputs(
     assert set(as_rows) == {key for key, _ in messages} - {GOOD}
     ledger = [codec.decode(LEDGER, m.value()) for m in _read_topic(kafka_bootstrap, LEDGER.name(prefix), 1)]
     assert [(e["subject_id"], e["entry_hash"]) for e in ledger] == [
-        tuple(row) for row in replayed.query("SELECT subject_id, entry_hash FROM {db}.ledger FINAL")
+        tuple(row) for row in replayed.reader.query("SELECT subject_id, entry_hash FROM {db:Identifier}.ledger FINAL")
     ]
 
 
@@ -266,4 +268,4 @@ def test_the_embedded_runner_makes_the_same_processing_failure_of_a_file_s_event
         "processing failed: injected failure",
         "RuntimeError",
     )
-    assert [row[0] for row in sink.query("SELECT subject_id FROM {db}.ledger FINAL")] == [GOOD]
+    assert [row[0] for row in sink.reader.query("SELECT subject_id FROM {db:Identifier}.ledger FINAL")] == [GOOD]
