@@ -39,6 +39,8 @@ class RegistryFeed:
             client_config(bootstrap, {"group.id": "consentflow-registry-feed", "enable.auto.commit": False})
         )
         self._assigned = False
+        self._ends: dict[int, int] | None = None  # the topic's end per partition when the feed first looked
+        self._caught_up = False
 
     def _assign(self, timeout: float) -> None:
         metadata = self._consumer.list_topics(self.topic, timeout=timeout)
@@ -48,28 +50,54 @@ class RegistryFeed:
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)])
         self._assigned = True
 
-    def catch_up(self, timeout: float = 30.0) -> int:
-        """Read the registry topic up to its current end; returns how many records were read."""
-        deadline = time.monotonic() + timeout
-        if not self._assigned:
-            self._assign(timeout)
-        ends = {}
-        for tp in self._consumer.assignment():
-            _low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout)
-            ends[tp.partition] = high
+    @property
+    def caught_up(self) -> bool:
+        """Whether the topic has been read to the end it had when this feed first looked."""
+        return self._caught_up
+
+    def catch_up(self, timeout: float | None = None, *, patience: float = 30.0) -> int:
+        """Read the registry topic up to its current end; returns how many records were read.
+
+        Never returns with part of the registry read: processing events against a partial registry would
+        record wrong verdicts (a disclosure to a recipient not yet read is a violation). Without ``timeout``
+        it waits as long as the broker takes, logging every ``patience`` seconds; with one it raises
+        ``TimeoutError`` past it.
+        """
+        started = time.monotonic()
+        said = started
         read = 0
-        while time.monotonic() < deadline:
-            positions = {tp.partition: tp.offset for tp in self._consumer.position(self._consumer.assignment())}
-            if all(positions.get(p, -1) >= end or end == 0 for p, end in ends.items()):
-                break
-            message = self._consumer.poll(0.2)
-            if message is not None:
-                read += self._take(message)
-        return read
+        while True:
+            try:
+                if not self._assigned:
+                    self._assign(patience)
+                if self._ends is None:
+                    self._ends = {
+                        tp.partition: self._consumer.get_watermark_offsets(tp, timeout=patience)[1]
+                        for tp in self._consumer.assignment()
+                    }
+                positions = {tp.partition: tp.offset for tp in self._consumer.position(self._consumer.assignment())}
+                if all(positions.get(p, -1) >= end or end == 0 for p, end in self._ends.items()):
+                    self._caught_up = True
+                    return read
+                message = self._consumer.poll(0.2)
+                if message is not None:
+                    read += self._take(message)
+            except KafkaException as exc:  # the broker away or slow: the registry is still owed whole
+                log.debug("registry topic %s: %s", self.topic, exc)
+                time.sleep(0.2)
+            now = time.monotonic()
+            if timeout is not None and now - started > timeout:
+                raise TimeoutError(f"registry topic {self.topic} not read to its end in {timeout:.0f} s ({read} records read)")
+            if now - said > patience:
+                log.warning(
+                    "registry topic %s not read to its end after %.0f s; processing waits for it", self.topic, now - started
+                )
+                said = now
 
     def poll_new(self) -> int:
-        """Take whatever registry records have arrived, without waiting (call often, it is cheap)."""
-        if not self._assigned:
+        """Take whatever registry records have arrived, without waiting (call often, it is cheap); the first call reads
+        the whole topic (``catch_up``)."""
+        if not self._caught_up:
             return self.catch_up()
         return sum(self._take(message) for message in self._consumer.consume(num_messages=1000, timeout=0))
 

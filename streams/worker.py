@@ -222,6 +222,8 @@ class Worker:
     async def process_batch(self, events: list[Any], topic: Topic) -> None:
         """Steps 2 to 6 for a batch: events faust skipped before any of them are read back and processed first. Once
         all are persisted, their offsets count as processed: faust's next commit moves past them."""
+        if not self.feed.caught_up:  # the whole registry before the first event, read off the loop: probes stay live
+            await asyncio.to_thread(self.feed.catch_up)
         self.feed.poll_new()  # registry records published since the last batch [processor: registry first]
         done: dict[Partition, list[int]] = {}
         for event in events:
