@@ -35,6 +35,7 @@ from consentflow.contracts.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec, 
 from consentflow.contracts.releases import Contract, default_store
 from consentflow.contracts.topics import CONSENT, DEAD_LETTER, LEDGER
 from consentflow.core.processor import Changes, Processor
+from consentflow.core.state import MemoryStore, SubjectState
 from consentflow.kafka.lag import end_offsets
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
@@ -164,6 +165,27 @@ class FailingOn:
         return getattr(self.processor, name)  # the tick and the rest, as the processor has them
 
 
+class FailingStore:
+    """A store failing on ``FAILS``'s state: a real ``Processor`` over it fails on that subject's events, the same
+    error as ``FailingOn``'s. The embedded runner, compiled by mypyc, takes a ``Processor`` and nothing else."""
+
+    keeps_references = True
+
+    def __init__(self) -> None:
+        self._states = MemoryStore()
+
+    def get(self, subject_id: str) -> SubjectState | None:
+        if subject_id == FAILS:
+            raise RuntimeError("injected failure")
+        return self._states.get(subject_id)
+
+    def put(self, state: SubjectState) -> None:
+        self._states.put(state)
+
+    def states(self) -> Iterator[SubjectState]:
+        return self._states.states()
+
+
 def _tricky() -> list[tuple[str, bytes | None]]:
     """The gate's refusals above, a null value, bytes that are no Avro, and an event that fails processing."""
     when = datetime.now(UTC) - timedelta(days=1)
@@ -188,11 +210,11 @@ def tricky(kafka_bootstrap: str) -> Iterator[tuple[str, list[tuple[str, bytes | 
 
 
 def _replayed(bootstrap: str, prefix: str, dsn: str, database: str) -> ClickHouseSink:
-    """A replay of ``prefix``'s topics through ``FailingOn`` into ``database``, as ``consentflow replay`` runs it."""
+    """A replay of ``prefix``'s topics through a processor over ``FailingStore`` into ``database``, as ``consentflow replay`` runs it."""
     sink = ClickHouseSink(dsn, database)
     replay = open_replay(bootstrap, prefix, SingleObjectCodec(), timeout=20)
     try:
-        run_events(replay.events(), cast(Processor, FailingOn(Processor())), sink)
+        run_events(replay.events(), Processor(store=FailingStore()), sink)
     finally:
         replay.close()
     sink.add_all(("dead-letter", letter) for letter in dead_letters(replay))
@@ -256,7 +278,7 @@ def test_the_embedded_runner_makes_the_same_processing_failure_of_a_file_s_event
     good = events.consent_granted(GOOD, "marketing", channel="registration_form", source_service="web", occurred_at=when)
     fails = events.consent_granted(FAILS, "marketing", channel="registration_form", source_service="web", occurred_at=when)
     sink = ClickHouseSink(chdb_dsn, database)
-    stats = run_events([(CONSENT, good.record), (CONSENT, fails.record)], cast(Processor, FailingOn(Processor())), sink)
+    stats = run_events([(CONSENT, good.record), (CONSENT, fails.record)], Processor(store=FailingStore()), sink)
     assert stats.dead_letters == 1
     # A file's event has no Kafka coordinates: it is named by its topic and index; the reason is the worker's.
     assert _letters_in(sink)[FAILS] == (
