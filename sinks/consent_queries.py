@@ -16,15 +16,16 @@ from consentflow.policy.vocabulary import ConsentAction, ConsentState, Purpose
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, SubjectConsent
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import require_subject, utc
+from consentflow.sinks.tables import DATETIME
 
-_HISTORY = """
+_HISTORY = f"""
 SELECT sequence, event_id, occurred_at, purpose, action, channel, policy_version, source_service, notice_id,
        source_topic, source_partition, source_offset, entry_hash
-FROM {db:Identifier}.ledger FINAL
-WHERE subject_id = {s:String}
-  AND occurred_at <= {as_of:DateTime64(6, 'UTC')}
-  AND ({purpose:String} = '' OR purpose = {purpose:String})
-ORDER BY purpose, occurred_at, action != {granted:String}, event_id
+FROM {{db:Identifier}}.ledger FINAL
+WHERE subject_id = {{s:String}}
+  AND occurred_at <= {{as_of:{DATETIME}}}
+  AND ({{purpose:String}} = '' OR purpose = {{purpose:String}})
+ORDER BY purpose, occurred_at, action != {{granted:String}}, event_id
 """
 # The ledger's timeline order (consentflow.core.ledger.fact_order): at the same instant a withdrawal or refusal
 # comes after a grant and is in force [6; GDPR Art. 7(1)].
