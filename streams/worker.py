@@ -231,8 +231,7 @@ class Worker:
             partition = (message.topic, message.partition)
             skipped = self.continuity.observe(partition, message.offset, time.monotonic())
             if skipped:
-                log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, skipped.start, skipped.stop - 1)
-                for lost in await self.read_back(partition, skipped):
+                for lost in await self.read_back_skipped(partition, skipped):
                     self.process_event(lost, topic)
                     done.setdefault(partition, []).append(lost.message.offset)
             self.process_event(event, topic)
@@ -287,6 +286,11 @@ class Worker:
 
     # -- events faust did not hand over --
 
+    async def read_back_skipped(self, partition: Partition, offsets: range) -> list[Any]:
+        """``read_back`` for events faust skipped, logged as such (a starved partition logs once, elsewhere)."""
+        log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, offsets.start, offsets.stop - 1)
+        return await self.read_back(partition, offsets)
+
     async def read_back(self, partition: Partition, offsets: range) -> list[Any]:
         """faust events for input offsets faust did not hand over, read from the broker (faust-streaming #216)."""
         try:
@@ -329,8 +333,7 @@ class Worker:
             behind = self.continuity.behind(ends, handed, time.monotonic(), quiet_for=QUIET_FOR)
             holes = books.holes()  # skipped events a batch could not read back: they hold the commit point
             for partition, offsets in [*behind.items(), *holes.items()]:
-                log.warning("faust skipped %s[%d] offsets %d..%d; reading them back", *partition, offsets.start, offsets.stop - 1)
-                events = await self.read_back(partition, offsets)
+                events = await self.read_back_skipped(partition, offsets)
                 if events:
                     await self.process_batch(events, self.input_topics[partition[0]])
             now = time.monotonic()
