@@ -3,6 +3,7 @@ state, now in ``consentflow.core.state``. Changelogs written before the move pic
 this name keeps them loading."""
 
 from consentflow.core.state import (
+    FORMAT_KEY,
     GENESIS_HASH,
     STATE_FIELDS,
     STATE_FORMAT,
@@ -12,11 +13,13 @@ from consentflow.core.state import (
     MemoryStore,
     Processing,
     ProcessingRow,
+    StateFormatError,
     SubjectState,
     SubjectStore,
 )
 
 __all__ = [
+    "FORMAT_KEY",
     "GENESIS_HASH",
     "STATE_FIELDS",
     "STATE_FORMAT",
@@ -26,6 +29,7 @@ __all__ = [
     "MemoryStore",
     "Processing",
     "ProcessingRow",
+    "StateFormatError",
     "SubjectState",
     "SubjectStore",
 ]

@@ -57,10 +57,17 @@ ProcessingRow = tuple[datetime, str, str, str, str | None, str, str, tuple[str, 
 # reason, active). None for an id a state written before retractions existed knew only as emitted.
 IssuedAction = tuple[str, tuple[str, ...], datetime, str, str | None, str, bool]
 
-#: The version of the form a SubjectState pickles to (``(None, {field: value})``, the fields below): what a store
-#: that keeps states between runs writes beside each one, so a state written in another form is refused, never mixed.
-#: Raise it when a field changes meaning or type; a new field with a default that ``__setstate__`` fills needs none.
+#: The version of the form a SubjectState pickles to (``(None, {field: value, FORMAT_KEY: STATE_FORMAT})``): carried
+#: inside each pickle, and beside each state a store keeps between runs, so a state written in another form is
+#: refused, never mixed. Raise it when a field changes meaning or type; a new field with a default that
+#: ``__setstate__`` fills needs none. A pickle without the key was written before it existed: format 1.
 STATE_FORMAT: Final = 1
+#: The pickle's key for its format (no field bears this name).
+FORMAT_KEY: Final = "state_format"
+
+
+class StateFormatError(ValueError):
+    """A pickled SubjectState of a format this version does not read (written by a later consentflow)."""
 
 
 @dataclass(slots=True)
@@ -107,17 +114,30 @@ class SubjectState:
     # pickles written before the compiled build: every one writes and reads the form Python gives a
     # slotted object, (None, {field: value}). A compiled class would otherwise pickle its own way.
     def __getstate__(self) -> tuple[None, dict[str, object]]:
-        """``(None, {field: value})``, as Python pickles a slotted object."""
-        return None, {name: getattr(self, name) for name in STATE_FIELDS}
+        """``(None, {field: value})``, as Python pickles a slotted object, with the format under ``FORMAT_KEY``."""
+        values: dict[str, object] = {name: getattr(self, name) for name in STATE_FIELDS}
+        values[FORMAT_KEY] = STATE_FORMAT
+        return None, values
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
-        """Restore the fields ``__getstate__`` gave; a field an older writer did not know takes its default."""
+        """Restore the fields ``__getstate__`` gave; a field an older writer did not know takes its default.
+
+        Raises ``StateFormatError`` for a format later than ``STATE_FORMAT``: its fields may mean something else.
+        """
         values = state[1]
+        written = values.get(FORMAT_KEY, 1)
+        if written != STATE_FORMAT:
+            raise StateFormatError(
+                f"a subject state of format {written!r}; this consentflow reads format {STATE_FORMAT} "
+                "(and states written before formats were recorded)"
+            )
+        known = 0
         for name, value in values.items():
-            if name in _RETIRED_FIELDS:
+            if name == FORMAT_KEY or name in _RETIRED_FIELDS:
                 continue
             setattr(self, name, value)
-        if len(values) != len(STATE_FIELDS) or not _RETIRED_FIELDS.isdisjoint(values):
+            known += 1
+        if known != len(STATE_FIELDS) or not _RETIRED_FIELDS.isdisjoint(values):
             _upgrade(self, values)
 
     def suspension(self) -> datetime | None:
