@@ -1,7 +1,7 @@
 # consentflow — every target creates .venv and installs the project when missing.
 # The interpreter .venv is made from: Debian's CPython 3.11 when it can make venvs, else python3 on PATH.
 # Debian builds it with profile-guided optimisation and LTO; this machine's pyenv build has neither, and
-# ran the processors about 15 % and the embedded runner about 9 % slower (alternating pairs, bench/RESULTS.md §5).
+# runs the processors and the embedded runner slower (bench/RESULTS.md §5).
 PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, sys; print(sys.executable)' 2>/dev/null || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin

@@ -49,15 +49,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # ReplacingMergeTree would collapse duplicate keys within each inserted block; every reader already asks with
-# FINAL (redelivery puts duplicates in different blocks anyway), so that pass only costs: a third of chDB's insert time.
+# FINAL (redelivery puts duplicates in different blocks anyway), so that pass only costs (bench/RESULTS.md §5).
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
 # How often a back-off looks whether a stop was asked: a stopping sink must not sleep through its bound.
 _STOP_CHECK_EVERY = 0.25
 
 
 #: Records of one table converted to Arrow together as they arrive. A record just made is still in the CPU's
-#: cache; read 50,000 records later, at the flush, it is not, and reading the columns took about a quarter of the flush
-#: (py-spy) when the conversion waited for it.
+#: cache; read 50,000 records later, at the flush, it is not, and reading the columns weighed on the flush when the
+#: conversion waited for it (bench/RESULTS.md §5).
 CONVERT_EVERY = 1_024
 
 

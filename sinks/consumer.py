@@ -87,7 +87,7 @@ class SinkConsumer:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "fetch.min.bytes": 65536,
-                "error_cb": self._kafka_error,  # the broker away, reported at each reconnection: one line per outage
+                "error_cb": self.on_kafka_error,  # the broker away, reported at each reconnection: one line per outage
                 # A killed sink's partitions move when its session expires (librdkafka's default: 45 s); a stopped
                 # one leaves the group in close(), as a dynamic member (no group.instance.id: group_membership).
                 **librdkafka_membership(session_timeout),
@@ -128,7 +128,7 @@ class SinkConsumer:
                     idle_since = time.monotonic()
                     self.stall.heard()
                 for message in messages:
-                    self._take(message)
+                    self.take(message)
                 if self.kafka_outage.away and self.kafka_outage.due():
                     self._probe_kafka()
                 if self.sink.flush_due() or (not messages and (self.sink.pending or self._uncommitted)):
@@ -142,7 +142,7 @@ class SinkConsumer:
         finally:
             self.consumer.close()  # leaves the group (commits nothing): the next sink takes over at once
 
-    def _kafka_error(self, error: KafkaError) -> None:
+    def on_kafka_error(self, error: KafkaError) -> None:
         """A consumer error: the broker away starts or extends the outage; a fatal one ends the process (71);
         any other is logged."""
         exc = KafkaException(error)
@@ -211,11 +211,13 @@ class SinkConsumer:
         self.consumer = self._subscribed()
         self.replaced += 1
 
-    def _take(self, message: Message) -> None:
+    def take(self, message: Message) -> None:
+        """Add one consumed message to the sink: a record, a registry removal (a tombstone), or a dead letter for one
+        that breaks its contract; a broker notice goes to ``on_kafka_error``, an output's null value is skipped."""
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
-                self._kafka_error(error)
+                self.on_kafka_error(error)
             return
         self._uncommitted = True
         topic = self.topics.get(str(message.topic()))

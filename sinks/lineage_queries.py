@@ -57,7 +57,7 @@ ORDER BY country
 
 # One pass over the window, one row back: the sorted subject ids as a single array, the
 # subjects per category summed from each subject's categories, the edges. (A row per
-# subject cost three times as much on a busy recipient's month: 187,000 rows to convert.)
+# subject is a row to convert per subject: costly on a busy recipient's month, bench/RESULTS.md §16.)
 _BREACH = f"""
 SELECT count(), sum(edges), arraySort(groupArray(subject_id)), sumMap(categories, arrayWithConstant(length(categories), 1))
 FROM (

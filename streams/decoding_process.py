@@ -63,7 +63,7 @@ def read_events_in_child(
     event of the file; ``bounds`` default to the environment's (``EventTimeBounds.from_env``).
 
     ``-`` reads standard input (the child inherits it). The child starts at once, so that its start-up
-    (a third of a second of imports) overlaps whatever the caller does before asking for the first event,
+    (its imports) overlaps whatever the caller does before asking for the first event,
     such as opening ClickHouse. Closing the iterator early, or dropping it, stops the child. A file that
     breaks off mid-way yields what decoded before the fault, then a ``ReadingStopped`` dead letter naming the byte.
     """

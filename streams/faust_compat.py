@@ -2,7 +2,8 @@
 
 The worker leans on faust internals where faust offers no public way: which offsets its fetcher handed
 over, which partitions it fetches, its one-commit-at-a-time guard, the lists it chooses commits from, and
-the RocksDB store's partition databases. They live here, and only here, so that raising faust's version
+the RocksDB store's partition databases; the tests that rebuild faust's faults (its commit lists, a starved
+partition) set that state up here too. They live here, and only here, so that raising faust's version
 (pinned in pyproject.toml) means reading this module and running ``tests/test_faust_compat.py``, which
 checks each access against the installed faust.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import faust
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.streams import _current_event
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -67,6 +69,54 @@ class CommitChoosingConsumer(AIOKafkaConsumer):
     def _new_offset(self, tp: TP) -> int | None:
         forget_acknowledged(self, tp)
         return self.offset_to_commit(tp.topic, tp.partition)
+
+
+def offsets_to_commit(consumer: Any) -> dict[TP, int]:
+    """The offsets faust's commit would send now, per partition: its ``force_commit``'s choice
+    (``_filter_tps_with_pending_acks``, then ``_filter_committable_offsets``), hooks of a ``CommitChoosingConsumer`` included.
+    """
+    chosen: dict[TP, int] = consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks())
+    return chosen
+
+
+def acknowledged_offsets(consumer: Any, tp: TP) -> list[int]:
+    """The offsets faust holds as acknowledged and not yet committed on ``tp`` (``Consumer._acked``)."""
+    return list(consumer._acked.get(tp, ()))
+
+
+def file_acknowledged(consumer: Any, tp: TP, offsets: Iterable[int]) -> None:
+    """Add ``offsets`` to faust's acknowledged list and index of ``tp`` as its ``ack`` does, without its checks: an
+    offset already there is added again (``Consumer._acked``, ``_acked_index``)."""
+    with ack_lock:
+        for offset in offsets:
+            consumer._acked[tp].append(offset)
+            consumer._acked_index[tp].add(offset)
+
+
+def gap_offsets(consumer: Any, tp: TP) -> list[tuple[int, int]]:
+    """The ranges [start, stop) faust counts as done on ``tp`` though never handed over (``Consumer._gap``), in order."""
+    return sorted((interval.begin, interval.end) for interval in consumer._gap.get(tp, ()))
+
+
+def file_gap(consumer: Any, tp: TP, start: int, stop: int) -> None:
+    """Count offsets [start, stop) of ``tp`` as done, as faust's fetcher does when offsets jump (``Consumer._gap``)."""
+    consumer._gap[tp].addi(start, stop)
+
+
+def file_committed_offset(consumer: Any, tp: TP, offset: int) -> None:
+    """Make faust hold ``offset`` as the group's committed offset on ``tp`` (``Consumer._committed_offset``)."""
+    consumer._committed_offset[tp] = offset
+
+
+def starve_partitions(starved: Collection[tuple[str, int]]) -> None:
+    """Keep every faust consumer's fetcher from serving the ``starved`` (topic, partition)s, as faust did after some
+    rebalances (``Consumer._get_active_partitions``): the starved-partition test's worker loads it at start-up."""
+    served = FaustConsumer._get_active_partitions
+
+    def active_but_starved(self: Any) -> set[TP]:
+        return {tp for tp in served(self) if (tp.topic, tp.partition) not in starved}
+
+    FaustConsumer._get_active_partitions = active_but_starved  # type: ignore[method-assign]  # the point: faust's own, replaced
 
 
 def forget_acknowledged(consumer: Any, tp: TP) -> None:
@@ -156,17 +206,24 @@ def as_current_event(event: Any) -> Iterator[None]:
 
 __all__ = [
     "CommitChoosingConsumer",
+    "acknowledged_offsets",
     "as_current_event",
     "commit_from_consumer_thread",
     "commit_guard",
     "committed_offset",
     "decode_key",
     "fetched_partitions",
+    "file_acknowledged",
+    "file_committed_offset",
+    "file_gap",
     "file_key_under",
     "forget_acknowledged",
+    "gap_offsets",
     "handed_over_offsets",
+    "offsets_to_commit",
     "partition_database",
     "partition_databases",
+    "starve_partitions",
     "store_serialized",
     "visible_keys",
 ]

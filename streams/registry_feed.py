@@ -81,7 +81,7 @@ class RegistryFeed:
                     return read
                 message = self._consumer.poll(0.2)
                 if message is not None:
-                    read += self._take(message)
+                    read += self.take(message)
             except KafkaException as exc:  # the broker away or slow: the registry is still owed whole
                 log.debug("registry topic %s: %s", self.topic, exc)
                 time.sleep(0.2)
@@ -99,9 +99,9 @@ class RegistryFeed:
         the whole topic (``catch_up``)."""
         if not self._caught_up:
             return self.catch_up()
-        return sum(self._take(message) for message in self._consumer.consume(num_messages=1000, timeout=0))
+        return sum(self.take(message) for message in self._consumer.consume(num_messages=1000, timeout=0))
 
-    def _take(self, message: Message) -> int:
+    def take(self, message: Message) -> int:
         """Add one registry record, or a tombstone's removal of a recipient (``consentflow.contracts.null_values``); 0 for a
         broker notice or a record that breaks the contract or that the gate refuses (never used: a replay leaves it
         out too)."""

@@ -547,8 +547,8 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
 
     The spinner turns with every log record, so faust sets the root logger to DEBUG
     when it has one: every debug line of aiokafka and faust (one per message sent)
-    then builds a record that no handler prints, about 5 % of a worker's CPU in a
-    py-spy profile. A worker in a pipeline has nobody watching it spin.
+    then builds a record that no handler prints, CPU spent for nothing (bench/RESULTS.md §4.2).
+    A worker in a pipeline has nobody watching it spin.
     """
     worker = BoundedStopWorker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None

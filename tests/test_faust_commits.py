@@ -1,8 +1,8 @@
 """faust's consumer commits what the worker's books say is processed, whatever faust's own lists hold.
 
 Each scenario is one that stalled a worker's commits after a rebalance (``tests/test_faults_handover_kafka.py``),
-set up in faust's own consumer object; the commit is chosen by faust's own code (``_filter_tps_with_pending_acks``
-then ``_filter_committable_offsets``, as its ``force_commit`` does). Plain faust, in the same state, is shown
+set up in faust's own consumer object; the commit is chosen by faust's own code (``faust_compat.offsets_to_commit``:
+its ``force_commit``'s choice). Plain faust, in the same state, is shown
 not committing the processed offsets, which is why the books exist.
 """
 
@@ -17,6 +17,14 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 from consentflow.streams.faust_commits import ProcessedOffsetsConsumer, commit_processed_offsets
+from consentflow.streams.faust_compat import (
+    acknowledged_offsets,
+    file_acknowledged,
+    file_committed_offset,
+    file_gap,
+    gap_offsets,
+    offsets_to_commit,
+)
 from consentflow.streams.processed_offsets import ProcessedOffsets
 
 TOPIC = "input"
@@ -36,9 +44,9 @@ def faust_chooses(set_up: Callable[[Any], object], *, books: ProcessedOffsets | 
             commit_processed_offsets(app, books)
         consumer = app.consumer  # faust's consumer object; nothing connects until it is started
         assert isinstance(consumer, ProcessedOffsetsConsumer) == (books is not None)
-        app.topics._acking_topics.add(TOPIC)  # as faust does for a topic an agent reads
+        app.topics.acking_topics.add(TOPIC)  # as faust does for a topic an agent reads
         set_up(consumer)
-        return dict(consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks()))
+        return offsets_to_commit(consumer)
 
     return asyncio.run(scenario())
 
@@ -53,23 +61,21 @@ def processed(start: int, stop: int) -> ProcessedOffsets:
 
 def acked_twice(consumer: Any) -> None:
     """Offsets acknowledged twice, as after a rebalance: faust's first consecutive run ends at the first repeat."""
-    consumer._committed_offset[PARTITION] = 181
-    for offset in [*range(181, 591), *range(181, 400)]:
-        consumer._acked[PARTITION].append(offset)
-        consumer._acked_index[PARTITION].add(offset)
+    file_committed_offset(consumer, PARTITION, 181)
+    file_acknowledged(consumer, PARTITION, [*range(181, 591), *range(181, 400)])
 
 
 def committed_offset_read_stale(consumer: Any) -> None:
     """faust read 89 as committed where the group stood at 169 (the dead worker's commits): it waits for 89."""
-    consumer._committed_offset[PARTITION] = 89
+    file_committed_offset(consumer, PARTITION, 89)
     for offset in range(169, 501):
         consumer.ack(message(offset))
 
 
 def jump_filed_as_gap(consumer: Any) -> None:
     """faust's fetcher jumped from 247 to 346 and files the jump as done (faust-streaming #216)."""
-    consumer._committed_offset[PARTITION] = 248
-    consumer._gap[PARTITION].addi(248, 346)
+    file_committed_offset(consumer, PARTITION, 248)
+    file_gap(consumer, PARTITION, 248, 346)
     for offset in range(346, 401):
         consumer.ack(message(offset))
 
@@ -101,8 +107,8 @@ def test_faust_own_lists_are_emptied_at_each_commit() -> None:
 
     def set_up(consumer: Any) -> None:
         acked_twice(consumer)
-        consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks())
-        sizes.append(len(consumer._acked[PARTITION]) + len(consumer._gap[PARTITION]))
+        offsets_to_commit(consumer)
+        sizes.append(len(acknowledged_offsets(consumer, PARTITION)) + len(gap_offsets(consumer, PARTITION)))
 
     faust_chooses(set_up, books=books)
     assert sizes == [0]

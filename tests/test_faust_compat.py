@@ -8,15 +8,17 @@ Run these first when raising faust's pin in pyproject.toml.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
 from faust.exceptions import ConsumerNotStarted
 from faust.streams import current_event
+from faust.transport.consumer import Fetcher
 from faust.types import TP
 from faust.types.tuples import Message
 
@@ -26,6 +28,7 @@ from consentflow.streams.subject_table import PartitionWrite
 
 TOPIC = "input"
 PARTITION = TP(TOPIC, 0)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def message(offset: int, partition: int = 0) -> Message:
@@ -42,19 +45,25 @@ def test_handed_over_offsets_are_the_last_offset_faust_s_fetcher_handed_to_the_s
         app = offline_app("compat-read-offset")
         consumer: Any = app.consumer
         handed: list[int] = []
-        fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        one_round = asyncio.Event()
 
         async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+            if one_round.is_set():
+                await asyncio.sleep(0.01)  # nothing more to fetch
+                return
             for offset in (5, 6, 7):
                 yield PARTITION, message(offset)
-            fetcher._stopped.set()  # one round of the fetcher's loop
+            one_round.set()
 
         async def callback(m: Message) -> None:
             handed.append(m.offset)
 
         consumer.getmany, consumer.callback = getmany, callback
         assert faust_compat.handed_over_offsets(app).get(PARTITION) is None
-        await consumer._drain_messages(fetcher)  # faust's own fetcher loop
+        fetcher = Fetcher(app)  # faust's own fetcher service, running its fetcher loop
+        await fetcher.start()
+        await asyncio.wait_for(one_round.wait(), 5)
+        await fetcher.stop()
         return dict(faust_compat.handed_over_offsets(app)), handed
 
     offsets, handed = asyncio.run(scenario())
@@ -87,12 +96,12 @@ def test_faust_s_commit_choice_asks_the_hooks_and_its_acknowledged_lists_are_emp
         app.transport.Consumer = Chosen  # type: ignore[attr-defined]  # as faust_commits does
         consumer: Any = app.consumer
         assert isinstance(consumer, Chosen)
-        app.topics._acking_topics.add(TOPIC)  # as faust does for a topic an agent reads
+        app.topics.acking_topics.add(TOPIC)  # as faust does for a topic an agent reads
         for offset in (10, 11, 12):
             consumer.ack(message(offset))
-        before = list(consumer._acked[PARTITION])
-        chosen = dict(consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks()))  # force_commit's
-        return chosen, before, list(consumer._acked.get(PARTITION, []))
+        before = faust_compat.acknowledged_offsets(consumer, PARTITION)
+        chosen = faust_compat.offsets_to_commit(consumer)
+        return chosen, before, faust_compat.acknowledged_offsets(consumer, PARTITION)
 
     chosen, before, after = asyncio.run(scenario())
     assert before == [10, 11, 12]
@@ -103,13 +112,40 @@ def test_faust_s_commit_choice_asks_the_hooks_and_its_acknowledged_lists_are_emp
 def test_forget_acknowledged_empties_faust_s_lists_of_a_partition() -> None:
     app = offline_app("compat-forget")
     consumer: Any = app.consumer
-    app.topics._acking_topics.add(TOPIC)
+    app.topics.acking_topics.add(TOPIC)
     consumer.ack(message(3))
-    consumer._gap[PARTITION].addi(1, 3)
+    faust_compat.file_gap(consumer, PARTITION, 4, 6)
     faust_compat.forget_acknowledged(consumer, PARTITION)
-    assert PARTITION not in consumer._acked
-    assert PARTITION not in consumer._acked_index
-    assert PARTITION not in consumer._gap
+    assert faust_compat.acknowledged_offsets(consumer, PARTITION) == []
+    assert faust_compat.gap_offsets(consumer, PARTITION) == []
+    assert consumer.ack(message(3)), "faust's acknowledged index no longer holds 3"
+    consumer.ack(message(6))
+    assert faust_compat.offsets_to_commit(consumer) == {PARTITION: 4}, "no gap joins 3 to 6 (the gap kept: 7)"
+
+
+def test_faust_fills_its_acknowledged_list_with_the_gap_it_counts_as_done() -> None:
+    app = offline_app("compat-gap")
+    consumer: Any = app.consumer
+    app.topics.acking_topics.add(TOPIC)
+    faust_compat.file_acknowledged(consumer, PARTITION, [1, 5])
+    assert not consumer.ack(message(5)), "faust's own ack finds 5 in the index file_acknowledged filled"
+    faust_compat.file_gap(consumer, PARTITION, 2, 5)
+    assert faust_compat.gap_offsets(consumer, PARTITION) == [(2, 5)]
+    assert faust_compat.offsets_to_commit(consumer) == {PARTITION: 6}  # 1, the gap 2..4, then 5: one run
+    assert faust_compat.gap_offsets(consumer, PARTITION) == []  # chopped off as faust moved it into the list
+
+
+def test_faust_commits_nothing_at_or_below_the_committed_offset_it_holds() -> None:
+    app = offline_app("compat-committed-filed")
+    consumer: Any = app.consumer
+    app.topics.acking_topics.add(TOPIC)
+    faust_compat.file_committed_offset(consumer, PARTITION, 20)
+    assert faust_compat.committed_offset(consumer, PARTITION) == 20
+    assert not consumer.ack(message(15)), "faust's ack drops an offset the group has committed past"
+    assert consumer.ack(message(22))
+    assert faust_compat.offsets_to_commit(consumer) == {}  # the group reads on from 20: faust waits for 21
+    assert consumer.ack(message(21))
+    assert faust_compat.offsets_to_commit(consumer) == {PARTITION: 23}
 
 
 def test_faust_s_commit_waits_while_the_commit_guard_is_held() -> None:
@@ -120,7 +156,8 @@ def test_faust_s_commit_waits_while_the_commit_guard_is_held() -> None:
             await asyncio.sleep(0.05)
             waited = not faust_waits.done()
         answered = await asyncio.wait_for(faust_waits, 5)
-        return waited, answered, consumer._commit_fut is None
+        released = not await asyncio.wait_for(consumer.maybe_wait_for_commit_to_finish(), 5)  # nothing in flight now
+        return waited, answered, released
 
     waited, waited_for_ours, released = asyncio.run(scenario())
     assert waited and waited_for_ours and released
@@ -143,10 +180,8 @@ def test_committed_offset_is_what_faust_read_as_the_group_s() -> None:
 
 def test_the_consumer_thread_hands_out_the_aiokafka_consumer_once_started() -> None:
     consumer: Any = offline_app("compat-thread").consumer
-    thread = consumer._thread
-    assert callable(thread.call_thread)
     with pytest.raises(ConsumerNotStarted):  # the aiokafka consumer exists only once the worker started it
-        thread._ensure_consumer()
+        asyncio.run(faust_compat.commit_from_consumer_thread(consumer, {PARTITION: 1}))
 
 
 def test_the_rocksdb_store_s_partition_databases_keys_and_current_event(tmp_path: Path) -> None:
@@ -162,16 +197,54 @@ def test_the_rocksdb_store_s_partition_databases_keys_and_current_event(tmp_path
     assert current_event() is None
     databases = faust_compat.partition_databases(data)
     assert databases is not None and set(databases) == {1}
-    assert data._key_index[key] == 1  # _set filed it as file_key_under does
+    assert data[key] == b"state"
     assert [faust_compat.decode_key(data, k) for k in faust_compat.visible_keys(data, databases[1])] == ["subject-1"]
     other = app.serializers.dumps_key(str, "subject-2", serializer=table.key_serializer)
     database = faust_compat.partition_database(data, 0)  # opened on demand
     database.put(other, b"state")
-    faust_compat.file_key_under(data, other, 0)
     assert set(faust_compat.partition_databases(data) or {}) == {0, 1}
-    assert data[other] == b"state"  # faust's read finds it where the index says
+    faust_compat.file_key_under(data, other, 1)
+    with pytest.raises(KeyError):  # faust's read looks only where the index says
+        data[other]
+    faust_compat.file_key_under(data, other, 0)
+    assert data[other] == b"state"
 
 
 def test_the_memory_store_has_no_partition_databases() -> None:
     table = offline_app("compat-memory").Table("subjects", default=None, partitions=2, key_type=str)
     assert faust_compat.partition_databases(table.data) is None
+
+
+# Run alone in an interpreter: starve_partitions changes faust's consumer class for the whole process.
+FETCHING = """
+import sys
+import faust
+from faust.types import TP
+from consentflow.streams.faust_compat import fetched_partitions, starve_partitions
+
+app = faust.App("compat-starve", broker="kafka://127.0.0.1:1", store="memory://")
+consumer = app.consumer
+consumer.resume_partitions([TP("input", 0), TP("input", 1)])
+if sys.argv[1] == "starve":
+    starve_partitions({("input", 0), ("input", 1)})
+
+async def fetched():
+    async for _ in consumer.getmany(timeout=0.1):
+        return "records"
+    return "nothing to fetch"
+
+try:
+    print(sorted(tp.partition for tp in fetched_partitions(app)), app.loop.run_until_complete(fetched()))
+except Exception as exc:
+    print(sorted(tp.partition for tp in fetched_partitions(app)), type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("starving", "outcome"),
+    [("starve", "[0, 1] nothing to fetch"), ("serve", "[0, 1] ConsumerNotStarted")],  # served: a fetch goes to the broker
+)
+def test_starved_partitions_are_kept_out_of_faust_s_fetch_and_nothing_else(starving: str, outcome: str) -> None:
+    done = subprocess.run([sys.executable, "-c", FETCHING, starving], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == outcome

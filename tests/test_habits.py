@@ -29,3 +29,23 @@ def test_coverage_leaves_out_the_compiled_modules_and_nothing_else() -> None:
     linked = {"sinks/", "streams/"}  # consentflow/sinks and consentflow/streams link to the top-level folders
     expected = {name if any(name.startswith(top) for top in linked) else f"consentflow/{name}" for name in COMPILED}
     assert set(omitted) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "refused"),
+    [
+        ("streams/worker.py", "def f(consumer):\n    return consumer._acked\n", True),
+        ("tests/test_x.py", "def f(sink):\n    return sink._take\n", True),
+        ("streams/faust_compat.py", "def f(consumer):\n    return consumer._acked\n", False),  # the one exception
+        ("sinks/consumer.py", "from confluent_kafka import KafkaError\n\nEOF = KafkaError._PARTITION_EOF\n", False),
+    ],
+)
+def test_private_names_are_reached_only_from_the_faust_compatibility_module(path: str, source: str, refused: bool) -> None:
+    """ruff's SLF rule, with the project's configuration: a private name of another object is refused, but in
+    ``streams/faust_compat.py``; librdkafka's error codes (public under a leading underscore) pass."""
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        pytest.skip("ruff is a dev dependency: pip install -e '.[dev]'")
+    command = [ruff, "check", "--no-cache", "--output-format", "concise", "--stdin-filename", path, "-"]
+    done = subprocess.run(command, cwd=ROOT, input=source, capture_output=True, text=True)
+    assert ("SLF001" in done.stdout) == refused, done.stdout + done.stderr

@@ -153,15 +153,15 @@ def test_the_registry_feed_and_the_sink_take_a_tombstone_as_the_removal() -> Non
     feed = RegistryFeed("127.0.0.1:1", "cf", codec=None)  # type: ignore[arg-type]  # a tombstone is never decoded
     try:
         feed.registry.add(RecipientVersion.from_record(registered()))
-        assert feed._take(Tombstone("cf.recipients", b"rcpt-1")) == 1  # type: ignore[arg-type]
+        assert feed.take(Tombstone("cf.recipients", b"rcpt-1")) == 1  # type: ignore[arg-type]
         assert feed.registry.at("rcpt-1", T0) is None and feed.registry.at("rcpt-1", T0 - timedelta(days=1)) is not None
     finally:
         feed.close()
     rows = Rows()
     consumer = SinkConsumer("127.0.0.1:1", "cf", None, rows)  # type: ignore[arg-type]
     try:
-        consumer._take(Tombstone("cf.recipients", b"rcpt-1"))  # type: ignore[arg-type]
-        consumer._take(Tombstone("cf.ledger", b"subj-1"))  # type: ignore[arg-type]  # an output: nothing
+        consumer.take(Tombstone("cf.recipients", b"rcpt-1"))  # type: ignore[arg-type]
+        consumer.take(Tombstone("cf.ledger", b"subj-1"))  # type: ignore[arg-type]  # an output: nothing
     finally:
         consumer.consumer.close()
     assert rows.rows == [("recipients", expected)]

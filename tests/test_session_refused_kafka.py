@@ -58,7 +58,9 @@ def test_the_sink_ends_on_a_refusal_librdkafka_reports_rather_than_retry_it_for_
     outage = Outage(f"Kafka at {kafka_bootstrap}", end_process=exits.append)
     consumer = SinkConsumer(kafka_bootstrap, prefix, SingleObjectCodec(), ClickHouseSink(chdb_dsn, database), kafka_outage=outage)
     try:
-        consumer._kafka_error(KafkaError(KafkaError.INVALID_SESSION_TIMEOUT, "JoinGroup failed: Broker: Invalid session timeout"))
+        consumer.on_kafka_error(
+            KafkaError(KafkaError.INVALID_SESSION_TIMEOUT, "JoinGroup failed: Broker: Invalid session timeout")
+        )
     finally:
         consumer.consumer.close()
     assert exits == [EXIT_NOT_TRANSIENT]

@@ -90,7 +90,7 @@ def test_the_broker_away_reported_at_every_reconnection_does_not_push_the_sinks_
     consumer = SinkConsumer("127.0.0.1:1", "p", SingleObjectCodec(), sink, kafka_outage=outage)
     try:
         for _ in range(40):
-            consumer._kafka_error(KafkaError(KafkaError._TRANSPORT))
+            consumer.on_kafka_error(KafkaError(KafkaError._TRANSPORT))
             clock.now += 0.05
         assert outage.away
         assert outage.due(), "the probe is due a back-off after the outage began, whatever was reported since"

@@ -7,6 +7,7 @@ itself, and leave the same tables as the embedded run, with the group's lag at z
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,15 @@ from tests.kafka_pipeline import Pipeline
 pytestmark = pytest.mark.kafka
 
 STARVING = Path(__file__).parent / "faust_starving"
+# sitecustomize imports consentflow before ``-m`` puts the working directory on the path: this checkout's, first.
+PYTHONPATH = os.pathsep.join((str(STARVING), str(Path(__file__).resolve().parent.parent)))
 
 
 def test_partitions_faust_never_fetches_are_read_by_the_worker_itself(
     pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
 ) -> None:
     starved = [f"{pipeline.prefix}.consent:2", f"{pipeline.prefix}.profile:4"]
-    worker = pipeline.start_worker("w1", env={"PYTHONPATH": str(STARVING), "CONSENTFLOW_TEST_STARVE": ",".join(starved)})
+    worker = pipeline.start_worker("w1", env={"PYTHONPATH": PYTHONPATH, "CONSENTFLOW_TEST_STARVE": ",".join(starved)})
     pipeline.wait_caught_up(timeout=150)
     pipeline.stop()
     log = (pipeline.tmp / "w1.log").read_text(errors="replace")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 
+import faust
 from faust.serializers import codecs
 
 from consentflow.core.processor import Processor
@@ -40,7 +41,10 @@ def test_states_written_by_fausts_pickle_codec_still_load() -> None:
 
 
 def test_the_subject_table_uses_the_state_codec() -> None:
-    assert isinstance(codecs.get_codec(PickledState._options.serializer), StateCodec)
+    """faust takes a table's value serializer from its value type, as the worker declares the table."""
+    app = faust.App("state-codec", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("subjects", default=None, key_type=str, value_type=PickledState)
+    assert isinstance(codecs.get_codec(table.value_serializer), StateCodec)
 
 
 def test_a_revocation_forgets_cached_states_but_those_not_written_yet() -> None:

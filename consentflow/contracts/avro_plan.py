@@ -2,11 +2,11 @@
 
 fastavro interprets the schema for every value it writes or reads: a logical
 type looked up per field, an enum's symbol found by searching its list, a
-union's branch found by validating the value against each. Writing came to
-about 7.6 µs per lineage edge, an eighth of the faust worker's main thread
-(py-spy), and reading an input event about 5.6 µs. A ``RecordPlan`` walks the
-contract's parsed schema once; a record is then one pass over the plan's
-fields, and mypyc compiles this module to C.
+union's branch found by validating the value against each: writing the
+outputs and reading the inputs were a visible share of the faust worker's main
+thread (bench/RESULTS.md §1). A ``RecordPlan`` walks the contract's parsed
+schema once; a record is then one pass over the plan's fields, and mypyc
+compiles this module to C.
 
 Writing is for the records the processors build; reading for any body written
 with the same contract. Both agree with fastavro and the project's logical-type

@@ -1,11 +1,11 @@
 """Where an Avro writer schema holds ``timestamp-micros`` values, so that they can cross a process boundary as integers.
 
 The embedded runner's decoding process hands decoded events to the runner in
-pickles. A ``datetime`` costs the child about 1.6 µs to pickle, against a few
-nanoseconds for the integer Avro stores: the child leaves those integers as
-they are (fastavro's logical reader for ``timestamp-micros`` is an identity
-there), sends this plan first, and the runner turns the integers into the same
-UTC datetimes fastavro makes.
+pickles. A ``datetime`` costs the child more to pickle than the rest of its
+event (bench/RESULTS.md §5), the integer Avro stores next to nothing: the child
+leaves those integers as they are (fastavro's logical reader for
+``timestamp-micros`` is an identity there), sends this plan first, and the
+runner turns the integers into the same UTC datetimes fastavro makes.
 
 A plan maps each record name (without namespace) to the fields that hold
 timestamps, each as a ``Spec``: ``TIMESTAMP``, or ``("record", fields)``,

@@ -67,8 +67,8 @@ def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
 def _canonical(values: tuple[Any, ...]) -> bytes:
     """``canonical_encoding`` of ``values`` (``HASHED_FIELDS`` in order, ``occurred_at`` still a datetime).
 
-    One f-string over the C string escaper: a JSON encoder call costs three times as
-    much for eleven values, and every consent event is hashed [6]. Only ``notice_id``
+    One f-string over the C string escaper, cheaper than a JSON encoder call for eleven
+    values (bench/RESULTS.md §16), and every consent event is hashed [6]. Only ``notice_id``
     may be null; ``sequence`` is the one integer (JSON writes an int as ``str`` does).
     """
     subject_id, sequence, event_id, occurred_at, purpose, action, channel, version, service, notice_id, previous = values

@@ -120,12 +120,10 @@ def wait_until_served(admin: AdminClient, wanted: dict[str, int], timeout: float
     """Return once the leader of every partition of the new topics answers for it (a ListOffsets request).
 
     The metadata names a leader as soon as the controller registers the partition; the
-    broker creates the partition's log some time later (up to a second for 84 partitions on a
-    loaded machine). An idempotent producer that sent in between lost the first messages of a
-    partition now and then, though they were reported delivered, and kept the later ones: a
-    loop of creating the topics and producing a dataset at once, beside two CPU hogs, lost
-    messages in 1 of 48 runs with only ``wait_until_led`` and in none of 48 with this too:
-    too rare to prove the cause by repetition, but the lost messages were all sent in this window.
+    broker creates the partition's log some time later. An idempotent producer that sent in
+    between lost the first messages of a partition now and then, though they were reported
+    delivered, and kept the later ones: the lost messages were all sent in this window
+    (bench/RESULTS.md §3).
     """
     pending = {TopicPartition(name, partition) for name, count in wanted.items() for partition in range(count)}
     deadline = time.monotonic() + timeout

@@ -3,10 +3,10 @@
 The drivers allocate and drop records by the hundred thousand: decoded events,
 output records, rows. Reference counting frees nearly all of them; the cyclic
 collector would still walk the young ones every 700 allocations and the whole
-heap (subject states, sink buffers) every hundred such passes. Collecting the
-young generation every 100,000 allocations instead made the embedded runner
-4-26 % faster (mean 14 %, four in-process A/B pairs on 224,290 events) and the
-processors alone about 5 %. Cycles are still collected, only less often.
+heap (subject states, sink buffers) every hundred such passes, for almost
+nothing. Collecting the young generation every 100,000 allocations instead
+makes the drivers faster (bench/RESULTS.md §5). Cycles are still collected,
+only less often.
 """
 
 from __future__ import annotations

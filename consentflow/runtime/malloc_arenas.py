@@ -4,9 +4,9 @@ glibc gives each thread that allocates concurrently an arena of its own, up to
 eight per core, each reserving 64 MiB and keeping what it freed for reuse by
 that arena only. The worker's threads (faust's consumer thread, librdkafka's,
 RocksDB's, the thread pool behind ``asyncio.to_thread``) churn through fetch
-buffers and records; with a million subjects in its state, 14 such arenas held
-404 MiB of the worker's 1.1 GiB. Two arenas bound that, at the price of some
-contention between threads that allocate at once.
+buffers and records, and with a large state such arenas hold a good part of
+the worker's memory (bench/RESULTS.md §4.4). Two arenas bound that, at the price
+of some contention between threads that allocate at once.
 """
 
 from __future__ import annotations

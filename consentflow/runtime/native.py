@@ -1,7 +1,7 @@
 """The processors compiled: the hot modules built with mypyc from these very sources, used only when current.
 
 The processors stay plain, typed Python. mypyc compiles the same source files to C
-extension modules, which run them about a fifth faster (bench/RESULTS.md §6; ARCHITECTURE.md, "Compiled
+extension modules, which run them faster (figures: bench/RESULTS.md §6; ARCHITECTURE.md, "Compiled
 processors"). A build lives in the interpreter's environment (``sys.prefix``), not in
 the source tree, stamped with the digest of the sources it was compiled from; the
 package loads it only while that digest matches, so an edited source is never shadowed

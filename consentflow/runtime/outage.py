@@ -54,7 +54,7 @@ _TRANSIENT_CODES = frozenset(
         KafkaError.COORDINATOR_NOT_AVAILABLE,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError.UNKNOWN_TOPIC_OR_PART,  # a restarted broker serves metadata before it has loaded every log
-        KafkaError._UNKNOWN_PARTITION,  # the same, seen by librdkafka's metadata cache (bench/restart_soak.py, round 4)
+        KafkaError._UNKNOWN_PARTITION,  # the same, seen by librdkafka's metadata cache (bench/RESULTS.md §9)
         KafkaError.NOT_ENOUGH_REPLICAS,
         KafkaError.KAFKA_STORAGE_ERROR,
     }

@@ -5,18 +5,9 @@ faust did after some rebalances. Only the selection of partitions to fetch chang
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from faust.transport.consumer import Consumer
+from consentflow.streams.faust_compat import starve_partitions
 
-_STARVED = {
-    (topic, int(number)) for topic, number in (item.rsplit(":", 1) for item in os.environ["CONSENTFLOW_TEST_STARVE"].split(","))
-}
-_served = Consumer._get_active_partitions
-
-
-def _get_active_partitions(self: Any) -> Any:
-    return {tp for tp in _served(self) if (tp.topic, tp.partition) not in _STARVED}
-
-
-Consumer._get_active_partitions = _get_active_partitions  # type: ignore[method-assign]
+starve_partitions(
+    {(topic, int(number)) for topic, number in (item.rsplit(":", 1) for item in os.environ["CONSENTFLOW_TEST_STARVE"].split(","))}
+)
