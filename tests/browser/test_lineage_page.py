@@ -1,6 +1,6 @@
 """The lineage page of a subject: rendering, the key form and its cookie, and the page in headless Chromium.
 
-What the page must show is computed from the generated events (``tests/dpo_expected.py``):
+What the page must show is computed from the generated events (``tests/support/dpo_expected.py``):
 every recipient of the subject in the group of its country, its mechanisms, the
 categories held, the subject's injected violations. The Chromium tests drive
 Debian's ``chromium`` against a uvicorn server on a free loopback port, in this
@@ -30,9 +30,9 @@ from consentflow.http.context import KEY_COOKIE, ServerSettings
 from consentflow.http.lineage_page import lineage_page, lineage_path
 from consentflow.policy.geography import in_eea
 from consentflow.sinks.answers import ActiveViolation
-from tests import chromium
-from tests import dpo_expected as expected
-from tests.dpo_expected import Dataset
+from tests.support import chromium
+from tests.support import dpo_expected as expected
+from tests.support.dpo_expected import Dataset
 
 KEYS = {role: new_key() for role in Role}
 

@@ -1,6 +1,6 @@
 """Fault test: two workers, one killed, the other takes its partitions, with nothing lost and no help.
 
-On the fault tests' own broker (``tests/fault_broker.py``), like ``test_faults_kafka``: two workers share the input
+On the fault tests' own broker (``tests/support/fault_broker.py``), like ``test_faults_kafka``: two workers share the input
 partitions and a sink writes chDB; one worker is killed (``kill -9``) mid-stream; the survivor must own every input
 partition within a bound that only the session timeout of ``consentflow.kafka.group_membership`` meets, then catch up
 without a restart, and the sink's per-table digests must equal the embedded run's.
@@ -18,8 +18,8 @@ from confluent_kafka.admin import AdminClient
 
 from consentflow.kafka.group_membership import GroupView, group_view
 from consentflow.kafka.lag import end_offsets
-from tests.fault_broker import SinkProcess
-from tests.kafka_pipeline import Pipeline
+from tests.support.fault_broker import SinkProcess
+from tests.support.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -1,6 +1,6 @@
 """Health probes on a real broker that goes away: a worker and a sink say not-ready, stay live, and are ready again.
 
-Both run as subprocesses with ``--health-port`` on the fault tests' own broker (``tests/fault_broker.py``), idle:
+Both run as subprocesses with ``--health-port`` on the fault tests' own broker (``tests/support/fault_broker.py``), idle:
 the case where only the broker check would notice the broker gone.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault_broker import kafka_sh
-from tests.kafka_topics import fresh_topics
+from tests.support.fault_broker import kafka_sh
+from tests.support.kafka_topics import fresh_topics
 
 pytestmark = pytest.mark.kafka
 

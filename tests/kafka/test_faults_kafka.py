@@ -1,6 +1,6 @@
 """Fault tests on a real broker: the pipeline outlives the broker going away, with nothing lost and no help.
 
-The broker here is a second one of ``deploy/kafka.sh`` beside the shared one (``tests/fault_broker.py``: its own
+The broker here is a second one of ``deploy/kafka.sh`` beside the shared one (``tests/support/fault_broker.py``: its own
 port and state folder, the session's ``fault_bootstrap`` fixture), so that restarting it breaks no other test. Each test compares the sink's per-table digests with the embedded
 run of the same file, like ``test_pipeline_kafka``, and checks that no process needed a restart.
 """
@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from tests.fault_broker import SinkProcess, kafka_sh
-from tests.kafka_pipeline import Pipeline
+from tests.support.fault_broker import SinkProcess, kafka_sh
+from tests.support.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 

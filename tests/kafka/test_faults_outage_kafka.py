@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.fault_broker import SinkProcess, kafka_sh
-from tests.kafka_pipeline import Pipeline
+from tests.support.fault_broker import SinkProcess, kafka_sh
+from tests.support.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -2,7 +2,7 @@
 and a sink of the same group on the embedded engine then loses nothing.
 
 A ClickHouse server coming back cannot be tested here (none can run on this machine): the retry path, from away to
-back, is covered by ``tests/test_sink_outage.py`` (a server's failures over chDB), and here by a sink whose inserts
+back, is covered by ``tests/unit/sinks/test_sink_outage.py`` (a server's failures over chDB), and here by a sink whose inserts
 fail mid-flush.
 """
 
@@ -27,10 +27,10 @@ from consentflow.kafka.lag import committed_offsets, end_offsets, group_lag
 from consentflow.runtime.bounded_stop import EXIT_STOP_ABANDONED
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, connect
 from consentflow.sinks.consumer import SinkConsumer
-from tests.clickhouse_away import ClickHouseAway, free_port
-from tests.fault_broker import SinkProcess, kafka_sh
-from tests.kafka_pipeline import Pipeline
-from tests.kafka_topics import delete_topics_under
+from tests.support.clickhouse_away import ClickHouseAway, free_port
+from tests.support.fault_broker import SinkProcess, kafka_sh
+from tests.support.kafka_pipeline import Pipeline
+from tests.support.kafka_topics import delete_topics_under
 
 pytestmark = pytest.mark.kafka
 

@@ -26,7 +26,7 @@ from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
-from tests.kafka_topics import fresh_topics
+from tests.support.kafka_topics import fresh_topics
 
 pytestmark = pytest.mark.kafka
 

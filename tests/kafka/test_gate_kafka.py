@@ -43,7 +43,7 @@ from consentflow.streams.input_step import InputStep
 from consentflow.streams.partition_range import messages_in, range_consumer
 from consentflow.streams.replay import dead_letters, open_replay
 from consentflow.streams.worker import Worker, WorkerSettings
-from tests.kafka_topics import fresh_topics
+from tests.support.kafka_topics import fresh_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pytest
 
 from consentflow.kafka.lag import end_offsets
-from tests.fault_broker import KAFKA_SH
-from tests.kafka_pipeline import Pipeline
+from tests.support.fault_broker import KAFKA_SH
+from tests.support.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 

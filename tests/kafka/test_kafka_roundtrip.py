@@ -20,8 +20,8 @@ from consentflow.contracts.events import Event
 from consentflow.contracts.topics import ALL_TOPICS, INPUT_TOPICS, LEDGER, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic
 from consentflow.kafka.admin import create_topics, wait_until_served
 from consentflow.kafka.producer import EventProducer
-from tests.kafka_topics import delete_topics_under
-from tests.samples import T0, recipient_event, subject_events
+from tests.support.kafka_topics import delete_topics_under
+from tests.support.samples import T0, recipient_event, subject_events
 
 pytestmark = pytest.mark.kafka
 

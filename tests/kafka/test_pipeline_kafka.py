@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Producer
 
 from consentflow.sinks.digest import table_digests
-from tests.kafka_pipeline import Pipeline
+from tests.support.kafka_pipeline import Pipeline
 
 pytestmark = pytest.mark.kafka
 

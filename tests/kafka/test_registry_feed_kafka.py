@@ -17,7 +17,7 @@ from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.contracts.topics import RECIPIENTS
 from consentflow.kafka.producer import EventProducer
 from consentflow.streams.registry_feed import RegistryFeed
-from tests.kafka_topics import fresh_topics
+from tests.support.kafka_topics import fresh_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -23,7 +23,7 @@ from consentflow.contracts.topics import RECIPIENTS
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
-from tests.kafka_topics import assert_topics_hold, fresh_topics
+from tests.support.kafka_topics import assert_topics_hold, fresh_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -32,9 +32,9 @@ from consentflow.kafka.lag import end_offsets
 from consentflow.kafka.producer import EventProducer
 from consentflow.policy.vocabulary import AccountKind, DataCategory, ProfileAction
 from consentflow.streams.partition_range import messages_in, range_consumer
-from tests.builders import T0, eid
-from tests.dpo_expected import after
-from tests.kafka_topics import delete_topics_under
+from tests.support.builders import T0, eid
+from tests.support.dpo_expected import after
+from tests.support.kafka_topics import delete_topics_under
 
 pytestmark = pytest.mark.kafka
 

@@ -21,7 +21,7 @@ from consentflow.kafka.admin import create_topics
 from consentflow.runtime.outage import EXIT_NOT_TRANSIENT, Outage
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
-from tests.kafka_topics import delete_topics_under
+from tests.support.kafka_topics import delete_topics_under
 
 pytestmark = pytest.mark.kafka
 

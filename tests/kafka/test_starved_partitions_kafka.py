@@ -1,21 +1,20 @@
 """A worker whose faust never fetches some of its partitions still processes them (``streams/starved_partitions.py``).
 
-The worker subprocess loads ``tests/faust_starving/sitecustomize.py``, which keeps two input partitions out of
+The worker subprocess loads ``tests/support/faust_starving/sitecustomize.py``, which keeps two input partitions out of
 every fetch faust's consumer makes, as faust did after some rebalances; the worker must notice, read their events
 itself, and leave the same tables as the embedded run, with the group's lag at zero.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.kafka_pipeline import Pipeline
+from tests.support.kafka_pipeline import Pipeline
+from tests.support.paths import SUPPORT
 
 pytestmark = pytest.mark.kafka
 
-STARVING = Path(__file__).parent / "faust_starving"
+STARVING = SUPPORT / "faust_starving"
 
 
 def test_partitions_faust_never_fetches_are_read_by_the_worker_itself(

@@ -28,7 +28,7 @@ from consentflow.policy.versions import load_policy
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT, TABLES
 from consentflow.streams.embedded import run_events
-from tests.test_ground_truth import kafka_order
+from tests.support.delivery_order import kafka_order
 
 Record = dict[str, Any]
 CONFIG = GeneratorConfig(subjects=300, days=240, seed=515, violation_share=0.03)

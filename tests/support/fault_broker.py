@@ -21,9 +21,10 @@ from confluent_kafka.admin import AdminClient
 
 from consentflow.contracts.topics import OUTPUT_TOPICS
 from consentflow.kafka.lag import group_lag
-from tests.kafka_pipeline import Pipeline
+from tests.support.kafka_pipeline import Pipeline
+from tests.support.paths import DEPLOY
 
-KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"
+KAFKA_SH = DEPLOY / "kafka.sh"
 FAULT_PORT = int(os.environ.get("CONSENTFLOW_FAULT_KAFKA_PORT", "19092"))
 FAULT_HOME = os.environ.get("CONSENTFLOW_FAULT_KAFKA_HOME", str(Path(tempfile.gettempdir()) / "consentflow-fault-kafka"))
 

@@ -2,7 +2,7 @@
 the sink's drain, and the embedded run's digests every such test compares with.
 
 ``tests/conftest.py`` makes fixtures of these: ``dataset`` and ``embedded_digests`` once a session, and
-``pipeline`` (the shared broker) and ``fault_pipeline`` (the fault tests' own, ``tests/fault_broker.py``) per test.
+``pipeline`` (the shared broker) and ``fault_pipeline`` (the fault tests' own, ``tests/support/fault_broker.py``) per test.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
 from consentflow.sinks.reader import TableReader
 from consentflow.streams.embedded import run_events
-from tests.kafka_topics import assert_topics_hold
+from tests.support.kafka_topics import assert_topics_hold
 
 SUBJECTS, DAYS, SEED = 400, 150, 23
 WORKER_INPUTS = [t for t in INPUT_TOPICS if not t.compacted]

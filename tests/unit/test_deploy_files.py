@@ -3,7 +3,7 @@
 - the systemd units pass ``systemd-analyze verify`` with nothing to say (it exits 0 even on an unknown key or a
   value it cannot parse, printing "ignoring": any line it prints fails the test), restart on failure and outlast
   the worker's bounded stop;
-- the compose file is valid against the Compose specification's JSON Schema (vendored, ``tests/compose_spec``);
+- the compose file is valid against the Compose specification's JSON Schema (vendored, ``tests/data/compose_spec``);
 - the Kubernetes example parses, and in every example the probes ask the port and paths the command opens.
 
 Each checker is also run on a broken copy, to show that it fails on one.
@@ -26,12 +26,12 @@ import yaml
 
 from consentflow.runtime.health import STALE_AFTER
 from consentflow.streams.worker import STOP_WITHIN
+from tests.support.paths import DATA, DEPLOY
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 UNITS = DEPLOY / "systemd"
 COMPOSE = DEPLOY / "docker-compose.yml"
 KUBERNETES = DEPLOY / "kubernetes" / "consentflow.yaml"
-COMPOSE_SCHEMA = Path(__file__).resolve().parent / "compose_spec" / "compose-spec.json"
+COMPOSE_SCHEMA = DATA / "compose_spec" / "compose-spec.json"
 INSTALLED_AT = "/opt/consentflow/bin/consentflow"  # the units' example path, absent here
 
 

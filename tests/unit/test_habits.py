@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from consentflow.runtime.native import COMPILED
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO as ROOT
 
 
 def test_the_pre_commit_configuration_is_valid() -> None:

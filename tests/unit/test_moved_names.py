@@ -16,10 +16,11 @@ from consentflow.contracts.eventfile import read_events
 from consentflow.core.processor import Processor
 from consentflow.core.state import SubjectState
 from consentflow.generator import GeneratorConfig, generate
+from tests.support.paths import DATA
 
 # Pickled on 2026-12-06 by the code before the layout (commit 3ff0cd1), from the run that the_same_run repeats:
 # the state of the subject with the largest pickle.
-PICKLED_BEFORE_THE_LAYOUT = Path(__file__).parent / "data" / "subject_state_2026-12-06.pickle"
+PICKLED_BEFORE_THE_LAYOUT = DATA / "subject_state_2026-12-06.pickle"
 
 
 def _globals_named(blob: bytes) -> set[str]:

@@ -1,4 +1,4 @@
-"""Loaded at start-up by a worker subprocess given this folder on PYTHONPATH (``tests/test_starved_partitions_kafka.py``):
+"""Loaded at start-up by a worker subprocess given this folder on PYTHONPATH (``tests/kafka/test_starved_partitions_kafka.py``):
 faust's fetcher never serves the input partitions named in ``CONSENTFLOW_TEST_STARVE`` ("topic:partition,..."), as
 faust did after some rebalances. Only the selection of partitions to fetch changes; everything else is faust's own."""
 

@@ -32,10 +32,11 @@ from consentflow.sinks.digest import table_digests
 from consentflow.sinks.holdings_queries import subject_holdings
 from consentflow.sinks.lineage_queries import who_has
 from consentflow.sinks.verification import verify_ledger
-from tests.builders import POSTWAVE, T0, at, consent, eid, newsletter
+from tests.support.builders import POSTWAVE, T0, at, consent, eid, newsletter
+from tests.support.paths import DEPLOY
 
 SUBJECT = "cand-continued"
-REGISTRY = Path(__file__).resolve().parent.parent / "deploy" / "registry.example.yaml"
+REGISTRY = DEPLOY / "registry.example.yaml"
 
 
 def cli(*args: str) -> Result:

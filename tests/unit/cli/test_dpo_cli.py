@@ -18,8 +18,8 @@ from click.testing import CliRunner, Result
 
 from consentflow.cli import main
 from consentflow.sinks.clickhouse import ClickHouseSink
-from tests import dpo_expected as expected
-from tests.dpo_expected import Dataset
+from tests.support import dpo_expected as expected
+from tests.support.dpo_expected import Dataset
 
 DATABASE = "dpo_cli"
 

@@ -26,9 +26,10 @@ from consentflow.kafka.lag import end_offsets
 from consentflow.policy.geography import in_eea
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.verification import stored_rows
-from tests.kafka_topics import fresh_topics
+from tests.support.kafka_topics import fresh_topics
+from tests.support.paths import DEPLOY
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "registry.example.yaml"
+EXAMPLE = DEPLOY / "registry.example.yaml"
 SIMULATION_START = datetime(2021, 1, 4, tzinfo=UTC)  # the generator's default start, which the example was made for
 
 GOOD = """

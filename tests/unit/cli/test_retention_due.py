@@ -19,8 +19,8 @@ import pytest
 
 from consentflow.contracts.eventfile import write_events
 from consentflow.policy.vocabulary import ProfileAction
-from tests.builders import QUICKPAY
-from tests.test_retention import PROFILE, payment, profile
+from tests.support.builders import QUICKPAY
+from tests.support.retention_events import PROFILE, payment, profile
 
 #: The file's latest event time: the clock `consentflow run` ticks at.
 CLOCK = datetime(2025, 7, 1, 8, tzinfo=UTC)

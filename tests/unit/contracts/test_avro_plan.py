@@ -27,7 +27,7 @@ from consentflow.contracts.topics import LINEAGE, OUTPUT_TOPICS, topic_named
 from consentflow.core.processor import Processor
 from consentflow.generator.simulation import GeneratorConfig, Simulation
 from consentflow.policy.vocabulary import DataCategory, RecipientKind, TransferMechanism
-from tests.samples import sample_record
+from tests.support.samples import sample_record
 
 STORE = default_store()
 CONTRACTS = STORE.all()

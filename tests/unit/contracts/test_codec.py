@@ -33,8 +33,8 @@ from consentflow.contracts.releases import Contract, default_store
 from consentflow.contracts.topics import CONSENT, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic, topic_for_record
 from consentflow.kafka.producer import EventProducer
 from consentflow.policy.vocabulary import TransferMechanism
-from tests.registry_server import SchemaRegistryServer
-from tests.samples import (
+from tests.support.registry_server import SchemaRegistryServer
+from tests.support.samples import (
     T0,
     avro_read,
     avro_write,

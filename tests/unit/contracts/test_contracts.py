@@ -22,7 +22,7 @@ from consentflow.contracts.codec import SingleObjectCodec, write_body
 from consentflow.contracts.releases import ContractStore, default_store, schemas_root
 from consentflow.contracts.topics import ALL_TOPICS, INPUT_TOPICS, RECIPIENTS
 from consentflow.policy import vocabulary
-from tests.samples import (
+from tests.support.samples import (
     avro_compatibility,
     avro_read,
     avro_schema,

@@ -29,8 +29,8 @@ from consentflow.contracts.gate import EventTimeBounds, Gate
 from consentflow.contracts.topics import CONSENT, DEAD_LETTER, PROFILE
 from consentflow.generator import GeneratorConfig, generate
 from consentflow.kafka.producer import EventProducer
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "deploy" / "events.example.jsonl"
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
 

@@ -21,8 +21,8 @@ from consentflow.contracts.codec import CONFLUENT_MAGIC, ConfluentCodec, SingleO
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.releases import ContractStore, default_store
 from consentflow.contracts.topics import RIGHTS
-from tests.registry_server import SchemaRegistryServer
-from tests.samples import input_events
+from tests.support.registry_server import SchemaRegistryServer
+from tests.support.samples import input_events
 
 STORE = default_store()
 EVENTS = input_events()

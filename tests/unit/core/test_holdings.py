@@ -34,8 +34,19 @@ from consentflow.policy.vocabulary import (
     ProfileAction,
     Purpose,
 )
-from tests.builders import CLOUDNEST, QUICKPAY, consent, crash_and_replay, disclose, eid, feed, highest_revisions, processor_with
-from tests.test_retention import PROFILE, SUBJECT, after, after_financial_year, day, payment, profile
+from tests.support.builders import (
+    CLOUDNEST,
+    QUICKPAY,
+    consent,
+    crash_and_replay,
+    disclose,
+    eid,
+    feed,
+    highest_revisions,
+    processor_with,
+)
+from tests.support.dpo_expected import after, after_financial_year
+from tests.support.retention_events import PROFILE, SUBJECT, day, payment, profile
 
 C = DataCategory
 REGISTRY = (CLOUDNEST, QUICKPAY)

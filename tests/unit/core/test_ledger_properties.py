@@ -28,7 +28,7 @@ from consentflow.contracts.events import Event
 from consentflow.core.ledger import _canonical, canonical_encoding, verify_chain
 from consentflow.core.processor import Processor
 from consentflow.policy.vocabulary import ConsentAction, ConsentChannel, MessageKind, Purpose
-from tests.builders import POSTWAVE, T0, active_verdicts, crash_and_replay, eid, highest_revisions, processor_with
+from tests.support.builders import POSTWAVE, T0, active_verdicts, crash_and_replay, eid, highest_revisions, processor_with
 
 SUBJECTS = ("cand-0001", "cand-0002")
 PURPOSES = (Purpose.MARKETING, Purpose.COOKIES_ANALYTICS, Purpose.PARTNER_AGGREGATION)

@@ -29,7 +29,7 @@ from consentflow.policy.vocabulary import (
     RecipientKind,
     TransferMechanism,
 )
-from tests.builders import CLOUDNEST, METRICLY, POSTWAVE, RecipientSpec, at, consent, disclose, eid, feed, processor_with
+from tests.support.builders import CLOUDNEST, METRICLY, POSTWAVE, RecipientSpec, at, consent, disclose, eid, feed, processor_with
 
 SUBJECT = "cand-000007"
 C = DataCategory

@@ -1,7 +1,7 @@
 """Scenarios written from the privacy policy of November 14, 2020 (``../shared/privacy-policy.txt``).
 
 Each test quotes the section it checks. The registry is fed through ``Processor.process("recipients", ...)``
-(see ``tests/builders.py``: each recipient is registered for exactly the purposes a scenario needs, so a
+(see ``tests/support/builders.py``: each recipient is registered for exactly the purposes a scenario needs, so a
 scenario breaks the one rule it is about). A violation must name its rule, the policy section, the subject,
 and its evidence: the offending event first, then — for the consent rules — the consent decision it ignored.
 """
@@ -32,7 +32,7 @@ from consentflow.policy.vocabulary import (
     Rule,
     TransferMechanism,
 )
-from tests.builders import (
+from tests.support.builders import (
     CLOUDNEST,
     CUSTOMER,
     EXPIRED_SCC,

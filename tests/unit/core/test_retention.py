@@ -16,37 +16,16 @@ from typing import Any
 
 import pytest
 
-from consentflow.contracts import events
-from consentflow.contracts.events import Event
 from consentflow.core.processor import Processor
 from consentflow.core.retention import RetentionSchedule
 from consentflow.policy.versions import load_policy
-from consentflow.policy.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose, RetentionActionKind
-from tests.builders import QUICKPAY, T0, disclose, eid, feed, processor_with
-from tests.dpo_expected import after, after_financial_year
+from consentflow.policy.vocabulary import DataCategory, ProfileAction, RetentionActionKind
+from tests.support.builders import QUICKPAY, feed, processor_with
+from tests.support.dpo_expected import after, after_financial_year
+from tests.support.retention_events import PROFILE, SUBJECT, day, payment, profile
 
 TINY = timedelta(microseconds=1)
-SUBJECT = "cand-000321"
 C = DataCategory
-PROFILE = (C.IDENTITY, C.CONTACT, C.PROFESSIONAL_CV)
-
-
-def profile(action: ProfileAction, when: datetime, categories: Sequence[DataCategory] = (), subject: str = SUBJECT) -> Event:
-    """A step of the account's life [2.3]."""
-    return events.profile_event(
-        subject,
-        action,
-        account_kind=AccountKind.APPLICANT,
-        categories=categories,
-        source_service="profile",
-        occurred_at=when,
-        event_id=eid(subject, "profile", action, when.isoformat()),
-    )
-
-
-def day(n: float) -> datetime:
-    """T0 plus ``n`` days."""
-    return T0 + timedelta(days=n)
 
 
 def kinds(actions: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
@@ -118,18 +97,6 @@ def test_closed_account_one_year_after_closure_or_two_after_the_latest_negative_
     assert archive["policy_section"] == "2.3.1"
     by_basis = {"closed": steps[0]} | ({"negative": max(steps[1:], key=lambda e: e.record["occurred_at"])} if negatives else {})
     assert archive["basis_event_id"] == by_basis[basis].record["event_id"]
-
-
-def payment(when: datetime, subject: str = SUBJECT) -> Event:
-    """A payment through the payment provider [2.3.2 "payments, reimbursements"]."""
-    return disclose(
-        subject,
-        QUICKPAY,
-        [C.BANKING, C.FINANCIAL_TRANSACTIONS],
-        when,
-        purpose=Purpose.CONTRACT_INTRODUCTIONS,
-        basis=LegalBasis.CONTRACT,
-    )
 
 
 def test_financial_data_is_kept_for_the_legal_period_from_the_last_transaction_then_deleted() -> None:

@@ -19,7 +19,7 @@ from consentflow.contracts.events import Event
 from consentflow.core.processor import Processor
 from consentflow.core.state import SubjectState
 from consentflow.policy.vocabulary import AccountKind, DataCategory, LegalBasis, ProfileAction, Purpose
-from tests.builders import QUICKPAY, T0, disclose, eid, feed, processor_with
+from tests.support.builders import QUICKPAY, T0, disclose, eid, feed, processor_with
 
 PARIS = ZoneInfo("Europe/Paris")  # the controller's zone, policies/2020-11-14.toml
 

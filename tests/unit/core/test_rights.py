@@ -31,7 +31,7 @@ from consentflow.policy.vocabulary import (
     Right,
     TransferMechanism,
 )
-from tests.builders import (
+from tests.support.builders import (
     CLOUDNEST,
     CUSTOMER,
     GROUP_DE,

@@ -9,7 +9,7 @@ from consentflow.core.recipients import RecipientRegistry, RecipientVersion
 from consentflow.core.storage_countries import CONTROLLER, HOSTING_SUBCONTRACTOR, storage_countries
 from consentflow.policy.versions import load_policy
 from consentflow.policy.vocabulary import Purpose, RecipientKind
-from tests.builders import CLOUDNEST, POSTWAVE, RecipientSpec, at, scc_from
+from tests.support.builders import CLOUDNEST, POSTWAVE, RecipientSpec, at, scc_from
 
 
 def _registry(*specs: RecipientSpec) -> RecipientRegistry:

@@ -11,7 +11,6 @@ violations and on every subject's ledger chain (which depends only on the consen
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,9 +22,9 @@ from consentflow.contracts.eventfile import read_events
 from consentflow.core.ledger import verify_chain
 from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
+from tests.support.delivery_order import Events, kafka_order
 
 CONFIG = GeneratorConfig(subjects=1500, days=365, seed=20201114, violation_share=0.02)
-Events = list[tuple[str, dict[str, Any]]]
 Key = tuple[str, str]  # (rule, offending event id)
 
 
@@ -78,24 +77,6 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Events, set[Key]]
 def in_file_order(dataset: tuple[Events, set[Key]]) -> Run:
     """One pass in file order."""
     return Run(dataset[0])
-
-
-def kafka_order(stream: Events, seed: int) -> Events:
-    """A random interleaving that keeps each (topic, subject) queue in order — a partition's order — registry first."""
-    registry = [item for item in stream if item[0] == "recipients"]
-    queues: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for item in stream:
-        if item[0] != "recipients":
-            queues[(item[0], item[1]["subject_id"])].append(item)
-    # One ticket per event, shuffled: drawing a queue's tickets in turn merges the queues uniformly at random.
-    tickets = [key for key, queue in queues.items() for _ in queue]
-    random.Random(seed).shuffle(tickets)
-    positions = dict.fromkeys(queues, 0)
-    merged: Events = []
-    for key in tickets:
-        merged.append(queues[key][positions[key]])
-        positions[key] += 1
-    return registry + merged
 
 
 def test_every_injected_violation_is_found_and_nothing_else(dataset: tuple[Events, set[Key]], in_file_order: Run) -> None:

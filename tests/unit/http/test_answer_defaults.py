@@ -26,7 +26,7 @@ from consentflow.policy.dpv import consent_state_term
 from consentflow.policy.vocabulary import ConsentAction, LegalBasis, Purpose
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.embedded import run_events
-from tests.builders import CLOUDNEST, SCENARIO_REGISTRY, consent, disclose
+from tests.support.builders import CLOUDNEST, SCENARIO_REGISTRY, consent, disclose
 
 SUBJECT = "subj-clock-skew"
 

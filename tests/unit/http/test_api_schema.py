@@ -2,10 +2,10 @@
 
 The app serves a small generated dataset in chDB, with a dpo key (every
 endpoint is open to it). Kafka is unreachable for it (port 1), so a replay answers 503,
-as documented; the replay against the real broker is tested in ``tests/test_http_api.py``. The collector's producer is a recording double of
+as documented; the replay against the real broker is tested in ``tests/unit/http/test_http_api.py``. The collector's producer is a recording double of
 ``EventProducer`` (our own code): what this test checks is the HTTP contract,
 and a schema-valid event must not wait on a broker here; the real producer
-against the real broker is tested in ``tests/test_http_api.py``.
+against the real broker is tested in ``tests/unit/http/test_http_api.py``.
 """
 
 from __future__ import annotations

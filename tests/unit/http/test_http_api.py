@@ -2,7 +2,7 @@
 
 Every endpoint is asked through FastAPI's TestClient (real HTTP semantics over
 ASGI) with keys of each role; the expected answers come from
-``tests/dpo_expected.py``, plain Python over the events, never from the query
+``tests/support/dpo_expected.py``, plain Python over the events, never from the query
 layer. Refusals are checked per role and per kind of bad input.
 """
 
@@ -53,9 +53,9 @@ from consentflow.policy.geography import EEA_COUNTRIES
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.tables import TABLES
 from consentflow.streams.embedded import run_events
-from tests import dpo_expected as expected
-from tests.dpo_expected import Dataset
-from tests.kafka_topics import fresh_topics
+from tests.support import dpo_expected as expected
+from tests.support.dpo_expected import Dataset
+from tests.support.kafka_topics import fresh_topics
 
 KEYS = {role: new_key() for role in Role}
 UNKNOWN_KEY = new_key()

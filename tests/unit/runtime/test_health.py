@@ -1,7 +1,7 @@
 """The health probe over real HTTP on 127.0.0.1: liveness from a heartbeat, readiness from the start and the Outages.
 
 The broker check is asked of a port nothing listens on (a real client, a real refusal); the fault test of a worker
-and a sink whose broker goes away and comes back is ``tests/test_faults_health_kafka.py``.
+and a sink whose broker goes away and comes back is ``tests/kafka/test_faults_health_kafka.py``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The DPO's query layer on the real engine (chDB), against answers computed from the generated events.
 
-The dataset is delivered twice in two Kafka-like orders (``tests/dpo_expected.py``):
+The dataset is delivered twice in two Kafka-like orders (``tests/support/dpo_expected.py``):
 every answer must count each fact once (``FINAL``) and let event time decide,
 whatever order the facts arrived in.
 """
@@ -22,8 +22,8 @@ from consentflow.sinks import compliance_queries, consent_queries, lineage_queri
 from consentflow.sinks.clickhouse import ClickHouseSink, SinkUnavailable, connect
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
-from tests import dpo_expected as expected
-from tests.dpo_expected import Dataset
+from tests.support import dpo_expected as expected
+from tests.support.dpo_expected import Dataset
 
 
 @pytest.fixture(scope="module")
@@ -395,7 +395,7 @@ def test_the_consent_answer_and_the_overview_let_a_same_instant_withdrawal_preva
     from consentflow.policy.vocabulary import ConsentAction
     from consentflow.sinks.queries import overview
     from consentflow.streams.embedded import run_events
-    from tests.builders import consent as consent_event
+    from tests.support.builders import consent as consent_event
 
     when = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
     granted = consent_event("cand-tie", Purpose.MARKETING, ConsentAction.GRANTED, when, name=f"g{pair}")

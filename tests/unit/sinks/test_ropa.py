@@ -30,8 +30,8 @@ from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import open_tables
 from consentflow.sinks.record_of_processing import COLUMNS, PURPOSE_SECTIONS, record_of_processing
 from consentflow.streams.embedded import run_events
-from tests import dpo_expected as expected
-from tests.dpo_expected import FRAMING, GDPR_TRANSFER, Dataset
+from tests.support import dpo_expected as expected
+from tests.support.dpo_expected import FRAMING, GDPR_TRANSFER, Dataset
 
 DATABASE = "ropa"
 GDPR_BASIS = {

@@ -146,7 +146,7 @@ def test_a_statement_lock_is_held_around_each_statement_and_free_between_them(ch
 
 def read_events_of_a_day() -> list[Any]:
     """A few subjects' consent and processing events, enough to fill several tables."""
-    from tests.builders import POSTWAVE, T0, consent, newsletter
+    from tests.support.builders import POSTWAVE, T0, consent, newsletter
 
     out: list[Any] = []
     for n in range(5):

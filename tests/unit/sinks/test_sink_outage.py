@@ -25,7 +25,7 @@ from consentflow.kafka.quiet_logs import OncePerWindow
 from consentflow.runtime.outage import EXIT_NOT_TRANSIENT
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage, connect
 from consentflow.sinks.consumer import SinkConsumer
-from tests.clickhouse_away import ClickHouseAway, free_port
+from tests.support.clickhouse_away import ClickHouseAway, free_port
 
 
 def action(action_id: str) -> dict[str, Any]:

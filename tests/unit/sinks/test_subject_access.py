@@ -1,6 +1,6 @@
 """The subject access export (``dsar``) on the real engine (chDB), against answers computed from the generated events.
 
-The dataset is the DPO tests' (``tests/dpo_expected.py``): a generated stream
+The dataset is the DPO tests' (``tests/support/dpo_expected.py``): a generated stream
 delivered twice in two Kafka-like orders, so every part of the export must
 count each fact once and let event time decide. What the export must hold is
 computed here from the events themselves; every export is validated against
@@ -43,8 +43,8 @@ from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import UnknownId, open_tables
 from consentflow.sinks.subject_access import export_schema, subject_access_export
 from consentflow.streams.embedded import run_events
-from tests import dpo_expected as expected
-from tests.dpo_expected import GDPR_TRANSFER, Dataset, after, after_financial_year
+from tests.support import dpo_expected as expected
+from tests.support.dpo_expected import GDPR_TRANSFER, Dataset, after, after_financial_year
 
 DATABASE = "subject_access"
 #: W3C DPV consent statuses of the states the ledger records [6].

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +19,11 @@ from consentflow.sinks.lineage_queries import transfers
 from consentflow.sinks.queries import overview
 from consentflow.sinks.tables import BY_RECIPIENT, TABLES, schema_ddl
 from consentflow.streams.embedded import run_events
-from tests.builders import CLOUDNEST, POSTWAVE, at, disclose, processor_with
+from tests.support.builders import CLOUDNEST, POSTWAVE, at, disclose, processor_with
+from tests.support.paths import DATA
 
 #: The tables' columns and DDL as the sink made them before the table model (2026-12-06): the schemas are public.
-BEFORE = json.loads((Path(__file__).parent / "data" / "table_schemas_2026-12-06.json").read_text())
+BEFORE = json.loads((DATA / "table_schemas_2026-12-06.json").read_text())
 
 
 def _columns(statement: str) -> list[str]:

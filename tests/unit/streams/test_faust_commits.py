@@ -1,6 +1,6 @@
 """faust's consumer commits what the worker's books say is processed, whatever faust's own lists hold.
 
-Each scenario is one that stalled a worker's commits after a rebalance (``tests/test_faults_handover_kafka.py``),
+Each scenario is one that stalled a worker's commits after a rebalance (``tests/kafka/test_faults_handover_kafka.py``),
 set up in faust's own consumer object; the commit is chosen by faust's own code (``_filter_tps_with_pending_acks``
 then ``_filter_committable_offsets``, as its ``force_commit`` does). Plain faust, in the same state, is shown
 not committing the processed offsets, which is why the books exist.

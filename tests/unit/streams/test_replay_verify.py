@@ -36,7 +36,7 @@ from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.digest import table_digests
 from consentflow.sinks.tables import LEDGER
 from consentflow.streams.embedded import run_events
-from tests.kafka_topics import assert_topics_hold, fresh_topics
+from tests.support.kafka_topics import assert_topics_hold, fresh_topics
 
 SUBJECTS, DAYS, SEED = 200, 90, 41
 GARBAGE = b"\xc3\x01neither a fingerprint nor avro"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from consentflow.streams.retention_agenda import RetentionAgenda
-from tests.builders import T0
+from tests.support.builders import T0
 
 DAY = timedelta(days=1)
 

@@ -10,7 +10,7 @@ from faust.serializers import codecs
 from consentflow.core.processor import Processor
 from consentflow.core.state import SubjectState
 from consentflow.streams.subject_table import PartitionWrite, PickledState, StateCodec, TableStore
-from tests.samples import input_events
+from tests.support.samples import input_events
 
 
 def _a_state() -> SubjectState:
