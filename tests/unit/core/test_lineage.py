@@ -1,7 +1,8 @@
 """The lineage graph [4, 7, 12]: who received which categories of whose data, for what, where, how framed.
 
 Edges are made by the processor from disclosures, messages through processors and cookies, with the
-registry as of each event's time. ``LineageGraph`` answers the DPO's questions; every expected answer here
+registry as of each event's time. ``LineageGraph`` (``tests/support/lineage_graph.py``, the tests' reference model of the
+``sinks/lineage_queries.py`` answers) answers the DPO's questions over them; every expected answer here
 is computed from the test's own list of what was sent, and its own copy of the registry's dates.
 """
 
@@ -16,7 +17,6 @@ import pytest
 
 from consentflow.contracts import events
 from consentflow.contracts.events import MechanismPeriod
-from consentflow.core.lineage import LineageGraph
 from consentflow.policy.vocabulary import (
     ConsentAction,
     ConsentChannel,
@@ -30,6 +30,7 @@ from consentflow.policy.vocabulary import (
     TransferMechanism,
 )
 from tests.support.builders import CLOUDNEST, METRICLY, POSTWAVE, RecipientSpec, at, consent, disclose, eid, feed, processor_with
+from tests.support.lineage_graph import LineageGraph
 
 SUBJECT = "cand-000007"
 C = DataCategory

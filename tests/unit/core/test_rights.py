@@ -31,6 +31,7 @@ from consentflow.policy.vocabulary import (
     Right,
     TransferMechanism,
 )
+from tests.support.access_export import access_export_of
 from tests.support.builders import (
     CLOUDNEST,
     CUSTOMER,
@@ -265,7 +266,7 @@ def test_access_export_holds_consent_history_with_evidence_recipients_and_retent
     )
     life = history()
     feed(p, withdrawn, *life[:3], early_offer, *life[3:])  # the withdrawal arrives first
-    export = p.access_export(SUBJECT, as_of=at(days=1))
+    export = access_export_of(p, SUBJECT, as_of=at(days=1))
     assert export is not None
     assert export["subject_id"] == SUBJECT
     assert export["as_of"] == at(days=1)
@@ -334,7 +335,7 @@ def test_access_export_names_the_mechanism_that_framed_the_last_transfer() -> No
     p = processor_with([first, renewed])
     changes = feed(p, disclose(SUBJECT, "renewco", [C.USAGE_DATA], at(days=5), purpose=Purpose.SITE_OPTIMISATION, basis=LI))
     assert changes.lineage[0]["transfer_mechanism"] == "scc"
-    export = p.access_export(SUBJECT, as_of=at(days=30))
+    export = access_export_of(p, SUBJECT, as_of=at(days=30))
     assert export is not None
     (recipient,) = export["recipients"]
     assert (recipient["country"], recipient["transfer_mechanism"]) == ("US", "scc")
@@ -344,8 +345,8 @@ def test_access_export_of_an_unknown_subject_is_none() -> None:
     """[8.1] nothing held, nothing to export."""
     p = processor_with(REGISTRY)
     feed(p, *history())
-    assert p.access_export("cand-999999", as_of=at(0)) is None
-    assert Processor().access_export(SUBJECT, as_of=at(0)) is None
+    assert access_export_of(p, "cand-999999", as_of=at(0)) is None
+    assert access_export_of(Processor(), SUBJECT, as_of=at(0)) is None
 
 
 def test_access_export_as_of_a_past_instant_shows_what_stood_then() -> None:
@@ -362,11 +363,11 @@ def test_access_export_as_of_a_past_instant_shows_what_stood_then() -> None:
     )
     feed(p, *history(), withdrawn)
     then = at(days=-20)
-    export = p.access_export(SUBJECT, as_of=then)
+    export = access_export_of(p, SUBJECT, as_of=then)
     assert export is not None
     assert [c["action"] for c in export["consents"]["marketing"]] == ["granted"]
     assert all(c["occurred_at"] <= then for facts in export["consents"].values() for c in facts)
-    now = p.access_export(SUBJECT, as_of=at(days=1))
+    now = access_export_of(p, SUBJECT, as_of=at(days=1))
     assert now is not None
     assert [c["action"] for c in now["consents"]["marketing"]] == ["granted", "withdrawn"]
     # quickpay first received data at day -10: unknown as of day -20.
