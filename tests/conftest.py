@@ -1,13 +1,30 @@
-"""Fixtures every folder shares: the real Kafka broker (skip locally, fail in CI when it is down) and the chDB engine."""
+"""Fixtures more than one folder uses: the test Schema Registry, the real Kafka broker (skip locally, fail in CI when it
+is down) and the chDB engine."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+
+from tests.support.registry_server import SchemaRegistryServer
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[SchemaRegistryServer]:
+    """A Confluent-compatible registry over real HTTP on 127.0.0.1 (see tests/support/registry_server.py)."""
+    with SchemaRegistryServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(schema_registry: SchemaRegistryServer) -> str:
+    """Base URL of the session's test Schema Registry."""
+    return schema_registry.url
 
 
 @pytest.fixture(scope="session")
