@@ -79,3 +79,21 @@ def test_each_unit_folder_names_a_subpackage_of_consentflow() -> None:
     folders = {p.name for p in (TESTS / "unit").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders, "no unit folders"
     assert {name for name in folders if not (package / name / "__init__.py").is_file()} == set()
+
+
+def marks_the_module_kafka(path: Path) -> bool:
+    """Whether ``path`` sets ``pytestmark`` to ``pytest.mark.kafka`` (alone or in a list) at module level."""
+    return any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(target, ast.Name) and target.id == "pytestmark" for target in node.targets)
+        and "pytest.mark.kafka" in ast.unparse(node.value)
+        for node in ast.parse(path.read_text()).body
+    )
+
+
+def test_every_broker_module_is_marked_kafka_as_a_whole() -> None:
+    """``-m "not kafka"`` (``make unit``) leaves tests/kafka/ out only while each of its modules sets ``pytestmark``."""
+    modules = sorted((TESTS / "kafka").glob("test_*.py"))
+    assert modules, "no broker test modules"
+    unmarked = [path.name for path in modules if not marks_the_module_kafka(path)]
+    assert not unmarked, unmarked
