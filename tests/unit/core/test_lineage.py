@@ -1,9 +1,10 @@
 """The lineage graph [4, 7, 12]: who received which categories of whose data, for what, where, how framed.
 
 Edges are made by the processor from disclosures, messages through processors and cookies, with the
-registry as of each event's time. ``LineageGraph`` (``tests/support/lineage_graph.py``, the tests' reference model of the
-``sinks/lineage_queries.py`` answers) answers the DPO's questions over them; every expected answer here
-is computed from the test's own list of what was sent, and its own copy of the registry's dates.
+registry as of each event's time. ``LineageGraph`` (``tests/support/lineage_graph.py``: the tests' reference model, which
+``tests/unit/sinks/test_reference_models.py`` holds ``sinks/lineage_queries.py`` against) answers the DPO's questions
+over them; every expected answer here is computed from the test's own list of what was sent, and its own copy of the
+registry's dates.
 """
 
 from __future__ import annotations

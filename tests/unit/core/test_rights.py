@@ -3,7 +3,8 @@
 Erasure [12; GDPR Art. 17, 19]: once an erasure is carried out, every recipient that received the subject's
 data before it is told which categories to erase; financial data kept for the legal period [2.3.2] is named
 as retained; "other users" [4.1] are no single party to notify. Access [8.1; GDPR Art. 15, 20]: everything
-known about the subject, with the evidence of every consent decision.
+known about the subject, with the evidence of every consent decision: computed by the tests' reference model
+(``tests/support/access_export.py``), which ``tests/unit/sinks/test_reference_models.py`` holds the product's export against.
 """
 
 from __future__ import annotations
