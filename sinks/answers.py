@@ -4,7 +4,7 @@ Small frozen dataclasses, one per kind of row an answer holds, so that the
 command line and the HTTP API read the same fields. Ids, categories, purposes,
 recipients, countries and times only: the tables hold nothing else [7, 12].
 Who-has answers reuse ``consentflow.core.lineage.RecipientHolding``, what the
-in-memory lineage graph answers the same question with.
+tests' in-memory lineage graph (``tests/support/lineage_graph.py``) answers the same question with.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The worker leans on faust internals where faust offers no public way: which offs
 over, which partitions it fetches, its one-commit-at-a-time guard, the lists it chooses commits from, and
 the RocksDB store's partition databases; the tests that rebuild faust's faults (its commit lists, a starved
 partition) set that state up here too. They live here, and only here, so that raising faust's version
-(pinned in pyproject.toml) means reading this module and running ``tests/test_faust_compat.py``, which
+(pinned in pyproject.toml) means reading this module and running ``tests/unit/streams/test_faust_compat.py``, which
 checks each access against the installed faust.
 """
 

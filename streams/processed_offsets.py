@@ -5,7 +5,7 @@ over. After a rebalance mid-stream that bookkeeping went wrong in ways a worker 
 acknowledged twice (its commits then crept one offset a second), a committed offset read before the
 group's last commit (its next commit waited for an offset another worker had done), a jump counted as
 done though the worker never processed it (faust-streaming #216). The group's lag froze while the
-worker went on processing (``tests/test_faults_handover_kafka.py``, about one run in five).
+worker went on processing (``tests/kafka/test_faults_handover_kafka.py``, about one run in five).
 
 The worker keeps its own books instead, in the order that makes a commit safe: a partition's start is
 the group's committed offset read on assignment (or the partition's first offset when the group has

@@ -18,7 +18,7 @@ Offset order is the order the workers process a partition in, and every
 event of a subject sits in one partition per topic, so a subject's ledger is
 chained in the same order as the live pipeline's. Everything else the
 processors produce is independent of the order topics interleave in (the
-property tests in tests/test_ledger_properties.py and tests/test_rights.py
+property tests in tests/unit/core/test_ledger_properties.py and tests/unit/core/test_rights.py
 replay in random orders), so it equals the embedded run of the same events.
 
 Times are the messages' Kafka timestamps (when upstream services emitted

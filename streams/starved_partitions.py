@@ -2,7 +2,7 @@
 
 After a rebalance mid-stream, faust sometimes never hands over another event of a partition the worker
 owns: the backlog waits in Kafka, the process is alive, its loop turns, and the group's lag stays where it
-is (``tests/test_faults_handover_kafka.py``, about one run in fifteen under load; faust-streaming #629
+is (``tests/kafka/test_faults_handover_kafka.py``, about one run in fifteen under load; faust-streaming #629
 reports the same of partitions aiokafka sends no fetch for). Putting the partition back among faust's
 active ones did not revive it. A partition is starved when events wait past its commit point and faust
 handed none of it over for ``STARVED_FOR`` seconds; the worker then reads a chunk of it from the broker

@@ -11,7 +11,7 @@ compiles this module to C.
 Writing is for the records the processors build; reading for any body written
 with the same contract. Both agree with fastavro and the project's logical-type
 hooks (``contracts``: canonical UUID text, UTC instants):
-``tests/test_avro_plan.py`` compares them over every contract, a generated
+``tests/unit/contracts/test_avro_plan.py`` compares them over every contract, a generated
 year's outputs and damaged bodies. The plan takes only what is unambiguous (an
 ``int`` that fits, a ``str``, a known symbol, an aware ``datetime``; bytes that
 end where the record does, a symbol index in range, UTF-8 text...) and raises

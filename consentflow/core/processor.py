@@ -27,7 +27,7 @@ from consentflow.core.holdings import needs_holdings, subject_holdings
 from consentflow.core.lineage import lineage_edge
 from consentflow.core.recipients import RecipientRegistry, RecipientVersion
 from consentflow.core.retention import RetentionSchedule, earliest
-from consentflow.core.rights import access_export, erasure_notices
+from consentflow.core.rights import erasure_notices
 from consentflow.core.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
@@ -218,11 +218,6 @@ class Processor:
     def state_at(self, subject_id: str, purpose: str, t: datetime) -> str:
         """Consent state of a subject's purpose at instant ``t`` [6]."""
         return ledger.state_at(self.store.get(subject_id), purpose, t).value
-
-    def access_export(self, subject_id: str, as_of: datetime) -> dict[str, Any] | None:
-        """Everything known about the subject [8.1; GDPR Art. 15, 20], or None for an unknown subject."""
-        state = self.store.get(subject_id)
-        return None if state is None else access_export(state, self.registry, self.schedule, as_of=as_of)
 
     # -- consent -----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Exports meant for other systems (the subject's access and portability export
 states as ``dpv:`` concepts, lawful bases and transfer safeguards as the GDPR
 articles they come from (``eu-gdpr:``, https://w3id.org/dpv/legal/eu/gdpr#).
 Every member of the mapped enums has an entry, so a symbol added to the
-vocabulary cannot be exported unmapped (``tests/test_dpv.py``); ``None`` says the
+vocabulary cannot be exported unmapped (``tests/unit/policy/test_dpv.py``); ``None`` says the
 concept has no counterpart (no third-country transfer, nothing framing one).
 """
 
