@@ -25,10 +25,10 @@ from faust.types.tuples import Message
 from consentflow.streams import faust_compat
 from consentflow.streams.faust_compat import CommitChoosingConsumer
 from consentflow.streams.subject_table import PartitionWrite
+from tests.support.paths import REPO
 
 TOPIC = "input"
 PARTITION = TP(TOPIC, 0)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def message(offset: int, partition: int = 0) -> Message:
@@ -245,6 +245,6 @@ except Exception as exc:
     [("starve", "[0, 1] nothing to fetch"), ("serve", "[0, 1] ConsumerNotStarted")],  # served: a fetch goes to the broker
 )
 def test_starved_partitions_are_kept_out_of_faust_s_fetch_and_nothing_else(starving: str, outcome: str) -> None:
-    done = subprocess.run([sys.executable, "-c", FETCHING, starving], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", FETCHING, starving], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == outcome
