@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from consentflow.contracts.records import InputRecord
 from consentflow.contracts.topics import DEAD_LETTER, Topic
 from consentflow.core.processor import Changes, Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
@@ -83,7 +84,7 @@ def run_events(
                 continue
             if name == "recipients":
                 add("recipients", record)
-            changes = take(topic, record, count - 1, named_by)
+            changes = take(topic, cast(InputRecord, record), count - 1, named_by)  # read and gated as its topic's record
             if not isinstance(changes, Changes):  # one bad event must not stop the stream: it is a dead letter
                 log.warning("event %d of topic %s could not be processed: %s", count - 1, name, changes["reason"])
                 add("dead-letter", changes)

@@ -411,8 +411,12 @@ class Violation(TypedDict):
 
 #: A record of an input topic (contracts.topics.INPUT_TOPICS).
 InputRecord = ProfileEvent | ConsentEvent | CookieEvent | MessageEvent | DisclosureEvent | RightsEvent | RecipientRecord
+#: A record of an input topic keyed by subject: an event about one data subject.
+SubjectEvent = ProfileEvent | ConsentEvent | CookieEvent | MessageEvent | DisclosureEvent | RightsEvent
 #: A record of an output topic (contracts.topics.OUTPUT_TOPICS).
 OutputRecord = LedgerEntry | LineageEdge | Violation | RetentionAction | ErasureNotice | SubjectHoldings | DeadLetter
+#: A record of an output topic keyed by subject: what the processors emit (the drivers write the dead letters).
+SubjectOutput = LedgerEntry | LineageEdge | Violation | RetentionAction | ErasureNotice | SubjectHoldings
 
 __all__ = [
     "ConsentEvent",
@@ -432,6 +436,8 @@ __all__ = [
     "RetentionAction",
     "RightsEvent",
     "SourceCoordinates",
+    "SubjectEvent",
     "SubjectHoldings",
+    "SubjectOutput",
     "Violation",
 ]

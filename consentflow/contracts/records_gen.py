@@ -94,7 +94,7 @@ class _Writer:
         if full in self.definitions:
             if self.definitions[full] != schema:
                 raise ValueError(f"record {full} is defined twice, differently")
-            return schema["name"]
+            return str(schema["name"])
         self.definitions[full] = schema
         self.named[full] = (str(schema["name"]), "")
         inner = schema.get("namespace", namespace)
@@ -126,15 +126,29 @@ def render(store: ContractStore | None = None) -> str:
     for name in names:
         writer.record(store.latest(name).schema, "")
     inputs = " | ".join(t.record for t in INPUT_TOPICS if t.record in names)
+    subject_events = " | ".join(t.record for t in INPUT_TOPICS if t.record in names and t.key_field == "subject_id")
+    subject_outputs = " | ".join(t.record for t in OUTPUT_TOPICS if t.record in names and t.key_field == "subject_id")
     outputs = " | ".join(t.record for t in OUTPUT_TOPICS if t.record in names)
-    exported = sorted([*(c.split("(", 1)[0].removeprefix("class ") for c in writer.classes), "InputRecord", "OutputRecord"])
+    exported = sorted(
+        [
+            *(c.split("(", 1)[0].removeprefix("class ") for c in writer.classes),
+            "InputRecord",
+            "OutputRecord",
+            "SubjectEvent",
+            "SubjectOutput",
+        ]
+    )
     body = "\n\n\n".join(writer.classes)
     return (
         f"{_HEADER}\n\n{body}\n\n\n"
         f"#: A record of an input topic (contracts.topics.INPUT_TOPICS).\n"
         f"InputRecord = {inputs}\n"
+        f"#: A record of an input topic keyed by subject: an event about one data subject.\n"
+        f"SubjectEvent = {subject_events}\n"
         f"#: A record of an output topic (contracts.topics.OUTPUT_TOPICS).\n"
-        f"OutputRecord = {outputs}\n\n"
+        f"OutputRecord = {outputs}\n"
+        f"#: A record of an output topic keyed by subject: what the processors emit (the drivers write the dead letters).\n"
+        f"SubjectOutput = {subject_outputs}\n\n"
         "__all__ = [\n" + "".join(f'    "{name}",\n' for name in exported) + "]\n"
     )
 

@@ -15,8 +15,9 @@ lists come from the policy file. Two kinds of checks:
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
+from consentflow.contracts.records import Violation
 from consentflow.contracts.timestamp_plan import micros
 from consentflow.core.ledger import fact_index_at
 from consentflow.core.recipients import RecipientVersion
@@ -65,7 +66,7 @@ def violation(
     *,
     active: bool = True,
     revision: int = 0,
-) -> dict[str, Any]:
+) -> Violation:
     """A ``Violation`` record for processing ``p`` (a ``Processing``, or the row a state keeps)."""
     occurred_at, event_id, subject_id, _, recipient_id, purpose, _, categories = p  # one unpacking, not six lookups
     return {
@@ -97,9 +98,9 @@ class PolicyEnforcement:
 
     def static_violations(
         self, p: Processing, recipient: RecipientVersion | None, mechanism: TransferMechanism
-    ) -> list[dict[str, Any]]:
+    ) -> list[Violation]:
         """Violations decided by the processing, the registry as of its time and the ``mechanism`` then in force."""
-        found: list[dict[str, Any]] = []
+        found: list[Violation] = []
         if p.recipient_id is not None:
             if recipient is None:
                 # [4.3, 4.4]: data is shared only with the recipients the policy names; the registry lists them.
@@ -187,7 +188,7 @@ class PolicyEnforcement:
         """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
         return row[6] == _LEGAL_OBLIGATION or row[5] == _LEGAL_PURPOSE  # legal_basis, purpose
 
-    def consent_verdict(self, state: SubjectState, activity: ProcessingRow, rule_value: str, purpose: str) -> dict[str, Any]:
+    def consent_verdict(self, state: SubjectState, activity: ProcessingRow, rule_value: str, purpose: str) -> Violation:
         """The verdict on ``activity`` under consent rule ``rule_value`` given everything known now.
 
         Always a record: active when no consent for ``purpose`` was in force at the
@@ -222,7 +223,7 @@ class PolicyEnforcement:
             revision=index + 1,
         )
 
-    def erasure_verdict(self, state: SubjectState, activity: ProcessingRow) -> dict[str, Any] | None:
+    def erasure_verdict(self, state: SubjectState, activity: ProcessingRow) -> Violation | None:
         """The processing-after-erasure violation of ``activity``, if it happened after the earliest fulfilled erasure [12].
 
         Its revision counts the fulfilled erasures known: the earliest one only moves
