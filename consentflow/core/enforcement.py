@@ -21,7 +21,18 @@ from consentflow.contracts.records import Violation
 from consentflow.contracts.timestamp_plan import micros
 from consentflow.core.ledger import fact_index_at
 from consentflow.core.recipients import RecipientVersion
-from consentflow.core.state import Processing, ProcessingRow, SubjectState
+from consentflow.core.state import (
+    CATEGORIES,
+    EVENT_ID,
+    FACT_ACTION,
+    FACT_CHANNEL,
+    LEGAL_BASIS,
+    OCCURRED_AT,
+    PURPOSE,
+    Processing,
+    ProcessingRow,
+    SubjectState,
+)
 from consentflow.policy.versions import Policy
 from consentflow.policy.vocabulary import (
     RULE_SECTIONS,
@@ -164,7 +175,7 @@ class PolicyEnforcement:
 
     def consent_needs(self, row: ProcessingRow) -> tuple[tuple[str, str], ...]:
         """The (rule, consent purpose) pairs whose consent must be in force at the processing's time."""
-        key = (row[5], row[7])  # purpose, categories
+        key = (row[PURPOSE], row[CATEGORIES])
         cached = self._needs_cache.get(key)
         if cached is None:
             cached = self._needs_cache[key] = self._consent_needs(Processing._make(row))
@@ -186,7 +197,7 @@ class PolicyEnforcement:
 
     def exempt_after_erasure(self, row: ProcessingRow) -> bool:
         """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
-        return row[6] == _LEGAL_OBLIGATION or row[5] == _LEGAL_PURPOSE  # legal_basis, purpose
+        return row[LEGAL_BASIS] == _LEGAL_OBLIGATION or row[PURPOSE] == _LEGAL_PURPOSE
 
     def consent_verdict(self, state: SubjectState, activity: ProcessingRow, rule_value: str, purpose: str) -> Violation:
         """The verdict on ``activity`` under consent rule ``rule_value`` given everything known now.
@@ -198,14 +209,14 @@ class PolicyEnforcement:
         whichever worker saw them, so the highest revision of a violation id is the
         verdict on everything known [6].
         """
-        t, activity_id = activity[0], activity[1]  # occurred_at, event_id
+        t, activity_id = activity[OCCURRED_AT], activity[EVENT_ID]
         index = fact_index_at(state, purpose, t)
         if index < 0:
             return violation(
                 rule_value, activity, [activity_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
             )
         fact = state.consents[purpose][index]
-        at, event_id, action, channel = fact[0], fact[1], fact[2], fact[3]  # ConsentFact fields
+        at, event_id, action, channel = fact[OCCURRED_AT], fact[EVENT_ID], fact[FACT_ACTION], fact[FACT_CHANNEL]
         if action == _GRANTED:
             return violation(
                 rule_value,
@@ -230,10 +241,10 @@ class PolicyEnforcement:
         earlier as they arrive, so the highest revision is the verdict on all of them.
         """
         erased = state.erasure_fulfilled_at
-        t = activity[0]  # occurred_at
+        t = activity[OCCURRED_AT]
         if erased is None or micros(t) <= micros(erased) or self.exempt_after_erasure(activity):
             return None
-        evidence = [activity[1]] + ([state.erasure_event_id] if state.erasure_event_id else [])
+        evidence = [activity[EVENT_ID]] + ([state.erasure_event_id] if state.erasure_event_id else [])
         return violation(
             Rule.PROCESSING_AFTER_ERASURE,
             activity,

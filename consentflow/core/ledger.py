@@ -28,10 +28,10 @@ from typing import Any
 
 from consentflow.contracts.records import ConsentEvent, LedgerEntry, SourceCoordinates
 from consentflow.contracts.timestamp_plan import micros
-from consentflow.core.state import GENESIS_HASH, ConsentFact, FactRow, SubjectState
+from consentflow.core.state import EVENT_ID, FACT_ACTION, GENESIS_HASH, OCCURRED_AT, ConsentFact, FactRow, SubjectState
 from consentflow.policy.vocabulary import ConsentAction, ConsentState
 
-_TIME = itemgetter(0)  # ConsentFact.occurred_at
+_TIME = itemgetter(OCCURRED_AT)
 _GRANTED_ACTION = ConsentAction.GRANTED.value
 #: Fields of a LedgerEntry covered by its hash, in this order (source excluded).
 HASHED_FIELDS = (
@@ -121,7 +121,7 @@ def fact_order(row: FactRow) -> tuple[datetime, bool, str]:
     [6] and GDPR Art. 7(1): the controller must be able to demonstrate consent, and a grant withdrawn or refused at
     the very same instant demonstrates none.
     """
-    return row[0], row[2] != _GRANTED_ACTION, row[1]
+    return row[OCCURRED_AT], row[FACT_ACTION] != _GRANTED_ACTION, row[EVENT_ID]
 
 
 def record_fact(state: SubjectState, record: ConsentEvent) -> FactRow:
@@ -145,7 +145,7 @@ def fact_index_at(state: SubjectState, purpose: str, t: datetime) -> int:
     timeline = state.consents.get(purpose)
     if not timeline:
         return -1
-    if timeline[-1][0] <= t:  # the common case: the processing is newer than every fact
+    if timeline[-1][OCCURRED_AT] <= t:  # the common case: the processing is newer than every fact
         return len(timeline) - 1
     return bisect.bisect_right(timeline, t, key=_TIME) - 1
 

@@ -47,7 +47,15 @@ from consentflow.core.lineage import lineage_edge
 from consentflow.core.recipients import RecipientRegistry, RecipientVersion
 from consentflow.core.retention import RetentionSchedule, earliest
 from consentflow.core.rights import access_export, erasure_notices
-from consentflow.core.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
+from consentflow.core.state import (
+    EVENT_ID,
+    OCCURRED_AT,
+    MemoryStore,
+    Processing,
+    ProcessingRow,
+    SubjectState,
+    SubjectStore,
+)
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
 
@@ -115,8 +123,8 @@ class Changes(list[tuple[str, SubjectOutput]]):
 
 # Final: compiled (consentflow.runtime.native), a Final constant is read where it is used, not looked up in the module.
 _UNKNOWN_MECHANISM: Final = TransferMechanism.UNKNOWN
-_TIME: Final = itemgetter(0)  # ProcessingRow's occurred_at
-_TIME_AND_ID: Final = itemgetter(0, 1)
+_TIME: Final = itemgetter(OCCURRED_AT)
+_TIME_AND_ID: Final = itemgetter(OCCURRED_AT, EVENT_ID)
 # The topics' short names, as contracts.topics spells them once.
 LEDGER: Final = topics.LEDGER.short_name
 LINEAGE: Final = topics.LINEAGE.short_name
@@ -261,10 +269,12 @@ class Processor:
         # The verdicts of later processings that need this purpose rest on this fact now, or
         # count it among those before theirs: re-issue them with their new revision [6].
         activities = state.activities
-        if activities and activities[-1][0] >= fact[0]:  # the common case, a fact newer than every processing, skips this
+        if (
+            activities and activities[-1][OCCURRED_AT] >= fact[OCCURRED_AT]
+        ):  # the common case, a fact newer than every processing, skips this
             purpose = record["purpose"]
             enforcement = self.enforcement
-            for index in range(bisect.bisect_left(activities, fact[0], key=_TIME), len(activities)):
+            for index in range(bisect.bisect_left(activities, fact[OCCURRED_AT], key=_TIME), len(activities)):
                 activity = activities[index]
                 for rule_value, needed in enforcement.consent_needs(activity):
                     if needed == purpose:
@@ -347,7 +357,7 @@ class Processor:
                 self._clean[key] = needs
         activities = state.activities
         last = activities[-1] if activities else None
-        if last is not None and (last[0] > t or (last[0] == t and last[1] > event_id)):
+        if last is not None and (last[OCCURRED_AT] > t or (last[OCCURRED_AT] == t and last[EVENT_ID] > event_id)):
             bisect.insort(activities, row, key=_TIME_AND_ID)  # arrived late: keep event-time order
         else:
             activities.append(row)

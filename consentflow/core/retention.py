@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consentflow.contracts.records import PlannedRetention, RetentionAction
-from consentflow.core.state import IssuedAction, SubjectState
+from consentflow.core.state import CATEGORIES, EVENT_ID, ISSUED_ACTIVE, OCCURRED_AT, IssuedAction, SubjectState
 from consentflow.policy.legal_periods import Period, PeriodError, parse_period
 from consentflow.policy.versions import Policy
 from consentflow.policy.vocabulary import RetentionActionKind
@@ -136,10 +136,10 @@ class RetentionSchedule:
         financial_event: str | None = None
         financial = self._financial_categories
         for row in s.activities:  # in event-time order; the rows themselves (ProcessingRow), not a named view per tick
-            categories = row[7]
+            categories = row[CATEGORIES]
             held.update(categories)
             if not financial.isdisjoint(categories):
-                last_financial, financial_event = row[0], row[1]
+                last_financial, financial_event = row[OCCURRED_AT], row[EVENT_ID]
         return held, last_financial, financial_event
 
     def plan(self, s: SubjectState) -> RetentionPlan:
@@ -203,10 +203,10 @@ class RetentionSchedule:
         if len(issued) > len(out):  # something issued before may have been moved or cancelled since
             planned = {action["action_id"] for action in plan.actions}
             for action_id, last in list(issued.items()):
-                if action_id in planned or (last is not None and not last[6]):
+                if action_id in planned or (last is not None and not last[ISSUED_ACTIVE]):
                     continue
                 retracted = last if last is not None else _migrated_row(s.subject_id, action_id)
-                issued[action_id] = (*retracted[:6], False)
+                issued[action_id] = (*retracted[:ISSUED_ACTIVE], False)
                 out.append(_record(s.subject_id, action_id, retracted, revision, active=False))
         return out
 

@@ -18,7 +18,7 @@ from typing import Any
 from consentflow.contracts.records import ErasureNotice
 from consentflow.core.recipients import RecipientRegistry
 from consentflow.core.retention import RetentionSchedule
-from consentflow.core.state import SubjectState
+from consentflow.core.state import OCCURRED_AT, SubjectState
 from consentflow.core.storage_countries import storage_countries
 from consentflow.policy.versions import Policy
 from consentflow.policy.vocabulary import RecipientKind
@@ -120,7 +120,7 @@ def access_export(
             if f.occurred_at <= as_of
         ]
         for purpose, rows in sorted(state.consents.items())
-        if rows[0][0] <= as_of  # its first fact's time
+        if rows[0][OCCURRED_AT] <= as_of  # its first fact's time
     }
     recipients = []
     for recipient_id, received in sorted(received_by_recipient(state, as_of).items()):
