@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from consentflow.contracts.records import LineageEdge, SourceCoordinates
 from consentflow.core.recipients import RecipientVersion
@@ -69,14 +68,14 @@ class RecipientHolding:
 class LineageGraph:
     """An index over lineage edges for the DPO's questions [7, 12]."""
 
-    def __init__(self, edges: Iterable[Mapping[str, Any]] = ()) -> None:
-        self._by_subject: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        self._by_recipient: dict[str, list[tuple[datetime, str, Mapping[str, Any]]]] = defaultdict(list)
+    def __init__(self, edges: Iterable[LineageEdge] = ()) -> None:
+        self._by_subject: dict[str, list[LineageEdge]] = defaultdict(list)
+        self._by_recipient: dict[str, list[tuple[datetime, str, LineageEdge]]] = defaultdict(list)
         self._ids: set[str] = set()
         for edge in edges:
             self.add(edge)
 
-    def add(self, edge: Mapping[str, Any]) -> bool:
+    def add(self, edge: LineageEdge) -> bool:
         """Add an edge; a redelivered edge (same id) changes nothing."""
         if edge["edge_id"] in self._ids:
             return False
@@ -87,7 +86,7 @@ class LineageGraph:
 
     def recipients_of(self, subject_id: str, as_of: datetime | None = None) -> list[RecipientHolding]:
         """Every recipient that received the subject's data (up to ``as_of``), with categories, purposes, country, mechanism."""
-        grouped: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        grouped: dict[str, list[LineageEdge]] = defaultdict(list)
         for edge in self._by_subject.get(subject_id, []):
             if as_of is None or edge["occurred_at"] <= as_of:
                 grouped[edge["recipient_id"]].append(edge)
