@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    := out
 
-.PHONY: demo test check lint typecheck unit install native kafka-start kafka-stop bench clean
+.PHONY: demo test check lint typecheck unit install native records kafka-start kafka-stop bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ install: $(STAMP)
 ## native: compile the processors with mypyc into .venv (consentflow.runtime.native); nothing to do while the build is current
 native: $(STAMP)
 	$(BIN)/python -m consentflow.runtime.native_build
+
+## records: rewrite consentflow/contracts/records.py, the records' TypedDicts, from schemas/ (tests/test_records_current.py checks it is current)
+records: $(STAMP)
+	$(BIN)/python -m consentflow.contracts.records_gen
 
 ## demo: a year of events for 5,000 subjects through the processors into embedded ClickHouse (chDB), then the DPO overview
 demo: $(STAMP)

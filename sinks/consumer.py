@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
@@ -224,6 +224,7 @@ class SinkConsumer:
         value = message.value()
         if topic is None or (value is None and topic is not RECIPIENTS):
             return
+        record: Mapping[str, Any]
         try:
             if topic is RECIPIENTS:  # an input, read as the workers' feed and a replay read it (a tombstone: a removal)
                 record = self.gate.admit(

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from consentflow.contracts.topics import DEAD_LETTER, Topic
+from consentflow.contracts.records import InputRecord
+from consentflow.contracts.topics import DEAD_LETTER, RECIPIENTS, Topic
 from consentflow.core.processor import Changes, Processor
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.input_step import InputStep, OriginOf, file_origin
@@ -77,16 +78,16 @@ def run_events(
             reading = False
             name = topic.short_name
             if topic is DEAD_LETTER:  # an input the gate refused while reading (eventfile.read_checked)
-                add("dead-letter", record)
+                add(DEAD_LETTER.short_name, record)
                 dead_letters += 1
                 reading = True
                 continue
-            if name == "recipients":
-                add("recipients", record)
-            changes = take(topic, record, count - 1, named_by)
+            if topic is RECIPIENTS:
+                add(name, record)
+            changes = take(topic, cast(InputRecord, record), count - 1, named_by)  # read and gated as its topic's record
             if not isinstance(changes, Changes):  # one bad event must not stop the stream: it is a dead letter
                 log.warning("event %d of topic %s could not be processed: %s", count - 1, name, changes["reason"])
-                add("dead-letter", changes)
+                add(DEAD_LETTER.short_name, changes)
                 dead_letters += 1
                 reading = True
                 continue

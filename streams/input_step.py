@@ -17,11 +17,9 @@ from consentflow.contracts.codec import Codec
 from consentflow.contracts.dead_letters import dead_letter
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.gate import Gate
+from consentflow.contracts.records import DeadLetter, InputRecord, SourceCoordinates
 from consentflow.contracts.topics import Topic
 from consentflow.core.processor import Changes, Processor
-
-#: A ``DeadLetter`` record (``consentflow.contracts.dead_letters``).
-DeadLetter = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +32,9 @@ class Origin:
     key: bytes | None
     value: bytes | None  # the original bytes (None for a file's event, which its decoding process resolved)
 
-    def source(self) -> dict[str, Any]:
-        """The Kafka coordinates the processors record beside their outputs."""
-        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+    def source(self) -> SourceCoordinates:
+        """The Kafka coordinates the processors record beside their outputs (of a Kafka message: it has both)."""
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}  # type: ignore[typeddict-item]
 
 
 #: How a driver names an event that fails processing: from its topic, its record and its position in the run.
@@ -62,7 +60,7 @@ class InputStep:
         self.codec = codec  # needed for Kafka messages only
         self.gate = gate or Gate()
 
-    def admit(self, topic: Topic, origin: Origin, timestamp_ms: int) -> dict[str, Any]:
+    def admit(self, topic: Topic, origin: Origin, timestamp_ms: int) -> InputRecord:
         """The record a Kafka message stands for, decoded and gated with its timestamp as arrival; a null value as
         ``null_values`` decides. Raises ``ContractError`` naming what is wrong."""
         assert self.codec is not None, "a Kafka message needs the codec"
@@ -77,7 +75,7 @@ class InputStep:
             key=origin.key,
         )
 
-    def message(self, topic: Topic, origin: Origin, timestamp_ms: int) -> tuple[dict[str, Any] | None, Changes | DeadLetter]:
+    def message(self, topic: Topic, origin: Origin, timestamp_ms: int) -> tuple[InputRecord | None, Changes | DeadLetter]:
         """A Kafka message through the step: ``(record, changes)``, or ``(None, dead letter)`` when it fails."""
         try:
             record = self.admit(topic, origin, timestamp_ms)
@@ -85,9 +83,7 @@ class InputStep:
         except Exception as exc:  # noqa: BLE001 -- a bad message goes to the dead letters; the stream goes on
             return None, self.dead_letter(exc, origin)
 
-    def event(
-        self, topic: Topic, record: Mapping[str, Any], position: int, origin_of: OriginOf = file_origin
-    ) -> Changes | DeadLetter:
+    def event(self, topic: Topic, record: InputRecord, position: int, origin_of: OriginOf = file_origin) -> Changes | DeadLetter:
         """An event already read and gated, processed: its changes, or its dead letter (``origin_of`` names it)."""
         try:
             return self._process(topic.short_name, record)

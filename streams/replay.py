@@ -39,6 +39,7 @@ from confluent_kafka import Consumer, TopicPartition
 from consentflow.contracts.codec import Codec
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.gate import Gate
+from consentflow.contracts.records import DeadLetter, InputRecord
 from consentflow.contracts.timestamp_plan import micros
 from consentflow.contracts.topics import INPUT_TOPICS, RECIPIENTS, Topic
 from consentflow.streams.input_step import InputStep, Origin, OriginOf
@@ -150,7 +151,7 @@ class Replay:
         """
         return ReplayedEvents(self._events(), self.origin_of)
 
-    def _events(self) -> Iterator[tuple[Topic, dict[str, Any]]]:
+    def _events(self) -> Iterator[tuple[Topic, InputRecord]]:
         for span in self.ranges:
             for offset, key, value, timestamp in self._messages(span):
                 self.read_count += 1
@@ -204,7 +205,7 @@ def open_replay(
     return Replay(consumer, codec, ranges, timeout)
 
 
-def dead_letters(replayed: Replay) -> Iterator[dict[str, Any]]:
+def dead_letters(replayed: Replay) -> Iterator[DeadLetter]:
     """A ``DeadLetter`` record for every message that did not decode, with its original bytes (as the workers write)."""
     for bad in replayed.undecodable:
         yield InputStep.dead_letter(bad.error, Origin(bad.topic, bad.partition, bad.offset, bad.key, bad.value))
@@ -214,8 +215,8 @@ def dead_letters(replayed: Replay) -> Iterator[dict[str, Any]]:
 class ReplayedEvents:
     """A replay's events in order, as ``(topic, record)``, and how to name the message of the one last handed out."""
 
-    events: Iterator[tuple[Topic, dict[str, Any]]]
+    events: Iterator[tuple[Topic, InputRecord]]
     origin_of: OriginOf
 
-    def __iter__(self) -> Iterator[tuple[Topic, dict[str, Any]]]:
+    def __iter__(self) -> Iterator[tuple[Topic, InputRecord]]:
         return self.events

@@ -39,6 +39,7 @@ from faust.types.tuples import Message
 
 from consentflow.contracts.codec import Codec, make_codec
 from consentflow.contracts.gate import Gate
+from consentflow.contracts.records import OutputRecord
 from consentflow.contracts.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 from consentflow.core.processor import Changes, Processor
 from consentflow.core.retention import earliest
@@ -256,7 +257,7 @@ class Worker:
         for out_topic, out_record in cast(Changes, outcome).records:
             self.write_output(out_topic, out_record["subject_id"], out_record)
 
-    def write_output(self, topic_short: str, key: str, record: dict[str, Any]) -> None:
+    def write_output(self, topic_short: str, key: str, record: OutputRecord) -> None:
         """Step 3: one output record to its topic (librdkafka batches it; ``acknowledge`` waits for it)."""
         self.producer.send_bytes(
             self.output_names[topic_short], key.encode(), self.codec.encode(topic_short, record, trusted=True)

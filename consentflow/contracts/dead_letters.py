@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+
+from consentflow.contracts.records import DeadLetter
 
 
 def dead_letter(
@@ -15,7 +16,7 @@ def dead_letter(
     offset: int | None,
     key: bytes | None,
     value: bytes | None,
-) -> dict[str, Any]:
+) -> DeadLetter:
     """A ``DeadLetter`` record for an input that could not be processed."""
     return {
         "topic": topic,

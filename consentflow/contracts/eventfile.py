@@ -206,7 +206,8 @@ class _Counting:
 
 def _letter(topic: str, reason: str, error: Exception, index: int, key: object, value: bytes | None) -> dict[str, Any]:
     raw_key = key.encode(errors="replace") if isinstance(key, str) and key else None
-    return dead_letter(topic, reason, error, partition=None, offset=index, key=raw_key, value=value)
+    # A reader's items are plain dicts, events and dead letters alike (``(DEAD_LETTER, record)``).
+    return cast(dict[str, Any], dead_letter(topic, reason, error, partition=None, offset=index, key=raw_key, value=value))
 
 
 def _read_avro(

@@ -33,11 +33,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from consentflow.contracts import edge_checks
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.null_values import null_value
+from consentflow.contracts.records import InputRecord
 from consentflow.contracts.releases import ContractStore, default_store
 from consentflow.contracts.timestamp_plan import micros
 from consentflow.contracts.topics import Topic
@@ -170,7 +171,7 @@ class Gate:
         partition: int,
         offset: int,
         key: bytes | None,
-    ) -> dict[str, Any]:
+    ) -> InputRecord:
         """The record an input message ``name[partition]@offset`` stands for, as every Kafka reader takes one (a worker,
         a replay, the registry feed, the sink's copy of the registry): ``value`` decoded and checked, its Kafka
         timestamp as its arrival; a null value is ``null_values.null_value``'s decision (on the registry a removal,
@@ -179,7 +180,7 @@ class Gate:
             return null_value(topic, name, partition, offset, key, timestamp_ms)
         record = codec.decode(topic, value)
         self.check(topic, record, timestamp_ms * 1000)
-        return record
+        return cast(InputRecord, record)  # decoded into the input topic's contract, and checked
 
     def _compile(self, topic: Topic) -> Callable[[Mapping[str, Any]], Any]:
         """One function for the contract: every field read, each tried by its fast test and, when that fails, by its

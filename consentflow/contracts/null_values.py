@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from consentflow.contracts.edge_checks import is_pseudonymous_id
 from consentflow.contracts.errors import ContractError
+from consentflow.contracts.records import RecipientRecord
 from consentflow.contracts.topics import RECIPIENTS, Topic
 from consentflow.policy.vocabulary import CURRENT_POLICY_VERSION
 
@@ -43,7 +43,7 @@ REMOVAL_NAMESPACE = uuid.UUID("5f0c1d2e-7a43-4b8e-9c61-0d3f2b9a8e17")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def null_value(topic: Topic, name: str, partition: int, offset: int, key: bytes | None, timestamp_ms: int) -> dict[str, Any]:
+def null_value(topic: Topic, name: str, partition: int, offset: int, key: bytes | None, timestamp_ms: int) -> RecipientRecord:
     """The record a null-value message at ``name[partition]@offset`` stands for: on the registry, the removal of the
     recipient ``key`` names from ``timestamp_ms`` on; elsewhere ``ContractError`` with the reason "null value"."""
     where = f"{name}[{partition}]@{offset}"
@@ -66,7 +66,7 @@ def null_value(topic: Topic, name: str, partition: int, offset: int, key: bytes 
     return removal(recipient_id, timestamp_ms)
 
 
-def removal(recipient_id: str, timestamp_ms: int) -> dict[str, Any]:
+def removal(recipient_id: str, timestamp_ms: int) -> RecipientRecord:
     """The ``RecipientRecord`` that removes ``recipient_id`` from the registry from ``timestamp_ms`` (Kafka time) on."""
     return {
         "event_id": str(uuid.uuid5(REMOVAL_NAMESPACE, f"{recipient_id}@{timestamp_ms}")),

@@ -15,12 +15,24 @@ lists come from the policy file. Two kinds of checks:
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
+from consentflow.contracts.records import Violation
 from consentflow.contracts.timestamp_plan import micros
 from consentflow.core.ledger import fact_index_at
 from consentflow.core.recipients import RecipientVersion
-from consentflow.core.state import Processing, ProcessingRow, SubjectState
+from consentflow.core.state import (
+    CATEGORIES,
+    EVENT_ID,
+    FACT_ACTION,
+    FACT_CHANNEL,
+    LEGAL_BASIS,
+    OCCURRED_AT,
+    PURPOSE,
+    Processing,
+    ProcessingRow,
+    SubjectState,
+)
 from consentflow.policy.versions import Policy
 from consentflow.policy.vocabulary import (
     RULE_SECTIONS,
@@ -65,7 +77,7 @@ def violation(
     *,
     active: bool = True,
     revision: int = 0,
-) -> dict[str, Any]:
+) -> Violation:
     """A ``Violation`` record for processing ``p`` (a ``Processing``, or the row a state keeps)."""
     occurred_at, event_id, subject_id, _, recipient_id, purpose, _, categories = p  # one unpacking, not six lookups
     return {
@@ -97,9 +109,9 @@ class PolicyEnforcement:
 
     def static_violations(
         self, p: Processing, recipient: RecipientVersion | None, mechanism: TransferMechanism
-    ) -> list[dict[str, Any]]:
+    ) -> list[Violation]:
         """Violations decided by the processing, the registry as of its time and the ``mechanism`` then in force."""
-        found: list[dict[str, Any]] = []
+        found: list[Violation] = []
         if p.recipient_id is not None:
             if recipient is None:
                 # [4.3, 4.4]: data is shared only with the recipients the policy names; the registry lists them.
@@ -163,7 +175,7 @@ class PolicyEnforcement:
 
     def consent_needs(self, row: ProcessingRow) -> tuple[tuple[str, str], ...]:
         """The (rule, consent purpose) pairs whose consent must be in force at the processing's time."""
-        key = (row[5], row[7])  # purpose, categories
+        key = (row[PURPOSE], row[CATEGORIES])
         cached = self._needs_cache.get(key)
         if cached is None:
             cached = self._needs_cache[key] = self._consent_needs(Processing._make(row))
@@ -185,9 +197,9 @@ class PolicyEnforcement:
 
     def exempt_after_erasure(self, row: ProcessingRow) -> bool:
         """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
-        return row[6] == _LEGAL_OBLIGATION or row[5] == _LEGAL_PURPOSE  # legal_basis, purpose
+        return row[LEGAL_BASIS] == _LEGAL_OBLIGATION or row[PURPOSE] == _LEGAL_PURPOSE
 
-    def consent_verdict(self, state: SubjectState, activity: ProcessingRow, rule_value: str, purpose: str) -> dict[str, Any]:
+    def consent_verdict(self, state: SubjectState, activity: ProcessingRow, rule_value: str, purpose: str) -> Violation:
         """The verdict on ``activity`` under consent rule ``rule_value`` given everything known now.
 
         Always a record: active when no consent for ``purpose`` was in force at the
@@ -197,14 +209,14 @@ class PolicyEnforcement:
         whichever worker saw them, so the highest revision of a violation id is the
         verdict on everything known [6].
         """
-        t, activity_id = activity[0], activity[1]  # occurred_at, event_id
+        t, activity_id = activity[OCCURRED_AT], activity[EVENT_ID]
         index = fact_index_at(state, purpose, t)
         if index < 0:
             return violation(
                 rule_value, activity, [activity_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
             )
         fact = state.consents[purpose][index]
-        at, event_id, action, channel = fact[0], fact[1], fact[2], fact[3]  # ConsentFact fields
+        at, event_id, action, channel = fact[OCCURRED_AT], fact[EVENT_ID], fact[FACT_ACTION], fact[FACT_CHANNEL]
         if action == _GRANTED:
             return violation(
                 rule_value,
@@ -222,17 +234,17 @@ class PolicyEnforcement:
             revision=index + 1,
         )
 
-    def erasure_verdict(self, state: SubjectState, activity: ProcessingRow) -> dict[str, Any] | None:
+    def erasure_verdict(self, state: SubjectState, activity: ProcessingRow) -> Violation | None:
         """The processing-after-erasure violation of ``activity``, if it happened after the earliest fulfilled erasure [12].
 
         Its revision counts the fulfilled erasures known: the earliest one only moves
         earlier as they arrive, so the highest revision is the verdict on all of them.
         """
         erased = state.erasure_fulfilled_at
-        t = activity[0]  # occurred_at
+        t = activity[OCCURRED_AT]
         if erased is None or micros(t) <= micros(erased) or self.exempt_after_erasure(activity):
             return None
-        evidence = [activity[1]] + ([state.erasure_event_id] if state.erasure_event_id else [])
+        evidence = [activity[EVENT_ID]] + ([state.erasure_event_id] if state.erasure_event_id else [])
         return violation(
             Rule.PROCESSING_AFTER_ERASURE,
             activity,

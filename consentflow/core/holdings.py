@@ -19,13 +19,9 @@ and two workers that know the same events write the same record.
 
 from __future__ import annotations
 
-from typing import Any
-
-from consentflow.core.retention import RetentionPlan
+from consentflow.contracts.records import PlannedRetention, SubjectHoldings
+from consentflow.core.retention import PlannedAction, RetentionPlan
 from consentflow.core.state import SubjectState
-
-#: The fields of a planned retention action that the record carries (its id is derived from them).
-PLANNED_FIELDS = ("action", "categories", "due_at", "policy_section", "reason", "basis_event_id")
 
 
 def needs_holdings(state: SubjectState) -> bool:
@@ -33,7 +29,7 @@ def needs_holdings(state: SubjectState) -> bool:
     return state.holdings_revision != len(state.seen)
 
 
-def subject_holdings(state: SubjectState, plan: RetentionPlan) -> dict[str, Any]:
+def subject_holdings(state: SubjectState, plan: RetentionPlan) -> SubjectHoldings:
     """The ``SubjectHoldings`` record of ``state``, whose retention ``plan`` is ``RetentionSchedule.plan(state)``;
     remembers its revision in ``state.holdings_revision``."""
     revision = len(state.seen)
@@ -42,7 +38,7 @@ def subject_holdings(state: SubjectState, plan: RetentionPlan) -> dict[str, Any]
     return {
         "subject_id": state.subject_id,
         "revision": revision,
-        "latest_event_at": state.latest_event_at,
+        "latest_event_at": state.latest_event_at,  # type: ignore[typeddict-item]  # set by the first event a state sees
         "account_kind": state.account_kind,
         "categories_held": sorted(held),
         "registered_at": state.registered_at,
@@ -53,5 +49,17 @@ def subject_holdings(state: SubjectState, plan: RetentionPlan) -> dict[str, Any]
         "archive_at": archive.at if archive else None,
         "archive_section": archive.section if archive else None,
         "archive_reason": archive.reason if archive else None,
-        "planned": [{name: action[name] for name in PLANNED_FIELDS} for action in plan.actions],
+        "planned": [_planned(action) for action in plan.actions],
+    }
+
+
+def _planned(action: PlannedAction) -> PlannedRetention:
+    """What the record carries of a planned action: its fields but its id and subject (the id is derived from them)."""
+    return {
+        "action": action["action"],
+        "categories": action["categories"],
+        "due_at": action["due_at"],
+        "policy_section": action["policy_section"],
+        "reason": action["reason"],
+        "basis_event_id": action["basis_event_id"],
     }

@@ -26,11 +26,12 @@ from json.encoder import encode_basestring_ascii as _json_string
 from operator import itemgetter
 from typing import Any
 
+from consentflow.contracts.records import ConsentEvent, LedgerEntry, SourceCoordinates
 from consentflow.contracts.timestamp_plan import micros
-from consentflow.core.state import GENESIS_HASH, ConsentFact, FactRow, SubjectState
+from consentflow.core.state import EVENT_ID, FACT_ACTION, GENESIS_HASH, OCCURRED_AT, ConsentFact, FactRow, SubjectState
 from consentflow.policy.vocabulary import ConsentAction, ConsentState
 
-_TIME = itemgetter(0)  # ConsentFact.occurred_at
+_TIME = itemgetter(OCCURRED_AT)
 _GRANTED_ACTION = ConsentAction.GRANTED.value
 #: Fields of a LedgerEntry covered by its hash, in this order (source excluded).
 HASHED_FIELDS = (
@@ -85,7 +86,7 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_encoding(entry)).hexdigest()
 
 
-def append_entry(state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> dict[str, Any]:
+def append_entry(state: SubjectState, record: ConsentEvent, source: SourceCoordinates | None) -> LedgerEntry:
     """Chain a consent event onto the subject's ledger and return the new ``LedgerEntry``."""
     subject_id, sequence, previous = state.subject_id, state.ledger_sequence + 1, state.ledger_head
     event_id, occurred_at, purpose, action = record["event_id"], record["occurred_at"], record["purpose"], record["action"]
@@ -109,7 +110,7 @@ def append_entry(state: SubjectState, record: Mapping[str, Any], source: Mapping
         "notice_id": notice_id,
         "previous_hash": previous,
         "entry_hash": digest,
-        "source": None if source is None else dict(source),
+        "source": None if source is None else source.copy(),
     }
 
 
@@ -120,10 +121,10 @@ def fact_order(row: FactRow) -> tuple[datetime, bool, str]:
     [6] and GDPR Art. 7(1): the controller must be able to demonstrate consent, and a grant withdrawn or refused at
     the very same instant demonstrates none.
     """
-    return row[0], row[2] != _GRANTED_ACTION, row[1]
+    return row[OCCURRED_AT], row[FACT_ACTION] != _GRANTED_ACTION, row[EVENT_ID]
 
 
-def record_fact(state: SubjectState, record: Mapping[str, Any]) -> FactRow:
+def record_fact(state: SubjectState, record: ConsentEvent) -> FactRow:
     """Insert a consent event into the subject's timeline for its purpose, in event-time order."""
     row: FactRow = (
         record["occurred_at"],
@@ -144,7 +145,7 @@ def fact_index_at(state: SubjectState, purpose: str, t: datetime) -> int:
     timeline = state.consents.get(purpose)
     if not timeline:
         return -1
-    if timeline[-1][0] <= t:  # the common case: the processing is newer than every fact
+    if timeline[-1][OCCURRED_AT] <= t:  # the common case: the processing is newer than every fact
         return len(timeline) - 1
     return bisect.bisect_right(timeline, t, key=_TIME) - 1
 

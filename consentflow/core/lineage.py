@@ -11,19 +11,18 @@ The DPO's questions over the edges are answered by the ClickHouse tables' querie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from consentflow.contracts.records import LineageEdge, SourceCoordinates
 from consentflow.core.recipients import RecipientVersion
 from consentflow.core.state import ProcessingRow
 from consentflow.policy.vocabulary import RecipientKind, TransferMechanism
 
 
 def lineage_edge(
-    p: ProcessingRow, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: Mapping[str, Any] | None
-) -> dict[str, Any]:
+    p: ProcessingRow, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: SourceCoordinates | None
+) -> LineageEdge:
     """The ``LineageEdge`` record of processing ``p`` (a ``Processing`` or its row, naming a recipient), sent under ``mechanism``."""
     occurred_at, event_id, subject_id, source_kind, recipient_id, purpose, legal_basis, categories = p
     if recipient is None:
@@ -33,7 +32,7 @@ def lineage_edge(
     return {
         "edge_id": event_id,
         "subject_id": subject_id,
-        "recipient_id": recipient_id,
+        "recipient_id": recipient_id,  # type: ignore[typeddict-item]  # an edge is made only for a row naming a recipient
         # Enum members are str: stored as they are, they encode and compare as their values.
         "recipient_kind": kind,
         "categories": list(categories),
@@ -44,7 +43,7 @@ def lineage_edge(
         "occurred_at": occurred_at,
         "source_event_id": event_id,
         "source_kind": source_kind,
-        "source": None if source is None else dict(source),
+        "source": None if source is None else source.copy(),
     }
 
 

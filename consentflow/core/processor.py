@@ -13,14 +13,33 @@ deterministic so a redelivered output overwrites itself in the sink.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from mypy_extensions import mypyc_attr
 
+from consentflow.contracts import topics
+from consentflow.contracts.records import (
+    ConsentEvent,
+    CookieEvent,
+    DisclosureEvent,
+    ErasureNotice,
+    InputRecord,
+    LedgerEntry,
+    LineageEdge,
+    MessageEvent,
+    ProfileEvent,
+    RetentionAction,
+    RightsEvent,
+    SourceCoordinates,
+    SubjectEvent,
+    SubjectHoldings,
+    SubjectOutput,
+    Violation,
+)
 from consentflow.core import ledger
 from consentflow.core.enforcement import PolicyEnforcement
 from consentflow.core.holdings import needs_holdings, subject_holdings
@@ -28,15 +47,21 @@ from consentflow.core.lineage import lineage_edge
 from consentflow.core.recipients import RecipientRegistry, RecipientVersion
 from consentflow.core.retention import RetentionSchedule, earliest
 from consentflow.core.rights import erasure_notices
-from consentflow.core.state import MemoryStore, Processing, ProcessingRow, SubjectState, SubjectStore
+from consentflow.core.state import (
+    EVENT_ID,
+    OCCURRED_AT,
+    MemoryStore,
+    Processing,
+    ProcessingRow,
+    SubjectState,
+    SubjectStore,
+)
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
 
-Record = dict[str, Any]
-
 
 @mypyc_attr(native_class=False)  # compiled (consentflow.runtime.native), a list subclass stays a Python class
-class Changes(list[tuple[str, "Record"]]):
+class Changes(list[tuple[str, SubjectOutput]]):
     """What one event (or one clock tick) changed: output records in the order they were made.
 
     Each item is ``(output topic short name, record)``. A list, so that adding an
@@ -47,70 +72,79 @@ class Changes(list[tuple[str, "Record"]]):
     __slots__ = ()
 
     @property
-    def records(self) -> list[tuple[str, Record]]:
+    def records(self) -> list[tuple[str, SubjectOutput]]:
         """Every output, as ``(topic, record)`` in the order made."""
         return self
 
-    def add(self, topic: str, record: Record) -> None:
+    def add(self, topic: str, record: SubjectOutput) -> None:
         """Append one output record for ``topic``."""
         self.append((topic, record))
 
-    def add_all(self, topic: str, records: list[Record]) -> None:
+    def add_all(
+        self, topic: str, records: list[LedgerEntry] | list[Violation] | list[RetentionAction] | list[ErasureNotice]
+    ) -> None:
         """Append output records for ``topic``."""
         self.extend([(topic, r) for r in records])
 
-    def of(self, topic: str) -> list[Record]:
+    def of(self, topic: str) -> list[SubjectOutput]:
         """The records for one output topic."""
         return [r for t, r in self if t == topic]
 
     @property
-    def ledger(self) -> list[Record]:
+    def ledger(self) -> list[LedgerEntry]:
         """Ledger entries."""
-        return self.of(LEDGER)
+        return cast(list[LedgerEntry], self.of(LEDGER))
 
     @property
-    def lineage(self) -> list[Record]:
+    def lineage(self) -> list[LineageEdge]:
         """Lineage edges."""
-        return self.of(LINEAGE)
+        return cast(list[LineageEdge], self.of(LINEAGE))
 
     @property
-    def violations(self) -> list[Record]:
+    def violations(self) -> list[Violation]:
         """Violations and their retractions."""
-        return self.of(VIOLATIONS)
+        return cast(list[Violation], self.of(VIOLATIONS))
 
     @property
-    def retention(self) -> list[Record]:
+    def retention(self) -> list[RetentionAction]:
         """Retention actions."""
-        return self.of(RETENTION)
+        return cast(list[RetentionAction], self.of(RETENTION))
 
     @property
-    def erasure_notices(self) -> list[Record]:
+    def erasure_notices(self) -> list[ErasureNotice]:
         """Erasure notices."""
-        return self.of(ERASURE_NOTICES)
+        return cast(list[ErasureNotice], self.of(ERASURE_NOTICES))
 
     @property
-    def holdings(self) -> list[Record]:
+    def holdings(self) -> list[SubjectHoldings]:
         """What the platform holds of subjects, and until when."""
-        return self.of(HOLDINGS)
+        return cast(list[SubjectHoldings], self.of(HOLDINGS))
 
 
 # Final: compiled (consentflow.runtime.native), a Final constant is read where it is used, not looked up in the module.
 _UNKNOWN_MECHANISM: Final = TransferMechanism.UNKNOWN
-_TIME: Final = itemgetter(0)  # ProcessingRow's occurred_at
-_TIME_AND_ID: Final = itemgetter(0, 1)
-LEDGER: Final = "ledger"
-LINEAGE: Final = "lineage"
-VIOLATIONS: Final = "violations"
-RETENTION: Final = "retention"
-ERASURE_NOTICES: Final = "erasure-notices"
-HOLDINGS: Final = "holdings"
+_TIME: Final = itemgetter(OCCURRED_AT)
+_TIME_AND_ID: Final = itemgetter(OCCURRED_AT, EVENT_ID)
+# The topics' short names, as contracts.topics spells them once.
+LEDGER: Final = topics.LEDGER.short_name
+LINEAGE: Final = topics.LINEAGE.short_name
+VIOLATIONS: Final = topics.VIOLATIONS.short_name
+RETENTION: Final = topics.RETENTION.short_name
+ERASURE_NOTICES: Final = topics.ERASURE_NOTICES.short_name
+HOLDINGS: Final = topics.HOLDINGS.short_name
+_PROFILE: Final = topics.PROFILE.short_name
+_CONSENT: Final = topics.CONSENT.short_name
+_COOKIE: Final = topics.COOKIE.short_name
+_MESSAGE: Final = topics.MESSAGE.short_name
+_DISCLOSURE: Final = topics.DISCLOSURE.short_name
+_RECIPIENTS: Final = topics.RECIPIENTS.short_name
 _LIFECYCLE_USE: Final = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
 _NEGATIVE: Final = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
 _SUSPENSION: Final = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
 _REGISTERED: Final = ProfileAction.REGISTERED.value
 _CLOSED: Final = ProfileAction.CLOSED.value
 _REINSTATED: Final = ProfileAction.REINSTATED.value
-_INPUT_TOPICS: Final = frozenset({"consent", "message", "cookie", "disclosure", "profile", "rights"})
+_SUBJECT_TOPICS: Final = frozenset(t.short_name for t in topics.INPUT_TOPICS if t is not topics.RECIPIENTS)
 
 
 @dataclass(frozen=True)
@@ -148,15 +182,16 @@ class Processor:
 
     # -- entry points ----------------------------------------------------------------
 
-    def process(self, topic: str, record: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> Changes:
+    def process(self, topic: str, record: InputRecord, source: SourceCoordinates | None = None) -> Changes:
         """Apply one decoded input event of ``topic`` (short name); ``source`` is its Kafka coordinates, if any."""
-        if topic == "recipients":
+        if topic == _RECIPIENTS:
             self.registry.add(RecipientVersion.from_record(dict(record)))
             return Changes()
-        if topic not in _INPUT_TOPICS:
+        if topic not in _SUBJECT_TOPICS:
             raise ValueError(f"no processor for topic {topic!r}")
-        subject_id = record["subject_id"]
-        event_id = record["event_id"]
+        event = cast(SubjectEvent, record)  # the topic names its record: one of a subject's events
+        subject_id = event["subject_id"]
+        event_id = event["event_id"]
         state = self._get(subject_id)
         if state is None:
             state = SubjectState(subject_id)
@@ -164,23 +199,23 @@ class Processor:
         elif event_id in state.seen:
             return Changes()  # a duplicate changes nothing
         state.seen.add(event_id)
-        t = record["occurred_at"]
+        t = event["occurred_at"]
         latest = state.latest_event_at
         if latest is None or t > latest:
             state.latest_event_at = t
         # Called by name, not through a table of bound methods: compiled, each is a direct call.
-        if topic == "cookie":
-            changes = self._cookie(state, record, source)
-        elif topic == "profile":
-            changes = self._profile(state, record, source)
-        elif topic == "consent":
-            changes = self._consent(state, record, source)
-        elif topic == "disclosure":
-            changes = self._disclosure(state, record, source)
-        elif topic == "message":
-            changes = self._message(state, record, source)
+        if topic == _COOKIE:
+            changes = self._cookie(state, cast(CookieEvent, event), source)
+        elif topic == _PROFILE:
+            changes = self._profile(state, cast(ProfileEvent, event), source)
+        elif topic == _CONSENT:
+            changes = self._consent(state, cast(ConsentEvent, event), source)
+        elif topic == _DISCLOSURE:
+            changes = self._disclosure(state, cast(DisclosureEvent, event), source)
+        elif topic == _MESSAGE:
+            changes = self._message(state, cast(MessageEvent, event), source)
         else:
-            changes = self._rights(state, record, source)
+            changes = self._rights(state, cast(RightsEvent, event), source)
         if self._put_every_state:
             self._put(state)
         return changes
@@ -221,18 +256,20 @@ class Processor:
 
     # -- consent -----------------------------------------------------------------------
 
-    def _consent(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+    def _consent(self, state: SubjectState, record: ConsentEvent, source: SourceCoordinates | None) -> Changes:
         changes = Changes()
-        out: list[tuple[str, Record]] = changes  # appended to as a list: compiled, one C call
+        out: list[tuple[str, SubjectOutput]] = changes  # appended to as a list: compiled, one C call
         fact = ledger.record_fact(state, record)
         out.append((LEDGER, ledger.append_entry(state, record, source)))
         # The verdicts of later processings that need this purpose rest on this fact now, or
         # count it among those before theirs: re-issue them with their new revision [6].
         activities = state.activities
-        if activities and activities[-1][0] >= fact[0]:  # the common case, a fact newer than every processing, skips this
+        if (
+            activities and activities[-1][OCCURRED_AT] >= fact[OCCURRED_AT]
+        ):  # the common case, a fact newer than every processing, skips this
             purpose = record["purpose"]
             enforcement = self.enforcement
-            for index in range(bisect.bisect_left(activities, fact[0], key=_TIME), len(activities)):
+            for index in range(bisect.bisect_left(activities, fact[OCCURRED_AT], key=_TIME), len(activities)):
                 activity = activities[index]
                 for rule_value, needed in enforcement.consent_needs(activity):
                     if needed == purpose:
@@ -241,13 +278,13 @@ class Processor:
 
     # -- processing: messages, cookies, disclosures ----------------------------------
 
-    def _message(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+    def _message(self, state: SubjectState, record: MessageEvent, source: SourceCoordinates | None) -> Changes:
         purpose = record["purpose"]
         row: ProcessingRow = (
             record["occurred_at"],
             record["event_id"],
             state.subject_id,
-            "message",
+            _MESSAGE,
             record.get("processor_id"),
             purpose,
             self._basis.get(purpose, "unknown"),
@@ -255,13 +292,13 @@ class Processor:
         )
         return self._processing(state, row, source)
 
-    def _cookie(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+    def _cookie(self, state: SubjectState, record: CookieEvent, source: SourceCoordinates | None) -> Changes:
         purpose = self._cookie_purpose.get(record["cookie_category"], "unknown")
         row: ProcessingRow = (
             record["occurred_at"],
             record["event_id"],
             state.subject_id,
-            "cookie",
+            _COOKIE,
             record["vendor_id"],
             purpose,
             self._basis.get(purpose, "unknown"),
@@ -269,12 +306,12 @@ class Processor:
         )
         return self._processing(state, row, source)
 
-    def _disclosure(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+    def _disclosure(self, state: SubjectState, record: DisclosureEvent, source: SourceCoordinates | None) -> Changes:
         row: ProcessingRow = (
             record["occurred_at"],
             record["event_id"],
             state.subject_id,
-            "disclosure",
+            _DISCLOSURE,
             record["recipient_id"],
             record["purpose"],
             record["legal_basis"],
@@ -292,10 +329,10 @@ class Processor:
             self._categories[key] = key
         return key
 
-    def _processing(self, state: SubjectState, row: ProcessingRow, source: Mapping[str, Any] | None) -> Changes:
+    def _processing(self, state: SubjectState, row: ProcessingRow, source: SourceCoordinates | None) -> Changes:
         t, event_id, _, _, recipient_id, purpose, _, categories = row
         changes = Changes()
-        out: list[tuple[str, Record]] = changes  # appended to as a list: compiled, one C call
+        out: list[tuple[str, SubjectOutput]] = changes  # appended to as a list: compiled, one C call
         if recipient_id is not None:
             recipient, mechanism = self.registry.resolve(recipient_id, t)
             out.append((LINEAGE, lineage_edge(row, recipient, mechanism, source)))
@@ -315,7 +352,7 @@ class Processor:
                 self._clean[key] = needs
         activities = state.activities
         last = activities[-1] if activities else None
-        if last is not None and (last[0] > t or (last[0] == t and last[1] > event_id)):
+        if last is not None and (last[OCCURRED_AT] > t or (last[OCCURRED_AT] == t and last[EVENT_ID] > event_id)):
             bisect.insort(activities, row, key=_TIME_AND_ID)  # arrived late: keep event-time order
         else:
             activities.append(row)
@@ -335,7 +372,7 @@ class Processor:
 
     # -- account lifecycle and rights -------------------------------------------------
 
-    def _profile(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+    def _profile(self, state: SubjectState, record: ProfileEvent, source: SourceCoordinates | None) -> Changes:
         action = record["action"]
         t = record["occurred_at"]
         event_id = record["event_id"]
@@ -355,7 +392,7 @@ class Processor:
             state.reinstated_at = t  # whether it lifts a suspension is decided by event time (SubjectState.suspension)
         return Changes()
 
-    def _rights(self, state: SubjectState, record: Mapping[str, Any], source: Mapping[str, Any] | None) -> Changes:
+    def _rights(self, state: SubjectState, record: RightsEvent, source: SourceCoordinates | None) -> Changes:
         request_id = record["request_id"]
         status = record["status"]
         t = record["occurred_at"]

@@ -12,6 +12,7 @@ names nothing (``consentflow.contracts.null_values``).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,8 +73,8 @@ class RecipientVersion:
         return _NONE
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> RecipientVersion:
-        """Build from a decoded ``RecipientRecord``."""
+    def from_record(cls, record: Mapping[str, Any]) -> RecipientVersion:
+        """Build from a decoded ``RecipientRecord`` (or a row of the ``recipients`` table: the fields read here)."""
         return cls(
             recipient_id=record["recipient_id"],
             name=record["name"],

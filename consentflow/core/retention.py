@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from consentflow.core.state import IssuedAction, SubjectState
+from consentflow.contracts.records import PlannedRetention, RetentionAction
+from consentflow.core.state import CATEGORIES, EVENT_ID, ISSUED_ACTIVE, OCCURRED_AT, IssuedAction, SubjectState
 from consentflow.policy.legal_periods import Period, PeriodError, parse_period
 from consentflow.policy.versions import Policy
 from consentflow.policy.vocabulary import RetentionActionKind
@@ -53,6 +53,14 @@ class ArchiveDate:
     basis: str  # key of SubjectState.basis_events
 
 
+class PlannedAction(PlannedRetention):
+    """A retention action planned for a subject: a ``PlannedRetention`` with its id and subject, the fields of a
+    ``RetentionAction`` but its revision and whether it is in force (given when it is issued)."""
+
+    action_id: str
+    subject_id: str
+
+
 @dataclass(frozen=True)
 class RetentionPlan:
     """A subject's retention as of everything known: categories held, the archive date, every action planned.
@@ -63,7 +71,7 @@ class RetentionPlan:
 
     held: set[str]
     archive: ArchiveDate | None
-    actions: list[dict[str, Any]]  # in due-date order
+    actions: list[PlannedAction]  # in due-date order
 
 
 class RetentionSchedule:
@@ -128,15 +136,15 @@ class RetentionSchedule:
         financial_event: str | None = None
         financial = self._financial_categories
         for row in s.activities:  # in event-time order; the rows themselves (ProcessingRow), not a named view per tick
-            categories = row[7]
+            categories = row[CATEGORIES]
             held.update(categories)
             if not financial.isdisjoint(categories):
-                last_financial, financial_event = row[0], row[1]
+                last_financial, financial_event = row[OCCURRED_AT], row[EVENT_ID]
         return held, last_financial, financial_event
 
     def plan(self, s: SubjectState) -> RetentionPlan:
         """Categories held, archive date and every action planned for ``s`` now, each computed once."""
-        actions: list[dict[str, Any]] = []
+        actions: list[PlannedAction] = []
         archive = self.archive_date(s)
         held, last_financial, financial_event = self.holdings(s)
         # Only data tied to a transaction is kept for the accounting period [2.3.2];
@@ -169,7 +177,7 @@ class RetentionSchedule:
             actions.append(action)
         return RetentionPlan(held, archive, sorted(actions, key=lambda a: (a["due_at"], a["action"])))
 
-    def due(self, s: SubjectState, now: datetime, plan: RetentionPlan) -> list[dict[str, Any]]:
+    def due(self, s: SubjectState, now: datetime, plan: RetentionPlan) -> list[RetentionAction]:
         """The retention records to issue for ``s`` at ``now`` [2.3], given ``plan = plan(s)``; remembered in ``s``.
 
         * Each action of ``plan`` due at ``now`` whose record differs from the last one issued for its id (never
@@ -183,7 +191,7 @@ class RetentionSchedule:
         """
         issued = s.retention_issued
         revision = len(s.seen)
-        out: list[dict[str, Any]] = []
+        out: list[RetentionAction] = []
         for action in plan.actions:  # in due-date order
             if action["due_at"] > now:
                 break
@@ -195,10 +203,10 @@ class RetentionSchedule:
         if len(issued) > len(out):  # something issued before may have been moved or cancelled since
             planned = {action["action_id"] for action in plan.actions}
             for action_id, last in list(issued.items()):
-                if action_id in planned or (last is not None and not last[6]):
+                if action_id in planned or (last is not None and not last[ISSUED_ACTIVE]):
                     continue
                 retracted = last if last is not None else _migrated_row(s.subject_id, action_id)
-                issued[action_id] = (*retracted[:6], False)
+                issued[action_id] = (*retracted[:ISSUED_ACTIVE], False)
                 out.append(_record(s.subject_id, action_id, retracted, revision, active=False))
         return out
 
@@ -211,7 +219,7 @@ class RetentionSchedule:
         section: str,
         reason: str,
         basis: str,
-    ) -> dict[str, Any]:
+    ) -> PlannedAction:
         return {
             "action_id": action_id(s.subject_id, kind.value, due),
             "subject_id": s.subject_id,
@@ -229,7 +237,7 @@ def _period(value: Period | str, name: str) -> Period:
     return value if isinstance(value, Period) else parse_period(value, name)
 
 
-def _issued_row(action: dict[str, Any], *, active: bool) -> IssuedAction:
+def _issued_row(action: PlannedAction, *, active: bool) -> IssuedAction:
     """What ``SubjectState.retention_issued`` keeps of an action record issued: its fields but the id and subject."""
     categories = tuple(action["categories"])
     return (
@@ -243,7 +251,7 @@ def _issued_row(action: dict[str, Any], *, active: bool) -> IssuedAction:
     )
 
 
-def _record(subject_id: str, action_id: str, row: IssuedAction, revision: int, *, active: bool) -> dict[str, Any]:
+def _record(subject_id: str, action_id: str, row: IssuedAction, revision: int, *, active: bool) -> RetentionAction:
     """The ``RetentionAction`` record of ``row`` (v2: with its revision and whether it is in force)."""
     kind, categories, due_at, section, basis, reason, _ = row
     return {

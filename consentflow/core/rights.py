@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from consentflow.contracts.records import ErasureNotice
 from consentflow.core.recipients import RecipientRegistry
 from consentflow.core.state import SubjectState
 from consentflow.policy.versions import Policy
@@ -51,7 +51,7 @@ def received_by_recipient(state: SubjectState, until: datetime | None = None) ->
     return out
 
 
-def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Policy) -> list[dict[str, Any]]:
+def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Policy) -> list[ErasureNotice]:
     """Notices for the subject's fulfilled erasure whose revision moved since they were last sent; updates ``state.notices``.
 
     A notice's revision counts the facts it rests on: the erasure requests and
@@ -66,7 +66,7 @@ def erasure_notices(state: SubjectState, registry: RecipientRegistry, policy: Po
     if erased is None or state.erasure_request_id is None:
         return []
     financial = frozenset(c.value for c in policy.financial_categories)
-    out = []
+    out: list[ErasureNotice] = []
     for recipient_id, received in sorted(received_by_recipient(state, erased).items()):
         categories = frozenset(received.first_sent)
         if not categories:

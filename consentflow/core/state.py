@@ -57,6 +57,23 @@ ProcessingRow = tuple[datetime, str, str, str, str | None, str, str, tuple[str, 
 # reason, active). None for an id a state written before retractions existed knew only as emitted.
 IssuedAction = tuple[str, tuple[str, ...], datetime, str, str | None, str, bool]
 
+# The rows' fields by position, named as the NamedTuples name them: compiled, a Final int is inlined, so
+# ``row[PURPOSE]`` costs what ``row[5]`` does. Both rows begin with the event's time and id.
+OCCURRED_AT: Final = 0
+EVENT_ID: Final = 1
+#: ProcessingRow (``Processing``).
+SUBJECT_ID: Final = 2
+SOURCE_KIND: Final = 3
+RECIPIENT_ID: Final = 4
+PURPOSE: Final = 5
+LEGAL_BASIS: Final = 6
+CATEGORIES: Final = 7
+#: FactRow (``ConsentFact``).
+FACT_ACTION: Final = 2
+FACT_CHANNEL: Final = 3
+#: IssuedAction: whether the record issued was in force (the last field).
+ISSUED_ACTIVE: Final = 6
+
 #: The version of the form a SubjectState pickles to (``(None, {field: value, FORMAT_KEY: STATE_FORMAT})``): carried
 #: inside each pickle, and beside each state a store keeps between runs, so a state written in another form is
 #: refused, never mixed. Raise it when a field changes meaning or type; a new field with a default that
