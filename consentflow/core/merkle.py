@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import NamedTuple
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"
@@ -28,11 +27,8 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 _sha256 = hashlib.sha256
 
 
-class NodeAddress(NamedTuple):
-    """A complete subtree: ``2**level`` leaves from leaf ``index * 2**level``; level 0 is the leaves."""
-
-    level: int
-    index: int
+#: A complete subtree, ``(level, index)``: ``2**level`` leaves from leaf ``index * 2**level``; level 0 is the leaves.
+NodeAddress = tuple[int, int]
 
 
 class ProofError(ValueError):
@@ -64,7 +60,7 @@ def range_addresses(start: int, end: int) -> tuple[NodeAddress, ...]:
     position, width = start, end - start
     for level in range(width.bit_length() - 1, -1, -1):
         if width >> level & 1:
-            out.append(NodeAddress(level, position >> level))
+            out.append((level, position >> level))
             position += 1 << level
     return tuple(out)
 
@@ -192,13 +188,13 @@ class MerkleTree:
 
     def leaf_hash(self, index: int) -> bytes:
         """The hash of leaf ``index``."""
-        return self.node(NodeAddress(0, index))
+        return self.node((0, index))
 
     def nodes_since(self, old_size: int) -> Iterator[tuple[NodeAddress, bytes]]:
         """Every complete subtree that appending from ``old_size`` leaves to now completed: what a store writes."""
         for level in range(len(self._levels)):
             for index in range(old_size >> level, self._size >> level):
-                address = NodeAddress(level, index)
+                address = (level, index)
                 yield address, self.node(address)
 
     def root(self, size: int | None = None) -> bytes:
@@ -254,7 +250,11 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
 
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
     """RFC 9162 §2.1.3.2: leaf hash ``leaf`` is leaf ``index`` of the tree of ``size`` leaves with ``root``; raises
-    ``ProofError`` otherwise."""
+    ``ProofError`` otherwise.
+
+    A path has the same shape for several sizes (leaf 5 of 37 leaves or of 40), so the size is bound by the signed
+    checkpoint that pairs it with ``root``, never by the path alone: take both from one verified checkpoint.
+    """
     if root_from_inclusion_proof(index, size, leaf, proof) != root:
         raise ProofError(
             f"the inclusion proof of leaf {index} does not lead to the root of the tree of {size} leaves "
@@ -305,8 +305,6 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     if sn != 0:
         raise ProofError(f"the consistency proof from {old_size} to {new_size} leaves is too short")
     if fr != old_root:
-        raise ProofError(
-            f"the log's first {old_size} leaves no longer give the saved root (a leaf altered or removed since)"
-        )
+        raise ProofError(f"the log's first {old_size} leaves no longer give the saved root (a leaf altered or removed since)")
     if sr != new_root:
         raise ProofError(f"the consistency proof does not lead to the root of the tree of {new_size} leaves")
