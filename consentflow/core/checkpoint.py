@@ -71,7 +71,7 @@ class Verifier:
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
         """Read a verifier key ``<name>+<hex key ID>+base64(0x01 ‖ public key)``."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # base64 may hold '+'; a name may not
         if len(parts) != 3:
             raise NoteError("a verifier key is <name>+<hex key ID>+<base64 key>, three parts separated by '+'")
         name, hex_id, encoded = parts
@@ -119,7 +119,7 @@ class Signer:
         text = skey.strip()
         if not text.startswith(_PRIVATE_PREFIX):
             raise NoteError("a private key starts with PRIVATE+KEY+")
-        parts = text[len(_PRIVATE_PREFIX) :].split("+")
+        parts = text[len(_PRIVATE_PREFIX) :].split("+", 2)
         if len(parts) != 3:
             raise NoteError("a private key is PRIVATE+KEY+<name>+<hex key ID>+<base64 key>")
         name, hex_id, encoded = parts
