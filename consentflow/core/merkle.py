@@ -127,7 +127,7 @@ def assemble(groups: Iterable[Sequence[NodeAddress]], node: Callable[[NodeAddres
 class MerkleTree:
     """An append-only RFC 9162 tree in memory: every complete subtree's hash, a packed ``bytearray`` per level.
 
-    A level holds ``size >> level`` hashes of 32 bytes, 64 bytes a leaf in all; appending a leaf writes its hash
+    A level holds ``size >> level`` hashes, under two hashes a leaf in all; appending a leaf writes its hash
     and the nodes it completes, never rewrites one (the notary stores them, by address, as they appear).
     """
 

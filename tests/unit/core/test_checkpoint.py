@@ -14,6 +14,8 @@ from pathlib import Path
 import nacl.encoding
 import nacl.signing
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consentflow.core.checkpoint import (
     Checkpoint,
@@ -72,6 +74,16 @@ def test_a_checkpoint_is_written_as_tlog_checkpoint_says(signer: Signer) -> None
     assert signature[:4] == expected_id and len(signature) == 68
     opened = open_checkpoint(note, signer.verifier, origin=ORIGIN)
     assert opened == cp and opened.time == SIGNED_AT
+
+
+LINE = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+
+
+@given(origin=LINE, size=st.integers(0, 2**63), root=st.binary(min_size=32, max_size=32), extensions=st.lists(LINE, max_size=3))
+def test_any_checkpoint_reads_back_as_signed(signer: Signer, origin: str, size: int, root: bytes, extensions: list[str]) -> None:
+    """Whatever the origin (UTF-8, spaces, dashes) and the extension lines, a signed checkpoint opens as it was."""
+    cp = Checkpoint(origin, size, root, tuple(e for e in extensions if not e.startswith("time ")))
+    assert open_checkpoint(sign_checkpoint(cp, signer).encode(), signer.verifier, origin=origin) == cp
 
 
 def test_pynacl_verifies_our_signatures_and_we_verify_its(signer: Signer) -> None:
