@@ -8,8 +8,8 @@ The key ID is ``SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[:4]`` (0x01: Ed25
 signer key, ``PRIVATE+KEY+<name>+<hex key ID>+base64(0x01 ‖ seed)``, so other note tools read both.
 
 Parsing refuses, naming the fault, what the specs forbid; a note counts only once a signature by the trusted key
-(name and key ID both) verifies; a signature by that key that fails refuses the note. ``write_key_pair`` is the one
-function here that touches files (for ``consentflow notary keygen``).
+(name and key ID both) verifies; a signature by that key that fails refuses the note. No I/O: the key files are
+``notary.keys``'s.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -269,27 +267,3 @@ def open_checkpoint(note: str | bytes, verifier: Verifier, origin: str | None = 
     if origin is not None and checkpoint.origin != origin:
         raise NoteError(f"the checkpoint is of log {checkpoint.origin!r}, not {origin!r}")
     return checkpoint
-
-
-def write_key_pair(name: str, private_path: Path, public_path: Path) -> Signer:
-    """Generate a key and write it: the private key readable by its owner only (0600), never over an existing file,
-    then the verifier key (the public one, for auditors)."""
-    signer = Signer.generate(name)
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        os.fchmod(out.fileno(), 0o600)  # whatever the umask
-        out.write(f"{signer}\n")
-    public_path.write_text(f"{signer.verifier}\n")
-    return signer
-
-
-def read_signer(path: Path) -> Signer:
-    """The private key in ``path``; refused if others may read it."""
-    if path.stat().st_mode & 0o077:
-        raise NoteError(f"{path} may be read by others (mode {path.stat().st_mode & 0o777:o}); chmod 600 it")
-    return Signer.parse(path.read_text())
-
-
-def read_verifier(path: Path) -> Verifier:
-    """The verifier key in ``path``."""
-    return Verifier.parse(path.read_text())

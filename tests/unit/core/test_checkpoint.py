@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import stat
 from datetime import UTC, datetime
-from pathlib import Path
 
 import nacl.encoding
 import nacl.signing
@@ -25,12 +23,9 @@ from consentflow.core.checkpoint import (
     key_id,
     open_checkpoint,
     open_note,
-    read_signer,
-    read_verifier,
     sign_checkpoint,
     sign_note,
     time_extension,
-    write_key_pair,
 )
 from consentflow.core.merkle import MerkleTree
 
@@ -185,19 +180,6 @@ def test_malformed_checkpoints_are_refused(text: str, reason: str) -> None:
 def test_malformed_verifier_keys_are_refused(vkey: str, reason: str) -> None:
     with pytest.raises(NoteError, match=reason):
         Verifier.parse(vkey)
-
-
-def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> None:
-    private, public = tmp_path / "notary.key", tmp_path / "notary.pub"
-    signer = write_key_pair(ORIGIN, private, public)
-    assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    assert read_signer(private).verifier == signer.verifier == read_verifier(public)
-    assert private.read_text().startswith(f"PRIVATE+KEY+{ORIGIN}+{signer.verifier.key_id:08x}+")
-    with pytest.raises(FileExistsError):
-        write_key_pair(ORIGIN, private, tmp_path / "other.pub")
-    private.chmod(0o644)
-    with pytest.raises(NoteError, match=re.escape("may be read by others (mode 644); chmod 600 it")):
-        read_signer(private)
 
 
 def test_keys_whose_base64_holds_a_plus_are_read() -> None:
