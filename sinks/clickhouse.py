@@ -29,7 +29,7 @@ from consentflow.sinks.connection import (
     connect,
 )
 from consentflow.sinks.reader import TableReader
-from consentflow.sinks.tables import TABLES, Table, schema_ddl
+from consentflow.sinks.tables import LOG_TABLES, TABLES, Table, schema_ddl
 
 # The connection's names stay importable from here, where the modules before sinks/connection.py found them.
 __all__ = [
@@ -186,7 +186,7 @@ class ClickHouseSink:
             parameters={"database": self.database},
         ).result_rows
         stored = {str(name): str(key) for name, key in rows}
-        for table in TABLES:
+        for table in (*TABLES, *LOG_TABLES):
             expected = ", ".join(table.sorting_key)
             found = stored.get(local_name(table) if self.cluster else table.name)  # a Distributed table has no key
             if found is not None and _key_columns(found) != list(table.sorting_key):

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 import re
 
-from consentflow.sinks.tables import BY_RECIPIENT, LINEAGE, RETENTION, TABLES, Table, by_recipient_view, on_cluster, retention_v2
+from consentflow.sinks.tables import (
+    BY_RECIPIENT,
+    LINEAGE,
+    LOG_TABLES,
+    RETENTION,
+    TABLES,
+    Table,
+    by_recipient_view,
+    on_cluster,
+    retention_v2,
+)
 
 #: Where each replicated table keeps its replication log: ClickHouse's macros, filled in on each node.
 REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
@@ -34,8 +44,12 @@ def local_name(table: Table) -> str:
 
 
 def sharding_key(table: Table) -> str:
-    """By subject where the table has one; else by its sorting key, so rows ``FINAL`` collapses share a shard."""
-    columns = ("subject_id",) if "subject_id" in table.column_names else table.sorting_key
+    """By log for the consent log's tables (a proof reads one log); by subject where the table has one; else by its
+    sorting key, so rows ``FINAL`` collapses share a shard."""
+    if "log_id" in table.column_names:
+        columns: tuple[str, ...] = ("log_id",)
+    else:
+        columns = ("subject_id",) if "subject_id" in table.column_names else table.sorting_key
     return f"cityHash64({', '.join(f'`{c}`' for c in columns)})"
 
 
@@ -72,4 +86,6 @@ def cluster_ddl(cluster: str) -> list[str]:
         distributed_ddl(BY_RECIPIENT, cluster),
         by_recipient_view(local_name(LINEAGE), local_name(BY_RECIPIENT), cluster),
     ]
+    for table in LOG_TABLES:
+        statements += [replicated_ddl(table, cluster), distributed_ddl(table, cluster)]
     return statements

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from consentflow.core.merkle import HASH_SIZE
+
 Records = Sequence[Mapping[str, Any]]
 #: Reads one column of a batch: the column's values, one per record, in order.
 ColumnReader = Callable[[Records], list[Any]]
@@ -128,6 +130,8 @@ T = DATETIME
 LC = "LowCardinality(String)"
 _LC_NULLABLE = "LowCardinality(Nullable(String))"
 CATS = "Array(LowCardinality(String))"
+#: A SHA-256 as its raw bytes: half the size of hex, and what the tree's hashing takes.
+HASH = f"FixedString({HASH_SIZE})"
 SOURCE = (("source_topic", "Nullable(String)"), ("source_partition", "Nullable(Int32)"), ("source_offset", "Nullable(Int64)"))
 SOURCE_COLUMNS = frozenset(name for name, _ in SOURCE)
 # Tables the DPO reads one subject at a time (who-has, consent): a subject's rows sit in one
@@ -147,6 +151,8 @@ def arrow_type(kind: str) -> Any:
         return pyarrow.list_(arrow_type(kind[len("Array(") : -1]))
     if kind == T:
         return pyarrow.timestamp("us", tz="UTC")
+    if kind == HASH:
+        return pyarrow.binary(HASH_SIZE)
     scalar = {"String": pyarrow.string(), "UInt8": pyarrow.uint8(), "UInt64": pyarrow.uint64()}
     scalar.update({"Int32": pyarrow.int32(), "Int64": pyarrow.int64()})
     if kind not in scalar:
@@ -395,6 +401,50 @@ DEAD_LETTERS = Table(
 TABLES: tuple[Table, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, RECIPIENTS, DEAD_LETTERS)
 TABLE_FOR_TOPIC: dict[str, Table] = {t.topic: t for t in TABLES}
 
+# The consent log's tables (issue 22), filled by the notary, not from an output topic ("notary" stands for it). They
+# are kept out of ``TABLES`` and so of the digests that compare runs: a log's leaf order is its topic partition's, which
+# differs between runs by design; ``verify --checkpoint`` is their check. No partitioning: a log's rows are read by
+# key, never dropped by time. Each key ends in the hash, as the ledger's does: a second, different row at an index
+# (a rewrite) stays beside the first for the audit to name, where a redelivered equal row collapses under ``FINAL``.
+LOG_LEAVES = Table(
+    "log_leaves",
+    "notary",
+    (
+        ("log_id", LC),  # "<output topic>/<partition>", or "embedded" for the embedded runner's one log
+        ("leaf_index", "UInt64"),
+        ("leaf_hash", HASH),
+        ("subject_id", "String"),
+        ("kind", LC),  # "ledger" or "notice"
+        ("record_id", "String"),  # a ledger entry's entry_hash, an erasure notice's notice_id
+        ("revision", "UInt64"),  # an erasure notice's revision (each is a leaf); 0 for a ledger entry
+        ("written_at", T),
+    ),
+    # By log then index: a proof reads a leaf by its address; a subject's leaves are found by the audit's scan.
+    sorting_key=("log_id", "leaf_index", "leaf_hash"),
+    point_lookups=True,
+)
+
+LOG_NODES = Table(
+    "log_nodes",
+    "notary",
+    (("log_id", LC), ("level", "UInt8"), ("node_index", "UInt64"), ("hash", HASH)),
+    # The complete subtrees above the leaves (level >= 1: a leaf's hash is in log_leaves), written once each, read by
+    # address (``core.merkle``): a proof is one point lookup of at most twice the tree's height rows.
+    sorting_key=("log_id", "level", "node_index", "hash"),
+    point_lookups=True,
+)
+
+CHECKPOINTS = Table(
+    "checkpoints",
+    "checkpoints",
+    (("log_id", LC), ("size", "UInt64"), ("root", HASH), ("note", "String"), ("signed_at", T)),
+    # Every signed note is kept (the same size may be signed twice, at two times): the latest is the highest size,
+    # then the latest time; the audit checks each one's signature.
+    sorting_key=("log_id", "size", "signed_at"),
+)
+
+LOG_TABLES: tuple[Table, ...] = (LOG_LEAVES, LOG_NODES, CHECKPOINTS)
+
 #: The breach query's copy of the lineage, sorted by recipient and time [12], filled by a materialised view.
 BY_RECIPIENT = Table(
     "lineage_by_recipient", "lineage", _EDGE_COLUMNS, sorting_key=("recipient_id", "occurred_at", "subject_id", "edge_id")
@@ -426,11 +476,12 @@ def by_recipient_view(source: str, target: str, cluster: str | None = None) -> s
 def schema_ddl() -> list[str]:
     """Every single-node statement a writer runs, in order, its database the parameter ``{db:Identifier}``: the
     database, the tables, the columns a table created by an earlier version lacks (a no-op on a new one), the
-    by-recipient copy of the lineage and the view that fills it."""
+    by-recipient copy of the lineage and the view that fills it, then the consent log's tables."""
     return [
         "CREATE DATABASE IF NOT EXISTS {db:Identifier}",
         *(table.ddl() for table in TABLES),
         retention_v2(),
         BY_RECIPIENT.ddl(),
         by_recipient_view(LINEAGE.name, BY_RECIPIENT.name),
+        *(table.ddl() for table in LOG_TABLES),
     ]

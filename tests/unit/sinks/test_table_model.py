@@ -17,7 +17,7 @@ from consentflow.sinks.clickhouse import ClickHouseSink, connect
 from consentflow.sinks.cluster import cluster_ddl, distributed_ddl, local_name, replicated_ddl, sharding_key
 from consentflow.sinks.lineage_queries import transfers
 from consentflow.sinks.queries import overview
-from consentflow.sinks.tables import BY_RECIPIENT, TABLES, schema_ddl
+from consentflow.sinks.tables import BY_RECIPIENT, LOG_TABLES, TABLES, schema_ddl
 from consentflow.streams.embedded import run_events
 from tests.support.builders import CLOUDNEST, POSTWAVE, at, disclose, processor_with
 from tests.support.paths import DATA
@@ -36,7 +36,10 @@ def test_the_tables_columns_and_single_node_ddl_are_those_before_the_model() -> 
     assert {t.name: [list(c) for c in t.columns] for t in TABLES} == BEFORE["columns"]
     statements = [s.replace("{db:Identifier}", "`consentflow`") for s in schema_ddl()]
     assert statements[0] == "CREATE DATABASE IF NOT EXISTS `consentflow`"
-    assert statements[1:] == BEFORE["ddl"]
+    before = len(BEFORE["ddl"])
+    assert statements[1 : before + 1] == BEFORE["ddl"]
+    # The consent log's tables come after (issue 22): the statements before are unchanged.
+    assert statements[before + 1 :] == [t.ddl().replace("{db:Identifier}", "`consentflow`") for t in LOG_TABLES]
 
 
 def test_every_statement_binds_the_database_on_the_server_not_in_the_text() -> None:
@@ -47,7 +50,7 @@ def test_every_statement_binds_the_database_on_the_server_not_in_the_text() -> N
         assert "consentflow" not in sql
 
 
-@pytest.mark.parametrize("table", [*TABLES, BY_RECIPIENT], ids=lambda t: t.name)
+@pytest.mark.parametrize("table", [*TABLES, BY_RECIPIENT, *LOG_TABLES], ids=lambda t: t.name)
 def test_the_cluster_ddl_replicates_each_table_with_its_version_and_reads_it_through_a_distributed_table(table: Any) -> None:
     replicated, distributed = replicated_ddl(table, "main"), distributed_ddl(table, "main")
     assert f"{{db:Identifier}}.`{local_name(table)}` ON CLUSTER `main`" in replicated
@@ -69,6 +72,8 @@ def test_the_subjects_tables_are_sharded_by_subject() -> None:
         t.name for t in TABLES if "subject_id" in t.column_names
     }
     assert keyed["recipients"] == "cityHash64(`recipient_id`, `since`, `event_id`)"
+    # A proof reads one log: the consent log's tables are sharded by log, log_leaves too though it names subjects.
+    assert {sharding_key(t) for t in LOG_TABLES} == {"cityHash64(`log_id`)"}
 
 
 def test_the_cluster_statements_parse_and_every_one_runs_on_the_cluster(chdb_dsn: str) -> None:
