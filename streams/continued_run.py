@@ -24,6 +24,7 @@ from consentflow.core.state import MemoryStore, SubjectState
 from consentflow.sinks import subject_states
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.registry_reading import registry_from_tables
+from consentflow.notary.step import NotaryStep
 from consentflow.streams.embedded import RunStats, run_events
 
 
@@ -53,6 +54,7 @@ def run_continued(
     *,
     as_of: datetime | None = None,
     on_progress: Callable[[int], None] | None = None,
+    notary: NotaryStep | None = None,
 ) -> RunStats:
     """``run_events`` from the states, clock and registry ``sink``'s database holds; then the changed states saved.
 
@@ -68,7 +70,14 @@ def run_continued(
         states[:] = subject_states.pickled([store[s] for s in sorted(store.changed)])
 
     stats = run_events(
-        events, processor, sink, as_of=as_of, on_progress=on_progress, clock_since=saved.clock, while_flushing=pickle_changed
+        events,
+        processor,
+        sink,
+        as_of=as_of,
+        on_progress=on_progress,
+        clock_since=saved.clock,
+        while_flushing=pickle_changed,
+        notary=notary,
     )
     # run_events returned: the sink holds every output, so the states that explain them may follow.
     subject_states.save(sink, saved.run + 1, stats.clock, stats.events, states)

@@ -17,6 +17,7 @@ from typing import Any, cast
 from consentflow.contracts.records import InputRecord
 from consentflow.contracts.topics import DEAD_LETTER, RECIPIENTS, Topic
 from consentflow.core.processor import Changes, Processor
+from consentflow.notary.step import NotaryStep
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.input_step import InputStep, OriginOf, file_origin
 
@@ -49,6 +50,7 @@ def run_events(
     clock_since: datetime | None = None,
     while_flushing: Callable[[], None] | None = None,
     origin_of: OriginOf | None = None,
+    notary: NotaryStep | None = None,
 ) -> RunStats:
     """Process ``events`` in order into ``sink``; then emit the retention actions due at ``as_of``.
 
@@ -64,9 +66,12 @@ def run_events(
     on, so the tables hold exactly what was read, never a part of it.
     An event that fails processing becomes a dead letter (``InputStep``) named by ``origin_of``, else by the
     ``origin_of`` of ``events`` when it has one (a replay names the Kafka message), else by its index in the run.
+    ``notary`` makes each ledger entry and erasure notice written a leaf of its log, in file order, appended once the
+    sink holds it; it signs every 10,000 leaves and at the end (``notary.step``). Without it, no log is written.
     """
     # The loop runs once per event: counters live in locals and reach ``RunStats`` at the end.
-    take, add, flush_due = InputStep(processor).event, sink.add, sink.flush_due
+    take, flush_due = InputStep(processor).event, sink.flush_due
+    add: Callable[[str, Mapping[str, Any]], None] = sink.add if notary is None else notary.adding(sink.add)
     named_by: OriginOf = origin_of or cast(OriginOf, getattr(events, "origin_of", file_origin))
     outputs: defaultdict[str, int] = defaultdict(int)
     dead_letters = 0
@@ -97,15 +102,21 @@ def run_events(
             for out_topic, out_record in changes:
                 add(out_topic, out_record)
                 outputs[out_topic] += 1
-            if not count % FLUSH_CHECK_EVERY and flush_due():
-                sink.flush_behind()  # processing goes on while ClickHouse inserts
-                if on_progress is not None:
-                    on_progress(count)
+            if not count % FLUSH_CHECK_EVERY:
+                if notary is not None and notary.due:
+                    sink.flush()  # the leaves follow their rows, and the notary's inserts never overlap the sink's
+                    notary.write()
+                if flush_due():
+                    sink.flush_behind()  # processing goes on while ClickHouse inserts
+                    if on_progress is not None:
+                        on_progress(count)
             reading = True
     except Exception:
         if reading:
             log.error("input failed after %d events; writing their outputs before stopping", count)
             sink.flush()
+            if notary is not None:
+                notary.finish()
         raise
     clock = as_of or watermark
     if clock_since is not None and (clock is None or clock < clock_since):
@@ -118,6 +129,8 @@ def run_events(
         sink.flush_behind()
         while_flushing()
     sink.flush()
+    if notary is not None:
+        notary.finish()
     if on_progress is not None:
         on_progress(count)
     return RunStats(events=count, outputs=dict(outputs), dead_letters=dead_letters, watermark=watermark, clock=clock)

@@ -8,7 +8,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,9 @@ from consentflow.cli.shared import (
 )
 from consentflow.contracts.errors import ContractError
 
+if TYPE_CHECKING:
+    from consentflow.core.checkpoint import Signer
+
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
@@ -45,7 +48,15 @@ from consentflow.contracts.errors import ContractError
     "Never earlier than the clock an earlier run into the database reached: the clock does not go back.",
 )
 @click.option("--overview/--no-overview", default=True, show_default=True, help="Print the DPO overview afterwards.")
-def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool) -> None:
+@click.option(
+    "--notary-key",
+    "notary_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Private key (consentflow notary keygen): every ledger entry and erasure notice written becomes a leaf of "
+    "the log 'embedded', in file order, signed every 10,000 leaves and at the end. Without it no log is written.",
+)
+def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bool, notary_key: Path | None) -> None:
     """Run an event file (or - for stdin) through the processors into ClickHouse, without Kafka.
 
     Into a database an earlier run filled, it continues that run: from its subjects' states, its retention clock
@@ -62,24 +73,46 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     from consentflow.sinks.subject_states import SavedStateError
     from consentflow.streams.decoding_process import DecodingProcessFailed, read_events_in_child
 
+    signer = _notary_signer(notary_key)  # a bad key is refused before any event is read
     bounds = event_time_bounds()
     # Decoded and checked on the second core, in file order; it starts while ClickHouse opens.
     events = StopWatch(read_events_in_child(file, arrival=datetime.now(UTC), bounds=bounds), file)
     sink = open_sink(dsn, database)
+    notary = None
+    if signer is not None:
+        from consentflow.notary.step import NotaryStep
+        from consentflow.notary.store import EMBEDDED_LOG, LogStore
+
+        notary = NotaryStep(LogStore.of_sink(sink, EMBEDDED_LOG), signer)
     size = Path(file).stat().st_size if file != "-" and Path(file).exists() else None
     console = Console(stderr=True)
     began = time.perf_counter()
     try:
-        stats = run_with_progress(events, sink, console, as_of=as_of, continued=True)
+        stats = run_with_progress(events, sink, console, as_of=as_of, continued=True, notary=notary)
     except (OSError, ContractError, DecodingProcessFailed, SavedStateError) as exc:
         fail(str(exc))
     elapsed = time.perf_counter() - began
     console.print(run_summary(stats, elapsed) + (f"; file {size / 1e6:.1f} MB" if size else ""))
     if as_of is not None and stats.clock is not None and stats.clock > as_of:
         console.print(f"retention clock kept at {stats.clock.isoformat()}, where an earlier run into {database} left it")
+    if notary is not None:
+        console.print(f"log {notary.store.log_id}: {notary.store.size:,} leaves, checkpoint signed by {notary.signer.name}")
     if overview:
         _print_overview(sink.reader)
     exit_if_stopped(events)
+
+
+def _notary_signer(path: Path | None) -> Signer | None:
+    """The notary's ``Signer`` from its key file, or None without one; a key others may read, or malformed, fails."""
+    if path is None:
+        return None
+    from consentflow.core.checkpoint import NoteError
+    from consentflow.notary.keys import read_signer
+
+    try:
+        return read_signer(path)
+    except (OSError, NoteError) as exc:
+        fail(f"--notary-key {path}: {exc}")
 
 
 @click.command("overview")

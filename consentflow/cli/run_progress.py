@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from consentflow.contracts.topics import Topic
 from consentflow.core.processor import Processor
+from consentflow.notary.step import NotaryStep
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.streams.continued_run import run_continued
 from consentflow.streams.embedded import RunStats, run_events
@@ -38,16 +39,17 @@ def run_with_progress(
     total: int | None = None,
     as_of: datetime | None = None,
     continued: bool = False,
+    notary: NotaryStep | None = None,
 ) -> RunStats:
     """``run_events`` through a fresh ``Processor`` into ``sink``, showing progress on ``console``; ``continued``:
-    from the states, clock and registry earlier runs left in the database, saving the states after (``run_continued``)."""
+    from the states, clock and registry earlier runs left in the database, saving the states after (``run_continued``); ``notary``: the log of what was written, signed (``notary.step``)."""
     with event_progress(console) as progress:
         task = progress.add_task(label, total=total)
         step = lambda n: progress.update(task, completed=n)  # noqa: E731 -- one line, two callers
         if continued:
-            stats = run_continued(events, sink, as_of=as_of, on_progress=step)
+            stats = run_continued(events, sink, as_of=as_of, on_progress=step, notary=notary)
         else:
-            stats = run_events(events, Processor(), sink, as_of=as_of, on_progress=step)
+            stats = run_events(events, Processor(), sink, as_of=as_of, on_progress=step, notary=notary)
         progress.update(task, total=stats.events, completed=stats.events)
     return stats
 
