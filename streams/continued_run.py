@@ -21,10 +21,10 @@ from mypy_extensions import mypyc_attr
 from consentflow.contracts.topics import Topic
 from consentflow.core.processor import Processor
 from consentflow.core.state import MemoryStore, SubjectState
+from consentflow.notary.step import NotaryStep
 from consentflow.sinks import subject_states
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.notary.step import NotaryStep
 from consentflow.streams.embedded import RunStats, run_events
 
 
