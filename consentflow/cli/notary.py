@@ -121,6 +121,6 @@ def verify_proof(file: Path, public_path: Path) -> None:
         fail(f"proof refused: {exc}")
     sizes = ", ".join(f"{cp.origin} at {cp.size} leaves" for cp in summary.checkpoints) or "no checkpoint"
     click.echo(
-        f"proof holds: subject {summary.subject_id}, {summary.ledger_entries} ledger entries and "
-        f"{summary.erasure_notices} erasure notices in the log ({sizes}), signed by {verifier.name}"
+        f"proof holds: subject {summary.subject_id}; ledger entries: {summary.ledger_entries}, erasure notices: "
+        f"{summary.erasure_notices}; in the log under {sizes}, signed by {verifier.name}"
     )
