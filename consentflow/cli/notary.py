@@ -123,4 +123,5 @@ def verify_proof(file: Path, public_path: Path) -> None:
     click.echo(
         f"proof holds: subject {summary.subject_id}; ledger entries: {summary.ledger_entries}, erasure notices: "
         f"{summary.erasure_notices}; in the log under {sizes}, signed by {verifier.name}"
+        + (f"; {summary.pending} more after the latest checkpoint, not proved here" if summary.pending else "")
     )

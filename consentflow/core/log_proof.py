@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consentflow.core.checkpoint import Checkpoint, NoteError, Verifier, open_checkpoint
+from consentflow.core.ledger import HASHED_FIELDS
 from consentflow.core.log_leaves import ERASURE_NOTICE_TAG
 from consentflow.core.log_reader import LeafKind, LogReader, notice_record
 from consentflow.core.merkle import ProofError, leaf_hash, verify_inclusion
@@ -33,7 +34,10 @@ from consentflow.core.merkle import ProofError, leaf_hash, verify_inclusion
 SCHEMA_NAME = "SubjectLogProof"
 SCHEMA_VERSION = 1
 SCHEMA_ID = f"{SCHEMA_NAME}/v{SCHEMA_VERSION}"
-_SUBJECT_FIELD = {LeafKind.LEDGER_ENTRY: 0, LeafKind.ERASURE_NOTICE: 2}  # where each leaf's array holds subject_id
+# Where a notice's leaf array (log_leaves.erasure_notice_leaf) holds its id, subject and revision, and its length.
+_NOTICE_ID, _NOTICE_SUBJECT, _NOTICE_REVISION = 1, 2, 9
+_NOTICE_LENGTH = _NOTICE_REVISION + 1
+_SUBJECT_FIELD = {LeafKind.LEDGER_ENTRY: HASHED_FIELDS.index("subject_id"), LeafKind.ERASURE_NOTICE: _NOTICE_SUBJECT}
 
 
 class ProofRefused(ValueError):
@@ -48,6 +52,7 @@ class ProofSummary:
     ledger_entries: int
     erasure_notices: int
     checkpoints: tuple[Checkpoint, ...]
+    pending: int
 
 
 def _unsigned_checkpoint(note: str) -> Checkpoint:
@@ -125,10 +130,10 @@ def _leaf_names(kind: LeafKind, data: bytes, record: str, subject_id: str) -> st
     if kind is LeafKind.LEDGER_ENTRY:
         if hashlib.sha256(data).hexdigest() != record:
             return "its leaf does not hash to its entry_hash (the leaf or the entry altered)"
-    elif not (isinstance(values, list) and values[:1] == [ERASURE_NOTICE_TAG] and len(values) == 10):
+    elif not (isinstance(values, list) and values[:1] == [ERASURE_NOTICE_TAG] and len(values) == _NOTICE_LENGTH):
         return "its leaf is not an erasure notice's"
-    elif notice_record(values[1], values[9]) != record:
-        return f"its leaf is of notice {notice_record(values[1], values[9])}"
+    elif notice_record(values[_NOTICE_ID], values[_NOTICE_REVISION]) != record:
+        return f"its leaf is of notice {notice_record(values[_NOTICE_ID], values[_NOTICE_REVISION])}"
     field = _SUBJECT_FIELD[kind]
     if not isinstance(values, list) or len(values) <= field or values[field] != subject_id:
         return f"its leaf is not of subject {subject_id}"
@@ -163,5 +168,9 @@ def verify_subject_proof(document: Mapping[str, Any], verifier: Verifier) -> Pro
             raise ProofRefused(f"{name}: not in the signed tree of {checkpoint.size} leaves: {error}") from error
         counts[kind] += 1
     return ProofSummary(
-        subject_id, counts[LeafKind.LEDGER_ENTRY], counts[LeafKind.ERASURE_NOTICE], tuple(opened[log] for log in sorted(opened))
+        subject_id,
+        counts[LeafKind.LEDGER_ENTRY],
+        counts[LeafKind.ERASURE_NOTICE],
+        tuple(opened[log] for log in sorted(opened)),
+        document["pending"],
     )

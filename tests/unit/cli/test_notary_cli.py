@@ -72,8 +72,9 @@ def test_keygen_refuses_a_missing_directory_and_one_path_for_both(tmp_path: Path
     assert (result.exit_code, result.output) == (1, "Error: --private-key and --public-key name the same file\n")
 
 
-def _proof_files(tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
-    """A key pair from keygen and a proof signed with it, written where an auditor would keep them."""
+def _proof_files(tmp_path: Path, after: int = 0) -> tuple[Path, Path, dict[str, Any]]:
+    """A key pair from keygen and a proof signed with it, written where an auditor would keep them; ``after``: entries
+    of the subject's appended after the checkpoint."""
     result, private, public = _keygen(tmp_path)
     assert result.exit_code == 0
     signer = read_signer(private)
@@ -82,6 +83,8 @@ def _proof_files(tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
         log.append_entry("embedded", entry)
     log.append_notice("embedded", erasure_notice(SUBJECT, "n-3"))
     log.sign("embedded", signer)
+    for entry in ledger_entries(SUBJECT, 3 + after)[3:]:
+        log.append_entry("embedded", entry)
     document = build_subject_proof(log, SUBJECT)
     proof = tmp_path / "proof.json"
     proof.write_text(json.dumps(document))
@@ -95,6 +98,15 @@ def test_verify_proof_exits_0_on_a_good_proof(tmp_path: Path) -> None:
     assert result.output == (
         f"proof holds: subject {SUBJECT}; ledger entries: 3, erasure notices: 1; in the log under "
         "consentflow.example/log/embedded at 6 leaves, signed by consentflow.example/log\n"
+    )
+
+
+def test_verify_proof_says_how_many_records_wait_for_the_next_checkpoint(tmp_path: Path) -> None:
+    proof, public, _ = _proof_files(tmp_path, after=2)
+    result = _invoke("verify-proof", str(proof), "--public-key", str(public))
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "at 6 leaves, signed by consentflow.example/log; 2 more after the latest checkpoint, not proved here\n"
     )
 
 
