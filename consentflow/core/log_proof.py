@@ -121,7 +121,7 @@ def _checkpoints(document: Mapping[str, Any], verifier: Verifier) -> dict[str, C
     return opened
 
 
-def _leaf_names(kind: LeafKind, data: bytes, record: str, subject_id: str) -> str | None:
+def _leaf_fault(kind: LeafKind, data: bytes, record: str, subject_id: str) -> str | None:
     """What is wrong with a leaf's bytes for the record it claims to be (None: nothing)."""
     try:
         values = json.loads(data)
@@ -159,7 +159,7 @@ def verify_subject_proof(document: Mapping[str, Any], verifier: Verifier) -> Pro
             raise ProofRefused(f"{name}: no checkpoint of its log in the proof")
         data = _decoded(item["leaf"], f"{name}: the leaf")
         path = [_decoded(h, f"{name}: inclusion hash {n}") for n, h in enumerate(item["inclusion"])]
-        wrong = _leaf_names(kind, data, record, subject_id)
+        wrong = _leaf_fault(kind, data, record, subject_id)
         if wrong is not None:
             raise ProofRefused(f"{name}: {wrong}")
         try:

@@ -148,6 +148,14 @@ def _leaf_index_moved(document: dict[str, Any]) -> None:
     _ledger(document)["index"] += 2
 
 
+def _notice_renamed(document: dict[str, Any]) -> None:
+    _notice(document)["record"] = "n-9@0"
+
+
+def _leaf_not_a_record(document: dict[str, Any]) -> None:
+    _notice(document)["leaf"] = base64.b64encode(b"\xff not json").decode()
+
+
 def _checkpoint_dropped(document: dict[str, Any]) -> None:
     del document["checkpoints"][0]
 
@@ -170,6 +178,11 @@ TAMPERINGS: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (_edit_size, r"the checkpoint of log 'ledger-entries/3' is refused: .* does not verify: the note was altered"),
     (_another_subjects_leaf, r"erasure notice n-7@0 \(leaf 1 of log 'erasure-notices/1'\): its leaf is not of subject subject-8"),
     (_leaf_index_moved, r"ledger entry [0-9a-f]{64} \(leaf 3 of log 'ledger-entries/3'\): not in the signed tree"),
+    (_notice_renamed, r"erasure notice n-9@0 \(leaf 1 of log 'erasure-notices/1'\): its leaf is of notice n-7@0$"),
+    (
+        _leaf_not_a_record,
+        r"erasure notice n-7@0 \(leaf 1 of log 'erasure-notices/1'\): its leaf is not a record's canonical JSON",
+    ),
     (_checkpoint_dropped, r"erasure notice n-7@0 \(leaf 1 of log 'erasure-notices/1'\): no checkpoint of its log in the proof"),
 ]
 
