@@ -38,7 +38,7 @@ def schema_fault(document: Any) -> str | None:
 
 @click.group()
 def notary() -> None:
-    """The consent log's notary: its signing key (and, with the log's store, the notary itself)."""
+    """The consent log's notary: `keygen` writes the key pair its checkpoints are signed with."""
 
 
 @notary.command()
