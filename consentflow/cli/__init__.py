@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import click
 
-from consentflow.cli import access, audit, compliance, consent, event_files, lineage, pipeline, registry, ropa, serve, topics
+from consentflow.cli import (
+    access,
+    audit,
+    compliance,
+    consent,
+    event_files,
+    lineage,
+    notary,
+    pipeline,
+    registry,
+    ropa,
+    serve,
+    topics,
+)
 
 
 @click.group()
@@ -36,6 +49,8 @@ main.add_command(lineage.who_has_command)
 main.add_command(lineage.countries_command)
 main.add_command(lineage.breach_command)
 main.add_command(lineage.transfers_command)
+main.add_command(notary.notary)
+main.add_command(notary.verify_proof)
 main.add_command(pipeline.run)
 main.add_command(pipeline.overview_command)
 main.add_command(pipeline.worker)

@@ -1,0 +1,129 @@
+"""The consent log's commands (issue 22), registered on ``consentflow.cli.main``: ``notary keygen`` writes the log's
+key pair, ``verify-proof`` checks a subject's proof document offline with the public key alone."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from consentflow.cli.shared import fail
+from consentflow.core.log_proof import SCHEMA_NAME, SCHEMA_VERSION
+
+DEFAULT_KEY_NAME = "consentflow.example/log"
+
+
+@cache
+def proof_schema() -> dict[str, Any]:
+    """The proof document's JSON Schema (draft 2020-12), shipped with the package."""
+    path = resources.files("consentflow.schemas") / SCHEMA_NAME / f"v{SCHEMA_VERSION}.schema.json"
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
+
+
+def schema_fault(document: Any) -> str | None:
+    """The first way ``document`` breaks the proof's JSON Schema, in a line (None: it follows it)."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(proof_schema()).iter_errors(document))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "the document"
+    return f"{where}: {error.message}"
+
+
+@click.group()
+def notary() -> None:
+    """The consent log's notary: `keygen` writes the key pair its checkpoints are signed with."""
+
+
+@notary.command()
+@click.option(
+    "--private-key",
+    "private_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the signing key (owner-only, 0600; never over an existing file).",
+)
+@click.option(
+    "--public-key",
+    "public_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the verifier key, the one given to auditors.",
+)
+@click.option(
+    "--name",
+    default=DEFAULT_KEY_NAME,
+    show_default=True,
+    help="The key's name, the checkpoints' origin: a schema-less URL naming the log, no spaces, no '+'.",
+)
+def keygen(private_path: Path, public_path: Path, name: str) -> None:
+    """Write a new Ed25519 key pair for signing the log's checkpoints (C2SP signed-note keys)."""
+    from consentflow.core.checkpoint import NoteError
+    from consentflow.notary.keys import write_key_pair
+
+    for path in (private_path, public_path):
+        if path.exists():
+            fail(f"{path} exists: a key is never overwritten (move it away, or give another path)")
+        if not path.parent.is_dir():
+            fail(f"{path.parent} is not a directory")
+    if private_path.resolve() == public_path.resolve():
+        fail("--private-key and --public-key name the same file")
+    try:
+        signer = write_key_pair(name, private_path, public_path)
+    except NoteError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write the key pair: {exc.strerror}: {exc.filename}")
+    click.echo(f"{signer.verifier}")
+
+
+@click.command("verify-proof")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    "public_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The log's verifier key (from notary keygen).",
+)
+def verify_proof(file: Path, public_path: Path) -> None:
+    """Check a subject's proof document with no database: each checkpoint's signature, each record's leaf (a ledger
+    entry's hashes to its entry_hash) and its inclusion in the signed tree.
+
+    Exits 0 when all hold; otherwise non-zero, naming the first record that fails and what failed.
+    """
+    from consentflow.core.checkpoint import NoteError
+    from consentflow.core.log_proof import ProofRefused, verify_subject_proof
+    from consentflow.notary.keys import read_verifier
+
+    try:
+        verifier = read_verifier(public_path)
+    except NoteError as exc:
+        fail(f"{public_path}: {exc}")
+    except OSError as exc:
+        fail(f"cannot read the public key: {exc.strerror}: {exc.filename}")
+    try:
+        document = json.loads(file.read_bytes())
+    except OSError as exc:
+        fail(f"cannot read the proof: {exc.strerror}: {exc.filename}")
+    except ValueError as exc:
+        fail(f"{file} is not JSON: {exc}")
+    fault = schema_fault(document)
+    if fault is not None:
+        fail(f"{file} is not a {SCHEMA_NAME}/v{SCHEMA_VERSION} proof: {fault}")
+    try:
+        summary = verify_subject_proof(document, verifier)
+    except ProofRefused as exc:
+        fail(f"proof refused: {exc}")
+    sizes = ", ".join(f"{cp.origin} at {cp.size} leaves" for cp in summary.checkpoints) or "no checkpoint"
+    click.echo(
+        f"proof holds: subject {summary.subject_id}; ledger entries: {summary.ledger_entries}, erasure notices: "
+        f"{summary.erasure_notices}; in the log under {sizes}, signed by {verifier.name}"
+        + (f"; {summary.pending} more after the latest checkpoint, not proved here" if summary.pending else "")
+    )
