@@ -1,0 +1,113 @@
+"""The consent log as ClickHouse keeps it, read as a ``core.log_reader.LogReader`` (issue 22): what a subject's proof
+needs, from the log tables and the rows the leaves stand for.
+
+``log_leaves`` stores each leaf's hash, not its bytes: the bytes are rebuilt (``core.log_leaves``) from the ledger row
+(by its ``entry_hash``) or the erasure notice's revision the leaf names, and each rebuilt leaf must hash to the stored
+leaf hash. A leaf whose row is gone or no longer hashes to it is a ``StoredLogError`` naming the leaf: the proof is
+never built over bytes the log did not sign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from consentflow.core.ledger import HASHED_FIELDS
+from consentflow.core.log_leaves import erasure_notice_leaf, ledger_entry_leaf
+from consentflow.core.log_reader import LeafKind, SubjectLeaf, notice_record
+from consentflow.core.merkle import leaf_hash
+from consentflow.notary.store import LEDGER_KIND, NOTICE_KIND, LogStore
+from consentflow.sinks.reader import TableReader
+from consentflow.sinks.reading import utc
+from consentflow.sinks.tables import CHECKPOINTS, ERASURE_NOTICES, LEDGER, LOG_LEAVES
+
+_NOTICE_FIELDS = ("notice_id", "subject_id", "recipient_id", "categories", "retained_categories", "request_id")
+_NOTICE_TIMES = ("requested_at", "fulfilled_at")
+
+
+class StoredLogError(LookupError):
+    """A stored leaf whose record cannot be rebuilt into the bytes the log holds (gone, or altered)."""
+
+
+class StoredLog:
+    """Every log in one database, read through ``reader``; a ``LogReader``."""
+
+    def __init__(self, reader: TableReader) -> None:
+        self.reader = reader
+        self._stores: dict[str, LogStore] = {}
+
+    def _store(self, log: str) -> LogStore:
+        return self._stores.setdefault(log, LogStore(self.reader, log))
+
+    def logs(self) -> list[str]:
+        """The logs with a signed checkpoint, by name."""
+        rows = self.reader.query(f"SELECT DISTINCT log_id FROM {{db:Identifier}}.`{CHECKPOINTS.name}` ORDER BY log_id")
+        return [str(log) for (log,) in rows]
+
+    def leaves_of(self, subject_id: str) -> Sequence[SubjectLeaf]:
+        """The subject's leaves, in each log in index order, each rebuilt and checked against its stored hash."""
+        rows = self.reader.query(
+            f"SELECT DISTINCT log_id, leaf_index, leaf_hash, kind, record_id, revision FROM {{db:Identifier}}.`{LOG_LEAVES.name}` "
+            "WHERE subject_id = {subject:String} ORDER BY log_id, leaf_index",
+            {"subject": subject_id},
+        )
+        entries = self._ledger_leaves(subject_id, [str(row[4]) for row in rows if row[3] == LEDGER_KIND])
+        notices = self._notice_leaves(subject_id, [str(row[4]) for row in rows if row[3] == NOTICE_KIND])
+        leaves: list[SubjectLeaf] = []
+        for log, index, digest, kind, record_id, revision in rows:
+            if kind == LEDGER_KIND:
+                leaf_kind, record, data = LeafKind.LEDGER_ENTRY, str(record_id), entries.get(str(record_id))
+            else:
+                record = notice_record(str(record_id), int(revision))
+                leaf_kind, data = LeafKind.ERASURE_NOTICE, notices.get(record)
+            name = f"leaf {index} of log {log!r} ({leaf_kind.value} {record})"
+            if data is None:
+                raise StoredLogError(f"{name}: its record is not in the tables, so its leaf cannot be rebuilt")
+            if leaf_hash(data) != bytes(digest):
+                raise StoredLogError(f"{name}: its record no longer hashes to the stored leaf hash (the record was altered)")
+            leaves.append(SubjectLeaf(str(log), int(index), leaf_kind, data, record))
+        return leaves
+
+    def _ledger_leaves(self, subject_id: str, hashes: list[str]) -> dict[str, bytes]:
+        """The leaf bytes of the subject's ledger entries among ``hashes``, by entry_hash."""
+        if not hashes:
+            return {}
+        columns = ", ".join(f"`{name}`" for name in HASHED_FIELDS)
+        rows = self.reader.query(
+            f"SELECT DISTINCT {columns}, entry_hash FROM {{db:Identifier}}.`{LEDGER.name}` "
+            "WHERE subject_id = {subject:String} AND entry_hash IN {hashes:Array(String)}",
+            {"subject": subject_id, "hashes": sorted(set(hashes))},
+        )
+        found: dict[str, bytes] = {}
+        for row in rows:
+            entry: dict[str, Any] = dict(zip(HASHED_FIELDS, row, strict=False))
+            entry["occurred_at"] = utc(entry["occurred_at"])
+            found[str(row[-1])] = ledger_entry_leaf(entry)
+        return found
+
+    def _notice_leaves(self, subject_id: str, notice_ids: list[str]) -> dict[str, bytes]:
+        """The leaf bytes of each stored revision of the subject's notices among ``notice_ids``, by notice record."""
+        if not notice_ids:
+            return {}
+        columns = ", ".join(f"`{name}`" for name in (*_NOTICE_FIELDS, *_NOTICE_TIMES, "revision"))
+        rows = self.reader.query(
+            f"SELECT DISTINCT {columns} FROM {{db:Identifier}}.`{ERASURE_NOTICES.name}` "
+            "WHERE subject_id = {subject:String} AND notice_id IN {ids:Array(String)}",
+            {"subject": subject_id, "ids": sorted(set(notice_ids))},
+        )
+        found: dict[str, bytes] = {}
+        for row in rows:
+            notice: dict[str, Any] = dict(zip((*_NOTICE_FIELDS, *_NOTICE_TIMES, "revision"), row, strict=True))
+            for name in _NOTICE_TIMES:
+                notice[name] = utc(notice[name])
+            notice["revision"] = int(notice["revision"])
+            found[notice_record(notice["notice_id"], notice["revision"])] = erasure_notice_leaf(notice)
+        return found
+
+    def inclusion(self, log: str, index: int, size: int) -> Sequence[bytes]:
+        """PATH(index, D[0:size]) of ``log`` from its stored nodes."""
+        return self._store(log).inclusion_proof(index, size)
+
+    def latest_checkpoint(self, log: str) -> str | None:
+        """The log's latest signed note, or None before its first."""
+        return self._store(log).latest_checkpoint()
