@@ -1,5 +1,6 @@
 """The consent log's commands (issue 22), registered on ``consentflow.cli.main``: ``notary keygen`` writes the log's
-key pair, ``verify-proof`` checks a subject's proof document offline with the public key alone."""
+key pair, ``proof`` writes a subject's proof document from the log tables, ``checkpoint latest`` prints a log's latest
+signed note, ``verify-proof`` checks a proof document offline with the public key alone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import click
 
-from consentflow.cli.shared import fail
+from consentflow.cli.dpo_output import checked, tables, write_output
+from consentflow.cli.shared import DEFAULT_DATABASE, DEFAULT_DSN, fail
+from consentflow.contracts.query_arguments import check_subject_id
 from consentflow.core.log_proof import SCHEMA_NAME, SCHEMA_VERSION
 
 DEFAULT_KEY_NAME = "consentflow.example/log"
@@ -127,3 +130,26 @@ def verify_proof(file: Path, public_path: Path) -> None:
         f"{summary.erasure_notices}; in the log under {sizes}, signed by {verifier.name}"
         + (f"; {summary.pending} more after the latest checkpoint, not proved here" if summary.pending else "")
     )
+
+
+@click.command("proof")
+@click.argument("subject")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the proof here instead of stdout.")
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+def proof_command(subject: str, out: str | None, dsn: str, database: str) -> None:
+    """SUBJECT's proof of record: each ledger entry and erasure notice of theirs with its inclusion path in the consent
+    log, and the signed checkpoints the paths lead to (JSON, for `verify-proof`)."""
+    from consentflow.core.log_proof import build_subject_proof
+    from consentflow.core.merkle import ProofError
+    from consentflow.notary.stored_log import StoredLog, StoredLogError
+
+    subject_id = checked(check_subject_id, subject)
+    with tables(dsn, database) as reader:
+        try:
+            document = build_subject_proof(StoredLog(reader), subject_id)
+        except (StoredLogError, ProofError) as exc:
+            fail(f"cannot prove subject {subject_id}: {exc}")
+    if not document["leaves"] and not document["pending"]:
+        fail(f"subject {subject_id} has no record in the consent log (was the pipeline run with a notary key?)")
+    write_output(json.dumps(document, indent=2) + "\n", out)
