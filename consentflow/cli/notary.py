@@ -153,3 +153,33 @@ def proof_command(subject: str, out: str | None, dsn: str, database: str) -> Non
     if not document["leaves"] and not document["pending"]:
         fail(f"subject {subject_id} has no record in the consent log (was the pipeline run with a notary key?)")
     write_output(json.dumps(document, indent=2) + "\n", out)
+
+
+@click.group("checkpoint")
+def checkpoint_group() -> None:
+    """The consent log's signed checkpoints: `latest` prints the one a proof is checked against."""
+
+
+@checkpoint_group.command("latest")
+@click.option("--log", "log_id", default=None, help="The log (e.g. 'embedded', 'ledger/0'); needed when several are kept.")
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+def latest_checkpoint(log_id: str | None, dsn: str, database: str) -> None:
+    """Print the log's latest signed checkpoint (a C2SP signed note), as a witness or an auditor takes it."""
+    from consentflow.notary.stored_log import StoredLog
+
+    with tables(dsn, database) as reader:
+        log = StoredLog(reader)
+        if log_id is None:
+            logs = log.logs()
+            if len(logs) != 1:
+                fail(
+                    f"--log: the database keeps {len(logs)} signed logs ({', '.join(logs)}): name one"
+                    if logs
+                    else "no log has a signed checkpoint (was the pipeline run with a notary key?)"
+                )
+            log_id = logs[0]
+        note = log.latest_checkpoint(log_id)
+    if note is None:
+        fail(f"log {log_id!r} has no signed checkpoint")
+    click.echo(note, nl=False)

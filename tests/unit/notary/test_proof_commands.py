@@ -66,3 +66,17 @@ def test_a_subject_without_leaves_is_one_line(signed_run: SignedRun) -> None:
     assert refused.stderr.strip().splitlines() == [
         "Error: subject nobody-at-all has no record in the consent log (was the pipeline run with a notary key?)"
     ]
+
+
+def test_checkpoint_latest_prints_the_logs_signed_note(signed_run: SignedRun) -> None:
+    shown = _consentflow("checkpoint", "latest", "--dsn", signed_run.dsn)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    checkpoint = open_checkpoint(shown.stdout, Verifier.parse(signed_run.public.read_text()))
+    assert checkpoint.origin == "consentflow.example/log/embedded" and checkpoint.size > 0
+    named = _consentflow("checkpoint", "latest", "--log", "embedded", "--dsn", signed_run.dsn)
+    assert named.returncode == 0 and named.stdout == shown.stdout
+
+
+def test_checkpoint_latest_of_a_log_never_signed_is_one_line(signed_run: SignedRun) -> None:
+    refused = _consentflow("checkpoint", "latest", "--log", "ledger/0", "--dsn", signed_run.dsn)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == ["Error: log 'ledger/0' has no signed checkpoint"]
