@@ -83,3 +83,14 @@ def test_a_ledger_row_altered_after_signing_is_named(event_file: Path, chdb_dsn:
     )
     with pytest.raises(StoredLogError, match=r"leaf \d+ of log 'embedded' \(ledger-entry [0-9a-f]{64}\): .* altered"):
         StoredLog(sink.reader).leaves_of(subject)
+
+
+def test_a_ledger_row_deleted_after_signing_is_named(event_file: Path, chdb_dsn: str, database: str) -> None:
+    sink, _ = signed_run(event_file, chdb_dsn, database)
+    subject = subject_with(sink, "ledger")
+    sink.reader.query(
+        f"ALTER TABLE {{db:Identifier}}.`{LEDGER.name}` DELETE WHERE subject_id = {{s:String}} SETTINGS mutations_sync = 1",
+        {"s": subject},
+    )
+    with pytest.raises(StoredLogError, match=r"leaf \d+ of log 'embedded' \(ledger-entry [0-9a-f]{64}\): .* not in the tables"):
+        StoredLog(sink.reader).leaves_of(subject)
