@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from consentflow.cli import main
 from consentflow.contracts.eventfile import read_events
 from consentflow.core.checkpoint import Signer
 from consentflow.core.log_proof import build_subject_proof, verify_subject_proof
@@ -16,7 +18,7 @@ from consentflow.core.log_reader import LeafKind
 from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
 from consentflow.notary.step import NotaryStep
-from consentflow.notary.store import EMBEDDED_LOG, LogStore
+from consentflow.notary.store import EMBEDDED_LOG, Leaf, LogStore
 from consentflow.notary.stored_log import StoredLog, StoredLogError
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.tables import LEDGER, LOG_LEAVES
@@ -94,3 +96,18 @@ def test_a_ledger_row_deleted_after_signing_is_named(event_file: Path, chdb_dsn:
     )
     with pytest.raises(StoredLogError, match=r"leaf \d+ of log 'embedded' \(ledger-entry [0-9a-f]{64}\): .* not in the tables"):
         StoredLog(sink.reader).leaves_of(subject)
+
+
+def test_checkpoint_latest_names_the_log_when_several_are_signed(chdb_dsn: str, database: str) -> None:
+    sink, signer = ClickHouseSink(chdb_dsn, database), Signer.generate("consentflow.example/log")
+    notes = {}
+    for log in ("ledger/0", "ledger/1"):
+        store = LogStore.of_sink(sink, log)
+        store.append([Leaf(log.encode(), "s-1", "ledger", log)])
+        notes[log] = store.sign(signer)
+    assert StoredLog(sink.reader).logs() == ["ledger/0", "ledger/1"]
+    where = ["--dsn", chdb_dsn, "--database", database]
+    unnamed = CliRunner().invoke(main, ["checkpoint", "latest", *where])
+    assert unnamed.exit_code == 1 and "the database keeps 2 signed logs (ledger/0, ledger/1): name one" in unnamed.output
+    named = CliRunner().invoke(main, ["checkpoint", "latest", "--log", "ledger/1", *where])
+    assert named.exit_code == 0 and named.output == notes["ledger/1"]
