@@ -54,7 +54,7 @@ from consentflow.sinks.answers import (
     Transfer,
     jsonable,
 )
-from consentflow.sinks.clickhouse import check_database_name
+from consentflow.sinks.database_scope import DatabaseRefused, check_database_scope, check_pipeline_database
 from consentflow.sinks.queries import overview
 from consentflow.sinks.reading import require_subject
 
@@ -446,8 +446,8 @@ def _add_audit_routes(app: FastAPI) -> None:
         served = server.settings.database
         if against_database is not None:
             try:
-                check_database_name(against_database)
-            except ValueError as exc:
+                check_database_scope(against_database)
+            except DatabaseRefused as exc:
                 raise ApiError(422, f"against_database: {exc}", "against_database") from None
             if against_database == served:
                 raise ApiError(422, f"against_database: {served} is the database being verified", "against_database")
@@ -457,7 +457,10 @@ def _add_audit_routes(app: FastAPI) -> None:
             other = difference = None
             if against_database is not None:
                 try:
+                    check_pipeline_database(server.settings.dsn, against_database)
                     other_sink = open_tables(server.settings.dsn, against_database)
+                except DatabaseRefused as exc:
+                    raise ApiError(422, f"against_database: {exc}", "against_database") from None
                 except TablesMissing as exc:
                     raise ApiError(404, f"against_database: {exc}", "against_database") from None
                 other = table_digests(other_sink)
