@@ -19,7 +19,7 @@ from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_
     "keys_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="TOML key file of SHA-256 hashes (consentflow api-key add); CONSENTFLOW_API_KEYS adds role:key or role@name:key pairs.",
+    help="TOML key file of SHA-256 hashes (consentflow api-key add), writable by its owner only; CONSENTFLOW_API_KEYS adds role:key or role@name[scope]:key pairs.",
 )
 @click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True, help="Kafka, for the collector.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="Topic name prefix, for the collector.")

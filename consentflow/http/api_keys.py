@@ -41,6 +41,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from consentflow.http.key_scopes import SCOPE_FIELDS, EmitScope, ScopeError, parse_scope_text, read_scope
+from consentflow.http.private_file import UnsafeFile, read_private, write_private
 
 #: The environment variable holding plain ``role:key`` / ``role@name:key`` pairs (tests, throwaway setups).
 KEYS_ENV = "CONSENTFLOW_API_KEYS"
@@ -152,10 +153,13 @@ def _role(text: object, where: str) -> Role:
         raise KeyFileError(f"{where}: role {text!r} is not one of {', '.join(r.value for r in Role)}") from None
 
 
-def read_key_file(path: Path) -> list[ApiKey]:
-    """The ``[[keys]]`` entries of a TOML key file; raises ``KeyFileError`` naming the first bad entry."""
+def read_key_file(path: Path, *, private: bool = False) -> list[ApiKey]:
+    """The ``[[keys]]`` entries of a TOML key file; raises ``KeyFileError`` naming the first bad entry, or, when
+    ``private`` (the server's start), a file someone else could write (``private_file``)."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(read_private(path) if private else path.read_text(encoding="utf-8"))
+    except UnsafeFile as exc:
+        raise KeyFileError(str(exc)) from None
     except OSError as exc:
         raise KeyFileError(f"key file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -228,9 +232,10 @@ def check_key_text(key: str, where: str) -> str:
 
 
 def load_keys(path: Path | None, environ: dict[str, str] | None = None) -> KeyRing:
-    """The keys from ``path`` (when given) and ``CONSENTFLOW_API_KEYS``; raises ``KeyFileError`` when there are none."""
+    """The keys from ``path`` (when given; refused if group or others may write it) and ``CONSENTFLOW_API_KEYS``; raises
+    ``KeyFileError`` when there are none."""
     env = os.environ if environ is None else environ
-    keys = read_key_file(path) if path is not None else []
+    keys = read_key_file(path, private=True) if path is not None else []
     keys += parse_key_env(env.get(KEYS_ENV, ""))
     if not keys:
         raise KeyFileError(f"no API keys: give --keys FILE (create one with `consentflow api-key add`) or set {KEYS_ENV}")
@@ -238,8 +243,8 @@ def load_keys(path: Path | None, environ: dict[str, str] | None = None) -> KeyRi
 
 
 def add_key(path: Path, name: str, role: Role, scope: EmitScope | None = None) -> str:
-    """Append a new key's hash (and a service key's scope) to the key file (created if missing) and return the key,
-    which is stored nowhere."""
+    """Append a new key's hash (and a service key's scope) to the key file (created if missing; written anew with mode
+    0600) and return the key, which is stored nowhere."""
     existing = read_key_file(path) if path.exists() else []
     if not _NAME.match(name):
         raise KeyFileError(f"name {name!r} must be 1-64 of letters, digits, . _ -")
@@ -251,6 +256,6 @@ def add_key(path: Path, name: str, role: Role, scope: EmitScope | None = None) -
     entry = f'\n[[keys]]\nname = "{name}"\nrole = "{role.value}"\nsha256 = "{key_hash(key)}"\n'
     for field, value in ({} if scope is None else scope.fields()).items():
         entry += f"{field} = {json.dumps(value)}\n"  # JSON strings and arrays of these symbols are TOML too
-    with path.open("a", encoding="utf-8") as out:
-        out.write(entry)
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    write_private(path, before + entry)  # the whole file anew, 0600, renamed into place
     return key
