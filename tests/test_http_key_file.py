@@ -73,7 +73,11 @@ def test_adding_to_a_key_file_others_could_write_leaves_it_0600(tmp_path: Path, 
     assert [k.name for k in read_key_file(keys_file)] == ["dpo-laptop", "dpo-desk"]
 
 
-@pytest.mark.parametrize(("mode", "who"), [(0o666, "group and others"), (0o664, "group"), (0o602, "others"), (0o620, "group")])
+@pytest.mark.parametrize(
+    ("mode", "who"),
+    [(0o666, "group and others"), (0o664, "group"), (0o602, "others"), (0o620, "group")],
+    ids=["0666", "0664", "0602", "0620"],
+)
 def test_a_key_file_others_may_write_is_refused_at_start(tmp_path: Path, mode: int, who: str) -> None:
     keys_file = tmp_path / "keys.toml"
     keys_file.write_text(ENTRY)
@@ -86,7 +90,7 @@ def test_a_key_file_others_may_write_is_refused_at_start(tmp_path: Path, mode: i
     )
 
 
-@pytest.mark.parametrize("mode", [0o600, 0o644, 0o400])
+@pytest.mark.parametrize("mode", [0o600, 0o644, 0o400], ids=["0600", "0644", "0400"])
 def test_a_key_file_only_its_owner_may_write_is_read(tmp_path: Path, mode: int) -> None:
     keys_file = tmp_path / "keys.toml"
     keys_file.write_text(ENTRY)
