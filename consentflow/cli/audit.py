@@ -32,6 +32,17 @@ def _check_chdb_pair(dsn: str, other: str) -> None:
         )
 
 
+def _check_against(dsn: str, database: str) -> None:
+    """The database compared with is the pipeline's own (``database_scope``): never ClickHouse's or another application's."""
+    from consentflow.sinks.clickhouse import SinkUnavailable
+    from consentflow.sinks.database_scope import check_pipeline_database
+
+    try:
+        check_pipeline_database(dsn, database)
+    except (ValueError, SinkUnavailable) as exc:
+        fail(f"--against-database: {exc}")
+
+
 def _open(dsn: str, database: str) -> Any:
     """The tables of an existing database, for reading only (a mistyped name must not verify empty new tables)."""
     from consentflow.sinks.clickhouse import SinkUnavailable
@@ -44,13 +55,15 @@ def _open(dsn: str, database: str) -> Any:
 
 
 def _first_filled_table(dsn: str, database: str) -> tuple[str, int] | None:
-    from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, check_dsn
+    from consentflow.sinks.clickhouse import SinkUnavailable, check_dsn
+    from consentflow.sinks.database_scope import check_database_scope, check_pipeline_database
     from consentflow.sinks.verification import first_filled_table
 
     try:
         check_dsn(dsn)
-        check_database_name(database)
+        check_database_scope(database)  # before a chDB directory is made for a name that would be refused
         ensure_chdb_dir(dsn)
+        check_pipeline_database(dsn, database)
         return first_filled_table(dsn, database)
     except (ValueError, SinkUnavailable, OSError) as exc:
         fail(str(exc))
@@ -147,6 +160,7 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
         _check_chdb_pair(dsn, other_dsn)
         if (other_dsn, other_database) == (dsn, database):
             fail(f"--against names the database being verified ({database} at {dsn}); give another database")
+        _check_against(other_dsn, other_database)
     sink = _open(dsn, database)
     other_sink = _open(other_dsn, other_database) if comparing else None
     check = verify_ledger(sink)

@@ -19,7 +19,7 @@ from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_
     "keys_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="TOML key file of SHA-256 hashes (consentflow api-key add); CONSENTFLOW_API_KEYS adds role:key or role@name:key pairs.",
+    help="TOML key file of SHA-256 hashes (consentflow api-key add), writable by its owner only; CONSENTFLOW_API_KEYS adds role:key or role@name[scope]:key pairs.",
 )
 @click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True, help="Kafka, for the collector.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="Topic name prefix, for the collector.")
@@ -99,12 +99,34 @@ def api_key() -> None:
     help="Who holds the key (letters, digits, . _ -); a service key is named after its service, the only source_service it may emit as.",
 )
 @click.option("--role", type=click.Choice(["dpo", "auditor", "service"]), required=True)
-def api_key_add(keys_file: Path, name: str, role: str) -> None:
-    """Create a key, store its SHA-256 hash in the key file, and print the key (shown this once, stored nowhere)."""
+@click.option("--topics", default=None, help="A service key: the topics it may emit, comma-separated (e.g. cookie,consent).")
+@click.option(
+    "--purposes",
+    default=None,
+    help="With consent among --topics: the purposes it may record, comma-separated; 'cookies_*' patterns.",
+)
+@click.option(
+    "--channels", default=None, help="With consent among --topics: the consent channels, comma-separated (cookie_banner)."
+)
+def api_key_add(keys_file: Path, name: str, role: str, topics: str | None, purposes: str | None, channels: str | None) -> None:
+    """Create a key, store its SHA-256 hash (and a service key's scope) in the key file, and print the key (shown this
+    once, stored nowhere)."""
     from consentflow.http.api_keys import KeyFileError, Role, add_key
+    from consentflow.http.key_scopes import ScopeError, scope_of
 
+    def listed(text: str | None) -> list[str] | None:
+        return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+    scope = None
     try:
-        key = add_key(keys_file, name, Role(role))
+        if topics is not None:
+            scope = scope_of(listed(topics) or [], listed(purposes), listed(channels))
+        elif purposes is not None or channels is not None:
+            raise ScopeError("purposes and channels scope consent events: give --topics too")
+    except ScopeError as exc:
+        fail(f"--{exc}")
+    try:
+        key = add_key(keys_file, name, Role(role), scope)
     except (KeyFileError, OSError) as exc:
         fail(str(exc))
     click.echo(key)

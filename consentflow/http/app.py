@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from consentflow.contracts.query_arguments import check_id, check_window, now_unless, parse_purpose, parse_rule
 from consentflow.contracts.topics import Topic
 from consentflow.core.lineage import RecipientHolding
-from consentflow.http.api_keys import may_emit_as
+from consentflow.http.api_keys import Role, may_emit_as
 from consentflow.http.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
 from consentflow.http.context import (
     Auditor,
@@ -42,6 +42,7 @@ from consentflow.http.context import (
     server_of,
 )
 from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.key_scopes import refusal
 from consentflow.http.replay import add_replay_routes
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
@@ -54,7 +55,7 @@ from consentflow.sinks.answers import (
     Transfer,
     jsonable,
 )
-from consentflow.sinks.clickhouse import check_database_name
+from consentflow.sinks.database_scope import DatabaseRefused, check_database_scope, check_pipeline_database
 from consentflow.sinks.queries import overview
 from consentflow.sinks.reading import require_subject
 
@@ -446,8 +447,8 @@ def _add_audit_routes(app: FastAPI) -> None:
         served = server.settings.database
         if against_database is not None:
             try:
-                check_database_name(against_database)
-            except ValueError as exc:
+                check_database_scope(against_database)
+            except DatabaseRefused as exc:
                 raise ApiError(422, f"against_database: {exc}", "against_database") from None
             if against_database == served:
                 raise ApiError(422, f"against_database: {served} is the database being verified", "against_database")
@@ -457,7 +458,10 @@ def _add_audit_routes(app: FastAPI) -> None:
             other = difference = None
             if against_database is not None:
                 try:
+                    check_pipeline_database(server.settings.dsn, against_database)
                     other_sink = open_tables(server.settings.dsn, against_database)
+                except DatabaseRefused as exc:
+                    raise ApiError(422, f"against_database: {exc}", "against_database") from None
                 except TablesMissing as exc:
                     raise ApiError(404, f"against_database: {exc}", "against_database") from None
                 other = table_digests(other_sink)
@@ -503,7 +507,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
             f"Validate a {topic.record} (the fields of its Avro contract, times in ISO-8601 with a zone) and produce it "
             f"to the {topic.short_name} topic, keyed by subject. 202 once the broker acknowledged it; 422 naming the "
             "field for an invalid event or an `occurred_at` out of the event-time bounds (nothing is sent); 403 when a service key names another `source_service` than "
-            "its own name; 503 when Kafka does not take it. Send your own `event_id` to retry safely: a duplicate "
+            "its own name, or a topic, purpose or channel its scope does not allow; 503 when Kafka does not take it. Send your own `event_id` to retry safely: a duplicate "
             "changes nothing."
         ),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}},
@@ -527,6 +531,9 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
                 f"key {emitter.key_name} may emit only as source_service {emitter.key_name!r}, not {claimed!r}",
                 "source_service",
             )
+        refused = refusal(emitter.scope, topic.short_name, event.record) if emitter.role is Role.SERVICE else None
+        if refused is not None:  # the scope a service key states (key_scopes); the DPO's keys have none
+            raise ApiError(403, f"key {emitter.key_name} {refused.detail}", refused.field)
         try:
             await run_in_threadpool(collector.send, event, received_at)
         except InvalidEvent as exc:

@@ -24,6 +24,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
 from consentflow.http.api_keys import Action, KeyRing, Role, allows
 from consentflow.http.errors import ApiError
+from consentflow.http.key_scopes import EmitScope
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.reader import QueryFailed, TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
@@ -59,10 +60,11 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: the name of the key presented and its role."""
+    """Who is asking: the name of the key presented, its role and, for a service key, what it may emit."""
 
     key_name: str
     role: Role
+    scope: EmitScope | None = None
 
 
 class Server:
@@ -122,7 +124,7 @@ def _identify(request: Request, presented: str | None, action: Action) -> Caller
         raise ApiError(401, "unknown API key", KEY_HEADER, _challenge())
     if not allows(key.role, action):
         raise ApiError(403, f"the {key.role.value} role may not {action.value} (key {key.name})")
-    return Caller(key.name, key.role)
+    return Caller(key.name, key.role, key.scope)
 
 
 def _challenge() -> dict[str, str]:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from consentflow.http.context import Auditor, Server, instant_argument, server_of
 from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody
 from consentflow.sinks.answers import jsonable
-from consentflow.sinks.clickhouse import check_database_name
+from consentflow.sinks.database_scope import DatabaseRefused, check_database_scope, check_pipeline_database
 
 log = logging.getLogger("consentflow.http_replay")  # the logger name from before the layout (issue 20): log filters know it
 
@@ -123,8 +123,8 @@ def add_replay_routes(app: FastAPI) -> None:
 
         server = server_of(request)
         try:
-            database = check_database_name(body.database)
-        except ValueError as exc:
+            database = check_database_scope(body.database)
+        except DatabaseRefused as exc:
             raise ApiError(422, f"database: {exc}", "database") from None
         start, end = instant_argument(body.from_time, "from_time"), instant_argument(body.to_time, "to_time")
         if start is not None and end is not None and end <= start:
@@ -133,7 +133,11 @@ def add_replay_routes(app: FastAPI) -> None:
         if not replays.running.acquire(blocking=False):
             raise ApiError(409, "a replay is running; send this one when GET /v1/audit/replays/{id} says it ended", "database")
         try:
-            with server.tables():  # the fresh check under the lock every request takes
+            with server.tables():  # the scope and fresh checks under the lock every request takes
+                try:
+                    check_pipeline_database(server.settings.dsn, database)
+                except DatabaseRefused as exc:
+                    raise ApiError(422, f"database: {exc}", "database") from None
                 filled = first_filled_table(server.settings.dsn, database)
             if filled is not None:
                 table, rows = filled

@@ -48,6 +48,7 @@ from consentflow.http.api_keys import (
 )
 from consentflow.http.app import create_app
 from consentflow.http.context import ServerSettings
+from consentflow.http.key_scopes import UNRESTRICTED
 from consentflow.kafka.producer import EventProducer
 from consentflow.policy.geography import EEA_COUNTRIES
 from consentflow.sinks.clickhouse import ClickHouseSink
@@ -78,7 +79,10 @@ BANNER = "cookie-banner"
 
 def _ring() -> KeyRing:
     return KeyRing(
-        ApiKey(BANNER if role is Role.SERVICE else f"test-{role.value}", role, key_hash(key)) for role, key in KEYS.items()
+        ApiKey(BANNER, role, key_hash(key), UNRESTRICTED)
+        if role is Role.SERVICE
+        else ApiKey(f"test-{role.value}", role, key_hash(key))
+        for role, key in KEYS.items()
     )
 
 
@@ -743,7 +747,7 @@ def test_keys_from_the_environment_are_hashed_and_checked() -> None:
     found = ring.find(key)
     assert found is not None and found.role is Role.AUDITOR and found.sha256 == key_hash(key)
     assert ring.find(key + "x") is None and ring.find("") is None
-    named = parse_key_env(f"service@{BANNER}:{key}, service:{KEYS[Role.SERVICE]}")
+    named = parse_key_env(f"service@{BANNER}[any]:{key}, service[any]:{KEYS[Role.SERVICE]}")
     assert [(k.name, k.role) for k in named] == [(BANNER, Role.SERVICE), ("env-2-service", Role.SERVICE)]
     bad_pairs = (
         ("auditor", "expected role:key"),
