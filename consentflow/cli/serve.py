@@ -39,6 +39,34 @@ from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_
     help="Seconds a replay (POST /v1/audit/replay) waits for Kafka.",
 )
 @click.option(
+    "--session-idle-minutes",
+    type=click.FloatRange(min=1, max=7 * 24 * 60),
+    default=30.0,
+    show_default=True,
+    help="Minutes a browser page session may go unused before it ends (the key form is shown again).",
+)
+@click.option(
+    "--session-max-hours",
+    type=click.FloatRange(min=0.1, max=30 * 24),
+    default=12.0,
+    show_default=True,
+    help="Hours a browser page session lasts at most, however busy.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    help="Proxies believed about the browser's scheme and address (X-Forwarded-Proto, X-Forwarded-For): IP addresses "
+    "or networks, comma-separated, or *. Behind a proxy that ends TLS the session cookie is then Secure. Default: none.",
+)
+@click.option(
+    "--public-origin",
+    "public_origins",
+    multiple=True,
+    metavar="URL",
+    help="An origin browsers reach the pages at, e.g. https://consent.example.org, when a proxy rewrites the Host "
+    "header (repeatable); /login and /logout take posts from it and from the request's own origin only.",
+)
+@click.option(
     "--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True
 )
 def serve(
@@ -52,6 +80,10 @@ def serve(
     registry_url: str | None,
     collect_timeout: float,
     replay_timeout: float,
+    session_idle_minutes: float,
+    session_max_hours: float,
+    forwarded_allow_ips: str | None,
+    public_origins: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve the HTTP API: the DPO's and auditors' questions, the lineage pages, the collector (OpenAPI document at /openapi.json, with a key)."""
@@ -60,12 +92,18 @@ def serve(
     from consentflow.http.api_keys import KeyFileError, load_keys
     from consentflow.http.app import create_app
     from consentflow.http.context import ServerSettings
+    from consentflow.http.followed_keys import FollowedKeyRing
+    from consentflow.http.proxies import check_forwarded_allow_ips, proxy_settings
+    from consentflow.http.same_origin import check_public_origin
+    from consentflow.http.sessions import SessionLimits
     from consentflow.sinks.clickhouse import check_database_name, check_dsn
 
     try:
         check_dsn(dsn)
         check_database_name(database)
-        keys = load_keys(keys_file)
+        keys = load_keys(None) if keys_file is None else FollowedKeyRing(keys_file)  # a key removed from the file ends
+        proxies = None if forwarded_allow_ips is None else check_forwarded_allow_ips(forwarded_allow_ips)
+        origins = tuple(check_public_origin(origin) for origin in public_origins)
     except (ValueError, KeyFileError) as exc:
         fail(str(exc))
     settings = ServerSettings(
@@ -77,13 +115,15 @@ def serve(
         registry_url=registry_url,
         collect_timeout=collect_timeout,
         replay_timeout=replay_timeout,
+        sessions=SessionLimits(idle=session_idle_minutes * 60, lifetime=session_max_hours * 3600),
+        public_origins=origins,
     )
     click.echo(
         f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {dsn}; OpenAPI document at /openapi.json)",
         err=True,
     )
     # One worker process: chDB is one engine per process, and the app serialises its reads.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, **proxy_settings(proxies))
 
 
 @click.group("api-key")

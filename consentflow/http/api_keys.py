@@ -123,6 +123,10 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def named(self, name: str) -> ApiKey | None:
+        """The key called ``name``, or None (a page session is looked up by its key's name on every use)."""
+        return next((key for key in self.keys if key.name == name), None)
+
     def find(self, presented: str) -> ApiKey | None:
         """The stored key matching ``presented``, or None.
 

@@ -200,7 +200,8 @@ def _add_security_headers(app: FastAPI) -> None:
         # Answers name people's recipients: no cache may keep them, no browser may guess their type.
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # No other site learns our URLs; our own forms' posts keep their Origin, which /login checks (no-referrer: null).
+        response.headers["Referrer-Policy"] = "same-origin"
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response

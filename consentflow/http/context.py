@@ -4,7 +4,7 @@
 holds them for the app's lifetime, with the one lock that serialises reads
 (chDB is one engine per process, and a clickhouse-connect HTTP session takes
 one query at a time). ``caller`` is the FastAPI dependency that turns the
-``X-API-Key`` header (or, for the browser pages, the key cookie) into a role,
+``X-API-Key`` header (or, for the browser pages, the session cookie: ``sessions``) into a role,
 refusing with 401 or 403; ``Server.tables`` opens the tables and turns the
 query layer's exceptions into the API's refusals.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -22,9 +22,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
-from consentflow.http.api_keys import Action, KeyRing, Role, allows
+from consentflow.http.api_keys import Action, ApiKey, KeyRing, Role, allows
 from consentflow.http.errors import ApiError
 from consentflow.http.key_scopes import EmitScope
+from consentflow.http.sessions import SessionLimits, Sessions
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.reader import QueryFailed, TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
@@ -33,12 +34,12 @@ T = TypeVar("T")
 
 #: The header carrying the key.
 KEY_HEADER = "X-API-Key"
-#: The cookie the login form sets for the browser pages (HttpOnly, SameSite=Strict).
-KEY_COOKIE = "consentflow_key"
+#: The cookie the login form sets for the browser pages (HttpOnly, SameSite=Strict): a session id, not the key.
+KEY_COOKIE = "consentflow_key"  # the name it had when it held the key: a new login overwrites an old key cookie
 
 _header_scheme = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="An API key; its role decides what it may do.")
 _cookie_scheme = APIKeyCookie(
-    name=KEY_COOKIE, auto_error=False, description="The key as the login form stores it, for the browser pages only."
+    name=KEY_COOKIE, auto_error=False, description="The session the login form started, for the browser pages only."
 )
 
 
@@ -56,6 +57,10 @@ class ServerSettings:
     replay_timeout: float = 30.0  # seconds a replay waits for the broker
     # How the collector gets its producer; None: an ``EventProducer`` on ``bootstrap``. Tests may pass their own.
     producer_factory: Callable[[], Any] | None = None
+    # How long the browser pages' sessions last (serve --session-idle-minutes, --session-max-hours).
+    sessions: SessionLimits = field(default_factory=SessionLimits)
+    # Origins browsers reach the pages at besides the request's own (serve --public-origin), normalised.
+    public_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,11 @@ class Caller:
 
 
 class Server:
-    """The state of one running app: its settings and the lock around ClickHouse."""
+    """The state of one running app: its settings, the pages' sessions and the lock around ClickHouse."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        self.sessions = Sessions(settings.sessions)
         self._reading = threading.Lock()
 
     @property
@@ -122,6 +128,10 @@ def _identify(request: Request, presented: str | None, action: Action) -> Caller
     key = server_of(request).settings.keys.find(presented)
     if key is None:
         raise ApiError(401, "unknown API key", KEY_HEADER, _challenge())
+    return _allowed(key, action)
+
+
+def _allowed(key: ApiKey, action: Action) -> Caller:
     if not allows(key.role, action):
         raise ApiError(403, f"the {key.role.value} role may not {action.value} (key {key.name})")
     return Caller(key.name, key.role, key.scope)
@@ -148,7 +158,7 @@ Describer = Annotated[Caller, Depends(caller(Action.DESCRIBE))]
 
 
 def page_caller(action: Action) -> Callable[..., Caller]:
-    """A FastAPI dependency for a browser page: the header, or else the cookie the login form set.
+    """A FastAPI dependency for a browser page: the header, or else the session the login form started.
 
     Only pages that change nothing (GET) accept the cookie: a cookie rides along
     on requests other sites trigger, a header never does.
@@ -159,7 +169,13 @@ def page_caller(action: Action) -> Callable[..., Caller]:
         key: str | None = Security(_header_scheme),
         cookie: str | None = Security(_cookie_scheme),
     ) -> Caller:
-        return _identify(request, key or cookie, action)
+        if key or not cookie:
+            return _identify(request, key, action)
+        server = server_of(request)
+        found = server.sessions.look_up(cookie, server.settings.keys)
+        if found is None:  # "unknown ...": the form shows why it is back
+            raise ApiError(401, "unknown or ended session: enter the key again", KEY_COOKIE, _challenge())
+        return _allowed(found, action)
 
     return dependency
 
