@@ -52,7 +52,8 @@ def own_origin(request: Request) -> str:
 
 
 def _shown(text: str) -> str:
-    return repr(text if len(text) <= _ECHOED else text[:_ECHOED] + "…")
+    printable = "".join(c if c.isprintable() else "?" for c in text)  # one line, whatever the header held
+    return printable if len(printable) <= _ECHOED else printable[:_ECHOED] + "…"
 
 
 def cross_site_refusal(request: Request, public_origins: Iterable[str] = ()) -> str | None:

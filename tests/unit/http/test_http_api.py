@@ -428,9 +428,11 @@ def test_each_role_may_do_what_it_is_for_and_nothing_else(client: TestClient, da
 
 
 def test_the_json_api_does_not_take_the_browser_cookie(client: TestClient) -> None:
-    with TestClient(client.app, cookies={"consentflow_key": KEYS[Role.DPO]}) as browser:
+    with TestClient(client.app) as browser:
+        form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://testserver"}
+        browser.post("/login", content=f"key={KEYS[Role.DPO]}&next=/", headers=form, follow_redirects=False)
         assert browser.get("/v1/transfers").status_code == 401
-        assert browser.get("/").status_code == 200  # the pages do take it
+        assert browser.get("/").status_code == 200  # the pages do take its session
 
 
 # -- bad input ---------------------------------------------------------------------------------------
