@@ -54,7 +54,8 @@ def _ring() -> KeyRing:
 
 
 def _app(keys: KeyRing | None = None, limits: SessionLimits | None = None) -> TestClient:
-    settings = ServerSettings("chdb:///nonexistent", "consentflow", keys or _ring(), sessions=limits or SessionLimits())
+    lasting = {} if limits is None else {"sessions": limits}
+    settings = ServerSettings("chdb:///nonexistent", "consentflow", keys or _ring(), **lasting)
     return TestClient(create_app(settings), follow_redirects=False)
 
 
