@@ -26,11 +26,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from consentflow.http.api_keys import KEYS_ENV, ApiKey, KeyRing, Role, key_hash, new_key
+from consentflow.http.api_keys import KEYS_ENV, ApiKey, KeyRing, Role, add_key, key_hash, new_key
 from consentflow.http.app import create_app
 from consentflow.http.context import KEY_COOKIE, ServerSettings
 from consentflow.http.followed_keys import FollowedKeyRing
 from consentflow.http.private_file import write_private
+from consentflow.http.same_origin import origin_of
 from consentflow.http.sessions import SessionLimits
 
 DPO, AUDITOR, SERVICE = new_key(), new_key(), new_key()
@@ -120,6 +121,22 @@ def test_login_refuses_a_post_from_another_site_in_one_line(browser: TestClient,
 def test_login_takes_a_post_from_this_servers_pages(browser: TestClient, headers: dict[str, str]) -> None:
     signed = _sign_in(browser, DPO, **headers)
     assert signed.status_code == 303 and browser.get("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("HTTPS://Consent.Example.org:443/path?q", "https://consent.example.org"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("http://[::1]:8000/", "http://[::1]:8000"),
+        ("null", None),
+        ("file:///etc/passwd", None),
+        ("http://user@evil.example", None),
+        ("http://host:99999", None),
+    ],
+)
+def test_an_origin_is_compared_in_one_spelling(url: str, origin: str | None) -> None:
+    assert origin_of(url) == origin
 
 
 def test_a_public_origin_given_to_serve_is_taken_too() -> None:
@@ -212,6 +229,14 @@ def test_a_session_ends_when_its_key_leaves_the_key_file_or_changes_role(tmp_pat
         write(("dpo-laptop", "auditor", DPO))  # same name and key, another role
         assert _page_with(browser, dpo) == 401
         assert TestClient(browser.app).get("/", headers={"X-API-Key": DPO}).status_code == 200  # the key, now an auditor's
+
+
+def test_a_key_added_to_the_key_file_works_at_once(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.toml"
+    add_key(keys_file, "dpo-laptop", Role.DPO)
+    with _app(keys=FollowedKeyRing(keys_file, {})) as browser:
+        added = add_key(keys_file, "auditor-2", Role.AUDITOR)  # consentflow api-key add, while the server runs
+        assert _page_with(browser, _signed_in_browser(browser, added)) == 200
 
 
 def test_a_key_file_others_may_now_write_is_not_believed(tmp_path: Path) -> None:
