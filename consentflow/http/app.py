@@ -14,7 +14,6 @@ document at ``/openapi.json`` describes them.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -29,6 +28,7 @@ from consentflow.contracts.query_arguments import check_id, check_window, now_un
 from consentflow.contracts.topics import Topic
 from consentflow.core.lineage import RecipientHolding
 from consentflow.http.api_keys import may_emit_as
+from consentflow.http.body_limit import BodyLimit
 from consentflow.http.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
 from consentflow.http.context import (
     Auditor,
@@ -42,6 +42,7 @@ from consentflow.http.context import (
     server_of,
 )
 from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.json_body import json_body
 from consentflow.http.replay import add_replay_routes
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
@@ -178,6 +179,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         producer_factory=settings.producer_factory,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits=settings.body_limits)  # inside the headers' middleware: its 413 gets them too
     _add_security_headers(app)
     _add_query_routes(app)
     _add_request_routes(app)
@@ -511,11 +513,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
     async def collect(request: Request, emitter: Emitter) -> Response:
         collector: Collector = request.app.state.collector
         received_at = datetime.now(UTC)  # the event's arrival: the gate's bound, and its Kafka timestamp
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(422, f"body: not JSON ({exc})", "body") from None
+        body = json_body(await request.body())
         try:
             event = event_from_json(topic, body)
         except InvalidEvent as exc:

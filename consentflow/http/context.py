@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -23,6 +23,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
 from consentflow.http.api_keys import Action, KeyRing, Role, allows
+from consentflow.http.body_limit import BodyLimits
 from consentflow.http.errors import ApiError
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.reader import QueryFailed, TableReader
@@ -55,6 +56,9 @@ class ServerSettings:
     replay_timeout: float = 30.0  # seconds a replay waits for the broker
     # How the collector gets its producer; None: an ``EventProducer`` on ``bootstrap``. Tests may pass their own.
     producer_factory: Callable[[], Any] | None = None
+    body_limits: BodyLimits = field(
+        default_factory=BodyLimits
+    )  # the largest request body per kind of route (serve --max-body-bytes)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 400:  # FastAPI's "error parsing the body": malformed input, answered as every other (422)
+            if isinstance(exc.__cause__, RecursionError):  # Python's parser gives up a thousand levels down
+                return error_response(request, 422, "body: JSON nested too deep (arrays and objects in each other)", "body")
             return error_response(request, 422, "body: not a JSON document in UTF-8", "body")
         if exc.status_code == 404:
             detail = f"no such path: {request.url.path}"
