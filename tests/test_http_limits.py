@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+
 import httpx
 import pytest
 import uvicorn
@@ -130,6 +131,19 @@ _AUDITOR = {"X-API-Key": KEYS[Role.AUDITOR], "Content-Type": "application/json"}
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+def _consent(**fields: str) -> dict[str, str]:
+    """A consent event the collector takes, but for ``fields``."""
+    body = {
+        "subject_id": "subj-limits-1",
+        "purpose": "cookies_analytics",
+        "action": "granted",
+        "channel": "cookie_banner",
+        "source_service": "limits-service",
+        "occurred_at": "2021-03-01T12:00:00Z",
+    }
+    return {**body, **fields}
+
+
 # -- bodies bounded before they are read ---------------------------------------------------------
 
 
@@ -178,7 +192,12 @@ def test_the_limits_are_set_per_route(chdb_dsn: str) -> None:
         small = httpx.post(f"{live.base}/v1/collect/consent", content=b" " * 2000 + b"[]", headers=_SERVICE)
         assert small.status_code == 422, small.text
     assert parse_size("1MiB", "x") == MIB and parse_size(" 70000 ", "x") == 70000
-    for bad, words in [("collect", "ROUTE=SIZE"), ("bogus=1", "ROUTE=SIZE"), ("login=0", "not a size"), ("login=5 TB", "not a size")]:
+    for bad, words in [
+        ("collect", "ROUTE=SIZE"),
+        ("bogus=1", "ROUTE=SIZE"),
+        ("login=0", "not a size"),
+        ("login=5 TB", "not a size"),
+    ]:
         with pytest.raises(ValueError, match=words):
             BodyLimits().with_setting(bad)
 
@@ -194,3 +213,24 @@ def test_deep_nesting_is_422_naming_it_never_500(live: Live) -> None:
     brackets_in_text = b'{"subject_id": "' + b"[" * 5000 + b'"}'
     inside = httpx.post(f"{live.base}/v1/collect/consent", content=brackets_in_text, headers=_SERVICE)
     assert inside.status_code == 422 and "nested" not in inside.json()["detail"], inside.text
+
+
+# -- refusals echo a short prefix ----------------------------------------------------------------
+
+
+def test_a_refusal_echoes_only_a_short_prefix_of_the_value(live: Live) -> None:
+    in_url, in_body = "subj-" + "7" * 60_000, "subj-" + "7" * 100_000  # httpx sends URLs up to 64 KiB
+    reader = {"X-API-Key": KEYS[Role.DPO]}
+    refusals = {
+        "path": httpx.get(f"{live.base}/v1/subjects/{in_url}/consent", headers=reader),
+        "query": httpx.get(f"{live.base}/v1/violations", params={"subject_id": in_url}, headers=reader),
+        "body": httpx.post(f"{live.base}/v1/collect/consent", json=_consent(subject_id=in_body), headers=_SERVICE),
+        "time": httpx.get(f"{live.base}/v1/retention/due", params={"as_of": "subj-" + "7" * 60_000}, headers=reader),
+    }
+    for where, answer in refusals.items():
+        assert answer.status_code == 422, (where, answer.status_code, answer.text[:300])
+        detail = answer.json()["detail"]
+        assert len(detail) < 400 and "subj-777" in detail, (where, detail[:500])
+        assert "characters)" in detail, (where, detail)  # and says how long the value was
+    page = httpx.get(f"{live.base}/{in_url}", headers=reader)  # outside /v1: the refusal is a page
+    assert page.status_code == 404 and len(page.text) < 5000 and "60,006 characters" in page.text

@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from consentflow.contracts.echo import echoed, shortened_echoes
+
 #: Where the JSON API lives; everything else but ``/health`` and the OpenAPI document is a page.
 API_PREFIX = "/v1"
 
@@ -64,6 +66,7 @@ def error_response(
     request: Request, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
 ) -> Response:
     """The refusal as JSON for the API, as a minimal HTML page for the browser pages."""
+    detail = shortened_echoes(detail)  # the one place: whatever layer wrote the words, a long value is cut here
     if _is_page(request):
         from consentflow.http.lineage_page import error_page, login_page  # the page module renders every HTML the server sends
 
@@ -108,9 +111,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 return error_response(request, 422, "body: JSON nested too deep (arrays and objects in each other)", "body")
             return error_response(request, 422, "body: not a JSON document in UTF-8", "body")
         if exc.status_code == 404:
-            detail = f"no such path: {request.url.path}"
+            detail = f"no such path: {echoed(request.url.path)}"
         elif exc.status_code == 405:
-            detail = f"method {request.method} not allowed on {request.url.path}"
+            detail = f"method {request.method} not allowed on {echoed(request.url.path)}"
         return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 
     app.add_exception_handler(ApiError, api_error)
