@@ -790,7 +790,7 @@ def test_consentflow_serve_starts_the_api_and_refuses_a_bad_start(tmp_path: Path
         assert health.json() == {"status": "ok"}
         # No tables at that DSN: a clear 503, not an empty answer.
         empty = httpx.get(f"{base}/v1/overview", headers={"X-API-Key": KEYS[Role.DPO]}, timeout=10)
-        assert empty.status_code == 503 and "no chDB data" in empty.json()["detail"]
+        assert empty.status_code == 503 and "holds no consentflow tables" in empty.json()["detail"]
         document = httpx.get(f"{base}/openapi.json", headers={"X-API-Key": KEYS[Role.DPO]}, timeout=10)
         assert document.json()["info"]["title"] == "consentflow"
     finally:

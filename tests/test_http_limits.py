@@ -9,21 +9,17 @@ gigabyte to send proves the server did not wait to read it.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
-from consentflow.http.app import create_app
 from consentflow.http.body_limit import MIB, BodyLimits, parse_size
-from consentflow.http.context import Server, ServerSettings
+from consentflow.http.context import ServerSettings
 from consentflow.sinks.clickhouse import ClickHouseSink
+from tests.live_server import Live, served
 
 KEYS = {role: new_key() for role in Role}
 DATABASE = "http_limits"
@@ -33,55 +29,13 @@ def _ring() -> KeyRing:
     return KeyRing(ApiKey(f"limits-{role.value}", role, key_hash(key)) for role, key in KEYS.items())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Live:
-    """A ``consentflow`` app served by uvicorn in this process."""
-
-    app: FastAPI
-    host: str
-    port: int
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def server(self) -> Server:
-        server = self.app.state.server
-        assert isinstance(server, Server)
-        return server
-
-
-def serve(settings: ServerSettings) -> Iterator[Live]:
-    """Serve ``create_app(settings)`` on a free loopback port until the generator is closed."""
-    app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield Live(app, "127.0.0.1", port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def live(chdb_dsn: str) -> Iterator[Live]:
     ClickHouseSink(chdb_dsn, DATABASE)  # the pipeline's tables, empty
     # Nothing listens on port 1: the collector meets an unreachable Kafka.
     settings = ServerSettings(chdb_dsn, DATABASE, _ring(), bootstrap="127.0.0.1:1", collect_timeout=1.0)
-    yield from serve(settings)
+    with served(settings) as live:
+        yield live
 
 
 def _head(live: Live, path: str, headers: dict[str, str]) -> bytes:
@@ -186,7 +140,7 @@ def test_the_limits_are_set_per_route(chdb_dsn: str) -> None:
     limits = BodyLimits().with_setting("collect=2KiB").with_setting("login=100")
     assert (limits.collect, limits.login, limits.replay) == (2048, 100, 64 * 1024)
     settings = ServerSettings(chdb_dsn, DATABASE, _ring(), bootstrap="127.0.0.1:1", body_limits=limits)
-    for live in serve(settings):
+    with served(settings) as live:
         big = httpx.post(f"{live.base}/v1/collect/consent", content=b" " * 3000, headers=_SERVICE)
         assert big.status_code == 413 and "at most 2 KiB" in big.json()["detail"]
         small = httpx.post(f"{live.base}/v1/collect/consent", content=b" " * 2000 + b"[]", headers=_SERVICE)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, fail
+from consentflow.runtime.redaction import redacted_dsn
 
 
 @click.command()
@@ -93,7 +94,7 @@ def serve(
         body_limits=limits,
     )
     click.echo(
-        f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {dsn}; OpenAPI document at /openapi.json)",
+        f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {redacted_dsn(dsn)}; OpenAPI document at /openapi.json)",
         err=True,
     )
     # One worker process: chDB is one engine per process, and the app serialises its reads.

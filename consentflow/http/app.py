@@ -460,8 +460,9 @@ def _add_audit_routes(app: FastAPI) -> None:
             if against_database is not None:
                 try:
                     other_sink = open_tables(server.settings.dsn, against_database)
-                except TablesMissing as exc:
-                    raise ApiError(404, f"against_database: {exc}", "against_database") from None
+                except TablesMissing:
+                    missing = f"against_database: database {against_database} holds no consentflow tables"
+                    raise ApiError(404, missing, "against_database") from None
                 other = table_digests(other_sink)
                 difference = first_difference(sink, other_sink)
         first = None
@@ -530,7 +531,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
         except InvalidEvent as exc:
             raise ApiError(422, str(exc), exc.field) from None
         except KafkaUnavailable as exc:
-            raise ApiError(503, str(exc)) from None
+            raise ApiError(503, "Kafka did not take the event; retry with the same event_id", logged=str(exc)) from None
         collected = Collected(event_id=event.record["event_id"], topic=topic.short_name, subject_id=event.key)
         return JSONResponse(collected.model_dump(), status_code=202)
 

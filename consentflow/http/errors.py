@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consentflow.contracts.echo import echoed, shortened_echoes
+from consentflow.http.request_ids import REQUEST_ID_HEADER, logged_failure
 
 #: Where the JSON API lives; everything else but ``/health`` and the OpenAPI document is a page.
 API_PREFIX = "/v1"
@@ -32,12 +33,21 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """A refusal with its HTTP status; raised anywhere in a handler, answered by ``install_error_handlers``."""
 
-    def __init__(self, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        logged: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.field = field
         self.headers = headers or {}
+        self.logged = logged  # what went wrong in full (paths, hosts): the server log's, never the client's
 
 
 def _described(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -63,10 +73,21 @@ def _is_page(request: Request) -> bool:
 
 
 def error_response(
-    request: Request, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    detail: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    logged: str | None = None,
+    exc_info: BaseException | None = None,
 ) -> Response:
-    """The refusal as JSON for the API, as a minimal HTML page for the browser pages."""
+    """The refusal as JSON for the API, as a minimal HTML page for the browser pages; a 5xx names a request id
+    under which the server log holds ``logged`` (the detail a client is not shown)."""
     detail = shortened_echoes(detail)  # the one place: whatever layer wrote the words, a long value is cut here
+    if status >= 500:
+        request_id, detail = logged_failure(request, status, detail, logged, exc_info)
+        headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     if _is_page(request):
         from consentflow.http.lineage_page import error_page, login_page  # the page module renders every HTML the server sends
 
@@ -96,7 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return error_response(request, exc.status, exc.detail, exc.field, exc.headers)
+        return error_response(request, exc.status, exc.detail, exc.field, exc.headers, logged=exc.logged)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -116,6 +137,11 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"method {request.method} not allowed on {echoed(request.url.path)}"
         return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception again after this answer; the line with the request id is the one to find.
+        return error_response(request, 500, "internal error", logged=f"{type(exc).__name__}: {exc}", exc_info=exc)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

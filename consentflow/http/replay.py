@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from consentflow.http.context import Auditor, Server, instant_argument, server_of
 from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.clickhouse import check_database_name
 
@@ -209,7 +210,7 @@ def _replay_into(server: Server, replays: Replays, status: ReplayStatus, start: 
         )
         status.status = "done"  # after the result: a reader that sees done sees it
     except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:  # SinkUnavailable is a RuntimeError
-        status.error = f"replay from {settings.bootstrap} (prefix {settings.prefix}): {exc}"
+        status.error = f"replay from {redacted_dsn(settings.bootstrap)} (prefix {settings.prefix}): {exc}"
         status.status = "failed"
     except QueryFailed as exc:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]

@@ -1,0 +1,94 @@
+"""Secrets and internal paths stay in the process: a DSN's credentials appear in no answer and no log line, a chDB
+path in no answer; a 5xx names a request id under which the server log holds the detail.
+
+Served by uvicorn on loopback (``tests.live_server``) over a real chDB and over a
+ClickHouse DSN with credentials where nothing listens (port 1).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
+from consentflow.http.context import ServerSettings
+from consentflow.http.request_ids import REQUEST_ID_HEADER
+from consentflow.runtime.redaction import redacted_dsn
+from consentflow.sinks.connection import check_dsn
+from tests.live_server import served
+
+KEYS = {role: new_key() for role in Role}
+SECRET = "s3cretpw"
+
+
+def _ring() -> KeyRing:
+    return KeyRing(ApiKey(f"secrets-{role.value}", role, key_hash(key)) for role, key in KEYS.items())
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("http://admin:s3cretpw@127.0.0.1:1", "http://***@127.0.0.1:1"),
+        ("https://u:p@ss@ch:8443/db?password=s3cretpw&compress=1", "https://***@ch:8443/db?password=***&compress=1"),
+        ("http://ch:8123/?user=a&Password=s3cretpw", "http://ch:8123/?user=a&Password=***"),
+        ("u:s3cretpw@k1:9092,k2:9092, v:s3cretpw@k3:9092", "***@k1:9092,k2:9092, ***@k3:9092"),
+        ("SASL_SSL://u:s3cretpw@k1:9092", "SASL_SSL://***@k1:9092"),
+        ("chdb:///var/lib/a@b/consentflow", "chdb:///var/lib/a@b/consentflow"),
+        ("127.0.0.1:9092", "127.0.0.1:9092"),
+    ],
+)
+def test_an_address_is_shown_without_its_credentials(address: str, shown: str) -> None:
+    assert redacted_dsn(address) == shown
+
+
+def test_a_malformed_dsn_is_refused_without_repeating_its_password() -> None:
+    with pytest.raises(ValueError, match="must be chdb") as refused:
+        check_dsn(f"mysql://admin:{SECRET}@db:3306")
+    assert SECRET not in str(refused.value)
+
+
+def _request_id_logged(caplog: pytest.LogCaptureFixture, answer: httpx.Response) -> str:
+    """The server log line of the answer's request id (the answer names it too)."""
+    request_id = answer.headers[REQUEST_ID_HEADER]
+    assert f"request {request_id}" in answer.json()["detail"]
+    lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert len(lines) == 1, (request_id, [r.getMessage() for r in caplog.records])
+    return lines[0]
+
+
+def test_clickhouse_credentials_reach_neither_the_client_nor_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    dsn = f"http://admin:{SECRET}@127.0.0.1:1"
+    caplog.set_level(logging.INFO)
+    with served(ServerSettings(dsn, "consentflow", _ring(), bootstrap=f"svc:{SECRET}@127.0.0.1:1", collect_timeout=1)) as live:
+        answer = httpx.get(f"{live.base}/v1/overview", headers={"X-API-Key": KEYS[Role.DPO]}, timeout=30)
+        assert answer.status_code == 503, answer.text
+        assert SECRET not in answer.text and "admin" not in answer.text and "127.0.0.1" not in answer.text
+        logged = _request_id_logged(caplog, answer)
+        assert "ClickHouse at http://***@127.0.0.1:1 unreachable" in logged
+    assert all(SECRET not in record.getMessage() for record in caplog.records)
+
+
+def test_a_chdb_path_and_the_bootstrap_reach_only_the_log(chdb_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    path = chdb_dsn.removeprefix("chdb://")
+    settings = ServerSettings(chdb_dsn, "no_tables_here", _ring(), bootstrap="127.0.0.1:1", collect_timeout=1.0)
+    with served(settings) as live:
+        answer = httpx.get(f"{live.base}/v1/overview", headers={"X-API-Key": KEYS[Role.DPO]}, timeout=30)
+        assert answer.status_code == 503 and "no_tables_here holds no consentflow tables" in answer.text
+        assert path not in answer.text
+        assert path in _request_id_logged(caplog, answer)
+        event = {
+            "subject_id": "subj-secrets-1",
+            "purpose": "cookies_analytics",
+            "action": "granted",
+            "channel": "cookie_banner",
+            "source_service": "secrets-service",
+            "occurred_at": "2021-03-01T12:00:00Z",
+        }
+        collected = httpx.post(
+            f"{live.base}/v1/collect/consent", json=event, headers={"X-API-Key": KEYS[Role.SERVICE]}, timeout=30
+        )
+        assert collected.status_code == 503 and "127.0.0.1:1" not in collected.text, collected.text
+        assert "Kafka at 127.0.0.1:1" in _request_id_logged(caplog, collected)
