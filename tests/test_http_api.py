@@ -567,7 +567,7 @@ def test_the_collector_answers_503_when_kafka_is_unreachable(client: TestClient)
         },
     )
     assert response.status_code == 503, response.text
-    assert "127.0.0.1:1" in response.json()["detail"]
+    assert "Kafka did not take the event" in response.json()["detail"]  # where Kafka is, only the server log says
     assert time.monotonic() - began < 10
 
 

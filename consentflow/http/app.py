@@ -43,6 +43,7 @@ from consentflow.http.context import (
 )
 from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
 from consentflow.http.json_body import json_body
+from consentflow.http.readiness import add_readiness_route
 from consentflow.http.replay import add_replay_routes
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
@@ -185,6 +186,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _add_request_routes(app)
     _add_audit_routes(app)
     add_replay_routes(app)
+    add_readiness_route(app)
     _add_collector_routes(app)
     from consentflow.http.pages import add_page_routes  # the browser pages, apart from the JSON API
 
@@ -209,9 +211,11 @@ def _add_security_headers(app: FastAPI) -> None:
 
 def _add_query_routes(app: FastAPI) -> None:
     @app.get("/health", response_model=Health, tags=["server"])
-    def health() -> Health:
-        """Whether the server runs; open to everyone, tells nothing about the data."""
+    async def health() -> Health:  # async: answered on the event loop, never queued behind reads for a thread
+        """Whether the server runs (``HEAD`` too); open to everyone, tells nothing about the data; ``/ready`` checks ClickHouse."""
         return Health(status="ok")
+
+    app.head("/health", include_in_schema=False)(health)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_: Describer) -> JSONResponse:

@@ -57,6 +57,7 @@ class ServerSettings:
     replay_timeout: float = 30.0  # seconds a replay waits for the broker
     # How the collector gets its producer; None: an ``EventProducer`` on ``bootstrap``. Tests may pass their own.
     producer_factory: Callable[[], Any] | None = None
+    ready_timeout: float = 5.0  # seconds /ready waits for ClickHouse before answering 503
     body_limits: BodyLimits = field(
         default_factory=BodyLimits
     )  # the largest request body per kind of route (serve --max-body-bytes)

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from consentflow.contracts.echo import echoed, shortened_echoes
 from consentflow.http.request_ids import REQUEST_ID_HEADER, logged_failure
 
-#: Where the JSON API lives; everything else but ``/health`` and the OpenAPI document is a page.
+#: Where the JSON API lives; everything else but ``/health``, ``/ready`` and the OpenAPI document is a page.
 API_PREFIX = "/v1"
 
 
@@ -69,7 +69,7 @@ KEYED_BY_ID = _described(401, 403, 404, 422, 503)
 
 def _is_page(request: Request) -> bool:
     path = request.url.path
-    return not (path.startswith(API_PREFIX + "/") or path in ("/health", "/openapi.json"))
+    return not (path.startswith(API_PREFIX + "/") or path in ("/health", "/ready", "/openapi.json"))
 
 
 def error_response(
