@@ -51,5 +51,11 @@ def add_readiness_route(app: FastAPI) -> None:
                 # Abandoned on timeout: the thread ends when ClickHouse answers; the next probe waits for it, not for reads.
                 await anyio.to_thread.run_sync(_tables_open, server, limiter=limiter[0], abandon_on_cancel=True)
         except TimeoutError:
-            raise ApiError(503, f"ClickHouse did not answer within {within:g} s (slow, or reads queued ahead)") from None
+            raise ApiError(
+                503, f"not ready: ClickHouse did not answer within {within:g} s (slow, or reads queued ahead)"
+            ) from None
+        except ApiError as exc:  # open to everyone: the reason goes to the log, the caller learns only "not ready"
+            raise ApiError(
+                503, "not ready: ClickHouse is unreachable or lacks the served tables", logged=exc.logged or exc.detail
+            ) from None
         return JSONResponse(Readiness(status="ready").model_dump())
