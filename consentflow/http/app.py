@@ -41,7 +41,7 @@ from consentflow.http.context import (
     instant_argument,
     server_of,
 )
-from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, KEYED_WITH_BODY, ApiError, ErrorBody, install_error_handlers
 from consentflow.http.json_body import json_body
 from consentflow.http.readiness import add_readiness_route
 from consentflow.http.replay import add_replay_routes
@@ -541,7 +541,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
 
 
 def _collect_refusals() -> dict[int | str, dict[str, Any]]:
-    refusals = dict(KEYED)
+    refusals = dict(KEYED_WITH_BODY)
     refusals[503] = {"model": ErrorBody, "description": "Kafka did not acknowledge the event in time."}
     return refusals
 

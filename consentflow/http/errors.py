@@ -55,6 +55,7 @@ def _described(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No API key, or a key the server does not know (header X-API-Key).",
         403: "The key's role may not do this.",
         404: "Unknown subject or recipient.",
+        413: "The body is larger than this route takes (serve --max-body-bytes); refused before it is read.",
         422: "A malformed parameter or body; `detail` names it.",
         503: "ClickHouse or Kafka cannot answer now, or the database lacks the pipeline's tables.",
     }
@@ -65,6 +66,8 @@ def _described(*statuses: int) -> dict[int | str, dict[str, Any]]:
 KEYED = _described(401, 403, 422, 503)
 #: ... and for endpoints about one subject or recipient.
 KEYED_BY_ID = _described(401, 403, 404, 422, 503)
+#: ... and for endpoints that take a body.
+KEYED_WITH_BODY = _described(401, 403, 413, 422, 503)
 
 
 def _is_page(request: Request) -> bool:
