@@ -11,11 +11,12 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
+from consentflow.http.api_keys import KEYS_ENV, ApiKey, KeyRing, Role, key_hash, new_key
 from consentflow.http.body_limit import MIB, BodyLimits, parse_size
 from consentflow.http.context import ServerSettings
 from consentflow.sinks.clickhouse import ClickHouseSink
@@ -188,3 +189,13 @@ def test_a_refusal_echoes_only_a_short_prefix_of_the_value(live: Live) -> None:
         assert "characters)" in detail, (where, detail)  # and says how long the value was
     page = httpx.get(f"{live.base}/{in_url}", headers=reader)  # outside /v1: the refusal is a page
     assert page.status_code == 404 and len(page.text) < 5000 and "60,006 characters" in page.text
+
+
+def test_serve_refuses_a_malformed_limit_naming_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from consentflow.cli import main
+
+    env = {KEYS_ENV: f"dpo:{KEYS[Role.DPO]}"}
+    refused = CliRunner().invoke(main, ["serve", "--dsn", f"chdb://{tmp_path}", "--max-body-bytes", "collect=lots"], env=env)
+    assert refused.exit_code != 0 and "--max-body-bytes collect: 'lots' is not a size" in refused.output, refused.output

@@ -8,11 +8,17 @@ ClickHouse DSN with credentials where nothing listens (port 1).
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
+from consentflow.http.api_keys import KEYS_ENV, ApiKey, KeyRing, Role, key_hash, new_key
 from consentflow.http.context import ServerSettings
 from consentflow.http.request_ids import REQUEST_ID_HEADER
 from consentflow.runtime.redaction import redacted_dsn
@@ -92,3 +98,35 @@ def test_a_chdb_path_and_the_bootstrap_reach_only_the_log(chdb_dsn: str, caplog:
         )
         assert collected.status_code == 503 and "127.0.0.1:1" not in collected.text, collected.text
         assert "Kafka at 127.0.0.1:1" in _request_id_logged(caplog, collected)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_consentflow_serve_logs_the_request_id_and_no_password(tmp_path: Path) -> None:
+    """The real command: its start line and its log show the DSN without the password; a 503's id is in its log."""
+    port = _free_port()
+    env = {**os.environ, KEYS_ENV: f"dpo:{KEYS[Role.DPO]}"}
+    command = [sys.executable, "-c", "from consentflow.cli import main; main()", "serve", "--port", str(port)]
+    command += ["--dsn", f"http://admin:{SECRET}@127.0.0.1:1", "--bootstrap", f"svc:{SECRET}@127.0.0.1:1"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "consentflow serve did not come up"
+                time.sleep(0.3)
+        answer = httpx.get(f"http://127.0.0.1:{port}/v1/overview", headers={"X-API-Key": KEYS[Role.DPO]}, timeout=30)
+        assert answer.status_code == 503 and SECRET not in answer.text
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=30)
+    assert SECRET not in log, log
+    assert "http://***@127.0.0.1:1" in log  # the start line
+    assert f"request {answer.headers[REQUEST_ID_HEADER]}: GET '/v1/overview' answered 503: ClickHouse at" in log, log
