@@ -58,9 +58,8 @@ class ServerSettings:
     # How the collector gets its producer; None: an ``EventProducer`` on ``bootstrap``. Tests may pass their own.
     producer_factory: Callable[[], Any] | None = None
     ready_timeout: float = 5.0  # seconds /ready waits for ClickHouse before answering 503
-    body_limits: BodyLimits = field(
-        default_factory=BodyLimits
-    )  # the largest request body per kind of route (serve --max-body-bytes)
+    # The largest request body per kind of route (serve --max-body-bytes).
+    body_limits: BodyLimits = field(default_factory=BodyLimits)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from consentflow.contracts.echo import echoed, shortened_echoes
+from consentflow.contracts.echo import ECHO_LIMIT, echoed, shortened_echoes
 from consentflow.http.request_ids import REQUEST_ID_HEADER, logged_failure
 
 #: Where the JSON API lives; everything else but ``/health``, ``/ready`` and the OpenAPI document is a page.
@@ -134,10 +134,12 @@ def install_error_handlers(app: FastAPI) -> None:
             if isinstance(exc.__cause__, RecursionError):  # Python's parser gives up a thousand levels down
                 return error_response(request, 422, "body: JSON nested too deep (arrays and objects in each other)", "body")
             return error_response(request, 422, "body: not a JSON document in UTF-8", "body")
+        path = request.url.path
+        path = path if len(path) <= ECHO_LIMIT else echoed(path)  # unquoted when short, as before
         if exc.status_code == 404:
-            detail = f"no such path: {echoed(request.url.path)}"
+            detail = f"no such path: {path}"
         elif exc.status_code == 405:
-            detail = f"method {request.method} not allowed on {echoed(request.url.path)}"
+            detail = f"method {request.method} not allowed on {path}"
         return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 
     async def internal_error(request: Request, exc: Exception) -> Response:
