@@ -130,3 +130,26 @@ def test_consentflow_serve_logs_the_request_id_and_no_password(tmp_path: Path) -
     assert SECRET not in log, log
     assert "http://***@127.0.0.1:1" in log  # the start line
     assert f"request {answer.headers[REQUEST_ID_HEADER]}: GET '/v1/overview' answered 503: ClickHouse at" in log, log
+
+
+def _broken_producer() -> None:
+    raise ValueError("cannot open /var/lib/consentflow/secret-spool/producer.state")
+
+
+def test_an_unforeseen_failure_is_500_with_a_request_id_and_the_detail_only_in_the_log(
+    chdb_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    settings = ServerSettings(chdb_dsn, "consentflow", _ring(), producer_factory=_broken_producer)
+    event = {
+        "subject_id": "subj-secrets-2",
+        "purpose": "cookies_analytics",
+        "action": "granted",
+        "channel": "cookie_banner",
+        "source_service": "secrets-service",
+    }
+    with served(settings) as live:
+        answer = httpx.post(f"{live.base}/v1/collect/consent", json=event, headers={"X-API-Key": KEYS[Role.SERVICE]}, timeout=30)
+    assert answer.status_code == 500 and answer.json()["detail"].startswith("internal error (request "), answer.text
+    assert "secret-spool" not in answer.text and answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "ValueError: cannot open /var/lib/consentflow/secret-spool" in _request_id_logged(caplog, answer)

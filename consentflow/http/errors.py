@@ -144,7 +144,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         # Starlette logs the exception again after this answer; the line with the request id is the one to find.
-        return error_response(request, 500, "internal error", logged=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        # Sent from outside the headers' middleware: the answer carries its own.
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return error_response(request, 500, "internal error", None, headers, logged=f"{type(exc).__name__}: {exc}", exc_info=exc)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(Exception, internal_error)
