@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, fail
+from consentflow.runtime.redaction import redacted_dsn
 
 
 @click.command()
@@ -39,6 +40,14 @@ from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_
     help="Seconds a replay (POST /v1/audit/replay) waits for Kafka.",
 )
 @click.option(
+    "--max-body-bytes",
+    "body_limits",
+    multiple=True,
+    metavar="ROUTE=SIZE",
+    help="The largest request body a kind of route takes, refused with 413 before it is read (repeatable; ROUTE: "
+    "login, collect, replay, other; SIZE in bytes or with KiB/MiB). Defaults: login=64KiB collect=1MiB replay=64KiB other=64KiB.",
+)
+@click.option(
     "--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True
 )
 def serve(
@@ -52,6 +61,7 @@ def serve(
     registry_url: str | None,
     collect_timeout: float,
     replay_timeout: float,
+    body_limits: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve the HTTP API: the DPO's and auditors' questions, the lineage pages, the collector (OpenAPI document at /openapi.json, with a key)."""
@@ -59,6 +69,7 @@ def serve(
 
     from consentflow.http.api_keys import KeyFileError, load_keys
     from consentflow.http.app import create_app
+    from consentflow.http.body_limit import BodyLimits
     from consentflow.http.context import ServerSettings
     from consentflow.sinks.clickhouse import check_database_name, check_dsn
 
@@ -66,6 +77,9 @@ def serve(
         check_dsn(dsn)
         check_database_name(database)
         keys = load_keys(keys_file)
+        limits = BodyLimits()
+        for setting in body_limits:
+            limits = limits.with_setting(setting)
     except (ValueError, KeyFileError) as exc:
         fail(str(exc))
     settings = ServerSettings(
@@ -77,9 +91,10 @@ def serve(
         registry_url=registry_url,
         collect_timeout=collect_timeout,
         replay_timeout=replay_timeout,
+        body_limits=limits,
     )
     click.echo(
-        f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {dsn}; OpenAPI document at /openapi.json)",
+        f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {redacted_dsn(dsn)}; OpenAPI document at /openapi.json)",
         err=True,
     )
     # One worker process: chDB is one engine per process, and the app serialises its reads.
