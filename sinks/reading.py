@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, check_dsn, connect
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT, TABLES
@@ -44,10 +45,10 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
             parameters={"d": database, "names": expected},
         ).result_rows[0][0]
     except Exception as exc:  # any failure to reach ClickHouse is reported as such, in one line
-        raise SinkUnavailable(f"ClickHouse at {dsn} unreachable: {_first_line(exc)}") from exc
+        raise SinkUnavailable(f"ClickHouse at {redacted_dsn(dsn)} unreachable: {_first_line(exc)}") from exc
     if found < len(expected):
         raise TablesMissing(
-            f"database {database!r} at {dsn} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
+            f"database {database!r} at {redacted_dsn(dsn)} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
         )
     # No DDL at all, so a read-only ClickHouse user can ask too (the tables were checked above).
     return TableReader(dsn, database, client_factory=client_factory)

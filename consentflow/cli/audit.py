@@ -21,13 +21,14 @@ from consentflow.cli.shared import (
     fail,
     open_sink,
 )
+from consentflow.runtime.redaction import redacted_dsn
 
 
 def _check_chdb_pair(dsn: str, other: str) -> None:
     """chDB runs one engine per process, on one path: two databases compare on the same path, or on servers."""
     if dsn.startswith("chdb://") and other.startswith("chdb://") and dsn != other:
         fail(
-            f"chDB runs one engine per process: {dsn} and {other} cannot both be open; "
+            f"chDB runs one engine per process: {redacted_dsn(dsn)} and {redacted_dsn(other)} cannot both be open; "
             "compare two databases of the same chdb path (--against-database) or on a ClickHouse server"
         )
 
@@ -134,7 +135,7 @@ def replay(
         sink.add_all(("dead-letter", letter) for letter in dead_letters(replayed))
         sink.flush()
     except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:
-        fail(f"replay from {bootstrap} (prefix {prefix}): {exc}")
+        fail(f"replay from {redacted_dsn(bootstrap)} (prefix {prefix}): {exc}")
     elapsed = time.perf_counter() - began
     stats.dead_letters += len(replayed.undecodable)
     console.print(run_summary(stats, elapsed) + f" ({len(replayed.undecodable)} undecodable); into {database} at {into}")
@@ -159,7 +160,7 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
     if comparing:
         _check_chdb_pair(dsn, other_dsn)
         if (other_dsn, other_database) == (dsn, database):
-            fail(f"--against names the database being verified ({database} at {dsn}); give another database")
+            fail(f"--against names the database being verified ({database} at {redacted_dsn(dsn)}); give another database")
         _check_against(other_dsn, other_database)
     sink = _open(dsn, database)
     other_sink = _open(other_dsn, other_database) if comparing else None
@@ -186,7 +187,10 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
         difference = first_difference(sink, other_sink)
         if difference is not None:
             click.echo(f"first difference: {difference}")
-            for label, row in ((f"{database} at {dsn}", difference.left), (f"{other_database} at {other_dsn}", difference.right)):
+            for label, row in (
+                (f"{database} at {redacted_dsn(dsn)}", difference.left),
+                (f"{other_database} at {redacted_dsn(other_dsn)}", difference.right),
+            ):
                 values = "absent" if row is None else ", ".join(f"{k}={shown(v)}" for k, v in row.items())
                 click.echo(f"  {label}: {values}")
             reasons.append(f"the databases differ: {difference}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_DSN, DEFAULT_PREFIX, REGISTRY_URL, fail
+from consentflow.runtime.redaction import redacted_dsn
 
 
 @click.command()
@@ -37,6 +38,14 @@ from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_
     default=30.0,
     show_default=True,
     help="Seconds a replay (POST /v1/audit/replay) waits for Kafka.",
+)
+@click.option(
+    "--max-body-bytes",
+    "body_limits",
+    multiple=True,
+    metavar="ROUTE=SIZE",
+    help="The largest request body a kind of route takes, refused with 413 before it is read (repeatable; ROUTE: "
+    "login, collect, replay, other; SIZE in bytes or with KiB/MiB). Defaults: login=64KiB collect=1MiB replay=64KiB other=64KiB.",
 )
 @click.option(
     "--session-idle-minutes",
@@ -80,6 +89,7 @@ def serve(
     registry_url: str | None,
     collect_timeout: float,
     replay_timeout: float,
+    body_limits: tuple[str, ...],
     session_idle_minutes: float,
     session_max_hours: float,
     forwarded_allow_ips: str | None,
@@ -91,6 +101,7 @@ def serve(
 
     from consentflow.http.api_keys import KeyFileError, load_keys
     from consentflow.http.app import create_app
+    from consentflow.http.body_limit import BodyLimits
     from consentflow.http.context import ServerSettings
     from consentflow.http.followed_keys import FollowedKeyRing
     from consentflow.http.proxies import check_forwarded_allow_ips, proxy_settings
@@ -102,6 +113,9 @@ def serve(
         check_dsn(dsn)
         check_database_name(database)
         keys = load_keys(None) if keys_file is None else FollowedKeyRing(keys_file)  # a key removed from the file ends
+        limits = BodyLimits()
+        for setting in body_limits:
+            limits = limits.with_setting(setting)
         proxies = None if forwarded_allow_ips is None else check_forwarded_allow_ips(forwarded_allow_ips)
         origins = tuple(check_public_origin(origin) for origin in public_origins)
     except (ValueError, KeyFileError) as exc:
@@ -115,11 +129,12 @@ def serve(
         registry_url=registry_url,
         collect_timeout=collect_timeout,
         replay_timeout=replay_timeout,
+        body_limits=limits,
         sessions=SessionLimits(idle=session_idle_minutes * 60, lifetime=session_max_hours * 3600),
         public_origins=origins,
     )
     click.echo(
-        f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {dsn}; OpenAPI document at /openapi.json)",
+        f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {redacted_dsn(dsn)}; OpenAPI document at /openapi.json)",
         err=True,
     )
     # One worker process: chDB is one engine per process, and the app serialises its reads.

@@ -14,7 +14,6 @@ document at ``/openapi.json`` describes them.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -29,6 +28,7 @@ from consentflow.contracts.query_arguments import check_id, check_window, now_un
 from consentflow.contracts.topics import Topic
 from consentflow.core.lineage import RecipientHolding
 from consentflow.http.api_keys import Role, may_emit_as
+from consentflow.http.body_limit import BodyLimit
 from consentflow.http.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
 from consentflow.http.context import (
     Auditor,
@@ -41,8 +41,10 @@ from consentflow.http.context import (
     instant_argument,
     server_of,
 )
-from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, KEYED_WITH_BODY, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.json_body import json_body
 from consentflow.http.key_scopes import refusal
+from consentflow.http.readiness import add_readiness_route
 from consentflow.http.replay import add_replay_routes
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
@@ -179,11 +181,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         producer_factory=settings.producer_factory,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits=settings.body_limits)  # inside the headers' middleware: its 413 gets them too
     _add_security_headers(app)
     _add_query_routes(app)
     _add_request_routes(app)
     _add_audit_routes(app)
     add_replay_routes(app)
+    add_readiness_route(app)
     _add_collector_routes(app)
     from consentflow.http.pages import add_page_routes  # the browser pages, apart from the JSON API
 
@@ -209,9 +213,11 @@ def _add_security_headers(app: FastAPI) -> None:
 
 def _add_query_routes(app: FastAPI) -> None:
     @app.get("/health", response_model=Health, tags=["server"])
-    def health() -> Health:
-        """Whether the server runs; open to everyone, tells nothing about the data."""
+    async def health() -> Health:  # async: answered on the event loop, never queued behind reads for a thread
+        """Whether the server runs (``HEAD`` too); open to everyone, tells nothing about the data; ``/ready`` checks ClickHouse."""
         return Health(status="ok")
+
+    app.head("/health", include_in_schema=False)(health)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_: Describer) -> JSONResponse:
@@ -463,8 +469,9 @@ def _add_audit_routes(app: FastAPI) -> None:
                     other_sink = open_tables(server.settings.dsn, against_database)
                 except DatabaseRefused as exc:
                     raise ApiError(422, f"against_database: {exc}", "against_database") from None
-                except TablesMissing as exc:
-                    raise ApiError(404, f"against_database: {exc}", "against_database") from None
+                except TablesMissing:
+                    missing = f"against_database: database {against_database} holds no consentflow tables"
+                    raise ApiError(404, missing, "against_database") from None
                 other = table_digests(other_sink)
                 difference = first_difference(sink, other_sink)
         first = None
@@ -516,11 +523,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
     async def collect(request: Request, emitter: Emitter) -> Response:
         collector: Collector = request.app.state.collector
         received_at = datetime.now(UTC)  # the event's arrival: the gate's bound, and its Kafka timestamp
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(422, f"body: not JSON ({exc})", "body") from None
+        body = json_body(await request.body())
         try:
             event = event_from_json(topic, body)
         except InvalidEvent as exc:
@@ -540,13 +543,13 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
         except InvalidEvent as exc:
             raise ApiError(422, str(exc), exc.field) from None
         except KafkaUnavailable as exc:
-            raise ApiError(503, str(exc)) from None
+            raise ApiError(503, "Kafka did not take the event; retry with the same event_id", logged=str(exc)) from None
         collected = Collected(event_id=event.record["event_id"], topic=topic.short_name, subject_id=event.key)
         return JSONResponse(collected.model_dump(), status_code=202)
 
 
 def _collect_refusals() -> dict[int | str, dict[str, Any]]:
-    refusals = dict(KEYED)
+    refusals = dict(KEYED_WITH_BODY)
     refusals[503] = {"model": ErrorBody, "description": "Kafka did not acknowledge the event in time."}
     return refusals
 

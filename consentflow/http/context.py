@@ -23,9 +23,11 @@ from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
 from consentflow.http.api_keys import Action, ApiKey, KeyRing, Role, allows
+from consentflow.http.body_limit import BodyLimits
 from consentflow.http.errors import ApiError
 from consentflow.http.key_scopes import EmitScope
 from consentflow.http.sessions import SessionLimits, Sessions
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.reader import QueryFailed, TableReader
 from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
@@ -57,6 +59,9 @@ class ServerSettings:
     replay_timeout: float = 30.0  # seconds a replay waits for the broker
     # How the collector gets its producer; None: an ``EventProducer`` on ``bootstrap``. Tests may pass their own.
     producer_factory: Callable[[], Any] | None = None
+    ready_timeout: float = 5.0  # seconds /ready waits for ClickHouse before answering 503
+    # The largest request body per kind of route (serve --max-body-bytes).
+    body_limits: BodyLimits = field(default_factory=BodyLimits)
     # How long the browser pages' sessions last (serve --session-idle-minutes, --session-max-hours).
     sessions: SessionLimits = field(default_factory=SessionLimits)
     # Origins browsers reach the pages at besides the request's own (serve --public-origin), normalised.
@@ -100,11 +105,15 @@ class Server:
                 raise ApiError(422, str(exc)) from None
             except UnknownId as exc:
                 raise ApiError(404, str(exc)) from None
-            except (TablesMissing, SinkUnavailable) as exc:
-                raise ApiError(503, str(exc)) from None
+            except TablesMissing as exc:
+                shown = f"database {settings.database} holds no consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
+                raise ApiError(503, shown, logged=str(exc)) from None
+            except SinkUnavailable as exc:
+                raise ApiError(503, "ClickHouse is unreachable", logged=str(exc)) from None
             except (QueryFailed, ConnectionError) as exc:  # the server went away or refused the query: one line
                 lines = str(exc).strip().splitlines() or [type(exc).__name__]
-                raise ApiError(503, f"ClickHouse at {settings.dsn} failed to answer: {lines[0]}") from None
+                logged = f"ClickHouse at {redacted_dsn(settings.dsn)} failed to answer: {lines[0]}"
+                raise ApiError(503, "ClickHouse failed to answer", logged=logged) from None
 
 
 def server_of(request: Request) -> Server:

@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from consentflow.http.context import Auditor, Server, instant_argument, server_of
-from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody
+from consentflow.http.errors import API_PREFIX, KEYED_BY_ID, KEYED_WITH_BODY, ApiError, ErrorBody
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.database_scope import DatabaseRefused, check_database_scope, check_pipeline_database
 
@@ -99,7 +100,7 @@ def replays_of(request: Request) -> Replays:
 def add_replay_routes(app: FastAPI) -> None:
     """``POST /v1/audit/replay`` and ``GET /v1/audit/replays/{replay_id}``."""
     app.state.replays = Replays()
-    refusals = dict(KEYED)
+    refusals = dict(KEYED_WITH_BODY)
     refusals[409] = {
         "model": ErrorBody,
         "description": "The database already holds rows (replay into a fresh one), or a replay is running.",
@@ -213,7 +214,7 @@ def _replay_into(server: Server, replays: Replays, status: ReplayStatus, start: 
         )
         status.status = "done"  # after the result: a reader that sees done sees it
     except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:  # SinkUnavailable is a RuntimeError
-        status.error = f"replay from {settings.bootstrap} (prefix {settings.prefix}): {exc}"
+        status.error = f"replay from {redacted_dsn(settings.bootstrap)} (prefix {settings.prefix}): {exc}"
         status.status = "failed"
     except QueryFailed as exc:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]

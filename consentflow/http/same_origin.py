@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
+from consentflow.contracts.echo import echoed
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_ECHOED = 80  # characters of a refused header shown back
 
 
 def origin_of(url: str) -> str | None:
@@ -51,11 +52,6 @@ def own_origin(request: Request) -> str:
     return origin_of(f"{request.url.scheme}://{request.headers.get('host', '')}") or f"{request.url.scheme}://"
 
 
-def _shown(text: str) -> str:
-    printable = "".join(c if c.isprintable() else "?" for c in text)  # one line, whatever the header held
-    return printable if len(printable) <= _ECHOED else printable[:_ECHOED] + "…"
-
-
 def cross_site_refusal(request: Request, public_origins: Iterable[str] = ()) -> str | None:
     """Why a form post is not from this server's pages, in one line; None when it is."""
     ours = own_origin(request)
@@ -66,4 +62,4 @@ def cross_site_refusal(request: Request, public_origins: Iterable[str] = ()) -> 
     header, value = ("Origin", origin) if origin is not None else ("Referer", referer or "")
     if origin_of(value) in {ours, *public_origins}:
         return None
-    return f"refused: {header} {_shown(value)} is not this server's origin {ours}; post the form from this server's pages"
+    return f"refused: {header} {echoed(value)} is not this server's origin {ours}; post the form from this server's pages"

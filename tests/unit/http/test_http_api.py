@@ -377,7 +377,7 @@ def _keyed_routes(client: TestClient, data: Dataset) -> list[tuple[str, str, str
     routes = []
     document = client.get("/openapi.json", headers={"X-API-Key": KEYS[Role.DPO]}).json()
     for path, operations in document["paths"].items():
-        if path == "/health":
+        if path in ("/health", "/ready"):  # the probes: open, they tell nothing about the data
             continue
         concrete = path.replace("{subject_id}", subject).replace("{recipient_id}", recipient)
         if "/breach" in path:
@@ -573,7 +573,7 @@ def test_the_collector_answers_503_when_kafka_is_unreachable(client: TestClient)
         },
     )
     assert response.status_code == 503, response.text
-    assert "127.0.0.1:1" in response.json()["detail"]
+    assert "Kafka did not take the event" in response.json()["detail"]  # where Kafka is, only the server log says
     assert time.monotonic() - began < 10
 
 
@@ -796,7 +796,7 @@ def test_consentflow_serve_starts_the_api_and_refuses_a_bad_start(tmp_path: Path
         assert health.json() == {"status": "ok"}
         # No tables at that DSN: a clear 503, not an empty answer.
         empty = httpx.get(f"{base}/v1/overview", headers={"X-API-Key": KEYS[Role.DPO]}, timeout=10)
-        assert empty.status_code == 503 and "no chDB data" in empty.json()["detail"]
+        assert empty.status_code == 503 and "holds no consentflow tables" in empty.json()["detail"]
         document = httpx.get(f"{base}/openapi.json", headers={"X-API-Key": KEYS[Role.DPO]}, timeout=10)
         assert document.json()["info"]["title"] == "consentflow"
     finally:

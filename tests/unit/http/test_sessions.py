@@ -96,13 +96,14 @@ def _page_with(browser: TestClient, session: str) -> int:
 @pytest.mark.parametrize(
     ("headers", "named"),
     [
-        ({"Origin": "https://evil.example"}, "Origin https://evil.example is not this server's origin http://testserver"),
-        ({"Origin": "null"}, "Origin null is not this server's origin"),
-        ({"Origin": "http://testserver.evil.example"}, "Origin http://testserver.evil.example is not"),
-        ({"Referer": "https://evil.example/page"}, "Referer https://evil.example/page is not this server's origin"),
+        ({"Origin": "https://evil.example"}, "Origin 'https://evil.example' is not this server's origin http://testserver"),
+        ({"Origin": "null"}, "Origin 'null' is not this server's origin"),
+        ({"Origin": "http://testserver.evil.example"}, "Origin 'http://testserver.evil.example' is not"),
+        ({"Referer": "https://evil.example/page"}, "Referer 'https://evil.example/page' is not this server's origin"),
         ({}, "the post names no Origin (nor Referer)"),
+        ({"Origin": "https://" + "a" * 5000}, "'https://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'… (5,008 characters) is not"),
     ],
-    ids=["other-site", "null", "lookalike", "referer-other-site", "no-origin"],
+    ids=["other-site", "null", "lookalike", "referer-other-site", "no-origin", "long-origin"],
 )
 def test_login_refuses_a_post_from_another_site_in_one_line(browser: TestClient, headers: dict[str, str], named: str) -> None:
     # Before: 303 and a cookie holding the key, whatever site the form was on.
