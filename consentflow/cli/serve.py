@@ -39,6 +39,13 @@ from consentflow.cli.shared import DEFAULT_BOOTSTRAP, DEFAULT_DATABASE, DEFAULT_
     help="Seconds a replay (POST /v1/audit/replay) waits for Kafka.",
 )
 @click.option(
+    "--readers",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Requests that ask ClickHouse at once, each on a client of its own; more wait their turn.",
+)
+@click.option(
     "--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True
 )
 def serve(
@@ -52,6 +59,7 @@ def serve(
     registry_url: str | None,
     collect_timeout: float,
     replay_timeout: float,
+    readers: int,
     log_level: str,
 ) -> None:
     """Serve the HTTP API: the DPO's and auditors' questions, the lineage pages, the collector (OpenAPI document at /openapi.json, with a key)."""
@@ -77,12 +85,13 @@ def serve(
         registry_url=registry_url,
         collect_timeout=collect_timeout,
         replay_timeout=replay_timeout,
+        readers=readers,
     )
     click.echo(
         f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {dsn}; OpenAPI document at /openapi.json)",
         err=True,
     )
-    # One worker process: chDB is one engine per process, and the app serialises its reads.
+    # One worker process: chDB is one engine per process; its threads read side by side (--readers).
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
 
 

@@ -439,7 +439,7 @@ def _add_audit_routes(app: FastAPI) -> None:
         ``against_database`` when given (``consentflow verify``). ``ok`` is true when every chain verifies and the
         databases are equal."""
         from consentflow.sinks.digest import table_digests
-        from consentflow.sinks.reading import TablesMissing, open_tables
+        from consentflow.sinks.reading import TablesMissing
         from consentflow.sinks.verification import first_difference, shown, verify_ledger
 
         server = server_of(request)
@@ -457,7 +457,7 @@ def _add_audit_routes(app: FastAPI) -> None:
             other = difference = None
             if against_database is not None:
                 try:
-                    other_sink = open_tables(server.settings.dsn, against_database)
+                    other_sink = server.readers.beside(against_database)  # on this request's client
                 except TablesMissing as exc:
                     raise ApiError(404, f"against_database: {exc}", "against_database") from None
                 other = table_digests(other_sink)
