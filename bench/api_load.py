@@ -180,7 +180,9 @@ def _free_port() -> int:
         return port
 
 
-async def _measure_server(dsn: str, database: str, subjects: list[str], levels: list[int], requests: int, endpoints: list[str]) -> None:
+async def _measure_server(
+    dsn: str, database: str, subjects: list[str], levels: list[int], requests: int, endpoints: list[str]
+) -> None:
     port = _free_port()
     env = {**os.environ, "CONSENTFLOW_API_KEYS": f"dpo:{_KEY}"}
     command = [*_consentflow(), "serve", "--dsn", dsn, "--database", database, "--port", str(port), "--log-level", "warning"]

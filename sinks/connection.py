@@ -60,4 +60,3 @@ def _open(dsn: str) -> Any:
         for name in _ATTEMPT_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
     return clickhouse_connect.get_client(dsn=dsn)
-

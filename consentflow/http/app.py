@@ -32,7 +32,6 @@ from consentflow.http.api_keys import may_emit_as
 from consentflow.http.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
 from consentflow.http.context import (
     Auditor,
-    Describer,
     Emitter,
     Reader,
     Server,
@@ -41,6 +40,7 @@ from consentflow.http.context import (
     instant_argument,
     server_of,
 )
+from consentflow.http.docs_page import DocsReader
 from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
 from consentflow.http.replay import add_replay_routes
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
@@ -163,7 +163,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "itself needs a key of any role."
         ),
         # Every endpoint but /health needs a key: the document is served keyed below, and FastAPI's
-        # viewers (/docs, /redoc) would load their scripts from a CDN, which the pages' policy forbids.
+        # viewers would load their scripts from a CDN, which the pages' policy forbids (http/docs_page.py).
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -184,9 +184,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _add_audit_routes(app)
     add_replay_routes(app)
     _add_collector_routes(app)
+    from consentflow.http.docs_page import add_docs_routes
     from consentflow.http.pages import add_page_routes  # the browser pages, apart from the JSON API
 
     add_page_routes(app)
+    add_docs_routes(app)
     return app
 
 
@@ -212,8 +214,9 @@ def _add_query_routes(app: FastAPI) -> None:
         return Health(status="ok")
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi_document(_: Describer) -> JSONResponse:
-        """The OpenAPI document, for a key of any role (a service reads the collector's body schemas here)."""
+    def openapi_document(_: DocsReader) -> JSONResponse:
+        """The OpenAPI document, for a key of any role (a service reads the collector's body schemas here); the
+        header, or the login form's cookie (the explorer at /docs loads it)."""
         return JSONResponse(app.openapi())
 
     @app.get(
