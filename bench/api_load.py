@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per endpoint and N (at least N)")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="comma-separated, of: " + ", ".join(ENDPOINTS))
     parser.add_argument("--no-raw", action="store_true", help="skip the in-process measurement")
+    parser.add_argument("--readers", type=int, default=None, help="passed to consentflow serve --readers (default: its own)")
     parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",")]
@@ -77,7 +78,8 @@ def main() -> None:
         if raw:
             for line in raw["lines"]:
                 print(line)
-        asyncio.run(_measure_server(dsn, args.database, subjects, levels, args.requests, endpoints))
+        serve_options = [] if args.readers is None else ["--readers", str(args.readers)]
+        asyncio.run(_measure_server(dsn, args.database, subjects, levels, args.requests, endpoints, serve_options))
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -181,11 +183,12 @@ def _free_port() -> int:
 
 
 async def _measure_server(
-    dsn: str, database: str, subjects: list[str], levels: list[int], requests: int, endpoints: list[str]
+    dsn: str, database: str, subjects: list[str], levels: list[int], requests: int, endpoints: list[str], options: list[str]
 ) -> None:
     port = _free_port()
     env = {**os.environ, "CONSENTFLOW_API_KEYS": f"dpo:{_KEY}"}
     command = [*_consentflow(), "serve", "--dsn", dsn, "--database", database, "--port", str(port), "--log-level", "warning"]
+    command += options
     server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -168,3 +168,17 @@ def test_a_pool_refuses_another_chdb_path_than_the_process_opened(chdb_dsn: str,
     connect(chdb_dsn).query("SELECT 1")  # the path this process opened
     with pytest.raises(ValueError, match="one engine per process"):
         new_client(f"chdb://{tmp_path}/other")
+
+
+def test_a_served_clickhouse_server_that_does_not_answer_is_a_503_and_the_next_request_tries_again() -> None:
+    from fastapi.testclient import TestClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ServerSettings(f"http://127.0.0.1:{port}", "consentflow", KeyRing([ApiKey("d", Role.DPO, key_hash(KEY))]))
+    with TestClient(create_app(settings)) as client:
+        for _ in range(2):
+            response = client.get("/v1/subjects/subj-0000001/recipients", headers={"X-API-Key": KEY})
+            assert response.status_code == 503 and "unreachable" in response.json()["detail"], response.text
+        assert client.app.state.server.readers.pool.opened == 0  # type: ignore[attr-defined]

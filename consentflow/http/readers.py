@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.client_pool import ClientPool
+from consentflow.sinks.connection import new_client
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import open_tables, require_chdb_data
 
@@ -30,7 +32,7 @@ class Readers:
     def __init__(self, dsn: str, database: str, size: int, *, recheck_seconds: float = RECHECK_SECONDS) -> None:
         self.dsn = dsn
         self.database = database
-        self.pool = ClientPool(dsn, size)
+        self.pool = ClientPool(dsn, size, open_client=_connect)
         self._recheck_seconds = recheck_seconds
         self._found: dict[str, float] = {}  # database: when its tables were last found (monotonic seconds)
         self._finding = threading.Lock()
@@ -64,3 +66,12 @@ class Readers:
         with self._finding:
             self._found[database] = now
         return reader
+
+
+def _connect(dsn: str) -> Any:
+    """A client of its own for the pool; failing to open one is ClickHouse being unreachable, as ``open_tables`` says."""
+    try:
+        return new_client(dsn)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise SinkUnavailable(f"ClickHouse at {dsn} unreachable: {lines[0]}") from exc
