@@ -1,7 +1,7 @@
 """Many readers at once: `consentflow serve` under N concurrent requests of who-has, consent and the access export.
 
 Run: .venv/bin/python bench/api_load.py [--dsn chdb:///abs/path] [--database consentflow]
-     [--subjects 5000 --days 365 --seed 1] [--concurrency 1,20,200] [--requests 200]
+     [--subjects 5000 --days 365 --seed 1] [--concurrency 1,20,200] [--requests 200] [--readers R] [--raw-only]
 
 Without ``--dsn`` it generates the demo's events (``consentflow generate``) and
 runs them (``consentflow run``) into a temporary chDB path, removed after.
@@ -61,23 +61,28 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per endpoint and N (at least N)")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="comma-separated, of: " + ", ".join(ENDPOINTS))
     parser.add_argument("--no-raw", action="store_true", help="skip the in-process measurement")
-    parser.add_argument("--readers", type=int, default=None, help="passed to consentflow serve --readers (default: its own)")
+    parser.add_argument(
+        "--readers", type=int, default=None, help="consentflow serve --readers, and the raw limit's (default: theirs)"
+    )
+    parser.add_argument("--raw-only", action="store_true", help="measure the raw limit only, not the server")
     parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",")]
     endpoints = [e for e in args.endpoints.split(",") if e]
     if args.raw_child:
-        _raw_child(args.dsn, args.database, levels, args.requests, endpoints)
+        _raw_child(args.dsn, args.database, levels, args.requests, endpoints, args.readers)
         return
     tmp = None if args.dsn else Path(tempfile.mkdtemp(prefix="consentflow-api-load-"))
     try:
         dsn = args.dsn or _demo_database(tmp, args.subjects, args.days, args.seed)  # type: ignore[arg-type]
         print(f"dsn={dsn} database={args.database} concurrency={levels} requests={args.requests}", flush=True)
-        raw = None if args.no_raw else _raw_limit(dsn, args.database, levels, args.requests, endpoints)
+        raw = None if args.no_raw else _raw_limit(dsn, args.database, levels, args.requests, endpoints, args.readers)
         subjects = raw["subjects"] if raw else _subjects_of(dsn, args.database, max([*levels, args.requests]))
         if raw:
             for line in raw["lines"]:
                 print(line)
+        if args.raw_only:
+            return
         serve_options = [] if args.readers is None else ["--readers", str(args.readers)]
         asyncio.run(_measure_server(dsn, args.database, subjects, levels, args.requests, endpoints, serve_options))
     finally:
@@ -117,15 +122,18 @@ def _subjects_of(dsn: str, database: str, n: int) -> list[str]:
 # -- the raw limit: the query functions in-process, without HTTP -----------------------------------
 
 
-def _raw_limit(dsn: str, database: str, levels: list[int], requests: int, endpoints: list[str]) -> dict[str, Any]:
+def _raw_limit(
+    dsn: str, database: str, levels: list[int], requests: int, endpoints: list[str], readers: int | None
+) -> dict[str, Any]:
     command = [sys.executable, __file__, "--raw-child", "--dsn", dsn, "--database", database]
     command += ["--concurrency", ",".join(map(str, levels)), "--requests", str(requests), "--endpoints", ",".join(endpoints)]
+    command += [] if readers is None else ["--readers", str(readers)]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     parsed: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return parsed
 
 
-def _raw_child(dsn: str, database: str, levels: list[int], requests: int, endpoints: list[str]) -> None:
+def _raw_child(dsn: str, database: str, levels: list[int], requests: int, endpoints: list[str], readers: int | None) -> None:
     from datetime import UTC, datetime
 
     from consentflow.http.api_keys import KeyRing
@@ -135,7 +143,8 @@ def _raw_child(dsn: str, database: str, levels: list[int], requests: int, endpoi
     from consentflow.sinks.subject_access import subject_access_export
 
     subjects = _subjects_in_process(dsn, database, max([*levels, requests]))
-    server = Server(ServerSettings(dsn, database, KeyRing(())))
+    # Main's ServerSettings has no ``readers``: the same bench measures both sides.
+    server = Server(ServerSettings(dsn, database, KeyRing(()), **({} if readers is None else {"readers": readers})))
     calls: dict[str, Callable[[Any, str], Any]] = {
         "who-has": lambda sink, s: lineage_queries.who_has(sink, s, datetime.now(UTC)),
         "consent": lambda sink, s: consent_queries.consent(sink, s, None, datetime.now(UTC)),
