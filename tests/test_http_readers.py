@@ -182,3 +182,33 @@ def test_a_served_clickhouse_server_that_does_not_answer_is_a_503_and_the_next_r
             response = client.get("/v1/subjects/subj-0000001/recipients", headers={"X-API-Key": KEY})
             assert response.status_code == 503 and "unreachable" in response.json()["detail"], response.text
         assert client.app.state.server.readers.pool.opened == 0  # type: ignore[attr-defined]
+
+
+def test_the_tables_check_is_kept_a_moment_and_asked_again_after_a_failed_statement(data: Dataset, chdb_dsn: str) -> None:
+    from consentflow.http.readers import Readers
+    from consentflow.sinks.reader import QueryFailed
+
+    readers = Readers(chdb_dsn, data.database, 2, recheck_seconds=60)
+    asked: list[str] = []
+    with readers.tables() as first:
+        first.query("SELECT 1")
+    with readers.pool.lend() as client:
+        real = client.query
+
+        def counting(sql: str, *args: Any, **kwargs: Any) -> Any:
+            asked.append(sql)
+            return real(sql, *args, **kwargs)
+
+        client.query = counting
+        try:
+            with readers.tables() as again:
+                again.query("SELECT 1")
+            assert not any("system.tables" in sql for sql in asked)  # found a moment ago: not asked again
+            with pytest.raises(QueryFailed), readers.tables() as failing:
+                failing.query("SELECT * FROM {db:Identifier}.no_such_table")
+            asked.clear()
+            with readers.tables() as checked:
+                checked.query("SELECT 1")
+            assert any("system.tables" in sql for sql in asked)
+        finally:
+            del client.query

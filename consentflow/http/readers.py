@@ -5,7 +5,8 @@ A request borrows a client from a small ``ClientPool`` for as long as it asks
 instead of queueing behind one lock (``bench/api_load.py``; figures in
 bench/RESULTS.md). Before answering, a reader checks that the database holds the
 pipeline's tables (``open_tables``); once found, that check is taken as true for
-``RECHECK_SECONDS``, so most requests spend their statements on the question.
+``RECHECK_SECONDS`` (or until a statement fails), so most requests spend their
+statements on the question.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.client_pool import ClientPool
 from consentflow.sinks.connection import new_client
-from consentflow.sinks.reader import TableReader
+from consentflow.sinks.reader import QueryFailed, TableReader
 from consentflow.sinks.reading import open_tables, require_chdb_data
 
 #: Seconds the tables of a database, once found, are taken as there without asking again.
@@ -43,8 +44,14 @@ class Readers:
         block ends; raises what ``open_tables`` raises."""
         if self.pool.opened == 0:
             require_chdb_data(self.dsn)  # before a client opens the path, which would create it
+        name = database or self.database
         with self.pool.lend() as client:
-            yield self._open(client, database or self.database)
+            try:
+                yield self._open(client, name)
+            except QueryFailed:
+                with self._finding:
+                    self._found.pop(name, None)  # a table may have gone: the next request checks again
+                raise
 
     def beside(self, database: str) -> TableReader:
         """The pipeline's tables in another ``database``, on the client this thread holds inside ``tables``."""
