@@ -43,14 +43,24 @@ def connect(dsn: str) -> Any:
     dsn = check_dsn(dsn)
     client = _CLIENTS.get(dsn)
     if client is None:
-        opened = next((other for other in _CLIENTS if other.startswith("chdb://")), None)
-        if opened is not None and dsn.startswith("chdb://"):
-            # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
-            raise ValueError(
-                f"chDB runs one engine per process: this process already opened {redacted_dsn(opened)}, so not {redacted_dsn(dsn)}"
-            )
-        if not dsn.startswith("chdb://"):
-            for name in _ATTEMPT_LOGGERS:
-                logging.getLogger(name).setLevel(logging.ERROR)
-        client = _CLIENTS[dsn] = clickhouse_connect.get_client(dsn=dsn)
+        client = _CLIENTS[dsn] = _open(dsn)
     return client
+
+
+def new_client(dsn: str) -> Any:
+    """A client of ``dsn`` of its own, beside ``connect``'s (a chDB handle on the same engine, or an HTTP session), for
+    a thread that asks while others do (``client_pool``); on chDB only the path this process opened, if any."""
+    return _open(check_dsn(dsn))
+
+
+def _open(dsn: str) -> Any:
+    opened = next((other for other in _CLIENTS if other.startswith("chdb://")), None)
+    if opened is not None and opened != dsn and dsn.startswith("chdb://"):
+        # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
+        raise ValueError(
+            f"chDB runs one engine per process: this process already opened {redacted_dsn(opened)}, so not {redacted_dsn(dsn)}"
+        )
+    if not dsn.startswith("chdb://"):
+        for name in _ATTEMPT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    return clickhouse_connect.get_client(dsn=dsn)

@@ -35,8 +35,7 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
     """
     check_dsn(dsn)
     check_database_name(database)
-    if dsn.startswith("chdb:///") and not Path(dsn[len("chdb://") :]).is_dir():
-        raise TablesMissing(f"no chDB data at {dsn[len('chdb://') :]} (fill it with `consentflow run` or `consentflow sink`)")
+    require_chdb_data(dsn)
     expected = sorted({t.name for t in TABLES} | {LINEAGE_BY_RECIPIENT})
     try:
         client = client_factory(dsn)
@@ -52,6 +51,12 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
         )
     # No DDL at all, so a read-only ClickHouse user can ask too (the tables were checked above).
     return TableReader(dsn, database, client_factory=client_factory)
+
+
+def require_chdb_data(dsn: str) -> None:
+    """Raise ``TablesMissing`` for a chDB path that does not exist: opening it would create it, empty."""
+    if dsn.startswith("chdb:///") and not Path(dsn[len("chdb://") :]).is_dir():
+        raise TablesMissing(f"no chDB data at {dsn[len('chdb://') :]} (fill it with `consentflow run` or `consentflow sink`)")
 
 
 def subject_known(reader: TableReader, subject_id: str) -> bool:

@@ -76,6 +76,13 @@ from consentflow.runtime.redaction import redacted_dsn
     "header (repeatable); /login and /logout take posts from it and from the request's own origin only.",
 )
 @click.option(
+    "--readers",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Requests that ask ClickHouse at once, each on a client of its own; more wait their turn.",
+)
+@click.option(
     "--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True
 )
 def serve(
@@ -94,6 +101,7 @@ def serve(
     session_max_hours: float,
     forwarded_allow_ips: str | None,
     public_origins: tuple[str, ...],
+    readers: int,
     log_level: str,
 ) -> None:
     """Serve the HTTP API: the DPO's and auditors' questions, the lineage pages, the collector (OpenAPI document at /openapi.json, with a key)."""
@@ -132,12 +140,13 @@ def serve(
         body_limits=limits,
         sessions=SessionLimits(idle=session_idle_minutes * 60, lifetime=session_max_hours * 3600),
         public_origins=origins,
+        readers=readers,
     )
     click.echo(
         f"consentflow API on http://{host}:{port} ({len(keys)} keys; {database} at {redacted_dsn(dsn)}; OpenAPI document at /openapi.json)",
         err=True,
     )
-    # One worker process: chDB is one engine per process, and the app serialises its reads.
+    # One worker process: chDB is one engine per process; its threads read side by side (--readers).
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, **proxy_settings(proxies))
 
 

@@ -32,7 +32,6 @@ from consentflow.http.body_limit import BodyLimit
 from consentflow.http.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
 from consentflow.http.context import (
     Auditor,
-    Describer,
     Emitter,
     Reader,
     Server,
@@ -41,6 +40,7 @@ from consentflow.http.context import (
     instant_argument,
     server_of,
 )
+from consentflow.http.docs_page import DocsReader
 from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, KEYED_WITH_BODY, ApiError, ErrorBody, install_error_handlers
 from consentflow.http.json_body import json_body
 from consentflow.http.key_scopes import refusal
@@ -166,7 +166,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "itself needs a key of any role."
         ),
         # Every endpoint but /health needs a key: the document is served keyed below, and FastAPI's
-        # viewers (/docs, /redoc) would load their scripts from a CDN, which the pages' policy forbids.
+        # viewers would load their scripts from a CDN, which the pages' policy forbids (http/docs_page.py).
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -189,9 +189,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     add_replay_routes(app)
     add_readiness_route(app)
     _add_collector_routes(app)
+    from consentflow.http.docs_page import add_docs_routes
     from consentflow.http.pages import add_page_routes  # the browser pages, apart from the JSON API
 
     add_page_routes(app)
+    add_docs_routes(app)
     return app
 
 
@@ -220,8 +222,9 @@ def _add_query_routes(app: FastAPI) -> None:
     app.head("/health", include_in_schema=False)(health)
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi_document(_: Describer) -> JSONResponse:
-        """The OpenAPI document, for a key of any role (a service reads the collector's body schemas here)."""
+    def openapi_document(_: DocsReader) -> JSONResponse:
+        """The OpenAPI document, for a key of any role (a service reads the collector's body schemas here); the
+        header, or the login form's cookie (the explorer at /docs loads it)."""
         return JSONResponse(app.openapi())
 
     @app.get(
@@ -447,7 +450,7 @@ def _add_audit_routes(app: FastAPI) -> None:
         ``against_database`` when given (``consentflow verify``). ``ok`` is true when every chain verifies and the
         databases are equal."""
         from consentflow.sinks.digest import table_digests
-        from consentflow.sinks.reading import TablesMissing, open_tables
+        from consentflow.sinks.reading import TablesMissing
         from consentflow.sinks.verification import first_difference, shown, verify_ledger
 
         server = server_of(request)
@@ -466,7 +469,7 @@ def _add_audit_routes(app: FastAPI) -> None:
             if against_database is not None:
                 try:
                     check_pipeline_database(server.settings.dsn, against_database)
-                    other_sink = open_tables(server.settings.dsn, against_database)
+                    other_sink = server.readers.beside(against_database)  # on this request's client
                 except DatabaseRefused as exc:
                     raise ApiError(422, f"against_database: {exc}", "against_database") from None
                 except TablesMissing:

@@ -1,10 +1,10 @@
 """What every request of the HTTP API goes through: the key, its role, then the tables.
 
 ``ServerSettings`` is what ``consentflow serve`` was started with. ``Server``
-holds them for the app's lifetime, with the one lock that serialises reads
-(chDB is one engine per process, and a clickhouse-connect HTTP session takes
-one query at a time). ``caller`` is the FastAPI dependency that turns the
-``X-API-Key`` header (or, for the browser pages, the session cookie: ``sessions``) into a role,
+holds them for the app's lifetime, with its readers (``readers``: each request
+asks on a client of its own, several at once) and the lock the replay's writer
+holds per statement on the process's shared client. ``caller`` is the FastAPI
+dependency that turns the ``X-API-Key`` header (or, for the browser pages, the session cookie: ``sessions``) into a role,
 refusing with 401 or 403; ``Server.tables`` opens the tables and turns the
 query layer's exceptions into the API's refusals.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -26,13 +26,17 @@ from consentflow.http.api_keys import Action, ApiKey, KeyRing, Role, allows
 from consentflow.http.body_limit import BodyLimits
 from consentflow.http.errors import ApiError
 from consentflow.http.key_scopes import EmitScope
+from consentflow.http.readers import Readers
 from consentflow.http.sessions import SessionLimits, Sessions
 from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.reader import QueryFailed, TableReader
-from consentflow.sinks.reading import TablesMissing, UnknownId, open_tables
+from consentflow.sinks.reading import TablesMissing, UnknownId
 
 T = TypeVar("T")
+
+#: Requests that ask ClickHouse at once (``serve --readers``); more wait their turn. Measured: bench/RESULTS.md.
+DEFAULT_READERS = 4
 
 #: The header carrying the key.
 KEY_HEADER = "X-API-Key"
@@ -66,6 +70,7 @@ class ServerSettings:
     sessions: SessionLimits = field(default_factory=SessionLimits)
     # Origins browsers reach the pages at besides the request's own (serve --public-origin), normalised.
     public_origins: tuple[str, ...] = ()
+    readers: int = DEFAULT_READERS  # requests that ask ClickHouse at once, each on a client of its own
 
 
 @dataclass(frozen=True)
@@ -78,29 +83,31 @@ class Caller:
 
 
 class Server:
-    """The state of one running app: its settings, the pages' sessions and the lock around ClickHouse."""
+    """The state of one running app: its settings, the pages' sessions, its readers, and the lock around the shared
+    client."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.sessions = Sessions(settings.sessions)
-        self._reading = threading.Lock()
+        self.readers = Readers(settings.dsn, settings.database, settings.readers)
+        self._statements = threading.Lock()
 
     @property
     def statement_lock(self) -> threading.Lock:
-        """The lock every request holds while it talks to ClickHouse; a replay holds it one statement at a time."""
-        return self._reading
+        """The lock held around each statement on the process's shared client (``connect``): a replay's writes."""
+        return self._statements
 
     @contextmanager
     def tables(self) -> Iterator[TableReader]:
-        """The pipeline's tables for one request; the query layer's exceptions become refusals.
+        """The pipeline's tables for one request, on a client of its own; the query layer's exceptions become refusals.
 
         Unknown ids are 404, arguments the query layer refuses 422, a database
         that lacks the tables or a ClickHouse that does not answer 503.
         """
         settings = self.settings
-        with self._reading:
+        with ExitStack() as lent:
             try:
-                yield open_tables(settings.dsn, settings.database)
+                yield lent.enter_context(self.readers.tables())
             except ArgumentError as exc:
                 raise ApiError(422, str(exc)) from None
             except UnknownId as exc:

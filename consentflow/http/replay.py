@@ -5,8 +5,9 @@ waits for an answer. ``POST /v1/audit/replay`` checks the request and the
 target database, starts the replay and answers 202 with its id at once;
 ``GET /v1/audit/replays/{replay_id}`` says whether it is running, done (with
 what it wrote) or failed (with why). One replay runs at a time: two could fill
-the same fresh database. The replay holds the ClickHouse lock one statement at
-a time, so every other request is answered meanwhile.
+the same fresh database. The replay writes on the process's shared client, holding
+its lock one statement at a time; the other requests read on clients of their
+own (``readers``), so they are answered meanwhile.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def add_replay_routes(app: FastAPI) -> None:
         if not replays.running.acquire(blocking=False):
             raise ApiError(409, "a replay is running; send this one when GET /v1/audit/replays/{id} says it ended", "database")
         try:
-            with server.tables():  # the scope and fresh checks under the lock every request takes
+            with server.tables(), server.statement_lock:  # the scope and fresh checks, on the shared client replays write on
                 try:
                     check_pipeline_database(server.settings.dsn, database)
                 except DatabaseRefused as exc:

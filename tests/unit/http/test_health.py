@@ -8,9 +8,11 @@ pool with reads waiting for it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -40,12 +42,35 @@ def _timed(method: str, url: str) -> tuple[httpx.Response, float]:
     return answer, time.monotonic() - began
 
 
+@contextmanager
+def _every_reader_busy(live: Live) -> Iterator[None]:
+    """Every client of the server's reader pool lent to a thread of ours until the block ends, as long queries would."""
+    pool = live.server.readers.pool
+    lent, done = threading.Barrier(pool.size + 1), threading.Event()
+
+    def hold() -> None:
+        with pool.lend():
+            lent.wait()
+            done.wait()
+
+    holders = [threading.Thread(target=hold) for _ in range(pool.size)]
+    for holder in holders:
+        holder.start()
+    lent.wait()
+    try:
+        yield
+    finally:
+        done.set()
+        for holder in holders:
+            holder.join()
+
+
 def test_health_answers_at_once_while_reads_queue_behind_a_slow_query(live: Live) -> None:
     read = f"{live.base}/v1/subjects/subj-nobody/recipients"
     with ThreadPoolExecutor(QUEUED_READS) as clients:
-        with live.server.statement_lock:  # a slow query holds ClickHouse
+        with _every_reader_busy(live):  # slow queries hold every client the requests read on
             waiting = [clients.submit(httpx.get, read, headers={"X-API-Key": DPO_KEY}, timeout=60) for _ in range(QUEUED_READS)]
-            time.sleep(1.0)  # every read is in the server, waiting for the lock
+            time.sleep(1.0)  # every read is in the server, waiting for a client
             assert not any(w.done() for w in waiting)
             # Three probes each way: every one answered, the fastest within half a second (two cores, shared).
             gets = [_timed("GET", f"{live.base}/health") for _ in range(3)]
