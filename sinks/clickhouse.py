@@ -95,6 +95,12 @@ class TableBuffer:
 class SinkUnavailable(RuntimeError):
     """ClickHouse could not be reached within the retry budget."""
 
+    @classmethod
+    def reaching(cls, dsn: str, exc: BaseException) -> SinkUnavailable:
+        """ClickHouse at ``dsn`` (credentials removed) unreachable, with the first line of what the driver raised."""
+        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        return cls(f"ClickHouse at {redacted_dsn(dsn)} unreachable: {first_line}")
+
 
 class RetryAbandoned(SinkUnavailable):
     """A stop was asked while ClickHouse was away: the rows not written stay buffered, and nothing says they were."""

@@ -67,6 +67,5 @@ def _table_names(dsn: str, name: str) -> list[str]:
             "SELECT name FROM system.tables WHERE database = {database:String}", parameters={"database": name}
         )
     except Exception as exc:  # whatever the driver raises, the answer is that ClickHouse is not there
-        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise SinkUnavailable(f"ClickHouse at {dsn} unreachable: {first_line}") from exc
+        raise SinkUnavailable.reaching(dsn, exc) from exc
     return [str(row[0]) for row in rows.result_rows]

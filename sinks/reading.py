@@ -44,7 +44,7 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
             parameters={"d": database, "names": expected},
         ).result_rows[0][0]
     except Exception as exc:  # any failure to reach ClickHouse is reported as such, in one line
-        raise SinkUnavailable(f"ClickHouse at {redacted_dsn(dsn)} unreachable: {_first_line(exc)}") from exc
+        raise SinkUnavailable.reaching(dsn, exc) from exc
     if found < len(expected):
         raise TablesMissing(
             f"database {database!r} at {redacted_dsn(dsn)} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
@@ -100,8 +100,3 @@ def utc(value: datetime) -> datetime:
 def utc_or_none(value: datetime | None) -> datetime | None:
     """``utc`` of a time read from a ``Nullable(DateTime64(6, 'UTC'))`` column; None stays None."""
     return None if value is None else utc(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

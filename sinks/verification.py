@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 
 from consentflow.core.ledger import HASHED_FIELDS, verify_chain
-from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, connect
 from consentflow.sinks.digest import compared_columns, table_digests
 from consentflow.sinks.reader import TableReader
@@ -49,8 +48,7 @@ def stored_rows(dsn: str, database: str) -> dict[str, int]:
             .result_rows
         )
     except Exception as exc:  # whatever the driver raises, the answer is that ClickHouse is not there
-        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise SinkUnavailable(f"ClickHouse at {redacted_dsn(dsn)} unreachable: {first_line}") from exc
+        raise SinkUnavailable.reaching(dsn, exc) from exc
     return {str(table): int(count) for table, count in rows}
 
 

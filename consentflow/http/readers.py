@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.client_pool import ClientPool
 from consentflow.sinks.connection import new_client
@@ -81,5 +80,4 @@ def _connect(dsn: str) -> Any:
     try:
         return new_client(dsn)
     except Exception as exc:
-        lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        raise SinkUnavailable(f"ClickHouse at {redacted_dsn(dsn)} unreachable: {lines[0]}") from exc
+        raise SinkUnavailable.reaching(dsn, exc) from exc

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,10 @@ from consentflow.http.context import ServerSettings
 from consentflow.http.key_scopes import UNRESTRICTED
 from consentflow.http.request_ids import REQUEST_ID_HEADER
 from consentflow.runtime.redaction import redacted_dsn
+from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.connection import check_dsn
+from consentflow.sinks.database_scope import check_pipeline_database
+from consentflow.sinks.verification import stored_rows
 from tests.support.live_server import served
 
 KEYS = {role: new_key() for role in Role}
@@ -66,6 +70,15 @@ def _request_id_logged(caplog: pytest.LogCaptureFixture, answer: httpx.Response)
     lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
     assert len(lines) == 1, (request_id, [r.getMessage() for r in caplog.records])
     return lines[0]
+
+
+@pytest.mark.parametrize("ask", [check_pipeline_database, stored_rows], ids=["database scope", "verification"])
+def test_every_unreachable_clickhouse_is_named_without_its_password(ask: Callable[[str, str], object]) -> None:
+    """The replay's and verify's own reads of ``system.tables`` say ClickHouse is unreachable as every reader does."""
+    with pytest.raises(SinkUnavailable) as refused:
+        ask("http://admin:s3cretpw@127.0.0.1:1", "consentflow_scope")
+    assert "s3cretpw" not in str(refused.value)
+    assert str(refused.value).startswith("ClickHouse at http://***@127.0.0.1:1 unreachable: ")
 
 
 def test_clickhouse_credentials_reach_neither_the_client_nor_the_log(caplog: pytest.LogCaptureFixture) -> None:
