@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from consentflow.runtime.outage import Outage
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.cluster import cluster_ddl, local_name
 from consentflow.sinks.connection import (
     DEFAULT_DATABASE,
@@ -94,6 +95,12 @@ class TableBuffer:
 class SinkUnavailable(RuntimeError):
     """ClickHouse could not be reached within the retry budget."""
 
+    @classmethod
+    def reaching(cls, dsn: str, exc: BaseException) -> SinkUnavailable:
+        """ClickHouse at ``dsn`` (credentials removed) unreachable, with the first line of what the driver raised."""
+        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        return cls(f"ClickHouse at {redacted_dsn(dsn)} unreachable: {first_line}")
+
 
 class RetryAbandoned(SinkUnavailable):
     """A stop was asked while ClickHouse was away: the rows not written stay buffered, and nothing says they were."""
@@ -103,7 +110,7 @@ def clickhouse_outage(dsn: str, *, end_process: Callable[[int], object] | None =
     """ClickHouse at ``dsn`` as a sink's statements see it: connection trouble waited out with back-off from 0.5 s,
     logged once per outage. Any other error ends the process with ``end_process`` (71, one line), or without it is
     raised to the caller (a library call: the embedded runner, the HTTP API's replay)."""
-    return Outage(f"ClickHouse at {dsn}", first_backoff=0.5, end_process=end_process, transient=_transient)
+    return Outage(f"ClickHouse at {redacted_dsn(dsn)}", first_backoff=0.5, end_process=end_process, transient=_transient)
 
 
 class ClickHouseSink:
@@ -308,11 +315,13 @@ class ClickHouseSink:
                     outage.failed(exc, doing)  # one line and the process ends, or (a library's call) raised again
                     raise
                 if self.retry_for is not None and waited >= self.retry_for:
-                    raise SinkUnavailable(f"ClickHouse at {self.dsn} unreachable for {waited:.0f} s: {exc}") from exc
+                    raise SinkUnavailable(
+                        f"ClickHouse at {redacted_dsn(self.dsn)} unreachable for {waited:.0f} s: {exc}"
+                    ) from exc
                 outage.failed(exc, doing)  # logged when the outage starts, not at each retry
                 self._client = None  # reconnect on the next try
                 if self._stop_asked_within(outage.backoff):
-                    raise RetryAbandoned(f"stop asked while ClickHouse at {self.dsn} is away") from exc
+                    raise RetryAbandoned(f"stop asked while ClickHouse at {redacted_dsn(self.dsn)} is away") from exc
                 waited += outage.backoff
             else:
                 outage.succeeded()

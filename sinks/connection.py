@@ -9,6 +9,8 @@ from typing import Any
 
 import clickhouse_connect
 
+from consentflow.runtime.redaction import redacted_dsn
+
 DEFAULT_DSN = "chdb:///tmp/consentflow-chdb"
 DEFAULT_DATABASE = "consentflow"
 #: A database or table name: letters, digits and underscores, nothing to inject.
@@ -29,11 +31,11 @@ def check_dsn(dsn: str) -> str:
     """Accept ``chdb:///path`` and ``http(s)://host:port[...]``; anything else is refused with the reason."""
     if dsn.startswith("chdb://"):
         if not dsn.startswith("chdb:///") or len(dsn) <= len("chdb:///"):
-            raise ValueError(f"chDB DSN {dsn!r} needs an absolute path: chdb:///path/to/dir")
+            raise ValueError(f"chDB DSN {redacted_dsn(dsn)!r} needs an absolute path: chdb:///path/to/dir")
         return dsn
     if dsn.startswith(("http://", "https://")):
         return dsn
-    raise ValueError(f"ClickHouse DSN {dsn!r} must be chdb:///path (embedded) or http(s)://host:port (server)")
+    raise ValueError(f"ClickHouse DSN {redacted_dsn(dsn)!r} must be chdb:///path (embedded) or http(s)://host:port (server)")
 
 
 def connect(dsn: str) -> Any:
@@ -41,12 +43,24 @@ def connect(dsn: str) -> Any:
     dsn = check_dsn(dsn)
     client = _CLIENTS.get(dsn)
     if client is None:
-        opened = next((other for other in _CLIENTS if other.startswith("chdb://")), None)
-        if opened is not None and dsn.startswith("chdb://"):
-            # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
-            raise ValueError(f"chDB runs one engine per process: this process already opened {opened}, so not {dsn}")
-        if not dsn.startswith("chdb://"):
-            for name in _ATTEMPT_LOGGERS:
-                logging.getLogger(name).setLevel(logging.ERROR)
-        client = _CLIENTS[dsn] = clickhouse_connect.get_client(dsn=dsn)
+        client = _CLIENTS[dsn] = _open(dsn)
     return client
+
+
+def new_client(dsn: str) -> Any:
+    """A client of ``dsn`` of its own, beside ``connect``'s (a chDB handle on the same engine, or an HTTP session), for
+    a thread that asks while others do (``client_pool``); on chDB only the path this process opened, if any."""
+    return _open(check_dsn(dsn))
+
+
+def _open(dsn: str) -> Any:
+    opened = next((other for other in _CLIENTS if other.startswith("chdb://")), None)
+    if opened is not None and opened != dsn and dsn.startswith("chdb://"):
+        # chDB would refuse too, but in words a retry loop takes for a connection failure and waits on forever.
+        raise ValueError(
+            f"chDB runs one engine per process: this process already opened {redacted_dsn(opened)}, so not {redacted_dsn(dsn)}"
+        )
+    if not dsn.startswith("chdb://"):
+        for name in _ATTEMPT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    return clickhouse_connect.get_client(dsn=dsn)

@@ -28,6 +28,7 @@ from consentflow.kafka.clients import client_config
 from consentflow.kafka.group_membership import SESSION_TIMEOUT, librdkafka_membership
 from consentflow.runtime.bounded_stop import StopRequest, abandon_stop
 from consentflow.runtime.outage import Outage, describe, is_transient
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.sinks.stall_check import QUIET_FOR, StallCheck, waiting_work
 
@@ -77,7 +78,7 @@ class SinkConsumer:
         self.codec = codec
         self.topics: dict[str, Topic] = {t.name(prefix): t for t in (*OUTPUT_TOPICS, RECIPIENTS)}
         # Back-off at most 5 s: while away, a probe at each back-off notices the broker back with no message to read.
-        self.kafka_outage = kafka_outage or Outage(f"Kafka at {bootstrap}", max_backoff=5.0)
+        self.kafka_outage = kafka_outage or Outage(f"Kafka at {redacted_dsn(bootstrap)}", max_backoff=5.0)
         self.bootstrap = bootstrap
         self.group_id = group_id
         self._config = client_config(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, check_dsn, connect
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.tables import LINEAGE_BY_RECIPIENT, TABLES
@@ -34,8 +35,7 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
     """
     check_dsn(dsn)
     check_database_name(database)
-    if dsn.startswith("chdb:///") and not Path(dsn[len("chdb://") :]).is_dir():
-        raise TablesMissing(f"no chDB data at {dsn[len('chdb://') :]} (fill it with `consentflow run` or `consentflow sink`)")
+    require_chdb_data(dsn)
     expected = sorted({t.name for t in TABLES} | {LINEAGE_BY_RECIPIENT})
     try:
         client = client_factory(dsn)
@@ -44,13 +44,19 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
             parameters={"d": database, "names": expected},
         ).result_rows[0][0]
     except Exception as exc:  # any failure to reach ClickHouse is reported as such, in one line
-        raise SinkUnavailable(f"ClickHouse at {dsn} unreachable: {_first_line(exc)}") from exc
+        raise SinkUnavailable.reaching(dsn, exc) from exc
     if found < len(expected):
         raise TablesMissing(
-            f"database {database!r} at {dsn} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
+            f"database {database!r} at {redacted_dsn(dsn)} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
         )
     # No DDL at all, so a read-only ClickHouse user can ask too (the tables were checked above).
     return TableReader(dsn, database, client_factory=client_factory)
+
+
+def require_chdb_data(dsn: str) -> None:
+    """Raise ``TablesMissing`` for a chDB path that does not exist: opening it would create it, empty."""
+    if dsn.startswith("chdb:///") and not Path(dsn[len("chdb://") :]).is_dir():
+        raise TablesMissing(f"no chDB data at {dsn[len('chdb://') :]} (fill it with `consentflow run` or `consentflow sink`)")
 
 
 def subject_known(reader: TableReader, subject_id: str) -> bool:
@@ -94,8 +100,3 @@ def utc(value: datetime) -> datetime:
 def utc_or_none(value: datetime | None) -> datetime | None:
     """``utc`` of a time read from a ``Nullable(DateTime64(6, 'UTC'))`` column; None stays None."""
     return None if value is None else utc(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

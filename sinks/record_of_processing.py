@@ -28,6 +28,7 @@ from consentflow.policy.geography import in_eea
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import AccountKind, LegalBasis, Purpose
 from consentflow.sinks.answers import jsonable
+from consentflow.sinks.csv_cells import spreadsheet_safe
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.registry_reading import registry_from_tables
@@ -286,12 +287,13 @@ def _retention(policy: Policy, categories: Sequence[str]) -> list[str]:
 
 
 def ropa_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The record's rows as CSV with a header line; lists joined by ``"; "``, None as an empty cell."""
+    """The record's rows as CSV with a header line; lists joined by ``"; "``, None as an empty cell, a cell that
+    starts like a formula quoted for spreadsheets (``csv_cells``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row[column]) for column in COLUMNS])
+        writer.writerow([spreadsheet_safe(_cell(row[column])) for column in COLUMNS])
     return out.getvalue()
 
 

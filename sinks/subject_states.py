@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from consentflow.core.state import STATE_FORMAT, MemoryStore, SubjectState
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import utc_or_none
 from consentflow.sinks.tables import DATETIME
@@ -77,7 +78,7 @@ def load(sink: ClickHouseSink) -> SavedRun:
     if foreign:
         written = ", ".join(str(f) for f in sorted(formats))
         raise SavedStateError(
-            f"{sink.database} at {sink.dsn}: the subject states were written in format {written}; "
+            f"{sink.database} at {redacted_dsn(sink.dsn)}: the subject states were written in format {written}; "
             f"this consentflow reads format {STATE_FORMAT} only: run into a fresh database"
         )
     run, clock = sink.reader.query(f"SELECT max(run), max(clock) FROM {{db:Identifier}}.`{RUNS}`")[0]
@@ -87,7 +88,7 @@ def load(sink: ClickHouseSink) -> SavedRun:
         (held,) = sink.reader.query("SELECT count() FROM {db:Identifier}.subject_holdings")[0]
         if held:
             raise SavedStateError(
-                f"{sink.database} at {sink.dsn} holds the outputs of {held} subjects but no saved states to continue "
+                f"{sink.database} at {redacted_dsn(sink.dsn)} holds the outputs of {held} subjects but no saved states to continue "
                 "from (written by an earlier consentflow, or by the Kafka pipeline): run into a fresh database"
             )
         return SavedRun(store, None, 0)
@@ -99,7 +100,7 @@ def load(sink: ClickHouseSink) -> SavedRun:
             store[subject_id] = loads(data)
         except Exception as exc:  # noqa: BLE001 -- whatever unpickling raised, the answer is the same one line
             raise SavedStateError(
-                f"{sink.database} at {sink.dsn}: the saved state of subject {subject_id!r} cannot be read by this "
+                f"{sink.database} at {redacted_dsn(sink.dsn)}: the saved state of subject {subject_id!r} cannot be read by this "
                 f"consentflow (format {STATE_FORMAT}): {type(exc).__name__}: {exc}"
             ) from None
     return SavedRun(store, utc_or_none(clock), max(int(run or 0), int(last_state_run or 0)))

@@ -48,8 +48,7 @@ def stored_rows(dsn: str, database: str) -> dict[str, int]:
             .result_rows
         )
     except Exception as exc:  # whatever the driver raises, the answer is that ClickHouse is not there
-        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise SinkUnavailable(f"ClickHouse at {dsn} unreachable: {first_line}") from exc
+        raise SinkUnavailable.reaching(dsn, exc) from exc
     return {str(table): int(count) for table, count in rows}
 
 

@@ -52,6 +52,7 @@ from consentflow.runtime.bounded_stop import EXIT_STOP_ABANDONED, STOP_WITHIN, a
 from consentflow.runtime.health import Health
 from consentflow.runtime.malloc_arenas import limit_malloc_arenas
 from consentflow.runtime.outage import Outage
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.streams.faust_commits import commit_processed_offsets
 from consentflow.streams.faust_compat import fetched_partitions, handed_over_offsets
 from consentflow.streams.input_step import DeadLetter, InputStep, Origin
@@ -171,7 +172,7 @@ class Worker:
         self.continuity = PartitionContinuity()
         # Calls to the broker outside faust's loop (committed offsets, partition ends, read-backs) wait out an outage
         # together: one line when it starts, one when it ends, and no call until the back-off has passed.
-        self.kafka = Outage(f"Kafka at {settings.bootstrap}")
+        self.kafka = Outage(f"Kafka at {redacted_dsn(settings.bootstrap)}")
         self.starving = StarvedPartitions()  # assigned partitions faust stopped handing events of
         self.books = ProcessedOffsets()  # what faust's consumer commits: offsets processed, outputs in Kafka
         commit_processed_offsets(app, self.books)

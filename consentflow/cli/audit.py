@@ -21,15 +21,27 @@ from consentflow.cli.shared import (
     fail,
     open_sink,
 )
+from consentflow.runtime.redaction import redacted_dsn
 
 
 def _check_chdb_pair(dsn: str, other: str) -> None:
     """chDB runs one engine per process, on one path: two databases compare on the same path, or on servers."""
     if dsn.startswith("chdb://") and other.startswith("chdb://") and dsn != other:
         fail(
-            f"chDB runs one engine per process: {dsn} and {other} cannot both be open; "
+            f"chDB runs one engine per process: {redacted_dsn(dsn)} and {redacted_dsn(other)} cannot both be open; "
             "compare two databases of the same chdb path (--against-database) or on a ClickHouse server"
         )
+
+
+def _check_against(dsn: str, database: str) -> None:
+    """The database compared with is the pipeline's own (``database_scope``): never ClickHouse's or another application's."""
+    from consentflow.sinks.clickhouse import SinkUnavailable
+    from consentflow.sinks.database_scope import check_pipeline_database
+
+    try:
+        check_pipeline_database(dsn, database)
+    except (ValueError, SinkUnavailable) as exc:
+        fail(f"--against-database: {exc}")
 
 
 def _open(dsn: str, database: str) -> Any:
@@ -44,13 +56,15 @@ def _open(dsn: str, database: str) -> Any:
 
 
 def _first_filled_table(dsn: str, database: str) -> tuple[str, int] | None:
-    from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, check_dsn
+    from consentflow.sinks.clickhouse import SinkUnavailable, check_dsn
+    from consentflow.sinks.database_scope import check_database_scope, check_pipeline_database
     from consentflow.sinks.verification import first_filled_table
 
     try:
         check_dsn(dsn)
-        check_database_name(database)
+        check_database_scope(database)  # before a chDB directory is made for a name that would be refused
         ensure_chdb_dir(dsn)
+        check_pipeline_database(dsn, database)
         return first_filled_table(dsn, database)
     except (ValueError, SinkUnavailable, OSError) as exc:
         fail(str(exc))
@@ -121,7 +135,7 @@ def replay(
         sink.add_all(("dead-letter", letter) for letter in dead_letters(replayed))
         sink.flush()
     except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:
-        fail(f"replay from {bootstrap} (prefix {prefix}): {exc}")
+        fail(f"replay from {redacted_dsn(bootstrap)} (prefix {prefix}): {exc}")
     elapsed = time.perf_counter() - began
     stats.dead_letters += len(replayed.undecodable)
     console.print(run_summary(stats, elapsed) + f" ({len(replayed.undecodable)} undecodable); into {database} at {into}")
@@ -146,7 +160,8 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
     if comparing:
         _check_chdb_pair(dsn, other_dsn)
         if (other_dsn, other_database) == (dsn, database):
-            fail(f"--against names the database being verified ({database} at {dsn}); give another database")
+            fail(f"--against names the database being verified ({database} at {redacted_dsn(dsn)}); give another database")
+        _check_against(other_dsn, other_database)
     sink = _open(dsn, database)
     other_sink = _open(other_dsn, other_database) if comparing else None
     check = verify_ledger(sink)
@@ -172,7 +187,10 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
         difference = first_difference(sink, other_sink)
         if difference is not None:
             click.echo(f"first difference: {difference}")
-            for label, row in ((f"{database} at {dsn}", difference.left), (f"{other_database} at {other_dsn}", difference.right)):
+            for label, row in (
+                (f"{database} at {redacted_dsn(dsn)}", difference.left),
+                (f"{other_database} at {redacted_dsn(other_dsn)}", difference.right),
+            ):
                 values = "absent" if row is None else ", ".join(f"{k}={shown(v)}" for k, v in row.items())
                 click.echo(f"  {label}: {values}")
             reasons.append(f"the databases differ: {difference}")

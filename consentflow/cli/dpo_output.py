@@ -22,6 +22,7 @@ import click
 
 from consentflow.cli.shared import DEFAULT_DATABASE, DEFAULT_DSN, fail
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.clickhouse import SinkUnavailable
 from consentflow.sinks.reader import QueryFailed, TableReader
@@ -69,7 +70,7 @@ def tables(dsn: str, database: str) -> Iterator[TableReader]:
         fail(str(exc))
     except (QueryFailed, ConnectionError) as exc:  # the server went away or refused the query: one line, not a trace
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        fail(f"ClickHouse at {dsn} failed to answer: {lines[0]}")
+        fail(f"ClickHouse at {redacted_dsn(dsn)} failed to answer: {lines[0]}")
 
 
 def print_json(answer: Any) -> None:

@@ -17,6 +17,7 @@ from consentflow.cli.shared import (
     fail,
     open_sink,
 )
+from consentflow.runtime.redaction import redacted_dsn
 
 
 @click.group("registry")
@@ -63,13 +64,13 @@ def registry_load(
         )
         if stats.dead_letters:
             fail(f"{stats.dead_letters} of {len(events)} registry records could not be processed; see the dead_letters table")
-        click.echo(f"loaded {stats.events} registry records into the recipients table of {database} at {dsn}")
+        click.echo(f"loaded {stats.events} registry records into the recipients table of {database} at {redacted_dsn(dsn)}")
         return
     topic = RECIPIENTS.name(prefix)
     try:
         existing = AdminClient(client_config(bootstrap)).list_topics(timeout=10).topics
     except KafkaException as exc:
-        fail(f"Kafka at {bootstrap} did not answer: {exc.args[0]}")
+        fail(f"Kafka at {redacted_dsn(bootstrap)} did not answer: {exc.args[0]}")
     if topic not in existing:  # the compacted topic must exist: producing would auto-create a plain one
         fail(f"registry topic {topic} does not exist; create it with consentflow topics create --prefix {prefix}")
     try:

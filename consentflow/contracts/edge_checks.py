@@ -11,6 +11,7 @@ is a symbol, an id or a time (metadata), never a personal data value.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ _POLICY_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # A cookie name is an RFC 6265 token (``_ga``, ``__Secure-id``...), not an id of a person.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+# The Arabic letter mark, left-to-right and right-to-left marks, embeddings, overrides and isolates (Unicode's bidirectional controls).
+_BIDI = frozenset({0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
 
 #: What a pseudonymous id may be, in words, for error messages.
 ID_RULE = "1-128 of A-Z a-z 0-9 . _ : -, starting alphanumeric"
@@ -88,10 +91,29 @@ def country(topic: str, field: str, value: object) -> str:
 
 
 def recipient_name(topic: str, field: str, value: object) -> str:
-    """A recipient's name [4], without surrounding blanks: 1-200 characters."""
+    """A recipient's name [4], without surrounding blanks: 1-200 characters of printable text (``unprintable``)."""
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise ContractError(topic, f"{value!r} is not a recipient name (1-200 characters)", field)
+    found = unprintable(value)
+    if found is not None:
+        raise ContractError(topic, f"a recipient name holds {found}; names are printable text", field)
     return value.strip()
+
+
+def unprintable(text: str) -> str | None:
+    """The first character of ``text`` a name must not hold, described (``U+202E, a bidirectional override, at 4``),
+    or None: control characters (NUL, tab, line breaks), line and paragraph separators, and the bidirectional
+    overrides, isolates and marks, which make a name read differently from what it is (a spoof on a page or export)."""
+    for index, character in enumerate(text):
+        code = ord(character)
+        if code in _BIDI:
+            kind = "a bidirectional control"
+        elif unicodedata.category(character) in ("Cc", "Cs", "Zl", "Zp"):
+            kind = "a control character"
+        else:
+            continue
+        return f"U+{code:04X}, {kind}, at {index}"
+    return None
 
 
 def instant(topic: str, field: str, value: object) -> datetime:

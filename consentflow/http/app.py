@@ -14,7 +14,6 @@ document at ``/openapi.json`` describes them.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -28,11 +27,11 @@ from starlette.concurrency import run_in_threadpool
 from consentflow.contracts.query_arguments import check_id, check_window, now_unless, parse_purpose, parse_rule
 from consentflow.contracts.topics import Topic
 from consentflow.core.lineage import RecipientHolding
-from consentflow.http.api_keys import may_emit_as
+from consentflow.http.api_keys import Role, may_emit_as
+from consentflow.http.body_limit import BodyLimit
 from consentflow.http.collector import CONSTRUCTORS, Collector, InvalidEvent, KafkaUnavailable, body_schema, event_from_json
 from consentflow.http.context import (
     Auditor,
-    Describer,
     Emitter,
     Reader,
     Server,
@@ -41,7 +40,11 @@ from consentflow.http.context import (
     instant_argument,
     server_of,
 )
-from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.docs_page import DocsReader
+from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, KEYED_WITH_BODY, ApiError, ErrorBody, install_error_handlers
+from consentflow.http.json_body import json_body
+from consentflow.http.key_scopes import refusal
+from consentflow.http.readiness import add_readiness_route
 from consentflow.http.replay import add_replay_routes
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
@@ -54,7 +57,7 @@ from consentflow.sinks.answers import (
     Transfer,
     jsonable,
 )
-from consentflow.sinks.clickhouse import check_database_name
+from consentflow.sinks.database_scope import DatabaseRefused, check_database_scope, check_pipeline_database
 from consentflow.sinks.queries import overview
 from consentflow.sinks.reading import require_subject
 
@@ -163,7 +166,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "itself needs a key of any role."
         ),
         # Every endpoint but /health needs a key: the document is served keyed below, and FastAPI's
-        # viewers (/docs, /redoc) would load their scripts from a CDN, which the pages' policy forbids.
+        # viewers would load their scripts from a CDN, which the pages' policy forbids (http/docs_page.py).
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -178,15 +181,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         producer_factory=settings.producer_factory,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits=settings.body_limits)  # inside the headers' middleware: its 413 gets them too
     _add_security_headers(app)
     _add_query_routes(app)
     _add_request_routes(app)
     _add_audit_routes(app)
     add_replay_routes(app)
+    add_readiness_route(app)
     _add_collector_routes(app)
+    from consentflow.http.docs_page import add_docs_routes
     from consentflow.http.pages import add_page_routes  # the browser pages, apart from the JSON API
 
     add_page_routes(app)
+    add_docs_routes(app)
     return app
 
 
@@ -199,7 +206,8 @@ def _add_security_headers(app: FastAPI) -> None:
         # Answers name people's recipients: no cache may keep them, no browser may guess their type.
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # No other site learns our URLs; our own forms' posts keep their Origin, which /login checks (no-referrer: null).
+        response.headers["Referrer-Policy"] = "same-origin"
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
@@ -207,13 +215,16 @@ def _add_security_headers(app: FastAPI) -> None:
 
 def _add_query_routes(app: FastAPI) -> None:
     @app.get("/health", response_model=Health, tags=["server"])
-    def health() -> Health:
-        """Whether the server runs; open to everyone, tells nothing about the data."""
+    async def health() -> Health:  # async: answered on the event loop, never queued behind reads for a thread
+        """Whether the server runs (``HEAD`` too); open to everyone, tells nothing about the data; ``/ready`` checks ClickHouse."""
         return Health(status="ok")
 
+    app.head("/health", include_in_schema=False)(health)
+
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi_document(_: Describer) -> JSONResponse:
-        """The OpenAPI document, for a key of any role (a service reads the collector's body schemas here)."""
+    def openapi_document(_: DocsReader) -> JSONResponse:
+        """The OpenAPI document, for a key of any role (a service reads the collector's body schemas here); the
+        header, or the login form's cookie (the explorer at /docs loads it)."""
         return JSONResponse(app.openapi())
 
     @app.get(
@@ -439,15 +450,15 @@ def _add_audit_routes(app: FastAPI) -> None:
         ``against_database`` when given (``consentflow verify``). ``ok`` is true when every chain verifies and the
         databases are equal."""
         from consentflow.sinks.digest import table_digests
-        from consentflow.sinks.reading import TablesMissing, open_tables
+        from consentflow.sinks.reading import TablesMissing
         from consentflow.sinks.verification import first_difference, shown, verify_ledger
 
         server = server_of(request)
         served = server.settings.database
         if against_database is not None:
             try:
-                check_database_name(against_database)
-            except ValueError as exc:
+                check_database_scope(against_database)
+            except DatabaseRefused as exc:
                 raise ApiError(422, f"against_database: {exc}", "against_database") from None
             if against_database == served:
                 raise ApiError(422, f"against_database: {served} is the database being verified", "against_database")
@@ -457,9 +468,13 @@ def _add_audit_routes(app: FastAPI) -> None:
             other = difference = None
             if against_database is not None:
                 try:
-                    other_sink = open_tables(server.settings.dsn, against_database)
-                except TablesMissing as exc:
-                    raise ApiError(404, f"against_database: {exc}", "against_database") from None
+                    check_pipeline_database(server.settings.dsn, against_database)
+                    other_sink = server.readers.beside(against_database)  # on this request's client
+                except DatabaseRefused as exc:
+                    raise ApiError(422, f"against_database: {exc}", "against_database") from None
+                except TablesMissing:
+                    missing = f"against_database: database {against_database} holds no consentflow tables"
+                    raise ApiError(404, missing, "against_database") from None
                 other = table_digests(other_sink)
                 difference = first_difference(sink, other_sink)
         first = None
@@ -503,7 +518,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
             f"Validate a {topic.record} (the fields of its Avro contract, times in ISO-8601 with a zone) and produce it "
             f"to the {topic.short_name} topic, keyed by subject. 202 once the broker acknowledged it; 422 naming the "
             "field for an invalid event or an `occurred_at` out of the event-time bounds (nothing is sent); 403 when a service key names another `source_service` than "
-            "its own name; 503 when Kafka does not take it. Send your own `event_id` to retry safely: a duplicate "
+            "its own name, or a topic, purpose or channel its scope does not allow; 503 when Kafka does not take it. Send your own `event_id` to retry safely: a duplicate "
             "changes nothing."
         ),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}},
@@ -511,11 +526,7 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
     async def collect(request: Request, emitter: Emitter) -> Response:
         collector: Collector = request.app.state.collector
         received_at = datetime.now(UTC)  # the event's arrival: the gate's bound, and its Kafka timestamp
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(422, f"body: not JSON ({exc})", "body") from None
+        body = json_body(await request.body())
         try:
             event = event_from_json(topic, body)
         except InvalidEvent as exc:
@@ -527,18 +538,21 @@ def _collect_route(app: FastAPI, topic: Topic) -> None:
                 f"key {emitter.key_name} may emit only as source_service {emitter.key_name!r}, not {claimed!r}",
                 "source_service",
             )
+        refused = refusal(emitter.scope, topic.short_name, event.record) if emitter.role is Role.SERVICE else None
+        if refused is not None:  # the scope a service key states (key_scopes); the DPO's keys have none
+            raise ApiError(403, f"key {emitter.key_name} {refused.detail}", refused.field)
         try:
             await run_in_threadpool(collector.send, event, received_at)
         except InvalidEvent as exc:
             raise ApiError(422, str(exc), exc.field) from None
         except KafkaUnavailable as exc:
-            raise ApiError(503, str(exc)) from None
+            raise ApiError(503, "Kafka did not take the event; retry with the same event_id", logged=str(exc)) from None
         collected = Collected(event_id=event.record["event_id"], topic=topic.short_name, subject_id=event.key)
         return JSONResponse(collected.model_dump(), status_code=202)
 
 
 def _collect_refusals() -> dict[int | str, dict[str, Any]]:
-    refusals = dict(KEYED)
+    refusals = dict(KEYED_WITH_BODY)
     refusals[503] = {"model": ErrorBody, "description": "Kafka did not acknowledge the event in time."}
     return refusals
 

@@ -29,6 +29,7 @@ from consentflow.contracts.events import Event
 from consentflow.contracts.gate import Gate
 from consentflow.contracts.json_events import CONSTRUCTORS, InvalidEvent, body_schema, event_from_json
 from consentflow.kafka.producer import DeliveryError, EventProducer
+from consentflow.runtime.redaction import redacted_dsn
 
 __all__ = ["CONSTRUCTORS", "Collector", "EventSink", "InvalidEvent", "KafkaUnavailable", "body_schema", "event_from_json"]
 
@@ -112,4 +113,4 @@ class Collector:
                 raise InvalidEvent(str(exc), exc.field) from None
             except (DeliveryError, KafkaException, BufferError, RuntimeError) as exc:
                 self._producer = None
-                raise KafkaUnavailable(f"Kafka at {self.bootstrap} did not take the event: {exc}") from None
+                raise KafkaUnavailable(f"Kafka at {redacted_dsn(self.bootstrap)} did not take the event: {exc}") from None

@@ -16,7 +16,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-#: Where the JSON API lives; everything else but ``/health`` and the OpenAPI document is a page.
+from consentflow.contracts.echo import ECHO_LIMIT, echoed, shortened_echoes
+from consentflow.http.request_ids import REQUEST_ID_HEADER, logged_failure
+
+#: Where the JSON API lives; everything else but ``/health``, ``/ready`` and the OpenAPI document is a page.
 API_PREFIX = "/v1"
 
 
@@ -30,12 +33,21 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """A refusal with its HTTP status; raised anywhere in a handler, answered by ``install_error_handlers``."""
 
-    def __init__(self, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        logged: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.field = field
         self.headers = headers or {}
+        self.logged = logged  # what went wrong in full (paths, hosts): the server log's, never the client's
 
 
 def _described(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -43,6 +55,7 @@ def _described(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No API key, or a key the server does not know (header X-API-Key).",
         403: "The key's role may not do this.",
         404: "Unknown subject or recipient.",
+        413: "The body is larger than this route takes (serve --max-body-bytes); refused before it is read.",
         422: "A malformed parameter or body; `detail` names it.",
         503: "ClickHouse or Kafka cannot answer now, or the database lacks the pipeline's tables.",
     }
@@ -53,17 +66,31 @@ def _described(*statuses: int) -> dict[int | str, dict[str, Any]]:
 KEYED = _described(401, 403, 422, 503)
 #: ... and for endpoints about one subject or recipient.
 KEYED_BY_ID = _described(401, 403, 404, 422, 503)
+#: ... and for endpoints that take a body.
+KEYED_WITH_BODY = _described(401, 403, 413, 422, 503)
 
 
 def _is_page(request: Request) -> bool:
     path = request.url.path
-    return not (path.startswith(API_PREFIX + "/") or path in ("/health", "/openapi.json"))
+    return not (path.startswith(API_PREFIX + "/") or path in ("/health", "/ready", "/openapi.json"))
 
 
 def error_response(
-    request: Request, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    detail: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    logged: str | None = None,
+    exc_info: BaseException | None = None,
 ) -> Response:
-    """The refusal as JSON for the API, as a minimal HTML page for the browser pages."""
+    """The refusal as JSON for the API, as a minimal HTML page for the browser pages; a 5xx names a request id
+    under which the server log holds ``logged`` (the detail a client is not shown)."""
+    detail = shortened_echoes(detail)  # the one place: whatever layer wrote the words, a long value is cut here
+    if status >= 500:
+        request_id, detail = logged_failure(request, status, detail, logged, exc_info)
+        headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     if _is_page(request):
         from consentflow.http.lineage_page import error_page, login_page  # the page module renders every HTML the server sends
 
@@ -93,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return error_response(request, exc.status, exc.detail, exc.field, exc.headers)
+        return error_response(request, exc.status, exc.detail, exc.field, exc.headers, logged=exc.logged)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -104,13 +131,24 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 400:  # FastAPI's "error parsing the body": malformed input, answered as every other (422)
+            if isinstance(exc.__cause__, RecursionError):  # Python's parser gives up a thousand levels down
+                return error_response(request, 422, "body: JSON nested too deep (arrays and objects in each other)", "body")
             return error_response(request, 422, "body: not a JSON document in UTF-8", "body")
+        path = request.url.path
+        path = path if len(path) <= ECHO_LIMIT else echoed(path)  # unquoted when short, as before
         if exc.status_code == 404:
-            detail = f"no such path: {request.url.path}"
+            detail = f"no such path: {path}"
         elif exc.status_code == 405:
-            detail = f"method {request.method} not allowed on {request.url.path}"
+            detail = f"method {request.method} not allowed on {path}"
         return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception again after this answer; the line with the request id is the one to find.
+        # Sent from outside the headers' middleware: the answer carries its own.
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return error_response(request, 500, "internal error", None, headers, logged=f"{type(exc).__name__}: {exc}", exc_info=exc)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

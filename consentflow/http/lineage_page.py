@@ -100,7 +100,7 @@ def _document(title: str, body: str, *, header_right: str = "") -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="referrer" content="no-referrer">'
+        '<meta name="referrer" content="same-origin">'
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
         f"<header><h1>consentflow · {_e(title)}</h1>{header_right}</header>"
         f"<main>{body}</main></body></html>\n"
@@ -248,7 +248,7 @@ def lineage_page(
 
 
 def login_page(next_path: str, message: str = "") -> str:
-    """The form a browser presents its API key with; the key goes into an HttpOnly cookie, never into the URL."""
+    """The form a browser presents its API key with; the key starts a session (its id in an HttpOnly cookie), never in the URL."""
     problem = f'<p class="error" role="alert">{_e(message)}</p>' if message else ""
     body = (
         '<div class="box"><h2>API key needed</h2>'
@@ -260,7 +260,8 @@ def login_page(next_path: str, message: str = "") -> str:
         '<p><label for="key">API key</label><br>'
         '<input type="password" id="key" name="key" autocomplete="current-password" required autofocus></p>'
         '<p><button type="submit" id="submit">Open</button></p></form>'
-        '<p class="muted">The key is kept in a cookie for this browser session only.</p></div>'
+        '<p class="muted">The key is checked, not kept: a cookie holds a session of this browser, which ends when you '
+        "forget the key, after a while unused, or when the browser closes.</p></div>"
     )
     return _document("sign in", body)
 

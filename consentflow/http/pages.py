@@ -1,12 +1,14 @@
 """The browser pages of the HTTP API: the key form and the lineage page of a subject.
 
 A browser cannot set the ``X-API-Key`` header, so a page without a known key
-answers 401 with a form; the form posts the key to ``/login``, which checks it
-and keeps it in a cookie (HttpOnly: no script reads it; SameSite=Strict: no
-other site's link or form sends it; no Max-Age: gone when the browser closes)
-and sends the browser back where it was going. The key never appears in a URL.
-Only the pages (GET, changing nothing) accept the cookie; the JSON API takes
-the header alone.
+answers 401 with a form; the form posts the key to ``/login``, which refuses a
+post from another site (``same_origin``), checks the key, starts a session
+(``sessions``) and keeps only the session's id in a cookie (HttpOnly: no script
+reads it; SameSite=Strict: no other site's link or form sends it; Secure over
+https; no Max-Age: gone when the browser closes), and sends the browser back
+where it was going. The key never appears in a URL nor in the cookie. "Forget
+key" posts to ``/logout``, which ends the session on the server. Only the pages
+(GET, changing nothing) accept the cookie; the JSON API takes the header alone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from consentflow.contracts.query_arguments import check_id
 from consentflow.http.api_keys import Action, allows
 from consentflow.http.context import KEY_COOKIE, Caller, argument, known_key, page_caller, server_of
+from consentflow.http.errors import ApiError
 from consentflow.http.lineage_page import content_security_policy, lineage_page, lineage_path, login_page, subject_form_page
+from consentflow.http.same_origin import cross_site_refusal
 from consentflow.sinks import compliance_queries, lineage_queries
 
 PageReader = Annotated[Caller, Depends(page_caller(Action.READ))]
@@ -118,7 +122,8 @@ def add_page_routes(app: FastAPI) -> None:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        """Check the key the form posted; keep it in a session cookie and go back, or show the form again."""
+        """Check the key the form posted; start a session, keep its id in a cookie and go back, or show the form again."""
+        _refuse_cross_site(request)  # before the body is read: another site's post gets nothing
         raw = await request.body()
         form = parse_qs(raw[:_MAX_FORM].decode("utf-8", errors="replace"), max_num_fields=4)
         key = (form.get("key") or [""])[0].strip()
@@ -128,13 +133,31 @@ def add_page_routes(app: FastAPI) -> None:
             return HTMLResponse(login_page(target, "unknown API key" if key else "enter a key"), status_code=401)
         if not allows(who.role, Action.READ):
             return HTMLResponse(login_page(target, f"the {who.role.value} role may not read these pages"), status_code=403)
+        sessions = server_of(request).sessions
+        if previous := request.cookies.get(KEY_COOKIE):
+            sessions.end(previous)  # a new id on every login: an id known before it cannot be carried over
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
+        session_id = sessions.start(who.key_name, who.role)
+        response.set_cookie(KEY_COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request), path="/")
         return response
 
     @app.post("/logout", include_in_schema=False)
-    def logout() -> Response:
-        """Forget the key cookie."""
+    def logout(request: Request) -> Response:
+        """End the session on the server ("Forget key") and delete its cookie."""
+        _refuse_cross_site(request)
+        if session_id := request.cookies.get(KEY_COOKIE):
+            server_of(request).sessions.end(session_id)
         response = RedirectResponse("/", status_code=303)
-        response.delete_cookie(KEY_COOKIE, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(KEY_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
         return response
+
+
+def _secure(request: Request) -> bool:
+    """Whether the browser reached us over https (as a trusted proxy says: ``serve --forwarded-allow-ips``)."""
+    return request.url.scheme == "https"
+
+
+def _refuse_cross_site(request: Request) -> None:
+    refusal = cross_site_refusal(request, server_of(request).settings.public_origins)
+    if refusal is not None:
+        raise ApiError(403, refusal)

@@ -5,8 +5,9 @@ waits for an answer. ``POST /v1/audit/replay`` checks the request and the
 target database, starts the replay and answers 202 with its id at once;
 ``GET /v1/audit/replays/{replay_id}`` says whether it is running, done (with
 what it wrote) or failed (with why). One replay runs at a time: two could fill
-the same fresh database. The replay holds the ClickHouse lock one statement at
-a time, so every other request is answered meanwhile.
+the same fresh database. The replay writes on the process's shared client, holding
+its lock one statement at a time; the other requests read on clients of their
+own (``readers``), so they are answered meanwhile.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from consentflow.http.context import Auditor, Server, instant_argument, server_of
-from consentflow.http.errors import API_PREFIX, KEYED, KEYED_BY_ID, ApiError, ErrorBody
+from consentflow.http.errors import API_PREFIX, KEYED_BY_ID, KEYED_WITH_BODY, ApiError, ErrorBody
+from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.answers import jsonable
-from consentflow.sinks.clickhouse import check_database_name
+from consentflow.sinks.database_scope import DatabaseRefused, check_database_scope, check_pipeline_database
 
 log = logging.getLogger("consentflow.http_replay")  # the logger name from before the layout (issue 20): log filters know it
 
@@ -99,7 +101,7 @@ def replays_of(request: Request) -> Replays:
 def add_replay_routes(app: FastAPI) -> None:
     """``POST /v1/audit/replay`` and ``GET /v1/audit/replays/{replay_id}``."""
     app.state.replays = Replays()
-    refusals = dict(KEYED)
+    refusals = dict(KEYED_WITH_BODY)
     refusals[409] = {
         "model": ErrorBody,
         "description": "The database already holds rows (replay into a fresh one), or a replay is running.",
@@ -123,8 +125,8 @@ def add_replay_routes(app: FastAPI) -> None:
 
         server = server_of(request)
         try:
-            database = check_database_name(body.database)
-        except ValueError as exc:
+            database = check_database_scope(body.database)
+        except DatabaseRefused as exc:
             raise ApiError(422, f"database: {exc}", "database") from None
         start, end = instant_argument(body.from_time, "from_time"), instant_argument(body.to_time, "to_time")
         if start is not None and end is not None and end <= start:
@@ -133,7 +135,11 @@ def add_replay_routes(app: FastAPI) -> None:
         if not replays.running.acquire(blocking=False):
             raise ApiError(409, "a replay is running; send this one when GET /v1/audit/replays/{id} says it ended", "database")
         try:
-            with server.tables():  # the fresh check under the lock every request takes
+            with server.tables(), server.statement_lock:  # the scope and fresh checks, on the shared client replays write on
+                try:
+                    check_pipeline_database(server.settings.dsn, database)
+                except DatabaseRefused as exc:
+                    raise ApiError(422, f"database: {exc}", "database") from None
                 filled = first_filled_table(server.settings.dsn, database)
             if filled is not None:
                 table, rows = filled
@@ -209,7 +215,7 @@ def _replay_into(server: Server, replays: Replays, status: ReplayStatus, start: 
         )
         status.status = "done"  # after the result: a reader that sees done sees it
     except (LookupError, TimeoutError, RuntimeError, KafkaException) as exc:  # SinkUnavailable is a RuntimeError
-        status.error = f"replay from {settings.bootstrap} (prefix {settings.prefix}): {exc}"
+        status.error = f"replay from {redacted_dsn(settings.bootstrap)} (prefix {settings.prefix}): {exc}"
         status.status = "failed"
     except QueryFailed as exc:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]

@@ -11,6 +11,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from consentflow.contracts.topics import ALL_TOPICS, Topic, TopicRole
 from consentflow.kafka.clients import client_config
+from consentflow.runtime.redaction import redacted_dsn
 
 _LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # what wait_until_served asks each partition's leader for
 
@@ -60,7 +61,7 @@ def create_topics(
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
-        raise ConnectionError(f"Kafka at {bootstrap_servers} did not answer: {exc.args[0]}") from None
+        raise ConnectionError(f"Kafka at {redacted_dsn(bootstrap_servers)} did not answer: {exc.args[0]}") from None
     outcomes: list[TopicOutcome] = []
     wanted: list[NewTopic] = []
     for topic in ALL_TOPICS:

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 
 from consentflow.runtime.health import Health
 from consentflow.runtime.outage import Outage
+from consentflow.runtime.redaction import redacted_dsn
 
 #: Seconds between checks; with ``ASK_WITHIN`` the probe follows the broker within about 10 s.
 CHECK_EVERY = 2.0
@@ -77,7 +78,7 @@ class BrokerCheck:
 def watch_broker(health: Health, bootstrap: str) -> Outage:
     """Not ready while the broker at ``bootstrap`` does not answer, checked from a thread of its own (for a process
     without an event loop, the sink); the ``Outage`` it reports to."""
-    kafka = Outage(f"Kafka at {bootstrap}")
+    kafka = Outage(f"Kafka at {redacted_dsn(bootstrap)}")
     health.watch(kafka)
     BrokerCheck(bootstrap).keep_reporting_to(kafka)
     return kafka

@@ -22,6 +22,7 @@ from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from consentflow.kafka.clients import client_config
+from consentflow.runtime.redaction import redacted_dsn
 
 #: Seconds without a heartbeat before the broker gives a member's partitions to the others.
 SESSION_TIMEOUT: Final = 6.0
@@ -73,7 +74,7 @@ def check_session_timeout(bootstrap: str, session_timeout: float, timeout: float
     low, high = (int(entry.value) / 1000 for entry in bounds)
     if not low <= session_timeout <= high:
         raise SessionRefused(
-            f"the broker at {bootstrap} accepts group sessions of {low:g} to {high:g} s "
+            f"the broker at {redacted_dsn(bootstrap)} accepts group sessions of {low:g} to {high:g} s "
             f"(group.min/max.session.timeout.ms); --session-timeout {session_timeout:g} is outside them"
         )
 

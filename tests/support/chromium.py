@@ -27,6 +27,9 @@ import pytest
 #: Flags every run needs here: root (no sandbox), no GPU, no first-run noise, a small /dev/shm.
 BASE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars")
 
+#: Events ``DevTools.seen`` keeps (once Runtime, Log and Network are enabled): console messages, errors, requests.
+SEEN = frozenset({"Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded", "Network.requestWillBeSent"})
+
 
 def chromium_binary() -> str:
     """The Chromium executable; skips the test when it is missing, or fails it when ``CI=true`` (as the Kafka tests do)."""
@@ -94,6 +97,7 @@ class DevTools:
         self._buffer = b""
         self._last_id = 0
         self._events: list[dict[str, Any]] = []
+        self.seen: list[dict[str, Any]] = []  # every event of the kinds in SEEN, kept whatever wait_for takes
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self.send("Page.enable", session=self.session)
@@ -118,6 +122,8 @@ class DevTools:
                 self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         parsed: dict[str, Any] = json.loads(message)
+        if parsed.get("method") in SEEN:
+            self.seen.append(parsed)
         return parsed
 
     def send(self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None, timeout: float = 30) -> Any:

@@ -123,4 +123,4 @@ def test_the_document_describes_every_endpoint_with_its_key(api_schema: Any) -> 
     assert len(operations) >= 20
     for path, method, operation in operations:
         schemes = {name for requirement in operation.get("security", []) for name in requirement}
-        assert ("APIKeyHeader" in schemes) == (path != "/health"), (method, path)
+        assert ("APIKeyHeader" in schemes) == (path not in ("/health", "/ready")), (method, path)
