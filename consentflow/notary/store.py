@@ -115,9 +115,7 @@ class LogStore:
 
     # -- appending -----------------------------------------------------------------------
 
-    def append(
-        self, leaves: Sequence[Leaf], written_at: datetime | None = None, *, offsets: Sequence[int] | None = None
-    ) -> int:
+    def append(self, leaves: Sequence[Leaf], written_at: datetime | None = None, *, offsets: Sequence[int] | None = None) -> int:
         """Append ``leaves`` in order: the nodes they complete, then the leaves themselves, in one insert. ``offsets``
         are their output messages' Kafka offsets (None: their leaf indices, the embedded log). Returns the new size."""
         if self._sink is None:
