@@ -486,3 +486,8 @@ def schema_ddl() -> list[str]:
         by_recipient_view(LINEAGE.name, BY_RECIPIENT.name),
         *(table.ddl() for table in LOG_TABLES),
     ]
+
+
+def log_schema_ddl() -> list[str]:
+    """The statements a writer of the consent log alone runs (the standalone notary): the database and the log's tables."""
+    return ["CREATE DATABASE IF NOT EXISTS {db:Identifier}", *(table.ddl() for table in LOG_TABLES)]

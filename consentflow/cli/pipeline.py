@@ -75,7 +75,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     from consentflow.sinks.subject_states import SavedStateError
     from consentflow.streams.decoding_process import DecodingProcessFailed, read_events_in_child
 
-    signer = _notary_signer(notary_key)  # a bad key is refused before any event is read
+    signer = notary_signer(notary_key)  # a bad key is refused before any event is read
     bounds = event_time_bounds()
     # Decoded and checked on the second core, in file order; it starts while ClickHouse opens.
     events = StopWatch(read_events_in_child(file, arrival=datetime.now(UTC), bounds=bounds), file)
@@ -104,7 +104,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     exit_if_stopped(events)
 
 
-def _notary_signer(path: Path | None) -> Signer | None:
+def notary_signer(path: Path | None) -> Signer | None:
     """The notary's ``Signer`` from its key file, or None without one; a key others may read, or malformed, fails."""
     if path is None:
         return None
@@ -296,7 +296,7 @@ def sink(
     from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
-    signer = _notary_signer(notary_key)  # a bad key is refused before anything is consumed
+    signer = notary_signer(notary_key)  # a bad key is refused before anything is consumed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_client_logs()  # librdkafka's repeated lines while the broker is away: the first, then a count
     health = start_health(health_port, health_host) or Health()  # without a port, nobody asks: it beats unheard
