@@ -92,7 +92,7 @@ def _run_notary(
     import logging
     import os
 
-    from consentflow.cli.pipeline import notary_signer, kafka_notary
+    from consentflow.cli.pipeline import kafka_notary, notary_signer
     from consentflow.contracts.codec import make_codec
     from consentflow.kafka.quiet_logs import quiet_client_logs
     from consentflow.notary.consumer import NotaryConsumer
