@@ -19,6 +19,8 @@ from consentflow.cli.shared import (
     DEFAULT_DSN,
     DEFAULT_PREFIX,
     REGISTRY_URL,
+    SESSION_TIMEOUT_OPTION,
+    check_session_accepted,
     ensure_chdb_dir,
     fail,
 )
@@ -61,6 +63,7 @@ def schema_fault(document: Any) -> str | None:
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 @click.option("--group-id", default="consentflow-notary", show_default=True)
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@SESSION_TIMEOUT_OPTION
 @click.pass_context
 def notary(
     ctx: click.Context,
@@ -71,6 +74,7 @@ def notary(
     database: str,
     group_id: str,
     registry_url: str | None,
+    session_timeout: float,
 ) -> None:
     """The consent log's notary: with --private-key, follow the ledger and erasure-notice topics into the log's
     tables (one log per output partition, in offset order), signing a checkpoint every 10,000 leaves or 10 s onto the
@@ -82,11 +86,18 @@ def notary(
         return
     if private_path is None:
         raise click.UsageError("--private-key is needed to run the notary (or give a subcommand: keygen)")
-    _run_notary(private_path, bootstrap, prefix, dsn, database, group_id, registry_url)
+    _run_notary(private_path, bootstrap, prefix, dsn, database, group_id, registry_url, session_timeout)
 
 
 def _run_notary(
-    private_path: Path, bootstrap: str, prefix: str, dsn: str, database: str, group_id: str, registry_url: str | None
+    private_path: Path,
+    bootstrap: str,
+    prefix: str,
+    dsn: str,
+    database: str,
+    group_id: str,
+    registry_url: str | None,
+    session_timeout: float,
 ) -> None:
     """The sink's start-up (cli.pipeline.sink), for a consumer that writes leaves only."""
     import logging
@@ -106,6 +117,7 @@ def _run_notary(
     quiet_client_logs()
     clickhouse = clickhouse_outage(dsn, end_process=os._exit)
     ensure_chdb_dir(dsn)
+    check_session_accepted(bootstrap, session_timeout)
     stopping = StopRequest("Kafka or ClickHouse away?").on_signals()
     try:
         target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, schema=log_schema_ddl())
@@ -115,7 +127,8 @@ def _run_notary(
         abandon_stop(str(exc))
     assert signer is not None  # a path was given
     follower = kafka_notary(target, signer, bootstrap, prefix)
-    consumer = NotaryConsumer(bootstrap, prefix, make_codec(registry_url, prefix), target, follower, group_id=group_id)
+    codec = make_codec(registry_url, prefix)
+    consumer = NotaryConsumer(bootstrap, prefix, codec, target, follower, group_id=group_id, session_timeout=session_timeout)
     run_sink(consumer, stopping)
 
 
