@@ -33,6 +33,7 @@ from tests.support.kafka_notary import (
     subject_leaf_sets,
     superseded_notice_leaves,
     topic_checkpoints,
+    wait_joined,
 )
 from tests.support.kafka_pipeline import Pipeline
 
@@ -159,22 +160,29 @@ def test_kill_9_of_the_sinks_notary_the_standalone_notary_and_a_worker_mid_strea
     sink_dsn, notary_dsn = f"chdb://{tmp_path / 'sink-chdb'}", f"chdb://{tmp_path / 'notary-chdb'}"
     sink = sink_with_notary(pipeline, "sink1", sink_dsn, sink_key)
     notary = standalone_notary(pipeline, "notary1", notary_dsn, notary_key)
+    for group in (f"{pipeline.prefix}-sink", f"{pipeline.prefix}-notary"):
+        wait_joined(pipeline, group)  # following the outputs from their first message
     worker = pipeline.start_worker("w1")
-    # A checkpoint of each notary on the topic before the kill: the ones an auditor saved.
-    deadline = time.monotonic() + 120
+    pipeline.wait_mid_stream(0.6, "the worker is killed")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    pipeline.workers.remove(worker)
+    # The checkpoints each notary signed of the outputs so far: the ones an auditor saved.
+    deadline = time.monotonic() + 60
     while not (_signed_by(pipeline, sink_verifier) and _signed_by(pipeline, notary_verifier)):
         assert time.monotonic() < deadline, "no checkpoint published before the kill"
         time.sleep(0.5)
     saved = {verifier.name: _signed_by(pipeline, verifier) for verifier in (sink_verifier, notary_verifier)}
-    assert pipeline.lag() > 0, "the workers should be mid-stream when the processes are killed"
+
+    before = pipeline.outputs()
+    pipeline.start_worker("w2")  # a new machine: empty data dir, state from the changelog; it re-produces some outputs
+    deadline = time.monotonic() + 120
+    while pipeline.outputs() < before + 300:  # the notaries are following w2's outputs: kill them now
+        assert time.monotonic() < deadline, "the second worker produced nothing"
+        time.sleep(0.05)
     for process in (sink, notary):
         process.alive()
         process.kill()
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
-    pipeline.workers.remove(worker)
-
-    pipeline.start_worker("w2")  # a new machine: empty data dir, state from the changelog
     sink = sink_with_notary(pipeline, "sink2", sink_dsn, sink_key)
     notary = standalone_notary(pipeline, "notary2", notary_dsn, notary_key)
     pipeline.wait_caught_up()

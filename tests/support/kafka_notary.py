@@ -22,18 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.contracts.topics import ERASURE_NOTICES, LEDGER, checkpoints_topic
 from consentflow.core.checkpoint import Checkpoint, Verifier, open_checkpoint
 from consentflow.core.merkle import MerkleTree, leaf_hash, verify_consistency
+from consentflow.kafka.group_membership import group_view
 from consentflow.kafka.lag import end_offsets
 from consentflow.notary.follower import log_id_of
 from consentflow.notary.store import NOTICE_KIND, leaf_of
 from tests.support.kafka_pipeline import Pipeline
 
-#: A killed process's partitions move after this many seconds (the broker's minimum), not librdkafka's 45.
-SESSION = "6"
+#: A killed process's partitions move after 6 s (the broker's minimum), not librdkafka's 45; a checkpoint each second,
+#: so that some are signed before a kill mid-stream.
+TIMING = ("--session-timeout", "6", "--checkpoint-interval", "1")
 
 
 class CliProcess:
@@ -63,18 +66,27 @@ class CliProcess:
         assert self.process.poll() is None, f"exited with {self.process.returncode}; see {self.log_path}"
 
 
+def wait_joined(pipeline: Pipeline, group: str, timeout: float = 60.0) -> None:
+    """Until ``group`` is stable with a member: the process started, opened its database and subscribed."""
+    admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
+    deadline = time.monotonic() + timeout
+    while not (view := group_view(admin, group)).stable or not view.shares:
+        assert time.monotonic() < deadline, f"{group} has no member after {timeout:.0f} s; see {pipeline.tmp}/*.log"
+        time.sleep(0.3)
+
+
 def sink_with_notary(pipeline: Pipeline, name: str, dsn: str, key: Path) -> CliProcess:
     """``consentflow sink --notary-key`` into ``dsn``, database ``<prefix>_sink``, group ``<prefix>-sink``."""
     args = ["sink", "--bootstrap", pipeline.bootstrap, "--prefix", pipeline.prefix, "--dsn", dsn]
     args += ["--database", f"{pipeline.prefix}_sink", "--group-id", f"{pipeline.prefix}-sink"]
-    return CliProcess(pipeline, name, [*args, "--session-timeout", SESSION, "--notary-key", str(key)])
+    return CliProcess(pipeline, name, [*args, *TIMING, "--notary-key", str(key)])
 
 
 def standalone_notary(pipeline: Pipeline, name: str, dsn: str, key: Path) -> CliProcess:
     """``consentflow notary`` into ``dsn`` (a chDB path of its own), database ``<prefix>_notary``."""
     args = ["notary", "--private-key", str(key), "--bootstrap", pipeline.bootstrap, "--prefix", pipeline.prefix]
     args += ["--dsn", dsn, "--database", f"{pipeline.prefix}_notary", "--group-id", f"{pipeline.prefix}-notary"]
-    return CliProcess(pipeline, name, [*args, "--session-timeout", SESSION])
+    return CliProcess(pipeline, name, [*args, *TIMING])
 
 
 def _read_all(bootstrap: str, topics: Sequence[str]) -> list[Any]:
