@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
@@ -36,8 +36,26 @@ from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.sinks.stall_check import QUIET_FOR, StallCheck, waiting_work
 
-if TYPE_CHECKING:
-    from consentflow.notary.follower import LogFollower
+
+class Notary(Protocol):
+    """What the consumer asks of a notary (``notary.follower.LogFollower``; named here, not imported: the notary is
+    built on the sinks)."""
+
+    @property
+    def pending(self) -> int:
+        """Leaves noted and not yet appended."""
+
+    def note(self, topic_name: str, partition: int, offset: int, short_name: str, record: Mapping[str, Any]) -> None:
+        """Keep a consumed output as a leaf of its partition's log."""
+
+    def write_due(self, max_leaves: int, max_seconds: float) -> bool:
+        """Whether enough leaves wait, or one waited long enough."""
+
+    def write(self) -> int:
+        """Append the pending leaves and sign what is due."""
+
+    def sign_due(self) -> int:
+        """Sign the logs whose unsigned leaves waited long enough."""
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +98,7 @@ class SinkConsumer:
         kafka_outage: Outage | None = None,
         session_timeout: float = SESSION_TIMEOUT,
         stall_after: float = QUIET_FOR,
-        notary: LogFollower | None = None,
+        notary: Notary | None = None,
     ) -> None:
         self.sink = sink
         self.codec = codec
