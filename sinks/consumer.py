@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consentflow.contracts.codec import Codec
 from consentflow.contracts.dead_letters import dead_letter
@@ -56,6 +56,12 @@ class Notary(Protocol):
 
     def sign_due(self) -> int:
         """Sign the logs whose unsigned leaves waited long enough."""
+
+    def sign_unsigned(self) -> int:
+        """Sign every log with unsigned leaves."""
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the logs of revoked partitions, pending leaves included."""
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +179,8 @@ class SinkConsumer:
                 if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                     break
             self._flush_and_commit()
+            if self.notary is not None:
+                self.notary.sign_unsigned()  # a stopped notary's logs are signed to their end
         finally:
             self.consumer.close()  # leaves the group (commits nothing): the next sink takes over at once
 
@@ -215,8 +223,17 @@ class SinkConsumer:
     def _subscribed(self) -> Consumer:
         """A new consumer of the sink's group, subscribed to its topics."""
         consumer = Consumer(self._config)
-        consumer.subscribe(sorted(self.topics))
+        if self.notary is None:
+            consumer.subscribe(sorted(self.topics))
+        else:
+            consumer.subscribe(sorted(self.topics), on_revoke=self._on_revoke)
         return consumer
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions moving to another member: the notary forgets their logs, so that it never appends to a log
+        another process now extends (their uncommitted messages go to the new owner with the partitions)."""
+        if self.notary is not None:
+            self.notary.forget((str(tp.topic), int(tp.partition)) for tp in partitions)
 
     def _check_stalled(self) -> None:
         """Quiet for ``stall_after`` seconds: ask the broker whether work waits for this consumer; if so, replace it."""
