@@ -63,6 +63,7 @@ class Notary(Protocol):
     def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drop the logs of revoked partitions, pending leaves included."""
 
+
 log = logging.getLogger(__name__)
 
 # The broker refusing the sink's group settings: librdkafka retries every two seconds, but nothing changes by waiting.
@@ -312,7 +313,9 @@ class SinkConsumer:
         """A decoded record: to the sink, then to the notary (a leaf if it is a ledger entry or an erasure notice)."""
         self.sink.add(topic.short_name, record)
         if self.notary is not None:
-            self.notary.note(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0), topic.short_name, record)
+            self.notary.note(
+                str(message.topic()), int(message.partition() or 0), int(message.offset() or 0), topic.short_name, record
+            )
 
     def refused(self, message: Message, letter: Mapping[str, Any]) -> None:
         """A message that breaks its contract, as a dead letter: kept in its table, not dropped."""
