@@ -160,20 +160,22 @@ class TreeAudit:
             self.tree.append_hash(digest)
 
     def check_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
-        """Compare each stored node ``(level, index, hash)`` (level 1 up) with the one recomputed from the leaves; name
-        one that differs and a level that lacks some."""
+        """Compare each stored node ``(level, index, hash)`` (level 1 up, lowest level first) with the one recomputed
+        from the leaves; name the lowest that differs (those above it differ with it) and a level that lacks some."""
         size = self.tree.size
         seen: set[tuple[int, int]] = set()
+        named: list[tuple[int, int]] = []  # the leaf ranges of the nodes named so far
         for level, index, digest in nodes:
-            where = f"log {self.log!r}, node ({level}, {index})"
             first, last = index << level, ((index + 1) << level) - 1
             # A node above the stored leaves is left alone: a batch cut short by a crash wrote it, its append again will.
             if last < size and level >= 1:
                 seen.add((level, index))
-                if self.tree.node((level, index)) != digest:
-                    self.findings.append(
-                        Finding(where, f"differs from the hash recomputed from leaves {first} to {last} (a node or leaf altered)")
-                    )
+                differs = self.tree.node((level, index)) != digest
+                if differs and not any(first <= low and high <= last for low, high in named):  # the lowest says it
+                    named.append((first, last))
+                    where = f"log {self.log!r}, node ({level}, {index})"
+                    what = f"differs from the hash recomputed from leaves {first} to {last} (a node or leaf altered)"
+                    self.findings.append(Finding(where, what))
         for level in range(1, size.bit_length()):
             missing = [index for index in range(size >> level) if (level, index) not in seen]
             if missing:

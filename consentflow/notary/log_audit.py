@@ -102,7 +102,7 @@ def _log_leaves(reader: TableReader, log: str, tree: TreeAudit) -> list[StoredLe
 
 
 def _log_nodes(reader: TableReader, log: str) -> Iterator[tuple[int, int, bytes]]:
-    sql = f"SELECT DISTINCT level, node_index, hash FROM {{db:Identifier}}.`{LOG_NODES.name}` WHERE log_id = {{log:String}}"
+    sql = f"SELECT DISTINCT level, node_index, hash FROM {{db:Identifier}}.`{LOG_NODES.name}` WHERE log_id = {{log:String}} ORDER BY level, node_index"
     for level, index, digest in _rows(reader, sql, {"log": log}):
         yield int(level), int(index), bytes(digest)
 
