@@ -11,10 +11,12 @@ import sys
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from consentflow.contracts.eventfile import read_events
+from consentflow.contracts.records import InputRecord
 from consentflow.core.checkpoint import Signer, Verifier, open_checkpoint
 from consentflow.core.merkle import MerkleTree, verify_consistency
 from consentflow.core.processor import Processor
@@ -41,7 +43,9 @@ def event_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def expected_tree(path: Path) -> tuple[MerkleTree, int]:
     """The leaves of a second run of the processors over the file, in order, in memory; and how many are notices."""
     processor, tree, notices = Processor(), MerkleTree(), 0
-    outputs = [out for topic, record in read_events(path) for out in processor.process(topic.short_name, record)]
+    outputs = [
+        out for topic, record in read_events(path) for out in processor.process(topic.short_name, cast(InputRecord, record))
+    ]
     for topic, record in [*outputs, *processor.tick(AS_OF)]:
         leaf = leaf_of(topic, record)
         if leaf is not None:
