@@ -104,6 +104,15 @@ def check_rows_are_leaves(stored: dict[str, object], rows: dict[str, object]) ->
     assert not [row for row in notices if (row[1], row[2]) not in leaves], "an erasure notice with no leaf"
 
 
+def verify(dsn: str, database: str, saved: Path, public: Path) -> None:
+    """``consentflow verify --checkpoint`` of the database exits 0: the log extends the saved checkpoint, every stored
+    checkpoint holds, every ledger and notice row is a leaf (and every leaf a row, a redelivery or a superseded one)."""
+    command = ["verify", "--dsn", dsn, "--database", database, "--checkpoint", str(saved), "--public-key", str(public)]
+    audited = subprocess.run([sys.executable, "-m", "consentflow.cli", *command], capture_output=True, text=True, check=False)
+    assert audited.returncode == 0, audited.stdout[-3000:] + audited.stderr[-2000:]
+    assert "the log extends the saved checkpoint" in audited.stdout
+
+
 def check_topic_notes(pipeline: Pipeline, stored: dict[str, object], verifier: Verifier, *, all_stored: bool) -> None:
     """Each note on the checkpoints topic verifies with the public key and is one the table holds (all of them when
     no process was killed between storing and publishing one)."""
@@ -134,6 +143,9 @@ def test_the_sinks_notary_logs_each_partition_in_offset_order_and_the_embedded_r
     check_logs(stored, expected, verifier)
     check_rows_are_leaves(stored, stored)
     check_topic_notes(pipeline, stored, verifier, all_stored=True)
+    first = tmp_path / "first.txt"
+    first.write_text(min(_signed_by(pipeline, verifier), key=lambda item: int(item[1].split("\n")[1]))[1])
+    verify(dsn, f"{pipeline.prefix}_sink", first, private.with_suffix(".pub"))
 
     # (d) The same file through the embedded runner: per subject, the same set of leaves.
     embedded_dsn = f"chdb://{tmp_path / 'embedded-chdb'}"
@@ -210,4 +222,8 @@ def test_kill_9_of_the_sinks_notary_the_standalone_notary_and_a_worker_mid_strea
         check_topic_notes(pipeline, stored, verifier, all_stored=False)
     sink_rows = dump(sink_dsn, f"{pipeline.prefix}_sink")
     check_rows_are_leaves(sink_rows, sink_rows)
+    # The auditor's own check passes too: a checkpoint saved before the kill, against the sink's database.
+    saved_note = tmp_path / "saved.txt"
+    saved_note.write_text(max(saved[sink_verifier.name], key=lambda item: int(item[1].split("\n")[1]))[1])
+    verify(sink_dsn, f"{pipeline.prefix}_sink", saved_note, sink_key.with_suffix(".pub"))
     check_rows_are_leaves(dump(notary_dsn, f"{pipeline.prefix}_notary"), sink_rows)  # the sink's rows, in its log
