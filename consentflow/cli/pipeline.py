@@ -129,9 +129,12 @@ def notary_signer(path: Path | None) -> Signer | None:
 def kafka_notary(sink: ClickHouseSink, signer: Signer, bootstrap: str, prefix: str, interval: float) -> LogFollower:
     """The notary of the output partitions a Kafka consumer reads: leaves into ``sink``'s database, signed every
     10,000 leaves or ``interval`` seconds, each signed note onto the checkpoints table and topic."""
-    from consentflow.kafka.checkpoints import CheckpointPublisher
+    from consentflow.kafka.checkpoints import CheckpointPublisher, missing_topic
     from consentflow.notary.follower import LogFollower
 
+    missing = missing_topic(bootstrap, prefix)  # each note would wait out a delivery timeout: say so at once
+    if missing is not None:
+        fail(missing)
     return LogFollower(sink, signer, interval=interval, publish=CheckpointPublisher(bootstrap, prefix))
 
 

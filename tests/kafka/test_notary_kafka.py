@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,18 @@ def test_kill_9_of_the_sinks_notary_the_standalone_notary_and_a_worker_mid_strea
     saved_note.write_text(max(saved[sink_verifier.name], key=lambda item: int(item[1].split("\n")[1]))[1])
     verify(sink_dsn, f"{pipeline.prefix}_sink", saved_note, sink_key.with_suffix(".pub"))
     check_rows_are_leaves(dump(notary_dsn, f"{pipeline.prefix}_notary"), sink_rows)  # the sink's rows, in its log
+
+
+@pytest.mark.parametrize("command", ["sink", "notary"])
+def test_a_notary_without_its_checkpoints_topic_says_so_at_once(kafka_bootstrap: str, tmp_path: Path, command: str) -> None:
+    private, _ = key_pair(tmp_path, "consentflow.example/log")
+    prefix = f"none{uuid.uuid4().hex[:8]}"  # no topic made for it
+    key = ["--notary-key" if command == "sink" else "--private-key", str(private)]
+    args = [command, "--bootstrap", kafka_bootstrap, "--prefix", prefix, "--dsn", f"chdb://{tmp_path / 'chdb'}", *key]
+    began = time.monotonic()
+    ran = subprocess.run([sys.executable, "-m", "consentflow.cli", *args], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert (
+        f"topic {prefix}.checkpoints does not exist: create it with `consentflow topics create --prefix {prefix}`" in ran.stderr
+    )
+    assert time.monotonic() - began < 60
