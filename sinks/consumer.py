@@ -168,7 +168,7 @@ class SinkConsumer:
                     self.stall.heard()
                 for message in messages:
                     self.take(message)
-                if self.kafka_outage.away and self.kafka_outage.due():
+                if self.kafka_outage.check_due():
                     self._probe_kafka()
                 if self._batch_due() or (not messages and (self._holding or self._uncommitted)):
                     self._flush_and_commit()
@@ -190,12 +190,13 @@ class SinkConsumer:
         any other is logged."""
         exc = KafkaException(error)
         if is_transient(exc) or error.fatal() or error.code() in _REFUSED:
-            self.kafka_outage.reported(exc, "consuming")  # not a try: the probe's next one stays when it was due
+            self.kafka_outage.reported(exc, "consuming")  # a sign, perhaps stale (served late): the probe confirms it
         else:
             log.warning("consumer error: %s", describe(exc))
 
     def _probe_kafka(self) -> None:
-        """Ask the broker for one topic's metadata: the outage ends when it answers, even with nothing to read.
+        """Ask the broker for one topic's metadata: the outage ends when it answers, even with nothing to read; a
+        consumer error reported while up starts one only when this fails too.
 
         When the consumer's own request fails while a client of the sink's own reaches the broker, the broker is
         back and the consumer is what is stuck: the outage ends, and the stall check asks at once.

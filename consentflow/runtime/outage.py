@@ -7,6 +7,10 @@ to crash the app. Every such caller asks ``Outage`` before a call
 (``due``), reports the result (``failed`` / ``succeeded``) and skips to a later
 tick while the broker is away, with doubling back-off. An outage is logged
 twice whatever its length: when it starts and when it ends, with its duration.
+A client's own report of a failure (librdkafka's error callback) is a sign to
+check, not a failure: librdkafka serves it at the next ``consume``, perhaps
+after a check that found the broker back, so only a check that fails starts
+an outage (``reported``, ``check_due``).
 An error that is not transient (a bug, a refused request) ends the process
 with one line naming it, so a supervisor restarts it rather than a worker
 sitting on a loop that can never succeed [DESIGN: processes never hang].
@@ -118,6 +122,7 @@ class Outage:
         self.failures = 0  # consecutive failed calls in the current outage
         self.backoff = 0.0  # seconds from the last failed call to the next try
         self._next_try = 0.0
+        self._sign: tuple[BaseException, str] | None = None  # a report while up, waiting for a check to confirm it
         self._lock = threading.Lock()  # uncontended on one event loop; two threads must not both log the start
 
     @property
@@ -128,6 +133,11 @@ class Outage:
     def due(self) -> bool:
         """Whether a caller should try now: always while up; during an outage, once its back-off has passed."""
         return self.since is None or self._clock() >= self._next_try
+
+    def check_due(self) -> bool:
+        """Whether a caller that only checks the dependency (a probe, no work of its own) should check now: a
+        report waits for a check to confirm it, or an outage's back-off has passed."""
+        return self._sign is not None or (self.since is not None and self._clock() >= self._next_try)
 
     def failed(self, exc: BaseException, doing: str) -> None:
         """A call made while ``doing`` raised ``exc``: a transient error starts or extends the outage (logged only
@@ -143,21 +153,29 @@ class Outage:
         with self._lock:
             now = self._clock()
             if self.since is None:
+                first, doing = self._sign or (exc, doing)  # a report this failure confirms was the first sign
+                self._sign = None
                 self.since = now
-                log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(exc))
+                log.warning("%s not answering while %s (%s); retrying with back-off", self.what, doing, describe(first))
             self.failures += 1
             self.backoff = min(self.max_backoff, self.first_backoff * 2 ** (self.failures - 1))
             self._next_try = now + self.backoff
 
     def reported(self, exc: BaseException, doing: str) -> None:
         """A failure a client reported on its own (an error callback at each reconnection), not a call made when
-        ``due``: like ``failed`` while up; during an outage it is counted but puts the next try off no further, or
-        reports many times a second would keep the try that notices the end from ever coming due."""
-        if self.since is None or not self.transient(exc):
+        ``due``. Its client may deliver it late, after a call that found the dependency back (librdkafka queues it
+        until the next ``consume``): while up it starts no outage but makes ``check_due`` true, and the check's
+        failure starts the outage, its line naming this report; a check that succeeds drops it. During an outage
+        it is counted but puts the next try off no further, or reports many times a second would keep the try
+        that notices the end from ever coming due. An error no retry outlives is ``failed`` at once."""
+        if not self.transient(exc):
             self.failed(exc, doing)
             return
         with self._lock:
-            self.failures += 1
+            if self.since is not None:
+                self.failures += 1
+            elif self._sign is None:
+                self._sign = (exc, doing)
 
     async def attempt(self, doing: str, call: Callable[..., T], *args: Any) -> T | None:
         """``call(*args)`` in a thread, unless an outage's back-off is still running; None when skipped or failed
@@ -175,6 +193,7 @@ class Outage:
     def succeeded(self) -> None:
         """A call went through: ends the outage, if any, with one line giving its duration."""
         with self._lock:
+            self._sign = None  # a report older than this success, or one the dependency has outlived
             if self.since is None:
                 return
             log.warning("%s back after %.1f s (%d failed attempts)", self.what, self._clock() - self.since, self.failures)

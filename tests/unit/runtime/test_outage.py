@@ -82,6 +82,25 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog: p
     assert "back after 100.0 s (20 failed attempts)" in caplog.records[1].getMessage()
 
 
+def test_a_report_served_after_the_broker_answered_again_starts_no_outage(caplog: pytest.LogCaptureFixture) -> None:
+    """librdkafka serves an error callback at the next ``consume``: a refusal from before the probe's answer arrives
+    after it. A report is a sign to check; only a check that fails starts an outage, its line naming the report."""
+    clock = Clock()
+    outage = Outage("Kafka at k:9092", clock=clock)
+    caplog.set_level(logging.INFO, logger="consentflow.outage")
+    outage.failed(kafka_error(KafkaError._TRANSPORT), "consuming")
+    clock.now += 10
+    outage.succeeded()  # the probe's answer
+    outage.reported(kafka_error(KafkaError._TRANSPORT), "consuming")  # the refusal queued before it
+    assert not outage.away and outage.check_due(), "checked at once, not yet an outage"
+    outage.succeeded()  # the check: the broker answers
+    assert not outage.check_due() and len(caplog.records) == 2
+    outage.reported(kafka_error(KafkaError._ALL_BROKERS_DOWN), "consuming")  # the broker goes again
+    outage.failed(kafka_error(KafkaError._TIMED_OUT), "consuming")  # and the check confirms it
+    assert outage.away and len(caplog.records) == 3
+    assert "not answering while consuming (_ALL_BROKERS_DOWN" in caplog.records[2].getMessage()
+
+
 def test_retries_back_off_doubling_up_to_a_ceiling() -> None:
     clock = Clock()
     outage = Outage("Kafka", first_backoff=1.0, max_backoff=8.0, clock=clock)

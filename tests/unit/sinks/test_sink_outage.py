@@ -13,16 +13,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
+from confluent_kafka import KafkaError, KafkaException
 
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.kafka.quiet_logs import OncePerWindow
-from consentflow.runtime.outage import EXIT_NOT_TRANSIENT
+from consentflow.runtime.outage import EXIT_NOT_TRANSIENT, Outage
+from consentflow.sinks import consumer as sink_consumer
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage, connect
 from consentflow.sinks.consumer import SinkConsumer
 from tests.support.clickhouse_away import ClickHouseAway, free_port
@@ -161,3 +164,137 @@ def test_the_broker_away_is_one_line_for_the_sink_however_many_errors_librdkafka
     assert len(client_lines) <= 2, client_lines  # librdkafka's "Connection refused", once, not ~80 times
     assert f"Kafka at {bootstrap} not answering while consuming" in lines[0] and "_TRANSPORT" in lines[0]
     assert consumer.kafka_outage.away and consumer.kafka_outage.failures > 10
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SCRIPTED = "Kafka at the scripted broker"
+
+
+class ScriptedBroker:
+    """The sink's consumer and its second client (``BrokerCheck``) on a broker the test moves, with librdkafka's
+    timing: an error callback waits in the consumer's queue until the next ``consume`` serves it, and a metadata
+    request blocks until the broker answers or its timeout passes."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.up = False
+        self.queued: list[KafkaError] = []
+        self.serve: Callable[[KafkaError], None] = lambda _error: None
+        self.while_asked: Callable[[], None] | None = None  # what happens while the next metadata request waits
+
+    def refuse(self) -> None:
+        """A reconnection refused: librdkafka queues its error for the consumer's next ``consume``."""
+        self.queued.append(KafkaError(KafkaError._TRANSPORT, "127.0.0.1:9092/bootstrap: Connection refused"))
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        self.clock.now += timeout
+        served, self.queued = self.queued, []
+        for error in served:
+            self.serve(error)
+        return []
+
+    def list_topics(self, topic: str | None = None, timeout: float = 1.0) -> object:
+        if self.while_asked is not None:
+            self.while_asked, happening = None, self.while_asked
+            happening()
+        if not self.up:
+            self.clock.now += timeout
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata"))
+        return object()
+
+    def ask(self) -> None:
+        self.list_topics()
+
+    def commit(self, asynchronous: bool = False) -> None:
+        raise KafkaException(KafkaError(KafkaError._NO_OFFSET))
+
+    def close(self) -> None:
+        pass
+
+    def memberid(self) -> str:
+        return "member-1"
+
+
+def run_scripted(
+    broker: ScriptedBroker, turns: list[Callable[[], None]], chdb_dsn: str, database: str, monkeypatch: pytest.MonkeyPatch
+) -> SinkConsumer:
+    """A sink on ``broker`` for one turn of its loop per entry of ``turns``, each run before its turn."""
+    consumer = SinkConsumer(f"127.0.0.1:{free_port()}", "p", SingleObjectCodec(), ClickHouseSink(chdb_dsn, database))
+    consumer.consumer.close()  # its close serves its own refusals: the outage the test reads comes after
+    consumer.kafka_outage = Outage(SCRIPTED, max_backoff=5.0, clock=broker.clock)
+    monkeypatch.setattr(consumer, "consumer", broker)
+    monkeypatch.setattr(sink_consumer, "BrokerCheck", lambda _bootstrap, timeout: broker)
+    broker.serve = consumer.on_kafka_error
+    pending = list(turns)
+
+    def next_turn() -> bool:
+        if not pending:
+            return True
+        pending.pop(0)()
+        return False
+
+    consumer.run(should_stop=next_turn)
+    return consumer
+
+
+def nothing() -> None:
+    pass
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The lines of the scripted broker's outage (not of the real consumer replaced, whose close reports too)."""
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(SCRIPTED)]
+
+
+def test_a_refusal_librdkafka_serves_after_the_probe_saw_the_broker_back_starts_no_second_outage(
+    chdb_dsn: str, database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker starts listening while the probe's request waits: a reconnection refused just before is served by
+    the next ``consume``, after the outage ended. It is older than the answer, and no sign of a second outage."""
+    clock = Clock()
+    broker = ScriptedBroker(clock)
+
+    def comes_back_while_asked() -> None:
+        def listens() -> None:
+            broker.refuse()  # the last refusal before the port opened, still in the consumer's queue
+            broker.up = True
+
+        broker.while_asked = listens
+
+    caplog.set_level(logging.INFO, logger="consentflow.outage")
+    consumer = run_scripted(broker, [broker.refuse, comes_back_while_asked, *[nothing] * 20], chdb_dsn, database, monkeypatch)
+    lines = outage_lines(caplog)
+    assert len(lines) == 2, lines
+    assert "not answering while consuming" in lines[0] and "back after" in lines[1]
+    assert not consumer.kafka_outage.away
+
+
+def test_a_broker_that_goes_again_after_it_was_back_is_a_second_outage(
+    chdb_dsn: str, database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    broker = ScriptedBroker(clock)
+
+    def back() -> None:
+        broker.up = True
+
+    def gone() -> None:
+        broker.up = False
+        broker.refuse()
+
+    caplog.set_level(logging.INFO, logger="consentflow.outage")
+    turns = [broker.refuse, *[nothing] * 3, back, *[nothing] * 8, gone, *[nothing] * 3, back, *[nothing] * 8]
+    consumer = run_scripted(broker, turns, chdb_dsn, database, monkeypatch)
+    lines = outage_lines(caplog)
+    assert len(lines) == 4, lines
+    assert ["not answering" in lines[0], "back after" in lines[1], "not answering" in lines[2], "back after" in lines[3]] == [
+        True
+    ] * 4
+    assert not consumer.kafka_outage.away

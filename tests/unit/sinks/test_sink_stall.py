@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.runtime.outage import Outage
@@ -89,10 +89,13 @@ def test_the_broker_away_reported_at_every_reconnection_does_not_push_the_sinks_
     sink = ClickHouseSink(chdb_dsn, database)
     consumer = SinkConsumer("127.0.0.1:1", "p", SingleObjectCodec(), sink, kafka_outage=outage)
     try:
+        consumer.on_kafka_error(KafkaError(KafkaError._TRANSPORT))
+        assert not outage.away and outage.check_due(), "a report is checked at once; the probe's failure starts the outage"
+        outage.failed(KafkaException(KafkaError(KafkaError._TRANSPORT)), "consuming")
         for _ in range(40):
             consumer.on_kafka_error(KafkaError(KafkaError._TRANSPORT))
             clock.now += 0.05
         assert outage.away
-        assert outage.due(), "the probe is due a back-off after the outage began, whatever was reported since"
+        assert outage.check_due(), "the probe is due a back-off after the outage began, whatever was reported since"
     finally:
         consumer.consumer.close()
