@@ -149,9 +149,10 @@ def replay(
 SHOWN_FINDINGS = 50
 
 
-def _saved_checkpoint(checkpoint_path: Path | None, public_path: Path | None) -> tuple[str, Verifier] | None:
-    """The saved note and the verifier key of ``--checkpoint`` and ``--public-key``, which come together."""
-    from consentflow.core.checkpoint import NoteError, Verifier
+def _saved_checkpoint(checkpoint_path: Path | None, public_path: Path | None) -> tuple[list[str], Verifier] | None:
+    """The saved notes (one or more, one a log) and the verifier key of ``--checkpoint`` and ``--public-key``, which
+    come together."""
+    from consentflow.core.checkpoint import NoteError, Verifier, split_notes
 
     if checkpoint_path is None and public_path is None:
         return None
@@ -159,23 +160,25 @@ def _saved_checkpoint(checkpoint_path: Path | None, public_path: Path | None) ->
         given, missing = ("--checkpoint", "--public-key") if public_path is None else ("--public-key", "--checkpoint")
         raise click.UsageError(f"{given} needs {missing}: the saved checkpoint is checked with the log's verifier key")
     try:
-        note = checkpoint_path.read_text(encoding="utf-8")
+        notes = split_notes(checkpoint_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"--checkpoint {checkpoint_path}: {exc}")
+    if not notes:
+        fail(f"--checkpoint {checkpoint_path}: the file is empty (save `consentflow checkpoint latest` into it)")
     try:
         verifier = Verifier.parse(public_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, NoteError) as exc:
         fail(f"--public-key {public_path}: {exc}")
-    return note, verifier
+    return notes, verifier
 
 
-def _audit_log(reader: Any, note: str, verifier: Verifier) -> str | None:
+def _audit_log(reader: Any, notes: list[str], verifier: Verifier) -> str | None:
     """Audit the consent log against the saved checkpoint, print what was checked and found; the reason to fail."""
     from consentflow.notary.log_audit import audit_log
     from consentflow.sinks.reader import QueryFailed
 
     try:
-        audit = audit_log(reader, verifier, note)
+        audit = audit_log(reader, verifier, notes)
     except QueryFailed as exc:
         fail(f"cannot read the consent log: {str(exc).splitlines()[0]}")
     click.echo(
@@ -183,15 +186,15 @@ def _audit_log(reader: Any, note: str, verifier: Verifier) -> str | None:
         f"{audit.leaves:,} leaves, {audit.checkpoints:,} stored checkpoints; {audit.ledger_rows:,} ledger rows and "
         f"{audit.notices:,} erasure-notice rows matched against the leaves"
     )
-    if audit.saved is not None:
-        log, saved = audit.saved
+    for log, saved in audit.saved:
         latest = audit.latest.get(log)
         click.echo(
             f"  saved checkpoint: log {log!r} at {saved.size:,} leaves; the latest stored checkpoint signs "
             + (f"{latest.size:,}" if latest else "none")
         )
     if audit.ok:
-        click.echo("  the log extends the saved checkpoint; every checkpoint, leaf and row agrees")
+        extends = "the log extends the saved checkpoint" if len(notes) == 1 else "each log extends its saved checkpoint"
+        click.echo(f"  {extends}; every checkpoint, leaf and row agrees")
         return None
     for finding in audit.findings[:SHOWN_FINDINGS]:
         click.echo(f"  LOG {finding}")
@@ -210,8 +213,9 @@ def _audit_log(reader: Any, note: str, verifier: Verifier) -> str | None:
     "checkpoint_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="A signed checkpoint saved earlier (`checkpoint latest`): prove the consent log still extends it, check every "
-    "stored checkpoint, and that the ledger and erasure-notice rows are the log's leaves. Needs --public-key.",
+    help="The signed checkpoint(s) saved earlier (`checkpoint latest`: one a log): prove the consent log still extends "
+    "them, check every stored checkpoint, and that the ledger and erasure-notice rows are the log's leaves. Needs "
+    "--public-key.",
 )
 @click.option(
     "--public-key",

@@ -253,25 +253,28 @@ def checkpoint_group() -> None:
 
 
 @checkpoint_group.command("latest")
-@click.option("--log", "log_id", default=None, help="The log (e.g. 'embedded', 'ledger/0'); needed when several are kept.")
+@click.option(
+    "--log",
+    "log_id",
+    default=None,
+    help="One log (e.g. 'embedded', 'consentflow.ledger/0'); without it, every signed log's latest note, one after another.",
+)
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 def latest_checkpoint(log_id: str | None, dsn: str, database: str) -> None:
-    """Print the log's latest signed checkpoint (a C2SP signed note), as a witness or an auditor takes it."""
+    """Print the log's latest signed checkpoint (a C2SP signed note), as a witness or an auditor takes it; where the
+    database keeps several logs (Kafka: one per output partition), each one's, separated by a blank line: the file
+    `verify --checkpoint` takes."""
     from consentflow.notary.stored_log import StoredLog
 
     with tables(dsn, database) as reader:
         log = StoredLog(reader)
-        if log_id is None:
-            logs = log.logs()
-            if len(logs) != 1:
-                fail(
-                    f"--log: the database keeps {len(logs)} signed logs ({', '.join(logs)}): name one"
-                    if logs
-                    else "no log has a signed checkpoint (was the pipeline run with a notary key?)"
-                )
-            log_id = logs[0]
-        note = log.latest_checkpoint(log_id)
-    if note is None:
+        logs = [log_id] if log_id is not None else log.logs()
+        if not logs:
+            fail("no log has a signed checkpoint (was the pipeline run with a notary key?)")
+        notes = [log.latest_checkpoint(name) for name in logs]
+    if log_id is not None and notes[0] is None:
         fail(f"log {log_id!r} has no signed checkpoint")
-    click.echo(note, nl=False)
+    # Several logs (Kafka: one an output partition): each note after the last's signatures and a blank line, the
+    # file `verify --checkpoint` reads back (core.checkpoint.split_notes).
+    click.echo("\n".join(note for note in notes if note is not None), nl=False)

@@ -202,6 +202,27 @@ def open_note(note: str | bytes, verifier: Verifier) -> str:
     return text
 
 
+def split_notes(text: str) -> list[str]:
+    """The signed notes of ``text``, which holds one or more, each after the previous one's signature lines and a blank
+    line (as ``consentflow checkpoint latest`` prints the notes of several logs). A note's parts are not checked here:
+    ``open_note`` names what is wrong with each."""
+    notes: list[str] = []
+    current: list[str] = []
+    signatures = False  # past the blank line that ends a note's text
+    for line in text.splitlines(keepends=True):
+        if signatures and not line.startswith(_SIGNATURE_LINE):
+            notes.append("".join(current))
+            current, signatures = [], False
+            if not line.strip():
+                continue  # the blank line between two notes
+        elif line == "\n" and current:
+            signatures = True
+        current.append(line)
+    if current:
+        notes.append("".join(current))
+    return notes
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A tree head: the log's origin, its size and root hash, and extension lines (ours: the signing time)."""

@@ -84,16 +84,18 @@ def open_stored(log: str, origin: str, notes: Sequence[str], verifier: Verifier)
     return opened, findings
 
 
-def open_saved(note: str, verifier: Verifier, logs: Mapping[str, str]) -> tuple[str, Checkpoint] | Finding:
+def open_saved(
+    note: str, verifier: Verifier, logs: Mapping[str, str], name: str = "the saved checkpoint"
+) -> tuple[str, Checkpoint] | Finding:
     """The log (``logs`` maps each stored log's origin to its name) and the checkpoint of a saved note, once
-    ``verifier``'s signature on it verifies; else the finding."""
+    ``verifier``'s signature on it verifies; else the finding, the note called ``name``."""
     try:
         checkpoint = open_checkpoint(note, verifier)
     except NoteError as error:
-        return Finding("the saved checkpoint", str(error))
+        return Finding(name, str(error))
     log = logs.get(checkpoint.origin)
     if log is None:
-        return Finding("the saved checkpoint", f"its log {checkpoint.origin!r} is not in the database (no leaf, no checkpoint)")
+        return Finding(name, f"its log {checkpoint.origin!r} is not in the database (no leaf, no checkpoint)")
     return log, checkpoint
 
 

@@ -8,7 +8,7 @@ into its leaf (``core.log_leaves``), streamed once each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +54,7 @@ class LogAudit:
     checkpoints: int = 0
     ledger_rows: int = 0
     notices: int = 0
-    saved: tuple[str, Checkpoint] | None = None  # the saved checkpoint's log and contents, once its signature holds
+    saved: list[tuple[str, Checkpoint]] = field(default_factory=list)  # each saved note's log and checkpoint, signature held
     latest: dict[str, Checkpoint] = field(default_factory=dict)  # each log's latest checkpoint signed by the key
     findings: list[Finding] = field(default_factory=list)
 
@@ -133,8 +133,9 @@ def notice_row_leaves(reader: TableReader) -> Iterator[RowLeaf]:
         )
 
 
-def audit_log(reader: TableReader, verifier: Verifier, saved_note: str) -> LogAudit:
-    """Audit every log in ``reader``'s database against the key ``verifier`` and the checkpoint saved as ``saved_note``."""
+def audit_log(reader: TableReader, verifier: Verifier, saved_notes: Sequence[str]) -> LogAudit:
+    """Audit every log in ``reader``'s database against the key ``verifier`` and the checkpoints saved as ``saved_notes``
+    (one or more signed notes, one a log: on Kafka, a log per output partition)."""
     audit = LogAudit(logs=stored_logs(reader))
     leaves: list[StoredLeaf] = []
     sizes: dict[str, int] = {}
@@ -154,13 +155,18 @@ def audit_log(reader: TableReader, verifier: Verifier, saved_note: str) -> LogAu
             audit.latest[log] = max(opened, key=lambda checkpoint: checkpoint.size)
     audit.leaves = len(leaves)
 
-    saved = open_saved(saved_note, verifier, {log_origin(verifier.name, log): log for log in audit.logs})
-    if isinstance(saved, Finding):
-        audit.findings.insert(0, saved)
-    else:
-        audit.saved = log, checkpoint = saved
-        proof = LogStore(reader, log).consistency_proof
-        audit.findings[:0] = check_saved(log, checkpoint, sizes[log], audit.latest.get(log), proof)
+    origins = {log_origin(verifier.name, log): log for log in audit.logs}
+    first: list[Finding] = []
+    for number, note in enumerate(saved_notes, 1):
+        name = "the saved checkpoint" if len(saved_notes) == 1 else f"saved checkpoint {number} of {len(saved_notes)}"
+        saved = open_saved(note, verifier, origins, name)
+        if isinstance(saved, Finding):
+            first.append(saved)
+            continue
+        audit.saved.append(saved)
+        log, checkpoint = saved
+        first += check_saved(log, checkpoint, sizes[log], audit.latest.get(log), LogStore(reader, log).consistency_proof)
+    audit.findings[:0] = first
 
     rows = [*ledger_row_leaves(reader)]
     audit.ledger_rows = len(rows)

@@ -25,6 +25,7 @@ from consentflow.core.checkpoint import (
     open_note,
     sign_checkpoint,
     sign_note,
+    split_notes,
     time_extension,
 )
 from consentflow.core.merkle import MerkleTree
@@ -200,3 +201,15 @@ def test_a_private_key_naming_another_key_id_is_refused(signer: Signer) -> None:
     assert Signer.parse(text).verifier == signer.verifier
     with pytest.raises(NoteError, match=r"starts with PRIVATE\+KEY\+"):
         Signer.parse(str(signer.verifier))
+
+
+def test_split_notes_gives_back_each_note_of_a_file_that_holds_several() -> None:
+    """`checkpoint latest` prints a note a log, one after another; a note with a witness's second signature stays one."""
+    signer, witness = Signer.generate("log.example/a"), Signer.generate("witness.example")
+    first = sign_checkpoint(Checkpoint("log.example/a/ledger/0", 3, bytes(32)), signer)
+    second = sign_checkpoint(Checkpoint("log.example/a/ledger/1", 5, bytes(range(32))), signer)
+    cosigned = second + sign_note(open_note(second, signer.verifier), witness).rsplit("\n\n", 1)[1]
+    assert split_notes(first) == [first]
+    assert split_notes(first + "\n" + cosigned) == [first, cosigned]
+    assert [open_checkpoint(note, signer.verifier).size for note in split_notes(first + "\n" + cosigned)] == [3, 5]
+    assert split_notes("") == []

@@ -152,6 +152,28 @@ def test_checkpoint_and_public_key_come_together(run: Audited) -> None:
     assert alone.exit_code == 2 and "--public-key needs --checkpoint" in alone.output
 
 
+def test_a_file_of_several_saved_checkpoints_is_checked_note_by_note(run: Audited) -> None:
+    """On Kafka the auditor saves a note a log (`checkpoint latest` prints them one after another): each is held to
+    its log, and one for a log the database lacks is named by its place in the file."""
+    store = LogStore(run.sink.reader, EMBEDDED_LOG)
+    older, latest = store.checkpoints()[0], run.saved.read_text()
+    run.saved.write_text(older + "\n" + latest)
+    both = run.verify()
+    assert both.exit_code == 0, both.output
+    assert "each log extends its saved checkpoint" in both.output
+    assert both.output.count("saved checkpoint: log 'embedded'") == 2
+    signer = read_signer(run.private)
+    elsewhere = Checkpoint(log_origin(signer.name, "consentflow.ledger/7"), 1, bytes(32), (time_extension(AS_OF),))
+    run.saved.write_text(latest + "\n" + sign_checkpoint(elsewhere, signer))
+    assert_found(
+        run.verify(),
+        f"saved checkpoint 2 of 2: its log '{KEY_NAME}/consentflow.ledger/7' is not in the database",
+    )
+    run.saved.write_text("")
+    empty = run.verify()
+    assert empty.exit_code == 1 and "the file is empty" in empty.output
+
+
 def test_a_subjects_last_entry_deleted(run: Audited) -> None:
     entries = subject_entries(run)
     last, index = entries[-1], leaf_index_of(run, entries[-1])
