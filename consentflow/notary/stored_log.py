@@ -4,7 +4,7 @@ needs, from the log tables and the rows the leaves stand for.
 ``log_leaves`` stores each leaf's hash, not its bytes: the bytes are rebuilt (``core.log_leaves``) from the ledger row
 (by its ``entry_hash``) or the erasure notice's revision the leaf names, and each rebuilt leaf must hash to the stored
 leaf hash. A leaf whose row is gone or no longer hashes to it is a ``StoredLogError`` naming the leaf: the proof is
-never built over bytes the log did not sign.
+never built over bytes the log did not sign. A database made before the log (no ``log_leaves``) holds no leaves.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from consentflow.core.ledger import HASHED_FIELDS
 from consentflow.core.log_leaves import erasure_notice_leaf, ledger_entry_leaf
 from consentflow.core.log_reader import LeafKind, SubjectLeaf, notice_record
-from consentflow.core.merkle import leaf_hash
+from consentflow.core.merkle import ProofError, leaf_hash
 from consentflow.notary.store import LEDGER_KIND, NOTICE_KIND, LogStore
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
@@ -25,8 +25,8 @@ _NOTICE_FIELDS = ("notice_id", "subject_id", "recipient_id", "categories", "reta
 _NOTICE_TIMES = ("requested_at", "fulfilled_at")
 
 
-class StoredLogError(LookupError):
-    """A stored leaf whose record cannot be rebuilt into the bytes the log holds (gone, or altered)."""
+class StoredLogError(ProofError, LookupError):
+    """A stored leaf whose record cannot be rebuilt into the bytes the log holds (gone, or altered): no proof of it."""
 
 
 class StoredLog:
@@ -44,8 +44,18 @@ class StoredLog:
         rows = self.reader.query(f"SELECT DISTINCT log_id FROM {{db:Identifier}}.`{CHECKPOINTS.name}` ORDER BY log_id")
         return [str(log) for (log,) in rows]
 
+    def kept(self) -> bool:
+        """Whether the database has the log's tables (one made before the log has none)."""
+        rows = self.reader.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+            {"table": LOG_LEAVES.name},
+        )
+        return bool(rows[0][0])
+
     def leaves_of(self, subject_id: str) -> Sequence[SubjectLeaf]:
         """The subject's leaves, in each log in index order, each rebuilt and checked against its stored hash."""
+        if not self.kept():
+            return []
         rows = self.reader.query(
             f"SELECT DISTINCT log_id, leaf_index, leaf_hash, kind, record_id, revision FROM {{db:Identifier}}.`{LOG_LEAVES.name}` "
             "WHERE subject_id = {subject:String} ORDER BY log_id, leaf_index",
