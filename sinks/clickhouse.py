@@ -139,14 +139,16 @@ class ClickHouseSink:
         should_stop: Callable[[], bool] = lambda: False,
         beat: Callable[[], None] = lambda: None,
         cluster: str | None = None,
+        schema: list[str] | None = None,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
         if cluster and self.dsn.startswith("chdb://"):
             raise ValueError("--cluster needs a ClickHouse server (http://...): chDB is one node")
         self.cluster = cluster  # None: one node's tables; else each table replicated per node, read through Distributed
-        #: The statements that make the schema, its database the parameter ``{db:Identifier}``.
-        self.schema = cluster_ddl(cluster) if cluster else schema_ddl()
+        #: The statements that make the schema, its database the parameter ``{db:Identifier}`` (``schema``: a writer of
+        #: some tables only, the notary's).
+        self.schema = schema if schema is not None else cluster_ddl(cluster) if cluster else schema_ddl()
         self.max_rows = max_rows
         self.max_seconds = max_seconds
         self.retry_for = retry_for  # None: retry forever (a worker pauses, it does not crash-loop)

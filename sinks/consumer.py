@@ -2,6 +2,10 @@
 
 Offsets are committed only after ClickHouse holds the batch, so a crash at any
 point redelivers what was not yet written; the tables absorb the redelivery.
+With a notary (``notary.follower.LogFollower``) the batch's ledger entries and
+erasure notices become leaves after its rows are written and before its offsets
+are committed: a leaf never precedes its row, and a redelivered message the log
+already holds is skipped by its offset.
 While ClickHouse is unreachable the sink pauses and retries (see
 ``ClickHouseSink``): messages wait in Kafka, nothing is lost. A stop asked
 meanwhile gives the batch up uncommitted and ends the process (75); the broker
@@ -14,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
@@ -31,6 +35,9 @@ from consentflow.runtime.outage import Outage, describe, is_transient
 from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.sinks.stall_check import QUIET_FOR, StallCheck, waiting_work
+
+if TYPE_CHECKING:
+    from consentflow.notary.follower import LogFollower
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ class SinkConsumer:
 
     ``kafka_outage`` is the broker as the sink's consumer sees it (``.away``), ``sink.clickhouse_outage`` ClickHouse.
     A consumer that delivers nothing for ``stall_after`` seconds while its group has work waiting is replaced
-    (``consentflow.sinks.stall_check``).
+    (``consentflow.sinks.stall_check``). ``notary``, when given, makes each ledger entry and erasure notice a leaf.
     """
 
     def __init__(
@@ -73,10 +80,12 @@ class SinkConsumer:
         kafka_outage: Outage | None = None,
         session_timeout: float = SESSION_TIMEOUT,
         stall_after: float = QUIET_FOR,
+        notary: LogFollower | None = None,
     ) -> None:
         self.sink = sink
         self.codec = codec
-        self.topics: dict[str, Topic] = {t.name(prefix): t for t in (*OUTPUT_TOPICS, RECIPIENTS)}
+        self.notary = notary
+        self.topics: dict[str, Topic] = {t.name(prefix): t for t in self.followed_topics()}
         # Back-off at most 5 s: while away, a probe at each back-off notices the broker back with no message to read.
         self.kafka_outage = kafka_outage or Outage(f"Kafka at {redacted_dsn(bootstrap)}", max_backoff=5.0)
         self.bootstrap = bootstrap
@@ -107,6 +116,10 @@ class SinkConsumer:
         self._uncommitted = False
         self._stop = False
 
+    def followed_topics(self) -> tuple[Topic, ...]:
+        """The topics this consumer reads: every output, and the registry."""
+        return (*OUTPUT_TOPICS, RECIPIENTS)
+
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish its batch, flush, commit and return."""
         self._stop = True
@@ -132,11 +145,13 @@ class SinkConsumer:
                     self.take(message)
                 if self.kafka_outage.away and self.kafka_outage.due():
                     self._probe_kafka()
-                if self.sink.flush_due() or (not messages and (self.sink.pending or self._uncommitted)):
+                if self._batch_due() or (not messages and (self._holding or self._uncommitted)):
                     self._flush_and_commit()
                     self.stall.heard()  # a long write (ClickHouse away) is not the consumer's quiet
                 elif not messages and self.stall.due():
                     self._check_stalled()
+                if not messages and self.notary is not None:
+                    self.notary.sign_due()  # a quiet log is signed too, within its interval
                 if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                     break
             self._flush_and_commit()
@@ -201,7 +216,7 @@ class SinkConsumer:
     def _replace_consumer(self) -> None:
         """Close the stuck consumer (abandoned if its close does not return within the session) and subscribe a new
         one in the same group: it starts from the group's committed offsets, so nothing is skipped."""
-        if self.sink.pending:
+        if self._holding:
             self._flush_and_commit()
         stuck = self.consumer
         closing = threading.Thread(target=stuck.close, name="close-stuck-consumer", daemon=True)
@@ -253,14 +268,40 @@ class SinkConsumer:
                 key=message.key(),
                 value=value,
             )
-            self.sink.add(DEAD_LETTER.short_name, letter)
+            self.refused(message, letter)
             return
-        self.sink.add(topic.short_name, record)
+        self.keep(message, topic, record)
         self.consumed += 1
 
+    def keep(self, message: Message, topic: Topic, record: Mapping[str, Any]) -> None:
+        """A decoded record: to the sink, then to the notary (a leaf if it is a ledger entry or an erasure notice)."""
+        self.sink.add(topic.short_name, record)
+        if self.notary is not None:
+            self.notary.note(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0), topic.short_name, record)
+
+    def refused(self, message: Message, letter: Mapping[str, Any]) -> None:
+        """A message that breaks its contract, as a dead letter: kept in its table, not dropped."""
+        self.sink.add(DEAD_LETTER.short_name, letter)
+
+    @property
+    def _holding(self) -> bool:
+        """Whether rows or leaves wait to be written."""
+        return bool(self.sink.pending or (self.notary is not None and self.notary.pending))
+
+    def _batch_due(self) -> bool:
+        """Whether the sink's rows, or the notary's leaves, are many or old enough to write."""
+        if self.sink.flush_due():
+            return True
+        return self.notary is not None and self.notary.write_due(self.sink.max_rows, self.sink.max_seconds)
+
     def _flush_and_commit(self) -> None:
+        """The delivery order: the rows into ClickHouse, then their leaves into the log (and its checkpoints onto
+        their topic), then the offsets. A crash at any step redelivers the batch: the tables absorb the rows, the log
+        skips the offsets it holds."""
         if self.sink.pending:
             self.sink.flush()  # returns only when ClickHouse has the rows; a stop while it is away raises, uncommitted
+        if self.notary is not None:
+            self.notary.write()
         self._uncommitted = False
         try:
             self.consumer.commit(asynchronous=False)

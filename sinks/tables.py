@@ -418,6 +418,7 @@ LOG_LEAVES = Table(
         ("record_id", "String"),  # a ledger entry's entry_hash, an erasure notice's notice_id
         ("revision", "UInt64"),  # an erasure notice's revision (each is a leaf); 0 for a ledger entry
         ("written_at", T),
+        ("source_offset", "UInt64"),  # the output message's Kafka offset (the embedded log: the leaf index)
     ),
     # By log then index: a proof reads a leaf by its address; a subject's leaves are found by the audit's scan.
     sorting_key=("log_id", "leaf_index", "leaf_hash"),
@@ -485,3 +486,8 @@ def schema_ddl() -> list[str]:
         by_recipient_view(LINEAGE.name, BY_RECIPIENT.name),
         *(table.ddl() for table in LOG_TABLES),
     ]
+
+
+def log_schema_ddl() -> list[str]:
+    """The statements a writer of the consent log alone runs (the standalone notary): the database and the log's tables."""
+    return ["CREATE DATABASE IF NOT EXISTS {db:Identifier}", *(table.ddl() for table in LOG_TABLES)]

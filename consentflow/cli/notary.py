@@ -13,7 +13,17 @@ from typing import Any
 import click
 
 from consentflow.cli.dpo_output import checked, tables, write_output
-from consentflow.cli.shared import DEFAULT_DATABASE, DEFAULT_DSN, fail
+from consentflow.cli.shared import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_DATABASE,
+    DEFAULT_DSN,
+    DEFAULT_PREFIX,
+    REGISTRY_URL,
+    SESSION_TIMEOUT_OPTION,
+    check_session_accepted,
+    ensure_chdb_dir,
+    fail,
+)
 from consentflow.contracts.query_arguments import check_subject_id
 from consentflow.core.log_proof import SCHEMA_NAME, SCHEMA_VERSION
 
@@ -39,9 +49,87 @@ def schema_fault(document: Any) -> str | None:
     return f"{where}: {error.message}"
 
 
-@click.group()
-def notary() -> None:
-    """The consent log's notary: `keygen` writes the key pair its checkpoints are signed with."""
+@click.group(invoke_without_command=True)
+@click.option(
+    "--private-key",
+    "private_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The signing key (notary keygen): needed to run the notary.",
+)
+@click.option("--bootstrap", default=DEFAULT_BOOTSTRAP, show_default=True)
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: http(s)://host:port, or a chDB path of its own.")
+@click.option("--database", default=DEFAULT_DATABASE, show_default=True)
+@click.option("--group-id", default="consentflow-notary", show_default=True)
+@click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@SESSION_TIMEOUT_OPTION
+@click.pass_context
+def notary(
+    ctx: click.Context,
+    private_path: Path | None,
+    bootstrap: str,
+    prefix: str,
+    dsn: str,
+    database: str,
+    group_id: str,
+    registry_url: str | None,
+    session_timeout: float,
+) -> None:
+    """The consent log's notary: with --private-key, follow the ledger and erasure-notice topics into the log's
+    tables (one log per output partition, in offset order), signing a checkpoint every 10,000 leaves or 10 s onto the
+    checkpoints table and topic; `keygen` writes the key pair its checkpoints are signed with.
+
+    For a ClickHouse server (or a chDB path of its own): with the sink on chDB, run the sink with --notary-key instead.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if private_path is None:
+        raise click.UsageError("--private-key is needed to run the notary (or give a subcommand: keygen)")
+    _run_notary(private_path, bootstrap, prefix, dsn, database, group_id, registry_url, session_timeout)
+
+
+def _run_notary(
+    private_path: Path,
+    bootstrap: str,
+    prefix: str,
+    dsn: str,
+    database: str,
+    group_id: str,
+    registry_url: str | None,
+    session_timeout: float,
+) -> None:
+    """The sink's start-up (cli.pipeline.sink), for a consumer that writes leaves only."""
+    import logging
+    import os
+
+    from consentflow.cli.pipeline import kafka_notary, notary_signer
+    from consentflow.contracts.codec import make_codec
+    from consentflow.kafka.quiet_logs import quiet_client_logs
+    from consentflow.notary.consumer import NotaryConsumer
+    from consentflow.runtime.bounded_stop import StopRequest, abandon_stop
+    from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
+    from consentflow.sinks.consumer import run_sink
+    from consentflow.sinks.tables import log_schema_ddl
+
+    signer = notary_signer(private_path)  # a bad key is refused before anything is consumed
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_client_logs()
+    clickhouse = clickhouse_outage(dsn, end_process=os._exit)
+    ensure_chdb_dir(dsn)
+    check_session_accepted(bootstrap, session_timeout)
+    stopping = StopRequest("Kafka or ClickHouse away?").on_signals()
+    try:
+        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, schema=log_schema_ddl())
+    except ValueError as exc:
+        fail(str(exc))
+    except RetryAbandoned as exc:
+        abandon_stop(str(exc))
+    assert signer is not None  # a path was given
+    follower = kafka_notary(target, signer, bootstrap, prefix)
+    codec = make_codec(registry_url, prefix)
+    consumer = NotaryConsumer(bootstrap, prefix, codec, target, follower, group_id=group_id, session_timeout=session_timeout)
+    run_sink(consumer, stopping)
 
 
 @notary.command()

@@ -33,6 +33,8 @@ from consentflow.contracts.errors import ContractError
 
 if TYPE_CHECKING:
     from consentflow.core.checkpoint import Signer
+    from consentflow.notary.follower import LogFollower
+    from consentflow.sinks.clickhouse import ClickHouseSink
 
 
 @click.command()
@@ -73,7 +75,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     from consentflow.sinks.subject_states import SavedStateError
     from consentflow.streams.decoding_process import DecodingProcessFailed, read_events_in_child
 
-    signer = _notary_signer(notary_key)  # a bad key is refused before any event is read
+    signer = notary_signer(notary_key)  # a bad key is refused before any event is read
     bounds = event_time_bounds()
     # Decoded and checked on the second core, in file order; it starts while ClickHouse opens.
     events = StopWatch(read_events_in_child(file, arrival=datetime.now(UTC), bounds=bounds), file)
@@ -102,7 +104,7 @@ def run(file: str, dsn: str, database: str, as_of: datetime | None, overview: bo
     exit_if_stopped(events)
 
 
-def _notary_signer(path: Path | None) -> Signer | None:
+def notary_signer(path: Path | None) -> Signer | None:
     """The notary's ``Signer`` from its key file, or None without one; a key others may read, or malformed, fails."""
     if path is None:
         return None
@@ -113,6 +115,15 @@ def _notary_signer(path: Path | None) -> Signer | None:
         return read_signer(path)
     except (OSError, NoteError) as exc:
         fail(f"--notary-key {path}: {exc}")
+
+
+def kafka_notary(sink: ClickHouseSink, signer: Signer, bootstrap: str, prefix: str) -> LogFollower:
+    """The notary of the output partitions a Kafka consumer reads: leaves into ``sink``'s database, each signed note
+    onto the checkpoints table and topic."""
+    from consentflow.kafka.checkpoints import CheckpointPublisher
+    from consentflow.notary.follower import LogFollower
+
+    return LogFollower(sink, signer, publish=CheckpointPublisher(bootstrap, prefix))
 
 
 @click.command("overview")
@@ -248,6 +259,15 @@ def worker(
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 @click.option("--group-id", default="consentflow-sink", show_default=True)
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@click.option(
+    "--notary-key",
+    "notary_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Private key (consentflow notary keygen): run the notary in the sink (chDB, which one process opens): every "
+    "ledger entry and erasure notice becomes a leaf of its output partition's log, signed every 10,000 leaves or 10 s, "
+    "onto the checkpoints table and topic. For a ClickHouse server, run `consentflow notary` instead.",
+)
 @SESSION_TIMEOUT_OPTION
 @health_options
 @CLUSTER_OPTION
@@ -258,6 +278,7 @@ def sink(
     database: str,
     group_id: str,
     registry_url: str | None,
+    notary_key: Path | None,
     session_timeout: float,
     health_port: int | None,
     health_host: str,
@@ -275,6 +296,7 @@ def sink(
     from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned, clickhouse_outage
     from consentflow.sinks.consumer import SinkConsumer, run_sink
 
+    signer = notary_signer(notary_key)  # a bad key is refused before anything is consumed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_client_logs()  # librdkafka's repeated lines while the broker is away: the first, then a count
     health = start_health(health_port, health_host) or Health()  # without a port, nobody asks: it beats unheard
@@ -294,7 +316,14 @@ def sink(
         abandon_stop(str(exc))
     codec = make_codec(registry_url, prefix)
     consumer = SinkConsumer(
-        bootstrap, prefix, codec, target, group_id=group_id, kafka_outage=kafka, session_timeout=session_timeout
+        bootstrap,
+        prefix,
+        codec,
+        target,
+        group_id=group_id,
+        kafka_outage=kafka,
+        session_timeout=session_timeout,
+        notary=None if signer is None else kafka_notary(target, signer, bootstrap, prefix),
     )
     health.started()  # subscribed
     run_sink(consumer, stopping, beat=health.beat)

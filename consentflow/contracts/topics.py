@@ -51,6 +51,16 @@ INPUT_TOPICS: tuple[Topic, ...] = (PROFILE, CONSENT, COOKIE, MESSAGE, DISCLOSURE
 OUTPUT_TOPICS: tuple[Topic, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, DEAD_LETTER)
 ALL_TOPICS: tuple[Topic, ...] = INPUT_TOPICS + OUTPUT_TOPICS
 
+#: The consent log's signed checkpoints (issue 22), beside the outputs: not an Avro contract, each value a C2SP signed
+#: note as UTF-8 text (what any tlog tool reads), keyed by its log's id; kept forever, like the outputs.
+CHECKPOINTS_SHORT_NAME = "checkpoints"
+
+
+def checkpoints_topic(prefix: str = "consentflow") -> str:
+    """The checkpoints topic's full name, e.g. ``consentflow.checkpoints``."""
+    return f"{prefix}.{CHECKPOINTS_SHORT_NAME}" if prefix else CHECKPOINTS_SHORT_NAME
+
+
 _BY_SHORT_NAME = {t.short_name: t for t in ALL_TOPICS}
 _BY_RECORD = {t.record: t for t in ALL_TOPICS}
 

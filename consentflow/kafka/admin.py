@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # exported, untyped
 from confluent_kafka.cimpl import NewTopic
 
-from consentflow.contracts.topics import ALL_TOPICS, Topic, TopicRole
+from consentflow.contracts.topics import ALL_TOPICS, Topic, TopicRole, checkpoints_topic
 from consentflow.kafka.clients import client_config
 from consentflow.runtime.redaction import redacted_dsn
 
@@ -52,7 +52,8 @@ def create_topics(
     input_retention_ms: str = INFINITE,
     timeout: float = 30.0,
 ) -> list[TopicOutcome]:
-    """Create every topic of the pipeline; topics that already exist are left as they are."""
+    """Create every topic of the pipeline, the consent log's checkpoints too; topics that already exist are left as
+    they are."""
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
     if replication_factor < 1:
@@ -64,9 +65,10 @@ def create_topics(
         raise ConnectionError(f"Kafka at {redacted_dsn(bootstrap_servers)} did not answer: {exc.args[0]}") from None
     outcomes: list[TopicOutcome] = []
     wanted: list[NewTopic] = []
-    for topic in ALL_TOPICS:
-        name = topic.name(prefix)
-        config = topic_config(topic, output_retention_ms, input_retention_ms)
+    configs = {topic.name(prefix): topic_config(topic, output_retention_ms, input_retention_ms) for topic in ALL_TOPICS}
+    # The signed checkpoints are the log's witnesses: kept forever, whatever the outputs' retention.
+    configs[checkpoints_topic(prefix)] = {"cleanup.policy": "delete", "retention.ms": INFINITE}
+    for name, config in configs.items():
         if name in existing:
             outcomes.append(TopicOutcome(name, "exists", len(existing[name].partitions), config))
             continue

@@ -115,10 +115,13 @@ class LogStore:
 
     # -- appending -----------------------------------------------------------------------
 
-    def append(self, leaves: Sequence[Leaf], written_at: datetime | None = None) -> int:
-        """Append ``leaves`` in order: the nodes they complete, then the leaves themselves. Returns the new size."""
+    def append(self, leaves: Sequence[Leaf], written_at: datetime | None = None, *, offsets: Sequence[int] | None = None) -> int:
+        """Append ``leaves`` in order: the nodes they complete, then the leaves themselves, in one insert. ``offsets``
+        are their output messages' Kafka offsets (None: their leaf indices, the embedded log). Returns the new size."""
         if self._sink is None:
             raise RuntimeError(f"log {self.log_id!r} was opened for reading: appending needs a sink")
+        if offsets is not None and len(offsets) != len(leaves):
+            raise ValueError(f"log {self.log_id!r}: {len(leaves)} leaves but {len(offsets)} offsets")
         if not leaves:
             return self.size
         edge = list(self._right_edge())
@@ -126,8 +129,8 @@ class LogStore:
         when = written_at or datetime.now(UTC)
         leaf_rows: list[dict[str, Any]] = []
         node_rows: list[dict[str, Any]] = []
-        for offset, leaf in enumerate(leaves):
-            index = start + offset
+        for position, leaf in enumerate(leaves):
+            index = start + position
             digest = leaf_hash(leaf.data)
             leaf_rows.append(
                 {
@@ -139,6 +142,7 @@ class LogStore:
                     "record_id": leaf.record_id,
                     "revision": leaf.revision,
                     "written_at": when,
+                    "source_offset": index if offsets is None else offsets[position],
                 }
             )
             edge.append((0, digest))
@@ -156,6 +160,15 @@ class LogStore:
         self._sink.insert_now(LOG_LEAVES.name, LOG_LEAVES.to_arrow(leaf_rows))
         self._edge = edge
         return start + len(leaves)
+
+    def last_offset(self) -> int | None:
+        """The highest source offset in the log (one query), or None while it is empty: a restarted notary skips the
+        messages at or below it, which the log already holds."""
+        count, highest = self.reader.query(
+            f"SELECT count(), max(source_offset) FROM {{db:Identifier}}.`{LOG_LEAVES.name}` WHERE log_id = {{log:String}}",
+            {"log": self.log_id},
+        )[0]
+        return int(highest) if count else None
 
     # -- proofs ----------------------------------------------------------------------------
 

@@ -17,7 +17,16 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetS
 from consentflow.contracts.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Codec, ConfluentCodec, SingleObjectCodec
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.events import Event
-from consentflow.contracts.topics import ALL_TOPICS, INPUT_TOPICS, LEDGER, OUTPUT_TOPICS, RECIPIENTS, RIGHTS, Topic
+from consentflow.contracts.topics import (
+    ALL_TOPICS,
+    INPUT_TOPICS,
+    LEDGER,
+    OUTPUT_TOPICS,
+    RECIPIENTS,
+    RIGHTS,
+    Topic,
+    checkpoints_topic,
+)
 from consentflow.kafka.admin import create_topics, wait_until_served
 from consentflow.kafka.producer import EventProducer
 from tests.support.kafka_topics import delete_topics_under
@@ -47,7 +56,7 @@ def test_create_topics_as_designed(kafka_bootstrap: str, session_prefix: str) ->
     prefix = f"{session_prefix}-admin"
     outcomes = create_topics(kafka_bootstrap, partitions=PARTITIONS, prefix=prefix)
     by_name = {o.name: o for o in outcomes}
-    assert set(by_name) == {t.name(prefix) for t in ALL_TOPICS}
+    assert set(by_name) == {t.name(prefix) for t in ALL_TOPICS} | {checkpoints_topic(prefix)}
     assert {o.status for o in outcomes} == {"created"}
     assert {o.partitions for o in outcomes} == {PARTITIONS}
     for topic in OUTPUT_TOPICS:
@@ -64,6 +73,10 @@ def test_create_topics_as_designed(kafka_bootstrap: str, session_prefix: str) ->
     assert _configs(kafka_bootstrap, RECIPIENTS.name(prefix))["cleanup.policy"] == "compact"
     ledger = _configs(kafka_bootstrap, LEDGER.name(prefix))
     assert ledger["retention.ms"] == "-1" and ledger["cleanup.policy"] == "delete"
+    # The consent log's signed checkpoints are kept forever, even when the outputs are not.
+    shorter = create_topics(kafka_bootstrap, partitions=PARTITIONS, prefix=f"{prefix}-short", output_retention_ms="86400000")
+    assert {o.name: o.config["retention.ms"] for o in shorter}[checkpoints_topic(f"{prefix}-short")] == "-1"
+    assert _configs(kafka_bootstrap, checkpoints_topic(prefix))["retention.ms"] == "-1"
 
 
 def test_create_topics_returns_once_every_partition_is_served(kafka_bootstrap: str, session_prefix: str) -> None:

@@ -14,7 +14,7 @@ from consentflow.core.merkle import MerkleTree, ProofError, verify_consistency, 
 from consentflow.notary.store import EMBEDDED_LOG, Leaf, LogStore, log_origin
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.digest import table_digests
-from consentflow.sinks.tables import LOG_NODES, LOG_TABLES
+from consentflow.sinks.tables import LOG_LEAVES, LOG_NODES, LOG_TABLES
 
 SIGNED_AT = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -124,3 +124,26 @@ def test_a_node_stored_twice_with_different_hashes_or_missing_is_named(sink: Cli
 def test_the_logs_tables_stay_out_of_the_digests_that_compare_runs(sink: ClickHouseSink) -> None:
     LogStore.of_sink(sink, EMBEDDED_LOG).append([_leaf(0)], SIGNED_AT)
     assert not set(table_digests(sink.reader)) & {t.name for t in LOG_TABLES}
+
+
+def test_each_leaf_keeps_its_source_offset_and_the_log_its_last(sink: ClickHouseSink) -> None:
+    kafka = LogStore.of_sink(sink, "consentflow.ledger/0")
+    assert kafka.last_offset() is None  # empty: nothing to skip
+    kafka.append([_leaf(i) for i in range(3)], SIGNED_AT, offsets=[4, 9, 17])  # offsets skip other records' messages
+    kafka.append([_leaf(3)], offsets=[21])
+    assert kafka.last_offset() == 21
+    embedded = LogStore.of_sink(sink, EMBEDDED_LOG)
+    embedded.append([_leaf(i) for i in range(5)], SIGNED_AT)  # the signature other helpers call: offsets are indices
+    assert embedded.last_offset() == 4
+    rows = sink.reader.query(
+        f"SELECT log_id, leaf_index, source_offset FROM {{db:Identifier}}.`{LOG_LEAVES.name}` ORDER BY log_id, leaf_index"
+    )
+    assert [(str(log), int(index), int(offset)) for log, index, offset in rows] == [
+        ("consentflow.ledger/0", 0, 4),
+        ("consentflow.ledger/0", 1, 9),
+        ("consentflow.ledger/0", 2, 17),
+        ("consentflow.ledger/0", 3, 21),
+        *((EMBEDDED_LOG, i, i) for i in range(5)),
+    ]
+    with pytest.raises(ValueError, match="2 leaves but 1 offsets"):
+        kafka.append([_leaf(4), _leaf(5)], offsets=[30])
