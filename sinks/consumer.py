@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consentflow.contracts.codec import Codec
 from consentflow.contracts.dead_letters import dead_letter
@@ -36,8 +36,33 @@ from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.sinks.stall_check import QUIET_FOR, StallCheck, waiting_work
 
-if TYPE_CHECKING:
-    from consentflow.notary.follower import LogFollower
+
+class Notary(Protocol):
+    """What the consumer asks of a notary (``notary.follower.LogFollower``; named here, not imported: the notary is
+    built on the sinks)."""
+
+    @property
+    def pending(self) -> int:
+        """Leaves noted and not yet appended."""
+
+    def note(self, topic_name: str, partition: int, offset: int, short_name: str, record: Mapping[str, Any]) -> None:
+        """Keep a consumed output as a leaf of its partition's log."""
+
+    def write_due(self, max_leaves: int, max_seconds: float) -> bool:
+        """Whether enough leaves wait, or one waited long enough."""
+
+    def write(self) -> int:
+        """Append the pending leaves and sign what is due."""
+
+    def sign_due(self) -> int:
+        """Sign the logs whose unsigned leaves waited long enough."""
+
+    def sign_unsigned(self) -> int:
+        """Sign every log with unsigned leaves."""
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the logs of revoked partitions, pending leaves included."""
+
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +105,7 @@ class SinkConsumer:
         kafka_outage: Outage | None = None,
         session_timeout: float = SESSION_TIMEOUT,
         stall_after: float = QUIET_FOR,
-        notary: LogFollower | None = None,
+        notary: Notary | None = None,
     ) -> None:
         self.sink = sink
         self.codec = codec
@@ -155,6 +180,8 @@ class SinkConsumer:
                 if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                     break
             self._flush_and_commit()
+            if self.notary is not None:
+                self.notary.sign_unsigned()  # a stopped notary's logs are signed to their end
         finally:
             self.consumer.close()  # leaves the group (commits nothing): the next sink takes over at once
 
@@ -197,8 +224,17 @@ class SinkConsumer:
     def _subscribed(self) -> Consumer:
         """A new consumer of the sink's group, subscribed to its topics."""
         consumer = Consumer(self._config)
-        consumer.subscribe(sorted(self.topics))
+        if self.notary is None:
+            consumer.subscribe(sorted(self.topics))
+        else:
+            consumer.subscribe(sorted(self.topics), on_revoke=self._on_revoke)
         return consumer
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions moving to another member: the notary forgets their logs, so that it never appends to a log
+        another process now extends (their uncommitted messages go to the new owner with the partitions)."""
+        if self.notary is not None:
+            self.notary.forget((str(tp.topic), int(tp.partition)) for tp in partitions)
 
     def _check_stalled(self) -> None:
         """Quiet for ``stall_after`` seconds: ask the broker whether work waits for this consumer; if so, replace it."""
@@ -277,7 +313,9 @@ class SinkConsumer:
         """A decoded record: to the sink, then to the notary (a leaf if it is a ledger entry or an erasure notice)."""
         self.sink.add(topic.short_name, record)
         if self.notary is not None:
-            self.notary.note(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0), topic.short_name, record)
+            self.notary.note(
+                str(message.topic()), int(message.partition() or 0), int(message.offset() or 0), topic.short_name, record
+            )
 
     def refused(self, message: Message, letter: Mapping[str, Any]) -> None:
         """A message that breaks its contract, as a dead letter: kept in its table, not dropped."""

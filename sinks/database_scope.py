@@ -15,11 +15,11 @@ from __future__ import annotations
 from consentflow.sinks.cluster import local_name
 from consentflow.sinks.connection import check_database_name, connect
 from consentflow.sinks.subject_states import RUNS, STATES
-from consentflow.sinks.tables import BY_RECIPIENT, TABLES
+from consentflow.sinks.tables import BY_RECIPIENT, LOG_TABLES, TABLES
 
 #: ClickHouse's own databases, refused whatever their case (``SYSTEM`` is a typo for ``system``, not a new database).
 RESERVED_DATABASES = frozenset({"system", "information_schema", "default", "_temporary_and_external_tables"})
-_MODELLED = (*TABLES, BY_RECIPIENT)
+_MODELLED = (*TABLES, BY_RECIPIENT, *LOG_TABLES)  # the consent log's tables (issue 22) are the pipeline's too
 #: Every table and view the pipeline creates, on one node or on a cluster (``sinks.cluster``).
 PIPELINE_TABLES = frozenset(
     {t.name for t in _MODELLED}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +23,9 @@ from consentflow.cli.shared import (
     open_sink,
 )
 from consentflow.runtime.redaction import redacted_dsn
+
+if TYPE_CHECKING:
+    from consentflow.core.checkpoint import Verifier
 
 
 def _check_chdb_pair(dsn: str, other: str) -> None:
@@ -141,20 +145,99 @@ def replay(
     console.print(run_summary(stats, elapsed) + f" ({len(replayed.undecodable)} undecodable); into {database} at {into}")
 
 
+#: Findings of the log's audit printed at most; the count of the rest follows.
+SHOWN_FINDINGS = 50
+
+
+def _saved_checkpoint(checkpoint_path: Path | None, public_path: Path | None) -> tuple[str, Verifier] | None:
+    """The saved note and the verifier key of ``--checkpoint`` and ``--public-key``, which come together."""
+    from consentflow.core.checkpoint import NoteError, Verifier
+
+    if checkpoint_path is None and public_path is None:
+        return None
+    if checkpoint_path is None or public_path is None:
+        given, missing = ("--checkpoint", "--public-key") if public_path is None else ("--public-key", "--checkpoint")
+        raise click.UsageError(f"{given} needs {missing}: the saved checkpoint is checked with the log's verifier key")
+    try:
+        note = checkpoint_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--checkpoint {checkpoint_path}: {exc}")
+    try:
+        verifier = Verifier.parse(public_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, NoteError) as exc:
+        fail(f"--public-key {public_path}: {exc}")
+    return note, verifier
+
+
+def _audit_log(reader: Any, note: str, verifier: Verifier) -> str | None:
+    """Audit the consent log against the saved checkpoint, print what was checked and found; the reason to fail."""
+    from consentflow.notary.log_audit import audit_log
+    from consentflow.sinks.reader import QueryFailed
+
+    try:
+        audit = audit_log(reader, verifier, note)
+    except QueryFailed as exc:
+        fail(f"cannot read the consent log: {str(exc).splitlines()[0]}")
+    click.echo(
+        f"consent log, key {verifier.name}: {len(audit.logs)} log(s) ({', '.join(audit.logs) or 'none'}), "
+        f"{audit.leaves:,} leaves, {audit.checkpoints:,} stored checkpoints; {audit.ledger_rows:,} ledger rows and "
+        f"{audit.notices:,} erasure-notice rows matched against the leaves"
+    )
+    if audit.saved is not None:
+        log, saved = audit.saved
+        latest = audit.latest.get(log)
+        click.echo(
+            f"  saved checkpoint: log {log!r} at {saved.size:,} leaves; the latest stored checkpoint signs "
+            + (f"{latest.size:,}" if latest else "none")
+        )
+    if audit.ok:
+        click.echo("  the log extends the saved checkpoint; every checkpoint, leaf and row agrees")
+        return None
+    for finding in audit.findings[:SHOWN_FINDINGS]:
+        click.echo(f"  LOG {finding}")
+    if len(audit.findings) > SHOWN_FINDINGS:
+        click.echo(f"  ... and {len(audit.findings) - SHOWN_FINDINGS:,} more")
+    return f"the consent log does not hold: {len(audit.findings)} finding(s); first: {audit.findings[0]}"
+
+
 @click.command()
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="The database to verify.")
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 @click.option("--against", default=None, help="A second ClickHouse DSN to compare with (default: --dsn).")
 @click.option("--against-database", default=None, help="The second database (default: --database).")
-def verify(dsn: str, database: str, against: str | None, against_database: str | None) -> None:
-    """Verify every subject's ledger hash chain, print a digest per table, and optionally compare with a second database.
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A signed checkpoint saved earlier (`checkpoint latest`): prove the consent log still extends it, check every "
+    "stored checkpoint, and that the ledger and erasure-notice rows are the log's leaves. Needs --public-key.",
+)
+@click.option(
+    "--public-key",
+    "public_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The log's verifier key (from notary keygen), with --checkpoint.",
+)
+def verify(
+    dsn: str,
+    database: str,
+    against: str | None,
+    against_database: str | None,
+    checkpoint_path: Path | None,
+    public_path: Path | None,
+) -> None:
+    """Verify every subject's ledger hash chain, print a digest per table, and optionally compare with a second database
+    and audit the consent log against a saved checkpoint.
 
-    Exits 0 when every chain verifies (and the databases are equal); otherwise
-    non-zero with the first broken entry or the first difference.
+    Exits 0 when every chain verifies (and the databases are equal, and the log holds); otherwise
+    non-zero with the first broken entry, the first difference or the log's findings, one a line.
     """
     from consentflow.sinks.digest import table_digests
     from consentflow.sinks.verification import first_difference, shown, verify_ledger
 
+    saved = _saved_checkpoint(checkpoint_path, public_path)
     comparing = against is not None or against_database is not None
     other_dsn, other_database = against or dsn, against_database or database
     if comparing:
@@ -196,5 +279,9 @@ def verify(dsn: str, database: str, against: str | None, against_database: str |
             reasons.append(f"the databases differ: {difference}")
         else:
             click.echo(f"{database} and {other_database} are equal, table by table")
+    if saved is not None:
+        failed = _audit_log(sink, *saved)
+        if failed is not None:
+            reasons.append(failed)
     if reasons:
         fail("; ".join(reasons))

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from consentflow.cli.dpo_output import checked, tables, write_output
+from consentflow.cli.pipeline import CHECKPOINT_INTERVAL_OPTION
 from consentflow.cli.shared import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_DATABASE,
@@ -63,6 +64,7 @@ def schema_fault(document: Any) -> str | None:
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 @click.option("--group-id", default="consentflow-notary", show_default=True)
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
+@CHECKPOINT_INTERVAL_OPTION
 @SESSION_TIMEOUT_OPTION
 @click.pass_context
 def notary(
@@ -74,6 +76,7 @@ def notary(
     database: str,
     group_id: str,
     registry_url: str | None,
+    checkpoint_interval: float,
     session_timeout: float,
 ) -> None:
     """The consent log's notary: with --private-key, follow the ledger and erasure-notice topics into the log's
@@ -86,7 +89,7 @@ def notary(
         return
     if private_path is None:
         raise click.UsageError("--private-key is needed to run the notary (or give a subcommand: keygen)")
-    _run_notary(private_path, bootstrap, prefix, dsn, database, group_id, registry_url, session_timeout)
+    _run_notary(private_path, bootstrap, prefix, dsn, database, group_id, registry_url, checkpoint_interval, session_timeout)
 
 
 def _run_notary(
@@ -97,6 +100,7 @@ def _run_notary(
     database: str,
     group_id: str,
     registry_url: str | None,
+    checkpoint_interval: float,
     session_timeout: float,
 ) -> None:
     """The sink's start-up (cli.pipeline.sink), for a consumer that writes leaves only."""
@@ -126,7 +130,7 @@ def _run_notary(
     except RetryAbandoned as exc:
         abandon_stop(str(exc))
     assert signer is not None  # a path was given
-    follower = kafka_notary(target, signer, bootstrap, prefix)
+    follower = kafka_notary(target, signer, bootstrap, prefix, checkpoint_interval)
     codec = make_codec(registry_url, prefix)
     consumer = NotaryConsumer(bootstrap, prefix, codec, target, follower, group_id=group_id, session_timeout=session_timeout)
     run_sink(consumer, stopping)

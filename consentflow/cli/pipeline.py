@@ -31,6 +31,15 @@ from consentflow.cli.shared import (
 )
 from consentflow.contracts.errors import ContractError
 
+#: ``--checkpoint-interval``: seconds at most between a leaf and the checkpoint that signs it (issue 22: 10 at most).
+CHECKPOINT_INTERVAL_OPTION = click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0.1, max=10.0),
+    default=10.0,  # notary.follower.CHECKPOINT_INTERVAL, kept out of the CLI's imports
+    show_default=True,
+    help="With a notary key: seconds at most between a leaf and the checkpoint that signs it.",
+)
+
 if TYPE_CHECKING:
     from consentflow.core.checkpoint import Signer
     from consentflow.notary.follower import LogFollower
@@ -117,13 +126,16 @@ def notary_signer(path: Path | None) -> Signer | None:
         fail(f"--notary-key {path}: {exc}")
 
 
-def kafka_notary(sink: ClickHouseSink, signer: Signer, bootstrap: str, prefix: str) -> LogFollower:
-    """The notary of the output partitions a Kafka consumer reads: leaves into ``sink``'s database, each signed note
-    onto the checkpoints table and topic."""
-    from consentflow.kafka.checkpoints import CheckpointPublisher
+def kafka_notary(sink: ClickHouseSink, signer: Signer, bootstrap: str, prefix: str, interval: float) -> LogFollower:
+    """The notary of the output partitions a Kafka consumer reads: leaves into ``sink``'s database, signed every
+    10,000 leaves or ``interval`` seconds, each signed note onto the checkpoints table and topic."""
+    from consentflow.kafka.checkpoints import CheckpointPublisher, missing_topic
     from consentflow.notary.follower import LogFollower
 
-    return LogFollower(sink, signer, publish=CheckpointPublisher(bootstrap, prefix))
+    missing = missing_topic(bootstrap, prefix)  # each note would wait out a delivery timeout: say so at once
+    if missing is not None:
+        fail(missing)
+    return LogFollower(sink, signer, interval=interval, publish=CheckpointPublisher(bootstrap, prefix))
 
 
 @click.command("overview")
@@ -268,6 +280,7 @@ def worker(
     "ledger entry and erasure notice becomes a leaf of its output partition's log, signed every 10,000 leaves or 10 s, "
     "onto the checkpoints table and topic. For a ClickHouse server, run `consentflow notary` instead.",
 )
+@CHECKPOINT_INTERVAL_OPTION
 @SESSION_TIMEOUT_OPTION
 @health_options
 @CLUSTER_OPTION
@@ -279,6 +292,7 @@ def sink(
     group_id: str,
     registry_url: str | None,
     notary_key: Path | None,
+    checkpoint_interval: float,
     session_timeout: float,
     health_port: int | None,
     health_host: str,
@@ -323,7 +337,7 @@ def sink(
         group_id=group_id,
         kafka_outage=kafka,
         session_timeout=session_timeout,
-        notary=None if signer is None else kafka_notary(target, signer, bootstrap, prefix),
+        notary=None if signer is None else kafka_notary(target, signer, bootstrap, prefix, checkpoint_interval),
     )
     health.started()  # subscribed
     run_sink(consumer, stopping, beat=health.beat)

@@ -10,14 +10,31 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.contracts.topics import checkpoints_topic
+from consentflow.kafka.clients import client_config
 from consentflow.kafka.producer import DeliveryError, EventProducer
 
 log = logging.getLogger(__name__)
 
 #: Seconds a published note may take to be acknowledged before it is left to the checkpoints table.
 DELIVER_WITHIN = 30.0
+
+
+def missing_topic(bootstrap: str, prefix: str, timeout: float = 5.0) -> str | None:
+    """Why the checkpoints topic cannot be published to, in a line, when the broker answers without it (an older
+    ``topics create``); None when it exists, or when the broker does not answer now (the notary waits for it)."""
+    name = checkpoints_topic(prefix)
+    try:
+        topics = AdminClient(client_config(bootstrap)).list_topics(timeout=timeout).topics
+    except KafkaException:
+        return None
+    if name in topics:
+        return None
+    return f"topic {name} does not exist: create it with `consentflow topics create --prefix {prefix}`"
 
 
 class CheckpointPublisher:

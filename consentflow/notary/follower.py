@@ -13,7 +13,7 @@ tables deduplicate).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +156,20 @@ class LogFollower:
         for log_id, followed in due:
             self._sign(log_id, followed)
         return len(due)
+
+    def sign_unsigned(self) -> int:
+        """Sign every log with leaves no checkpoint signs yet (a driver's clean stop: its logs signed to their end)."""
+        due = [(log_id, followed) for log_id, followed in self.logs.items() if followed.unsigned]
+        for log_id, followed in due:
+            self._sign(log_id, followed)
+        return len(due)
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the logs of ``partitions`` (topic name, partition), revoked from the driver: their pending leaves
+        (their offsets uncommitted: the partition's next owner appends them) and what was known of their end, which
+        the next owner moves; a log assigned again is read afresh."""
+        for topic_name, partition in partitions:
+            self.logs.pop(log_id_of(topic_name, partition), None)
 
     def _sign(self, log_id: str, followed: _FollowedLog) -> None:
         note = followed.store.sign(self.signer)

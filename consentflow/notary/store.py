@@ -116,8 +116,9 @@ class LogStore:
     # -- appending -----------------------------------------------------------------------
 
     def append(self, leaves: Sequence[Leaf], written_at: datetime | None = None, *, offsets: Sequence[int] | None = None) -> int:
-        """Append ``leaves`` in order: the nodes they complete, then the leaves themselves, in one insert. ``offsets``
-        are their output messages' Kafka offsets (None: their leaf indices, the embedded log). Returns the new size."""
+        """Append ``leaves`` in order: the nodes they complete, then the leaves themselves in one insert (the log's size
+        never counts part of a batch). ``offsets`` are their output messages' Kafka offsets (None: their leaf indices,
+        the embedded log). Returns the new size."""
         if self._sink is None:
             raise RuntimeError(f"log {self.log_id!r} was opened for reading: appending needs a sink")
         if offsets is not None and len(offsets) != len(leaves):

@@ -4,7 +4,9 @@ needs, from the log tables and the rows the leaves stand for.
 ``log_leaves`` stores each leaf's hash, not its bytes: the bytes are rebuilt (``core.log_leaves``) from the ledger row
 (by its ``entry_hash``) or the erasure notice's revision the leaf names, and each rebuilt leaf must hash to the stored
 leaf hash. A leaf whose row is gone or no longer hashes to it is a ``StoredLogError`` naming the leaf: the proof is
-never built over bytes the log did not sign. A database made before the log (no ``log_leaves``) holds no leaves.
+never built over bytes the log did not sign. An erasure notice's revision below the highest the table holds is left
+out: the table may keep only the latest once its parts merge, and the latest is the one proven. A database made
+before the log (no ``log_leaves``) holds no leaves.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class StoredLog:
         return bool(rows[0][0])
 
     def leaves_of(self, subject_id: str) -> Sequence[SubjectLeaf]:
-        """The subject's leaves, in each log in index order, each rebuilt and checked against its stored hash."""
+        """The subject's leaves, in each log in index order, each rebuilt and checked against its stored hash; a notice's
+        revisions superseded in the table left out."""
         if not self.kept():
             return []
         rows = self.reader.query(
@@ -62,11 +65,13 @@ class StoredLog:
             {"subject": subject_id},
         )
         entries = self._ledger_leaves(subject_id, [str(row[4]) for row in rows if row[3] == LEDGER_KIND])
-        notices = self._notice_leaves(subject_id, [str(row[4]) for row in rows if row[3] == NOTICE_KIND])
+        notices, latest = self._notice_leaves(subject_id, [str(row[4]) for row in rows if row[3] == NOTICE_KIND])
         leaves: list[SubjectLeaf] = []
         for log, index, digest, kind, record_id, revision in rows:
             if kind == LEDGER_KIND:
                 leaf_kind, record, data = LeafKind.LEDGER_ENTRY, str(record_id), entries.get(str(record_id))
+            elif int(revision) < latest.get(str(record_id), -1):
+                continue  # superseded by a revision in the table, which is proven instead (merges keep only the latest)
             else:
                 record = notice_record(str(record_id), int(revision))
                 leaf_kind, data = LeafKind.ERASURE_NOTICE, notices.get(record)
@@ -95,10 +100,11 @@ class StoredLog:
             found[str(row[-1])] = ledger_entry_leaf(entry)
         return found
 
-    def _notice_leaves(self, subject_id: str, notice_ids: list[str]) -> dict[str, bytes]:
-        """The leaf bytes of each stored revision of the subject's notices among ``notice_ids``, by notice record."""
+    def _notice_leaves(self, subject_id: str, notice_ids: list[str]) -> tuple[dict[str, bytes], dict[str, int]]:
+        """The leaf bytes of each stored revision of the subject's notices among ``notice_ids``, by notice record; and
+        each notice's highest revision stored, by notice id."""
         if not notice_ids:
-            return {}
+            return {}, {}
         columns = ", ".join(f"`{name}`" for name in (*_NOTICE_FIELDS, *_NOTICE_TIMES, "revision"))
         rows = self.reader.query(
             f"SELECT DISTINCT {columns} FROM {{db:Identifier}}.`{ERASURE_NOTICES.name}` "
@@ -106,13 +112,15 @@ class StoredLog:
             {"subject": subject_id, "ids": sorted(set(notice_ids))},
         )
         found: dict[str, bytes] = {}
+        latest: dict[str, int] = {}
         for row in rows:
             notice: dict[str, Any] = dict(zip((*_NOTICE_FIELDS, *_NOTICE_TIMES, "revision"), row, strict=True))
             for name in _NOTICE_TIMES:
                 notice[name] = utc(notice[name])
-            notice["revision"] = int(notice["revision"])
-            found[notice_record(notice["notice_id"], notice["revision"])] = erasure_notice_leaf(notice)
-        return found
+            notice["revision"] = revision = int(notice["revision"])
+            found[notice_record(notice["notice_id"], revision)] = erasure_notice_leaf(notice)
+            latest[notice["notice_id"]] = max(latest.get(notice["notice_id"], -1), revision)
+        return found, latest
 
     def inclusion(self, log: str, index: int, size: int) -> Sequence[bytes]:
         """PATH(index, D[0:size]) of ``log`` from its stored nodes."""

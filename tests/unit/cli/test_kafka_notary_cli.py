@@ -51,3 +51,9 @@ def test_notary_keygen_is_still_a_subcommand(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["notary", "keygen", "--private-key", str(private), "--public-key", str(public)])
     assert result.exit_code == 0, result.output
     assert private.stat().st_mode & 0o777 == 0o600 and public.read_text().startswith("consentflow.example/log+")
+
+
+@pytest.mark.parametrize("command", ["sink", "notary"])
+def test_a_checkpoint_interval_over_10_s_is_refused(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--bootstrap", NOBODY, "--checkpoint-interval", "11"])
+    assert result.exit_code == 2 and "--checkpoint-interval" in result.output

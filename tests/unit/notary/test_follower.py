@@ -149,3 +149,35 @@ def test_write_is_due_on_leaves_or_age(sink: ClickHouseSink, signer: Signer) -> 
     assert follower.write_due(2, 60.0) and follower.pending == 2
     follower.write()
     assert follower.pending == 0 and not follower.write_due(2, 0.0)
+
+
+def test_a_revoked_partitions_log_is_forgotten_and_read_afresh_when_it_comes_back(sink: ClickHouseSink, signer: Signer) -> None:
+    entries = ledger_entries("gus", 4)
+    first, other = LogFollower(sink, signer), LogFollower(sink, signer)
+    first.note(LEDGER_TOPIC, 0, 0, "ledger", entries[0])
+    first.write()
+    first.note(LEDGER_TOPIC, 0, 1, "ledger", entries[1])  # noted, then the partition is revoked: not written here
+    first.forget([(LEDGER_TOPIC, 0)])
+    assert first.pending == 0
+    for offset in (1, 2):  # the partition's next owner appends from the uncommitted offset
+        other.note(LEDGER_TOPIC, 0, offset, "ledger", entries[offset])
+    other.write()
+    first.note(LEDGER_TOPIC, 0, 2, "ledger", entries[2])  # back to the first: the log's end read afresh
+    first.note(LEDGER_TOPIC, 0, 3, "ledger", entries[3])
+    assert first.write() == 1
+    assert [offset for _, _, offset in _stored(sink, log_id_of(LEDGER_TOPIC, 0))] == [0, 1, 2, 3]
+    tree = MerkleTree()
+    tree.extend(leaf.data for leaf in (leaf_of("ledger", entry) for entry in entries) if leaf is not None)
+    assert LogStore(sink.reader, log_id_of(LEDGER_TOPIC, 0)).root() == tree.root()
+
+
+def test_a_clean_stop_signs_every_log_to_its_end(sink: ClickHouseSink, signer: Signer) -> None:
+    published: list[tuple[str, str]] = []
+    follower = LogFollower(sink, signer, publish=lambda *p: published.append(p))
+    follower.note(LEDGER_TOPIC, 0, 0, "ledger", ledger_entries("hal", 1)[0])
+    follower.note(NOTICES_TOPIC, 1, 0, "erasure-notices", erasure_notice("hal", "n-2"))
+    follower.write()
+    assert published == []
+    assert follower.sign_unsigned() == 2
+    assert sorted(log for log, _ in published) == sorted([log_id_of(LEDGER_TOPIC, 0), log_id_of(NOTICES_TOPIC, 1)])
+    assert follower.sign_unsigned() == 0

@@ -1,9 +1,11 @@
 """The log as ClickHouse keeps it, read as a ``LogReader``: after an embedded run signed by the notary, each subject's
 proof built from the tables verifies with the public key alone; every leaf is rebuilt from its row and checked
-against its stored hash, and a row altered after signing is named, leaf and record."""
+against its stored hash, and a row altered after signing is named, leaf and record; a notice's revision superseded
+in the table is left out of the proof, its successor proven."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,11 +20,12 @@ from consentflow.core.log_reader import LeafKind
 from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
 from consentflow.notary.step import NotaryStep
-from consentflow.notary.store import EMBEDDED_LOG, Leaf, LogStore
+from consentflow.notary.store import EMBEDDED_LOG, Leaf, LogStore, leaf_of
 from consentflow.notary.stored_log import StoredLog, StoredLogError
 from consentflow.sinks.clickhouse import ClickHouseSink
-from consentflow.sinks.tables import LEDGER, LOG_LEAVES
+from consentflow.sinks.tables import ERASURE_NOTICES, LEDGER, LOG_LEAVES
 from consentflow.streams.embedded import run_events
+from tests.support.memory_log import erasure_notice
 
 AS_OF = datetime(2023, 6, 1, tzinfo=UTC)  # after the generated year, so the tick emits erasure notices
 EVERY = 100
@@ -111,3 +114,22 @@ def test_checkpoint_latest_names_the_log_when_several_are_signed(chdb_dsn: str, 
     assert unnamed.exit_code == 1 and "the database keeps 2 signed logs (ledger/0, ledger/1): name one" in unnamed.output
     named = CliRunner().invoke(main, ["checkpoint", "latest", "--log", "ledger/1", *where])
     assert named.exit_code == 0 and named.output == notes["ledger/1"]
+
+
+def test_a_notice_revision_superseded_in_the_table_is_left_out_of_the_proof(chdb_dsn: str, database: str) -> None:
+    sink, signer = ClickHouseSink(chdb_dsn, database), Signer.generate("consentflow.example/log")
+    first, second = erasure_notice("s-revised", "n-1", revision=1), erasure_notice("s-revised", "n-1", revision=2)
+    store = LogStore.of_sink(sink, EMBEDDED_LOG)
+    store.append([leaf for leaf in (leaf_of("erasure-notices", first), leaf_of("erasure-notices", second)) if leaf])
+    store.sign(signer)
+    sink.insert_now(ERASURE_NOTICES.name, ERASURE_NOTICES.to_arrow([second]))  # merged: only the latest revision kept
+    where = ["--dsn", chdb_dsn, "--database", database]
+    merged = CliRunner().invoke(main, ["proof", "s-revised", *where])
+    assert merged.exit_code == 0, merged.output
+    document = json.loads(merged.output)
+    assert [(leaf["index"], leaf["record"]) for leaf in document["leaves"]] == [(1, "n-1@2")]
+    assert verify_subject_proof(document, signer.verifier).erasure_notices == 1
+
+    sink.insert_now(ERASURE_NOTICES.name, ERASURE_NOTICES.to_arrow([first]))  # before the merge: both revisions kept
+    unmerged = CliRunner().invoke(main, ["proof", "s-revised", *where])
+    assert unmerged.exit_code == 0 and json.loads(unmerged.output) == document
