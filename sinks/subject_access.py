@@ -25,6 +25,14 @@ event known, whatever ``as_of``. The categories the other parts of the export
 name (recipients, retention actions, notices, violations) are all among them
 once the record is current; they are added anyway, so that an export made
 before a worker's next tick never names less than the tables show.
+
+The subject's proof of record (issue 22) rides along as ``record_proof``: the
+``SubjectLogProof/v1`` document ``core.log_proof`` builds from the consent log the
+caller hands in (``notary.stored_log.StoredLog`` over the same tables), for
+``consentflow verify-proof`` to check offline. It is the log as it stands, whatever
+``as_of``: its latest checkpoints. Null without a log or without a leaf of the
+subject's; a log that cannot prove them (a row gone or altered) leaves it null and
+says why in ``record_proof_fault``, and the rest of the export stands.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ from typing import Any
 
 from consentflow.contracts.query_arguments import LATEST
 from consentflow.core.lineage import RecipientHolding
+from consentflow.core.log_proof import build_subject_proof
+from consentflow.core.log_reader import LogReader
+from consentflow.core.merkle import ProofError
 from consentflow.core.recipients import RecipientRegistry
 from consentflow.policy.dpv import consent_action_term, consent_state_term, legal_basis_term, transfer_term
 from consentflow.policy.geography import in_eea
@@ -69,8 +80,11 @@ def export_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     return schema
 
 
-def subject_access_export(reader: TableReader, subject_id: str, as_of: datetime | None = None) -> dict[str, Any]:
-    """Everything the tables hold about ``subject_id``, as it stood at ``as_of`` (None: on every fact known).
+def subject_access_export(
+    reader: TableReader, subject_id: str, as_of: datetime | None = None, *, log: LogReader | None = None
+) -> dict[str, Any]:
+    """Everything the tables hold about ``subject_id``, as it stood at ``as_of`` (None: on every fact known), with
+    the subject's proof of record from ``log`` (None: no log, ``record_proof`` null).
 
     ``as_of`` bounds consent facts and lineage edges by event time, retention
     actions by due date (without it: those the pipeline emitted; with it: every
@@ -186,9 +200,23 @@ def subject_access_export(reader: TableReader, subject_id: str, as_of: datetime 
             }
             for v in violations
         ],
+        **_record_proof(log, subject_id),
     }
     result: dict[str, Any] = jsonable(export)
     return result
+
+
+def _record_proof(log: LogReader | None, subject_id: str) -> dict[str, Any]:
+    """``record_proof`` (the proof document, or None when the log holds no leaf of the subject's) and
+    ``record_proof_fault`` (why the log could not prove them, or None)."""
+    if log is None:
+        return {"record_proof": None, "record_proof_fault": None}
+    try:
+        document = build_subject_proof(log, subject_id)
+    except ProofError as error:  # a leaf's row gone or altered, a node missing: named, the export still answers
+        return {"record_proof": None, "record_proof_fault": f"the consent log cannot prove the record: {error}"}
+    held = document["leaves"] or document["pending"]
+    return {"record_proof": document if held else None, "record_proof_fault": None}
 
 
 def _retention_plan(plan: SubjectHoldings | None) -> dict[str, Any] | None:

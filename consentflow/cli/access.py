@@ -30,13 +30,15 @@ from consentflow.contracts.query_arguments import check_subject_id, now_unless
 @click.option("--dsn", default=DEFAULT_DSN, show_default=True, help="ClickHouse: chdb:///path (embedded) or http(s)://host:port.")
 @click.option("--database", default=DEFAULT_DATABASE, show_default=True)
 def dsar_command(subject: str, fmt: str, as_of: str | None, out: str | None, dsn: str, database: str) -> None:
-    """SUBJECT's access and portability export: data held, consents with evidence, recipients, countries, retention."""
+    """SUBJECT's access and portability export: data held, consents with evidence, recipients, countries, retention,
+    and the proof of record in the consent log (for `verify-proof`)."""
     from consentflow.http.access_page import render_access_page
+    from consentflow.notary.stored_log import StoredLog
     from consentflow.sinks.subject_access import subject_access_export
 
     subject_id = checked(check_subject_id, subject)
     at = now_unless(instant(as_of, "--as-of"))
     with tables(dsn, database) as sink:
-        export = subject_access_export(sink, subject_id, at)
+        export = subject_access_export(sink, subject_id, at, log=StoredLog(sink))
     text = json.dumps(export, indent=2, ensure_ascii=False) + "\n" if fmt == "json" else render_access_page(export)
     write_output(text, out)

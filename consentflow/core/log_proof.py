@@ -55,7 +55,7 @@ class ProofSummary:
     pending: int
 
 
-def _unsigned_checkpoint(note: str) -> Checkpoint:
+def unsigned_checkpoint(note: str) -> Checkpoint:
     """The checkpoint in a note read without checking its signature: the builder's size, the verifier checks it."""
     try:
         return Checkpoint.parse(note[: note.rfind("\n\n") + 1])
@@ -74,7 +74,7 @@ def build_subject_proof(reader: LogReader, subject_id: str) -> dict[str, Any]:
     for log in sorted({leaf.log for leaf in leaves}):
         note = reader.latest_checkpoint(log)
         if note is not None:
-            sizes[log] = _unsigned_checkpoint(note).size
+            sizes[log] = unsigned_checkpoint(note).size
             checkpoints.append({"log": log, "note": note})
     proven = [leaf for leaf in leaves if leaf.index < sizes.get(leaf.log, 0)]
     return {

@@ -3,15 +3,22 @@
 The page shows what ``sinks.subject_access.subject_access_export`` returns and
 nothing else: no external stylesheet, font, script or image (it must read the
 same offline, years later, attached to a letter), and every value escaped,
-since ids and names come from upstream services and the registry.
+since ids and names come from upstream services and the registry. The proof of
+record (issue 22) is embedded as the JSON ``consentflow verify-proof`` checks: the
+page says what it claims, the command checks it with the log's public key.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
+
+from consentflow.core.checkpoint import NoteError
+from consentflow.core.log_proof import unsigned_checkpoint
+from consentflow.core.merkle import ProofError
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1d1d1f}
@@ -20,6 +27,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
 th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f3f3f5}.note{color:#555;font-size:.9rem}
 code{font-size:.85rem}.wide{overflow-x:auto}details{margin:.3rem 0}.alert{color:#a40000;font-weight:600}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.75rem;background:#f7f7f9;padding:.5rem}
 """
 
 #: How a consent can be withdrawn, in the policy's words [6].
@@ -153,6 +161,42 @@ def _retention_plan(plan: Mapping[str, Any] | None) -> str:
     )
 
 
+def _checkpoint_row(item: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A checkpoint as the page shows it: log, origin, size, time, read from its note unverified (the command verifies)."""
+    try:
+        checkpoint = unsigned_checkpoint(item["note"])
+        signed = checkpoint.time
+    except (NoteError, ProofError):
+        return (item["log"], "unreadable: verify-proof names why", None, None)
+    return (item["log"], checkpoint.origin, checkpoint.size, _when(signed.isoformat()) if signed else None)
+
+
+def _record_proof(proof: Mapping[str, Any] | None, fault: str | None) -> str:
+    """The proof of record [GDPR Art. 7(1)]: what it proves, under which checkpoints, how to check it; the JSON itself."""
+    if fault is not None:
+        return f'<p class="alert">No proof of record: {_text(fault)}</p>'
+    if proof is None:
+        return '<p class="note">No proof of record: the consent log holds no entry of yours (or none is kept).</p>'
+    kinds = [leaf["kind"] for leaf in proof["leaves"]]
+    pending = proof["pending"]
+    later = f" {pending} more, written after the latest checkpoint, are proven by the next one." if pending else ""
+    return (
+        f"<p><strong>{kinds.count('ledger-entry')}</strong> ledger entries and <strong>{kinds.count('erasure-notice')}"
+        "</strong> erasure notices of yours are proven to be in the consent log: an append-only Merkle tree "
+        f"(RFC 9162) whose checkpoints the log's key signs, so none of them can be changed or removed unseen.{later}</p>"
+        + _table(
+            ("log", "checkpoint origin", "size (entries)", "signed at"),
+            (_checkpoint_row(item) for item in proof["checkpoints"]),
+            empty="No checkpoint is signed yet.",
+        )
+        + '<p class="note">To check it, save the JSON below as <code>proof.json</code> and run <code>consentflow '
+        "verify-proof proof.json --public-key KEY</code> with the log's public key, which we give on request. "
+        "This page only shows what the proof claims; the command checks each signature and each path.</p>"
+        + f"<details><summary>The proof (JSON, <code>{_text(proof['schema'])}</code>)</summary>"
+        + f"<pre>{escape(json.dumps(proof, indent=2, ensure_ascii=False))}</pre></details>"
+    )
+
+
 def render_access_page(export: Mapping[str, Any]) -> str:
     """The export (``SubjectAccessExport/v2``) as a complete HTML document; every value escaped."""
     subject = escape(export["subject_id"])
@@ -255,6 +299,8 @@ def render_access_page(export: Mapping[str, Any]) -> str:
             ),
             empty="None found.",
         ),
+        "<h2>Proof of this record [GDPR Art. 7(1)]</h2>",
+        _record_proof(export.get("record_proof"), export.get("record_proof_fault")),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -397,12 +397,14 @@ def _add_request_routes(app: FastAPI) -> None:
         request: Request, _: Reader, subject_id: Annotated[str, _SUBJECT], as_of: Annotated[str | None, _AS_OF] = None
     ) -> Response:
         """Everything the tables hold about the subject, as ``SubjectAccessExport/v2`` JSON (``consentflow dsar``)
-        [8.1, 12; GDPR Art. 15, 20]; ``as_of`` default: now."""
+        [8.1, 12; GDPR Art. 15, 20], with its proof of record in the consent log (``record_proof``); ``as_of``
+        default: now."""
+        from consentflow.notary.stored_log import StoredLog
         from consentflow.sinks.subject_access import subject_access_export
 
         subject, at = _id(subject_id, "subject_id"), now_unless(instant_argument(as_of, "as_of"))
         with server_of(request).tables() as sink:
-            return _answer(subject_access_export(sink, subject, at))
+            return _answer(subject_access_export(sink, subject, at, log=StoredLog(sink)))
 
     @app.get(
         f"{API_PREFIX}/ropa",

@@ -112,11 +112,12 @@ def add_page_routes(app: FastAPI) -> None:
     ) -> HTMLResponse:
         """The subject's access and portability export as one readable page (``consentflow dsar --format html``) [8.1, 12]."""
         from consentflow.http.access_page import render_access_page
+        from consentflow.notary.stored_log import StoredLog
         from consentflow.sinks.subject_access import subject_access_export
 
         subject = argument(check_id, "subject_id", subject_id, "subject_id")
         with server_of(request).tables() as sink:
-            export = subject_access_export(sink, subject)
+            export = subject_access_export(sink, subject, log=StoredLog(sink))
         page = render_access_page(export)
         return HTMLResponse(page, headers={"Content-Security-Policy": content_security_policy(page)})
 

@@ -5,7 +5,8 @@ needs, from the log tables and the rows the leaves stand for.
 (by its ``entry_hash``) or the erasure notice's revision the leaf names, and each rebuilt leaf must hash to the stored
 leaf hash. A leaf whose row is gone or no longer hashes to it is a ``StoredLogError`` naming the leaf: the proof is
 never built over bytes the log did not sign. An erasure notice's revision below the highest the table holds is left
-out: the table may keep only the latest once its parts merge, and the latest is the one proven.
+out: the table may keep only the latest once its parts merge, and the latest is the one proven. A database made
+before the log (no ``log_leaves``) holds no leaves.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from consentflow.core.ledger import HASHED_FIELDS
 from consentflow.core.log_leaves import erasure_notice_leaf, ledger_entry_leaf
 from consentflow.core.log_reader import LeafKind, SubjectLeaf, notice_record
-from consentflow.core.merkle import leaf_hash
+from consentflow.core.merkle import ProofError, leaf_hash
 from consentflow.notary.store import LEDGER_KIND, NOTICE_KIND, LogStore
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
@@ -26,8 +27,8 @@ _NOTICE_FIELDS = ("notice_id", "subject_id", "recipient_id", "categories", "reta
 _NOTICE_TIMES = ("requested_at", "fulfilled_at")
 
 
-class StoredLogError(LookupError):
-    """A stored leaf whose record cannot be rebuilt into the bytes the log holds (gone, or altered)."""
+class StoredLogError(ProofError, LookupError):
+    """A stored leaf whose record cannot be rebuilt into the bytes the log holds (gone, or altered): no proof of it."""
 
 
 class StoredLog:
@@ -45,9 +46,19 @@ class StoredLog:
         rows = self.reader.query(f"SELECT DISTINCT log_id FROM {{db:Identifier}}.`{CHECKPOINTS.name}` ORDER BY log_id")
         return [str(log) for (log,) in rows]
 
+    def kept(self) -> bool:
+        """Whether the database has the log's tables (one made before the log has none)."""
+        rows = self.reader.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+            {"table": LOG_LEAVES.name},
+        )
+        return bool(rows[0][0])
+
     def leaves_of(self, subject_id: str) -> Sequence[SubjectLeaf]:
         """The subject's leaves, in each log in index order, each rebuilt and checked against its stored hash; a notice's
         revisions superseded in the table left out."""
+        if not self.kept():
+            return []
         rows = self.reader.query(
             f"SELECT DISTINCT log_id, leaf_index, leaf_hash, kind, record_id, revision FROM {{db:Identifier}}.`{LOG_LEAVES.name}` "
             "WHERE subject_id = {subject:String} ORDER BY log_id, leaf_index",

@@ -437,14 +437,19 @@ def test_the_schema_refuses_a_broken_export(
     assert not validator.is_valid(breakage(export)), why
 
 
-def test_the_released_version_stays_and_v2_only_adds_the_retention_plan(data: Dataset, sink: ClickHouseSink) -> None:
-    """Every released schema version stays, so an export made before can still be checked; v2 is v1 plus the plan."""
+def test_the_released_version_stays_and_v2_only_adds_the_retention_plan_and_the_proof(
+    data: Dataset, sink: ClickHouseSink
+) -> None:
+    """Every released schema version stays, so an export made before can still be checked; v2 is v1 plus the plan,
+    and (issue 22) the optional proof of record."""
     v1 = export_schema(1)
     jsonschema.Draft202012Validator.check_schema(v1)
     export = _sample(sink, data)
-    as_v1 = {k: v for k, v in export.items() if k != "retention_plan"} | {"schema": "SubjectAccessExport/v1"}
+    added = {"retention_plan", "record_proof", "record_proof_fault"}
+    as_v1 = {k: v for k, v in export.items() if k not in added} | {"schema": "SubjectAccessExport/v1"}
     jsonschema.Draft202012Validator(v1, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(as_v1)
-    assert set(export_schema()["properties"]) - set(v1["properties"]) == {"retention_plan"}
+    assert set(export_schema()["properties"]) - set(v1["properties"]) == added
+    assert "record_proof" not in export_schema()["required"]
 
 
 def test_the_schema_knows_every_symbol_of_the_vocabulary() -> None:
