@@ -153,10 +153,11 @@ def follow_topic(bootstrap: str, prefix: str, records: int, dsn: str) -> dict[st
     """The standalone notary over the prepared topic until every record is a leaf; its figures."""
     from consentflow.cli.pipeline import kafka_notary
     from consentflow.notary.consumer import NotaryConsumer
+    from consentflow.notary.follower import CHECKPOINT_INTERVAL
 
     database = f"bench_notary_follow_{uuid.uuid4().hex[:8]}"
     sink = ClickHouseSink(dsn, database, schema=log_schema_ddl())
-    follower = kafka_notary(sink, Signer.generate(KEY_NAME), bootstrap, prefix)
+    follower = kafka_notary(sink, Signer.generate(KEY_NAME), bootstrap, prefix, CHECKPOINT_INTERVAL)
     noted: list[float] = []
     note = follower.note
 

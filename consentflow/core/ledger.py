@@ -81,6 +81,26 @@ def _canonical(values: tuple[Any, ...]) -> bytes:
     ).encode("ascii")
 
 
+def entry_encoding(entry: Mapping[str, Any]) -> bytes:
+    """``canonical_encoding`` of ``entry`` written as the processors write it (``_canonical``): for the consent log's
+    notary, which encodes every ledger entry it reads."""
+    return _canonical(
+        (
+            entry["subject_id"],
+            entry["sequence"],
+            entry["event_id"],
+            entry["occurred_at"],
+            entry["purpose"],
+            entry["action"],
+            entry["channel"],
+            entry["policy_version"],
+            entry["source_service"],
+            entry["notice_id"],
+            entry["previous_hash"],
+        )
+    )
+
+
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """Hex SHA-256 of an entry's canonical encoding."""
     return hashlib.sha256(canonical_encoding(entry)).hexdigest()

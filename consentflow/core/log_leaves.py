@@ -19,14 +19,15 @@ from json import dumps
 from typing import Any
 
 from consentflow.contracts.timestamp_plan import micros
-from consentflow.core.ledger import canonical_encoding
+from consentflow.core.ledger import entry_encoding
 
 ERASURE_NOTICE_TAG = "erasure-notice"
 
 
 def ledger_entry_leaf(entry: Mapping[str, Any]) -> bytes:
-    """The leaf bytes of a ledger entry: its canonical encoding (``ledger.HASHED_FIELDS``)."""
-    return canonical_encoding(entry)
+    """The leaf bytes of a ledger entry: its canonical encoding (``ledger.HASHED_FIELDS``), written the processors'
+    faster way (``ledger.entry_encoding``, the same bytes)."""
+    return entry_encoding(entry)
 
 
 def erasure_notice_leaf(notice: Mapping[str, Any]) -> bytes:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from consentflow.contracts import events
 from consentflow.contracts.events import Event
-from consentflow.core.ledger import _canonical, canonical_encoding, verify_chain
+from consentflow.core.ledger import _canonical, canonical_encoding, entry_encoding, verify_chain
 from consentflow.core.processor import Processor
 from consentflow.policy.vocabulary import ConsentAction, ConsentChannel, MessageKind, Purpose
 from tests.support.builders import POSTWAVE, T0, active_verdicts, crash_and_replay, eid, highest_revisions, processor_with
@@ -433,6 +433,7 @@ def _assert_both_write_json(texts: list[str], sequence: int, occurred_at: dateti
     expected = json.dumps(plain, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     assert canonical_encoding(entry) == expected
     assert _canonical(values) == expected
+    assert entry_encoding(entry) == expected  # the consent log's leaf of the entry (log_leaves)
 
 
 @FAST
