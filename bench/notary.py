@@ -10,7 +10,9 @@ onto the ledger topic of a fresh prefix (6 partitions, as ``topics create``); th
 standalone notary: ``LogFollower`` appending with ``LogStore.append``, signing every 10,000 leaves, checkpoints to the
 table and topic) follows it into a chDB database of its own. The rate runs from the first message noted to the last
 leaf appended (the group join before it is printed apart). Raw limits over the same topic: read and decoded with no
-appends, and the leaves' hashing alone (``leaf_of`` + ``leaf_hash``, no I/O).
+appends, and the leaves' hashing alone (``leaf_of`` + ``leaf_hash``, no I/O). Then ``--notaries`` notaries in one
+consumer group (child processes, each on a chDB folder of its own) over the same topic: the partitions split between
+them, each log still one partition's.
 (b) ``--leaves`` leaves appended to one log through ``LogStore.append`` in batches of ``--batch`` (the time it took is
 printed), then ``--proofs`` inclusion proofs of random leaves and consistency proofs from random sizes, against the
 whole log; raw limit: the same point-lookup query with the same addresses, alone.
@@ -180,7 +182,68 @@ def follow_topic(bootstrap: str, prefix: str, records: int, dsn: str) -> dict[st
     }
 
 
-def notary_over_topic(bootstrap: str, records: int, dsn: str) -> dict[str, Any]:
+def _group_member(bootstrap: str, prefix: str, group: str, folder: str, results: Any) -> None:
+    """One notary of a group (a child process, a chDB folder of its own: one process opens a chDB path), until the
+    group has noted nothing for a while; puts (first message noted, last leaf appended, leaves) as wall-clock times."""
+    from consentflow.cli.pipeline import kafka_notary
+    from consentflow.notary.consumer import NotaryConsumer
+    from consentflow.notary.follower import CHECKPOINT_INTERVAL
+
+    sink = ClickHouseSink(f"chdb://{folder}", "bench_notary_group", schema=log_schema_ddl())
+    follower = kafka_notary(sink, Signer.generate(KEY_NAME), bootstrap, prefix, CHECKPOINT_INTERVAL)
+    times = {"first": 0.0, "last": 0.0}
+    note, write = follower.note, follower.write
+
+    def timed_note(topic_name: str, partition: int, offset: int, short_name: str, record: Mapping[str, Any]) -> None:
+        if not times["first"]:
+            times["first"] = time.time()
+        note(topic_name, partition, offset, short_name, record)
+
+    def timed_write() -> int:
+        appended = write()
+        if appended:
+            times["last"] = time.time()
+        return appended
+
+    follower.note = timed_note  # type: ignore[method-assign]  # the instants only, nothing else changed
+    follower.write = timed_write  # type: ignore[method-assign]
+    NotaryConsumer(bootstrap, prefix, SingleObjectCodec(), sink, follower, group_id=group).run(idle_exit=8.0)
+    results.put((times["first"], times["last"], follower.appended))
+
+
+def group_over_topic(bootstrap: str, prefix: str, records: int, notaries: int) -> dict[str, Any]:
+    """``notaries`` notaries in one consumer group over the prepared topic (each log is one partition's: they split
+    the partitions with no coordination); leaves a second from the first message any noted to the last leaf any
+    appended."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    group = f"bench-group-{uuid.uuid4().hex}"
+    members = [
+        context.Process(
+            target=_group_member, args=(bootstrap, prefix, group, tempfile.mkdtemp(prefix="bench-notary-member-"), results)
+        )
+        for _ in range(notaries)
+    ]
+    for member in members:
+        member.start()
+    ended = [results.get(timeout=900) for _ in members]
+    for member in members:
+        member.join()
+    first = min(start for start, _, leaves in ended if leaves)
+    last = max(end for _, end, _ in ended)
+    appended = sum(leaves for _, _, leaves in ended)
+    assert appended == records, f"{appended} of {records} leaves appended by the group"
+    return {
+        "notaries": notaries,
+        "leaves_per_second": round(records / (last - first)),
+        "seconds": round(last - first, 2),
+        "leaves_each": sorted(leaves for _, _, leaves in ended),
+    }
+
+
+def notary_over_topic(bootstrap: str, records: int, dsn: str, notaries: int = 1) -> dict[str, Any]:
     """(a): the notary's rate over a prepared topic, and the raw limits over the same topic."""
     prefix = f"bench-notary-{uuid.uuid4().hex[:8]}"
     produced = prepare_topic(bootstrap, prefix, records)
@@ -202,11 +265,13 @@ def notary_over_topic(bootstrap: str, records: int, dsn: str) -> dict[str, Any]:
 
     read_topic(bootstrap, prefix, records - records % 1_000, leaf_and_hash)
     notary = follow_topic(bootstrap, prefix, records, dsn)
+    group = group_over_topic(bootstrap, prefix, records, notaries) if notaries > 1 else None
     return {
         "records": records,
         "partitions": PARTITIONS,
         "produce_seconds": round(produced, 2),
         "notary": notary,
+        "notaries_in_one_group": group,
         "raw_read_and_decode_per_second": round(records / decoded),
         "raw_leaf_and_hash_per_second": round((records - records % 1_000) / hashing[0]),
     }
@@ -301,11 +366,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100_000, help="(b): leaves a LogStore.append")
     parser.add_argument("--proofs", type=int, default=1_000)
     parser.add_argument("--dsn", default=None, help="chDB path or ClickHouse server (default: a fresh chDB folder)")
+    parser.add_argument("--notaries", type=int, default=2, help="(a) again with this many notaries in one group (1: not again)")
     args = parser.parse_args()
     dsn = args.dsn or f"chdb://{tempfile.mkdtemp(prefix='bench-notary-')}"
     figures: dict[str, Any] = {"dsn": dsn}
     if not args.skip_kafka:
-        figures["a_notary_over_topic"] = notary_over_topic(args.bootstrap, args.records, dsn)
+        figures["a_notary_over_topic"] = notary_over_topic(args.bootstrap, args.records, dsn, args.notaries)
     database = f"bench_notary_log_{uuid.uuid4().hex[:8]}"
     store, append_seconds = build_log(dsn, database, args.leaves, args.batch)
     figures["b_proofs"] = {
