@@ -57,9 +57,9 @@ class Contract:
     canonical: str  # Avro Parsing Canonical Form
     fingerprint: bytes  # CRC-64-AVRO, little-endian, as single-object encoding writes it
 
-    @property
+    @cached_property
     def full_name(self) -> str:
-        """Namespace-qualified record name."""
+        """Namespace-qualified record name (read for every message decoded: made once)."""
         return f"{self.schema.get('namespace', '')}.{self.name}".lstrip(".")
 
     @cached_property
@@ -101,8 +101,11 @@ class ContractStore:
             raise KeyError(f"no contract named {name!r} under {self.root}") from None
 
     def latest(self, name: str) -> Contract:
-        """The newest version of a record: the reader schema for decoding."""
-        return self.versions(name)[-1]
+        """The newest version of a record: the reader schema for decoding (asked for every message: no copy)."""
+        try:
+            return self._by_name[name][-1]
+        except KeyError:
+            raise KeyError(f"no contract named {name!r} under {self.root}") from None
 
     def by_fingerprint(self, fp: bytes) -> Contract | None:
         """The contract with this CRC-64-AVRO fingerprint, if it was ever released."""
