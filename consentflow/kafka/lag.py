@@ -56,8 +56,13 @@ def committed_offsets(
         consumer.close()
 
 
-def group_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> int:
-    """Messages of ``topics`` not yet committed by ``group_id`` (all of them if it committed nothing)."""
+def partition_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """Messages of each partition of ``topics`` not yet committed by ``group_id`` (all of them where it committed nothing)."""
     ends = end_offsets(bootstrap, topics, timeout)
     committed = committed_offsets(bootstrap, group_id, ends, timeout)
-    return sum(end - (committed[tp] or 0) for tp, end in ends.items())
+    return {tp: end - (committed[tp] or 0) for tp, end in ends.items()}
+
+
+def group_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> int:
+    """Messages of ``topics`` not yet committed by ``group_id`` (all of them if it committed nothing)."""
+    return sum(partition_lag(bootstrap, group_id, topics, timeout).values())
