@@ -41,13 +41,9 @@ CHECKPOINT_INTERVAL_OPTION = click.option(
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from prometheus_client import CollectorRegistry
-
     from consentflow.core.checkpoint import Signer
     from consentflow.notary.follower import LogFollower
-    from consentflow.runtime.metrics import SinkMetrics
+    from consentflow.runtime.metrics import SinkMetrics, WorkerMetrics
     from consentflow.sinks.clickhouse import ClickHouseSink
 
 
@@ -152,18 +148,13 @@ def sink_metrics() -> SinkMetrics:
     return SinkMetrics(CollectorRegistry())
 
 
-def report_lag(registry: CollectorRegistry, bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
-    """Add ``group_id``'s lag on each partition of ``topics`` to ``registry``, asked of the broker at each scrape."""
-    from functools import partial
+def worker_metrics() -> WorkerMetrics:
+    """The worker's metrics, in a registry of their own (``/metrics`` on the health port)."""
+    from prometheus_client import CollectorRegistry
 
-    from confluent_kafka import KafkaException
+    from consentflow.runtime.metrics import WorkerMetrics
 
-    from consentflow.kafka.lag import partition_lag
-    from consentflow.runtime.metrics import LagCollector
-
-    names = sorted(topics)
-    read = partial(partition_lag, bootstrap, group_id, names, timeout=2.0)
-    registry.register(LagCollector(group_id, read, (KafkaException, KeyError)))
+    return WorkerMetrics(CollectorRegistry())
 
 
 @click.command("overview")
@@ -287,9 +278,10 @@ def worker(
         session_timeout=session_timeout,
     )
     check_session_accepted(bootstrap, session_timeout)
-    health = start_health(health_port, health_host)
+    metrics = worker_metrics() if health_port is not None else None  # counted only where /metrics serves them
+    health = start_health(health_port, health_host, None if metrics is None else metrics.registry)
     sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
-    run_worker(settings, loglevel, health)
+    run_worker(settings, loglevel, health, metrics)
 
 
 @click.command()
@@ -373,7 +365,9 @@ def sink(
         metrics=metrics,
     )
     if metrics is not None:
-        report_lag(metrics.registry, bootstrap, group_id, consumer.topics)
+        from consentflow.kafka.lag import lag_metric
+
+        metrics.registry.register(lag_metric(bootstrap, group_id, consumer.topics))
     health.started()  # subscribed
     run_sink(consumer, stopping, beat=health.beat)
 

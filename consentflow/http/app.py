@@ -46,6 +46,7 @@ from consentflow.http.json_body import json_body
 from consentflow.http.key_scopes import refusal
 from consentflow.http.readiness import add_readiness_route
 from consentflow.http.replay import add_replay_routes
+from consentflow.http.request_metrics import add_request_metrics
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
     ActiveViolation,
@@ -194,6 +195,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     add_page_routes(app)
     add_docs_routes(app)
+    app.state.metrics = add_request_metrics(app)  # added last, so outermost: every refusal is counted too
     return app
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: Every name starts ``consentflow_``.
 NAMESPACE = "consentflow"
-#: The content type of ``exposition``'s bytes (Prometheus text format 0.0.4).
+#: The content type of ``exposition``'s bytes (the Prometheus text format).
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: Insert and request latencies: from a millisecond (a small chDB insert, a cached answer) to a minute (ClickHouse away).
@@ -92,8 +92,8 @@ class WorkerMetrics:
         )
         self.retention_actions = Counter(
             "retention_actions",
-            "Retention actions issued (or retracted), by kind [2.3].",
-            ["action"],
+            "Retention actions issued or retracted (a plan that no longer holds them), by kind [2.3].",
+            ["action", "outcome"],
             namespace=NAMESPACE,
             registry=registry,
         )
