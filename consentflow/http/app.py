@@ -163,7 +163,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         description=(
             "The DPO's and auditors' questions over the consent ledger and lineage graph, and a collector for "
             "emitters that cannot speak Kafka. Send an API key in the `X-API-Key` header: the `dpo` role may do "
-            "everything, `auditor` read, replay and verify, `service` only post to the collector. This document "
+            "everything, `auditor` read, replay and verify, `service` only post to the collector, `operator` only read "
+            "`/metrics` (Prometheus text; also as `Authorization: Bearer KEY`). This document "
             "itself needs a key of any role."
         ),
         # Every endpoint but /health needs a key: the document is served keyed below, and FastAPI's
