@@ -2,7 +2,8 @@
 the counts equal what reached Kafka.
 
 The worker's events in equal the input topics' messages, its outputs by kind the output topics' messages, its dead
-letters the one message that was not Avro; the sink's inserted rows per table equal the messages of the table's topic;
+letters the one message that was not Avro; the sink's inserted rows per table equal the messages of the table's topic
+(an output it cannot read becoming a dead letter row);
 both groups' lag is 0 on every partition once caught up. Without the counters (or without ``/metrics``) every
 comparison fails. The API's: ``tests/unit/http/test_request_metrics.py`` (a running uvicorn).
 """
@@ -98,6 +99,9 @@ def test_a_running_worker_and_sink_report_what_reached_kafka(pipeline: Pipeline)
     worker_lag = worker["consentflow_consumer_lag"]
     assert len(worker_lag) == len(end_offsets(pipeline.bootstrap, list(inputs))) and set(worker_lag.values()) == {0}
 
+    # An output the sink cannot read: a dead letter of the sink's own, in place of a ledger row.
+    producer.produce(f"{pipeline.prefix}.ledger", key=b"subj-garbage", value=garbage, partition=0)
+    producer.flush(10)
     sink_port, group = free_port(), f"{pipeline.prefix}-sink"
     log = open(pipeline.tmp / "sink.log", "wb")  # noqa: SIM115 -- lives as long as the process
     sink = subprocess.Popen(
@@ -130,9 +134,11 @@ def test_a_running_worker_and_sink_report_what_reached_kafka(pipeline: Pipeline)
         time.sleep(1)
     consumed, in_kafka = steady_scrape(sink_port, pipeline.bootstrap, followed)
     table_of = {t.topic: t.name for t in TABLES}
-    assert by(consumed, "consentflow_sink_insert_rows_total", "table") == {
-        table_of[topic]: count for topic, count in in_kafka.items()
-    }
+    expected = {table_of[topic]: count for topic, count in in_kafka.items()}
+    expected["ledger"] -= 1
+    expected["dead_letters"] += 1
+    assert by(consumed, "consentflow_sink_insert_rows_total", "table") == expected
+    assert sum(by(consumed, "consentflow_dead_letters_total", "reason").values()) == 1
     timed = by(consumed, "consentflow_sink_insert_seconds_count", "table")
     assert set(timed) == {table_of[topic] for topic in in_kafka} and min(timed.values()) >= 1
     sink_lag = consumed["consentflow_consumer_lag"]
