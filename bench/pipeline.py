@@ -1,7 +1,10 @@
 """The pipeline's throughput on one machine, with the raw limit measured in the same run.
 
 Run (the Kafka broker must be up: bash deploy/kafka.sh start):
-    .venv/bin/python bench/pipeline.py [--subjects N] [--days D]
+    .venv/bin/python bench/pipeline.py [--subjects N] [--days D] [--metrics]
+
+``--metrics``: (b)'s worker and sink count their metrics and serve them (``--health-port``), scraped every 15 s as
+Prometheus would; run alternately with and without it to see what metrics cost.
 
 Prints:
 (a) raw ceiling: confluent-kafka batch consume + fastavro (single-object) decode of the input topics, events/s
@@ -95,6 +98,48 @@ def worker_command(bootstrap: str, prefix: str, data_dir: Path, *extra: str) -> 
     ]
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def health_options(ports: tuple[int, int] | None, which: int) -> list[str]:
+    """``--health-port`` for the worker (0) or the sink (1) when metrics are on, else nothing."""
+    return [] if ports is None else ["--health-port", str(ports[which])]
+
+
+class Scraper:
+    """GET /metrics of each port every 15 s (Prometheus's default interval), on a thread, until ``stop``."""
+
+    def __init__(self, ports: tuple[int, ...], every: float = 15.0) -> None:
+        self._stop = threading.Event()
+        self.scrapes = 0
+        self._thread = threading.Thread(target=self._run, args=(ports, every), daemon=True)
+        self._thread.start()
+
+    def _run(self, ports: tuple[int, ...], every: float) -> None:
+        import urllib.request
+
+        while not self._stop.wait(every):
+            for port in ports:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+                        answer.read()
+                    self.scrapes += 1
+                except OSError:
+                    pass  # not listening yet
+
+    def stop(self) -> int:
+        """Stop scraping; how many scrapes answered."""
+        self._stop.set()
+        self._thread.join()
+        return self.scrapes
+
+
 def raw_consume_decode(bootstrap: str, topics: dict[str, str], expected: int) -> float:
     """(a): consume every input message in batches and decode it with fastavro; events/s.
 
@@ -136,6 +181,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument("--metrics", action="store_true", help="(b) with /metrics served and scraped every 15 s")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -175,18 +221,32 @@ def main() -> None:
         cli = [sys.executable, "-m", "consentflow.cli"]
         dsn = f"chdb://{tmp / 'kafka-chdb'}"
         began = time.perf_counter()
+        ports = (free_port(), free_port()) if args.metrics else None
         worker = subprocess.Popen(
-            worker_command(args.bootstrap, prefix, tmp / "worker"),
+            worker_command(args.bootstrap, prefix, tmp / "worker", *health_options(ports, 0)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         sink = subprocess.Popen(
-            [*cli, "sink", "--bootstrap", args.bootstrap, "--prefix", prefix, "--dsn", dsn, "--group-id", f"{prefix}-sink"],
+            [
+                *cli,
+                "sink",
+                "--bootstrap",
+                args.bootstrap,
+                "--prefix",
+                prefix,
+                "--dsn",
+                dsn,
+                "--group-id",
+                f"{prefix}-sink",
+                *health_options(ports, 1),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        scraping = Scraper(ports) if ports is not None else None
         worker_rss, sink_rss = PeakRss(worker.pid), PeakRss(sink.pid)
         outputs = [t.name(prefix) for t in OUTPUT_TOPICS]
         first_output = None
@@ -200,6 +260,7 @@ def main() -> None:
             ):
                 break
         done = time.perf_counter()
+        scrapes = scraping.stop() if scraping is not None else None
         for process in (worker, sink):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(60)
@@ -239,7 +300,8 @@ def main() -> None:
     print(
         f"(b) faust worker + sink into chDB, end to end:        {pipeline_rate:10,.0f} events/s "
         f"(ratio to (a): {pipeline_rate / raw_rate:.2f}, to (a'): {pipeline_rate / ceiling_rate:.2f}; "
-        f"{with_startup:,.0f} events/s counting worker start-up)"
+        f"{with_startup:,.0f} events/s counting worker start-up; "
+        f"{'metrics on, ' + str(scrapes) + ' scrapes' if scrapes is not None else 'metrics off'})"
     )
     print(f"(c0) the container file decoded alone (fastavro):     {decode_rate:10,.0f} events/s")
     print(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consentflow.runtime.outage import Outage
 from consentflow.runtime.redaction import redacted_dsn
@@ -31,6 +31,9 @@ from consentflow.sinks.connection import (
 )
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.tables import LOG_TABLES, TABLES, Table, schema_ddl
+
+if TYPE_CHECKING:  # prometheus_client loads only in a process that reports metrics
+    from consentflow.runtime.metrics import SinkMetrics
 
 # The connection's names stay importable from here, where the modules before sinks/connection.py found them.
 __all__ = [
@@ -122,6 +125,7 @@ class ClickHouseSink:
     time calls for a flush. ``clickhouse_outage`` is ClickHouse as its statements
     see it (``.away``); pass ``outage`` to watch it while the schema is made.
     A retry gives up with ``RetryAbandoned`` once ``should_stop()``; it calls ``beat()`` as it waits.
+    ``metrics``, when given, counts each table's inserted rows and times its insert (once per table and batch).
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class ClickHouseSink:
         beat: Callable[[], None] = lambda: None,
         cluster: str | None = None,
         schema: list[str] | None = None,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self.dsn = check_dsn(dsn)
         self.database = check_database_name(database)
@@ -168,6 +173,7 @@ class ClickHouseSink:
         self.inserted = 0
         self._writer: ThreadPoolExecutor | None = None  # flush_behind's thread, started with its first insert
         self._behind: tuple[Future[int], list[tuple[Table, Any]]] | None = None
+        self.metrics = metrics
         self._with_retry("creating the schema", self._ensure_schema)
         for table in TABLES:  # pyarrow (and the pandas it looks for) load here, not in the middle of the first batch
             table.to_arrow([])
@@ -274,7 +280,10 @@ class ClickHouseSink:
         written = 0
         while taken:
             table, arrow = taken[0]
+            started = time.perf_counter()
             self._with_retry(f"inserting into {table.name}", functools.partial(self._insert, table, arrow))
+            if self.metrics is not None:
+                self.metrics.inserted(table.name, arrow.num_rows, time.perf_counter() - started)
             written += arrow.num_rows
             del taken[0]
         return written

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -35,6 +35,9 @@ from consentflow.runtime.outage import Outage, describe, is_transient
 from consentflow.runtime.redaction import redacted_dsn
 from consentflow.sinks.clickhouse import ClickHouseSink, RetryAbandoned
 from consentflow.sinks.stall_check import QUIET_FOR, StallCheck, waiting_work
+
+if TYPE_CHECKING:  # prometheus_client loads only in a process that reports metrics
+    from consentflow.runtime.metrics import SinkMetrics
 
 
 class Notary(Protocol):
@@ -92,6 +95,7 @@ class SinkConsumer:
     ``kafka_outage`` is the broker as the sink's consumer sees it (``.away``), ``sink.clickhouse_outage`` ClickHouse.
     A consumer that delivers nothing for ``stall_after`` seconds while its group has work waiting is replaced
     (``consentflow.sinks.stall_check``). ``notary``, when given, makes each ledger entry and erasure notice a leaf.
+    ``metrics``, when given, counts the dead letters (rows and inserts: the ``ClickHouseSink``'s own).
     """
 
     def __init__(
@@ -106,8 +110,10 @@ class SinkConsumer:
         session_timeout: float = SESSION_TIMEOUT,
         stall_after: float = QUIET_FOR,
         notary: Notary | None = None,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self.sink = sink
+        self.metrics = metrics
         self.codec = codec
         self.notary = notary
         self.topics: dict[str, Topic] = {t.name(prefix): t for t in self.followed_topics()}
@@ -321,6 +327,8 @@ class SinkConsumer:
     def refused(self, message: Message, letter: Mapping[str, Any]) -> None:
         """A message that breaks its contract, as a dead letter: kept in its table, not dropped."""
         self.sink.add(DEAD_LETTER.short_name, letter)
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(str(letter["error_type"])).inc()
 
     @property
     def _holding(self) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -64,6 +64,10 @@ from consentflow.streams.starting_offsets import commit_starting_offsets
 from consentflow.streams.starved_partitions import StarvedPartitions
 from consentflow.streams.subject_table import STATE_STORE_OPTIONS, PickledState, TableStore
 from consentflow.streams.worker_health import keep_beating, report_health
+
+if TYPE_CHECKING:  # prometheus_client loads only in a worker that reports metrics
+    from consentflow.runtime.metrics import WorkerMetrics
+    from consentflow.streams.worker_metrics import OutputTally
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +120,7 @@ class Worker:
     ``retention``.
     """
 
-    def __init__(self, settings: WorkerSettings, health: Health | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, health: Health | None = None, metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
         self.app = app = faust.App(
             settings.app_id,
@@ -183,6 +187,14 @@ class Worker:
         app.conf.consentflow_processor = self.processor  # for introspection in tests
         if health is not None:
             report_health(app, health, self.kafka, settings.bootstrap)
+        self.metrics = metrics
+        self.tally: OutputTally | None = None  # what the batch in hand wrote, counted once acknowledged
+        if metrics is not None:
+            from consentflow.kafka.lag import lag_metric
+            from consentflow.streams.worker_metrics import OutputTally
+
+            self.tally = OutputTally()
+            metrics.registry.register(lag_metric(settings.bootstrap, settings.app_id, self.input_topics))
 
     def _connect(self) -> None:
         """Hand faust the callbacks: one agent per subject-keyed input topic, the signals and the timers."""
@@ -238,6 +250,8 @@ class Worker:
                     done.setdefault(partition, []).append(lost.message.offset)
             self.process_event(event, topic)
             done.setdefault(partition, []).append(message.offset)
+        if self.tally is not None:
+            self.tally.taken(topic.short_name, sum(map(len, done.values())))
         await self.persist()
         self.count_processed(done)
 
@@ -263,6 +277,8 @@ class Worker:
         self.producer.send_bytes(
             self.output_names[topic_short], key.encode(), self.codec.encode(topic_short, record, trusted=True)
         )
+        if self.tally is not None:
+            self.tally.written(topic_short, record)
 
     async def acknowledge(self) -> None:
         """Step 4: every output and changelog write sent so far is in Kafka (``DeliveryError`` if the broker refused
@@ -279,6 +295,8 @@ class Worker:
         """Steps 4 and 5: outputs first, acknowledged by the broker; then the states that remember them as seen."""
         self.store.current = None
         await self.acknowledge()
+        if self.tally is not None and self.metrics is not None:
+            self.tally.add_to(self.metrics)  # the outputs are in Kafka: counted
         await self.persist_states()
 
     def count_processed(self, done: dict[Partition, list[int]]) -> None:
@@ -513,9 +531,10 @@ class Worker:
             agenda.ticked(next_due)
 
 
-def build_app(settings: WorkerSettings, health: Health | None = None) -> faust.App:
-    """The faust app with one agent per subject-keyed input topic (a ``Worker``'s); reporting to ``health`` when given."""
-    return Worker(settings, health).app
+def build_app(settings: WorkerSettings, health: Health | None = None, metrics: WorkerMetrics | None = None) -> faust.App:
+    """The faust app with one agent per subject-keyed input topic (a ``Worker``'s); reporting to ``health`` and
+    ``metrics`` when given."""
+    return Worker(settings, health, metrics).app
 
 
 class BoundedStopWorker(faust.Worker):
@@ -557,11 +576,14 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     return worker
 
 
-def run_worker(settings: WorkerSettings, loglevel: str = "info", health: Health | None = None) -> None:
-    """Start a worker and block until it is stopped (SIGTERM/SIGINT), telling ``health`` how it goes when given."""
+def run_worker(
+    settings: WorkerSettings, loglevel: str = "info", health: Health | None = None, metrics: WorkerMetrics | None = None
+) -> None:
+    """Start a worker and block until it is stopped (SIGTERM/SIGINT), telling ``health`` and ``metrics`` how it goes
+    when given."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     limit_malloc_arenas()  # before faust, librdkafka and RocksDB start their threads
-    worker = faust_worker(build_app(settings, health), loglevel)
+    worker = faust_worker(build_app(settings, health, metrics), loglevel)
     if health is not None:
         keep_beating(worker.loop, health)
     worker.execute_from_commandline()

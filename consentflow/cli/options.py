@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from consentflow.contracts.query_arguments import ArgumentError, parse_instant
 from consentflow.runtime.health import Health
 from consentflow.runtime.health_endpoint import DEFAULT_HOST, HealthEndpoint
+
+if TYPE_CHECKING:  # prometheus_client loads only in a process that reports metrics
+    from prometheus_client import CollectorRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,17 +55,19 @@ def health_options(command: F) -> F:
         "--health-port",
         type=click.IntRange(min=1, max=65535),
         default=None,
-        help="Answer GET /live and GET /ready on this port (200, or 503 with the reason); off without it.",
+        help="Answer GET /live and GET /ready on this port (200, or 503 with the reason), and GET /metrics "
+        "(Prometheus); off without it.",
     )(command)
 
 
-def start_health(port: int | None, host: str) -> Health | None:
-    """A ``Health`` answered over HTTP on ``host:port`` for the rest of the process, or None without a port."""
+def start_health(port: int | None, host: str, metrics: CollectorRegistry | None = None) -> Health | None:
+    """A ``Health`` answered over HTTP on ``host:port`` for the rest of the process (and ``metrics`` on ``/metrics``),
+    or None without a port."""
     if port is None:
         return None
     health = Health()
     try:
-        HealthEndpoint(health, port, host)
+        HealthEndpoint(health, port, host, metrics)
     except OSError as exc:
         raise click.UsageError(f"--health-port {port}: cannot listen on {host}:{port} ({exc.strerror})") from exc
     return health

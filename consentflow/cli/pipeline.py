@@ -43,6 +43,7 @@ CHECKPOINT_INTERVAL_OPTION = click.option(
 if TYPE_CHECKING:
     from consentflow.core.checkpoint import Signer
     from consentflow.notary.follower import LogFollower
+    from consentflow.runtime.metrics import SinkMetrics, WorkerMetrics
     from consentflow.sinks.clickhouse import ClickHouseSink
 
 
@@ -136,6 +137,24 @@ def kafka_notary(sink: ClickHouseSink, signer: Signer, bootstrap: str, prefix: s
     if missing is not None:
         fail(missing)
     return LogFollower(sink, signer, interval=interval, publish=CheckpointPublisher(bootstrap, prefix))
+
+
+def sink_metrics() -> SinkMetrics:
+    """The sink's metrics, in a registry of their own (``/metrics`` on the health port)."""
+    from prometheus_client import CollectorRegistry
+
+    from consentflow.runtime.metrics import SinkMetrics
+
+    return SinkMetrics(CollectorRegistry())
+
+
+def worker_metrics() -> WorkerMetrics:
+    """The worker's metrics, in a registry of their own (``/metrics`` on the health port)."""
+    from prometheus_client import CollectorRegistry
+
+    from consentflow.runtime.metrics import WorkerMetrics
+
+    return WorkerMetrics(CollectorRegistry())
 
 
 @click.command("overview")
@@ -259,9 +278,10 @@ def worker(
         session_timeout=session_timeout,
     )
     check_session_accepted(bootstrap, session_timeout)
-    health = start_health(health_port, health_host)
+    metrics = worker_metrics() if health_port is not None else None  # counted only where /metrics serves them
+    health = start_health(health_port, health_host, None if metrics is None else metrics.registry)
     sys.argv = [sys.argv[0], "worker", "-l", loglevel]  # faust's Worker reads its own command line
-    run_worker(settings, loglevel, health)
+    run_worker(settings, loglevel, health, metrics)
 
 
 @click.command()
@@ -313,7 +333,9 @@ def sink(
     signer = notary_signer(notary_key)  # a bad key is refused before anything is consumed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_client_logs()  # librdkafka's repeated lines while the broker is away: the first, then a count
-    health = start_health(health_port, health_host) or Health()  # without a port, nobody asks: it beats unheard
+    metrics = sink_metrics() if health_port is not None else None  # counted only where /metrics serves them
+    registry = None if metrics is None else metrics.registry
+    health = start_health(health_port, health_host, registry) or Health()  # without a port, nobody asks: it beats unheard
     # One Outage per dependency, whoever notices: the broker check and the consumer say a Kafka outage once.
     kafka = watch_broker(health, bootstrap) if health_port is not None else None
     clickhouse = clickhouse_outage(dsn, end_process=os._exit)  # an error no retry outlives: one line, exit 71
@@ -323,7 +345,9 @@ def sink(
     stopping = StopRequest("Kafka or ClickHouse away?").on_signals()  # before the schema: ClickHouse may be away
     try:
         # Retries forever while ClickHouse is away: pause, don't crash-loop; live while it waits.
-        target = ClickHouseSink(dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat, cluster=cluster)
+        target = ClickHouseSink(
+            dsn, database, outage=clickhouse, should_stop=stopping, beat=health.beat, cluster=cluster, metrics=metrics
+        )
     except ValueError as exc:
         fail(str(exc))
     except RetryAbandoned as exc:
@@ -338,7 +362,12 @@ def sink(
         kafka_outage=kafka,
         session_timeout=session_timeout,
         notary=None if signer is None else kafka_notary(target, signer, bootstrap, prefix, checkpoint_interval),
+        metrics=metrics,
     )
+    if metrics is not None:
+        from consentflow.kafka.lag import lag_metric
+
+        metrics.registry.register(lag_metric(bootstrap, group_id, consumer.topics))
     health.started()  # subscribed
     run_sink(consumer, stopping, beat=health.beat)
 

@@ -162,7 +162,7 @@ def api_key() -> None:
     required=True,
     help="Who holds the key (letters, digits, . _ -); a service key is named after its service, the only source_service it may emit as.",
 )
-@click.option("--role", type=click.Choice(["dpo", "auditor", "service"]), required=True)
+@click.option("--role", type=click.Choice(["dpo", "auditor", "service", "operator"]), required=True)
 @click.option("--topics", default=None, help="A service key: the topics it may emit, comma-separated (e.g. cookie,consent).")
 @click.option(
     "--purposes",

@@ -1,9 +1,11 @@
 """API keys and the roles they carry: who may ask the HTTP API what.
 
-Three roles, each allowed a set of actions:
+Four roles, each allowed a set of actions:
 
-* ``dpo``: everything (the DPO's questions, the auditor's checks, the collector);
+* ``dpo``: everything (the DPO's questions, the auditor's checks, the collector, the metrics);
 * ``auditor``: read every answer, replay and verify;
+* ``operator``: nothing but the API's own metrics (``/metrics``, for a Prometheus server): counts and latencies
+  by route, which name no subject, so the key a scraper keeps in its configuration reads no one's data;
 * ``service``: nothing but the collector (an upstream emitter such as the cookie banner), and only as
   the service it is named after: the ledger keeps each consent's ``source_service`` as evidence [6],
   so one service's key must not speak for another (``may_emit_as``); and only the topics, purposes and
@@ -60,6 +62,7 @@ class Role(StrEnum):
     DPO = "dpo"
     AUDITOR = "auditor"
     SERVICE = "service"
+    OPERATOR = "operator"
 
 
 class Action(StrEnum):
@@ -69,6 +72,7 @@ class Action(StrEnum):
     AUDIT = "audit"  # replay and verify
     COLLECT = "collect"  # events from emitters that cannot speak Kafka
     DESCRIBE = "describe"  # the OpenAPI document: every role needs it to call what it may call
+    METRICS = "metrics"  # the API's own counts and latencies, for Prometheus
 
 
 #: The actions each role may take.
@@ -76,6 +80,7 @@ ALLOWED: dict[Role, frozenset[Action]] = {
     Role.DPO: frozenset(Action),
     Role.AUDITOR: frozenset({Action.READ, Action.AUDIT, Action.DESCRIBE}),
     Role.SERVICE: frozenset({Action.COLLECT, Action.DESCRIBE}),
+    Role.OPERATOR: frozenset({Action.METRICS, Action.DESCRIBE}),
 }
 
 

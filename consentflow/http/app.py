@@ -46,6 +46,7 @@ from consentflow.http.json_body import json_body
 from consentflow.http.key_scopes import refusal
 from consentflow.http.readiness import add_readiness_route
 from consentflow.http.replay import add_replay_routes
+from consentflow.http.request_metrics import add_request_metrics
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
     ActiveViolation,
@@ -162,7 +163,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         description=(
             "The DPO's and auditors' questions over the consent ledger and lineage graph, and a collector for "
             "emitters that cannot speak Kafka. Send an API key in the `X-API-Key` header: the `dpo` role may do "
-            "everything, `auditor` read, replay and verify, `service` only post to the collector. This document "
+            "everything, `auditor` read, replay and verify, `service` only post to the collector, `operator` only read "
+            "`/metrics` (Prometheus text; also as `Authorization: Bearer KEY`). This document "
             "itself needs a key of any role."
         ),
         # Every endpoint but /health needs a key: the document is served keyed below, and FastAPI's
@@ -194,6 +196,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     add_page_routes(app)
     add_docs_routes(app)
+    app.state.metrics = add_request_metrics(app)  # added last, so outermost: every refusal is counted too
     return app
 
 

@@ -138,6 +138,11 @@ def argument(parse: Callable[..., T], field: str, *args: Any) -> T:
         raise ApiError(422, str(exc), field) from None
 
 
+def identify(request: Request, presented: str | None, action: Action) -> Caller:
+    """The caller a presented key stands for, if its role may take ``action``; 401 or 403 otherwise."""
+    return _identify(request, presented, action)
+
+
 def _identify(request: Request, presented: str | None, action: Action) -> Caller:
     if not presented:
         raise ApiError(401, f"missing API key: send it in the {KEY_HEADER} header", KEY_HEADER, _challenge())

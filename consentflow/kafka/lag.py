@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from consentflow.kafka.clients import client_config
+
+if TYPE_CHECKING:  # prometheus_client loads only in a process that reports metrics
+    from consentflow.runtime.metrics import LagCollector
 
 
 def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
@@ -56,8 +61,22 @@ def committed_offsets(
         consumer.close()
 
 
-def group_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> int:
-    """Messages of ``topics`` not yet committed by ``group_id`` (all of them if it committed nothing)."""
+def partition_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """Messages of each partition of ``topics`` not yet committed by ``group_id`` (all of them where it committed nothing)."""
     ends = end_offsets(bootstrap, topics, timeout)
     committed = committed_offsets(bootstrap, group_id, ends, timeout)
-    return sum(end - (committed[tp] or 0) for tp, end in ends.items())
+    return {tp: end - (committed[tp] or 0) for tp, end in ends.items()}
+
+
+def group_lag(bootstrap: str, group_id: str, topics: Iterable[str], timeout: float = 10.0) -> int:
+    """Messages of ``topics`` not yet committed by ``group_id`` (all of them if it committed nothing)."""
+    return sum(partition_lag(bootstrap, group_id, topics, timeout).values())
+
+
+def lag_metric(bootstrap: str, group_id: str, topics: Iterable[str]) -> LagCollector:
+    """``consentflow_consumer_lag`` of ``group_id`` on each partition of ``topics``, asked of the broker at each scrape
+    (within 2 s; the broker away or a topic not there yet leaves the samples out)."""
+    from consentflow.runtime.metrics import LagCollector
+
+    read = partial(partition_lag, bootstrap, group_id, sorted(topics), timeout=2.0)
+    return LagCollector(group_id, read, (KafkaException, KeyError))

@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -76,8 +76,11 @@ class Pipeline:
         self.inputs = [t.name(self.prefix) for t in WORKER_INPUTS]
         assert_topics_hold(bootstrap, sent, producer.delivered)
 
-    def start_worker(self, name: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """``consentflow worker`` as a subprocess logging to ``<name>.log``, with ``env`` added to its environment."""
+    def start_worker(
+        self, name: str, env: Mapping[str, str] | None = None, options: Sequence[str] = ()
+    ) -> subprocess.Popen[bytes]:
+        """``consentflow worker`` as a subprocess logging to ``<name>.log``, with ``env`` added to its environment and
+        ``options`` to its command line."""
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
         process = subprocess.Popen(
             [
@@ -101,6 +104,7 @@ class Pipeline:
                 "1",
                 "--loglevel",
                 "info",
+                *options,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
