@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from consentflow.cli import main
 from consentflow.contracts.eventfile import read_events
 from tests.support.dpo_expected import processings
+from tests.support.lineage_server import LineageServer
 from tests.support.openlineage_schemas import event_errors, registry
 
 DATABASE = "openlineage_emit"
@@ -139,3 +140,22 @@ def test_a_transport_without_its_options_ends_with_one_line(chdb_dsn: str) -> No
         result = _consentflow("openlineage", "emit", "--dsn", chdb_dsn, "--database", DATABASE, *args)
         assert result.exit_code != 0
         assert needs in result.output
+
+
+def test_the_http_transport_posts_each_event_to_the_lineage_endpoint_with_its_key(ran: Any, chdb_dsn: str) -> None:
+    with LineageServer() as server:
+        result = _emit(chdb_dsn, "--transport", "http", "--url", server.url, "--api-key", "k-123")
+        assert server.received.events == _console(chdb_dsn)
+        assert set(server.received.authorizations) == {"Bearer k-123"}
+        assert f"{len(server.received.events)} OpenLineage events" in result.stderr
+
+
+def test_a_lineage_endpoint_that_refuses_ends_the_command_with_one_line(ran: Any, chdb_dsn: str) -> None:
+    with LineageServer() as server:
+        server.received.status = 422  # Marquez's answer to an event it cannot take; not one the client retries
+        result = _consentflow(
+            "openlineage", "emit", "--dsn", chdb_dsn, "--database", DATABASE, "--transport", "http", "--url", server.url
+        )
+    assert result.exit_code == 1
+    assert "OpenLineage http transport failed: 422" in result.output
+    assert "Traceback" not in result.output
