@@ -117,12 +117,18 @@ def _counts(subjects: int, edges: int, first: datetime, last: datetime) -> Count
     return Counts(int(subjects), int(edges), utc(first), utc(last))
 
 
-def _validity(registry: RecipientRegistry, recipient_id: str, mechanism: str, at: datetime) -> tuple[MechanismWindow, ...]:
-    """The periods of ``mechanism`` in the recipient's registry version in force at ``at`` (none: not registered)."""
+def transfer_validity(registry: RecipientRegistry, recipient_id: str, mechanism: str, at: datetime) -> tuple[MechanismWindow, ...]:
+    """The periods of ``mechanism`` in the recipient's registry version in force at ``at`` (none: not registered) [7]."""
     version = registry.at(recipient_id, at)
     if version is None:
         return ()
     return tuple(w for w in version.mechanisms if w.mechanism.value == mechanism)
+
+
+def legal_name(registry: RecipientRegistry, recipient_id: str, at: datetime) -> str | None:
+    """The registry's name of the recipient at ``at``, else its latest; None when the registry has none [4]."""
+    version = registry.at(recipient_id, at) or registry.latest(recipient_id)
+    return version.name if version is not None and version.name else None
 
 
 def processing_flows(reader: TableReader, since: datetime | None = None, until: datetime | None = None) -> list[ProcessingFlow]:
@@ -136,17 +142,16 @@ def processing_flows(reader: TableReader, since: datetime | None = None, until: 
     for purpose, source, recipient_id, country, mechanism, *counts in reader.query(_TRANSFERS, window):
         c = _counts(*counts)
         transfers[purpose, source, recipient_id].append(
-            TransferFlow(country, mechanism, _validity(registry, recipient_id, mechanism, c.last), c)
+            TransferFlow(country, mechanism, transfer_validity(registry, recipient_id, mechanism, c.last), c)
         )
     recipients: dict[tuple[str, str], list[RecipientFlow]] = defaultdict(list)
     for purpose, source, recipient_id, kind, received, *counts in reader.query(_RECIPIENTS, window):
         c = _counts(*counts)
-        version = registry.at(recipient_id, c.last) or registry.latest(recipient_id)
         recipients[purpose, source].append(
             RecipientFlow(
                 recipient_id=recipient_id,
                 recipient_kind=kind,
-                legal_name=version.name if version is not None and version.name else None,
+                legal_name=legal_name(registry, recipient_id, c.last),
                 categories=tuple(received),
                 transfers=tuple(transfers[purpose, source, recipient_id]),
                 counts=c,
