@@ -1,10 +1,10 @@
 """The continuous mode of the OpenLineage export: follow the lineage topic, emit each batch's processings [3, 4, 7].
 
 Its own consumer group on the lineage topic (the sink's offsets stay the sink's); the registry read whole beside it
-(``streams.registry_feed``) for recipients' names and the periods of their transfer mechanisms. Each batch, up to
-``max_edges`` or ``interval`` seconds of edges, is folded (``consentflow.openlineage.folding``) and emitted, a run per
-processing in the batch; the offsets are committed after the transport took every event: at least once, and a batch
-read again gives the same run ids (they come from the content).
+(``streams.registry_feed``) for recipients' names and the periods of their transfer mechanisms. Each batch (``step``)
+is folded (``consentflow.openlineage.folding``) and emitted, a run per processing in the batch; the offsets are
+committed after the transport took every event: at least once, and a batch read again gives the same run ids (they
+come from the content).
 """
 
 from __future__ import annotations
@@ -73,11 +73,21 @@ class LineageFollower:
         return edges
 
     def step(self, interval: float) -> int:
-        """Read one batch (at most ``interval`` seconds), emit its processings, commit; how many edges it held."""
-        deadline = time.monotonic() + interval
+        """Read one batch, emit its processings, commit; how many messages it held (0: none came in half a second).
+
+        A batch ends at ``max_edges``, ``interval`` seconds after its first message, or when the topic has nothing more
+        for half a second: a follower that has caught up sends what it read at once.
+        """
         messages: list[Any] = []
-        while len(messages) < self.max_edges and (left := deadline - time.monotonic()) > 0:
-            messages += self._consumer.consume(num_messages=self.max_edges - len(messages), timeout=min(left, 0.5))
+        deadline: float | None = None
+        while len(messages) < self.max_edges:
+            got = self._consumer.consume(num_messages=self.max_edges - len(messages), timeout=0.5)
+            if not got:
+                break
+            messages += got
+            deadline = deadline or time.monotonic() + interval
+            if time.monotonic() >= deadline:
+                break
         if not messages:
             return 0
         self.registry.poll_new()  # the registry as far as it has been written: names and periods as of now
@@ -97,7 +107,7 @@ class LineageFollower:
                 log.warning("lineage topic %s: %s", self.topic, exc)
                 taken = 0
             now = time.monotonic()
-            if taken:
+            if taken or not self._consumer.assignment():  # joining the group is not being idle
                 idle_since = now
             elif idle_exit is not None and now - idle_since >= idle_exit:
                 return
