@@ -117,7 +117,9 @@ def _counts(subjects: int, edges: int, first: datetime, last: datetime) -> Count
     return Counts(int(subjects), int(edges), utc(first), utc(last))
 
 
-def transfer_validity(registry: RecipientRegistry, recipient_id: str, mechanism: str, at: datetime) -> tuple[MechanismWindow, ...]:
+def transfer_validity(
+    registry: RecipientRegistry, recipient_id: str, mechanism: str, at: datetime
+) -> tuple[MechanismWindow, ...]:
     """The periods of ``mechanism`` in the recipient's registry version in force at ``at`` (none: not registered) [7]."""
     version = registry.at(recipient_id, at)
     if version is None:
