@@ -16,6 +16,7 @@ from consentflow.cli import (
     event_files,
     lineage,
     notary,
+    openlineage,
     pipeline,
     registry,
     ropa,
@@ -53,6 +54,7 @@ main.add_command(notary.notary)
 main.add_command(notary.checkpoint_group)
 main.add_command(notary.proof_command)
 main.add_command(notary.verify_proof)
+main.add_command(openlineage.openlineage_group)
 main.add_command(pipeline.run)
 main.add_command(pipeline.overview_command)
 main.add_command(pipeline.worker)

@@ -1,0 +1,172 @@
+"""The observed lineage folded by processing, for a data catalog: purpose × source, its categories, its recipients [3, 4, 7].
+
+A processing is a purpose of the policy over the source events of one kind (disclosure, message, cookie); the edges
+carry no emitting service, so the source event's kind stands for it. Each processing has the categories it used and
+the recipients it sent them to, each recipient with the countries and transfer mechanisms its edges went under and
+the periods the registry gives those mechanisms [7]. Counts of subjects, never their ids. Parameterised SQL read with
+``FINAL``, so a redelivered edge counts once; rows sorted, so a replay of the same topics reads the same flows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from consentflow.core.recipients import MechanismWindow, RecipientRegistry
+from consentflow.sinks.reader import TableReader
+from consentflow.sinks.reading import utc
+from consentflow.sinks.registry_reading import registry_from_tables
+from consentflow.sinks.tables import DATETIME
+
+_T = DATETIME
+#: ``since`` when none is given: before any event the pipeline accepts.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_WINDOW = f"occurred_at >= {{since:{_T}}} AND occurred_at < {{until:{_T}}}"
+_COUNTS = "uniqExact(subject_id), count(), min(occurred_at), max(occurred_at)"
+
+_PROCESSINGS = f"""
+SELECT purpose, source_kind, arraySort(groupUniqArray(legal_basis)), {_COUNTS}
+FROM {{db:Identifier}}.lineage_edges FINAL
+WHERE {_WINDOW}
+GROUP BY purpose, source_kind
+ORDER BY purpose, source_kind
+"""
+
+_CATEGORIES = f"""
+SELECT purpose, source_kind, category, {_COUNTS}
+FROM {{db:Identifier}}.lineage_edges FINAL
+ARRAY JOIN categories AS category
+WHERE {_WINDOW}
+GROUP BY purpose, source_kind, category
+ORDER BY purpose, source_kind, category
+"""
+
+_RECIPIENTS = f"""
+SELECT purpose, source_kind, recipient_id, argMax(recipient_kind, (occurred_at, edge_id)),
+       arraySort(groupUniqArrayArray(categories)), {_COUNTS}
+FROM {{db:Identifier}}.lineage_edges FINAL
+WHERE {_WINDOW}
+GROUP BY purpose, source_kind, recipient_id
+ORDER BY purpose, source_kind, recipient_id
+"""
+
+_TRANSFERS = f"""
+SELECT purpose, source_kind, recipient_id, country, transfer_mechanism, {_COUNTS}
+FROM {{db:Identifier}}.lineage_edges FINAL
+WHERE {_WINDOW}
+GROUP BY purpose, source_kind, recipient_id, country, transfer_mechanism
+ORDER BY purpose, source_kind, recipient_id, country, transfer_mechanism
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Distinct subjects and edges, and the event times of the first and last edge."""
+
+    subjects: int
+    edges: int
+    first: datetime
+    last: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryFlow:
+    """One data category a processing used [2.1, 2.2]."""
+
+    category: str
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFlow:
+    """Edges to a recipient in one country under one mechanism, with the periods the registry gives it [7]."""
+
+    country: str
+    mechanism: str
+    validity: tuple[MechanismWindow, ...]
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientFlow:
+    """One recipient a processing sent data to [4]: kind, registered name, categories, transfers."""
+
+    recipient_id: str
+    recipient_kind: str
+    legal_name: str | None
+    categories: tuple[str, ...]
+    transfers: tuple[TransferFlow, ...]
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingFlow:
+    """A purpose over one kind of source event: legal bases, categories in, recipients out [3, 4]."""
+
+    purpose: str
+    source: str
+    legal_bases: tuple[str, ...]
+    categories: tuple[CategoryFlow, ...]
+    recipients: tuple[RecipientFlow, ...]
+    counts: Counts
+
+
+def _counts(subjects: int, edges: int, first: datetime, last: datetime) -> Counts:
+    return Counts(int(subjects), int(edges), utc(first), utc(last))
+
+
+def transfer_validity(
+    registry: RecipientRegistry, recipient_id: str, mechanism: str, at: datetime
+) -> tuple[MechanismWindow, ...]:
+    """The periods of ``mechanism`` in the recipient's registry version in force at ``at`` (none: not registered) [7]."""
+    version = registry.at(recipient_id, at)
+    if version is None:
+        return ()
+    return tuple(w for w in version.mechanisms if w.mechanism.value == mechanism)
+
+
+def legal_name(registry: RecipientRegistry, recipient_id: str, at: datetime) -> str | None:
+    """The registry's name of the recipient at ``at``, else its latest; None when the registry has none [4]."""
+    version = registry.at(recipient_id, at) or registry.latest(recipient_id)
+    return version.name if version is not None and version.name else None
+
+
+def processing_flows(reader: TableReader, since: datetime | None = None, until: datetime | None = None) -> list[ProcessingFlow]:
+    """Every processing with edges in ``[since, until)`` (all of them by default), sorted by purpose and source."""
+    window = {"since": since or EPOCH, "until": until or datetime(2200, 1, 1, tzinfo=UTC)}
+    registry = registry_from_tables(reader)
+    categories: dict[tuple[str, str], list[CategoryFlow]] = defaultdict(list)
+    for purpose, source, category, *counts in reader.query(_CATEGORIES, window):
+        categories[purpose, source].append(CategoryFlow(category, _counts(*counts)))
+    transfers: dict[tuple[str, str, str], list[TransferFlow]] = defaultdict(list)
+    for purpose, source, recipient_id, country, mechanism, *counts in reader.query(_TRANSFERS, window):
+        c = _counts(*counts)
+        transfers[purpose, source, recipient_id].append(
+            TransferFlow(country, mechanism, transfer_validity(registry, recipient_id, mechanism, c.last), c)
+        )
+    recipients: dict[tuple[str, str], list[RecipientFlow]] = defaultdict(list)
+    for purpose, source, recipient_id, kind, received, *counts in reader.query(_RECIPIENTS, window):
+        c = _counts(*counts)
+        recipients[purpose, source].append(
+            RecipientFlow(
+                recipient_id=recipient_id,
+                recipient_kind=kind,
+                legal_name=legal_name(registry, recipient_id, c.last),
+                categories=tuple(received),
+                transfers=tuple(transfers[purpose, source, recipient_id]),
+                counts=c,
+            )
+        )
+    return [
+        ProcessingFlow(
+            purpose=purpose,
+            source=source,
+            legal_bases=tuple(bases),
+            categories=tuple(categories[purpose, source]),
+            recipients=tuple(recipients[purpose, source]),
+            counts=_counts(*counts),
+        )
+        for purpose, source, bases, *counts in reader.query(_PROCESSINGS, window)
+    ]
