@@ -72,38 +72,27 @@ def showcase(data: Dataset) -> str:
 
 
 class _Sections(HTMLParser):
-    """The page's country sections: country code -> recipient ids listed in it; and the category chips."""
+    """The page's country sections: country code -> recipient ids listed in it; and the category chips' codes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.countries: dict[str, list[str]] = {}
         self.categories: list[str] = []
         self._country: str | None = None
-        self._in_id = self._in_chip = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         if tag == "section" and "country" in (attributes.get("class") or ""):
             self._country = attributes.get("data-country") or ""
             self.countries[self._country] = []
-        elif tag == "td" and attributes.get("class") == "id" and self._country is not None:
-            self._in_id = True
-        elif tag == "li" and self._country is None:
-            self._in_chip = True
+        elif tag == "td" and attributes.get("class") == "recipient" and self._country is not None:
+            self.countries[self._country].append(attributes.get("data-recipient") or "")
+        elif tag == "li" and self._country is None and attributes.get("data-category"):
+            self.categories.append(attributes.get("data-category") or "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "section":
             self._country = None
-        self._in_id = self._in_id and tag not in ("td", "span")
-        self._in_chip = self._in_chip and tag not in ("li", "small")
-
-    def handle_data(self, text: str) -> None:
-        if self._in_id and self._country is not None and text.strip():
-            self.countries[self._country].append(text.strip())
-            self._in_id = False
-        elif self._in_chip and text.strip():
-            self.categories.append(text.strip())
-            self._in_chip = False
 
 
 def _expected_groups(data: Dataset, subject: str) -> dict[str, list[str]]:
@@ -278,7 +267,7 @@ def test_chromium_signs_in_with_the_form_and_shows_the_lineage(server: str, data
         assert page.evaluate("document.querySelector('#subject').textContent") == subject
         shown = page.evaluate(
             "Object.fromEntries([...document.querySelectorAll('section.country')].map(s => "
-            "[s.dataset.country, [...s.querySelectorAll('td.id')].map(td => td.firstChild.textContent.trim()).sort()]))"
+            "[s.dataset.country, [...s.querySelectorAll('td.recipient')].map(td => td.dataset.recipient).sort()]))"
         )
         assert shown == _expected_groups(data, subject)
         # The inline style applies (its hash is in the policy) and highlights the violating recipients in red.
