@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from consentflow.policy.dpv import legal_basis_term, transfer_term
+import pycountry
+
+from consentflow.policy.dpv import LEGAL_BASIS_TERMS, legal_basis_term, transfer_term
 from consentflow.policy.vocabulary import (
     ConsentAction,
     ConsentChannel,
@@ -232,3 +234,27 @@ def gdpr_article(term: str) -> str:
         return term
     article, *points = term.removeprefix("eu-gdpr:A").split("-")
     return f"GDPR Art. {article}" + "".join(f"({p})" for p in points)
+
+
+_BASIS_OF_TERM = {term: basis for basis, term in LEGAL_BASIS_TERMS.items() if term is not None}
+
+
+def legal_basis_of_term(term: str | None) -> str:
+    """A lawful basis given as its DPV GDPR term (``eu-gdpr:A6-1-a``, as the export's JSON has it) in plain words."""
+    if term is None:
+        return LEGAL_BASIS_LABELS[LegalBasis.UNKNOWN]
+    basis = _BASIS_OF_TERM.get(term)
+    return legal_basis(basis.value) if basis is not None else gdpr_article(term)
+
+
+def channel(value: str) -> str:
+    """How a consent was given or withdrawn, in plain words [6]."""
+    return label(ConsentChannel, value)
+
+
+def country(code: str | None) -> str:
+    """``United States (US)``: a country's ISO 3166-1 name with its code; the code alone when unknown, "unknown" for none."""
+    if not code:
+        return "unknown country"
+    found = pycountry.countries.get(alpha_2=code)
+    return f"{found.name} ({code})" if found is not None else code
