@@ -10,6 +10,7 @@ Chromium is missing.
 
 from __future__ import annotations
 
+import html
 import re
 import socket
 import threading
@@ -282,3 +283,47 @@ def test_chromium_signs_in_with_the_form_and_shows_the_lineage(server: str, data
     width, height, variety = chromium.png_facts(shot)
     assert [width, height] == viewport and width == 1366 and height > 600
     assert len(shot) > 20_000 and variety > 32  # text, tables and colours, not a blank or one-colour page
+
+
+def test_the_as_of_form_shows_the_lineage_as_it_stood_then(browser: TestClient, data: Dataset) -> None:
+    subject = showcase(data)
+    dpo = {"X-API-Key": KEYS[Role.DPO]}
+    everything = expected.who_has(data, subject)
+    cut = (
+        min(h["first"] for h in everything.values()).replace(microsecond=0)
+        + (max(h["first"] for h in everything.values()) - min(h["first"] for h in everything.values())) / 2
+    )
+    cut = cut.replace(microsecond=0)
+    then = expected.who_has(data, subject, cut)
+    assert 0 < len(then) < len(everything)  # some recipients had data by then, others not yet
+    # What the page's datetime-local field sends: no zone (UTC), to the second.
+    page = browser.get(lineage_path(subject), params={"as_of": cut.strftime("%Y-%m-%dT%H:%M:%S")}, headers=dpo)
+    assert page.status_code == 200
+    sections = _Sections()
+    sections.feed(page.text)
+    assert sorted(r for rs in sections.countries.values() for r in rs) == sorted(then)
+    assert f'value="{cut.strftime("%Y-%m-%dT%H:%M:%S")}"' in page.text and 'id="as-of-now"' in page.text
+    assert f'href="/subjects/{subject}/access?as_of=' in page.text
+    # An empty field is "now"; a malformed one is refused with its name.
+    now = browser.get(lineage_path(subject), params={"as_of": ""}, headers=dpo)
+    assert now.status_code == 200 and all(f'data-recipient="{r}"' in now.text for r in everything)
+    assert browser.get(lineage_path(subject), params={"as_of": "yesterday"}, headers=dpo).status_code == 422
+    access = browser.get(f"/subjects/{subject}/access", params={"as_of": cut.strftime("%Y-%m-%dT%H:%M:%S")}, headers=dpo)
+    assert access.status_code == 200 and f"As of: {cut.strftime('%Y-%m-%d %H:%M:%S')} UTC" in access.text
+
+
+def test_recipients_are_named_as_the_registry_names_them(browser: TestClient, data: Dataset) -> None:
+    subject = showcase(data)
+    page = browser.get(lineage_path(subject), headers={"X-API-Key": KEYS[Role.DPO]}).text
+    names: dict[str, set[str]] = {}
+    for record in data.of_topic("recipients"):
+        names.setdefault(record["recipient_id"], set()).add(record["name"])
+    for recipient in expected.who_has(data, subject):
+        cell = re.search(rf'<td class="recipient" data-recipient="{re.escape(recipient)}">(.*?)</td>', page)
+        assert cell is not None, recipient
+        if recipient in names:
+            assert any(f'<span class="name">{html.escape(n)}</span>' in cell.group(1) for n in names[recipient]), cell.group(1)
+        else:
+            assert "not in the registry" in cell.group(1)
+        assert f'<code class="id">{recipient}</code>' in cell.group(1)
+        assert "basis: " in cell.string[cell.end() : cell.end() + 2000].split("</tr>")[0]  # a legal basis on the line
