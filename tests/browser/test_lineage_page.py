@@ -289,11 +289,8 @@ def test_the_as_of_form_shows_the_lineage_as_it_stood_then(browser: TestClient, 
     subject = showcase(data)
     dpo = {"X-API-Key": KEYS[Role.DPO]}
     everything = expected.who_has(data, subject)
-    cut = (
-        min(h["first"] for h in everything.values()).replace(microsecond=0)
-        + (max(h["first"] for h in everything.values()) - min(h["first"] for h in everything.values())) / 2
-    )
-    cut = cut.replace(microsecond=0)
+    firsts = sorted(h["first"] for h in everything.values())
+    cut = (firsts[0] + (firsts[-1] - firsts[0]) / 2).replace(microsecond=0)
     then = expected.who_has(data, subject, cut)
     assert 0 < len(then) < len(everything)  # some recipients had data by then, others not yet
     # What the page's datetime-local field sends: no zone (UTC), to the second.
