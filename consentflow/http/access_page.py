@@ -101,8 +101,9 @@ def _recipient(recipient_id: str | None, name: str | None) -> Html:
 def _purposes(purposes: Iterable[Mapping[str, Any]]) -> Html:
     """Each purpose in plain words with its legal basis [3; GDPR Art. 6(1)]."""
     return Html(
-        "<br>".join(
-            f"{escape(labels.purpose(p['purpose']))} <i>({escape(labels.legal_basis_of_term(p['legal_basis']))})</i>"
+        "".join(
+            f"{escape(labels.purpose(p['purpose']))}"
+            f'<span class="term">basis: {escape(labels.legal_basis_of_term(p["legal_basis"]))}</span>'
             for p in purposes
         )
     )
@@ -112,7 +113,7 @@ def _categories(categories: Iterable[str]) -> str:
     return "; ".join(labels.category(c) for c in categories)
 
 
-def _consent_section(records: Sequence[Mapping[str, Any]]) -> str:
+def _consent_section(records: Sequence[Mapping[str, Any]], names: Mapping[str, str | None]) -> str:
     """Per purpose: your consent in plain words, since when, on which basis, how given and withdrawn; the history below.
     The W3C DPV terms are in the JSON export; the notice and policy version of each answer are in its history."""
     summary = _table(
@@ -125,7 +126,7 @@ def _consent_section(records: Sequence[Mapping[str, Any]]) -> str:
                 labels.legal_basis_of_term(r["legal_basis"]),
                 labels.channel(r["collection_method"]) if r["collection_method"] else None,
                 labels.channel(r["withdrawal_method"]) if r["withdrawal_method"] else None,
-                r["recipients"],
+                Html("".join(_recipient(rid, names.get(rid)) for rid in r["recipients"])) if r["recipients"] else None,
             )
             for r in records
         ),
@@ -229,8 +230,14 @@ def retention_section(plan: Mapping[str, Any] | None, emitted: Sequence[Mapping[
             )
         )
     unrecorded = [a for a in past if (a["action"], _when(a["due_at"])) not in recorded]
+    past_keys = {(a["action"], _when(a["due_at"])) for a in past}
     if emitted:
-        done = _table(("was due", "action", "categories", "section", "reason"), _action_rows(emitted), empty="")
+        # Those of the plan are marked "yes" above; only one the plan no longer has is listed again.
+        others = [a for a in emitted if (a["action"], _when(a["due_at"])) not in past_keys]
+        done = f"<p>{len(emitted)} action(s) recorded" + (" (marked “yes” above)." if len(others) < len(emitted) else ".")
+        done += "</p>" + (
+            _table(("was due", "action", "categories", "section", "reason"), _action_rows(others), empty="") if others else ""
+        )
     elif unrecorded:
         done = (
             f'<p class="alert">None is recorded yet, though {len(unrecorded)} action(s) fell due before {today} '
@@ -322,7 +329,7 @@ def render_access_page(export: Mapping[str, Any]) -> str:
         '<p class="note">What you provided in your profile and what any processing of your data named, '
         "on everything we know, whatever the as-of instant.</p>",
         "<h2>Your consents [6]</h2>",
-        _consent_section(export["consent_records"]),
+        _consent_section(export["consent_records"], names),
         "<h2>Who received your data [4, 7]</h2>",
         _table(
             (
@@ -330,7 +337,7 @@ def render_access_page(export: Mapping[str, Any]) -> str:
                 "kind",
                 "country",
                 "categories",
-                "purposes (legal basis)",
+                "purposes and legal basis",
                 "transfer framed by",
                 "first sent",
                 "last sent",
@@ -358,7 +365,7 @@ def render_access_page(export: Mapping[str, Any]) -> str:
             (
                 (
                     _country(c["country"], c["in_eea"]),
-                    Html("<br>".join(_recipient(r, names.get(r)) for r in c["recipients"])),
+                    Html("".join(_recipient(r, names.get(r)) for r in c["recipients"])),
                     _mechanisms(c["transfer_mechanisms"]),
                     c["transfers"],
                     _when(c["first"]),

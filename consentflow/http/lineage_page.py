@@ -93,6 +93,8 @@ table.recipients { table-layout: fixed; }
   h2, h3 { break-after: avoid; }
   .country { border-radius: 0; padding: 6px 8px; }
   a { color: inherit; text-decoration: none; }
+  .recipients col.who, .recipients col.what { width: 18%; } .recipients col.kind { width: 10%; }
+  .recipients col.how { width: 13%; } .recipients col.when { width: 10%; }
 }
 """
 

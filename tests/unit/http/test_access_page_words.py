@@ -156,6 +156,7 @@ def test_a_future_date_is_a_plan_and_a_recorded_one_is_past() -> None:
     recorded = retention_section(_plan(ARCHIVE, done), [{"action_id": "a-1", **done}], datetime(2026, 12, 6, tzinfo=UTC))
     assert "Your data was archived on <strong>2024-12-22 10:00:00 UTC</strong>" in recorded
     assert "not recorded" not in recorded and "<td>yes</td>" in recorded
+    assert "1 action(s) recorded (marked “yes” above).</p>" in recorded and recorded.count("<td>archive</td>") == 1
     # Seen from an as-of instant before the date, the same plan is a plan again.
     before = retention_section(_plan(ARCHIVE, done), [], datetime(2023, 1, 1, tzinfo=UTC))
     assert "will be archived on" in before and "<td>archive</td>" in before
@@ -168,6 +169,7 @@ def test_the_subject_reads_words_not_terms() -> None:
         assert term not in page.split("History of")[0], term  # the summary above the histories
     assert "Advertising cookies" in page and "given" in page and "your consent (GDPR Art. 6(1)(a))" in page
     assert "the cookie banner" in page and "marketing provider" in page
+    assert "Advertising cookies basis: your consent (GDPR Art. 6(1)(a))" in page  # the basis on the recipient's line
     assert "standard contractual clauses (GDPR Art. 46(2)(c))" in page and "United States (US)" in page
     # The legal name first, the id beside it; the notice id stays as evidence in the event's history only.
     assert '<td>AdNet Americas, Inc.<span class="id">adnet-us</span></td>' in raw
@@ -176,7 +178,7 @@ def test_the_subject_reads_words_not_terms() -> None:
 
 def test_the_recipients_table_fits_the_page() -> None:
     raw = render_access_page(_export(_plan(None), []))
-    (table,) = [t for t in re.findall(r"<table>.*?</table>", raw) if "purposes (legal basis)" in t]
+    (table,) = [t for t in re.findall(r"<table>.*?</table>", raw) if "purposes and legal basis" in t]
     widths = [int(w) for w in re.findall(r'<col class="w(\d+)">', table)]
     assert len(widths) == table.count("<th>") == 8 and sum(widths) == 100
     assert "table-layout:fixed" in raw and "overflow-wrap:anywhere" in raw
