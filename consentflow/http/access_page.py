@@ -27,10 +27,10 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2re
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.85rem;table-layout:fixed}
 th,td{border:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#f3f3f5}.note{color:#555;font-size:.9rem}.id,.term{color:#555;font-size:.8rem;display:block}
+th{background:#f3f3f5}.note{color:#555;font-size:.9rem}.id,.term{color:#555;font-size:.9em;display:block}
 code{font-size:.85rem}details{margin:.3rem 0}.alert{color:#a40000;font-weight:600}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.75rem;background:#f7f7f9;padding:.5rem}
-ul.held{columns:2;padding-left:1.2rem}
+ul.held{columns:2;padding-left:1.2rem}.day{white-space:nowrap}
 @page{size:A4;margin:12mm}
 @media print{body{margin:0;max-width:none;padding:0;font-size:10pt}table{font-size:8pt}th,td{padding:2px 3px}
 tr{break-inside:avoid}h2,h3{break-after:avoid}details{display:block}pre{font-size:6.5pt}}
@@ -131,6 +131,7 @@ def _consent_section(records: Sequence[Mapping[str, Any]], names: Mapping[str, s
             for r in records
         ),
         empty="No consent was asked of you.",
+        widths=(18, 10, 13, 17, 14, 12, 16),
     )
     histories = "".join(
         f"<details><summary>History of “{escape(labels.purpose(r['purpose']))}” ({len(r['events'])} event(s), record "
@@ -161,6 +162,12 @@ def _consent_section(records: Sequence[Mapping[str, Any]], names: Mapping[str, s
         + histories
         + f'<p class="note">You can withdraw a consent at any time [6] by:</p><ul class="note">{withdraw}</ul>'
     )
+
+
+def _day(value: str) -> Html:
+    """An instant whose date never breaks across lines (a narrow column wraps before the time)."""
+    day, _, rest = (_when(value) or "").partition(" ")
+    return Html(f'<span class="day">{escape(day)}</span> {escape(rest)}')
 
 
 def _instant(value: str) -> datetime:
@@ -219,6 +226,7 @@ def retention_section(plan: Mapping[str, Any] | None, emitted: Sequence[Mapping[
                 ("will be due", "action", "categories", "section", "reason"),
                 _action_rows(future),
                 empty=f"No retention action is planned after {today}.",
+                widths=(13, 11, 44, 8, 24),
             )
         )
         parts.append(f'<h3 id="retention-past">Fell due before {today}</h3>')
@@ -227,6 +235,7 @@ def retention_section(plan: Mapping[str, Any] | None, emitted: Sequence[Mapping[
                 ("was due", "action", "categories", "section", "reason", "carried out"),
                 _action_rows(past, recorded=recorded),
                 empty=f"No retention action fell due before {today}.",
+                widths=(13, 10, 41, 7, 20, 9),
             )
         )
     unrecorded = [a for a in past if (a["action"], _when(a["due_at"])) not in recorded]
@@ -350,13 +359,13 @@ def render_access_page(export: Mapping[str, Any]) -> str:
                     _categories(r["categories"]),
                     _purposes(r["purposes"]),
                     _mechanisms(r["transfer_mechanisms"]),
-                    _when(r["first_sent"]),
-                    _when(r["last_sent"]),
+                    _day(r["first_sent"]),
+                    _day(r["last_sent"]),
                 )
                 for r in export["recipients"]
             ),
             empty="Your data was sent to no recipient.",
-            widths=(17, 11, 11, 16, 17, 12, 8, 8),
+            widths=(16, 10, 10, 16, 17, 11, 10, 10),
         ),
         "<h2>Countries [7]</h2>",
         f"<p>Stored in: {_text([labels.country(c) for c in countries['stored']])}.</p>",
