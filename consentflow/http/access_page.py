@@ -19,16 +19,22 @@ from typing import Any
 from consentflow.core.checkpoint import NoteError
 from consentflow.core.log_proof import unsigned_checkpoint
 from consentflow.core.merkle import ProofError
+from consentflow.policy import labels
+from consentflow.policy.vocabulary import ConsentAction, RecipientKind, RetentionActionKind, Rule
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1d1d1f}
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f3f3f5}.note{color:#555;font-size:.9rem}
-code{font-size:.85rem}.wide{overflow-x:auto}details{margin:.3rem 0}.alert{color:#a40000;font-weight:600}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.85rem;table-layout:fixed}
+th,td{border:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#f3f3f5}.note{color:#555;font-size:.9rem}.id,.term{color:#555;font-size:.9em;display:block}
+code{font-size:.85rem}details{margin:.3rem 0}.alert{color:#a40000;font-weight:600}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.75rem;background:#f7f7f9;padding:.5rem}
-"""
+ul.held{columns:2;padding-left:1.2rem}.day{white-space:nowrap}
+@page{size:A4;margin:12mm}
+@media print{body{margin:0;max-width:none;padding:0;font-size:10pt}table{font-size:8pt}th,td{padding:2px 3px}
+tr{break-inside:avoid}h2,h3{break-after:avoid}details{display:block}pre{font-size:6.5pt}}
+""" + "".join(f".w{n}{{width:{n}%}}" for n in range(4, 41))  # column widths by class: the page's policy allows no style attribute
 
 #: How a consent can be withdrawn, in the policy's words [6].
 _WITHDRAWAL = (
@@ -45,8 +51,16 @@ def _when(value: str | None) -> str | None:
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+class Html(str):
+    """A table cell already written as HTML (its parts escaped where they were put together)."""
+
+    __slots__ = ()
+
+
 def _text(value: Any) -> str:
-    """A value as escaped text: lists joined, None as an em dash."""
+    """A value as escaped text: lists joined, None as an em dash; ``Html`` as it is."""
+    if isinstance(value, Html):
+        return str(value)
     if value is None or value == []:
         return "—"
     if isinstance(value, list | tuple):
@@ -56,59 +70,79 @@ def _text(value: Any) -> str:
     return escape(str(value))
 
 
-def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str) -> str:
-    """An HTML table of escaped cells, or a line saying there is nothing."""
+def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str, widths: Sequence[int] | None = None) -> str:
+    """An HTML table of escaped cells, or a line saying there is nothing; ``widths`` in percent fit it to the page."""
     body = "".join("<tr>" + "".join(f"<td>{_text(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     if not body:
         return f'<p class="note">{escape(empty)}</p>'
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    # Fixed layout with widths: a table fits the page (1280 px, A4) and wraps its cells, never cuts a column.
+    cols = "".join(f'<col class="w{w}">' for w in widths) if widths else ""
+    return f"<table>{f'<colgroup>{cols}</colgroup>' if cols else ''}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _mechanisms(mechanisms: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [m["mechanism"] + (f" ({m['gdpr_basis']})" if m["gdpr_basis"] else "") for m in mechanisms]
+    """Transfer mechanisms in plain words, each with the GDPR provision framing it [7]."""
+    return [labels.mechanism(m["mechanism"]) for m in mechanisms]
 
 
-def _consent_section(records: Sequence[Mapping[str, Any]]) -> str:
+def _named(words: str, code: str | None) -> Html:
+    """Plain words with the code or id they stand for beside, smaller (what the JSON and the tables call it)."""
+    return Html(escape(words) + (f'<span class="id">{escape(code)}</span>' if code else ""))
+
+
+def _recipient(recipient_id: str | None, name: str | None) -> Html:
+    """A recipient by its legal name in the registry, its id beside [4]."""
+    if not recipient_id:
+        return Html("—")
+    return _named(name or "not in the registry", recipient_id)
+
+
+def _purposes(purposes: Iterable[Mapping[str, Any]]) -> Html:
+    """Each purpose in plain words with its legal basis [3; GDPR Art. 6(1)]."""
+    return Html(
+        "".join(
+            f"{escape(labels.purpose(p['purpose']))}"
+            f'<span class="term">basis: {escape(labels.legal_basis_of_term(p["legal_basis"]))}</span>'
+            for p in purposes
+        )
+    )
+
+
+def _categories(categories: Iterable[str]) -> str:
+    return "; ".join(labels.category(c) for c in categories)
+
+
+def _consent_section(records: Sequence[Mapping[str, Any]], names: Mapping[str, str | None]) -> str:
+    """Per purpose: your consent in plain words, since when, on which basis, how given and withdrawn; the history below.
+    The W3C DPV terms are in the JSON export; the notice and policy version of each answer are in its history."""
     summary = _table(
-        (
-            "purpose",
-            "state (W3C DPV)",
-            "since",
-            "lawful basis",
-            "collected via",
-            "withdrawn via",
-            "notice",
-            "policy",
-            "recipients",
-        ),
+        ("purpose", "your consent", "since", "legal basis", "given or refused via", "withdrawn via", "recipients"),
         (
             (
-                r["purpose"],
-                r["state"],
+                labels.purpose(r["purpose"]),
+                labels.consent_state(r["state"]),
                 _when(r["state_since"]),
-                r["legal_basis"],
-                r["collection_method"],
-                r["withdrawal_method"],
-                r["notice_id"],
-                r["policy_version"],
-                r["recipients"],
+                labels.legal_basis_of_term(r["legal_basis"]),
+                labels.channel(r["collection_method"]) if r["collection_method"] else None,
+                labels.channel(r["withdrawal_method"]) if r["withdrawal_method"] else None,
+                Html("".join(_recipient(rid, names.get(rid)) for rid in r["recipients"])) if r["recipients"] else None,
             )
             for r in records
         ),
         empty="No consent was asked of you.",
+        widths=(18, 10, 13, 17, 14, 12, 16),
     )
     histories = "".join(
-        f"<details><summary>History of <code>{escape(r['purpose'])}</code> ({len(r['events'])} event(s), record "
+        f"<details><summary>History of “{escape(labels.purpose(r['purpose']))}” ({len(r['events'])} event(s), record "
         f"<code>{escape(r['record_id'])}</code>)</summary>"
         + _table(
-            ("time", "action", "state", "channel", "notice", "policy", "service", "ledger hash"),
+            ("time", "what you did", "channel", "notice shown", "policy", "service", "ledger hash"),
             (
                 (
                     _when(e["occurred_at"]),
-                    e["action"],
-                    e["state"],
-                    e["channel"],
+                    labels.label(ConsentAction, e["action"]),
+                    labels.channel(e["channel"]),
                     e["notice_id"],
                     e["policy_version"],
                     e["source_service"],
@@ -130,34 +164,112 @@ def _consent_section(records: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _retention_plan(plan: Mapping[str, Any] | None) -> str:
-    """The archive date, what it runs from, and every retention action planned, due or not [2.3]."""
-    if plan is None:
-        return '<p class="note">The retention plan is not computed yet; ask again in a moment.</p>'
-    if plan["archive_at"] is None:
-        archive = "<p>No archive date yet: nothing is known of the use of your account.</p>"
-    else:
-        archive = (
-            f"<p>Your data is archived on <strong>{_text(_when(plan['archive_at']))}</strong>: "
-            f"{_text(plan['reason'])} [{_text(plan['policy_section'])}].</p>"
+def _day(value: str) -> Html:
+    """An instant whose date never breaks across lines (a narrow column wraps before the time)."""
+    day, _, rest = (_when(value) or "").partition(" ")
+    return Html(f'<span class="day">{escape(day)}</span> {escape(rest)}')
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _action_rows(
+    actions: Iterable[Mapping[str, Any]], *, recorded: set[tuple[str, str | None]] | None = None
+) -> list[tuple[Any, ...]]:
+    """Retention actions as rows: due date, action in plain words, categories, section, reason (and whether recorded)."""
+    rows = []
+    for a in actions:
+        row: tuple[Any, ...] = (
+            _when(a["due_at"]),
+            labels.label(RetentionActionKind, a["action"]),
+            _categories(a["categories"]),
+            a["policy_section"],
+            a["reason"],
         )
-    lifecycle = plan["lifecycle"]
-    instants = _table(
-        ("registered", "last use", "closed", "latest negative decision or notification", "suspended or blocked"),
-        [[_when(lifecycle[name]) for name in ("registered_at", "last_use", "closed_at", "last_negative", "suspended_at")]],
-        empty="",
-    )
-    planned = _table(
-        ("due", "action", "categories", "section", "reason"),
-        ((_when(a["due_at"]), a["action"], a["categories"], a["policy_section"], a["reason"]) for a in plan["actions"]),
-        empty="No retention action is planned.",
-    )
+        if recorded is not None:
+            row += ("yes" if (a["action"], _when(a["due_at"])) in recorded else "not yet",)
+        rows.append(row)
+    return rows
+
+
+def retention_section(plan: Mapping[str, Any] | None, emitted: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    """How long the data is kept [2.3; GDPR Art. 15(1)(d)], worded against ``now`` (the export's as-of, or when it
+    was made) so that it never contradicts itself: a date before ``now`` in the past tense, one after it as a plan; the
+    actions the pipeline recorded (``emitted``) told apart from those that fell due and are not recorded yet."""
+    recorded = {(a["action"], _when(a["due_at"])) for a in emitted}
+    today = escape(now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    if plan is None:
+        parts = ['<p class="note">The retention plan is not computed yet; ask again in a moment.</p>']
+        past: list[Mapping[str, Any]] = []
+    else:
+        past = [a for a in plan["actions"] if _instant(a["due_at"]) <= now]
+        future = [a for a in plan["actions"] if _instant(a["due_at"]) > now]
+        parts = [_archive_sentence(plan, recorded, now)]
+        lifecycle = plan["lifecycle"]
+        parts.append('<p class="note">The periods run from these dates of your account [2.3.1, 2.3.3]:</p>')
+        parts.append(
+            _table(
+                ("registered", "last use", "closed", "latest negative decision or notification", "suspended or blocked"),
+                [
+                    [
+                        _when(lifecycle[name])
+                        for name in ("registered_at", "last_use", "closed_at", "last_negative", "suspended_at")
+                    ]
+                ],
+                empty="",
+            )
+        )
+        parts.append(f'<h3 id="retention-planned">Planned after {today}</h3>')
+        parts.append(
+            _table(
+                ("will be due", "action", "categories", "section", "reason"),
+                _action_rows(future),
+                empty=f"No retention action is planned after {today}.",
+                widths=(13, 11, 44, 8, 24),
+            )
+        )
+        parts.append(f'<h3 id="retention-past">Fell due before {today}</h3>')
+        parts.append(
+            _table(
+                ("was due", "action", "categories", "section", "reason", "carried out"),
+                _action_rows(past, recorded=recorded),
+                empty=f"No retention action fell due before {today}.",
+                widths=(13, 10, 41, 7, 20, 9),
+            )
+        )
+    unrecorded = [a for a in past if (a["action"], _when(a["due_at"])) not in recorded]
+    past_keys = {(a["action"], _when(a["due_at"])) for a in past}
+    if emitted:
+        # Those of the plan are marked "yes" above; only one the plan no longer has is listed again.
+        others = [a for a in emitted if (a["action"], _when(a["due_at"])) not in past_keys]
+        done = f"<p>{len(emitted)} action(s) recorded" + (" (marked “yes” above)." if len(others) < len(emitted) else ".")
+        done += "</p>" + (
+            _table(("was due", "action", "categories", "section", "reason"), _action_rows(others), empty="") if others else ""
+        )
+    elif unrecorded:
+        done = (
+            f'<p class="alert">None is recorded yet, though {len(unrecorded)} action(s) fell due before {today} '
+            "(above): they are overdue.</p>"
+        )
+    else:
+        done = f'<p class="note">None: no retention action was due before {today}.</p>'
+    return "".join(parts) + '<h3 id="retention-done">Retention actions recorded</h3>' + done
+
+
+def _archive_sentence(plan: Mapping[str, Any], recorded: set[tuple[str, str | None]], now: datetime) -> str:
+    """The archive date in the tense ``now`` gives it [2.3.1]."""
+    if plan["archive_at"] is None:
+        return "<p>No archive date yet: nothing is known of the use of your account.</p>"
+    when = _text(_when(plan["archive_at"]))
+    why = f"{_text(plan['reason'])} [{_text(plan['policy_section'])}]"
+    if _instant(plan["archive_at"]) > now:
+        return f'<p id="archive">Your data will be archived on <strong>{when}</strong>: {why}.</p>'
+    if (RetentionActionKind.ARCHIVE.value, _when(plan["archive_at"])) in recorded:
+        return f'<p id="archive">Your data was archived on <strong>{when}</strong>: {why}.</p>'
     return (
-        archive
-        + '<p class="note">The periods run from these instants of your account [2.3.1, 2.3.3]:</p>'
-        + instants
-        + "<p>Every action planned, due or not:</p>"
-        + planned
+        f'<p id="archive">Your data was due to be archived on <strong>{when}</strong>: {why}. '
+        '<span class="alert">The archiving is not recorded yet.</span></p>'
     )
 
 
@@ -198,12 +310,15 @@ def _record_proof(proof: Mapping[str, Any] | None, fault: str | None) -> str:
 
 
 def render_access_page(export: Mapping[str, Any]) -> str:
-    """The export (``SubjectAccessExport/v2``) as a complete HTML document; every value escaped."""
+    """The export (``SubjectAccessExport/v2``) as a complete HTML document in plain words; every value escaped."""
     subject = escape(export["subject_id"])
     refs = export["legal_references"]
     as_of = "every fact known" if export["as_of"] is None else _text(_when(export["as_of"]))
+    now = _instant(export["as_of"] or export["generated_at"])
     countries = export["countries"]
     violations = export["violations"]
+    names = {r["recipient_id"]: r["name"] for r in export["recipients"]}
+    held = "".join(f"<li>{escape(labels.category(c))}</li>" for c in export["categories_held"])
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -216,42 +331,50 @@ def render_access_page(export: Mapping[str, Any]) -> str:
         f"(version {escape(export['policy_version'])}) sections {_text(refs['policy_sections'])} and GDPR "
         f"{_text(refs['gdpr_articles'])} give you. As of: {as_of}. Made at {_text(_when(export['generated_at']))}. "
         "It lists the kinds of data and where they went, never the values themselves. "
-        f"The same export as JSON follows the schema <code>{escape(export['schema'])}</code>.</p>",
+        f"The same export as JSON follows the schema <code>{escape(export['schema'])}</code> and names consent states, "
+        "legal bases and transfer safeguards in W3C DPV terms.</p>",
         "<h2>Categories of data we hold</h2>",
-        f"<p>{_text(export['categories_held'])}</p>",
+        f'<ul class="held" id="categories-held">{held}</ul>' if held else "<p>—</p>",
         '<p class="note">What you provided in your profile and what any processing of your data named, '
         "on everything we know, whatever the as-of instant.</p>",
         "<h2>Your consents [6]</h2>",
-        _consent_section(export["consent_records"]),
+        _consent_section(export["consent_records"], names),
         "<h2>Who received your data [4, 7]</h2>",
         _table(
-            ("recipient", "name", "kind", "country", "EU/EEA", "categories", "purposes", "transfer framed by", "first", "last"),
+            (
+                "recipient",
+                "kind",
+                "country",
+                "categories",
+                "purposes and legal basis",
+                "transfer framed by",
+                "first sent",
+                "last sent",
+            ),
             (
                 (
-                    r["recipient_id"],
-                    r["name"],
-                    r["kind"],
-                    r["country"],
-                    r["in_eea"],
-                    r["categories"],
-                    [p["purpose"] for p in r["purposes"]],
+                    _recipient(r["recipient_id"], r["name"]),
+                    labels.label(RecipientKind, r["kind"]),
+                    _country(r["country"], r["in_eea"]),
+                    _categories(r["categories"]),
+                    _purposes(r["purposes"]),
                     _mechanisms(r["transfer_mechanisms"]),
-                    _when(r["first_sent"]),
-                    _when(r["last_sent"]),
+                    _day(r["first_sent"]),
+                    _day(r["last_sent"]),
                 )
                 for r in export["recipients"]
             ),
             empty="Your data was sent to no recipient.",
+            widths=(16, 10, 10, 16, 17, 11, 10, 10),
         ),
         "<h2>Countries [7]</h2>",
-        f"<p>Stored in: {_text(countries['stored'])}.</p>",
+        f"<p>Stored in: {_text([labels.country(c) for c in countries['stored']])}.</p>",
         _table(
-            ("sent to", "EU/EEA", "recipients", "transfer framed by", "transfers", "first", "last"),
+            ("sent to", "recipients", "transfer framed by", "transfers", "first", "last"),
             (
                 (
-                    c["country"] or "unknown",
-                    c["in_eea"],
-                    c["recipients"],
+                    _country(c["country"], c["in_eea"]),
+                    Html("".join(_recipient(r, names.get(r)) for r in c["recipients"])),
                     _mechanisms(c["transfer_mechanisms"]),
                     c["transfers"],
                     _when(c["first"]),
@@ -262,21 +385,18 @@ def render_access_page(export: Mapping[str, Any]) -> str:
             empty="Your data was sent to no other country.",
         ),
         "<h2>How long we keep your data [2.3]</h2>",
-        _retention_plan(export["retention_plan"]),
-        "<h3>Retention actions already due</h3>",
-        _table(
-            ("due", "action", "categories", "section", "reason"),
-            (
-                (_when(r["due_at"]), r["action"], r["categories"], r["policy_section"], r["reason"])
-                for r in export["retention_actions"]
-            ),
-            empty="No retention action is due yet.",
-        ),
+        retention_section(export["retention_plan"], export["retention_actions"], now),
         "<h2>Erasure notices to recipients [12]</h2>",
         _table(
             ("recipient", "to erase", "retained by law [2.3.2]", "requested", "fulfilled"),
             (
-                (n["recipient_id"], n["categories"], n["retained_categories"], _when(n["requested_at"]), _when(n["fulfilled_at"]))
+                (
+                    _recipient(n["recipient_id"], names.get(n["recipient_id"])),
+                    _categories(n["categories"]),
+                    _categories(n["retained_categories"]),
+                    _when(n["requested_at"]),
+                    _when(n["fulfilled_at"]),
+                )
                 for n in export["erasure_notices"]
             ),
             empty="No erasure was carried out.",
@@ -288,11 +408,11 @@ def render_access_page(export: Mapping[str, Any]) -> str:
             (
                 (
                     _when(v["occurred_at"]),
-                    v["rule"],
+                    _named(labels.label(Rule, v["rule"]), v["rule"]),
                     v["policy_section"],
-                    v["recipient_id"],
-                    v["purpose"],
-                    v["categories"],
+                    _recipient(v["recipient_id"], names.get(v["recipient_id"] or "")),
+                    labels.purpose(v["purpose"]) if v["purpose"] else None,
+                    _categories(v["categories"]),
                     v["detail"],
                 )
                 for v in violations
@@ -304,3 +424,9 @@ def render_access_page(export: Mapping[str, Any]) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _country(code: str | None, eea: bool | None) -> Html:
+    """A country by name with its code, and whether it is inside the EU/EEA [7]."""
+    where = "" if eea is None else ("inside the EU/EEA" if eea else "outside the EU/EEA")
+    return Html(escape(labels.country(code)) + (f'<span class="term">{where}</span>' if where else ""))

@@ -16,16 +16,19 @@ import base64
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pycountry
 
 from consentflow.core.lineage import RecipientHolding
 from consentflow.core.recipients import FRAMING_MECHANISMS
+from consentflow.policy import labels
 from consentflow.policy.geography import in_eea
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import RecipientKind, Rule
 from consentflow.sinks.answers import ActiveViolation
 
 _FRAMING = frozenset(m.value for m in FRAMING_MECHANISMS)
@@ -68,6 +71,31 @@ td.unframed { color: var(--red); font-weight: 700; }
 button { font: inherit; padding: 6px 14px; border-radius: 6px; border: 1px solid #d0d5dd; background: #fff; cursor: pointer; }
 header button { background: transparent; color: #fff; border-color: #98a2b3; }
 .error { color: var(--red); }
+.tools { display: flex; flex-wrap: wrap; gap: 10px 28px; align-items: end; margin: 0 0 14px; }
+.tools form { margin: 0; display: flex; gap: 8px; align-items: end; }
+.tools label { font-size: 13px; color: var(--muted); display: flex; flex-direction: column; }
+.tools input { font: inherit; padding: 5px 8px; border: 1px solid #d0d5dd; border-radius: 6px; color: #101828; }
+table.recipients { table-layout: fixed; }
+.recipients col.who { width: 19%; } .recipients col.kind { width: 11%; } .recipients col.how { width: 14%; }
+.recipients col.what { width: 19%; } .recipients col.why { width: 21%; } .recipients col.when { width: 8%; }
+.name { font-weight: 600; display: block; }
+.basis { color: var(--muted); display: block; font-size: 12.5px; }
+.purpose + .purpose { margin-top: 4px; }
+@page { size: A4; margin: 12mm; }
+@media print {
+  body { background: #fff; font-size: 10pt; }
+  header { background: none; color: #000; padding: 0 0 6px; border-bottom: 1px solid #000; }
+  header form, .tools { display: none; }
+  main { max-width: none; padding: 0; }
+  table { font-size: 8.5pt; }
+  th, td { padding: 3px 4px; }
+  tr, .card { break-inside: avoid; }
+  h2, h3 { break-after: avoid; }
+  .country { border-radius: 0; padding: 6px 8px; }
+  a { color: inherit; text-decoration: none; }
+  .recipients col.who, .recipients col.what { width: 18%; } .recipients col.kind { width: 10%; }
+  .recipients col.how { width: 13%; } .recipients col.when { width: 10%; }
+}
 """
 
 _STYLE_ELEMENT = re.compile(r"<style>(.*?)</style>", re.DOTALL)
@@ -93,6 +121,11 @@ def _e(value: object) -> str:
 
 def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _local_input(value: datetime) -> str:
+    """An instant as a ``datetime-local`` field's value, in UTC (the field has no zone; the page says UTC)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _document(title: str, body: str, *, header_right: str = "") -> str:
@@ -136,42 +169,73 @@ def unframed(holding: RecipientHolding) -> bool:
 
 
 def _mechanism_cell(holding: RecipientHolding) -> str:
-    """The mechanisms the recipient's data went under; red where a transfer out of the EU/EEA had none."""
-    text = ", ".join(_e(m) for m in sorted(holding.mechanisms)) or "none"
+    """The mechanisms the recipient's data went under, in plain words; red where a transfer out of the EU/EEA had none."""
+    text = "<br>".join(_e(labels.mechanism(m)) for m in sorted(holding.mechanisms)) or "none"
     return (
         f'<td class="unframed">{text} <span class="tag bad">not framed</span></td>' if unframed(holding) else f"<td>{text}</td>"
     )
 
 
-def _recipient_rows(holdings: Sequence[RecipientHolding], violated: dict[str, int]) -> str:
+def _recipient_cell(holding: RecipientHolding, name: str | None, violations: int) -> str:
+    """The recipient's legal name from the registry, its id beside it (the id alone is what the tables join on) [4]."""
+    flag = f' <span class="tag bad">{violations} violation{"s" if violations != 1 else ""}</span>' if violations else ""
+    named = f'<span class="name">{_e(name)}</span>' if name else '<span class="name muted">not in the registry</span>'
+    return f'<td class="recipient" data-recipient="{_e(holding.recipient_id)}">{named}<code class="id">{_e(holding.recipient_id)}</code>{flag}</td>'
+
+
+def _purposes_cell(purposes: Iterable[str]) -> str:
+    """Each purpose in plain words with the legal basis the policy gives it [3; GDPR Art. 6(1)]."""
+    policy = load_policy()
+    return "".join(
+        f'<div class="purpose" data-purpose="{_e(p)}">{_e(labels.purpose(p))}'
+        f'<span class="basis">basis: {_e(labels.legal_basis(policy.basis_of(p)))}</span></div>'
+        for p in sorted(purposes)
+    )
+
+
+def _recipient_rows(holdings: Sequence[RecipientHolding], violated: dict[str, int], names: Mapping[str, str]) -> str:
     rows = []
     for h in holdings:
         count = violated.get(h.recipient_id, 0)
-        flag = f' <span class="tag bad">{count} violation{"s" if count != 1 else ""}</span>' if count else ""
         rows.append(
             f'<tr class="{"violation" if count else ""}">'
-            f'<td class="id">{_e(h.recipient_id)}{flag}</td>'
-            f"<td>{_e(h.recipient_kind)}</td>"
+            f"{_recipient_cell(h, names.get(h.recipient_id), count)}"
+            f"<td>{_e(labels.label(RecipientKind, h.recipient_kind))}</td>"
             f"{_mechanism_cell(h)}"
-            f"<td>{_e(', '.join(sorted(h.categories)))}</td>"
-            f"<td>{_e(', '.join(sorted(h.purposes)))}</td>"
+            f"<td>{_e('; '.join(labels.category(c) for c in sorted(h.categories)))}</td>"
+            f"<td>{_purposes_cell(h.purposes)}</td>"
             f"<td>{_e(_when(h.first))}</td><td>{_e(_when(h.last))}</td></tr>"
         )
     return "".join(rows)
 
 
-def _violation_rows(violations: Iterable[ActiveViolation]) -> str:
+def _violation_rows(violations: Iterable[ActiveViolation], names: Mapping[str, str]) -> str:
     return "".join(
         "<tr>"
         f"<td>{_e(_when(v.occurred_at))}</td>"
-        f"<td><b>{_e(v.rule)}</b></td>"
+        f'<td><b>{_e(labels.label(Rule, v.rule))}</b> <code class="rule">{_e(v.rule)}</code></td>'
         f"<td>[{_e(v.policy_section)}]</td>"
-        f'<td class="id">{_e(v.recipient_id or "")}</td>'
-        f"<td>{_e(v.purpose or '')}</td>"
-        f"<td>{_e(', '.join(v.categories))}</td>"
+        f'<td>{_e(names.get(v.recipient_id or "", ""))} <code class="id">{_e(v.recipient_id or "")}</code></td>'
+        f"<td>{_e(labels.purpose(v.purpose) if v.purpose else '')}</td>"
+        f"<td>{_e('; '.join(labels.category(c) for c in v.categories))}</td>"
         f"<td>{_e(v.detail)}</td>"
         "</tr>"
         for v in violations
+    )
+
+
+def _tools(subject_id: str, as_of: datetime | None) -> str:
+    """Two forms, no script (the policy forbids it): the instant to show the lineage at, and another subject to open."""
+    value = "" if as_of is None else _local_input(as_of)
+    now = f' <a href="{_e(lineage_path(subject_id))}" id="as-of-now">now</a>' if as_of is not None else ""
+    return (
+        '<nav class="tools">'
+        f'<form method="get" action="{_e(lineage_path(subject_id))}" id="as-of-form">'
+        f'<label for="as_of">As of (UTC)<input type="datetime-local" id="as_of" name="as_of" step="1" value="{_e(value)}"></label>'
+        f'<button type="submit">Show</button>{now}</form>'
+        '<form method="get" action="/subjects" id="subject-form">'
+        '<label for="subject_id">Another subject<input type="text" id="subject_id" name="subject_id" required></label>'
+        '<button type="submit">Open</button></form></nav>'
     )
 
 
@@ -183,8 +247,12 @@ def lineage_page(
     *,
     signed_in_as: str,
     generated_at: datetime,
+    names: Mapping[str, str] | None = None,
+    as_of: datetime | None = None,
 ) -> str:
-    """The lineage page of one subject: categories held, recipients by country with mechanisms, violations [7]."""
+    """The lineage page of one subject: categories held, recipients by country with their legal names (``names``:
+    recipient id -> name in the registry), mechanisms and legal bases, violations [7]; at ``as_of`` (None: now)."""
+    names = names or {}
     by_country: dict[str, list[RecipientHolding]] = defaultdict(list)
     for h in holdings:
         by_country[h.country].append(h)
@@ -202,17 +270,19 @@ def lineage_page(
     # Outside the EU/EEA first (that is where the DPO looks), unknown countries last.
     order = sorted(by_country, key=lambda c: (not c, in_eea(c), c))
     groups = []
+    columns = '<colgroup><col class="who"><col class="kind"><col class="how"><col class="what"><col class="why"><col class="when"><col class="when"></colgroup>'
     for country in order:
         css, heading = _country_heading(country)
         members = sorted(by_country[country], key=lambda h: h.recipient_id)
         groups.append(
             f'<section class="country {css}" data-country="{_e(country)}"><h3>{heading}</h3>'
-            "<table><thead><tr><th>recipient</th><th>kind</th><th>transfer mechanism</th><th>categories</th>"
-            "<th>purposes</th><th>first</th><th>last</th></tr></thead>"
-            f"<tbody>{_recipient_rows(members, violated)}</tbody></table></section>"
+            f'<table class="recipients">{columns}<thead><tr><th>recipient</th><th>kind</th><th>transfer mechanism</th>'
+            "<th>categories</th><th>purposes and legal basis</th><th>first</th><th>last</th></tr></thead>"
+            f"<tbody>{_recipient_rows(members, violated, names)}</tbody></table></section>"
         )
     chips = "".join(
-        f"<li>{_e(category)} <small>{n} recipient{'s' if n != 1 else ''}</small></li>" for category, n in sorted(held.items())
+        f'<li data-category="{_e(category)}">{_e(labels.category(category))} <small>{n} recipient{"s" if n != 1 else ""}</small></li>'
+        for category, n in sorted(held.items())
     )
     cards = (
         '<div class="cards">'
@@ -226,13 +296,19 @@ def lineage_page(
     violation_section = (
         '<h2 id="violations">Active violations</h2>'
         '<table class="violations"><thead><tr><th>occurred</th><th>rule</th><th>policy</th><th>recipient</th>'
-        f"<th>purpose</th><th>categories</th><th>detail</th></tr></thead><tbody>{_violation_rows(violations)}</tbody></table>"
+        f"<th>purpose</th><th>categories</th><th>detail</th></tr></thead><tbody>{_violation_rows(violations, names)}</tbody></table>"
         if violations
         else '<h2 id="violations">Active violations</h2><p class="muted">None: every processing of this subject had its basis.</p>'
     )
+    instant = (
+        f'as of <b id="as-of">{_e(_when(as_of))}</b>'
+        if as_of is not None
+        else f'as of now (<span id="as-of">{_e(_when(generated_at))}</span>)'
+    )
     body = (
-        f'<p>Subject <code id="subject">{_e(subject_id)}</code> · as of {_e(_when(generated_at))} · '
-        f'<a href="{_e(access_path(subject_id))}">access export [8.1]</a> · '
+        f"{_tools(subject_id, as_of)}"
+        f'<p>Subject <code id="subject">{_e(subject_id)}</code> · {instant} · '
+        f'<a href="{_e(access_path(subject_id, as_of))}">access export [8.1]</a> · '
         f"stored by the platform in {_e(', '.join(stored_in))} [7]</p>"
         f"{cards}"
         f'<h2>Categories held by recipients</h2><ul class="chips" id="categories">{chips or "<li>none</li>"}</ul>'
@@ -284,9 +360,10 @@ def lineage_path(subject_id: str) -> str:
     return f"/subjects/{quote(subject_id, safe='')}/lineage"
 
 
-def access_path(subject_id: str) -> str:
-    """The path of a subject's access export page (the id percent-encoded)."""
-    return f"/subjects/{quote(subject_id, safe='')}/access"
+def access_path(subject_id: str, as_of: datetime | None = None) -> str:
+    """The path of a subject's access export page (the id percent-encoded), at ``as_of`` when one is named."""
+    query = "" if as_of is None else "?" + urlencode({"as_of": _local_input(as_of)})
+    return f"/subjects/{quote(subject_id, safe='')}/access{query}"
 
 
 def error_page(status: int, detail: str) -> str:

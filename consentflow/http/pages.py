@@ -22,16 +22,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consentflow.contracts.query_arguments import check_id
 from consentflow.http.api_keys import Action, allows
-from consentflow.http.context import KEY_COOKIE, Caller, argument, known_key, page_caller, server_of
+from consentflow.http.context import KEY_COOKIE, Caller, argument, instant_argument, known_key, page_caller, server_of
 from consentflow.http.errors import ApiError
 from consentflow.http.lineage_page import content_security_policy, lineage_page, lineage_path, login_page, subject_form_page
 from consentflow.http.same_origin import cross_site_refusal
 from consentflow.sinks import compliance_queries, lineage_queries
+from consentflow.sinks.registry_reading import registry_from_tables
 
 PageReader = Annotated[Caller, Depends(page_caller(Action.READ))]
 #: The largest login form body read (a key and a path).
 _MAX_FORM = 4096
 
+_AS_OF = Query(description="The instant to show (ISO-8601, UTC when no zone); empty or absent: now.")
 _HTML: dict[int | str, dict[str, Any]] = {200: {"content": {"text/html": {}}, "description": "An HTML page."}}
 _HTML_REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"content": {"text/html": {}}, "description": words}
@@ -80,14 +82,23 @@ def add_page_routes(app: FastAPI) -> None:
         request: Request,
         who: PageReader,
         subject_id: Annotated[str, Path(description="A pseudonymous subject id.")],
+        as_of: Annotated[str | None, _AS_OF] = None,
     ) -> HTMLResponse:
-        """A self-contained page: the categories held, every recipient grouped by country with its transfer
-        mechanism and whether the country is inside the EU/EEA, the subject's violations highlighted [7]."""
+        """A self-contained page: the categories held, every recipient grouped by country with its legal name, transfer
+        mechanism, purposes and their legal basis, whether the country is inside the EU/EEA, the subject's violations
+        highlighted [7]; as it stood at ``as_of`` (the page's own form sets it)."""
         subject = argument(check_id, "subject_id", subject_id, "subject_id")
+        at = instant_argument(as_of or None, "as_of")  # the form sends an empty field for "now"
         with server_of(request).tables() as sink:
-            holdings = lineage_queries.who_has(sink, subject)  # raises UnknownId: 404
-            stored = lineage_queries.countries(sink, subject).stored
-            violations = compliance_queries.violations(sink, subject_id=subject)
+            holdings = lineage_queries.who_has(sink, subject, at)  # raises UnknownId: 404
+            stored = lineage_queries.countries(sink, subject, at).stored
+            violations = [v for v in compliance_queries.violations(sink, subject_id=subject) if at is None or v.occurred_at <= at]
+            registry = registry_from_tables(sink)
+        names = {}
+        for h in holdings:  # the name in force when the data last went there, else the newest [4]
+            version = registry.at(h.recipient_id, h.last) or registry.latest(h.recipient_id)
+            if version is not None:
+                names[h.recipient_id] = version.name
         page = lineage_page(
             subject,
             holdings,
@@ -95,6 +106,8 @@ def add_page_routes(app: FastAPI) -> None:
             violations,
             signed_in_as=f"{who.key_name} ({who.role.value})",
             generated_at=datetime.now(UTC),
+            names=names,
+            as_of=at,
         )
         return HTMLResponse(page)
 
@@ -109,15 +122,17 @@ def add_page_routes(app: FastAPI) -> None:
         request: Request,
         _: PageReader,
         subject_id: Annotated[str, Path(description="A pseudonymous subject id.")],
+        as_of: Annotated[str | None, _AS_OF] = None,
     ) -> HTMLResponse:
-        """The subject's access and portability export as one readable page (``consentflow dsar --format html``) [8.1, 12]."""
+        """The subject's access and portability export as one readable page (``consentflow dsar --format html``) [8.1, 12];
+        as it stood at ``as_of`` when one is named (the lineage page's link carries its own)."""
         from consentflow.http.access_page import render_access_page
         from consentflow.notary.stored_log import StoredLog
         from consentflow.sinks.subject_access import subject_access_export
 
         subject = argument(check_id, "subject_id", subject_id, "subject_id")
         with server_of(request).tables() as sink:
-            export = subject_access_export(sink, subject, log=StoredLog(sink))
+            export = subject_access_export(sink, subject, instant_argument(as_of or None, "as_of"), log=StoredLog(sink))
         page = render_access_page(export)
         return HTMLResponse(page, headers={"Content-Security-Policy": content_security_policy(page)})
 

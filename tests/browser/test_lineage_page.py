@@ -10,6 +10,7 @@ Chromium is missing.
 
 from __future__ import annotations
 
+import html
 import re
 import socket
 import threading
@@ -72,38 +73,27 @@ def showcase(data: Dataset) -> str:
 
 
 class _Sections(HTMLParser):
-    """The page's country sections: country code -> recipient ids listed in it; and the category chips."""
+    """The page's country sections: country code -> recipient ids listed in it; and the category chips' codes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.countries: dict[str, list[str]] = {}
         self.categories: list[str] = []
         self._country: str | None = None
-        self._in_id = self._in_chip = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         if tag == "section" and "country" in (attributes.get("class") or ""):
             self._country = attributes.get("data-country") or ""
             self.countries[self._country] = []
-        elif tag == "td" and attributes.get("class") == "id" and self._country is not None:
-            self._in_id = True
-        elif tag == "li" and self._country is None:
-            self._in_chip = True
+        elif tag == "td" and attributes.get("class") == "recipient" and self._country is not None:
+            self.countries[self._country].append(attributes.get("data-recipient") or "")
+        elif tag == "li" and self._country is None and attributes.get("data-category"):
+            self.categories.append(attributes.get("data-category") or "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "section":
             self._country = None
-        self._in_id = self._in_id and tag not in ("td", "span")
-        self._in_chip = self._in_chip and tag not in ("li", "small")
-
-    def handle_data(self, text: str) -> None:
-        if self._in_id and self._country is not None and text.strip():
-            self.countries[self._country].append(text.strip())
-            self._in_id = False
-        elif self._in_chip and text.strip():
-            self.categories.append(text.strip())
-            self._in_chip = False
 
 
 def _expected_groups(data: Dataset, subject: str) -> dict[str, list[str]]:
@@ -278,7 +268,7 @@ def test_chromium_signs_in_with_the_form_and_shows_the_lineage(server: str, data
         assert page.evaluate("document.querySelector('#subject').textContent") == subject
         shown = page.evaluate(
             "Object.fromEntries([...document.querySelectorAll('section.country')].map(s => "
-            "[s.dataset.country, [...s.querySelectorAll('td.id')].map(td => td.firstChild.textContent.trim()).sort()]))"
+            "[s.dataset.country, [...s.querySelectorAll('td.recipient')].map(td => td.dataset.recipient).sort()]))"
         )
         assert shown == _expected_groups(data, subject)
         # The inline style applies (its hash is in the policy) and highlights the violating recipients in red.
@@ -293,3 +283,44 @@ def test_chromium_signs_in_with_the_form_and_shows_the_lineage(server: str, data
     width, height, variety = chromium.png_facts(shot)
     assert [width, height] == viewport and width == 1366 and height > 600
     assert len(shot) > 20_000 and variety > 32  # text, tables and colours, not a blank or one-colour page
+
+
+def test_the_as_of_form_shows_the_lineage_as_it_stood_then(browser: TestClient, data: Dataset) -> None:
+    subject = showcase(data)
+    dpo = {"X-API-Key": KEYS[Role.DPO]}
+    everything = expected.who_has(data, subject)
+    firsts = sorted(h["first"] for h in everything.values())
+    cut = (firsts[0] + (firsts[-1] - firsts[0]) / 2).replace(microsecond=0)
+    then = expected.who_has(data, subject, cut)
+    assert 0 < len(then) < len(everything)  # some recipients had data by then, others not yet
+    # What the page's datetime-local field sends: no zone (UTC), to the second.
+    page = browser.get(lineage_path(subject), params={"as_of": cut.strftime("%Y-%m-%dT%H:%M:%S")}, headers=dpo)
+    assert page.status_code == 200
+    sections = _Sections()
+    sections.feed(page.text)
+    assert sorted(r for rs in sections.countries.values() for r in rs) == sorted(then)
+    assert f'value="{cut.strftime("%Y-%m-%dT%H:%M:%S")}"' in page.text and 'id="as-of-now"' in page.text
+    assert f'href="/subjects/{subject}/access?as_of=' in page.text
+    # An empty field is "now"; a malformed one is refused with its name.
+    now = browser.get(lineage_path(subject), params={"as_of": ""}, headers=dpo)
+    assert now.status_code == 200 and all(f'data-recipient="{r}"' in now.text for r in everything)
+    assert browser.get(lineage_path(subject), params={"as_of": "yesterday"}, headers=dpo).status_code == 422
+    access = browser.get(f"/subjects/{subject}/access", params={"as_of": cut.strftime("%Y-%m-%dT%H:%M:%S")}, headers=dpo)
+    assert access.status_code == 200 and f"As of: {cut.strftime('%Y-%m-%d %H:%M:%S')} UTC" in access.text
+
+
+def test_recipients_are_named_as_the_registry_names_them(browser: TestClient, data: Dataset) -> None:
+    subject = showcase(data)
+    page = browser.get(lineage_path(subject), headers={"X-API-Key": KEYS[Role.DPO]}).text
+    names: dict[str, set[str]] = {}
+    for record in data.of_topic("recipients"):
+        names.setdefault(record["recipient_id"], set()).add(record["name"])
+    for recipient in expected.who_has(data, subject):
+        cell = re.search(rf'<td class="recipient" data-recipient="{re.escape(recipient)}">(.*?)</td>', page)
+        assert cell is not None, recipient
+        if recipient in names:
+            assert any(f'<span class="name">{html.escape(n)}</span>' in cell.group(1) for n in names[recipient]), cell.group(1)
+        else:
+            assert "not in the registry" in cell.group(1)
+        assert f'<code class="id">{recipient}</code>' in cell.group(1)
+        assert "basis: " in cell.string[cell.end() : cell.end() + 2000].split("</tr>")[0]  # a legal basis on the line

@@ -42,6 +42,23 @@ def chromium_binary() -> str:
     return found
 
 
+def pdftoppm_binary() -> str:
+    """Poppler's ``pdftoppm`` (to look at Chromium's PDFs); skips when missing, fails when ``CI=true``."""
+    found = shutil.which("pdftoppm")
+    if found is None:
+        message = "pdftoppm is not installed (apt-get install -y poppler-utils; .ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return found
+
+
+def pdf_pages(pdf: Path, *, dpi: int = 60) -> list[Path]:
+    """Each page of ``pdf`` as a PNG beside it (``pdftoppm -r DPI -png``), in page order."""
+    subprocess.run([pdftoppm_binary(), "-r", str(dpi), "-png", str(pdf), str(pdf.with_suffix(""))], check=True, timeout=60)
+    return sorted(pdf.parent.glob(f"{pdf.stem}-*.png"))
+
+
 def run_cli(binary: str, *arguments: str, profile: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """One command-line run of Chromium (``--dump-dom URL``, ``--screenshot=FILE URL``...) with a throwaway profile."""
     return subprocess.run(
@@ -174,6 +191,25 @@ class DevTools:
     def screenshot(self, path: Path) -> bytes:
         """A PNG of the page as shown, written to ``path``."""
         data = base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"}, session=self.session)["data"])
+        path.write_bytes(data)
+        return data
+
+    def full_screenshot(self, path: Path) -> bytes:
+        """A PNG of the whole page, below the fold too, at the window's width, written to ``path``."""
+        params = {"format": "png", "captureBeyondViewport": True}
+        data = base64.b64decode(self.send("Page.captureScreenshot", params, session=self.session)["data"])
+        path.write_bytes(data)
+        return data
+
+    def send_headers(self, headers: dict[str, str]) -> None:
+        """Send ``headers`` with every request of the page (an API key, as a client would)."""
+        self.send("Network.enable", session=self.session)
+        self.send("Network.setExtraHTTPHeaders", {"headers": headers}, session=self.session)
+
+    def print_pdf(self, path: Path) -> bytes:
+        """The page printed as Chromium prints it, on the paper its own ``@page`` rule names, written to ``path``."""
+        params = {"preferCSSPageSize": True, "printBackground": True}
+        data = base64.b64decode(self.send("Page.printToPDF", params, session=self.session, timeout=60)["data"])
         path.write_bytes(data)
         return data
 

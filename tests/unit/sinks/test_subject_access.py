@@ -12,6 +12,7 @@ never by asking the pipeline's schedule.
 from __future__ import annotations
 
 import copy
+import html
 import json
 import random
 from collections import defaultdict
@@ -28,6 +29,7 @@ from consentflow.cli import main
 from consentflow.contracts.events import consent_granted, data_disclosed, recipient_registered
 from consentflow.core.processor import Processor
 from consentflow.http.access_page import render_access_page
+from consentflow.policy import labels
 from consentflow.policy.geography import in_eea
 from consentflow.policy.vocabulary import (
     ConsentAction,
@@ -479,16 +481,16 @@ def test_the_page_is_self_contained_and_shows_the_recipients(data: Dataset, sink
     page = render_access_page(export)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     for recipient in expected.who_has(data, subject):
-        assert f"<td>{recipient}</td>" in page
+        assert f'<span class="id">{recipient}</span></td>' in page  # the id beside the legal name
     for name in (r["name"] for r in export["recipients"] if r["name"]):
-        assert name in page
+        assert f"<td>{html.escape(name)}<span" in page
     # How long the data is kept [2.3]: the archive date and every planned action, due or not, with its date.
     plan = export["retention_plan"]
     assert _t(plan["archive_at"]).strftime("%Y-%m-%d %H:%M:%S UTC") in page
     for action in plan["actions"]:
-        row = f"<td>{_t(action['due_at']).strftime('%Y-%m-%d %H:%M:%S UTC')}</td><td>{action['action']}</td>"
+        row = f"<td>{_t(action['due_at']).strftime('%Y-%m-%d %H:%M:%S UTC')}</td><td>{labels.label(RetentionActionKind, action['action'])}</td>"
         assert row in page, action
-    assert f"<p>{', '.join(export['categories_held'])}</p>" in page
+    assert "".join(f"<li>{html.escape(labels.category(c))}</li>" for c in export["categories_held"]) in page
     lowered = page.lower()
     for external in ("<script", "<link", "<img", "src=", "href=", "@import", "url("):
         assert external not in lowered, external  # nothing loads from elsewhere, nothing runs
@@ -563,7 +565,7 @@ def test_dsar_prints_the_json_export_and_writes_the_page(
     result = _dsar(chdb_dsn, subject, "--format", "html", "--out", str(page))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert all(f"<td>{r}</td>" in page.read_text(encoding="utf-8") for r in expected.who_has(data, subject))
+    assert all(f'<span class="id">{r}</span></td>' in page.read_text(encoding="utf-8") for r in expected.who_has(data, subject))
 
 
 def test_dsar_as_of_reads_a_naive_time_as_utc(data: Dataset, sink: ClickHouseSink, chdb_dsn: str) -> None:
