@@ -14,6 +14,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.headers import CHECKPOINT_HEADERS
 from consentflow.contracts.topics import checkpoints_topic
 from consentflow.kafka.clients import client_config
 from consentflow.kafka.producer import DeliveryError, EventProducer
@@ -49,7 +50,7 @@ class CheckpointPublisher:
 
     def __call__(self, log_id: str, note: str) -> None:
         """Publish ``note``, the signed checkpoint of ``log_id``, and wait until the broker has it."""
-        self._producer.send_bytes(self.topic, log_id.encode(), note.encode())
+        self._producer.send_bytes(self.topic, log_id.encode(), note.encode(), headers=CHECKPOINT_HEADERS)
         try:
             self._producer.flush(self.deliver_within)
         except DeliveryError as exc:
