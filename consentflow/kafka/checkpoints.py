@@ -1,5 +1,6 @@
 """The consent log's signed checkpoints onto their topic (issue 22), for whoever follows the log from Kafka: each
-value a C2SP signed note as UTF-8 text, keyed by its log's id, so one log's checkpoints stay in order on one partition.
+value a C2SP signed note as UTF-8 text, keyed by its log's id, so one log's checkpoints stay in order on one partition;
+its headers say so (``consentflow.schema: c2sp.org/tlog-checkpoint``, ``consentflow.encoding: c2sp.org/signed-note``).
 
 The checkpoints table holds every note first; the topic is its published copy. A note the broker does not take in
 time is said in one line and left to the table (the next checkpoint of its log goes out as usual): a notary does
