@@ -10,7 +10,7 @@ import re
 import fastavro.schema
 import pytest
 
-from consentflow.contracts.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec
+from consentflow.contracts.codec import SINGLE_OBJECT_MAGIC, ConfluentCodec, SingleObjectCodec
 from consentflow.contracts.headers import (
     CHECKPOINT_HEADERS,
     CONFLUENT,
@@ -73,6 +73,8 @@ def test_retention_action_names_its_newest_release() -> None:
 
 def test_confluent_framing_is_named() -> None:
     contract = STORE.latest("ConsentEvent")
+    # Naming the contract needs no registry: the schema id is in the value, the contract in the headers.
+    assert ConfluentCodec(registry=None).headers("consent") == contract_headers(contract, CONFLUENT)
     assert header_text(contract_headers(contract, CONFLUENT))[ENCODING] == "avro-confluent"
     assert header_text(contract_headers(contract))[FINGERPRINT] == header_text(contract_headers(contract, CONFLUENT))[FINGERPRINT]
 
