@@ -11,22 +11,45 @@ and spread of each side.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
-import random
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
 
 from consentflow.contracts.codec import SingleObjectCodec
-from consentflow.contracts.releases import default_store
-from consentflow.contracts.topics import LEDGER
+from consentflow.contracts.topics import ALL_TOPICS, LEDGER, checkpoints_topic
 from consentflow.kafka.admin import create_topics
 from consentflow.kafka.producer import EventProducer
-from tests.support.kafka_topics import delete_topics_under
-from tests.support.samples import sample_record
+
+T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 
 
-def one_run(bootstrap: str, prefix: str, records: list[dict[str, object]], with_headers: bool) -> float:
+def ledger_entry(i: int) -> dict[str, Any]:
+    """Ledger entry ``i`` of one of 5,000 made-up subjects, shaped as a worker writes it."""
+    digest = hashlib.sha256(str(i).encode()).hexdigest()
+    return {
+        "subject_id": f"cand-{i % 5000:06d}",
+        "sequence": i // 5000 + 1,
+        "event_id": str(uuid.UUID(int=i, version=4)),
+        "occurred_at": T0 + timedelta(seconds=i),
+        "purpose": "marketing",
+        "action": "granted",
+        "channel": "registration_form",
+        "policy_version": "2020-11-14",
+        "source_service": "registration",
+        "notice_id": "notice-2020-11-14",
+        "previous_hash": digest,
+        "entry_hash": digest,
+        "source": {"topic": "consentflow.consent", "partition": i % 6, "offset": i // 6},
+    }
+
+
+def one_run(bootstrap: str, prefix: str, records: list[dict[str, Any]], with_headers: bool) -> float:
     """Records a second through the worker's output path (``streams/worker.write_output``'s calls)."""
     codec = SingleObjectCodec()
     producer = EventProducer(bootstrap, codec=codec, prefix=prefix, config={"linger.ms": 5})
@@ -51,10 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     prefix = f"benchhd{uuid.uuid4().hex[:6]}"
     create_topics(args.bootstrap, partitions=6, prefix=prefix)
-    rng = random.Random(23)
-    schema = default_store().latest(LEDGER.record).schema
-    records = [sample_record(schema, rng) for _ in range(min(args.records, 5_000))]
-    records = (records * (args.records // len(records) + 1))[: args.records]
+    records = [ledger_entry(i) for i in range(args.records)]
     rates: dict[bool, list[float]] = {True: [], False: []}
     try:
         for pair in range(args.pairs):
@@ -63,7 +83,8 @@ def main() -> None:
                 rates[with_headers].append(rate)
                 print(f"pair {pair + 1} {'headers   ' if with_headers else 'no headers'} {rate:>10,.0f} records/s", flush=True)
     finally:
-        delete_topics_under(args.bootstrap, prefix)
+        mine = [t.name(prefix) for t in ALL_TOPICS] + [checkpoints_topic(prefix)]
+        AdminClient({"bootstrap.servers": args.bootstrap}).delete_topics(mine, operation_timeout=30)
     for side, label in ((False, "no headers"), (True, "headers")):
         values = rates[side]
         print(f"{label:10}: median {statistics.median(values):,.0f} records/s, spread {min(values):,.0f}-{max(values):,.0f}")
