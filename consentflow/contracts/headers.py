@@ -1,7 +1,7 @@
 """Kafka headers that make a message self-describing: which contract, which version, which schema (issue 23).
 
 Every message the project produces carries them, so ``kcat -f '%h'`` or Kafka's console consumer
-(``--property print.headers=true``) names what a value is without the project's code:
+(``--formatter-property print.headers=true``) names what a value is without the project's code:
 
 * ``consentflow.schema``: the Avro record's full name (``consentflow.ConsentEvent``), or, for a value that is not
   Avro, the name of its format (``c2sp.org/tlog-checkpoint``, ``consentflow.SubjectState``);
