@@ -27,6 +27,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 from rocksdict import WriteBatch
 
+from consentflow.contracts.headers import SUBJECT_STATE_HEADERS
 from consentflow.core.state import SubjectState
 from consentflow.kafka.producer import EventProducer
 from consentflow.streams.faust_compat import (
@@ -156,7 +157,7 @@ class TableStore:
                         store_serialized(data, key, value)
                     else:
                         data[subject_id] = state
-            self.changelog.send_bytes(topic, key, value, partition=partition)
+            self.changelog.send_bytes(topic, key, value, partition=partition, headers=SUBJECT_STATE_HEADERS)
             written += 1
         for partition, batch in (batches or {}).items():
             partition_database(data, partition).write(batch)

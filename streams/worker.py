@@ -274,8 +274,12 @@ class Worker:
 
     def write_output(self, topic_short: str, key: str, record: OutputRecord) -> None:
         """Step 3: one output record to its topic (librdkafka batches it; ``acknowledge`` waits for it)."""
+        codec = self.codec
         self.producer.send_bytes(
-            self.output_names[topic_short], key.encode(), self.codec.encode(topic_short, record, trusted=True)
+            self.output_names[topic_short],
+            key.encode(),
+            codec.encode(topic_short, record, trusted=True),
+            headers=codec.headers(topic_short),
         )
         if self.tally is not None:
             self.tally.written(topic_short, record)

@@ -20,6 +20,7 @@ from consentflow.cli import (
     pipeline,
     registry,
     ropa,
+    schemas,
     serve,
     topics,
 )
@@ -62,6 +63,7 @@ main.add_command(pipeline.sink)
 main.add_command(pipeline.digest)
 main.add_command(registry.registry_group)
 main.add_command(ropa.ropa_command)
+main.add_command(schemas.schemas)
 main.add_command(serve.serve)
 main.add_command(serve.api_key)
 main.add_command(topics.topics)

@@ -143,7 +143,8 @@ def produce(file: str, bootstrap: str, prefix: str, registry_url: str | None) ->
                     refused += 1
                     click.echo(f"refused: {record['reason']}", err=True)
                     value = codec.encode(DEAD_LETTER, record)
-                    producer.send_bytes(DEAD_LETTER.name(prefix), str(record["topic"]).encode(), value)
+                    key, headers = str(record["topic"]).encode(), codec.headers(DEAD_LETTER)
+                    producer.send_bytes(DEAD_LETTER.name(prefix), key, value, headers=headers)
                     continue
                 producer.send(Event(topic, record))
                 count += 1

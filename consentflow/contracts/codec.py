@@ -26,6 +26,7 @@ from fastavro.validation import ValidationError, validate
 
 from consentflow.contracts.avro_plan import PlanMiss
 from consentflow.contracts.errors import ContractError
+from consentflow.contracts.headers import CONFLUENT, SINGLE_OBJECT, Headers, contract_headers
 from consentflow.contracts.releases import Contract, ContractStore, default_store, is_naive
 from consentflow.contracts.topics import Topic, topic_named
 from consentflow.contracts.uuids import uuid_text
@@ -221,19 +222,26 @@ class Codec(Protocol):
         """Unframe and decode one message; raises ``ContractError``."""
         ...
 
+    def headers(self, topic: Topic | str) -> Headers:
+        """The Kafka headers naming what ``encode`` writes for ``topic`` (``consentflow.contracts.headers``; shared)."""
+        ...
+
 
 class SingleObjectCodec:
     """Registry-free framing: Avro single-object encoding over the contracts in ``schemas/``."""
 
     def __init__(self, store: ContractStore | None = None) -> None:
         self.store = store or default_store()
-        self._headers: dict[str, bytes] = {}
 
     def encode(self, topic: Topic | str, record: Mapping[str, Any], *, trusted: bool = False) -> bytes:
         """Single-object encoding of ``record`` under the newest release of the topic's contract."""
         t = _resolve(topic)
         contract = self.store.latest(t.record)
         return SINGLE_OBJECT_MAGIC + contract.fingerprint + write_body(t, contract, record, trusted=trusted)
+
+    def headers(self, topic: Topic | str) -> Headers:
+        """The headers of what ``encode`` writes: the topic's newest contract, single-object framed."""
+        return contract_headers(self.store.latest(_resolve(topic).record), SINGLE_OBJECT)
 
     def decode(self, topic: Topic | str, data: bytes) -> dict[str, Any]:
         """Decode single-object-encoded bytes, finding the writer schema by fingerprint."""
@@ -306,6 +314,10 @@ class ConfluentCodec:
         contract = self.store.latest(t.record)
         body = write_body(t, contract, record, trusted=trusted)
         return CONFLUENT_MAGIC + struct.pack(">I", self.schema_id(t)) + body
+
+    def headers(self, topic: Topic | str) -> Headers:
+        """The headers of what ``encode`` writes: the topic's newest contract, Confluent framed."""
+        return contract_headers(self.store.latest(_resolve(topic).record), CONFLUENT)
 
     def decode(self, topic: Topic | str, data: bytes) -> dict[str, Any]:
         """Decode Confluent-framed bytes, fetching the writer schema by id."""

@@ -1,5 +1,6 @@
 """The consent log's signed checkpoints onto their topic (issue 22), for whoever follows the log from Kafka: each
-value a C2SP signed note as UTF-8 text, keyed by its log's id, so one log's checkpoints stay in order on one partition.
+value a C2SP signed note as UTF-8 text, keyed by its log's id, so one log's checkpoints stay in order on one partition;
+its headers say so (``consentflow.schema: c2sp.org/tlog-checkpoint``, ``consentflow.encoding: c2sp.org/signed-note``).
 
 The checkpoints table holds every note first; the topic is its published copy. A note the broker does not take in
 time is said in one line and left to the table (the next checkpoint of its log goes out as usual): a notary does
@@ -14,6 +15,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from consentflow.contracts.codec import SingleObjectCodec
+from consentflow.contracts.headers import CHECKPOINT_HEADERS
 from consentflow.contracts.topics import checkpoints_topic
 from consentflow.kafka.clients import client_config
 from consentflow.kafka.producer import DeliveryError, EventProducer
@@ -49,7 +51,7 @@ class CheckpointPublisher:
 
     def __call__(self, log_id: str, note: str) -> None:
         """Publish ``note``, the signed checkpoint of ``log_id``, and wait until the broker has it."""
-        self._producer.send_bytes(self.topic, log_id.encode(), note.encode())
+        self._producer.send_bytes(self.topic, log_id.encode(), note.encode(), headers=CHECKPOINT_HEADERS)
         try:
             self._producer.flush(self.deliver_within)
         except DeliveryError as exc:

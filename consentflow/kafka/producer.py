@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from consentflow.contracts.codec import Codec, make_codec
 from consentflow.contracts.events import Event
 from consentflow.contracts.gate import Gate
+from consentflow.contracts.headers import Headers
 from consentflow.contracts.timestamp_plan import micros
 from consentflow.kafka.clients import client_config
 
@@ -93,21 +94,32 @@ class EventProducer:
         when = arrival or datetime.now(UTC)
         self._gate.check(event.topic, event.record, when)
         value = self.codec.encode(event.topic, event.record)
-        self.send_bytes(event.topic.name(self.prefix), event.key.encode(), value, timestamp=micros(when) // 1000)
+        headers = self.codec.headers(event.topic)
+        self.send_bytes(event.topic.name(self.prefix), event.key.encode(), value, timestamp=micros(when) // 1000, headers=headers)
 
     def send_bytes(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None, *, timestamp: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        *,
+        timestamp: int | None = None,
+        headers: Headers | None = None,
     ) -> None:
         """Enqueue already-encoded bytes (replays, dead letters, a table's changelog), waiting when the queue is full.
 
         ``partition`` None lets the key choose it, as for every event; a table's changelog names it. ``timestamp``
-        (milliseconds since the epoch) is the message's, by default the time it is enqueued.
+        (milliseconds since the epoch) is the message's, by default the time it is enqueued. ``headers`` name what
+        the value is (``consentflow.contracts.headers``: every message the project writes carries them).
         """
         chosen = _PARTITIONER_CHOOSES if partition is None else partition
-        stamp: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
+        extra: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
+        if headers is not None:
+            extra["headers"] = headers
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery, **stamp)
+                self._producer.produce(topic, value=value, key=key, partition=chosen, on_delivery=self._on_delivery, **extra)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # queue full: serve delivery reports, then retry

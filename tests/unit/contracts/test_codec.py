@@ -395,6 +395,7 @@ class _RecordingProducer:
         partition: int = -1,
         on_delivery: object = None,
         timestamp: int = 0,
+        headers: object = None,
     ) -> None:  # confluent_kafka's signature: partition -1 lets the partitioner choose
         self.sent.append((topic, key, value))
 
