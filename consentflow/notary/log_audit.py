@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consentflow.core.checkpoint import Checkpoint, Verifier
-from consentflow.core.ledger import HASHED_FIELDS
 from consentflow.core.log_audit import (
     Finding,
     RowLeaf,
@@ -24,25 +23,18 @@ from consentflow.core.log_audit import (
     open_saved,
     open_stored,
 )
-from consentflow.core.log_leaves import erasure_notice_leaf, ledger_entry_leaf
 from consentflow.core.log_reader import notice_record
 from consentflow.core.merkle import leaf_hash
 from consentflow.notary.store import NOTICE_KIND, LogStore, log_origin
-from consentflow.sinks.reader import TableReader
-from consentflow.sinks.reading import utc
-from consentflow.sinks.tables import CHECKPOINTS, ERASURE_NOTICES, LEDGER, LOG_LEAVES, LOG_NODES
-
-_NOTICE_COLUMNS = (
-    "notice_id",
-    "subject_id",
-    "recipient_id",
-    "categories",
-    "retained_categories",
-    "request_id",
-    "requested_at",
-    "fulfilled_at",
-    "revision",
+from consentflow.notary.stored_log import (
+    LEDGER_LEAF_COLUMNS,
+    NOTICE_LEAF_COLUMNS,
+    columns_sql,
+    ledger_row_leaf,
+    notice_row_leaf,
 )
+from consentflow.sinks.reader import TableReader
+from consentflow.sinks.tables import CHECKPOINTS, ERASURE_NOTICES, LEDGER, LOG_LEAVES, LOG_NODES
 
 
 @dataclass
@@ -109,28 +101,22 @@ def _log_nodes(reader: TableReader, log: str) -> Iterator[tuple[int, int, bytes]
 
 def ledger_row_leaves(reader: TableReader) -> Iterator[RowLeaf]:
     """Every ledger row as the leaf it must be (a redelivered row read once)."""
-    columns = ", ".join(f"`{name}`" for name in HASHED_FIELDS)
-    sql = f"SELECT DISTINCT {columns}, entry_hash FROM {{db:Identifier}}.`{LEDGER.name}`"
+    sql = f"SELECT DISTINCT {columns_sql(LEDGER_LEAF_COLUMNS)} FROM {{db:Identifier}}.`{LEDGER.name}`"
     for row in _rows(reader, sql):
-        entry: dict[str, Any] = dict(zip(HASHED_FIELDS, row, strict=False))
-        entry["occurred_at"] = utc(entry["occurred_at"])
+        entry, data = ledger_row_leaf(row)
         name = f"ledger row of subject {entry['subject_id']}, sequence {entry['sequence']} (entry_hash {row[-1]})"
-        yield RowLeaf(str(entry["subject_id"]), leaf_hash(ledger_entry_leaf(entry)), name)
+        yield RowLeaf(str(entry["subject_id"]), leaf_hash(data), name)
 
 
 def notice_row_leaves(reader: TableReader) -> Iterator[RowLeaf]:
     """Every erasure-notice row (each revision the table still holds) as the leaf it must be."""
-    columns = ", ".join(f"`{name}`" for name in _NOTICE_COLUMNS)
-    sql = f"SELECT DISTINCT {columns} FROM {{db:Identifier}}.`{ERASURE_NOTICES.name}`"
+    sql = f"SELECT DISTINCT {columns_sql(NOTICE_LEAF_COLUMNS)} FROM {{db:Identifier}}.`{ERASURE_NOTICES.name}`"
     for row in _rows(reader, sql):
-        notice: dict[str, Any] = dict(zip(_NOTICE_COLUMNS, row, strict=True))
-        notice["requested_at"], notice["fulfilled_at"] = utc(notice["requested_at"]), utc(notice["fulfilled_at"])
-        notice["revision"] = revision = int(notice["revision"])
+        notice, data = notice_row_leaf(row)
+        revision = notice["revision"]
         record = notice_record(str(notice["notice_id"]), revision)
         name = f"erasure-notice row {record} of subject {notice['subject_id']}"
-        yield RowLeaf(
-            str(notice["subject_id"]), leaf_hash(erasure_notice_leaf(notice)), name, (str(notice["notice_id"]), revision)
-        )
+        yield RowLeaf(str(notice["subject_id"]), leaf_hash(data), name, (str(notice["notice_id"]), revision))
 
 
 def audit_log(reader: TableReader, verifier: Verifier, saved_notes: Sequence[str]) -> LogAudit:

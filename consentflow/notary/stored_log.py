@@ -23,8 +23,41 @@ from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.tables import CHECKPOINTS, ERASURE_NOTICES, LEDGER, LOG_LEAVES
 
-_NOTICE_FIELDS = ("notice_id", "subject_id", "recipient_id", "categories", "retained_categories", "request_id")
-_NOTICE_TIMES = ("requested_at", "fulfilled_at")
+#: The ledger columns a ledger entry's leaf is rebuilt from (``ledger_row_leaf``), then its entry_hash.
+LEDGER_LEAF_COLUMNS = (*HASHED_FIELDS, "entry_hash")
+#: The erasure-notice columns a notice's leaf is rebuilt from (``notice_row_leaf``).
+NOTICE_LEAF_COLUMNS = (
+    "notice_id",
+    "subject_id",
+    "recipient_id",
+    "categories",
+    "retained_categories",
+    "request_id",
+    "requested_at",
+    "fulfilled_at",
+    "revision",
+)
+
+
+def columns_sql(columns: Sequence[str]) -> str:
+    """``columns`` quoted for a SELECT list."""
+    return ", ".join(f"`{name}`" for name in columns)
+
+
+def ledger_row_leaf(row: Sequence[Any]) -> tuple[dict[str, Any], bytes]:
+    """A ledger row read as ``LEDGER_LEAF_COLUMNS``: the entry (times as UTC instants) and its leaf bytes."""
+    entry: dict[str, Any] = dict(zip(HASHED_FIELDS, row, strict=False))
+    entry["occurred_at"] = utc(entry["occurred_at"])
+    return entry, ledger_entry_leaf(entry)
+
+
+def notice_row_leaf(row: Sequence[Any]) -> tuple[dict[str, Any], bytes]:
+    """An erasure-notice row read as ``NOTICE_LEAF_COLUMNS``: the notice (times as UTC instants, the revision an int)
+    and its leaf bytes."""
+    notice: dict[str, Any] = dict(zip(NOTICE_LEAF_COLUMNS, row, strict=True))
+    notice["requested_at"], notice["fulfilled_at"] = utc(notice["requested_at"]), utc(notice["fulfilled_at"])
+    notice["revision"] = int(notice["revision"])
+    return notice, erasure_notice_leaf(notice)
 
 
 class StoredLogError(ProofError, LookupError):
@@ -87,17 +120,14 @@ class StoredLog:
         """The leaf bytes of the subject's ledger entries among ``hashes``, by entry_hash."""
         if not hashes:
             return {}
-        columns = ", ".join(f"`{name}`" for name in HASHED_FIELDS)
         rows = self.reader.query(
-            f"SELECT DISTINCT {columns}, entry_hash FROM {{db:Identifier}}.`{LEDGER.name}` "
+            f"SELECT DISTINCT {columns_sql(LEDGER_LEAF_COLUMNS)} FROM {{db:Identifier}}.`{LEDGER.name}` "
             "WHERE subject_id = {subject:String} AND entry_hash IN {hashes:Array(String)}",
             {"subject": subject_id, "hashes": sorted(set(hashes))},
         )
         found: dict[str, bytes] = {}
         for row in rows:
-            entry: dict[str, Any] = dict(zip(HASHED_FIELDS, row, strict=False))
-            entry["occurred_at"] = utc(entry["occurred_at"])
-            found[str(row[-1])] = ledger_entry_leaf(entry)
+            found[str(row[-1])] = ledger_row_leaf(row)[1]
         return found
 
     def _notice_leaves(self, subject_id: str, notice_ids: list[str]) -> tuple[dict[str, bytes], dict[str, int]]:
@@ -105,20 +135,17 @@ class StoredLog:
         each notice's highest revision stored, by notice id."""
         if not notice_ids:
             return {}, {}
-        columns = ", ".join(f"`{name}`" for name in (*_NOTICE_FIELDS, *_NOTICE_TIMES, "revision"))
         rows = self.reader.query(
-            f"SELECT DISTINCT {columns} FROM {{db:Identifier}}.`{ERASURE_NOTICES.name}` "
+            f"SELECT DISTINCT {columns_sql(NOTICE_LEAF_COLUMNS)} FROM {{db:Identifier}}.`{ERASURE_NOTICES.name}` "
             "WHERE subject_id = {subject:String} AND notice_id IN {ids:Array(String)}",
             {"subject": subject_id, "ids": sorted(set(notice_ids))},
         )
         found: dict[str, bytes] = {}
         latest: dict[str, int] = {}
         for row in rows:
-            notice: dict[str, Any] = dict(zip((*_NOTICE_FIELDS, *_NOTICE_TIMES, "revision"), row, strict=True))
-            for name in _NOTICE_TIMES:
-                notice[name] = utc(notice[name])
-            notice["revision"] = revision = int(notice["revision"])
-            found[notice_record(notice["notice_id"], revision)] = erasure_notice_leaf(notice)
+            notice, data = notice_row_leaf(row)
+            revision = notice["revision"]
+            found[notice_record(notice["notice_id"], revision)] = data
             latest[notice["notice_id"]] = max(latest.get(notice["notice_id"], -1), revision)
         return found, latest
 
