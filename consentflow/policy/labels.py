@@ -165,6 +165,8 @@ RULE_LABELS: dict[Rule, str] = {
     Rule.PURPOSE_NOT_REGISTERED: "purpose the policy does not name",
     Rule.PARTNER_AGGREGATION_WITHOUT_CONSENT: "partner aggregation without consent",
     Rule.PROCESSING_AFTER_ERASURE: "processing after erasure",
+    Rule.REQUEST_OVERDUE: "rights request answered late or not at all",
+    Rule.CONSENT_NOT_RENEWED: "consent not asked again after a policy change",
     Rule.UNKNOWN: "unknown rule",
 }
 

@@ -236,6 +236,8 @@ class Rule(StrEnum):
     PURPOSE_NOT_REGISTERED = "purpose_not_registered"
     PARTNER_AGGREGATION_WITHOUT_CONSENT = "partner_aggregation_without_consent"
     PROCESSING_AFTER_ERASURE = "processing_after_erasure"
+    REQUEST_OVERDUE = "request_overdue"  # a rights request still open after its due date (Violation v2)
+    CONSENT_NOT_RENEWED = "consent_not_renewed"  # consent given under a version that asks it again (Violation v2)
     UNKNOWN = "unknown"
 
 
@@ -251,6 +253,8 @@ RULE_SECTIONS: dict[Rule, str] = {
     Rule.PURPOSE_NOT_REGISTERED: "4.4",
     Rule.PARTNER_AGGREGATION_WITHOUT_CONSENT: "4.4.7",
     Rule.PROCESSING_AFTER_ERASURE: "12 (GDPR Art. 17)",
+    Rule.REQUEST_OVERDUE: "8.2 (GDPR Art. 12(3))",
+    Rule.CONSENT_NOT_RENEWED: "13 (GDPR Art. 7)",
     Rule.UNKNOWN: "",
 }
 
