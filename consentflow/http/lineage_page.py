@@ -80,6 +80,8 @@ table.recipients { table-layout: fixed; }
 .recipients col.what { width: 19%; } .recipients col.why { width: 21%; } .recipients col.when { width: 8%; }
 .name { font-weight: 600; display: block; }
 .basis { color: var(--muted); display: block; font-size: 12.5px; }
+.basis.differs { color: var(--red); }
+.purpose .tag.bad { margin-left: 0; }
 .purpose + .purpose { margin-top: 4px; }
 @page { size: A4; margin: 12mm; }
 @media print {
@@ -183,14 +185,27 @@ def _recipient_cell(holding: RecipientHolding, name: str | None, violations: int
     return f'<td class="recipient" data-recipient="{_e(holding.recipient_id)}">{named}<code class="id">{_e(holding.recipient_id)}</code>{flag}</td>'
 
 
-def _purposes_cell(purposes: Iterable[str]) -> str:
-    """Each purpose in plain words with the legal basis the policy gives it [3; GDPR Art. 6(1)]."""
+def _purposes_cell(holding: RecipientHolding) -> str:
+    """Each purpose in plain words with the legal basis its edges were recorded under, and where that is not the one
+    the policy gives the purpose, a flag saying so with the policy's beside [3; GDPR Art. 6(1)]."""
     policy = load_policy()
-    return "".join(
-        f'<div class="purpose" data-purpose="{_e(p)}">{_e(labels.purpose(p))}'
-        f'<span class="basis">basis: {_e(labels.legal_basis(policy.basis_of(p)))}</span></div>'
-        for p in sorted(purposes)
-    )
+    cells = []
+    for p in sorted(holding.purposes):
+        given = labels.legal_basis(policy.basis_of(p))
+        # A holding made without its recorded bases (an older caller) shows the policy's, as the page did before.
+        recorded = sorted(holding.legal_bases.get(p, ())) or [policy.basis_of(p).value]
+        basis = "; ".join(labels.legal_basis(b) for b in recorded)
+        flag = (
+            '<span class="tag bad">not the policy\'s basis</span>'
+            f'<span class="basis differs">the policy gives this purpose {_e(given)} [3]</span>'
+            if p in holding.legal_basis_differs
+            else ""
+        )
+        cells.append(
+            f'<div class="purpose" data-purpose="{_e(p)}">{_e(labels.purpose(p))}'
+            f'<span class="basis" data-basis="{_e(" ".join(recorded))}">basis: {_e(basis)}</span>{flag}</div>'
+        )
+    return "".join(cells)
 
 
 def _recipient_rows(holdings: Sequence[RecipientHolding], violated: dict[str, int], names: Mapping[str, str]) -> str:
@@ -203,7 +218,7 @@ def _recipient_rows(holdings: Sequence[RecipientHolding], violated: dict[str, in
             f"<td>{_e(labels.label(RecipientKind, h.recipient_kind))}</td>"
             f"{_mechanism_cell(h)}"
             f"<td>{_e('; '.join(labels.category(c) for c in sorted(h.categories)))}</td>"
-            f"<td>{_purposes_cell(h.purposes)}</td>"
+            f"<td>{_purposes_cell(h)}</td>"
             f"<td>{_e(_when(h.first))}</td><td>{_e(_when(h.last))}</td></tr>"
         )
     return "".join(rows)
