@@ -451,8 +451,7 @@ def test_the_released_version_stays_and_v2_only_adds_the_retention_plan_and_the_
     recorded = {"recorded_legal_bases", "legal_basis_differs"}
     as_v1 = {k: v for k, v in export.items() if k not in added} | {"schema": "SubjectAccessExport/v1"}
     as_v1["recipients"] = [
-        r | {"purposes": [{k: v for k, v in p.items() if k not in recorded} for p in r["purposes"]]}
-        for r in export["recipients"]
+        r | {"purposes": [{k: v for k, v in p.items() if k not in recorded} for p in r["purposes"]]} for r in export["recipients"]
     ]
     purpose_item = export_schema()["$defs"]["recipient"]["properties"]["purposes"]["items"]
     assert set(purpose_item["properties"]) - set(purpose_item["required"]) == recorded
