@@ -25,6 +25,8 @@ from consentflow.streams.embedded import run_events
 
 KEY = new_key()
 T0 = datetime(2021, 3, 1, tzinfo=UTC)
+#: A disclosure dated in the future (a service's clock ahead, an event time set forward): not held "now".
+LATER = (datetime.now(UTC) + timedelta(days=400)).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,24 @@ def browser(chdb_dsn: str) -> Iterator[TestClient]:
                 occurred_at=T0 + timedelta(days=day),
             )
             for category, day in ((DataCategory.PROFESSIONAL_CV, 1), (DataCategory.CONTACT, 3))
+        ),
+        recipient_registered(
+            "later-fr",
+            name="Later SAS",
+            kind=RecipientKind.CORPORATE_CUSTOMER,
+            country="FR",
+            allowed_purposes=[Purpose.CONTRACT_INTRODUCTIONS],
+            source_service="vendor-registry",
+            occurred_at=T0,
+        ),
+        data_disclosed(
+            "subj-a",
+            "later-fr",
+            [DataCategory.PROFESSIONAL_CV],
+            purpose=Purpose.CONTRACT_INTRODUCTIONS,
+            legal_basis=LegalBasis.CONTRACT,
+            source_service="matching",
+            occurred_at=LATER,
         ),
     ]
     run_events(((e.topic, e.record) for e in events), Processor(), ClickHouseSink(chdb_dsn, database))
@@ -92,3 +112,19 @@ def test_anything_else_is_a_422_page_naming_the_field(browser: TestClient, typed
     (reason,) = re.findall(r'<p class="error">([^<]*)</p>', response.text)
     assert reason.startswith("as_of: ") and ("ISO-8601" in reason or "outside" in reason), reason
     assert "Traceback" not in response.text
+
+
+def test_now_on_the_pages_is_the_present_instant_as_in_the_json_api(browser: TestClient) -> None:
+    """[7] "now" leaves out an edge dated later, on the lineage page, the access page and the JSON API alike."""
+    api = browser.get("/v1/subjects/subj-a/recipients", headers={"X-API-Key": KEY}).json()
+    assert [r["recipient_id"] for r in api["recipients"]] == ["acme-fr"]
+    for typed in ("", None):
+        page = browser.get("/subjects/subj-a/lineage", params={} if typed is None else {"as_of": typed}).text
+        assert 'data-recipient="acme-fr"' in page and 'data-recipient="later-fr"' not in page
+        assert "as of now" in page and 'id="as-of-now"' not in page
+    access = browser.get("/subjects/subj-a/access").text
+    assert "acme-fr" in access and "later-fr" not in access
+    # Named, the instant after it shows it everywhere.
+    after = (LATER + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert 'data-recipient="later-fr"' in browser.get("/subjects/subj-a/lineage", params={"as_of": after}).text
+    assert "later-fr" in browser.get("/subjects/subj-a/access", params={"as_of": after}).text
