@@ -80,7 +80,7 @@ table.recipients { table-layout: fixed; }
 .recipients col.what { width: 19%; } .recipients col.why { width: 21%; } .recipients col.when { width: 8%; }
 .name { font-weight: 600; display: block; }
 .basis { color: var(--muted); display: block; font-size: 12.5px; }
-.basis.differs { color: var(--red); }
+.differs { color: var(--red); display: block; font-size: 12.5px; }
 .purpose .tag.bad { margin-left: 0; }
 .purpose + .purpose { margin-top: 4px; }
 @page { size: A4; margin: 12mm; }
@@ -202,7 +202,7 @@ def _purposes_cell(holding: RecipientHolding) -> str:
         basis = "; ".join(labels.legal_basis(b) for b in recorded)
         flag = (
             '<span class="tag bad">not the policy\'s basis</span>'
-            f'<span class="basis differs">the policy gives this purpose {_e(given)} [3]</span>'
+            f'<span class="differs">the policy gives this purpose {_e(given)} [3]</span>'
             if p in holding.legal_basis_differs
             else ""
         )
