@@ -118,7 +118,7 @@ def test_the_lineage_page_forms_pick_the_instant_and_another_subject(live: Live,
     with _open(live, lineage_path(subject), tmp_path / "profile") as page:
         # In an en-US browser a datetime-local field showed mm/dd/yyyy and a 12-hour clock beside "UTC": the text field
         # shows ISO 8601 whatever the locale, and the browser holds back what its pattern refuses.
-        page.send("Emulation.setLocaleOverride", {"locale": "en-US"}, session=page.session)
+        page.send("Emulation.setLocaleOverride", {"locale": "en_US"}, session=page.session)
         assert page.evaluate("document.querySelector('#as_of').type") == "text"
         page.type_text("#as_of", cut.strftime("%m/%d/%Y, %I:%M %p"))
         assert page.evaluate("document.querySelector('#as_of').validity.patternMismatch") is True
