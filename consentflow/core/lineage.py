@@ -11,7 +11,8 @@ The DPO's questions over the edges are answered by the ClickHouse tables' querie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from consentflow.contracts.records import LineageEdge, SourceCoordinates
@@ -59,3 +60,7 @@ class RecipientHolding:
     mechanisms: frozenset[str]
     first: datetime
     last: datetime
+    #: Per purpose, the legal bases its edges were recorded under (what the processing ran on, not what the policy says).
+    legal_bases: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The purposes whose recorded bases differ from the one the policy gives them (``Policy.basis_differs``) [3].
+    legal_basis_differs: frozenset[str] = frozenset()
