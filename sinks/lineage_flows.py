@@ -20,7 +20,7 @@ from consentflow.core.recipients import MechanismWindow, RecipientRegistry
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.sinks.tables import DATETIME
+from consentflow.sinks.tables import DATETIME, LINEAGE
 
 _T = DATETIME
 #: ``since`` when none is given: before any event the pipeline accepts.
@@ -28,11 +28,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _WINDOW = f"occurred_at >= {{since:{_T}}} AND occurred_at < {{until:{_T}}}"
 _COUNTS = "uniqExact(subject_id), count(), min(occurred_at), max(occurred_at)"
-#: A processing's source (``processing_source`` in SQL): the service, else, for a v1 edge, the source kind.
+#: A processing's source (``processing_source`` in SQL): the service, else, for a v1 edge, the source kind; in a
+#: table made before LineageEdge v2 and not altered yet (a reader runs no DDL), the kind.
 _SOURCE = "if(source_service = '', source_kind, source_service) AS source"
+_SOURCE_BEFORE_V2 = "source_kind AS source"
 
 _PROCESSINGS = f"""
-SELECT purpose, {_SOURCE}, arraySort(groupUniqArray(legal_basis)), {_COUNTS}
+SELECT purpose, {{source}}, arraySort(groupUniqArray(legal_basis)), {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE {_WINDOW}
 GROUP BY purpose, source
@@ -40,7 +42,7 @@ ORDER BY purpose, source
 """
 
 _CATEGORIES = f"""
-SELECT purpose, {_SOURCE}, category, {_COUNTS}
+SELECT purpose, {{source}}, category, {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 ARRAY JOIN categories AS category
 WHERE {_WINDOW}
@@ -49,7 +51,7 @@ ORDER BY purpose, source, category
 """
 
 _RECIPIENTS = f"""
-SELECT purpose, {_SOURCE}, recipient_id, argMax(recipient_kind, (occurred_at, edge_id)),
+SELECT purpose, {{source}}, recipient_id, argMax(recipient_kind, (occurred_at, edge_id)),
        arraySort(groupUniqArrayArray(categories)), {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE {_WINDOW}
@@ -58,7 +60,7 @@ ORDER BY purpose, source, recipient_id
 """
 
 _TRANSFERS = f"""
-SELECT purpose, {_SOURCE}, recipient_id, country, transfer_mechanism, {_COUNTS}
+SELECT purpose, {{source}}, recipient_id, country, transfer_mechanism, {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE {_WINDOW}
 GROUP BY purpose, source, recipient_id, country, transfer_mechanism
@@ -147,18 +149,23 @@ def legal_name(registry: RecipientRegistry, recipient_id: str, at: datetime) -> 
 def processing_flows(reader: TableReader, since: datetime | None = None, until: datetime | None = None) -> list[ProcessingFlow]:
     """Every processing with edges in ``[since, until)`` (all of them by default), sorted by purpose and source."""
     window = {"since": since or EPOCH, "until": until or datetime(2200, 1, 1, tzinfo=UTC)}
+    source_sql = _SOURCE if "source_service" in reader.columns(LINEAGE.name) else _SOURCE_BEFORE_V2
+
+    def ask(template: str) -> list[tuple[Any, ...]]:
+        return reader.query(template.replace("{source}", source_sql), window)
+
     registry = registry_from_tables(reader)
     categories: dict[tuple[str, str], list[CategoryFlow]] = defaultdict(list)
-    for purpose, source, category, *counts in reader.query(_CATEGORIES, window):
+    for purpose, source, category, *counts in ask(_CATEGORIES):
         categories[purpose, source].append(CategoryFlow(category, _counts(*counts)))
     transfers: dict[tuple[str, str, str], list[TransferFlow]] = defaultdict(list)
-    for purpose, source, recipient_id, country, mechanism, *counts in reader.query(_TRANSFERS, window):
+    for purpose, source, recipient_id, country, mechanism, *counts in ask(_TRANSFERS):
         c = _counts(*counts)
         transfers[purpose, source, recipient_id].append(
             TransferFlow(country, mechanism, transfer_validity(registry, recipient_id, mechanism, c.last), c)
         )
     recipients: dict[tuple[str, str], list[RecipientFlow]] = defaultdict(list)
-    for purpose, source, recipient_id, kind, received, *counts in reader.query(_RECIPIENTS, window):
+    for purpose, source, recipient_id, kind, received, *counts in ask(_RECIPIENTS):
         c = _counts(*counts)
         recipients[purpose, source].append(
             RecipientFlow(
@@ -179,5 +186,5 @@ def processing_flows(reader: TableReader, since: datetime | None = None, until: 
             recipients=tuple(recipients[purpose, source]),
             counts=_counts(*counts),
         )
-        for purpose, source, bases, *counts in reader.query(_PROCESSINGS, window)
+        for purpose, source, bases, *counts in ask(_PROCESSINGS)
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -17,9 +18,12 @@ from consentflow.policy.vocabulary import LegalBasis, Purpose
 from consentflow.sinks.clickhouse import ClickHouseSink, connect
 from consentflow.sinks.cluster import cluster_ddl, distributed_ddl, local_name, replicated_ddl, sharding_key
 from consentflow.sinks.digest import compared_columns, table_digests
+from consentflow.sinks.lineage_flows import processing_flows
 from consentflow.sinks.lineage_queries import transfers
 from consentflow.sinks.queries import overview
+from consentflow.sinks.reading import open_tables
 from consentflow.sinks.tables import BY_RECIPIENT, LINEAGE, LOG_TABLES, TABLES, schema_ddl
+from consentflow.sinks.verification import first_difference
 from consentflow.streams.embedded import run_events
 from tests.support.builders import CLOUDNEST, POSTWAVE, at, disclose, processor_with
 from tests.support.paths import DATA
@@ -126,38 +130,73 @@ def test_the_cluster_statements_parse_and_every_one_runs_on_the_cluster(chdb_dsn
     ]
 
 
-def test_an_embedded_database_a_v1_run_made_gets_the_service_and_keeps_its_rows_and_its_digest(
-    chdb_dsn: str, database: str
-) -> None:
-    """A database the snapshot's DDL made, holding edges of LineageEdge v1: the sink adds the column to both lineage
-    tables, the rows stay (no service), the digest is the one taken before; edges written after carry their service."""
-    client = connect(chdb_dsn)
+CONTRACT = Purpose.CONTRACT_INTRODUCTIONS, LegalBasis.CONTRACT
+
+
+def _v1_database(dsn: str, database: str) -> Processor:
+    """``database`` made with the snapshot's DDL and two edges written as LineageEdge v1; the processor that made them."""
+    client = connect(dsn)
     client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
     for statement in BEFORE["ddl"]:
         client.command(statement.replace("`consentflow`", "{db:Identifier}"), parameters={"db": database})
     v1 = dataclasses.replace(LINEAGE, columns=LINEAGE.columns[:-1], added=())
     processor = processor_with([CLOUDNEST, POSTWAVE])
-    contract = Purpose.CONTRACT_INTRODUCTIONS, LegalBasis.CONTRACT
-    before = [disclose(f"cand-{n}", CLOUDNEST, ["contact"], at(n), purpose=contract[0], basis=contract[1]) for n in (1, 2)]
+    before = [disclose(f"cand-{n}", CLOUDNEST, ["contact"], at(n), purpose=CONTRACT[0], basis=CONTRACT[1]) for n in (1, 2)]
     edges = [e for event in before for e in processor.process("disclosure", event.record).lineage]
     written_as_v1 = [{k: v for k, v in edge.items() if k != "source_service"} for edge in edges]
     client.insert_arrow(LINEAGE.name, v1.to_arrow(written_as_v1), database=database)
+    return processor
+
+
+def test_an_embedded_database_a_v1_run_made_gets_the_service_and_keeps_its_rows_and_its_digest(
+    chdb_dsn: str, database: str
+) -> None:
+    """A database the snapshot's DDL made, holding edges of LineageEdge v1: read as it is (no DDL), its digest is the
+    one the release before computed and its processings are named by source kind; the sink adds the column to both
+    lineage tables, the rows stay (no service), the digest stays; edges written after carry their service."""
+    processor = _v1_database(chdb_dsn, database)
+    v1 = dataclasses.replace(LINEAGE, columns=LINEAGE.columns[:-1], added=())
     columns = ", ".join(f"`{c}`" for c in compared_columns(v1))
-    (then,) = client.query(
-        f"SELECT count(), groupBitXor(cityHash64(tuple({columns}))) FROM {{db:Identifier}}.lineage_edges FINAL",
-        parameters={"db": database},
-    ).result_rows
+    ((rows, then),) = (
+        connect(chdb_dsn)
+        .query(
+            f"SELECT count(), groupBitXor(cityHash64(tuple({columns}))) FROM {{db:Identifier}}.lineage_edges FINAL",
+            parameters={"db": database},
+        )
+        .result_rows
+    )
+    digest = (int(rows), f"{int(then):016x}")
+    unaltered = open_tables(chdb_dsn, database)
+    assert "source_service" not in unaltered.columns(LINEAGE.name)
+    assert table_digests(unaltered)["lineage_edges"] == digest
+    assert [(f.purpose, f.source) for f in processing_flows(unaltered)] == [("contract_introductions", "disclosure")]
 
     sink = ClickHouseSink(chdb_dsn, database)
     kept = "SELECT subject_id, source_service FROM {db:Identifier}.`%s` FINAL ORDER BY subject_id"
     for table in (LINEAGE, BY_RECIPIENT):
         assert sink.reader.query(kept % table.name) == [("cand-1", ""), ("cand-2", "")]
-    assert table_digests(sink.reader)["lineage_edges"] == (then[0], f"{int(then[1]):016x}")
+    assert table_digests(sink.reader)["lineage_edges"] == digest
+    assert processing_flows(sink.reader) == processing_flows(unaltered)
 
-    later = disclose("cand-3", CLOUDNEST, ["contact"], at(3), purpose=contract[0], basis=contract[1])
+    later = disclose("cand-3", CLOUDNEST, ["contact"], at(3), purpose=CONTRACT[0], basis=CONTRACT[1])
     run_events([(later.topic, later.record)], processor, sink)
     for table in (LINEAGE, BY_RECIPIENT):  # the view copies the new column too
         assert sink.reader.query(kept % table.name) == [("cand-1", ""), ("cand-2", ""), ("cand-3", "matching")]
+    assert [(f.source, f.counts.edges) for f in processing_flows(sink.reader)] == [("disclosure", 2), ("matching", 1)]
+
+
+def test_verify_compares_a_v1_database_not_altered_yet_with_one_the_sink_altered(chdb_dsn: str) -> None:
+    """Equal content, one table lacking the column: equal; a v2 edge on one side only: that edge is the difference."""
+    left, right = f"t_{uuid.uuid4().hex[:12]}", f"t_{uuid.uuid4().hex[:12]}"
+    _v1_database(chdb_dsn, left)
+    processor = _v1_database(chdb_dsn, right)
+    sink = ClickHouseSink(chdb_dsn, right)
+    assert first_difference(open_tables(chdb_dsn, left), sink.reader) is None
+    later = disclose("cand-3", CLOUDNEST, ["contact"], at(3), purpose=CONTRACT[0], basis=CONTRACT[1])
+    run_events([(later.topic, later.record)], processor, sink)
+    difference = first_difference(open_tables(chdb_dsn, left), sink.reader)
+    assert difference is not None and difference.table == "lineage_edges"
+    assert (difference.left, difference.right is not None and difference.right["source_service"]) == (None, "matching")
 
 
 def test_a_cluster_is_refused_on_chdb(chdb_dsn: str, database: str) -> None:
