@@ -22,9 +22,14 @@ from consentflow.policy.vocabulary import RecipientKind, TransferMechanism
 
 
 def lineage_edge(
-    p: ProcessingRow, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: SourceCoordinates | None
+    p: ProcessingRow,
+    recipient: RecipientVersion | None,
+    mechanism: TransferMechanism,
+    source: SourceCoordinates | None,
+    source_service: str,
 ) -> LineageEdge:
-    """The ``LineageEdge`` record of processing ``p`` (a ``Processing`` or its row, naming a recipient), sent under ``mechanism``."""
+    """The ``LineageEdge`` record of processing ``p`` (a ``Processing`` or its row, naming a recipient), sent under
+    ``mechanism`` by ``source_service`` (the source event's)."""
     occurred_at, event_id, subject_id, source_kind, recipient_id, purpose, legal_basis, categories = p
     if recipient is None:
         kind, country = RecipientKind.UNKNOWN, ""
@@ -45,6 +50,7 @@ def lineage_edge(
         "source_event_id": event_id,
         "source_kind": source_kind,
         "source": None if source is None else source.copy(),
+        "source_service": source_service,
     }
 
 
