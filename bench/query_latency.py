@@ -146,6 +146,7 @@ def _templates(seed: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]],
                         e["country"],
                         e["transfer_mechanism"],
                         e["source_kind"],
+                        e["source_service"],
                     )
                 )
             for entry in changes.ledger:
@@ -196,6 +197,7 @@ def _load_edges(
             "occurred_at": _times(rng, n, index, batches),
             "source_event_id": ids,
             "source_kind": [t[7] for t in chosen],
+            "source_service": [t[8] for t in chosen],
         }
         _insert(sink, LINEAGE, columns)
 

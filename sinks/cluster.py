@@ -19,6 +19,7 @@ from consentflow.sinks.tables import (
     RETENTION,
     TABLES,
     Table,
+    added_columns,
     by_recipient_view,
     on_cluster,
     retention_v2,
@@ -82,8 +83,12 @@ def cluster_ddl(cluster: str) -> list[str]:
     statements += [
         retention_v2(local_name(RETENTION), cluster),
         retention_v2(RETENTION.name, cluster),
+        added_columns(LINEAGE, local_name(LINEAGE), cluster),
+        added_columns(LINEAGE, LINEAGE.name, cluster),
         replicated_ddl(BY_RECIPIENT, cluster),
         distributed_ddl(BY_RECIPIENT, cluster),
+        added_columns(BY_RECIPIENT, local_name(BY_RECIPIENT), cluster),
+        added_columns(BY_RECIPIENT, BY_RECIPIENT.name, cluster),
         by_recipient_view(local_name(LINEAGE), local_name(BY_RECIPIENT), cluster),
     ]
     for table in LOG_TABLES:

@@ -1,7 +1,8 @@
 """The observed lineage folded by processing, for a data catalog: purpose × source, its categories, its recipients [3, 4, 7].
 
-A processing is a purpose of the policy over the source events of one kind (disclosure, message, cookie); the edges
-carry no emitting service, so the source event's kind stands for it. Each processing has the categories it used and
+A processing is a purpose of the policy over the source events of one service (``source_service``, LineageEdge v2);
+an edge written as v1 names no service, and the source event's kind (disclosure, message, cookie) stands for it.
+Each processing has the categories it used and
 the recipients it sent them to, each recipient with the countries and transfer mechanisms its edges went under and
 the periods the registry gives those mechanisms [7]. Counts of subjects, never their ids. Parameterised SQL read with
 ``FINAL``, so a redelivered edge counts once; rows sorted, so a replay of the same topics reads the same flows.
@@ -10,14 +11,16 @@ the periods the registry gives those mechanisms [7]. Counts of subjects, never t
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from consentflow.core.recipients import MechanismWindow, RecipientRegistry
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.registry_reading import registry_from_tables
-from consentflow.sinks.tables import DATETIME
+from consentflow.sinks.tables import DATETIME, LINEAGE
 
 _T = DATETIME
 #: ``since`` when none is given: before any event the pipeline accepts.
@@ -25,39 +28,43 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _WINDOW = f"occurred_at >= {{since:{_T}}} AND occurred_at < {{until:{_T}}}"
 _COUNTS = "uniqExact(subject_id), count(), min(occurred_at), max(occurred_at)"
+#: A processing's source (``processing_source`` in SQL): the service, else, for a v1 edge, the source kind; in a
+#: table made before LineageEdge v2 and not altered yet (a reader runs no DDL), the kind.
+_SOURCE = "if(source_service = '', source_kind, source_service) AS source"
+_SOURCE_BEFORE_V2 = "source_kind AS source"
 
 _PROCESSINGS = f"""
-SELECT purpose, source_kind, arraySort(groupUniqArray(legal_basis)), {_COUNTS}
+SELECT purpose, {{source}}, arraySort(groupUniqArray(legal_basis)), {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE {_WINDOW}
-GROUP BY purpose, source_kind
-ORDER BY purpose, source_kind
+GROUP BY purpose, source
+ORDER BY purpose, source
 """
 
 _CATEGORIES = f"""
-SELECT purpose, source_kind, category, {_COUNTS}
+SELECT purpose, {{source}}, category, {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 ARRAY JOIN categories AS category
 WHERE {_WINDOW}
-GROUP BY purpose, source_kind, category
-ORDER BY purpose, source_kind, category
+GROUP BY purpose, source, category
+ORDER BY purpose, source, category
 """
 
 _RECIPIENTS = f"""
-SELECT purpose, source_kind, recipient_id, argMax(recipient_kind, (occurred_at, edge_id)),
+SELECT purpose, {{source}}, recipient_id, argMax(recipient_kind, (occurred_at, edge_id)),
        arraySort(groupUniqArrayArray(categories)), {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE {_WINDOW}
-GROUP BY purpose, source_kind, recipient_id
-ORDER BY purpose, source_kind, recipient_id
+GROUP BY purpose, source, recipient_id
+ORDER BY purpose, source, recipient_id
 """
 
 _TRANSFERS = f"""
-SELECT purpose, source_kind, recipient_id, country, transfer_mechanism, {_COUNTS}
+SELECT purpose, {{source}}, recipient_id, country, transfer_mechanism, {_COUNTS}
 FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE {_WINDOW}
-GROUP BY purpose, source_kind, recipient_id, country, transfer_mechanism
-ORDER BY purpose, source_kind, recipient_id, country, transfer_mechanism
+GROUP BY purpose, source, recipient_id, country, transfer_mechanism
+ORDER BY purpose, source, recipient_id, country, transfer_mechanism
 """
 
 
@@ -103,14 +110,20 @@ class RecipientFlow:
 
 @dataclass(frozen=True, slots=True)
 class ProcessingFlow:
-    """A purpose over one kind of source event: legal bases, categories in, recipients out [3, 4]."""
+    """A purpose over the events of one source service: legal bases, categories in, recipients out [3, 4]."""
 
     purpose: str
+    #: The service that emitted the source events; for edges written as v1 (no service), their source kind.
     source: str
     legal_bases: tuple[str, ...]
     categories: tuple[CategoryFlow, ...]
     recipients: tuple[RecipientFlow, ...]
     counts: Counts
+
+
+def processing_source(edge: Mapping[str, Any]) -> str:
+    """The source of the processing a ``LineageEdge`` belongs to: its service, else (a v1 edge) its source kind."""
+    return str(edge.get("source_service") or edge["source_kind"])
 
 
 def _counts(subjects: int, edges: int, first: datetime, last: datetime) -> Counts:
@@ -136,18 +149,23 @@ def legal_name(registry: RecipientRegistry, recipient_id: str, at: datetime) -> 
 def processing_flows(reader: TableReader, since: datetime | None = None, until: datetime | None = None) -> list[ProcessingFlow]:
     """Every processing with edges in ``[since, until)`` (all of them by default), sorted by purpose and source."""
     window = {"since": since or EPOCH, "until": until or datetime(2200, 1, 1, tzinfo=UTC)}
+    source_sql = _SOURCE if "source_service" in reader.columns(LINEAGE.name) else _SOURCE_BEFORE_V2
+
+    def ask(template: str) -> list[tuple[Any, ...]]:
+        return reader.query(template.replace("{source}", source_sql), window)
+
     registry = registry_from_tables(reader)
     categories: dict[tuple[str, str], list[CategoryFlow]] = defaultdict(list)
-    for purpose, source, category, *counts in reader.query(_CATEGORIES, window):
+    for purpose, source, category, *counts in ask(_CATEGORIES):
         categories[purpose, source].append(CategoryFlow(category, _counts(*counts)))
     transfers: dict[tuple[str, str, str], list[TransferFlow]] = defaultdict(list)
-    for purpose, source, recipient_id, country, mechanism, *counts in reader.query(_TRANSFERS, window):
+    for purpose, source, recipient_id, country, mechanism, *counts in ask(_TRANSFERS):
         c = _counts(*counts)
         transfers[purpose, source, recipient_id].append(
             TransferFlow(country, mechanism, transfer_validity(registry, recipient_id, mechanism, c.last), c)
         )
     recipients: dict[tuple[str, str], list[RecipientFlow]] = defaultdict(list)
-    for purpose, source, recipient_id, kind, received, *counts in reader.query(_RECIPIENTS, window):
+    for purpose, source, recipient_id, kind, received, *counts in ask(_RECIPIENTS):
         c = _counts(*counts)
         recipients[purpose, source].append(
             RecipientFlow(
@@ -168,5 +186,5 @@ def processing_flows(reader: TableReader, since: datetime | None = None, until: 
             recipients=tuple(recipients[purpose, source]),
             counts=_counts(*counts),
         )
-        for purpose, source, bases, *counts in reader.query(_PROCESSINGS, window)
+        for purpose, source, bases, *counts in ask(_PROCESSINGS)
     ]

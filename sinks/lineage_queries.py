@@ -35,7 +35,8 @@ SELECT recipient_id,
        arraySort(groupUniqArray(purpose)),
        arraySort(groupUniqArray(transfer_mechanism)),
        min(occurred_at),
-       max(occurred_at)
+       max(occurred_at),
+       arraySort(groupUniqArray((purpose, legal_basis)))
 FROM {{db:Identifier}}.lineage_edges FINAL
 WHERE subject_id = {{s:String}} AND occurred_at <= {{as_of:{_T}}}
 GROUP BY recipient_id
@@ -82,25 +83,34 @@ def who_has(reader: TableReader, subject_id: str, as_of: datetime | None = None)
 
     ``as_of`` answers as it stood at that instant: edges with ``occurred_at <= as_of``.
     Kind and country are those of the recipient's latest edge; mechanisms are every
-    one its edges went under (a transfer made before SCCs held shows ``none``).
+    one its edges went under (a transfer made before SCCs held shows ``none``); legal bases
+    those its edges recorded, per purpose, flagged where they differ from the policy's [3].
     Raises ``UnknownId`` for a subject no table mentions.
     """
     rows = reader.query(_WHO_HAS, {"s": subject_id, "as_of": LATEST if as_of is None else as_of})
     if not rows:
         require_subject(reader, subject_id)
-    return [
-        RecipientHolding(
-            recipient_id=recipient_id,
-            recipient_kind=kind,
-            country=country,
-            categories=frozenset(categories),
-            purposes=frozenset(purposes),
-            mechanisms=frozenset(mechanisms),
-            first=utc(first),
-            last=utc(last),
+    policy = load_policy()
+    holdings = []
+    for recipient_id, kind, country, categories, purposes, mechanisms, first, last, pairs in rows:
+        bases: dict[str, set[str]] = {}
+        for purpose, basis in pairs:
+            bases.setdefault(purpose, set()).add(basis)
+        holdings.append(
+            RecipientHolding(
+                recipient_id=recipient_id,
+                recipient_kind=kind,
+                country=country,
+                categories=frozenset(categories),
+                purposes=frozenset(purposes),
+                mechanisms=frozenset(mechanisms),
+                first=utc(first),
+                last=utc(last),
+                legal_bases={p: frozenset(b) for p, b in sorted(bases.items())},
+                legal_basis_differs=frozenset(p for p, b in bases.items() if policy.basis_differs(p, b)),
+            )
         )
-        for recipient_id, kind, country, categories, purposes, mechanisms, first, last in rows
-    ]
+    return holdings
 
 
 def countries(reader: TableReader, subject_id: str, as_of: datetime | None = None) -> SubjectCountries:

@@ -49,6 +49,15 @@ class TableReader:
             )
         return [tuple(row) for row in result.result_rows]
 
+    def columns(self, table: str) -> frozenset[str]:
+        """The columns ``table`` has in this database: one an older release made lacks the columns added since, until a
+        writer opens the database (a reader runs no DDL)."""
+        rows = self.query(
+            "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
+            {"d": self.database, "t": table},
+        )
+        return frozenset(str(name) for (name,) in rows)
+
     @contextmanager
     def blocks(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[Iterator[list[Any]]]:
         """The rows of a query a block at a time, never all at once (the ledger's chains, subject by subject)."""

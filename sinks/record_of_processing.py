@@ -26,7 +26,7 @@ from consentflow.core.recipients import FRAMING_MECHANISMS, RecipientRegistry, R
 from consentflow.policy.dpv import legal_basis_term, transfer_term
 from consentflow.policy.geography import in_eea
 from consentflow.policy.versions import Policy, load_policy
-from consentflow.policy.vocabulary import AccountKind, LegalBasis, Purpose
+from consentflow.policy.vocabulary import AccountKind, Purpose
 from consentflow.sinks.answers import jsonable
 from consentflow.sinks.csv_cells import spreadsheet_safe
 from consentflow.sinks.reader import TableReader
@@ -201,7 +201,7 @@ def _row(
             findings.append("purpose_not_registered_for_recipient")
         if seen.unframed:
             findings.append("transfer_without_safeguard")
-        if basis is not LegalBasis.UNKNOWN and set(seen.legal_bases) != {basis.value}:
+        if policy.basis_differs(purpose, seen.legal_bases):
             findings.append("legal_basis_differs")
     country = version.country if version is not None else None
     return {

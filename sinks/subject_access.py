@@ -138,7 +138,7 @@ def subject_access_export(
                 "country": h.country or None,  # "" for a recipient outside the registry: nobody can say where
                 "in_eea": in_eea(h.country) if h.country else None,
                 "categories": sorted(h.categories),
-                "purposes": [{"purpose": p, "legal_basis": legal_basis_term(policy.basis_of(p))} for p in sorted(h.purposes)],
+                "purposes": [_recipient_purpose(policy, h, p) for p in sorted(h.purposes)],
                 "transfer_mechanisms": [_mechanism(m) for m in sorted(h.mechanisms)],
                 "first_sent": h.first,
                 "last_sent": h.last,
@@ -246,6 +246,17 @@ def _retention_plan(plan: SubjectHoldings | None) -> dict[str, Any] | None:
             }
             for a in plan.planned
         ],
+    }
+
+
+def _recipient_purpose(policy: Policy, holding: RecipientHolding, purpose: str) -> dict[str, Any]:
+    """One purpose of a recipient: the legal basis the policy gives it, those its edges were recorded under (GDPR
+    terms) and whether they differ [3; GDPR Art. 6(1)]."""
+    return {
+        "purpose": purpose,
+        "legal_basis": legal_basis_term(policy.basis_of(purpose)),
+        "recorded_legal_bases": [legal_basis_term(b) for b in sorted(holding.legal_bases.get(purpose, ()))],
+        "legal_basis_differs": purpose in holding.legal_basis_differs,
     }
 
 

@@ -42,6 +42,8 @@ class Table:
     partition_by: str | None = None
     point_lookups: bool = False  # read one subject at a time: smaller granules (POINT_LOOKUPS)
     in_force: str | None = None  # revisable records: the UInt8 column saying the latest revision stands
+    #: Columns a later contract release added, each with the DEFAULT a row of an older release reads as (last columns).
+    added: tuple[tuple[str, str], ...] = ()
     derived: Mapping[str, ColumnReader] = field(default_factory=dict, compare=False)
 
     @property
@@ -231,7 +233,15 @@ _EDGE_COLUMNS = (
     ("source_event_id", "String"),
     ("source_kind", LC),
     *SOURCE,
+    ("source_service", LC),  # LineageEdge v2
 )
+#: LineageEdge v2's column: an edge written as v1 has no service.
+_EDGE_ADDED = (("source_service", "''"),)
+#: A record of v1's shape (an embedded run's dict of an older release) reads as v2 does: no service.
+_EDGE_READERS: dict[str, ColumnReader] = {
+    **_SOURCE_READERS,
+    "source_service": lambda records: [record.get("source_service", "") for record in records],
+}
 
 LINEAGE = Table(
     "lineage_edges",
@@ -239,7 +249,8 @@ LINEAGE = Table(
     _EDGE_COLUMNS,
     sorting_key=("subject_id", "occurred_at", "edge_id"),
     point_lookups=True,
-    derived=_SOURCE_READERS,
+    added=_EDGE_ADDED,
+    derived=_EDGE_READERS,
 )
 
 VIOLATIONS = Table(
@@ -448,7 +459,11 @@ LOG_TABLES: tuple[Table, ...] = (LOG_LEAVES, LOG_NODES, CHECKPOINTS)
 
 #: The breach query's copy of the lineage, sorted by recipient and time [12], filled by a materialised view.
 BY_RECIPIENT = Table(
-    "lineage_by_recipient", "lineage", _EDGE_COLUMNS, sorting_key=("recipient_id", "occurred_at", "subject_id", "edge_id")
+    "lineage_by_recipient",
+    "lineage",
+    _EDGE_COLUMNS,
+    sorting_key=("recipient_id", "occurred_at", "subject_id", "edge_id"),
+    added=_EDGE_ADDED,
 )
 LINEAGE_BY_RECIPIENT = BY_RECIPIENT.name
 
@@ -464,6 +479,15 @@ def retention_v2(table_name: str = RETENTION.name, cluster: str | None = None) -
         f"ALTER TABLE {{db:Identifier}}.`{table_name}`{on_cluster(cluster)} ADD COLUMN IF NOT EXISTS `active` UInt8 DEFAULT 1, "
         "ADD COLUMN IF NOT EXISTS `revision` UInt64 DEFAULT 0"
     )
+
+
+def added_columns(table: Table, table_name: str | None = None, cluster: str | None = None) -> str:
+    """The columns of ``table.added`` a table made by an earlier release lacks (a no-op on a new one); its rows read
+    as each column's DEFAULT. ``table_name``: the table altered, the table's own name unless given (a cluster's local)."""
+    additions = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS `{name}` {dict(table.columns)[name]} DEFAULT {default}" for name, default in table.added
+    )
+    return f"ALTER TABLE {{db:Identifier}}.`{table_name or table.name}`{on_cluster(cluster)} {additions}"
 
 
 def by_recipient_view(source: str, target: str, cluster: str | None = None) -> str:
@@ -482,7 +506,9 @@ def schema_ddl() -> list[str]:
         "CREATE DATABASE IF NOT EXISTS {db:Identifier}",
         *(table.ddl() for table in TABLES),
         retention_v2(),
+        added_columns(LINEAGE),
         BY_RECIPIENT.ddl(),
+        added_columns(BY_RECIPIENT),
         by_recipient_view(LINEAGE.name, BY_RECIPIENT.name),
         *(table.ddl() for table in LOG_TABLES),
     ]

@@ -24,7 +24,7 @@ from typing import Any
 
 from consentflow.core.ledger import HASHED_FIELDS, verify_chain
 from consentflow.sinks.clickhouse import SinkUnavailable, check_database_name, connect
-from consentflow.sinks.digest import compared_columns, table_digests
+from consentflow.sinks.digest import compared_columns, compared_values, row_hash_sql, stored_columns, table_digests
 from consentflow.sinks.reader import TableReader
 from consentflow.sinks.reading import utc
 from consentflow.sinks.tables import LEDGER, TABLES, Table
@@ -180,10 +180,15 @@ def first_difference(left: TableReader, right: TableReader, tables: Iterable[Tab
 
 def _first_row_difference(left: TableReader, right: TableReader, table: Table, left_rows: int, right_rows: int) -> Difference:
     keys = key_columns(table)
-    columns = ", ".join(f"`{c}`" for c in compared_columns(table))
     selected = ", ".join(f"`{c}`" for c in keys)
-    sql = f"SELECT {selected}, cityHash64(tuple({columns})) FROM {{db:Identifier}}.`{table.name}` FINAL{table.counted_rows}"
-    on_left, on_right = Counter(left.query(sql)), Counter(right.query(sql))
+
+    def rows(reader: TableReader) -> Counter[tuple[Any, ...]]:
+        hashed = row_hash_sql(table, stored_columns(reader, table))
+        return Counter(
+            reader.query(f"SELECT {selected}, {hashed} FROM {{db:Identifier}}.`{table.name}` FINAL{table.counted_rows}")
+        )
+
+    on_left, on_right = rows(left), rows(right)
     only_left, only_right = on_left - on_right, on_right - on_left
     differing = sorted(set(only_left) | set(only_right))  # (key..., row hash): key order first
     if not differing:
@@ -206,9 +211,10 @@ def _row(reader: TableReader, table: Table, row_hash: int | None) -> dict[str, A
     if row_hash is None:
         return None
     names = compared_columns(table)
-    columns = ", ".join(f"`{c}`" for c in names)
+    present = stored_columns(reader, table)
+    columns = ", ".join(compared_values(table, present))
     where = table.counted_rows
-    condition = f"cityHash64(tuple({columns})) = {{row_hash:UInt64}}"
+    condition = f"{row_hash_sql(table, present)} = {{row_hash:UInt64}}"
     where = f"{where} AND {condition}" if where else f" WHERE {condition}"
     rows = reader.query(f"SELECT {columns} FROM {{db:Identifier}}.`{table.name}` FINAL{where} LIMIT 1", {"row_hash": row_hash})
     return dict(zip(names, rows[0], strict=True)) if rows else None

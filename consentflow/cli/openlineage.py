@@ -76,7 +76,7 @@ def emit_command(
     dsn: str,
     database: str,
 ) -> None:
-    """A job per processing (purpose × source), a dataset per data category in and per recipient out; counts, never ids."""
+    """A job per processing (purpose × source service), a dataset per data category in and per recipient out; counts, never ids."""
     config = _config(kind, file, url, endpoint, api_key, ol_bootstrap, ol_topic)
     with tables(dsn, database) as sink:
         flows = processing_flows(sink, since)

@@ -166,7 +166,7 @@ class LedgerEntry(TypedDict):
 
 
 class LineageEdge(TypedDict):
-    """Categories C of subject S reached recipient R for purpose P under basis B, in country K, by transfer mechanism M, at time T (topic: lineage) [4, 7]. Ids and categories only, never values."""
+    """Categories C of subject S reached recipient R for purpose P under basis B, in country K, by transfer mechanism M, at time T (topic: lineage) [4, 7]. Ids and categories only, never values. v2: the source service, so a processing is a purpose of one service."""
 
     #: Deterministic id of the edge (from the source event), so redelivery is idempotent.
     edge_id: str
@@ -194,6 +194,8 @@ class LineageEdge(TypedDict):
     source_kind: str
     #: Kafka coordinates of the source event, when known.
     source: SourceCoordinates | None
+    #: Service that emitted the source event (its source_service): with the purpose, what a processing is. Empty in records written as v1.
+    source_service: str
 
 
 class MessageEvent(TypedDict):

@@ -11,7 +11,8 @@ The DPO's questions over the edges are answered by the ClickHouse tables' querie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from consentflow.contracts.records import LineageEdge, SourceCoordinates
@@ -21,9 +22,14 @@ from consentflow.policy.vocabulary import RecipientKind, TransferMechanism
 
 
 def lineage_edge(
-    p: ProcessingRow, recipient: RecipientVersion | None, mechanism: TransferMechanism, source: SourceCoordinates | None
+    p: ProcessingRow,
+    recipient: RecipientVersion | None,
+    mechanism: TransferMechanism,
+    source: SourceCoordinates | None,
+    source_service: str,
 ) -> LineageEdge:
-    """The ``LineageEdge`` record of processing ``p`` (a ``Processing`` or its row, naming a recipient), sent under ``mechanism``."""
+    """The ``LineageEdge`` record of processing ``p`` (a ``Processing`` or its row, naming a recipient), sent under
+    ``mechanism`` by ``source_service`` (the source event's)."""
     occurred_at, event_id, subject_id, source_kind, recipient_id, purpose, legal_basis, categories = p
     if recipient is None:
         kind, country = RecipientKind.UNKNOWN, ""
@@ -44,6 +50,7 @@ def lineage_edge(
         "source_event_id": event_id,
         "source_kind": source_kind,
         "source": None if source is None else source.copy(),
+        "source_service": source_service,
     }
 
 
@@ -59,3 +66,7 @@ class RecipientHolding:
     mechanisms: frozenset[str]
     first: datetime
     last: datetime
+    #: Per purpose, the legal bases its edges were recorded under (what the processing ran on, not what the policy says).
+    legal_bases: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The purposes whose recorded bases differ from the one the policy gives them (``Policy.basis_differs``) [3].
+    legal_basis_differs: frozenset[str] = frozenset()

@@ -290,7 +290,7 @@ class Processor:
             self._basis.get(purpose, "unknown"),
             self._shared(record["categories"]),
         )
-        return self._processing(state, row, source)
+        return self._processing(state, row, source, record["source_service"])
 
     def _cookie(self, state: SubjectState, record: CookieEvent, source: SourceCoordinates | None) -> Changes:
         purpose = self._cookie_purpose.get(record["cookie_category"], "unknown")
@@ -304,7 +304,7 @@ class Processor:
             self._basis.get(purpose, "unknown"),
             self._shared(record["categories"]),
         )
-        return self._processing(state, row, source)
+        return self._processing(state, row, source, record["source_service"])
 
     def _disclosure(self, state: SubjectState, record: DisclosureEvent, source: SourceCoordinates | None) -> Changes:
         row: ProcessingRow = (
@@ -317,7 +317,7 @@ class Processor:
             record["legal_basis"],
             self._shared(record["categories"]),
         )
-        return self._processing(state, row, source)
+        return self._processing(state, row, source, record["source_service"])
 
     def _shared(self, categories: Iterable[str]) -> tuple[str, ...]:
         """``tuple(categories)``, the same object for equal lists (up to 10,000 distinct ones)."""
@@ -329,13 +329,15 @@ class Processor:
             self._categories[key] = key
         return key
 
-    def _processing(self, state: SubjectState, row: ProcessingRow, source: SourceCoordinates | None) -> Changes:
+    def _processing(
+        self, state: SubjectState, row: ProcessingRow, source: SourceCoordinates | None, source_service: str
+    ) -> Changes:
         t, event_id, _, _, recipient_id, purpose, _, categories = row
         changes = Changes()
         out: list[tuple[str, SubjectOutput]] = changes  # appended to as a list: compiled, one C call
         if recipient_id is not None:
             recipient, mechanism = self.registry.resolve(recipient_id, t)
-            out.append((LINEAGE, lineage_edge(row, recipient, mechanism, source)))
+            out.append((LINEAGE, lineage_edge(row, recipient, mechanism, source, source_service)))
         else:
             recipient, mechanism = None, _UNKNOWN_MECHANISM
         enforcement = self.enforcement

@@ -28,7 +28,7 @@ h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid 
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.85rem;table-layout:fixed}
 th,td{border:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f5}.note{color:#555;font-size:.9rem}.id,.term{color:#555;font-size:.9em;display:block}
-code{font-size:.85rem}details{margin:.3rem 0}.alert{color:#a40000;font-weight:600}
+code{font-size:.85rem}details{margin:.3rem 0}.alert{color:#a40000;font-weight:600}.differs{display:block}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.75rem;background:#f7f7f9;padding:.5rem}
 ul.held{columns:2;padding-left:1.2rem}.day{white-space:nowrap}
 @page{size:A4;margin:12mm}
@@ -99,14 +99,19 @@ def _recipient(recipient_id: str | None, name: str | None) -> Html:
 
 
 def _purposes(purposes: Iterable[Mapping[str, Any]]) -> Html:
-    """Each purpose in plain words with its legal basis [3; GDPR Art. 6(1)]."""
-    return Html(
-        "".join(
-            f"{escape(labels.purpose(p['purpose']))}"
-            f'<span class="term">basis: {escape(labels.legal_basis_of_term(p["legal_basis"]))}</span>'
-            for p in purposes
-        )
-    )
+    """Each purpose in plain words with the legal basis its processing was recorded under (the policy's in an export
+    made before these were kept), and where the two differ, a line saying so [3; GDPR Art. 6(1)]."""
+    parts = []
+    for p in purposes:
+        recorded = p.get("recorded_legal_bases") or [p["legal_basis"]]
+        basis = "; ".join(labels.legal_basis_of_term(term) for term in recorded)
+        parts.append(f'{escape(labels.purpose(p["purpose"]))}<span class="term basis">basis: {escape(basis)}</span>')
+        if p.get("legal_basis_differs"):
+            parts.append(
+                '<span class="alert differs">Not the basis the privacy policy gives this purpose: '
+                f"{escape(labels.legal_basis_of_term(p['legal_basis']))} [3].</span>"
+            )
+    return Html("".join(parts))
 
 
 def _categories(categories: Iterable[str]) -> str:

@@ -80,6 +80,8 @@ table.recipients { table-layout: fixed; }
 .recipients col.what { width: 19%; } .recipients col.why { width: 21%; } .recipients col.when { width: 8%; }
 .name { font-weight: 600; display: block; }
 .basis { color: var(--muted); display: block; font-size: 12.5px; }
+.differs { color: var(--red); display: block; font-size: 12.5px; }
+.purpose .tag.bad { margin-left: 0; }
 .purpose + .purpose { margin-top: 4px; }
 @page { size: A4; margin: 12mm; }
 @media print {
@@ -123,9 +125,14 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _local_input(value: datetime) -> str:
-    """An instant as a ``datetime-local`` field's value, in UTC (the field has no zone; the page says UTC)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+#: What the as-of field takes: an ISO 8601 UTC instant to the minute or second, or a bare date (midnight UTC). The
+#: server parses it (``parse_instant``, a 422 page naming the field otherwise); the pattern lets the browser say so first.
+AS_OF_PATTERN = r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?Z?)?"
+
+
+def _utc_input(value: datetime) -> str:
+    """An instant as the as-of field shows and sends it: ISO 8601 in UTC with its ``Z``, the same in every locale."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _document(title: str, body: str, *, header_right: str = "") -> str:
@@ -183,14 +190,27 @@ def _recipient_cell(holding: RecipientHolding, name: str | None, violations: int
     return f'<td class="recipient" data-recipient="{_e(holding.recipient_id)}">{named}<code class="id">{_e(holding.recipient_id)}</code>{flag}</td>'
 
 
-def _purposes_cell(purposes: Iterable[str]) -> str:
-    """Each purpose in plain words with the legal basis the policy gives it [3; GDPR Art. 6(1)]."""
+def _purposes_cell(holding: RecipientHolding) -> str:
+    """Each purpose in plain words with the legal basis its edges were recorded under, and where that is not the one
+    the policy gives the purpose, a flag saying so with the policy's beside [3; GDPR Art. 6(1)]."""
     policy = load_policy()
-    return "".join(
-        f'<div class="purpose" data-purpose="{_e(p)}">{_e(labels.purpose(p))}'
-        f'<span class="basis">basis: {_e(labels.legal_basis(policy.basis_of(p)))}</span></div>'
-        for p in sorted(purposes)
-    )
+    cells = []
+    for p in sorted(holding.purposes):
+        given = labels.legal_basis(policy.basis_of(p))
+        # A holding made without its recorded bases (an older caller) shows the policy's, as the page did before.
+        recorded = sorted(holding.legal_bases.get(p, ())) or [policy.basis_of(p).value]
+        basis = "; ".join(labels.legal_basis(b) for b in recorded)
+        flag = (
+            '<span class="tag bad">not the policy\'s basis</span>'
+            f'<span class="differs">the policy gives this purpose {_e(given)} [3]</span>'
+            if p in holding.legal_basis_differs
+            else ""
+        )
+        cells.append(
+            f'<div class="purpose" data-purpose="{_e(p)}">{_e(labels.purpose(p))}'
+            f'<span class="basis" data-basis="{_e(" ".join(recorded))}">basis: {_e(basis)}</span>{flag}</div>'
+        )
+    return "".join(cells)
 
 
 def _recipient_rows(holdings: Sequence[RecipientHolding], violated: dict[str, int], names: Mapping[str, str]) -> str:
@@ -203,7 +223,7 @@ def _recipient_rows(holdings: Sequence[RecipientHolding], violated: dict[str, in
             f"<td>{_e(labels.label(RecipientKind, h.recipient_kind))}</td>"
             f"{_mechanism_cell(h)}"
             f"<td>{_e('; '.join(labels.category(c) for c in sorted(h.categories)))}</td>"
-            f"<td>{_purposes_cell(h.purposes)}</td>"
+            f"<td>{_purposes_cell(h)}</td>"
             f"<td>{_e(_when(h.first))}</td><td>{_e(_when(h.last))}</td></tr>"
         )
     return "".join(rows)
@@ -226,12 +246,16 @@ def _violation_rows(violations: Iterable[ActiveViolation], names: Mapping[str, s
 
 def _tools(subject_id: str, as_of: datetime | None) -> str:
     """Two forms, no script (the policy forbids it): the instant to show the lineage at, and another subject to open."""
-    value = "" if as_of is None else _local_input(as_of)
+    value = "" if as_of is None else _utc_input(as_of)
     now = f' <a href="{_e(lineage_path(subject_id))}" id="as-of-now">now</a>' if as_of is not None else ""
     return (
         '<nav class="tools">'
         f'<form method="get" action="{_e(lineage_path(subject_id))}" id="as-of-form">'
-        f'<label for="as_of">As of (UTC)<input type="datetime-local" id="as_of" name="as_of" step="1" value="{_e(value)}"></label>'
+        # A text field, not datetime-local: that one shows the browser's locale (mm/dd/yyyy, 12 h) beside a UTC label.
+        '<label for="as_of">As of (UTC, e.g. 2025-03-01T12:00:00Z or 2025-03-01)'
+        f'<input type="text" id="as_of" name="as_of" value="{_e(value)}" pattern="{_e(AS_OF_PATTERN)}" '
+        'placeholder="YYYY-MM-DDThh:mm:ssZ" title="An instant in UTC: 2025-03-01T12:00:00Z, or a date: 2025-03-01" '
+        'size="22" autocomplete="off" spellcheck="false"></label>'
         f'<button type="submit">Show</button>{now}</form>'
         '<form method="get" action="/subjects" id="subject-form">'
         '<label for="subject_id">Another subject<input type="text" id="subject_id" name="subject_id" required></label>'
@@ -362,7 +386,7 @@ def lineage_path(subject_id: str) -> str:
 
 def access_path(subject_id: str, as_of: datetime | None = None) -> str:
     """The path of a subject's access export page (the id percent-encoded), at ``as_of`` when one is named."""
-    query = "" if as_of is None else "?" + urlencode({"as_of": _local_input(as_of)})
+    query = "" if as_of is None else "?" + urlencode({"as_of": _utc_input(as_of)})
     return f"/subjects/{quote(subject_id, safe='')}/access{query}"
 
 

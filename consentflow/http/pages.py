@@ -13,14 +13,13 @@ key" posts to ``/logout``, which ends the session on the server. Only the pages
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from consentflow.contracts.query_arguments import check_id
+from consentflow.contracts.query_arguments import check_id, now_unless
 from consentflow.http.api_keys import Action, allows
 from consentflow.http.context import KEY_COOKIE, Caller, argument, instant_argument, known_key, page_caller, server_of
 from consentflow.http.errors import ApiError
@@ -88,11 +87,13 @@ def add_page_routes(app: FastAPI) -> None:
         mechanism, purposes and their legal basis, whether the country is inside the EU/EEA, the subject's violations
         highlighted [7]; as it stood at ``as_of`` (the page's own form sets it)."""
         subject = argument(check_id, "subject_id", subject_id, "subject_id")
-        at = instant_argument(as_of or None, "as_of")  # the form sends an empty field for "now"
+        picked = instant_argument(as_of or None, "as_of")  # the form sends an empty field for "now"
+        # Now is the present instant, as the JSON API and the CLI take it: a fact dated later is not held "now".
+        at = now_unless(picked)
         with server_of(request).tables() as sink:
             holdings = lineage_queries.who_has(sink, subject, at)  # raises UnknownId: 404
             stored = lineage_queries.countries(sink, subject, at).stored
-            violations = [v for v in compliance_queries.violations(sink, subject_id=subject) if at is None or v.occurred_at <= at]
+            violations = [v for v in compliance_queries.violations(sink, subject_id=subject) if v.occurred_at <= at]
             registry = registry_from_tables(sink)
         names = {}
         for h in holdings:  # the name in force when the data last went there, else the newest [4]
@@ -105,9 +106,9 @@ def add_page_routes(app: FastAPI) -> None:
             stored,
             violations,
             signed_in_as=f"{who.key_name} ({who.role.value})",
-            generated_at=datetime.now(UTC),
+            generated_at=at,
             names=names,
-            as_of=at,
+            as_of=picked,
         )
         return HTMLResponse(page)
 
@@ -125,14 +126,16 @@ def add_page_routes(app: FastAPI) -> None:
         as_of: Annotated[str | None, _AS_OF] = None,
     ) -> HTMLResponse:
         """The subject's access and portability export as one readable page (``consentflow dsar --format html``) [8.1, 12];
-        as it stood at ``as_of`` when one is named (the lineage page's link carries its own)."""
+        as it stood at ``as_of`` when one is named (the lineage page's link carries its own), else now, as the JSON."""
         from consentflow.http.access_page import render_access_page
         from consentflow.notary.stored_log import StoredLog
         from consentflow.sinks.subject_access import subject_access_export
 
         subject = argument(check_id, "subject_id", subject_id, "subject_id")
         with server_of(request).tables() as sink:
-            export = subject_access_export(sink, subject, instant_argument(as_of or None, "as_of"), log=StoredLog(sink))
+            export = subject_access_export(
+                sink, subject, now_unless(instant_argument(as_of or None, "as_of")), log=StoredLog(sink)
+            )
         page = render_access_page(export)
         return HTMLResponse(page, headers={"Content-Security-Policy": content_security_policy(page)})
 

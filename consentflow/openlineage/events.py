@@ -1,6 +1,7 @@
 """Processing flows as OpenLineage run events: pure, no I/O, the same flows give the same events [3, 4, 7].
 
-At the level a catalog wants: a job per processing (``processing.<purpose>.<source>``), an input dataset per data
+At the level a catalog wants: a job per processing, a purpose of one source service (``processing.<purpose>.<source>``,
+the source the service, or the source kind for edges written as LineageEdge v1), an input dataset per data
 category it used (``category.<category>``), an output dataset per recipient (``recipient.<recipient id>``). Each run
 is a START at the first edge's event time and a COMPLETE at the last's, both naming the datasets. The run id is a
 UUIDv7 at the first edge's time whose other bits hash the run's content (openlineage-python's
@@ -88,7 +89,7 @@ def _output(namespace: str, r: RecipientFlow) -> OutputDataset:
 
 
 def job_name(flow: ProcessingFlow) -> str:
-    """The catalog's name of the processing: ``processing.<purpose>.<source>``."""
+    """The catalog's name of the processing: ``processing.<purpose>.<source>`` (the source service, or kind for v1 edges)."""
     return f"processing.{flow.purpose}.{flow.source}"
 
 
@@ -104,7 +105,7 @@ def _job(namespace: str, flow: ProcessingFlow) -> Job:
             ),
             "documentation": documentation_job.DocumentationJobFacet(
                 producer=PRODUCER,
-                description=f"Personal data processed for {flow.purpose}{where}, as {flow.source} events show it; "
+                description=f"Personal data processed for {flow.purpose}{where}, as events from {flow.source} show it; "
                 "observed by consentflow's lineage.",
             ),
             "consentflow_processing": ProcessingJobFacet(

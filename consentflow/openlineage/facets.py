@@ -25,7 +25,7 @@ def schema_url(name: str) -> str:
 
 @attr.define(kw_only=True)
 class ProcessingJobFacet(JobFacet):
-    """A purpose over one kind of source event, its legal bases and how many subjects it concerned [3, 5, 6]."""
+    """A purpose over the events of one source service, its legal bases and how many subjects it concerned [3, 5, 6]."""
 
     purpose: str
     policySections: str

@@ -20,6 +20,7 @@ from consentflow.sinks.lineage_flows import (
     RecipientFlow,
     TransferFlow,
     legal_name,
+    processing_source,
     transfer_validity,
 )
 
@@ -65,7 +66,7 @@ def fold(
     kinds: dict[tuple[str, str, str], tuple[datetime, str, str]] = {}
     transfers: dict[tuple[str, str, str, str, str], _Tally] = {}
     for edge in unique.values():
-        job = (edge["purpose"], edge["source_kind"])
+        job = (edge["purpose"], processing_source(edge))
         jobs.setdefault(job, _Tally()).add(edge)
         bases.setdefault(job, set()).add(edge["legal_basis"])
         for category in set(edge["categories"]):

@@ -9,6 +9,7 @@ and the retention periods [2.3].
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -90,6 +91,12 @@ class Policy:
         if purpose in self.consent_required:
             return LegalBasis.CONSENT
         return self.legal_basis.get(purpose, LegalBasis.UNKNOWN)
+
+    def basis_differs(self, purpose: Purpose | str, recorded: Iterable[str]) -> bool:
+        """Whether processing for ``purpose`` recorded under the bases ``recorded`` ran under another legal basis than
+        the policy gives it [3; GDPR Art. 6(1)]; never for a purpose the policy gives none (nothing to differ from)."""
+        basis = self.basis_of(purpose)
+        return basis is not LegalBasis.UNKNOWN and set(recorded) != {basis.value}
 
 
 def _symbols(kind: Any, values: Any, where: str) -> list[Any]:

@@ -293,13 +293,13 @@ def test_the_as_of_form_shows_the_lineage_as_it_stood_then(browser: TestClient, 
     cut = (firsts[0] + (firsts[-1] - firsts[0]) / 2).replace(microsecond=0)
     then = expected.who_has(data, subject, cut)
     assert 0 < len(then) < len(everything)  # some recipients had data by then, others not yet
-    # What the page's datetime-local field sends: no zone (UTC), to the second.
-    page = browser.get(lineage_path(subject), params={"as_of": cut.strftime("%Y-%m-%dT%H:%M:%S")}, headers=dpo)
+    # What the page's as-of field sends: ISO 8601 in UTC, to the second.
+    page = browser.get(lineage_path(subject), params={"as_of": cut.strftime("%Y-%m-%dT%H:%M:%SZ")}, headers=dpo)
     assert page.status_code == 200
     sections = _Sections()
     sections.feed(page.text)
     assert sorted(r for rs in sections.countries.values() for r in rs) == sorted(then)
-    assert f'value="{cut.strftime("%Y-%m-%dT%H:%M:%S")}"' in page.text and 'id="as-of-now"' in page.text
+    assert f'value="{cut.strftime("%Y-%m-%dT%H:%M:%SZ")}"' in page.text and 'id="as-of-now"' in page.text
     assert f'href="/subjects/{subject}/access?as_of=' in page.text
     # An empty field is "now"; a malformed one is refused with its name.
     now = browser.get(lineage_path(subject), params={"as_of": ""}, headers=dpo)

@@ -116,17 +116,34 @@ def test_the_lineage_page_forms_pick_the_instant_and_another_subject(live: Live,
     cut = (firsts[0] + (firsts[-1] - firsts[0]) / 2).replace(microsecond=0)
     other = next(s for s in data.subjects() if s != subject and expected.who_has(data, s))
     with _open(live, lineage_path(subject), tmp_path / "profile") as page:
-        # A person types the instant into the datetime-local field and presses "Show": no script on the page.
-        page.evaluate(f"document.querySelector('#as_of').value = '{cut.strftime('%Y-%m-%dT%H:%M:%S')}'")
+        # In an en-US browser a datetime-local field showed mm/dd/yyyy and a 12-hour clock beside "UTC": the text field
+        # shows ISO 8601 whatever the locale, and the browser holds back what its pattern refuses.
+        page.send("Emulation.setLocaleOverride", {"locale": "en_US"}, session=page.session)
+        assert page.evaluate("document.querySelector('#as_of').type") == "text"
+        page.type_text("#as_of", cut.strftime("%m/%d/%Y, %I:%M %p"))
+        assert page.evaluate("document.querySelector('#as_of').validity.patternMismatch") is True
+        assert page.evaluate("document.querySelector('#as-of-form').checkValidity()") is False
+        # A person types the instant in UTC and presses "Show": no script on the page.
+        typed = cut.strftime("%Y-%m-%dT%H:%M:%SZ")
+        page.type_text("#as_of", typed)
+        assert page.evaluate("document.querySelector('#as-of-form').checkValidity()") is True
         page.click_and_wait("#as-of-form button")
         assert page.evaluate("location.pathname") == lineage_path(subject)
-        # The field sends what it holds, seconds dropped when they are zero: the same instant either way.
-        sent = page.evaluate("new URLSearchParams(location.search).get('as_of')")
-        assert datetime.fromisoformat(sent).replace(tzinfo=UTC) == cut
+        assert page.evaluate("new URLSearchParams(location.search).get('as_of')") == typed
+        assert page.evaluate("document.querySelector('#as_of').value") == typed  # shown again as it was typed
         assert page.evaluate("document.querySelector('#as-of').textContent") == cut.strftime("%Y-%m-%d %H:%M UTC")
         shown = page.evaluate("[...document.querySelectorAll('td.recipient')].map(td => td.dataset.recipient).sort()")
         assert shown == sorted(expected.who_has(data, subject, cut))
         page.full_screenshot(tmp_path / "lineage-as-of.png")
+        # A bare date is midnight UTC.
+        page.type_text("#as_of", cut.strftime("%Y-%m-%d"))
+        page.click_and_wait("#as-of-form button")
+        assert page.evaluate("document.querySelector('#as-of').textContent") == cut.strftime("%Y-%m-%d 00:00 UTC")
+        # What a browser would not send (a hand-edited address) is a page naming the field, not a traceback.
+        page.navigate(f"{live.base}{lineage_path(subject)}?as_of=03%2F01%2F2025")
+        assert page.evaluate("document.querySelector('h2').textContent") == "422"
+        assert page.evaluate("document.querySelector('.error').textContent").startswith("as_of: '03/01/2025' is not an ISO-8601")
+        page.navigate(f"{live.base}{lineage_path(subject)}?as_of={typed}")
         page.evaluate(f"document.querySelector('#subject_id').value = '{other}'")
         page.click_and_wait("#subject-form button")
         assert page.evaluate("location.pathname") == lineage_path(other)

@@ -90,7 +90,7 @@ def test_follow_emits_every_edge_once_in_batches_and_commits(
     for e in events:
         if e["eventType"] == "COMPLETE":
             per_job[e["job"]["name"]] += e["job"]["facets"]["consentflow_processing"]["edges"]
-    assert per_job == Counter(f"processing.{e['purpose']}.{e['source_kind']}" for e in edges)
+    assert per_job == Counter(f"processing.{e['purpose']}.{e['source_service']}" for e in edges)  # purpose × service
     assert len({e["run"]["runId"] for e in events}) > len(per_job)  # more than one batch: a run per processing per batch
     assert _follow(kafka_bootstrap, prefix, group, tmp_path / "b.jsonl") == []  # committed: nothing read again
 

@@ -181,6 +181,11 @@ class DevTools:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
         self.wait_for("Page.loadEventFired")
 
+    def type_text(self, selector: str, text: str) -> None:
+        """Empty the field ``selector`` names and type ``text`` into it, as keystrokes would (Input.insertText)."""
+        self.evaluate(f"(f => {{ f.focus(); f.select(); }})(document.querySelector({json.dumps(selector)}))")
+        self.send("Input.insertText", {"text": text}, session=self.session)
+
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (DevTools runs it; the page's own policy allows no script)."""
         result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=self.session)

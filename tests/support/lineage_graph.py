@@ -15,6 +15,8 @@ from typing import Any
 
 from consentflow.core.lineage import RecipientHolding
 from consentflow.policy.geography import in_eea
+from consentflow.policy.versions import load_policy
+from consentflow.policy.vocabulary import LegalBasis
 
 
 class LineageGraph:
@@ -43,8 +45,14 @@ class LineageGraph:
             if as_of is None or edge["occurred_at"] <= as_of:
                 grouped[edge["recipient_id"]].append(edge)
         holdings = []
+        policy = load_policy()
         for recipient_id, edges in sorted(grouped.items()):
             latest = max(edges, key=lambda e: (e["occurred_at"], e["edge_id"]))
+            bases: dict[str, frozenset[str]] = {
+                p: frozenset(e["legal_basis"] for e in edges if e["purpose"] == p) for p in sorted({e["purpose"] for e in edges})
+            }
+            # The policy's basis, written out here rather than through Policy.basis_differs: the oracle stays apart.
+            given = {p: policy.basis_of(p) for p in bases}
             holdings.append(
                 RecipientHolding(
                     recipient_id=recipient_id,
@@ -55,6 +63,10 @@ class LineageGraph:
                     mechanisms=frozenset(e["transfer_mechanism"] for e in edges),
                     first=min(e["occurred_at"] for e in edges),
                     last=latest["occurred_at"],
+                    legal_bases=bases,
+                    legal_basis_differs=frozenset(
+                        p for p, b in bases.items() if given[p] is not LegalBasis.UNKNOWN and b != {given[p].value}
+                    ),
                 )
             )
         return holdings

@@ -67,6 +67,9 @@ def test_who_has_prints_every_recipient_with_categories_purposes_country_and_mec
                 assert asked <= datetime.fromisoformat(answer["as_of"]) <= datetime.now(UTC)
             else:
                 assert answer["as_of"] == _iso(as_of)
+            for r in answer["recipients"]:  # the recorded bases (issue 23): one entry per purpose; the rest as before
+                bases, differs = r.pop("legal_bases"), r.pop("legal_basis_differs")
+                assert sorted(bases) == r["purposes"] and all(bases.values()) and set(differs) <= set(bases)
             assert {r.pop("recipient_id"): r for r in answer["recipients"]} == {
                 recipient: dict(w, first=_iso(w["first"]), last=_iso(w["last"])) for recipient, w in want.items()
             }

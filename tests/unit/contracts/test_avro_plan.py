@@ -85,6 +85,7 @@ def _edge(**changes: Any) -> dict[str, Any]:
         "source_event_id": str(uuid.uuid4()),
         "source_kind": "cookie",
         "source": {"topic": "consentflow.cookie", "partition": 5, "offset": 2**40},
+        "source_service": "web",
     }
     edge.update(changes)
     return edge

@@ -57,6 +57,7 @@ def test_a_disclosure_edge_carries_who_what_why_where_how_when_and_whence() -> N
     assert edge["occurred_at"] == at(3)
     assert edge["source_event_id"] == sent.record["event_id"]
     assert edge["source_kind"] == "disclosure"
+    assert edge["source_service"] == sent.record["source_service"] == "matching"
     assert edge["source"] == SOURCE
 
 
@@ -91,9 +92,9 @@ def test_messages_through_a_processor_and_cookies_are_edges_too_and_user_message
         event_id=eid("chat"),
     )
     edges = feed(p, mail, ga, chat).lineage
-    assert [(e["source_event_id"], e["recipient_id"], e["source_kind"]) for e in edges] == [
-        (mail.record["event_id"], "postwave", "message"),
-        (ga.record["event_id"], "metricly", "cookie"),
+    assert [(e["source_event_id"], e["recipient_id"], e["source_kind"], e["source_service"]) for e in edges] == [
+        (mail.record["event_id"], "postwave", "message", "mailing"),
+        (ga.record["event_id"], "metricly", "cookie", "web"),
     ]
     # A consent purpose is processed on the basis of consent [3.8, 2.2.1].
     assert [(e["purpose"], e["legal_basis"], e["categories"]) for e in edges] == [

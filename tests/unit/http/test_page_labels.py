@@ -142,14 +142,22 @@ def test_the_page_has_no_machine_terms_where_a_person_reads() -> None:
 def test_the_as_of_form_and_the_subject_search_need_no_script() -> None:
     now = _page()
     assert re.search(r'<form method="get" action="/subjects/s-1/lineage" id="as-of-form">', now)
-    assert 'type="datetime-local" id="as_of" name="as_of" step="1" value=""' in now
+    # A text field with a pattern, not datetime-local (which shows the browser's locale format beside a UTC label).
+    (field,) = re.findall(r'<input type="text" id="as_of"[^>]*>', now)
+    assert 'value=""' in field and "datetime-local" not in now
+    pattern = re.fullmatch(r'.*pattern="([^"]+)".*', field)
+    assert pattern is not None
+    for good in ("2025-03-01T12:00:00Z", "2025-03-01", "2025-03-01T12:00Z", "2025-03-01T12:00:00"):
+        assert re.fullmatch(pattern[1], good), good
+    for bad in ("03/01/2025", "03/01/2025, 12:00 PM", "2025-03-01 12:00", "yesterday", "2025-03-01T12:00:00+01:00"):
+        assert not re.fullmatch(pattern[1], bad), bad
     assert re.search(r'<form method="get" action="/subjects" id="subject-form">.*name="subject_id"', now)
     assert "as of now" in now and 'id="as-of-now"' not in now
     past = _page(datetime(2020, 6, 1, 12, 0, 5, tzinfo=UTC))
-    assert 'value="2020-06-01T12:00:05"' in past and 'id="as-of">2020-06-01 12:00 UTC' in past
+    assert 'value="2020-06-01T12:00:05Z"' in past and 'id="as-of">2020-06-01 12:00 UTC' in past
     assert 'href="/subjects/s-1/lineage" id="as-of-now"' in past  # back to now
     assert f'href="{access_path("s-1", datetime(2020, 6, 1, 12, 0, 5, tzinfo=UTC))}"' in past
-    assert access_path("s-1", datetime(2020, 6, 1, 12, 0, 5, tzinfo=UTC)) == "/subjects/s-1/access?as_of=2020-06-01T12%3A00%3A05"
+    assert access_path("s-1", datetime(2020, 6, 1, 12, 0, 5, tzinfo=UTC)) == "/subjects/s-1/access?as_of=2020-06-01T12%3A00%3A05Z"
     assert "<script" not in past and "form-action 'self'" in CONTENT_SECURITY_POLICY
 
 

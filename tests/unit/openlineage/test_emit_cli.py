@@ -49,12 +49,12 @@ def _console(chdb_dsn: str, *args: str) -> list[dict[str, Any]]:
 
 def _expected(stream: list[tuple[str, dict[str, Any]]], since: datetime | None = None) -> dict[str, Any]:
     """Per job: subjects, edges, per category subjects, per recipient subjects and categories, per transfer subjects."""
-    topic_of = {r["event_id"]: t for t, r in stream if t != "recipients"}
+    service_of = {r["event_id"]: r["source_service"] for t, r in stream if t != "recipients"}
     jobs: dict[str, Any] = defaultdict(lambda: {"subjects": set(), "edges": 0, "categories": defaultdict(set), "recipients": {}})
     for p in processings(stream):
         if since is not None and p.at < since:
             continue
-        job = jobs[f"processing.{p.purpose}.{topic_of[p.event_id]}"]
+        job = jobs[f"processing.{p.purpose}.{service_of[p.event_id]}"]  # a job per purpose and emitting service
         job["subjects"].add(p.subject_id)
         job["edges"] += 1
         for category in p.categories:

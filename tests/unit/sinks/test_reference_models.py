@@ -72,6 +72,8 @@ def plain(holding: RecipientHolding) -> tuple[Any, ...]:
         frozenset(map(str, holding.mechanisms)),
         holding.first,
         holding.last,
+        {str(p): frozenset(map(str, b)) for p, b in holding.legal_bases.items()},
+        frozenset(map(str, holding.legal_basis_differs)),
     )
 
 
@@ -81,7 +83,8 @@ def instant(value: datetime | str) -> datetime:
 
 
 def test_who_has_each_subjects_data_is_the_models_answer(run: Run) -> None:
-    """[7] every subject's recipients, with kind, country, categories, purposes, mechanisms and first and last times."""
+    """[7] every subject's recipients, with kind, country, categories, purposes, mechanisms, first and last times, and
+    the legal bases recorded per purpose with those differing from the policy's [3]."""
     held = 0
     for subject in run.subjects:
         expected = [plain(h) for h in run.graph.recipients_of(subject)]

@@ -443,12 +443,18 @@ def test_the_released_version_stays_and_v2_only_adds_the_retention_plan_and_the_
     data: Dataset, sink: ClickHouseSink
 ) -> None:
     """Every released schema version stays, so an export made before can still be checked; v2 is v1 plus the plan,
-    and (issue 22) the optional proof of record."""
+    (issue 22) the optional proof of record and (issue 23) each recipient purpose's optional recorded bases."""
     v1 = export_schema(1)
     jsonschema.Draft202012Validator.check_schema(v1)
     export = _sample(sink, data)
     added = {"retention_plan", "record_proof", "record_proof_fault"}
+    recorded = {"recorded_legal_bases", "legal_basis_differs"}
     as_v1 = {k: v for k, v in export.items() if k not in added} | {"schema": "SubjectAccessExport/v1"}
+    as_v1["recipients"] = [
+        r | {"purposes": [{k: v for k, v in p.items() if k not in recorded} for p in r["purposes"]]} for r in export["recipients"]
+    ]
+    purpose_item = export_schema()["$defs"]["recipient"]["properties"]["purposes"]["items"]
+    assert set(purpose_item["properties"]) - set(purpose_item["required"]) == recorded
     jsonschema.Draft202012Validator(v1, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(as_v1)
     assert set(export_schema()["properties"]) - set(v1["properties"]) == added
     assert "record_proof" not in export_schema()["required"]
