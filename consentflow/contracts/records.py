@@ -310,7 +310,7 @@ class RetentionAction(TypedDict):
 
 
 class RightsEvent(TypedDict):
-    """A data subject's rights request or its outcome (topic: rights) [6, 8, 12]."""
+    """A data subject's rights request, a step of its handling, or its outcome (topic: rights) [6, 8, 12; GDPR Art. 12, 15-22]. v2: restriction and objection, the steps the one-month clock needs, and an extension's months and reason code."""
 
     #: Unique id of this event (UUID); a second event with the same id is a duplicate and changes nothing.
     event_id: str
@@ -322,12 +322,18 @@ class RightsEvent(TypedDict):
     source_service: str
     #: Version of the privacy policy the data was collected under, e.g. 2020-11-14 [13].
     policy_version: str
-    #: Id of the request; its requested and fulfilled/rejected events share it.
+    #: Id of the request; every event of its handling (received, identity, extension, outcome) shares it.
     request_id: str
     #: The right exercised.
     right: str  # enum Right
-    #: Requested, fulfilled or rejected.
+    #: requested (received: the clock starts), identity_requested / identity_verified [8.1 (i); Art. 12(6)], extended (Art. 12(3): by extension_months, with reason_code), fulfilled, or rejected (a refusal, Art. 12(4)).
     status: str  # enum RequestStatus
+    #: For a consent withdrawal (Art. 7(3)) or an objection (Art. 21): the purpose it is about. A withdrawal, or an objection to marketing (direct marketing, Art. 21(3)), acts at once through the consent ledger (the consent event sent with it) and is on no clock.
+    purpose: str | None  # enum Purpose
+    #: With status extended only: by how many further months (1 or 2) the time limit is extended [Art. 12(3)].
+    extension_months: int | None
+    #: A short code the controller writes for an extension's reasons or a refusal's (e.g. complexity, number_of_requests, manifestly_unfounded): lowercase letters, digits, _ . -; never free text.
+    reason_code: str | None
 
 
 class PlannedRetention(TypedDict):
