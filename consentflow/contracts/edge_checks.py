@@ -15,10 +15,11 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, Final, TypeGuard, TypeVar
 
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.uuids import UUID_TEXT
+from consentflow.policy.vocabulary import Purpose
 
 T = TypeVar("T")
 
@@ -185,6 +186,13 @@ def integer(topic: str, field: str, value: object) -> int:
         raise ContractError(topic, f"{value!r} is not a 32-bit integer", field)
     return value
 
+
+def purpose_name(topic: str, field: str, value: object) -> str:
+    """A purpose of the policy's vocabulary, given as its symbol (a string field, e.g. a rights request's purpose)."""
+    return str(symbol(topic, field, "Purpose", _PURPOSES, value))
+
+
+_PURPOSES: Final = known_symbols(Purpose)
 
 #: The rights whose request may name a purpose: a consent withdrawal [6; Art. 7(3)] and an objection [Art. 21].
 PURPOSE_RIGHTS = frozenset({"consent_withdrawal", "objection"})

@@ -74,6 +74,7 @@ STRING_RULES: dict[str, Rule] = {
     "name": edge_checks.recipient_name,
     "country": edge_checks.country,
     "reason_code": edge_checks.reason_code,
+    "purpose": edge_checks.purpose_name,  # a rights request's (RightsEvent v2); the other contracts' purpose is an enum
 }
 
 #: Checks over several fields of a record, by contract name, run after the fields' own.

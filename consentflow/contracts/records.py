@@ -328,8 +328,8 @@ class RightsEvent(TypedDict):
     right: str  # enum Right
     #: requested (received: the clock starts), identity_requested / identity_verified [8.1 (i); Art. 12(6)], extended (Art. 12(3): by extension_months, with reason_code), fulfilled, or rejected (a refusal, Art. 12(4)).
     status: str  # enum RequestStatus
-    #: For a consent withdrawal (Art. 7(3)) or an objection (Art. 21): the purpose it is about. A withdrawal, or an objection to marketing (direct marketing, Art. 21(3)), acts at once through the consent ledger (the consent event sent with it) and is on no clock.
-    purpose: str | None  # enum Purpose
+    #: For a consent withdrawal (Art. 7(3)) or an objection (Art. 21): the purpose it is about, a symbol of the consent topic's Purpose (a string: an enum inside a union reads as a tagged pair in a container file). A withdrawal, or an objection to marketing (direct marketing, Art. 21(3)), acts at once through the consent ledger (the consent event sent with it) and is on no clock.
+    purpose: str | None
     #: With status extended only: by how many further months (1 or 2) the time limit is extended [Art. 12(3)].
     extension_months: int | None
     #: A short code the controller writes for an extension's reasons or a refusal's (e.g. complexity, number_of_requests, manifestly_unfounded): lowercase letters, digits, _ . -; never free text.
@@ -385,7 +385,7 @@ class RightsRequest(TypedDict):
     late: bool
     #: How many events of the request are known.
     events: int
-    #: The events of the request known (only grows): the highest revision of a request is the record on everything known.
+    #: Grows with every event of the request known (a weight per event, from its id): the highest revision of a request is the record on everything known.
     revision: int
 
 

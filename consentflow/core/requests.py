@@ -39,6 +39,7 @@ requests and their deadlines"):
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
@@ -110,6 +111,7 @@ class Timeline:
     state: str
     purpose: str | None
     events: int
+    revision: int  # ``revision_of`` its events: the record on more events known ranks higher
     received_at: datetime | None = None
     received_event_id: str | None = None
     clock_from: datetime | None = None
@@ -167,7 +169,7 @@ class Timeline:
             "outcome_reason": self.outcome_reason,
             "late": self.late,
             "events": self.events,
-            "revision": self.events,
+            "revision": self.revision,
         }
 
 
@@ -222,6 +224,7 @@ def fold(request_id: str, subject_id: str, rows: list[RequestRow], policy: Polic
         state=state,
         purpose=purpose,
         events=len(rows),
+        revision=revision_of(rows),
         received_at=None if received is None else received[_T],
         received_event_id=None if received is None else received[_ID],
         clock_from=start,
@@ -239,6 +242,14 @@ def fold(request_id: str, subject_id: str, rows: list[RequestRow], policy: Polic
         outcome_reason=None if outcome is None else outcome[_REASON],
         outcome_event_id=None if outcome is None else outcome[_ID],
     )
+
+
+def revision_of(rows: list[RequestRow]) -> int:
+    """The revision of what rests on these events of a request: a weight per event (1 + 20 bits of its id's CRC-32),
+    summed. It grows with every event known, so the record on everything known ranks highest; and unlike a count, two
+    different sets of events of one size (a crashed worker's and its successor's) almost never share it, so records of
+    one revision agree."""
+    return sum(1 + (zlib.crc32(row[_ID].encode()) & 0xFFFFF) for row in rows)
 
 
 def _months(count: int) -> Period:
@@ -295,7 +306,7 @@ def _verdict(t: Timeline, calendar: LegalCalendar, *, active: bool) -> Violation
         "categories": [],
         "detail": detail,
         "active": active,
-        "revision": t.events,
+        "revision": t.revision,
     }
 
 
@@ -311,10 +322,10 @@ def request_verdicts(state: SubjectState, now: datetime, policy: Policy) -> tupl
 
     Every settled request gets a verdict, late or compliant, as every consent-gated processing does: a worker that
     takes over from one that crashed after issuing "overdue" overwrites it with what it knows, even without the
-    crashed one's memory. A verdict is issued when it differs from the last one issued for the request
-    (``state.request_verdicts``); its revision is the number of the request's events known, which only grows, so the
-    verdict on everything known ranks highest; its content depends on the events only (never on the clock, which
-    only decides when an open request is settled), so every run that reaches the same clock agrees.
+    crashed one's memory. A verdict is issued when it or its revision differs from the last one issued for the request
+    (``state.request_verdicts``); its revision (``revision_of``) grows with the request's events known, so the verdict
+    on everything known ranks highest; its content depends on the events only (never on the clock, which only decides
+    when an open request is settled), so every run that reaches the same clock agrees.
     """
     calendar = policy.retention.calendar
     issued = state.request_verdicts
@@ -332,8 +343,8 @@ def request_verdicts(state: SubjectState, now: datetime, policy: Policy) -> tupl
                 record = _verdict(timeline, calendar, active=False)
             if record is None:
                 continue
-        key = (record["active"], record["detail"])
-        if last != key:
+        key = (record["active"], record["detail"], record["revision"])
+        if last != key:  # a new revision is issued even when the verdict is the same: the highest must be in the table
             issued[timeline.request_id] = key
             out.append(record)
     return out, ahead

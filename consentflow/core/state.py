@@ -131,8 +131,8 @@ class SubjectState:
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
     # Every rights event of each request, by request id: its timeline is folded from them (core/requests.py) [8.2].
     request_events: dict[str, list[RequestRow]] = field(default_factory=dict)
-    # Request id -> (active, detail) of the last request_overdue verdict issued [GDPR Art. 12(3)].
-    request_verdicts: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    # Request id -> (active, detail, revision) of the last request_overdue verdict issued [GDPR Art. 12(3)].
+    request_verdicts: dict[str, tuple[bool, str, int]] = field(default_factory=dict)
 
     # A changelog holds states pickled by plain and compiled (consentflow.runtime.native) workers alike, and
     # pickles written before the compiled build: every one writes and reads the form Python gives a
