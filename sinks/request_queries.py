@@ -1,0 +1,87 @@
+"""Rights requests as tracked objects, from the ``rights_requests`` table [8.2; GDPR Art. 12(3), 12(4)].
+
+Each request's row at its highest revision (``FINAL``) is the request folded from all its events known
+(``core/requests.py``); whether it is overdue depends on the instant asked about, so it is decided here: answered late
+(``late``), or on the one-month clock, still open, with its time limit expired at that instant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from consentflow.contracts.query_arguments import now_unless
+from consentflow.sinks.answers import RightsRequestRow
+from consentflow.sinks.reader import TableReader
+from consentflow.sinks.reading import utc_or_none as _utc
+from consentflow.sinks.tables import DATETIME
+
+_T = DATETIME
+_COLUMNS = (
+    "subject_id, request_id, right, clock, state, purpose, received_at, first_due_at, due_at, last_day, extension_months, "
+    "extension_reason, extension_refused, identity_requested_at, identity_verified_at, outcome, outcome_at, "
+    "outcome_reason, late"
+)
+# Overdue at {at}: answered late, or open on the one-month clock with its limit expired. Filters after FINAL, as the
+# other revisable tables are read.
+_REQUESTS = f"""
+SELECT {_COLUMNS}
+FROM (SELECT * FROM {{db:Identifier}}.rights_requests FINAL)
+WHERE ({{subject:String}} = '' OR subject_id = {{subject:String}})
+  AND ({{open:UInt8}} = 0 OR (clock = 'one_month' AND outcome IS NULL))
+  AND ({{overdue:UInt8}} = 0 OR late = 1 OR (outcome IS NULL AND due_at IS NOT NULL AND due_at <= {{at:{_T}}}))
+  AND ({{before:UInt8}} = 0 OR (due_at IS NOT NULL AND due_at < {{due_before:{_T}}}))
+ORDER BY due_at IS NULL, due_at, received_at, subject_id, request_id
+"""
+
+
+def rights_requests(
+    reader: TableReader,
+    *,
+    open_only: bool = False,
+    overdue_only: bool = False,
+    due_before: datetime | None = None,
+    as_of: datetime | None = None,
+    subject_id: str | None = None,
+) -> list[RightsRequestRow]:
+    """The rights requests, earliest due first (those with no due date last): ``open_only`` those on the one-month
+    clock with no outcome; ``overdue_only`` those answered late or still open with their limit expired at ``as_of``
+    (default: now); ``due_before`` those whose time limit expires before it; ``subject_id`` one subject's."""
+    at = now_unless(as_of)
+    parameters = {
+        "subject": "" if subject_id is None else subject_id,
+        "open": int(open_only),
+        "overdue": int(overdue_only),
+        "at": at,
+        "before": int(due_before is not None),
+        "due_before": at if due_before is None else due_before,
+    }
+    out = []
+    for row in reader.query(_REQUESTS, parameters):
+        (subject, request_id, right, clock, state, purpose, received, first_due, due, last_day, months) = row[:11]
+        (reason, refused, asked, verified, outcome, outcome_at, outcome_reason, late) = row[11:]
+        due_at = _utc(due)
+        out.append(
+            RightsRequestRow(
+                subject_id=subject,
+                request_id=request_id,
+                right=right,
+                clock=clock,
+                state=state,
+                purpose=purpose,
+                received_at=_utc(received),
+                first_due_at=_utc(first_due),
+                due_at=due_at,
+                last_day=last_day,
+                extension_months=int(months),
+                extension_reason=reason,
+                extension_refused=bool(refused),
+                identity_requested_at=_utc(asked),
+                identity_verified_at=_utc(verified),
+                outcome=outcome,
+                outcome_at=_utc(outcome_at),
+                outcome_reason=outcome_reason,
+                late=bool(late),
+                overdue=bool(late) or (outcome is None and due_at is not None and due_at <= at),
+            )
+        )
+    return out
