@@ -21,14 +21,17 @@ _COLUMNS = (
     "extension_reason, extension_refused, identity_requested_at, identity_verified_at, outcome, outcome_at, "
     "outcome_reason, late"
 )
-# Overdue at {at}: answered late, or open on the one-month clock with its limit expired. Filters after FINAL, as the
-# other revisable tables are read.
+# As it stood at {at}: the requests received by then; one answered later was open then. Overdue at {at}: answered late
+# by then, or open then with its time limit expired. Filters after FINAL, as the other revisable tables are read.
+_OPEN_AT = f"(outcome_at IS NULL OR outcome_at > {{at:{_T}}})"
 _REQUESTS = f"""
 SELECT {_COLUMNS}
 FROM (SELECT * FROM {{db:Identifier}}.rights_requests FINAL)
 WHERE ({{subject:String}} = '' OR subject_id = {{subject:String}})
-  AND ({{open:UInt8}} = 0 OR (clock = 'one_month' AND outcome IS NULL))
-  AND ({{overdue:UInt8}} = 0 OR late = 1 OR (outcome IS NULL AND due_at IS NOT NULL AND due_at <= {{at:{_T}}}))
+  AND (received_at IS NULL OR received_at <= {{at:{_T}}})
+  AND ({{open:UInt8}} = 0 OR (clock = 'one_month' AND {_OPEN_AT}))
+  AND ({{overdue:UInt8}} = 0 OR (late = 1 AND outcome_at <= {{at:{_T}}})
+       OR (clock = 'one_month' AND {_OPEN_AT} AND due_at IS NOT NULL AND due_at <= {{at:{_T}}}))
   AND ({{before:UInt8}} = 0 OR (due_at IS NOT NULL AND due_at < {{due_before:{_T}}}))
 ORDER BY due_at IS NULL, due_at, received_at, subject_id, request_id
 """
@@ -43,9 +46,11 @@ def rights_requests(
     as_of: datetime | None = None,
     subject_id: str | None = None,
 ) -> list[RightsRequestRow]:
-    """The rights requests, earliest due first (those with no due date last): ``open_only`` those on the one-month
-    clock with no outcome; ``overdue_only`` those answered late or still open with their limit expired at ``as_of``
-    (default: now); ``due_before`` those whose time limit expires before it; ``subject_id`` one subject's."""
+    """The rights requests as they stood at ``as_of`` (default: now), earliest due first (those with no due date last):
+    those received by then, an outcome given later left out (the request was open then). ``open_only``: on the
+    one-month clock with no outcome then; ``overdue_only``: answered late by then, or open then with its time limit
+    expired; ``due_before``: whose time limit expires before that instant; ``subject_id``: one subject's. Due dates
+    are on every event known (an extension notified after ``as_of`` counts)."""
     at = now_unless(as_of)
     parameters = {
         "subject": "" if subject_id is None else subject_id,
@@ -59,7 +64,10 @@ def rights_requests(
     for row in reader.query(_REQUESTS, parameters):
         (subject, request_id, right, clock, state, purpose, received, first_due, due, last_day, months) = row[:11]
         (reason, refused, asked, verified, outcome, outcome_at, outcome_reason, late) = row[11:]
-        due_at = _utc(due)
+        due_at, answered = _utc(due), _utc(outcome_at)
+        if answered is not None and answered > at:  # answered after the instant asked about: open then
+            state = "open" if clock == "one_month" else "recorded"
+            outcome, answered, outcome_reason, late = None, None, None, False
         out.append(
             RightsRequestRow(
                 subject_id=subject,
@@ -78,10 +86,10 @@ def rights_requests(
                 identity_requested_at=_utc(asked),
                 identity_verified_at=_utc(verified),
                 outcome=outcome,
-                outcome_at=_utc(outcome_at),
+                outcome_at=answered,
                 outcome_reason=outcome_reason,
                 late=bool(late),
-                overdue=bool(late) or (outcome is None and due_at is not None and due_at <= at),
+                overdue=bool(late) or (clock == "one_month" and outcome is None and due_at is not None and due_at <= at),
             )
         )
     return out

@@ -209,7 +209,7 @@ def subject_access_export(
 
 
 def _rights_requests(reader: TableReader, subject_id: str, as_of: datetime | None) -> list[dict[str, Any]]:
-    """The subject's rights requests received by ``as_of`` (None: all), overdue judged then (None: now) [8.2]."""
+    """The subject's rights requests as they stood at ``as_of`` (None: now), overdue judged then [8.2]."""
     rows = request_queries.rights_requests(reader, subject_id=subject_id, as_of=as_of)
     return [
         {
@@ -231,7 +231,6 @@ def _rights_requests(reader: TableReader, subject_id: str, as_of: datetime | Non
             "overdue": r.overdue,
         }
         for r in rows
-        if as_of is None or (r.received_at is not None and r.received_at <= as_of)
     ]
 
 

@@ -19,7 +19,12 @@ from consentflow.sinks import request_queries
 @click.option(
     "--due-before", "due_before", default=None, help="Only those whose time limit expires before this instant (ISO-8601)."
 )
-@click.option("--as-of", "as_of", default=None, help="Judge overdue at this instant (ISO-8601; UTC when no zone). Default: now.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="As they stood at this instant (ISO-8601; UTC when no zone): open, overdue. Default: now.",
+)
 @reader_options
 def requests_command(
     open_only: bool, overdue_only: bool, due_before: str | None, as_of: str | None, dsn: str, database: str, as_json: bool

@@ -33,14 +33,16 @@ def add_requests_route(app: FastAPI) -> None:
         due_before: Annotated[
             str | None, Query(description="Only those whose time limit expires before this instant (ISO-8601).")
         ] = None,
-        as_of: Annotated[str | None, Query(description="Judge overdue at this instant (ISO-8601). Default: now.")] = None,
+        as_of: Annotated[
+            str | None, Query(description="As they stood at this instant (ISO-8601): open, overdue. Default: now.")
+        ] = None,
         subject_id: Annotated[str | None, Query(description="Only this subject's.")] = None,
     ) -> JSONResponse:
         """Rights requests with their due dates, earliest due first: one month from receipt (GDPR Art. 12(3)), counted
         as Regulation 1182/71 counts periods in the controller's calendar (a last day on a weekend or public holiday
         moves to the next working day), extended by up to two further months when notified within the first; a refusal
-        is due within the first month (Art. 12(4)). ``overdue``: answered late, or open with its limit expired at
-        ``as_of``."""
+        is due within the first month (Art. 12(4)). As they stood at ``as_of``: received by then, open when answered
+        later; ``overdue``: answered late by then, or open then with its limit expired."""
         before = instant_argument(due_before, "due_before")
         at = now_unless(instant_argument(as_of, "as_of"))
         subject = None if subject_id is None else argument(check_id, "subject_id", subject_id, "subject_id")

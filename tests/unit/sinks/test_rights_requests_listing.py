@@ -110,6 +110,9 @@ def test_open_overdue_and_due_before_filter_as_the_options_say(chdb_dsn: str, da
     assert subjects(cli(chdb_dsn, database, "--open", "--due-before", "2025-07-22", *at)) == ["cand-d", "cand-a", "cand-b"]
     # Before cand-a's due instant (00:00 Paris, 10 May), only cand-d is overdue.
     assert subjects(cli(chdb_dsn, database, "--overdue", "--as-of", "2025-05-09T21:59:59Z")) == ["cand-d"]
+    # As they stood on 10 March: cand-c, answered on the 20th, was open; the others not yet received.
+    then = cli(chdb_dsn, database, "--open", "--as-of", "2025-03-10T00:00Z")
+    assert subjects(then) == ["cand-c", "cand-d"] and (then[0]["state"], then[0]["outcome"]) == ("open", None)
 
 
 def test_a_bad_instant_ends_with_one_line_naming_the_option(chdb_dsn: str, database: str) -> None:
