@@ -11,6 +11,7 @@ import click
 from consentflow.cli.dpo_output import instant, print_json, print_table, reader_options, tables, when
 from consentflow.contracts.query_arguments import now_unless
 from consentflow.sinks import request_queries
+from consentflow.sinks.answers import RightsRequestRow
 
 
 @click.command("requests")
@@ -42,7 +43,7 @@ def requests_command(
     overdue = sum(r.overdue for r in rows)
     print_table(
         f"Rights requests ({len(rows):,}; {overdue:,} overdue as of {when(at)})",
-        ("subject", "request", "right", "state", "received", "last day", "extension", "outcome", "overdue"),
+        ("subject", "request", "right", "state", "received", "identity", "last day", "extension", "outcome", "overdue"),
         [
             (
                 r.subject_id,
@@ -50,6 +51,7 @@ def requests_command(
                 r.right,
                 r.state,
                 when(r.received_at) if r.received_at else "",
+                _identity(r),
                 r.last_day or "",
                 (f"+{r.extension_months} month(s)" if r.extension_months else "")
                 + (" (refused: notified late)" if r.extension_refused else ""),
@@ -59,3 +61,10 @@ def requests_command(
             for r in rows
         ],
     )
+
+
+def _identity(r: RightsRequestRow) -> str:
+    """The identity check [Art. 12(6)]: when verified (the month runs from then), or asked and awaited."""
+    if r.identity_verified_at is not None:
+        return f"verified {when(r.identity_verified_at)}"
+    return "asked, awaited" if r.identity_requested_at is not None else ""
