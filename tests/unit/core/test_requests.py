@@ -196,6 +196,29 @@ def test_asking_for_the_identity_stops_the_clock_until_it_is_verified() -> None:
     assert "req-1" in overdue(open_after)
 
 
+def test_an_identity_request_after_the_first_due_date_stops_nothing() -> None:
+    """[Art. 12(6)] asked on 14 February, after the month from 10 January ran out (12 February): the first limit stands."""
+    _, changes = run(
+        step("requested", "2024-01-10T10:00"),
+        step("identity_requested", "2024-02-14T10:00"),
+        step("identity_verified", "2024-02-15T10:00"),
+        step("fulfilled", "2024-02-20T10:00"),
+    )
+    assert "req-1" in overdue(changes) and request(changes)["last_day"] == "2024-02-12"
+
+
+def test_of_two_extensions_in_time_the_longest_counts() -> None:
+    """[Art. 12(3)] one further month, then two, both within the first month: three months from receipt (10 April)."""
+    _, changes = run(
+        step("requested", "2024-01-10T10:00"),
+        step("extended", "2024-01-15T10:00", extension_months=1, reason_code="complexity"),
+        step("extended", "2024-02-01T10:00", extension_months=2, reason_code="number_of_requests"),
+        step("fulfilled", "2024-04-10T20:00"),
+    )
+    assert overdue(changes) == {}
+    assert (request(changes)["extension_months"], request(changes)["extension_reason"]) == (2, "number_of_requests")
+
+
 def test_restriction_and_objection_are_on_the_one_month_clock() -> None:
     """[Art. 18, 21(1)] the two rights v2 adds: a request under Art. 15-22, with the same time limit."""
     _, changes = run(
