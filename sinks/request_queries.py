@@ -7,7 +7,8 @@ Each request's row at its highest revision (``FINAL``) is the request folded fro
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from consentflow.contracts.query_arguments import now_unless
 from consentflow.sinks.answers import RightsRequestRow
@@ -93,3 +94,26 @@ def rights_requests(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    """The DPO overview's figures on rights requests at an instant [8.2; GDPR Art. 12(3)]."""
+
+    open: int  # on the one-month clock, no outcome yet
+    due_this_week: int  # open, their time limit expiring within the next seven days
+    overdue: int  # open past their due date, or answered late
+
+
+def request_counts(reader: TableReader, as_of: datetime | None = None) -> RequestCounts:
+    """How many requests are open, due within seven days, and overdue at ``as_of`` (default: now), as ``rights_requests``
+    lists them (for the DPO overview's panel)."""
+    at = now_unless(as_of)
+    rows = rights_requests(reader, open_only=False, as_of=at)
+    open_rows = [r for r in rows if r.clock == "one_month" and r.outcome is None]
+    week = at + timedelta(days=7)
+    return RequestCounts(
+        open=len(open_rows),
+        due_this_week=sum(1 for r in open_rows if r.due_at is not None and at < r.due_at <= week),
+        overdue=sum(1 for r in rows if r.overdue),
+    )

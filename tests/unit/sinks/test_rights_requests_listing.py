@@ -26,7 +26,7 @@ from consentflow.http.access_page import render_access_page
 from consentflow.http.api_keys import ApiKey, KeyRing, Role, key_hash, new_key
 from consentflow.http.app import create_app
 from consentflow.http.context import ServerSettings
-from consentflow.sinks import compliance_queries
+from consentflow.sinks import compliance_queries, request_queries
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.reading import open_tables
 from consentflow.sinks.subject_access import export_schema, subject_access_export
@@ -113,6 +113,15 @@ def test_open_overdue_and_due_before_filter_as_the_options_say(chdb_dsn: str, da
     # As they stood on 10 March: cand-c, answered on the 20th, was open; the others not yet received.
     then = cli(chdb_dsn, database, "--open", "--as-of", "2025-03-10T00:00Z")
     assert subjects(then) == ["cand-c", "cand-d"] and (then[0]["state"], then[0]["outcome"]) == ("open", None)
+
+
+def test_the_overview_counts_open_due_this_week_and_overdue(chdb_dsn: str, database: str) -> None:
+    """At the clock (1 July): a, b, d and z open, none due within the week (b's last day is 21 July), a and d overdue;
+    on 16 July, b falls due within the week."""
+    counts = request_queries.request_counts(open_tables(chdb_dsn, database), CLOCK)
+    assert (counts.open, counts.due_this_week, counts.overdue) == (4, 0, 2)
+    later = request_queries.request_counts(open_tables(chdb_dsn, database), paris("2025-07-16T10:00"))
+    assert (later.open, later.due_this_week, later.overdue) == (4, 1, 2)  # b's limit expires 22 July, 00:00 Paris
 
 
 def test_a_bad_instant_ends_with_one_line_naming_the_option(chdb_dsn: str, database: str) -> None:
