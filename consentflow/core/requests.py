@@ -21,9 +21,11 @@ requests and their deadlines"):
 * **Identity [8.1 (i); Art. 12(6)].** Asking for information to confirm the identity before the first due date
   stops the clock: the request waits (``awaiting_identity``, no due date) until ``identity_verified``, and the time
   limit then runs afresh from the verification (its day not counted). The EDPB's Guidelines 01/2022 on the right of
-  access (v2.1) were found but not their passage on timing; the choice follows Art. 12(6) (the controller cannot act
-  on a request it cannot attribute) and the supervisory practice found ("one calendar month following receipt of
-  your request and proof of identification"). Asked at or after the first due date, it stops nothing.
+  access (v2.1) were found (§3.3, asking for information to confirm the identity) but not their passage on timing; the
+  choice follows Art. 12(6) (the controller cannot act on a request it cannot attribute) and the practice found (the
+  Berlin authority holding the month "paused" during an authentication request; "one calendar month following receipt
+  of your request and proof of identification"): a restart, where a pause would end earlier by the days between
+  receipt and the identity request. Asked at or after the first due date, it stops nothing.
 * **Extension [Art. 12(3)].** Notified before the first due date, by 1 or 2 further months (capped at
   ``[rights] extension_max``), counted from the clock's start: one month plus the further months, then Art. 3(4).
   Several in time: the longest. One notified at or after the first due date is **refused: recorded, not
