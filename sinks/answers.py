@@ -171,6 +171,34 @@ class ErasureNotice:
     revision: int
 
 
+@dataclass(frozen=True)
+class RightsRequestRow:
+    """A rights request as tracked, at its latest revision, and whether it is overdue at the instant asked about
+    [8.2; GDPR Art. 12(3), 12(4)]. ``due_at`` is when its time limit expires (00:00 in the controller's zone after
+    ``last_day``); ``overdue``: answered late, or still open at the instant asked about with that limit passed."""
+
+    subject_id: str
+    request_id: str
+    right: str
+    clock: str  # one_month, at_once or none
+    state: str  # open, awaiting_identity, fulfilled, rejected, recorded, incomplete
+    purpose: str | None
+    received_at: datetime | None
+    first_due_at: datetime | None
+    due_at: datetime | None
+    last_day: str | None
+    extension_months: int
+    extension_reason: str | None
+    extension_refused: bool
+    identity_requested_at: datetime | None
+    identity_verified_at: datetime | None
+    outcome: str | None
+    outcome_at: datetime | None
+    outcome_reason: str | None
+    late: bool
+    overdue: bool
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as plain JSON types: dataclasses as objects, times in ISO-8601 UTC, sets as sorted lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -39,15 +39,24 @@ def open_tables(dsn: str, database: str, *, client_factory: Callable[[str], Any]
     expected = sorted({t.name for t in TABLES} | {LINEAGE_BY_RECIPIENT})
     try:
         client = client_factory(dsn)
-        found = client.query(
-            "SELECT count() FROM system.tables WHERE database = {d:String} AND name IN {names:Array(String)}",
-            parameters={"d": database, "names": expected},
-        ).result_rows[0][0]
+        found = {
+            str(name)
+            for (name,) in client.query(
+                "SELECT name FROM system.tables WHERE database = {d:String} AND name IN {names:Array(String)}",
+                parameters={"d": database, "names": expected},
+            ).result_rows
+        }
     except Exception as exc:  # any failure to reach ClickHouse is reported as such, in one line
         raise SinkUnavailable.reaching(dsn, exc) from exc
-    if found < len(expected):
+    if not found:
         raise TablesMissing(
             f"database {database!r} at {redacted_dsn(dsn)} lacks the consentflow tables (fill it with `consentflow run` or `consentflow sink`)"
+        )
+    if missing := sorted(set(expected) - found):
+        # A database an earlier release made: the tables added since are created when a writer opens it.
+        raise TablesMissing(
+            f"database {database!r} at {redacted_dsn(dsn)} lacks the table(s) {', '.join(missing)} of this release "
+            "(made by an earlier one: `consentflow sink` or `consentflow run` creates them when it opens the database)"
         )
     # No DDL at all, so a read-only ClickHouse user can ask too (the tables were checked above).
     return TableReader(dsn, database, client_factory=client_factory)

@@ -2,8 +2,8 @@
 
 "You have the right to obtain a copy of your personal data that we hold" [8.1];
 "we guarantee ... the right to the portability of the Personal Data" [12]. One
-plain function builds the export as JSON-ready data (``SubjectAccessExport/v2``,
-its JSON Schema in ``schemas/SubjectAccessExport/v2.schema.json``; v1 stays for
+plain function builds the export as JSON-ready data (``SubjectAccessExport/v3``,
+its JSON Schema in ``schemas/SubjectAccessExport/v3.schema.json``; v1 and v2 stay for
 exports made before) for the command line and the HTTP API alike. It asks the
 DPO's query layer (``lineage_queries``, ``consent_queries``,
 ``compliance_queries``, ``holdings_queries``, and the registry for recipients'
@@ -53,7 +53,7 @@ from consentflow.policy.dpv import consent_action_term, consent_state_term, lega
 from consentflow.policy.geography import in_eea
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import ConsentAction
-from consentflow.sinks import compliance_queries, consent_queries, holdings_queries, lineage_queries
+from consentflow.sinks import compliance_queries, consent_queries, holdings_queries, lineage_queries, request_queries
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, jsonable
 from consentflow.sinks.holdings_queries import SubjectHoldings
 from consentflow.sinks.reader import TableReader
@@ -62,7 +62,7 @@ from consentflow.sinks.registry_reading import registry_from_tables
 
 #: Name and version of the export's contract, as in ``schemas/<name>/v<N>.schema.json``.
 SCHEMA_NAME = "SubjectAccessExport"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # v3 (issue 24): the subject's rights requests, and the rules issue 24 adds
 SCHEMA_ID = f"{SCHEMA_NAME}/v{SCHEMA_VERSION}"
 
 #: Where the subject's rights come from: the policy's sections and the GDPR's articles.
@@ -200,10 +200,38 @@ def subject_access_export(
             }
             for v in violations
         ],
+        # The subject's own requests and their time limits [8.2; GDPR Art. 12(3)] (v3).
+        "rights_requests": _rights_requests(reader, subject_id, as_of),
         **_record_proof(log, subject_id),
     }
     result: dict[str, Any] = jsonable(export)
     return result
+
+
+def _rights_requests(reader: TableReader, subject_id: str, as_of: datetime | None) -> list[dict[str, Any]]:
+    """The subject's rights requests as they stood at ``as_of`` (None: now), overdue judged then [8.2]."""
+    rows = request_queries.rights_requests(reader, subject_id=subject_id, as_of=as_of)
+    return [
+        {
+            "request_id": r.request_id,
+            "right": r.right,
+            "clock": r.clock,
+            "state": r.state,
+            "purpose": r.purpose,
+            "received_at": r.received_at,
+            "due_at": r.due_at,
+            "last_day": r.last_day,
+            "extension_months": r.extension_months,
+            "extension_refused": r.extension_refused,
+            "identity_requested_at": r.identity_requested_at,
+            "identity_verified_at": r.identity_verified_at,
+            "outcome": r.outcome,
+            "outcome_at": r.outcome_at,
+            "late": r.late,
+            "overdue": r.overdue,
+        }
+        for r in rows
+    ]
 
 
 def _record_proof(log: LogReader | None, subject_id: str) -> dict[str, Any]:

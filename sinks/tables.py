@@ -409,7 +409,44 @@ DEAD_LETTERS = Table(
     },
 )
 
+_NT = f"Nullable({T})"
+RIGHTS_REQUESTS = Table(
+    "rights_requests",
+    "requests",
+    (
+        ("subject_id", "String"),
+        ("request_id", "String"),
+        ("right", LC),
+        ("clock", LC),
+        ("state", LC),
+        ("purpose", _LC_NULLABLE),
+        ("received_at", _NT),
+        ("received_event_id", "Nullable(String)"),
+        ("clock_from", _NT),
+        ("first_due_at", _NT),
+        ("due_at", _NT),
+        ("last_day", "Nullable(String)"),
+        ("extension_months", "Int32"),
+        ("extended_at", _NT),
+        ("extension_reason", _LC_NULLABLE),
+        ("extension_refused", "UInt8"),
+        ("identity_requested_at", _NT),
+        ("identity_verified_at", _NT),
+        ("outcome", _LC_NULLABLE),
+        ("outcome_at", _NT),
+        ("outcome_reason", _LC_NULLABLE),
+        ("late", "UInt8"),
+        ("events", "Int32"),
+        ("revision", "UInt64"),
+    ),
+    # One row per request [8.2; GDPR Art. 12(3)]: the highest revision (its events known) is the request on everything known.
+    sorting_key=("subject_id", "request_id"),
+    version="revision",
+    derived={"extension_refused": _flag("extension_refused"), "late": _flag("late")},
+)
+
 TABLES: tuple[Table, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, RECIPIENTS, DEAD_LETTERS)
+TABLES += (RIGHTS_REQUESTS,)  # issue 24: rights requests as tracked objects
 TABLE_FOR_TOPIC: dict[str, Table] = {t.topic: t for t in TABLES}
 
 # The consent log's tables (issue 22), filled by the notary, not from an output topic ("notary" stands for it). They

@@ -19,6 +19,7 @@ from consentflow.cli import (
     openlineage,
     pipeline,
     registry,
+    rights_requests,
     ropa,
     schemas,
     serve,
@@ -62,6 +63,7 @@ main.add_command(pipeline.worker)
 main.add_command(pipeline.sink)
 main.add_command(pipeline.digest)
 main.add_command(registry.registry_group)
+main.add_command(rights_requests.requests_command)
 main.add_command(ropa.ropa_command)
 main.add_command(schemas.schemas)
 main.add_command(serve.serve)

@@ -1,6 +1,6 @@
 """``consentflow dsar SUBJECT``: the subject's access and portability export [8.1, 12; GDPR Art. 15, 20].
 
-JSON (``SubjectAccessExport/v2``, the machine-readable copy a subject may take
+JSON (``SubjectAccessExport/v3``, the machine-readable copy a subject may take
 elsewhere) or one self-contained HTML page (the readable copy). Read-only;
 every argument is checked before ClickHouse is touched, and every failure ends
 with one line and a non-zero exit. Registered on ``consentflow.cli.main``.

@@ -15,10 +15,11 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, Final, TypeGuard, TypeVar
 
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.uuids import UUID_TEXT
+from consentflow.policy.vocabulary import Purpose
 
 T = TypeVar("T")
 
@@ -31,6 +32,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 _POLICY_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_REASON_CODE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 # A cookie name is an RFC 6265 token (``_ga``, ``__Secure-id``...), not an id of a person.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 # The Arabic letter mark, left-to-right and right-to-left marks, embeddings, overrides and isolates (Unicode's bidirectional controls).
@@ -169,3 +171,49 @@ def period_order(topic: str, field: str, start: Any, end: Any) -> None:
     if end is not None and end <= start:
         shown = end.isoformat() if isinstance(end, datetime) else str(end)
         raise ContractError(topic, f"period ends ({shown}) before it starts", field)
+
+
+def reason_code(topic: str, field: str, value: object) -> str:
+    """A reason the controller writes as a short code (``complexity``), never free text: metadata only."""
+    if not isinstance(value, str) or not _REASON_CODE.fullmatch(value):
+        raise ContractError(topic, f"{value!r} is not a reason code (1-64 of a-z 0-9 _ . -, starting with a letter)", field)
+    return value
+
+
+def integer(topic: str, field: str, value: object) -> int:
+    """An Avro ``int``: a Python int (not a bool) of 32 bits."""
+    if type(value) is not int or not -(2**31) <= value < 2**31:
+        raise ContractError(topic, f"{value!r} is not a 32-bit integer", field)
+    return value
+
+
+def purpose_name(topic: str, field: str, value: object) -> str:
+    """A purpose of the policy's vocabulary, given as its symbol (a string field, e.g. a rights request's purpose)."""
+    return str(symbol(topic, field, "Purpose", _PURPOSES, value))
+
+
+_PURPOSES: Final = known_symbols(Purpose)
+
+#: The rights whose request may name a purpose: a consent withdrawal [6; Art. 7(3)] and an objection [Art. 21].
+PURPOSE_RIGHTS = frozenset({"consent_withdrawal", "objection"})
+#: How many further months an extension may add [GDPR Art. 12(3): "by two further months"].
+EXTENSION_MONTHS = (1, 2)
+
+
+def rights_request(topic: str, record: Mapping[str, Any]) -> None:
+    """The fields of a rights event that go together (RightsEvent v2): ``extension_months`` (1 or 2) exactly with the
+    status ``extended`` [Art. 12(3)], a ``purpose`` only for a consent withdrawal or an objection."""
+    status, months = record.get("status"), record.get("extension_months")
+    if status == "extended":
+        if months not in EXTENSION_MONTHS or type(months) is not int:
+            raise ContractError(
+                topic, f"an extension names 1 or 2 further months (GDPR Art. 12(3)), got {months!r}", "extension_months"
+            )
+    elif months is not None:
+        raise ContractError(
+            topic, f"only an extension (status extended) names further months; status is {status!r}", "extension_months"
+        )
+    if record.get("purpose") is not None and record.get("right") not in PURPOSE_RIGHTS:
+        raise ContractError(
+            topic, f"only a consent withdrawal or an objection names a purpose; right is {record.get('right')!r}", "purpose"
+        )

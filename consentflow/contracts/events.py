@@ -283,13 +283,24 @@ def rights_event(
     occurred_at: datetime | None = None,
     event_id: str | None = None,
     policy_version: str = CURRENT_POLICY_VERSION,
+    purpose: Purpose | str | None = None,
+    extension_months: int | None = None,
+    reason_code: str | None = None,
 ) -> Event:
-    """A rights request or its outcome [8, 12]."""
+    """A rights request, a step of its handling or its outcome [8, 12; GDPR Art. 12]: ``extension_months`` (1 or 2)
+    with the status ``extended`` only, ``purpose`` for a consent withdrawal or an objection only, ``reason_code`` a
+    short code (RightsEvent v2)."""
     t = topics.RIGHTS
     record = _envelope(t, subject_id, source_service, occurred_at, event_id, policy_version)
     record["request_id"] = _id(t, "request_id", request_id)
     record["right"] = _enum(t, "right", Right, right).value
     record["status"] = _enum(t, "status", RequestStatus, status).value
+    record["purpose"] = None if purpose is None else _enum(t, "purpose", Purpose, purpose).value
+    record["extension_months"] = (
+        None if extension_months is None else edge_checks.integer(t.short_name, "extension_months", extension_months)
+    )
+    record["reason_code"] = None if reason_code is None else edge_checks.reason_code(t.short_name, "reason_code", reason_code)
+    edge_checks.rights_request(t.short_name, record)
     return Event(t, record)
 
 

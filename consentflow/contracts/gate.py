@@ -73,6 +73,13 @@ STRING_RULES: dict[str, Rule] = {
     "cookie_name": edge_checks.cookie_name,
     "name": edge_checks.recipient_name,
     "country": edge_checks.country,
+    "reason_code": edge_checks.reason_code,
+    "purpose": edge_checks.purpose_name,  # a rights request's (RightsEvent v2); the other contracts' purpose is an enum
+}
+
+#: Checks over several fields of a record, by contract name, run after the fields' own.
+RECORD_RULES: dict[str, Callable[[str, Mapping[str, Any]], None]] = {
+    "RightsEvent": edge_checks.rights_request,  # an extension's months, a withdrawal's purpose (v2)
 }
 
 
@@ -202,6 +209,10 @@ class Gate:
             fast = check.fast.format(v=f"v{n}", n=n) if check.fast else "False"
             tests.append(f"    if not ({fast}):\n        r{n}(NAME, {name!r}, v{n})")
         occurred = next(n for n, (name, _) in enumerate(fields) if name == "occurred_at")
+        record_rule = RECORD_RULES.get(topic.record)
+        if record_rule is not None:
+            env["RR"] = record_rule
+            tests.append("    RR(NAME, record)")
         lines = ["def check(record):", "    try:", *reads, "    except KeyError as exc:", "        _missing(exc)", *tests]
         exec("\n".join([*lines, f"    return v{occurred}"]), env)  # our own source, made from the contract's field names
         compiled: Callable[[Mapping[str, Any]], Any] = env["check"]
@@ -270,6 +281,8 @@ def _field_check(record: str, field: str, avro: Any) -> FieldCheck:
         return FieldCheck(check, "type({v}) is str and {v} in P{n}", {"P": passed})
     if avro == "boolean":
         return FieldCheck(_boolean, "type({v}) is bool")
+    if avro == "int":
+        return FieldCheck(edge_checks.integer, "type({v}) is int and -2147483648 <= {v} <= 2147483647")
     raise ValueError(f"{record}.{field}: the gate knows no rule for type {avro}")
 
 

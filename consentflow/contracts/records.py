@@ -312,7 +312,7 @@ class RetentionAction(TypedDict):
 
 
 class RightsEvent(TypedDict):
-    """A data subject's rights request or its outcome (topic: rights) [6, 8, 12]."""
+    """A data subject's rights request, a step of its handling, or its outcome (topic: rights) [6, 8, 12; GDPR Art. 12, 15-22]. v2: restriction and objection, the steps the one-month clock needs, and an extension's months and reason code."""
 
     #: Unique id of this event (UUID); a second event with the same id is a duplicate and changes nothing.
     event_id: str
@@ -324,12 +324,71 @@ class RightsEvent(TypedDict):
     source_service: str
     #: Version of the privacy policy the data was collected under, e.g. 2020-11-14 [13].
     policy_version: str
-    #: Id of the request; its requested and fulfilled/rejected events share it.
+    #: Id of the request; every event of its handling (received, identity, extension, outcome) shares it.
     request_id: str
     #: The right exercised.
     right: str  # enum Right
-    #: Requested, fulfilled or rejected.
+    #: requested (received: the clock starts), identity_requested / identity_verified [8.1 (i); Art. 12(6)], extended (Art. 12(3): by extension_months, with reason_code), fulfilled, or rejected (a refusal, Art. 12(4)).
     status: str  # enum RequestStatus
+    #: For a consent withdrawal (Art. 7(3)) or an objection (Art. 21): the purpose it is about, a symbol of the consent topic's Purpose (a string: an enum inside a union reads as a tagged pair in a container file). A withdrawal, or an objection to marketing (direct marketing, Art. 21(3)), acts at once through the consent ledger (the consent event sent with it) and is on no clock.
+    purpose: str | None
+    #: With status extended only: by how many further months (1 or 2) the time limit is extended [Art. 12(3)].
+    extension_months: int | None
+    #: A short code the controller writes for an extension's reasons or a refusal's (e.g. complexity, number_of_requests, manifestly_unfounded): lowercase letters, digits, _ . -; never free text.
+    reason_code: str | None
+
+
+class RightsRequest(TypedDict):
+    """A rights request as a tracked object, folded from its rights events, with its legal time limit (topic: requests) [8.2, 8.3; GDPR Art. 7(3), 12(3), 12(4), 12(6), 15-22; Regulation 1182/71]."""
+
+    #: Id of the request, as its rights events name it.
+    request_id: str
+    #: Pseudonymous subject id.
+    subject_id: str
+    #: The right exercised (RightsEvent's Right).
+    right: str
+    #: Which clock the request is on: one_month (GDPR Art. 12(3): a request under Art. 15-22), at_once (a consent withdrawal, Art. 7(3), or an objection to direct marketing, Art. 21(3): effective in the consent ledger, no time limit) or none (post-mortem directives [8.3]: recorded under French law, no time limit).
+    clock: str
+    #: Where it stands, from its events: open, awaiting_identity (the clock stopped, Art. 12(6)), fulfilled, rejected (a refusal, Art. 12(4)), recorded (no clock), or incomplete (steps known, its receipt not yet).
+    state: str
+    #: The purpose a withdrawal or an objection names, when any.
+    purpose: str | None
+    #: When the request was received (its earliest requested event); null while none is known.
+    received_at: datetime | None
+    #: The event that received it.
+    received_event_id: str | None
+    #: What the time limit runs from: the receipt, or the identity's verification when the controller asked for it within the first time limit (Art. 12(6)); null when there is no clock, or while waiting for the identity.
+    clock_from: datetime | None
+    #: When the first time limit (one month, Regulation 1182/71 Art. 3) expires: 00:00 in the controller's zone the day after its last day, moved past weekends and public holidays (Art. 3(4)); a refusal and an extension's notice are due before it (Art. 12(3), 12(4)).
+    first_due_at: datetime | None
+    #: When the time limit in force expires: first_due_at, or later with an extension honoured.
+    due_at: datetime | None
+    #: The last day of the time limit in force, in the controller's calendar (YYYY-MM-DD).
+    last_day: str | None
+    #: Further months honoured (0, 1 or 2).
+    extension_months: int
+    #: When the honoured extension was notified.
+    extended_at: datetime | None
+    #: The honoured extension's reason code.
+    extension_reason: str | None
+    #: An extension was notified at or after the first due date (or beyond the months allowed): recorded, not honoured; the first due date stands.
+    extension_refused: bool
+    #: When the controller asked for information to confirm the identity [8.1 (i); Art. 12(6)].
+    identity_requested_at: datetime | None
+    #: When the identity was confirmed.
+    identity_verified_at: datetime | None
+    #: fulfilled or rejected, by the earliest outcome event; null while open.
+    outcome: str | None
+    #: When the outcome was given.
+    outcome_at: datetime | None
+    #: A refusal's reason code.
+    outcome_reason: str | None
+    #: Answered at or after its due date (a refusal: after the first one): a request_overdue violation stands for it.
+    late: bool
+    #: How many events of the request are known.
+    events: int
+    #: Grows with every event of the request known (a weight per event, from its id): the highest revision of a request is the record on everything known.
+    revision: int
 
 
 class PlannedRetention(TypedDict):
@@ -416,9 +475,11 @@ InputRecord = ProfileEvent | ConsentEvent | CookieEvent | MessageEvent | Disclos
 #: A record of an input topic keyed by subject: an event about one data subject.
 SubjectEvent = ProfileEvent | ConsentEvent | CookieEvent | MessageEvent | DisclosureEvent | RightsEvent
 #: A record of an output topic (contracts.topics.OUTPUT_TOPICS).
-OutputRecord = LedgerEntry | LineageEdge | Violation | RetentionAction | ErasureNotice | SubjectHoldings | DeadLetter
+OutputRecord = (
+    LedgerEntry | LineageEdge | Violation | RetentionAction | ErasureNotice | SubjectHoldings | DeadLetter | RightsRequest
+)
 #: A record of an output topic keyed by subject: what the processors emit (the drivers write the dead letters).
-SubjectOutput = LedgerEntry | LineageEdge | Violation | RetentionAction | ErasureNotice | SubjectHoldings
+SubjectOutput = LedgerEntry | LineageEdge | Violation | RetentionAction | ErasureNotice | SubjectHoldings | RightsRequest
 
 __all__ = [
     "ConsentEvent",
@@ -437,6 +498,7 @@ __all__ = [
     "RecipientRecord",
     "RetentionAction",
     "RightsEvent",
+    "RightsRequest",
     "SourceCoordinates",
     "SubjectEvent",
     "SubjectHoldings",

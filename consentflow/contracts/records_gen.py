@@ -19,6 +19,8 @@ from typing import Any
 from consentflow.contracts.releases import ContractStore, default_store
 from consentflow.contracts.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
+#: The line length ruff formats to (pyproject.toml).
+_LINE_LENGTH = 130
 #: Where the generated module lives.
 RECORDS_PATH = Path(__file__).resolve().parent / "records.py"
 _PRIMITIVES = {
@@ -142,15 +144,21 @@ def render(store: ContractStore | None = None) -> str:
     return (
         f"{_HEADER}\n\n{body}\n\n\n"
         f"#: A record of an input topic (contracts.topics.INPUT_TOPICS).\n"
-        f"InputRecord = {inputs}\n"
+        f"{_alias('InputRecord', inputs)}\n"
         f"#: A record of an input topic keyed by subject: an event about one data subject.\n"
-        f"SubjectEvent = {subject_events}\n"
+        f"{_alias('SubjectEvent', subject_events)}\n"
         f"#: A record of an output topic (contracts.topics.OUTPUT_TOPICS).\n"
-        f"OutputRecord = {outputs}\n"
+        f"{_alias('OutputRecord', outputs)}\n"
         f"#: A record of an output topic keyed by subject: what the processors emit (the drivers write the dead letters).\n"
-        f"SubjectOutput = {subject_outputs}\n\n"
+        f"{_alias('SubjectOutput', subject_outputs)}\n\n"
         "__all__ = [\n" + "".join(f'    "{name}",\n' for name in exported) + "]\n"
     )
+
+
+def _alias(name: str, union: str) -> str:
+    """``name = union``, in parentheses over three lines when one would pass the line length, as ruff formats it."""
+    line = f"{name} = {union}"
+    return line if len(line) <= _LINE_LENGTH else f"{name} = (\n    {union}\n)"
 
 
 def main() -> None:

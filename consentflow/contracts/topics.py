@@ -46,9 +46,12 @@ ERASURE_NOTICES = Topic("erasure-notices", "ErasureNotice", "subject_id", TopicR
 # What the platform holds of each subject and until when [2.3; GDPR Art. 15(1)(b), (d)].
 HOLDINGS = Topic("holdings", "SubjectHoldings", "subject_id", TopicRole.OUTPUT)
 DEAD_LETTER = Topic("dead-letter", "DeadLetter", "topic", TopicRole.OUTPUT)
+# Each rights request as a tracked object, with its time limit [8.2; GDPR Art. 12(3)] (issue 24).
+REQUESTS = Topic("requests", "RightsRequest", "subject_id", TopicRole.OUTPUT)
 
 INPUT_TOPICS: tuple[Topic, ...] = (PROFILE, CONSENT, COOKIE, MESSAGE, DISCLOSURE, RIGHTS, RECIPIENTS)
 OUTPUT_TOPICS: tuple[Topic, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, DEAD_LETTER)
+OUTPUT_TOPICS += (REQUESTS,)  # issue 24: rights requests as tracked objects
 ALL_TOPICS: tuple[Topic, ...] = INPUT_TOPICS + OUTPUT_TOPICS
 
 #: The consent log's signed checkpoints (issue 22), beside the outputs: not an Avro contract, each value a C2SP signed

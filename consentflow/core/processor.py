@@ -34,6 +34,7 @@ from consentflow.contracts.records import (
     ProfileEvent,
     RetentionAction,
     RightsEvent,
+    RightsRequest,
     SourceCoordinates,
     SubjectEvent,
     SubjectHoldings,
@@ -45,6 +46,7 @@ from consentflow.core.enforcement import PolicyEnforcement
 from consentflow.core.holdings import needs_holdings, subject_holdings
 from consentflow.core.lineage import lineage_edge
 from consentflow.core.recipients import RecipientRegistry, RecipientVersion
+from consentflow.core.requests import fold, request_row, request_verdicts
 from consentflow.core.retention import RetentionSchedule, earliest
 from consentflow.core.rights import erasure_notices
 from consentflow.core.state import (
@@ -120,6 +122,11 @@ class Changes(list[tuple[str, SubjectOutput]]):
         """What the platform holds of subjects, and until when."""
         return cast(list[SubjectHoldings], self.of(HOLDINGS))
 
+    @property
+    def requests(self) -> list[RightsRequest]:
+        """Rights requests, each as folded from its events known."""
+        return cast(list[RightsRequest], self.of(REQUESTS))
+
 
 # Final: compiled (consentflow.runtime.native), a Final constant is read where it is used, not looked up in the module.
 _UNKNOWN_MECHANISM: Final = TransferMechanism.UNKNOWN
@@ -132,6 +139,7 @@ VIOLATIONS: Final = topics.VIOLATIONS.short_name
 RETENTION: Final = topics.RETENTION.short_name
 ERASURE_NOTICES: Final = topics.ERASURE_NOTICES.short_name
 HOLDINGS: Final = topics.HOLDINGS.short_name
+REQUESTS: Final = topics.REQUESTS.short_name
 _PROFILE: Final = topics.PROFILE.short_name
 _CONSENT: Final = topics.CONSENT.short_name
 _COOKIE: Final = topics.COOKIE.short_name
@@ -238,6 +246,12 @@ class Processor:
                 changes.add_all(RETENTION, due)
             ahead = next((a["due_at"] for a in plan.actions if a["due_at"] > now), None)  # actions are in due order
             next_due = earliest(next_due, ahead)
+            verdicts: list[Violation] = []
+            if state.request_events:  # rights requests against their time limits [8.2; GDPR Art. 12(3)]
+                verdicts, request_due = request_verdicts(state, now, self.policy)
+                if verdicts:
+                    changes.add_all(VIOLATIONS, verdicts)
+                next_due = earliest(next_due, request_due)
             # A holdings record is a function of the set of events known for the subject, and its
             # revision is their number. The set only grows, so the highest revision of a subject is
             # the record on everything known, whichever worker issued the others: a worker killed
@@ -246,7 +260,7 @@ class Processor:
             news = needs_holdings(state)
             if news:
                 changes.add(HOLDINGS, subject_holdings(state, plan))
-            if due or news:
+            if due or news or verdicts:
                 self.store.put(state)
         return RetentionTick(changes, next_due)
 
@@ -400,8 +414,21 @@ class Processor:
         t = record["occurred_at"]
         request = state.requests.setdefault(request_id, {"right": record["right"]})
         request[status] = t
+        # The request as a tracked object: folded from every event of it known [8.2; GDPR Art. 12(3)].
+        rows = state.request_events.setdefault(request_id, [])
+        rows.append(request_row(record))
+        tracked = Changes()
+        tracked.add(REQUESTS, fold(request_id, state.subject_id, rows, self.policy).record())
         if record["right"] != Right.ERASURE.value:
-            return Changes()
+            return tracked
+        tracked.extend(self._erasure(state, record))
+        return tracked
+
+    def _erasure(self, state: SubjectState, record: RightsEvent) -> Changes:
+        """An erasure's request or fulfilment [12; GDPR Art. 17, 19]: the subject's erasure facts, notices, verdicts."""
+        request_id = record["request_id"]
+        status = record["status"]
+        t = record["occurred_at"]
         if status == RequestStatus.REQUESTED.value:
             state.erasure_events += 1
             if state.erasure_requested_at is None or t < state.erasure_requested_at:

@@ -53,6 +53,9 @@ class Processing(NamedTuple):
 # the changelog. ``SubjectState.facts`` and ``.processings`` give the named views.
 FactRow = tuple[datetime, str, str, str, str, str, str | None]
 ProcessingRow = tuple[datetime, str, str, str, str | None, str, str, tuple[str, ...]]
+# A rights event as a request's timeline keeps it [8.2; GDPR Art. 12]: (occurred_at, event_id, right, status, purpose,
+# extension_months, reason_code) (core/requests.py).
+RequestRow = tuple[datetime, str, str, str, str | None, int | None, str | None]
 # The last record issued for a retention action id: (action, categories, due_at, policy_section, basis_event_id,
 # reason, active). None for an id a state written before retractions existed knew only as emitted.
 IssuedAction = tuple[str, tuple[str, ...], datetime, str, str | None, str, bool]
@@ -126,6 +129,10 @@ class SubjectState:
     erasures_fulfilled: int = 0  # fulfilled erasure events known: the revision of after-erasure verdicts
     erasure_events: int = 0  # erasure requests and fulfilments known: the high bits of a notice's revision
     notices: dict[str, tuple[frozenset[str], int]] = field(default_factory=dict)  # recipient -> (categories, revision)
+    # Every rights event of each request, by request id: its timeline is folded from them (core/requests.py) [8.2].
+    request_events: dict[str, list[RequestRow]] = field(default_factory=dict)
+    # Request id -> (active, detail, revision) of the last request_overdue verdict issued [GDPR Art. 12(3)].
+    request_verdicts: dict[str, tuple[bool, str, int]] = field(default_factory=dict)
 
     # A changelog holds states pickled by plain and compiled (consentflow.runtime.native) workers alike, and
     # pickles written before the compiled build: every one writes and reads the form Python gives a
@@ -190,10 +197,22 @@ def _upgrade(state: SubjectState, values: dict[str, object]) -> None:
 
     ``retention_done``, the ids of retention actions emitted, became ``retention_issued``: each id is kept with
     its record unknown (None), so the next tick issues it again if it is still due and retracts it if not.
+    ``request_events`` (issue 24) is rebuilt from ``requests``, which kept the time of each status of a request.
     """
     for name, spec in _DEFAULTS.items():
         if name not in values:
             setattr(state, name, spec.default_factory() if spec.default_factory is not MISSING else spec.default)
+    if "request_events" not in values:
+        # A state from before issue 24 kept one time per status of each request: its rows, under made-up event ids.
+        for request_id, seen in state.requests.items():
+            right = str(seen.get("right", "unknown"))
+            rows: list[RequestRow] = [
+                (t, f"{request_id}:{status}", right, status, None, None, None)
+                for status, t in seen.items()
+                if status != "right" and isinstance(t, datetime)
+            ]
+            if rows:
+                state.request_events[request_id] = rows
     done = values.get("retention_done")
     if isinstance(done, set):
         for action_id in done:

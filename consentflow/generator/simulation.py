@@ -5,7 +5,11 @@ consents by every channel, receive newsletters and SMS through US providers
 under SCCs, accept or refuse cookie categories, are shown to corporate
 customers, pay or are reimbursed, pass identity verification, are transferred
 to group entities inside and outside the EU, receive negative decisions, close
-accounts and ask for access or erasure.
+accounts and exercise their rights: access, rectification, erasure, restriction,
+portability, objection, consent withdrawal and post-mortem directives, each
+request handled on the law's clock (GDPR Art. 12(3)): answered within the
+month, after an extension notified in time, after an identity check, or
+refused within the month.
 
 Legitimate events respect the policy by construction; a configurable share of
 injected events breaks exactly one rule each, and every injected event is
@@ -27,7 +31,9 @@ from datetime import UTC, datetime, timedelta
 
 from consentflow.contracts import events as ev
 from consentflow.contracts.events import Event
+from consentflow.core.requests import ONE_MONTH, clock_of
 from consentflow.generator import registry as reg
+from consentflow.policy.legal_periods import Period
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import (
     RULE_SECTIONS,
@@ -50,6 +56,7 @@ C = DataCategory
 P = Purpose
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = 1_000_000
+_HOUR = 3_600 * _SECOND
 _DAY = 86_400 * _SECOND
 _UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # version and variant bits
 _UUID_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
@@ -154,8 +161,10 @@ class Subject:
     suspended: bool = False
     erasure_requested: bool = False
     erased: bool = False
-    # A rights request awaiting its outcome: (right, request id).
+    # A rights request awaiting its outcome: (right, request id), and its next steps (time, status, months, reason),
+    # each a later activity of the subject [GDPR Art. 12(3)].
     pending: tuple[Right, str] | None = None
+    steps: list[tuple[int, RequestStatus, int | None, str | None]] = field(default_factory=list)
     post_erasure_violation: bool = False
 
     def has(self, purpose: Purpose) -> bool:
@@ -235,7 +244,9 @@ class Simulation:
             subject = self.subjects[index]
             made = self._activity(subject, t)
             yield from made
-            if self._still_active(subject):
+            if subject.steps:  # a request's next step comes at its own time
+                heapq.heappush(heap, (subject.steps[0][0], index))
+            elif self._still_active(subject):
                 gap = int(rng.expovariate(1.0 / self._mean_gap)) + (len(made) + 1) * _SECOND
                 heapq.heappush(heap, (t + gap, index))
 
@@ -251,7 +262,7 @@ class Simulation:
             s.post_erasure_violation = False
             return [self._processing_after_erasure(s, t)]
         if s.pending is not None:
-            return self._fulfil(s, t)
+            return self._request_step(s, t)
         if s.closed:
             return self._after_closure(s, t)
         if s.suspended:
@@ -318,7 +329,18 @@ class Simulation:
             )
         )
 
-    def _rights(self, s: Subject, t: int, right: Right, status: RequestStatus, request_id: str) -> Event:
+    def _rights(
+        self,
+        s: Subject,
+        t: int,
+        right: Right,
+        status: RequestStatus,
+        request_id: str,
+        *,
+        purpose: Purpose | None = None,
+        months: int | None = None,
+        reason: str | None = None,
+    ) -> Event:
         return self._emit(
             ev.rights_event(
                 s.subject_id,
@@ -328,23 +350,101 @@ class Simulation:
                 source_service="support",
                 occurred_at=self._at(t),
                 event_id=self._id(),
+                purpose=purpose,
+                extension_months=months,
+                reason_code=reason,
             )
         )
 
-    def _request(self, s: Subject, t: int, right: Right) -> list[Event]:
+    def _request(self, s: Subject, t: int, right: Right, purpose: Purpose | None = None) -> list[Event]:
+        """A rights request received now: on the one-month clock, with its later steps planned; at once, with the
+        consent event that carries it out [Art. 7(3), 21(3)]; or recorded [8.3]. A request the simulation's end would
+        leave open is not made (it would fall due at whatever clock a reader picks), so none is open at the end."""
+        one_month = clock_of(right.value, None if purpose is None else purpose.value) == ONE_MONTH
+        plan: list[tuple[int, RequestStatus, int | None, str | None]] = []
+        late_from: int | None = None
+        if one_month:
+            plan, late_from = self._request_plan(t, right)
+            if plan[-1][0] >= self.end_us:
+                return []
         self._requests += 1
         request_id = f"req-{self.config.seed}-{self._requests:08d}"
+        received = self._rights(s, t, right, RequestStatus.REQUESTED, request_id, purpose=purpose)
+        if not one_month:
+            # A withdrawal or an objection to marketing acts at once through the ledger [Art. 7(3), 21(3)]: the consent
+            # event sent with it; post-mortem directives are recorded [8.3].
+            if purpose is None or not s.has(purpose):
+                return [received]
+            s.consents &= ~_BIT[purpose]
+            withdrawal = ev.consent_withdrawn(
+                s.subject_id,
+                purpose,
+                channel=ConsentChannel.CONTACT_REQUEST,
+                source_service="support",
+                notice_id=f"notice-{purpose.value}-v1",
+                occurred_at=self._at(t + _SECOND),
+                event_id=self._id(),
+            )
+            return [received, self._emit(withdrawal)]
+        if late_from is not None:  # every step comes before the end: the request is late whatever the clock
+            # Late from its first due date, the time the pipeline's verdict carries.
+            overdue = TruthRecord(received.record["event_id"], s.subject_id, Rule.REQUEST_OVERDUE, self._at(late_from), None)
+            self.truth.append(overdue)
+            self.stats.injected[Rule.REQUEST_OVERDUE.value] = self.stats.injected.get(Rule.REQUEST_OVERDUE.value, 0) + 1
         s.pending = (right, request_id)
         if right is Right.ERASURE:
             s.erasure_requested = True
-        return [self._rights(s, t, right, RequestStatus.REQUESTED, request_id)]
+        s.steps = plan
+        return [received]
 
-    def _fulfil(self, s: Subject, t: int) -> list[Event]:
-        assert s.pending is not None
+    def _request_plan(self, t: int, right: Right) -> tuple[list[tuple[int, RequestStatus, int | None, str | None]], int | None]:
+        """The steps of a request received at ``t`` on the one-month clock [GDPR Art. 12(3), 12(4), 12(6)], each within
+        its limit; or, injected, a step at or after the first due date (a late answer, an extension notified too late,
+        a late refusal), with that due date."""
+        rng = self.rng
+        calendar, limit = self.policy.retention.calendar, self.policy.rights.time_limit
+        due = _micros(calendar.time_limit_due(self._at(t), limit))
+        fulfilled, rejected, extended = RequestStatus.FULFILLED, RequestStatus.REJECTED, RequestStatus.EXTENDED
+        if rng.random() < min(1.0, self.config.violation_share * 10):
+            kind = rng.randrange(3)
+            late = due + rng.randrange(0, 10 * _DAY)
+            if kind == 0:
+                return [(late, fulfilled, None, None)], due
+            if kind == 1:  # an extension notified after the first due date is not honoured
+                return [(late, extended, 2, "complexity"), (late + rng.randrange(_DAY, 20 * _DAY), fulfilled, None, None)], due
+            return [(late, rejected, None, "manifestly_unfounded")], due  # a refusal is due within the month, Art. 12(4)
+        roll = rng.random()
+        if roll < 0.1:  # the identity asked for stops the clock; it runs afresh from the verification [Art. 12(6)]
+            asked = t + rng.randrange(_HOUR, 3 * _DAY)
+            verified = asked + rng.randrange(_HOUR, 10 * _DAY)
+            return [
+                (asked, RequestStatus.IDENTITY_REQUESTED, None, None),
+                (verified, RequestStatus.IDENTITY_VERIFIED, None, None),
+                (verified + rng.randrange(_HOUR, 26 * _DAY), fulfilled, None, None),
+            ], None
+        if roll < 0.25:  # extended within the first month, answered within the extension [Art. 12(3)]
+            notified = t + rng.randrange(_HOUR, 20 * _DAY)
+            months = rng.choice((1, 2))
+            total = limit.months + months
+            extended_due = _micros(calendar.time_limit_due(self._at(t), Period(total, 0, f"P{total}M")))
+            answer = notified + rng.randrange(_HOUR, extended_due - notified - _DAY)
+            reason = rng.choice(("complexity", "number_of_requests"))
+            return [(notified, extended, months, reason), (answer, fulfilled, None, None)], None
+        if roll < 0.35 and right is not Right.ERASURE:  # refused, with its reasons, within the month [Art. 12(4)]
+            return [(t + rng.randrange(_HOUR, 26 * _DAY), rejected, None, "manifestly_unfounded")], None
+        return [(t + rng.randrange(_HOUR, 26 * _DAY), fulfilled, None, None)], None
+
+    def _request_step(self, s: Subject, t: int) -> list[Event]:
+        """The request's next step, due now; its outcome ends it (an erasure carried out ends the account [12])."""
+        assert s.pending is not None and s.steps
         right, request_id = s.pending
+        _, status, months, reason = s.steps.pop(0)
+        out = [self._rights(s, t, right, status, request_id, months=months, reason=reason)]
+        if status not in (RequestStatus.FULFILLED, RequestStatus.REJECTED):
+            return out
         s.pending = None
-        out = [self._rights(s, t, right, RequestStatus.FULFILLED, request_id)]
-        if right is Right.ERASURE:
+        s.steps = []
+        if right is Right.ERASURE and status is RequestStatus.FULFILLED:
             s.erased = True
             s.closed = True
             # A processor that keeps going after erasure [12; GDPR Art. 17].
@@ -403,9 +503,21 @@ class Simulation:
             (0.15, lambda s, t: self._request(s, t, Right.PORTABILITY)),
             (0.15, lambda s, t: self._request(s, t, Right.RECTIFICATION)),
             (0.25, lambda s, t: self._request(s, t, Right.ERASURE)),
+            (0.05, lambda s, t: self._request(s, t, Right.RESTRICTION)),
+            (0.05, lambda s, t: self._request(s, t, Right.OBJECTION)),
+            (0.1, self._marketing_request),
+            (0.02, lambda s, t: self._request(s, t, Right.POST_MORTEM_DIRECTIVES)),
             (0.5, self._close),
             (0.15, self._suspend),
         ]
+
+    def _marketing_request(self, s: Subject, t: int) -> list[Event]:
+        """A withdrawal of the marketing consent, or an objection to direct marketing, by contacting us [6 (iii);
+        GDPR Art. 7(3), 21(3)]: it acts at once through the consent ledger."""
+        if not s.has(P.MARKETING):
+            return self._visit(s, t)
+        right = Right.CONSENT_WITHDRAWAL if self.rng.random() < 0.5 else Right.OBJECTION
+        return self._request(s, t, right, P.MARKETING)
 
     def _visit(self, s: Subject, t: int) -> list[Event]:
         out = [self._profile(s, t, ProfileAction.USED, (C.VISIT_HISTORY, C.USAGE_DATA, C.DEVICE_NETWORK))]

@@ -315,7 +315,8 @@ def _record_proof(proof: Mapping[str, Any] | None, fault: str | None) -> str:
 
 
 def render_access_page(export: Mapping[str, Any]) -> str:
-    """The export (``SubjectAccessExport/v2``) as a complete HTML document in plain words; every value escaped."""
+    """The export (``SubjectAccessExport/v3``, or v2 without requests) as a complete HTML document in plain words;
+    every value escaped."""
     subject = escape(export["subject_id"])
     refs = export["legal_references"]
     as_of = "every fact known" if export["as_of"] is None else _text(_when(export["as_of"]))
@@ -391,6 +392,8 @@ def render_access_page(export: Mapping[str, Any]) -> str:
         ),
         "<h2>How long we keep your data [2.3]</h2>",
         retention_section(export["retention_plan"], export["retention_actions"], now),
+        "<h2>Your requests and when we must answer [8.2; GDPR Art. 12(3)]</h2>",
+        requests_section(export.get("rights_requests", [])),
         "<h2>Erasure notices to recipients [12]</h2>",
         _table(
             ("recipient", "to erase", "retained by law [2.3.2]", "requested", "fulfilled"),
@@ -429,6 +432,37 @@ def render_access_page(export: Mapping[str, Any]) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+_CLOCKS = {
+    "one_month": "within one month of receipt, extendable by two months [GDPR Art. 12(3)]",
+    "at_once": "at once, in your consent record [GDPR Art. 7(3), 21(3)]",
+    "none": "recorded, with no time limit [8.3]",
+}
+
+
+def requests_section(requests: Sequence[Mapping[str, Any]]) -> str:
+    """The subject's rights requests: when each was received, the last day to answer it (the controller's calendar,
+    moved past weekends and public holidays), any extension and how it ended [8.2; GDPR Art. 12(3), 12(4)]."""
+    return _table(
+        ("request", "right", "answered", "received", "last day to answer", "extension", "outcome", "late"),
+        (
+            (
+                r["request_id"],
+                r["right"].replace("_", " "),
+                _CLOCKS.get(r["clock"], r["clock"]),
+                _when(r["received_at"]),
+                r["last_day"],
+                (f"{r['extension_months']} further month(s)" if r["extension_months"] else None)
+                if not r["extension_refused"]
+                else "notified after the first month: not honoured",
+                f"{r['outcome']} at {_when(r['outcome_at'])}" if r["outcome"] else r["state"].replace("_", " "),
+                r["overdue"],
+            )
+            for r in requests
+        ),
+        empty="You made no request.",
+    )
 
 
 def _country(code: str | None, eea: bool | None) -> Html:

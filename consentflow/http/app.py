@@ -47,6 +47,7 @@ from consentflow.http.key_scopes import refusal
 from consentflow.http.readiness import add_readiness_route
 from consentflow.http.replay import add_replay_routes
 from consentflow.http.request_metrics import add_request_metrics
+from consentflow.http.rights_requests import add_requests_route
 from consentflow.sinks import compliance_queries, consent_queries, lineage_queries
 from consentflow.sinks.answers import (
     ActiveViolation,
@@ -187,6 +188,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _add_security_headers(app)
     _add_query_routes(app)
     _add_request_routes(app)
+    add_requests_route(app)  # issue 24: rights requests and their deadlines
     _add_audit_routes(app)
     add_replay_routes(app)
     add_readiness_route(app)
@@ -399,7 +401,7 @@ def _add_request_routes(app: FastAPI) -> None:
     def access_export(
         request: Request, _: Reader, subject_id: Annotated[str, _SUBJECT], as_of: Annotated[str | None, _AS_OF] = None
     ) -> Response:
-        """Everything the tables hold about the subject, as ``SubjectAccessExport/v2`` JSON (``consentflow dsar``)
+        """Everything the tables hold about the subject, as ``SubjectAccessExport/v3`` JSON (``consentflow dsar``)
         [8.1, 12; GDPR Art. 15, 20], with its proof of record in the consent log (``record_proof``); ``as_of``
         default: now."""
         from consentflow.notary.stored_log import StoredLog

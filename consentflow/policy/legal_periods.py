@@ -17,6 +17,16 @@ determining the rules applicable to periods, dates and time limits, Art. 3:
   date does not exist in the last month (29 February plus a year), it ends with
   the expiry of the last hour of the last day of that month (28 February).
 
+* Art. 3(4): a period other than in hours whose last day is a public holiday,
+  a Sunday or a Saturday ends with the expiry of the last hour of the following
+  working day. Public holidays are those of the Member State where the act is
+  to be done (Art. 2(1)): the controller's country (``LegalCalendar.country``,
+  FR for the policy of 2020-11-14), from the maintained ``holidays`` package.
+  Applied to time limits for an act (``LegalCalendar.time_limit_due``: the
+  answer to a rights request, GDPR Art. 12(3)), not to retention periods: data
+  is kept through a period's last day, and keeping it over a weekend longer is
+  no time limit for the controller to act within [2.3].
+
 Days are the controller's calendar days (``LegalCalendar.zone``, Europe/Paris
 for the policy of 2020-11-14), not UTC's. An action falls due when the period
 has expired: at 00:00 on the day after its last day, in that zone
@@ -34,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
 
 # ISO 8601 durations of calendar time: years, months, weeks, days (no time part).
 _DURATION = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?")
@@ -144,12 +156,42 @@ def parse_month_day(text: object, key: str) -> MonthDay:
     raise PeriodError(f"{key}: {text!r} is not a month and day that exists every year, as MM-DD (e.g. '12-31')")
 
 
+def holiday_country(code: object, key: str) -> str:
+    """``code`` (ISO 3166-1 alpha-2, e.g. ``FR``) when the ``holidays`` package knows its public holidays; ``key``
+    names it in errors."""
+    if not isinstance(code, str) or code not in holidays.list_supported_countries():
+        raise PeriodError(f"{key}: {code!r} is not a country whose public holidays are known (ISO 3166-1 alpha-2, e.g. 'FR')")
+    return code
+
+
+@lru_cache(maxsize=512)
+def public_holidays(country: str, year: int) -> frozenset[date]:
+    """The public holidays of ``country`` in ``year`` (the ``holidays`` package's calendar of that country)."""
+    return frozenset(holidays.country_holidays(country, years=year))
+
+
+def is_working_day(day: date, country: str | None) -> bool:
+    """Whether ``day`` is neither a Saturday, a Sunday nor a public holiday of ``country`` (none: weekends only)."""
+    if day.weekday() >= 5:
+        return False
+    return country is None or day not in public_holidays(country, day.year)
+
+
+def following_working_day(day: date, country: str | None) -> date:
+    """``day`` when it is a working day, else the next one (Regulation 1182/71 Art. 3(4))."""
+    while not is_working_day(day, country):
+        day += _ONE_DAY
+    return day
+
+
 @dataclass(frozen=True)
 class LegalCalendar:
-    """Counts legal periods in the controller's calendar: its time zone, and its financial year end [2.3.2]."""
+    """Counts legal periods in the controller's calendar: its time zone, its financial year end [2.3.2], and the
+    country whose public holidays end a time limit on the next working day (Regulation 1182/71 Art. 3(4))."""
 
     zone: ZoneInfo
     financial_year_end: MonthDay = MonthDay(12, 31)
+    country: str | None = None  # None: only Saturdays and Sundays are non-working days
 
     def day_of(self, instant: datetime) -> date:
         """The controller's calendar day on which the UTC ``instant`` falls."""
@@ -165,6 +207,17 @@ class LegalCalendar:
         ``transaction``: French Code de commerce art. L123-22 keeps accounting records ten years from the close."""
         closed = self.financial_year_end.year_end(self.day_of(transaction))
         return _due(closed, period, self.zone)
+
+    def time_limit_last_day(self, start: datetime, period: Period) -> date:
+        """The last day of a time limit for an act running from ``start`` (e.g. receipt of a request, GDPR Art.
+        12(3)): Art. 3(1) and 3(2), then Art. 3(4): a last day that is a Saturday, a Sunday or a public holiday of
+        ``country`` moves to the following working day."""
+        return following_working_day(last_day(self.day_of(start), period), self.country)
+
+    def time_limit_due(self, start: datetime, period: Period) -> datetime:
+        """When that time limit has expired: 00:00, in the controller's zone, of the day after its last day, as a UTC
+        instant. An act at any instant before it is in time; at or after it, late."""
+        return _next_day_start(self.time_limit_last_day(start, period), self.zone)
 
     def next_day_start(self, day: date) -> datetime:
         """00:00 of the day after ``day`` in the controller's zone, as a UTC instant."""

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from consentflow.policy.legal_periods import LegalCalendar, Period, PeriodError, parse_month_day, parse_period, time_zone
+from consentflow.policy.legal_periods import (
+    LegalCalendar,
+    Period,
+    PeriodError,
+    holiday_country,
+    parse_month_day,
+    parse_period,
+    time_zone,
+)
 from consentflow.policy.vocabulary import CURRENT_POLICY_VERSION, CookieCategory, DataCategory, LegalBasis, Purpose
 
 
@@ -66,6 +74,31 @@ def _retention(r: dict[str, Any]) -> Retention:
     return Retention(p["after_last_use"], p["after_closure"], p["after_negative_decision"], p["financial"], low, high, calendar)
 
 
+#: The controller's country when a policy file names none: the controller of the policy of 2020-11-14 is French [1].
+DEFAULT_COUNTRY = "FR"
+
+
+@dataclass(frozen=True)
+class RightsClock:
+    """The time limits of a rights request [8.2; GDPR Art. 12(3)], counted by ``LegalCalendar.time_limit_due``."""
+
+    time_limit: Period = field(default_factory=lambda: parse_period("P1M", "rights.time_limit"))  # Art. 12(3): one month
+    extension_max: Period = field(default_factory=lambda: parse_period("P2M", "rights.extension_max"))  # "two further months"
+
+
+def _rights(r: dict[str, Any], calendar: LegalCalendar) -> tuple[RightsClock, LegalCalendar]:
+    """The optional ``[rights]`` table: the time limit and the longest extension (months), and the controller's country
+    whose public holidays move a time limit's end (Regulation 1182/71 Art. 3(4)); the calendar gains that country."""
+    clock = RightsClock()
+    limit = parse_period(r.get("time_limit", str(clock.time_limit)), "rights.time_limit")
+    extension = parse_period(r.get("extension_max", str(clock.extension_max)), "rights.extension_max")
+    for key, period in (("rights.time_limit", limit), ("rights.extension_max", extension)):
+        if not period.months:
+            raise PeriodError(f"{key}: {period} is not in months (GDPR Art. 12(3) counts months)")
+    country = holiday_country(r.get("country", DEFAULT_COUNTRY), "rights.country")
+    return RightsClock(limit, extension), replace(calendar, country=country)
+
+
 @dataclass(frozen=True)
 class Policy:
     """One version of the privacy policy, as the processors apply it."""
@@ -81,6 +114,7 @@ class Policy:
     financial_categories: frozenset[DataCategory]
     anonymised_not_deleted: frozenset[DataCategory]
     retention: Retention
+    rights: RightsClock = field(default_factory=RightsClock)  # [8.2; GDPR Art. 12(3)]
 
     def needs_consent(self, purpose: Purpose | str) -> bool:
         """Whether processing for ``purpose`` needs consent."""
@@ -120,6 +154,8 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         cats = data["categories"]
         gated = {DataCategory(c): Purpose(p) for c, p in cats["consent_gated"].items()}
         retention = _retention(data["retention"])
+        rights, calendar = _rights(data.get("rights", {}), retention.calendar)
+        retention = replace(retention, calendar=calendar)
         return Policy(
             version=str(data["version"]),
             storage_countries=frozenset(str(c) for c in data["storage_countries"]),
@@ -138,6 +174,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
                 _symbols(DataCategory, cats["anonymised_not_deleted"], "categories.anonymised_not_deleted")
             ),
             retention=retention,
+            rights=rights,
         )
     except KeyError as exc:
         raise PolicyError(f"policy file lacks {exc.args[0]!r}") from None

@@ -147,6 +147,8 @@ class Right(StrEnum):
     PORTABILITY = "portability"  # [12]
     CONSENT_WITHDRAWAL = "consent_withdrawal"  # [6]
     POST_MORTEM_DIRECTIVES = "post_mortem_directives"  # [8.3]
+    RESTRICTION = "restriction"  # GDPR Art. 18 (RightsEvent v2)
+    OBJECTION = "objection"  # GDPR Art. 21; to direct marketing: Art. 21(3) (RightsEvent v2)
     UNKNOWN = "unknown"
 
 
@@ -155,7 +157,10 @@ class RequestStatus(StrEnum):
 
     REQUESTED = "requested"
     FULFILLED = "fulfilled"
-    REJECTED = "rejected"  # e.g. identity not verified [8.1 (i)]
+    REJECTED = "rejected"  # a refusal, with its reasons (Art. 12(4)), e.g. identity not verified [8.1 (i)]
+    IDENTITY_REQUESTED = "identity_requested"  # more information asked to confirm identity [8.1 (i); Art. 12(6)] (v2)
+    IDENTITY_VERIFIED = "identity_verified"  # identity confirmed (v2)
+    EXTENDED = "extended"  # the time limit extended by further months, the subject told why [Art. 12(3)] (v2)
     UNKNOWN = "unknown"
 
 

@@ -203,24 +203,24 @@ def _synthetic_v2(tmp_path: Path, record: str, new_field: dict[str, Any]) -> Con
 def test_release_check_accepts_a_field_added_with_a_default(tmp_path: Path) -> None:
     store = _synthetic_v2(
         tmp_path,
-        "RightsEvent",
+        "ConsentEvent",
         {"name": "channel_note", "type": ["null", "string"], "default": None, "doc": "Added in v2."},
     )
-    v1, v2 = store.versions("RightsEvent")
+    v1, v2 = store.versions("ConsentEvent")
     assert (v1.version, v2.version) == (1, 2)
     assert release_failures(store, random.Random(1)) == {}
     # and the codec itself decodes a v1 message into the v2 shape, the new field at its default
-    event = next(e for e in input_events() if e.topic.record == "RightsEvent")
+    event = next(e for e in input_events() if e.topic.record == "ConsentEvent")
     old_message = b"\xc3\x01" + v1.fingerprint + write_body(event.topic, v1, event.record)
     decoded = SingleObjectCodec(store).decode(event.topic, old_message)
     assert decoded == {**event.record, "channel_note": None}
 
 
 def test_release_check_refuses_a_required_field_without_default(tmp_path: Path) -> None:
-    store = _synthetic_v2(tmp_path, "RightsEvent", {"name": "handled_by", "type": "string", "doc": "Added in v2."})
+    store = _synthetic_v2(tmp_path, "ConsentEvent", {"name": "handled_by", "type": "string", "doc": "Added in v2."})
     failures = release_failures(store, random.Random(1))
-    assert list(failures) == ["RightsEvent v2 <- v1"]
-    problems = failures["RightsEvent v2 <- v1"]
+    assert list(failures) == ["ConsentEvent v2 <- v1"]
+    problems = failures["ConsentEvent v2 <- v1"]
     assert len(problems) == 2, problems  # both the avro checker and the fastavro read object
     assert "reader_field_missing_default_value" in problems[0] and "handled_by" in problems[0]
     assert "fastavro read of old data failed" in problems[1] and "handled_by" in problems[1]
@@ -252,9 +252,9 @@ def _with_new_symbol(schema: dict[str, Any], enum_name: str, symbol: str) -> dic
 
 def _newer_rights_message() -> tuple[dict[str, Any], dict[str, Any], bytes]:
     v1 = STORE.latest("RightsEvent").schema
-    newer = _with_new_symbol(v1, "Right", "restriction")  # GDPR Art. 18, not in release 1
+    newer = _with_new_symbol(v1, "Right", "automated_decision")  # GDPR Art. 22, in no release
     event = next(e for e in input_events() if e.topic.record == "RightsEvent")
-    record = {**event.record, "right": "restriction"}
+    record = {**event.record, "right": "automated_decision"}
     out = io.BytesIO()
     fastavro.schemaless_writer(out, fastavro.parse_schema(copy.deepcopy(newer)), record)
     return v1, newer, out.getvalue()
@@ -277,7 +277,7 @@ def test_without_the_enum_default_an_old_reader_fails() -> None:
     no_default = copy.deepcopy(v1)
     for _, definition in walk(no_default):
         definition.pop("default", None)
-    with pytest.raises(Exception, match="restriction"):
+    with pytest.raises(Exception, match="automated_decision"):
         fastavro.schemaless_reader(
             io.BytesIO(body), fastavro.parse_schema(copy.deepcopy(newer)), fastavro.parse_schema(no_default)
         )

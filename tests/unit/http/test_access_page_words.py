@@ -46,9 +46,9 @@ def _plan(archive_at: str | None, *actions: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export(plan: dict[str, Any] | None, emitted: list[dict[str, Any]]) -> dict[str, Any]:
-    """A complete ``SubjectAccessExport/v2``, checked against its schema, so the page is fed what the API sends."""
+    """A complete ``SubjectAccessExport/v3``, checked against its schema, so the page is fed what the API sends."""
     export = {
-        "schema": "SubjectAccessExport/v2",
+        "schema": "SubjectAccessExport/v3",
         "subject_id": "subj-7",
         "as_of": None,
         "generated_at": MADE,

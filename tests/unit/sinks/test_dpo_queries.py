@@ -356,6 +356,17 @@ def test_opening_a_database_without_tables_refuses_and_creates_nothing(
     assert sink.query("SELECT name FROM system.databases WHERE name = {d:String}", {"d": database}) == []
 
 
+def test_opening_a_database_an_earlier_release_made_names_the_tables_it_lacks(chdb_dsn: str) -> None:
+    """A database whose tables a release made before one was added: the reader names the table and who creates it."""
+    other = f"older_{random.randrange(1 << 40):x}"
+    ClickHouseSink(chdb_dsn, other)
+    connect(chdb_dsn).command("DROP TABLE {db:Identifier}.lineage_by_recipient", parameters={"db": other})
+    with pytest.raises(TablesMissing, match=r"lacks the table\(s\) lineage_by_recipient of this release .*creates them"):
+        open_tables(chdb_dsn, other)
+    ClickHouseSink(chdb_dsn, other)  # a writer opening it creates what it lacks
+    assert open_tables(chdb_dsn, other).query("SELECT count() FROM {db:Identifier}.lineage_by_recipient") == [(0,)]
+
+
 def test_an_unreachable_server_is_reported_at_once(database: str) -> None:
     with pytest.raises(SinkUnavailable, match=r"127\.0\.0\.1:9 unreachable"):
         open_tables("http://127.0.0.1:9", database)

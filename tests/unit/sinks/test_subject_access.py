@@ -280,7 +280,7 @@ def test_the_export_of_a_subject_says_what_the_events_say(
         mine = own[subject]
         export = subject_access_export(sink, subject)
         validator.validate(export)
-        assert (export["schema"], export["subject_id"], export["as_of"]) == ("SubjectAccessExport/v2", subject, None)
+        assert (export["schema"], export["subject_id"], export["as_of"]) == ("SubjectAccessExport/v3", subject, None)
         _check_recipients(mine, subject, export, None)
         _check_consent(mine, subject, export, None)
         _check_countries(mine, subject, export, None)
@@ -439,15 +439,14 @@ def test_the_schema_refuses_a_broken_export(
     assert not validator.is_valid(breakage(export)), why
 
 
-def test_the_released_version_stays_and_v2_only_adds_the_retention_plan_and_the_proof(
-    data: Dataset, sink: ClickHouseSink
-) -> None:
+def test_the_released_versions_stay_and_each_only_adds_its_members(data: Dataset, sink: ClickHouseSink) -> None:
     """Every released schema version stays, so an export made before can still be checked; v2 is v1 plus the plan,
-    (issue 22) the optional proof of record and (issue 23) each recipient purpose's optional recorded bases."""
-    v1 = export_schema(1)
+    (issue 22) the optional proof of record and (issue 23) each recipient purpose's optional recorded bases; v3 is v2
+    plus the subject's rights requests (issue 24)."""
+    v1, v2 = export_schema(1), export_schema(2)
     jsonschema.Draft202012Validator.check_schema(v1)
     export = _sample(sink, data)
-    added = {"retention_plan", "record_proof", "record_proof_fault"}
+    added = {"retention_plan", "record_proof", "record_proof_fault", "rights_requests"}
     recorded = {"recorded_legal_bases", "legal_basis_differs"}
     as_v1 = {k: v for k, v in export.items() if k not in added} | {"schema": "SubjectAccessExport/v1"}
     as_v1["recipients"] = [
@@ -456,8 +455,9 @@ def test_the_released_version_stays_and_v2_only_adds_the_retention_plan_and_the_
     purpose_item = export_schema()["$defs"]["recipient"]["properties"]["purposes"]["items"]
     assert set(purpose_item["properties"]) - set(purpose_item["required"]) == recorded
     jsonschema.Draft202012Validator(v1, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(as_v1)
-    assert set(export_schema()["properties"]) - set(v1["properties"]) == added
-    assert "record_proof" not in export_schema()["required"]
+    assert set(v2["properties"]) - set(v1["properties"]) == added - {"rights_requests"}
+    assert set(export_schema()["properties"]) - set(v2["properties"]) == {"rights_requests"}
+    assert not {"record_proof", "rights_requests"} & set(export_schema()["required"])
 
 
 def test_the_schema_knows_every_symbol_of_the_vocabulary() -> None:
