@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from consentflow.core.storage_countries import StorageCountry
@@ -106,6 +106,8 @@ class PurposeConsent:
     needs_consent: bool  # whether the policy makes this purpose depend on consent
     since: datetime | None  # event time of the fact that decides the state
     history: tuple[ConsentEvidence, ...]  # in event time order
+    # The policy version that asks this consent again when the grant in force predates it: it no longer counts [13].
+    awaiting_reconsent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,10 +202,10 @@ class RightsRequestRow:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types: dataclasses as objects, times in ISO-8601 UTC, sets as sorted lists."""
+    """``value`` as plain JSON types: dataclasses as objects, times in ISO-8601 UTC (days as YYYY-MM-DD), sets as sorted lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):  # a day (a policy version's effective day) as YYYY-MM-DD
         return value.isoformat()
     if isinstance(value, frozenset | set):
         return sorted(jsonable(item) for item in value)

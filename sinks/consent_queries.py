@@ -3,7 +3,9 @@
 Event time decides: the state of a purpose at ``as_of`` is the action of its
 latest fact at or before ``as_of`` (ties broken by event id, as the processors
 do), whatever order the facts arrived in. A purpose that needs consent and has
-no fact yet was never asked.
+no fact yet was never asked. A purpose granted by a consent that a later policy
+version asks again, given before that version's day, is still ``granted`` in the
+ledger's words, and ``awaiting_reconsent`` names the version [13].
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from consentflow.contracts.query_arguments import LATEST
-from consentflow.policy.versions import load_policy
+from consentflow.policy.versions import load_history
 from consentflow.policy.vocabulary import ConsentAction, ConsentState, Purpose
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, SubjectConsent
 from consentflow.sinks.reader import TableReader
@@ -38,9 +40,10 @@ def consent(
 ) -> SubjectConsent:
     """The subject's consent state per purpose at ``as_of`` (None: on every fact known), with each fact's evidence.
 
-    Covers every purpose that needs consent by the policy and every purpose the
-    ledger has facts for, or only ``purpose``. Raises ``UnknownId`` for a
-    subject no table mentions.
+    Covers every purpose that needs consent by the policy version in force at ``as_of`` (None: the newest) and
+    every purpose the ledger has facts for, or only ``purpose``. A granted purpose whose consent a version in force
+    by then asks again, given before that version's day under an earlier notice, is awaiting re-consent [13].
+    Raises ``UnknownId`` for a subject no table mentions.
     """
     rows = reader.query(
         _HISTORY,
@@ -72,12 +75,21 @@ def consent(
                 entry_hash=entry_hash,
             )
         )
-    policy = load_policy()
+    versions = load_history()
+    index = len(versions.versions) - 1 if as_of is None else versions.index_in_force(as_of)
+    policy, renewals = versions.versions[index], versions.renewals(index)
     asked = {purpose.value} if purpose is not None else {p.value for p in policy.consent_required} | set(history)
     purposes = []
     for name in sorted(asked):
         facts = history.get(name, [])
         decisive = facts[-1] if facts else None  # rows come in the timeline's order
+        renewal = renewals.get(name)
+        stale = (
+            renewal is not None
+            and decisive is not None
+            and decisive.action == ConsentAction.GRANTED.value
+            and renewal.stale(decisive.occurred_at, decisive.policy_version)
+        )
         purposes.append(
             PurposeConsent(
                 purpose=name,
@@ -85,6 +97,7 @@ def consent(
                 needs_consent=policy.needs_consent(name),
                 since=None if decisive is None else decisive.occurred_at,
                 history=tuple(facts),
+                awaiting_reconsent=renewal.version if stale and renewal is not None else None,
             )
         )
     return SubjectConsent(subject_id=subject_id, as_of=as_of, purposes=tuple(purposes))

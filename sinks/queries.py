@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from consentflow.policy.versions import load_history
 from consentflow.policy.vocabulary import ConsentAction
 from consentflow.sinks.reader import TableReader
+from consentflow.sinks.tables import DATETIME
 from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 
 
@@ -63,4 +65,33 @@ def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
             for c, m, e, s, rs in transfers
         ],
         "violations_by_rule": [{"rule": r, "policy_section": s, "count": int(n)} for r, s, n in violations],
+        "awaiting_reconsent": awaiting_reconsent(reader),
     }
+
+
+_STALE_GRANTS = f"""
+SELECT count() FROM (
+    SELECT subject_id, argMax((action, occurred_at, policy_version), (occurred_at, action != {{granted:String}}, event_id)) AS d
+    FROM {{db:Identifier}}.ledger FINAL WHERE purpose = {{purpose:String}} GROUP BY subject_id
+)
+WHERE d.1 = {{granted:String}} AND d.2 < {{since:{DATETIME}}} AND NOT has({{answered:Array(String)}}, d.3)
+"""
+
+
+def awaiting_reconsent(reader: TableReader) -> list[dict[str, Any]]:
+    """Per purpose a shipped policy version asks again (in force or upcoming): the subjects whose consent in force is a
+    grant given before that version's day under an earlier notice, so it stops counting on that day [13]."""
+    history = load_history()
+    out = []
+    for purpose, renewal in sorted(history.renewals(len(history.versions) - 1).items()):
+        params = {
+            "granted": ConsentAction.GRANTED.value,
+            "purpose": purpose,
+            "since": renewal.since,
+            "answered": sorted(renewal.answered_by),
+        }
+        subjects = reader.query(_STALE_GRANTS, params)[0][0]
+        out.append(
+            {"purpose": purpose, "version": renewal.version, "since": renewal.since.isoformat(), "subjects": int(subjects)}
+        )
+    return out

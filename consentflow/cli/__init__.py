@@ -18,6 +18,7 @@ from consentflow.cli import (
     notary,
     openlineage,
     pipeline,
+    policy,
     registry,
     rights_requests,
     ropa,
@@ -62,6 +63,7 @@ main.add_command(pipeline.overview_command)
 main.add_command(pipeline.worker)
 main.add_command(pipeline.sink)
 main.add_command(pipeline.digest)
+main.add_command(policy.policy_group)
 main.add_command(registry.registry_group)
 main.add_command(rights_requests.requests_command)
 main.add_command(ropa.ropa_command)

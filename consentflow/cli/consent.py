@@ -11,6 +11,7 @@ import click
 from consentflow.cli.dpo_output import checked, instant, print_json, print_table, reader_options, tables, when
 from consentflow.contracts.query_arguments import check_subject_id, now_unless, parse_purpose
 from consentflow.sinks import consent_queries
+from consentflow.sinks.answers import PurposeConsent
 
 _STATE_STYLE = {"granted": "green", "withdrawn": "yellow", "refused": "red", "never_asked": "dim"}
 
@@ -38,8 +39,8 @@ def consent_command(subject: str, purpose: str | None, as_of: str | None, dsn: s
     print_table(
         f"Consent of {subject_id}" + (f" as of {when(at)}" if at else ""),
         ("purpose", "state", "since", "needs consent", "facts"),
-        [(p.purpose, p.state, when(p.since), "yes" if p.needs_consent else "no", str(len(p.history))) for p in answer.purposes],
-        styles=[_STATE_STYLE.get(p.state, "") for p in answer.purposes],
+        [(p.purpose, _state(p), when(p.since), "yes" if p.needs_consent else "no", str(len(p.history))) for p in answer.purposes],
+        styles=["yellow" if p.awaiting_reconsent else _STATE_STYLE.get(p.state, "") for p in answer.purposes],
     )
     facts = [f for p in answer.purposes for f in p.history]
     print_table(
@@ -61,3 +62,10 @@ def consent_command(subject: str, purpose: str | None, as_of: str | None, dsn: s
             for f in facts
         ],
     )
+
+
+def _state(p: PurposeConsent) -> str:
+    """The state as a person reads it: a grant a later policy version asks again says so [13]."""
+    if p.awaiting_reconsent is None:
+        return p.state
+    return f"{p.state}, awaiting re-consent (version {p.awaiting_reconsent})"

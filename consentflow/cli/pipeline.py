@@ -210,6 +210,12 @@ def _print_overview(sink: Any, as_json: bool = False) -> None:
     for row in data["violations_by_rule"]:
         table.add_row(row["rule"], row["policy_section"], f"{row['count']:,}")
     console.print(table)
+    table = Table(title="Consents awaiting re-consent [13] (a policy version, in force or upcoming, asks them again)")
+    for col in ("purpose", "version", "from", "subjects"):
+        table.add_column(col)
+    for row in data.get("awaiting_reconsent", []):
+        table.add_row(row["purpose"], row["version"], row["since"], f"{row['subjects']:,}")
+    console.print(table)
 
 
 @click.command()

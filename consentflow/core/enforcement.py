@@ -11,10 +11,19 @@ lists come from the policy file. Two kinds of checks:
   time, so re-evaluated when an older consent or erasure fact arrives late
   (marketing [3.8, 6], cookies [2.2.1], geolocation [2.1.8], partner
   aggregation [4.4.7], processing after erasure [12]).
+
+One ``PolicyEnforcement`` per policy version: the processor judges each
+processing under the version in force at its event time [13]. A version that
+asks a purpose's consent again (``reconsent``) makes a consent given before its
+day stop counting from that day: a processing for that purpose afterwards, on
+such a consent alone, is ``consent_not_renewed`` (naming the version the
+consent was given under and the one in force), not ``marketing_without_consent``,
+so each offending processing is one violation [13; GDPR Art. 7(1)].
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from consentflow.contracts.records import Violation
@@ -26,6 +35,7 @@ from consentflow.core.state import (
     EVENT_ID,
     FACT_ACTION,
     FACT_CHANNEL,
+    FACT_POLICY_VERSION,
     LEGAL_BASIS,
     OCCURRED_AT,
     PURPOSE,
@@ -33,7 +43,7 @@ from consentflow.core.state import (
     ProcessingRow,
     SubjectState,
 )
-from consentflow.policy.versions import Policy
+from consentflow.policy.versions import Policy, Renewal
 from consentflow.policy.vocabulary import (
     RULE_SECTIONS,
     ConsentAction,
@@ -62,6 +72,7 @@ _IDENTITY_DOCUMENTS: Final = DataCategory.IDENTITY_DOCUMENTS.value
 _LEGAL_OBLIGATION: Final = LegalBasis.LEGAL_OBLIGATION.value
 _LEGAL_PURPOSE: Final = Purpose.LEGAL_OBLIGATION_COMPLIANCE.value
 _GRANTED: Final = ConsentAction.GRANTED.value
+_NOT_RENEWED: Final = Rule.CONSENT_NOT_RENEWED.value
 
 
 def violation_id(rule: Rule | str, event_id: str) -> str:
@@ -97,10 +108,15 @@ def violation(
 
 
 class PolicyEnforcement:
-    """The rules of one policy version applied to processings."""
+    """The rules of one policy version applied to processings.
 
-    def __init__(self, policy: Policy) -> None:
+    ``renewals``: the purposes whose consent this version or an earlier one asked again, each with the latest
+    version that did (``PolicyHistory.renewals``) [13].
+    """
+
+    def __init__(self, policy: Policy, renewals: Mapping[str, Renewal] | None = None) -> None:
         self.policy = policy
+        self._renewals: dict[str, Renewal] = dict(renewals or {})
         self._visible = frozenset(c.value for c in policy.visible_to_other_users)
         self._id_doc_purposes = frozenset(p.value for p in policy.identity_documents_allowed_purposes)
         self._consent_required = frozenset(p.value for p in policy.consent_required)
@@ -193,7 +209,9 @@ class PolicyEnforcement:
             gated_rule = _CONSENT_RULE.get(purpose)
             if gated_rule is not None and (gated_rule.value, purpose) not in needs:
                 needs.append((gated_rule.value, purpose))  # e.g. geolocation data needs its consent [2.1.8]
-        return tuple(needs)
+        # A consent this version (or an earlier one) asks again must also be renewed: a second verdict [13].
+        renewed = [(_NOT_RENEWED, purpose) for _, purpose in needs if purpose in self._renewals]
+        return tuple(needs + renewed)
 
     def exempt_after_erasure(self, row: ProcessingRow) -> bool:
         """Processing a legal obligation requires continues after erasure [2.3.2, 4.4.4 (ii)]."""
@@ -211,6 +229,8 @@ class PolicyEnforcement:
         """
         t, activity_id = activity[OCCURRED_AT], activity[EVENT_ID]
         index = fact_index_at(state, purpose, t)
+        if rule_value == _NOT_RENEWED:
+            return self._renewal_verdict(state, activity, purpose, index)
         if index < 0:
             return violation(
                 rule_value, activity, [activity_id], f"no consent for {purpose} was ever given before {t.isoformat()}"
@@ -218,6 +238,18 @@ class PolicyEnforcement:
         fact = state.consents[purpose][index]
         at, event_id, action, channel = fact[OCCURRED_AT], fact[EVENT_ID], fact[FACT_ACTION], fact[FACT_CHANNEL]
         if action == _GRANTED:
+            renewal = self._renewals.get(purpose)
+            if renewal is not None and renewal.stale(at, fact[FACT_POLICY_VERSION]):
+                # Judged once, as consent_not_renewed: this rule holds (a consent was given), that one is broken [13].
+                return violation(
+                    rule_value,
+                    activity,
+                    [activity_id, event_id],
+                    f"consent for {purpose} granted via {channel} stopped counting on {renewal.since.isoformat()}: "
+                    f"see {_NOT_RENEWED}",
+                    active=False,
+                    revision=index + 1,
+                )
             return violation(
                 rule_value,
                 activity,
@@ -231,6 +263,56 @@ class PolicyEnforcement:
             activity,
             [activity_id, event_id],
             f"consent for {purpose} {action} at {at.isoformat()} via {channel}, still in force at {t.isoformat()}",
+            revision=index + 1,
+        )
+
+    def _renewal_verdict(self, state: SubjectState, activity: ProcessingRow, purpose: str, index: int) -> Violation:
+        """The consent-not-renewed verdict on ``activity``, whose purpose's consent a version asked again [13].
+
+        Active when the consent in force at the processing's time was granted before that version's day, under an
+        earlier notice, and none was given since: it names the version the consent was given under (its recorded
+        ``policy_version``) and the one in force. Inactive otherwise (no consent, a withdrawal or refusal: the
+        purpose's own consent rule judges those; or a consent given since). Its revision counts the purpose's facts
+        up to the governing one, as ``consent_verdict``'s does, so it only grows as facts arrive.
+        """
+        record = self._renewal_record(state, activity, purpose, index)
+        if purpose != activity[PURPOSE]:  # a gated category's consent: one verdict per purpose asked again [13]
+            record["violation_id"] = f"{record['violation_id']}:{purpose}"
+        return record
+
+    def _renewal_record(self, state: SubjectState, activity: ProcessingRow, purpose: str, index: int) -> Violation:
+        t, activity_id = activity[OCCURRED_AT], activity[EVENT_ID]
+        renewal = self._renewals[purpose]
+        asked = f"version {renewal.version} asks it again since {renewal.since.isoformat()}"
+        if index < 0:
+            return violation(_NOT_RENEWED, activity, [activity_id], f"no consent for {purpose} to renew ({asked})", active=False)
+        fact = state.consents[purpose][index]
+        at, event_id, action, under = fact[OCCURRED_AT], fact[EVENT_ID], fact[FACT_ACTION], fact[FACT_POLICY_VERSION]
+        evidence = [activity_id, event_id]
+        if action != _GRANTED:
+            return violation(
+                _NOT_RENEWED,
+                activity,
+                evidence,
+                f"consent for {purpose} {action}: nothing to renew",
+                active=False,
+                revision=index + 1,
+            )
+        if not renewal.stale(at, under):
+            return violation(
+                _NOT_RENEWED,
+                activity,
+                evidence,
+                f"compliant: consent for {purpose} given at {at.isoformat()} under version {under} counts ({asked})",
+                active=False,
+                revision=index + 1,
+            )
+        return violation(
+            _NOT_RENEWED,
+            activity,
+            evidence,
+            f"consent for {purpose} given at {at.isoformat()} under version {under}; {asked} and none was given since; "
+            f"version {self.policy.version} in force at {t.isoformat()}",
             revision=index + 1,
         )
 

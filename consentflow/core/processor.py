@@ -58,7 +58,7 @@ from consentflow.core.state import (
     SubjectState,
     SubjectStore,
 )
-from consentflow.policy.versions import Policy, load_policy
+from consentflow.policy.versions import Policy, PolicyHistory, load_history
 from consentflow.policy.vocabulary import ProfileAction, Purpose, RequestStatus, Right, TransferMechanism
 
 
@@ -164,7 +164,13 @@ class RetentionTick:
 
 
 class Processor:
-    """Applies the policy to every input event: ledger, lineage, enforcement, retention, rights."""
+    """Applies the policy to every input event: ledger, lineage, enforcement, retention, rights.
+
+    Every processing is judged under the policy version in force at its event time (``PolicyHistory``) [13]:
+    its legal basis, its consent needs and its static rules. ``history`` given: its versions do; else ``policy``
+    given: that one version judges everything; else every shipped version does, each from its day. Retention and
+    erasure notices follow the newest version.
+    """
 
     def __init__(
         self,
@@ -172,15 +178,23 @@ class Processor:
         registry: RecipientRegistry | None = None,
         policy: Policy | None = None,
         schedule: RetentionSchedule | None = None,
+        history: PolicyHistory | None = None,
     ) -> None:
         self.store: SubjectStore = store if store is not None else MemoryStore()
         self._get, self._put = self.store.get, self.store.put  # bound once: called for every event
         self.registry = registry if registry is not None else RecipientRegistry()
-        self.policy = policy or load_policy()
-        self.enforcement = PolicyEnforcement(self.policy)
+        if history is None:
+            history = PolicyHistory((policy,)) if policy is not None else load_history()
+        self.history = history
+        self.policy = self.history.latest
+        versions = self.history.versions
+        # Per version, in effective order: picked by a processing's event time (``_version_at``).
+        self._starts = self.history.starts
+        self._enforcements = tuple(PolicyEnforcement(v, self.history.renewals(k)) for k, v in enumerate(versions))
+        self._cookie_purposes = tuple({c.value: p.value for c, p in v.cookie_purpose.items()} for v in versions)
+        self._bases = tuple({p.value: v.basis_of(p).value for p in Purpose} for v in versions)
+        self.enforcement = self._enforcements[-1]
         self.schedule = schedule or RetentionSchedule(self.policy)
-        self._cookie_purpose = {c.value: p.value for c, p in self.policy.cookie_purpose.items()}
-        self._basis = {p.value: self.policy.basis_of(p).value for p in Purpose}
         # Static-check inputs known to break no rule -> their consent needs.
         self._clean: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
         # One tuple per distinct list of categories, shared by every processing that names it: a state
@@ -264,6 +278,14 @@ class Processor:
                 self.store.put(state)
         return RetentionTick(changes, next_due)
 
+    def _version_at(self, t: datetime) -> int:
+        """The position of the policy version in force at ``t`` [13]."""
+        starts = self._starts
+        last = len(starts) - 1
+        if t >= starts[last]:  # the common case: the newest version, or the only one
+            return last
+        return max(0, bisect.bisect_right(starts, t) - 1)
+
     def state_at(self, subject_id: str, purpose: str, t: datetime) -> str:
         """Consent state of a subject's purpose at instant ``t`` [6]."""
         return ledger.state_at(self.store.get(subject_id), purpose, t).value
@@ -282,9 +304,10 @@ class Processor:
             activities and activities[-1][OCCURRED_AT] >= fact[OCCURRED_AT]
         ):  # the common case, a fact newer than every processing, skips this
             purpose = record["purpose"]
-            enforcement = self.enforcement
+            enforcements = self._enforcements
             for index in range(bisect.bisect_left(activities, fact[OCCURRED_AT], key=_TIME), len(activities)):
                 activity = activities[index]
+                enforcement = enforcements[self._version_at(activity[OCCURRED_AT])]  # its version's rules [13]
                 for rule_value, needed in enforcement.consent_needs(activity):
                     if needed == purpose:
                         out.append((VIOLATIONS, enforcement.consent_verdict(state, activity, rule_value, purpose)))
@@ -294,35 +317,40 @@ class Processor:
 
     def _message(self, state: SubjectState, record: MessageEvent, source: SourceCoordinates | None) -> Changes:
         purpose = record["purpose"]
+        t = record["occurred_at"]
+        version = self._version_at(t)
         row: ProcessingRow = (
-            record["occurred_at"],
+            t,
             record["event_id"],
             state.subject_id,
             _MESSAGE,
             record.get("processor_id"),
             purpose,
-            self._basis.get(purpose, "unknown"),
+            self._bases[version].get(purpose, "unknown"),
             self._shared(record["categories"]),
         )
-        return self._processing(state, row, source, record["source_service"])
+        return self._processing(state, row, source, record["source_service"], version)
 
     def _cookie(self, state: SubjectState, record: CookieEvent, source: SourceCoordinates | None) -> Changes:
-        purpose = self._cookie_purpose.get(record["cookie_category"], "unknown")
+        t = record["occurred_at"]
+        version = self._version_at(t)
+        purpose = self._cookie_purposes[version].get(record["cookie_category"], "unknown")
         row: ProcessingRow = (
-            record["occurred_at"],
+            t,
             record["event_id"],
             state.subject_id,
             _COOKIE,
             record["vendor_id"],
             purpose,
-            self._basis.get(purpose, "unknown"),
+            self._bases[version].get(purpose, "unknown"),
             self._shared(record["categories"]),
         )
-        return self._processing(state, row, source, record["source_service"])
+        return self._processing(state, row, source, record["source_service"], version)
 
     def _disclosure(self, state: SubjectState, record: DisclosureEvent, source: SourceCoordinates | None) -> Changes:
+        t = record["occurred_at"]
         row: ProcessingRow = (
-            record["occurred_at"],
+            t,
             record["event_id"],
             state.subject_id,
             _DISCLOSURE,
@@ -331,7 +359,7 @@ class Processor:
             record["legal_basis"],
             self._shared(record["categories"]),
         )
-        return self._processing(state, row, source, record["source_service"])
+        return self._processing(state, row, source, record["source_service"], self._version_at(t))
 
     def _shared(self, categories: Iterable[str]) -> tuple[str, ...]:
         """``tuple(categories)``, the same object for equal lists (up to 10,000 distinct ones)."""
@@ -344,8 +372,9 @@ class Processor:
         return key
 
     def _processing(
-        self, state: SubjectState, row: ProcessingRow, source: SourceCoordinates | None, source_service: str
+        self, state: SubjectState, row: ProcessingRow, source: SourceCoordinates | None, source_service: str, version: int
     ) -> Changes:
+        """Lineage and verdicts of one processing, judged under the policy version at position ``version`` [13]."""
         t, event_id, _, _, recipient_id, purpose, _, categories = row
         changes = Changes()
         out: list[tuple[str, SubjectOutput]] = changes  # appended to as a list: compiled, one C call
@@ -354,10 +383,10 @@ class Processor:
             out.append((LINEAGE, lineage_edge(row, recipient, mechanism, source, source_service)))
         else:
             recipient, mechanism = None, _UNKNOWN_MECHANISM
-        enforcement = self.enforcement
+        enforcement = self._enforcements[version]
         # Static verdicts and consent needs depend only on (registry version, mechanism, purpose,
-        # categories): remember the needs of the combinations known to break no static rule.
-        key = (None if recipient is None else recipient.event_id, mechanism, purpose, categories)
+        # categories, policy version): remember the needs of the combinations known to break no static rule.
+        key = (None if recipient is None else recipient.event_id, mechanism, purpose, categories, version)
         needs = self._clean.get(key)
         if needs is None:
             needs = enforcement.consent_needs(row)

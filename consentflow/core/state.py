@@ -74,6 +74,7 @@ CATEGORIES: Final = 7
 #: FactRow (``ConsentFact``).
 FACT_ACTION: Final = 2
 FACT_CHANNEL: Final = 3
+FACT_POLICY_VERSION: Final = 4
 #: IssuedAction: whether the record issued was in force (the last field).
 ISSUED_ACTIVE: Final = 6
 

@@ -15,6 +15,13 @@ Legitimate events respect the policy by construction; a configurable share of
 injected events breaks exactly one rule each, and every injected event is
 reported as a ``TruthRecord`` so detection can be scored.
 
+When the timeline crosses the day a policy version takes effect that asks some
+consents again [13], each subject holding such a consent meets it at its first
+activity from that day: most renew it (a new grant naming the new version), the
+others leave it to lapse and are treated as not consenting, and an injected
+newsletter on a lapsed consent is a ``consent_not_renewed`` case. Every event
+names the policy version in force at its time (``policy_version``).
+
 Memory is bounded by the number of subjects, not events: a heap holds one
 entry per subject (its next activity time) and events are yielded as they are
 made. One ``random.Random`` drives everything in heap order, so the same seed
@@ -34,8 +41,9 @@ from consentflow.contracts.events import Event
 from consentflow.core.requests import ONE_MONTH, clock_of
 from consentflow.generator import registry as reg
 from consentflow.policy.legal_periods import Period
-from consentflow.policy.versions import Policy, load_policy
+from consentflow.policy.versions import Policy, load_history, load_policy
 from consentflow.policy.vocabulary import (
+    CURRENT_POLICY_VERSION,
     RULE_SECTIONS,
     AccountKind,
     ConsentChannel,
@@ -101,6 +109,8 @@ _PROFILE_CATEGORIES = (
     C.RESIDENCE,
 )
 _OPTIONAL_CATEGORIES = (C.PHOTO, C.EXTRA_PROFESSIONAL)
+#: Share of subjects who renew a consent a new policy version asks again [13].
+_RENEW_AT_POLICY_CHANGE = 0.6
 
 
 @dataclass(frozen=True)
@@ -166,10 +176,18 @@ class Subject:
     pending: tuple[Right, str] | None = None
     steps: list[tuple[int, RequestStatus, int | None, str | None]] = field(default_factory=list)
     post_erasure_violation: bool = False
+    # Policy versions asking consents again [13]: how many of the run's changes this subject has met, and the
+    # consents (bits over CONSENT_PURPOSES) it left to lapse, granted under an older notice and never renewed.
+    policy_changes_met: int = 0
+    lapsed: int = 0
 
     def has(self, purpose: Purpose) -> bool:
         """Whether consent for ``purpose`` is in force."""
         return bool(self.consents & _BIT[purpose])
+
+    def lapsed_for(self, purpose: Purpose) -> bool:
+        """Whether a grant for ``purpose`` stopped counting when a policy version asked it again [13]."""
+        return bool(self.lapsed & _BIT[purpose])
 
 
 @dataclass
@@ -196,6 +214,14 @@ class Simulation:
         self.subjects: list[Subject] = []
         self._requests = 0
         self._mean_gap = 365 * _DAY / config.activities_per_year
+        # The policy versions that take effect inside the run, with the consents each asks again [13].
+        self.history = load_history()
+        self._policy_changes = [
+            (_micros(v.effective_at), v.version, tuple(p for p in CONSENT_PURPOSES if p in v.reconsent))
+            for v in self.history.versions
+            if self.start_us < _micros(v.effective_at) < self.end_us
+        ]
+        self._version_from = [(v.effective_at, v.version) for v in self.history.versions]
 
     # -- helpers -----------------------------------------------------------------
 
@@ -208,6 +234,9 @@ class Simulation:
         return _EPOCH + timedelta(microseconds=t)
 
     def _emit(self, event: Event) -> Event:
+        record = event.record
+        if record["policy_version"] == CURRENT_POLICY_VERSION:  # the service shows the notice in force [13]
+            record["policy_version"] = self._version_at(record["occurred_at"])
         self.stats.events += 1
         name = event.topic.short_name
         self.stats.by_topic[name] = self.stats.by_topic.get(name, 0) + 1
@@ -219,6 +248,14 @@ class Simulation:
         self.truth.append(TruthRecord(record["event_id"], subject.subject_id, rule, record["occurred_at"], recipient_id))
         self.stats.injected[rule.value] = self.stats.injected.get(rule.value, 0) + 1
         return event
+
+    def _version_at(self, when: datetime) -> str:
+        """The policy version in force at ``when`` (the first one before every version's day)."""
+        version = self._version_from[0][1]
+        for start, name in self._version_from:
+            if start <= when:
+                version = name
+        return version
 
     def sync_marker(self) -> bytes:
         """Container-file sync marker derived from the seed, so the same seed gives the same bytes."""
@@ -242,13 +279,47 @@ class Simulation:
             if t >= self.end_us:
                 continue
             subject = self.subjects[index]
-            made = self._activity(subject, t)
+            made = self._policy_change(subject, t) + self._activity(subject, t)
             yield from made
             if subject.steps:  # a request's next step comes at its own time
                 heapq.heappush(heap, (subject.steps[0][0], index))
             elif self._still_active(subject):
                 gap = int(rng.expovariate(1.0 / self._mean_gap)) + (len(made) + 1) * _SECOND
                 heapq.heappush(heap, (t + gap, index))
+
+    def _policy_change(self, s: Subject, t: int) -> list[Event]:
+        """At a subject's first activity after a policy version took effect: each consent it asks again is renewed
+        (a grant at ``t`` naming the new version) or left to lapse [13]. Nothing before then, nor for an erased
+        subject, nor when the run crosses no such day."""
+        out: list[Event] = []
+        while s.policy_changes_met < len(self._policy_changes) and self._policy_changes[s.policy_changes_met][0] <= t:
+            _, version, purposes = self._policy_changes[s.policy_changes_met]
+            s.policy_changes_met += 1
+            if not s.registered or s.erased:
+                continue
+            for purpose in purposes:
+                if not s.has(purpose):
+                    continue
+                if self.rng.random() >= _RENEW_AT_POLICY_CHANGE:
+                    s.consents &= ~_BIT[purpose]
+                    s.lapsed |= _BIT[purpose]
+                    continue
+                cookie = purpose.value.startswith("cookies_")
+                out.append(
+                    self._emit(
+                        ev.consent_granted(
+                            s.subject_id,
+                            purpose,
+                            channel=ConsentChannel.COOKIE_BANNER if cookie else ConsentChannel.ACCOUNT_SETTINGS,
+                            source_service="cookie-banner" if cookie else "profile",
+                            notice_id=f"notice-{purpose.value}-{version}",
+                            occurred_at=self._at(t),
+                            event_id=self._id(),
+                            policy_version=version,
+                        )
+                    )
+                )
+        return out
 
     def _still_active(self, subject: Subject) -> bool:
         if subject.erased:
@@ -640,6 +711,7 @@ class Simulation:
             make = ev.consent_withdrawn
         else:
             s.consents |= _BIT[purpose]
+            s.lapsed &= ~_BIT[purpose]  # asked again and given: it counts [13]
             channel = ConsentChannel.COOKIE_BANNER if cookie else ConsentChannel.ACCOUNT_SETTINGS
             make = ev.consent_granted
         service = {ConsentChannel.COOKIE_BANNER: "cookie-banner", ConsentChannel.CONTACT_REQUEST: "support"}.get(
@@ -788,18 +860,26 @@ class Simulation:
             Rule.UNREGISTERED_RECIPIENT,
             Rule.PURPOSE_NOT_REGISTERED,
         ]
-        if not s.has(P.MARKETING):
+        # A lapsed consent is judged consent_not_renewed, not as never given [13].
+        if not s.has(P.MARKETING) and not s.lapsed_for(P.MARKETING):
             candidates.append(Rule.MARKETING_WITHOUT_CONSENT)
-        if not s.has(P.GEOLOCATION_SERVICES):
+        if s.lapsed_for(P.MARKETING):
+            # The likeliest slip after a change: a mailing list that kept the old subscribers [13].
+            candidates.extend([Rule.CONSENT_NOT_RENEWED] * 3)
+        if not s.has(P.GEOLOCATION_SERVICES) and not s.lapsed_for(P.GEOLOCATION_SERVICES):
             candidates.append(Rule.GEOLOCATION_WITHOUT_CONSENT)
-        if not s.has(P.PARTNER_AGGREGATION):
+        if not s.has(P.PARTNER_AGGREGATION) and not s.lapsed_for(P.PARTNER_AGGREGATION):
             candidates.append(Rule.PARTNER_AGGREGATION_WITHOUT_CONSENT)
-        refused_cookies = [c for c, p in self.policy.cookie_purpose.items() if self.policy.needs_consent(p) and not s.has(p)]
+        refused_cookies = [
+            c
+            for c, p in self.policy.cookie_purpose.items()
+            if self.policy.needs_consent(p) and not s.has(p) and not s.lapsed_for(p)
+        ]
         if refused_cookies:
             candidates.append(Rule.COOKIE_WITHOUT_CONSENT)
         rule = rng.choice(candidates)
         li = LegalBasis.LEGITIMATE_INTEREST
-        if rule is Rule.MARKETING_WITHOUT_CONSENT:
+        if rule is Rule.MARKETING_WITHOUT_CONSENT or rule is Rule.CONSENT_NOT_RENEWED:
             event = self._message(s, t, MessageKind.NEWSLETTER, MessageChannel.EMAIL, P.MARKETING, reg.EMAILING.recipient_id)
             return self._inject(event, s, rule, reg.EMAILING.recipient_id)
         if rule is Rule.COOKIE_WITHOUT_CONSENT:

@@ -4,14 +4,24 @@ Processors and the generator read their rules from here, never from literals:
 which purposes need consent, the legal basis of the others, which categories
 other users may see [4.1], what identity documents may serve [2.1.9, 3.10],
 and the retention periods [2.3].
+
+Each file states the day its version takes effect (``effective_from``) and the
+purposes whose consent it asks again (``reconsent``) [13]. ``PolicyHistory``
+orders the versions by that day and says which one is in force at an instant:
+every processing is judged under the version in force at its event time, never
+under the version its event names. An event's ``policy_version`` is the notice
+the emitting service showed when it collected the event; a consent keeps it in
+the ledger as the text the subject agreed to [6, 13].
 """
 
 from __future__ import annotations
 
+import bisect
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
+from datetime import date, datetime, timedelta
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -114,7 +124,16 @@ class Policy:
     financial_categories: frozenset[DataCategory]
     anonymised_not_deleted: frozenset[DataCategory]
     retention: Retention
+    # The controller's calendar day this version takes effect, and the purposes whose consent it asks again [13].
+    effective_from: date
+    reconsent: frozenset[Purpose]
     rights: RightsClock = field(default_factory=RightsClock)  # [8.2; GDPR Art. 12(3)]
+
+    @property
+    def effective_at(self) -> datetime:
+        """The instant this version takes effect: 00:00 of ``effective_from`` in the controller's time zone (the
+        retention calendar's, [1]), as a UTC instant; a day is the controller's day, as for retention [2.3]."""
+        return self.retention.calendar.next_day_start(self.effective_from - timedelta(days=1))
 
     def needs_consent(self, purpose: Purpose | str) -> bool:
         """Whether processing for ``purpose`` needs consent."""
@@ -145,6 +164,18 @@ def _symbols(kind: Any, values: Any, where: str) -> list[Any]:
     return out
 
 
+def _day(value: Any, where: str) -> date:
+    """A TOML date (``2027-01-01``, bare or quoted) as a ``date``."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PolicyError(f"{where}: {value!r} is not a date (YYYY-MM-DD)")
+
+
 def parse_policy(data: dict[str, Any]) -> Policy:
     """Build a ``Policy`` from a parsed TOML document, naming any bad entry."""
     try:
@@ -156,10 +187,15 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         retention = _retention(data["retention"])
         rights, calendar = _rights(data.get("rights", {}), retention.calendar)
         retention = replace(retention, calendar=calendar)
+        consent_required = frozenset(consent)
+        reconsent = frozenset(_symbols(Purpose, data.get("reconsent", []), "reconsent"))
+        if not reconsent <= consent_required:
+            extra = ", ".join(sorted(reconsent - consent_required))
+            raise PolicyError(f"reconsent: {extra} needs no consent in this version (consent.required) [13]")
         return Policy(
             version=str(data["version"]),
             storage_countries=frozenset(str(c) for c in data["storage_countries"]),
-            consent_required=frozenset(consent),
+            consent_required=consent_required,
             legal_basis=bases,
             cookie_purpose=cookies,
             visible_to_other_users=frozenset(
@@ -175,6 +211,8 @@ def parse_policy(data: dict[str, Any]) -> Policy:
             ),
             retention=retention,
             rights=rights,
+            effective_from=_day(data["effective_from"], "effective_from"),
+            reconsent=reconsent,
         )
     except KeyError as exc:
         raise PolicyError(f"policy file lacks {exc.args[0]!r}") from None
@@ -192,4 +230,113 @@ def load_policy(version: str = CURRENT_POLICY_VERSION) -> Policy:
     path = resources.files("consentflow.policy.policies") / f"{version}.toml"
     if not path.is_file():
         raise PolicyError(f"no policy file for version {version!r}")
-    return parse_policy(tomllib.loads(path.read_text(encoding="utf-8")))
+    policy = parse_policy(tomllib.loads(path.read_text(encoding="utf-8")))
+    if policy.version != version:
+        raise PolicyError(f"policy file {version}.toml says version {policy.version!r}; a file is named by its version")
+    return policy
+
+
+def shipped_versions() -> tuple[str, ...]:
+    """The versions shipped in ``consentflow/policy/policies/``, by name."""
+    folder = resources.files("consentflow.policy.policies")
+    return tuple(sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")))
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """A version that asks a purpose's consent again [13]: from ``since`` on, a consent given earlier no longer counts
+    unless it answered this version or a later one (its recorded ``policy_version`` is one of ``answered_by``)."""
+
+    version: str  # the version that asks again
+    since: datetime  # its effective instant
+    answered_by: frozenset[str]  # that version and every later one
+
+    def stale(self, given_at: datetime, given_under: str) -> bool:
+        """Whether a consent given at ``given_at``, under the notice ``given_under``, stopped counting at ``since``.
+
+        A consent given at or after ``since`` counts, whatever notice it names (the service asked again after the
+        change); one given before counts only if it answered the new text, which a service may show ahead of the
+        day, as [13] has users informed before a change.
+        """
+        return given_at < self.since and given_under not in self.answered_by
+
+
+@dataclass(frozen=True)
+class PolicyHistory:
+    """The policy versions ordered by the day each takes effect; which is in force at an instant [13].
+
+    An instant before the first version's day falls under the first version: it is the oldest text the controller
+    has, and the one events predating it were collected under.
+    """
+
+    versions: tuple[Policy, ...]
+
+    def __post_init__(self) -> None:
+        if not self.versions:
+            raise PolicyError("a policy history needs at least one version")
+        days = [p.effective_from for p in self.versions]
+        if days != sorted(days) or len(set(days)) != len(days):
+            order = ", ".join(f"{p.version} from {p.effective_from}" for p in self.versions)
+            raise PolicyError(f"policy versions must take effect on distinct days, in order: {order}")
+        names = [p.version for p in self.versions]
+        if len(set(names)) != len(names):
+            raise PolicyError(f"policy versions named twice: {', '.join(names)}")
+
+    @classmethod
+    def of(cls, policies: Iterable[Policy]) -> PolicyHistory:
+        """The history of ``policies``, in any order."""
+        return cls(tuple(sorted(policies, key=lambda p: p.effective_from)))
+
+    @cached_property
+    def starts(self) -> tuple[datetime, ...]:
+        """Each version's effective instant, in order."""
+        return tuple(p.effective_at for p in self.versions)
+
+    @property
+    def latest(self) -> Policy:
+        """The version that takes effect last."""
+        return self.versions[-1]
+
+    def index_in_force(self, instant: datetime) -> int:
+        """The position in ``versions`` of the version in force at ``instant``."""
+        return max(0, bisect.bisect_right(self.starts, instant) - 1)
+
+    def in_force(self, instant: datetime) -> Policy:
+        """The version in force at ``instant`` (a UTC instant)."""
+        return self.versions[self.index_in_force(instant)]
+
+    def get(self, version: str) -> Policy:
+        """The version named ``version``; ``PolicyError`` naming the known ones otherwise."""
+        for policy in self.versions:
+            if policy.version == version:
+                return policy
+        known = ", ".join(p.version for p in self.versions)
+        raise PolicyError(f"no policy version {version!r} (known: {known})")
+
+    def renewals(self, index: int) -> Mapping[str, Renewal]:
+        """For the version at ``index``: each purpose whose consent it, or an earlier version, asked again, with the
+        latest version that did (a consent given before that one's day stops counting there) [13]."""
+        return self._renewals[index]
+
+    @cached_property
+    def _renewals(self) -> tuple[Mapping[str, Renewal], ...]:
+        return tuple(self._renewals_of(index) for index in range(len(self.versions)))
+
+    def _renewals_of(self, index: int) -> Mapping[str, Renewal]:
+        found: dict[str, Renewal] = {}
+        for k in range(index + 1):
+            policy = self.versions[k]
+            later = frozenset(p.version for p in self.versions[k:])
+            for purpose in policy.reconsent:
+                found[purpose.value] = Renewal(policy.version, policy.effective_at, later)
+        return found
+
+    def renewal_at(self, purpose: str, instant: datetime) -> Renewal | None:
+        """The latest version in force by ``instant`` that asks ``purpose``'s consent again, if any [13]."""
+        return self.renewals(self.index_in_force(instant)).get(purpose)
+
+
+@cache
+def load_history() -> PolicyHistory:
+    """Every version shipped in ``consentflow/policy/policies/``, ordered by the day it takes effect."""
+    return PolicyHistory.of(load_policy(version) for version in shipped_versions())

@@ -721,7 +721,7 @@ def test_every_rule_is_reachable_and_every_violation_is_complete() -> None:
         ),
     }
     # Issue 24's rules judge no single processing: request_overdue a request at a tick (tests/unit/core/test_requests.py),
-    # consent_not_renewed a consent across policy versions.
+    # consent_not_renewed a consent across a policy change, after this subject's erasure (test_policy_transition.py) [13].
     assert set(offending) == set(Rule) - {Rule.UNKNOWN, Rule.REQUEST_OVERDUE, Rule.CONSENT_NOT_RENEWED}
     changes = feed(p, *offending.values(), erasure(SUBJECT, RequestStatus.FULFILLED, at(days=1)))
     final = final_verdicts(changes.violations)

@@ -110,7 +110,7 @@ def test_truth_lists_every_rule_with_its_section_and_points_at_real_events(gener
     out, truth = generated
     lines = [json.loads(line) for line in truth.read_text().splitlines()]
     rules = {line["rule"] for line in lines}
-    # consent_not_renewed [13] comes with the policy versions of issue 24, another branch's part of the generator.
+    # consent_not_renewed needs a span across a policy change: test_policy_change_truth.py [13].
     assert rules == {r.value for r in Rule if r not in (Rule.UNKNOWN, Rule.CONSENT_NOT_RENEWED)}
     assert all(line["policy_section"] == RULE_SECTIONS[Rule(line["rule"])] for line in lines)
     event_ids = {r["event_id"] for _, r in read_events(out)}
