@@ -73,7 +73,12 @@ STRING_RULES: dict[str, Rule] = {
     "cookie_name": edge_checks.cookie_name,
     "name": edge_checks.recipient_name,
     "country": edge_checks.country,
+    "incident_id": edge_checks.pseudonymous_id,
+    "delay_reason": edge_checks.reason_line,
 }
+
+#: Checks of a whole record, after its fields', by contract: what ties one field to another.
+RECORD_RULES: dict[str, Callable[[str, Mapping[str, Any]], None]] = {"IncidentEvent": edge_checks.incident_shape}
 
 
 def instant_micros(topic: str, field: str, value: object) -> int:
@@ -205,7 +210,22 @@ class Gate:
         lines = ["def check(record):", "    try:", *reads, "    except KeyError as exc:", "        _missing(exc)", *tests]
         exec("\n".join([*lines, f"    return v{occurred}"]), env)  # our own source, made from the contract's field names
         compiled: Callable[[Mapping[str, Any]], Any] = env["check"]
-        return compiled
+        whole = RECORD_RULES.get(topic.record)
+        if whole is None:
+            return compiled
+        return partial(_fields_then_record, compiled, whole, topic.short_name)
+
+
+def _fields_then_record(
+    fields: Callable[[Mapping[str, Any]], Any],
+    whole: Callable[[str, Mapping[str, Any]], None],
+    name: str,
+    record: Mapping[str, Any],
+) -> Any:
+    """Each field's check, then the record's (``RECORD_RULES``); ``occurred_at`` as the fields' check returns it."""
+    occurred = fields(record)
+    whole(name, record)
+    return occurred
 
 
 def _missing(topic: Topic, exc: KeyError) -> None:

@@ -118,6 +118,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()).replace('"""', "'''")
 
 
+#: The line length the formatter keeps (pyproject.toml): a longer union is written in parentheses, as it would be.
+LINE_LENGTH = 130
+
+
+def _alias(name: str, union: str) -> str:
+    """``name = union`` on one line, or in parentheses over three when the line would pass ``LINE_LENGTH``."""
+    line = f"{name} = {union}"
+    return line if len(line) <= LINE_LENGTH else f"{name} = (\n    {union}\n)"
+
+
 def render(store: ContractStore | None = None) -> str:
     """The text of ``records.py`` for the contracts in ``store`` (default: the shipped ``schemas/``)."""
     store = store or default_store()
@@ -142,13 +152,13 @@ def render(store: ContractStore | None = None) -> str:
     return (
         f"{_HEADER}\n\n{body}\n\n\n"
         f"#: A record of an input topic (contracts.topics.INPUT_TOPICS).\n"
-        f"InputRecord = {inputs}\n"
+        f"{_alias('InputRecord', inputs)}\n"
         f"#: A record of an input topic keyed by subject: an event about one data subject.\n"
-        f"SubjectEvent = {subject_events}\n"
+        f"{_alias('SubjectEvent', subject_events)}\n"
         f"#: A record of an output topic (contracts.topics.OUTPUT_TOPICS).\n"
-        f"OutputRecord = {outputs}\n"
+        f"{_alias('OutputRecord', outputs)}\n"
         f"#: A record of an output topic keyed by subject: what the processors emit (the drivers write the dead letters).\n"
-        f"SubjectOutput = {subject_outputs}\n\n"
+        f"{_alias('SubjectOutput', subject_outputs)}\n\n"
         "__all__ = [\n" + "".join(f'    "{name}",\n' for name in exported) + "]\n"
     )
 
