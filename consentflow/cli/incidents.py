@@ -177,6 +177,11 @@ def open_command(
         ident, "opened", instant(at, "--at") or aware, recipient_id=recipient_id, window_from=window[0],
         window_to=window[1], aware_at=aware, risk=risk, categories=named,
     )  # fmt: skip
+    if where["embedded"]:  # the database at hand: a recipient no table knows is a typo, as `breach` says
+        from consentflow.sinks.reading import require_recipient
+
+        with tables(where["dsn"], where["database"]) as reader:
+            require_recipient(reader, recipient_id)
     target = _record([event], where)
     from consentflow.core.incidents import authority_due
 

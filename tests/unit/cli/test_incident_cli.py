@@ -128,12 +128,14 @@ def test_a_high_risk_incident_shows_whom_to_tell_and_records_who_was_told(cli: A
     [
         (["open", RECIPIENT, "--from", WINDOW_TO.isoformat(), "--to", WINDOW_FROM.isoformat(), "--aware-at", AWARE.isoformat(),
           "--risk", "low"], "window"),
+        (["open", "cloudnets", "--from", WINDOW_FROM.isoformat(), "--to", WINDOW_TO.isoformat(), "--aware-at",
+          AWARE.isoformat(), "--risk", "low"], "unknown recipient 'cloudnets'"),
         (["notify-authority", "inc-nowhere", "--at", _at(1)], "unknown incident 'inc-nowhere'"),
         (["notify-authority", "inc-nowhere", "--at", _at(1), "--reasons", "x" * 200], "delay_reason"),
         (["notify-subjects", "inc-nowhere", "--at", _at(1)], "or --all"),
         (["notify-subjects", "inc-nowhere", "someone@example.com", "--at", _at(1)], "subject_id"),
     ],
-    ids=["window-reversed", "unknown-incident", "long-reason", "nobody-named", "subject-not-pseudonymous"],
+    ids=["window-reversed", "unknown-recipient", "unknown-incident", "long-reason", "nobody-named", "subject-not-pseudonymous"],
 )  # fmt: skip
 def test_a_refused_incident_event_is_one_line_and_nothing_is_stored(cli: Any, args: list[str], says: str) -> None:
     """The embedded way in checks what the gate checks and names it; the register stays empty."""
