@@ -285,7 +285,7 @@ def list_command(open_only: bool, as_of: str | None, dsn: str, database: str, as
     )
 
 
-@incident_group.command("show")
+@incident_group.command("show", short_help="One incident: its clock, its facts, whom to tell and who was told.")
 @click.argument("incident_id")
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
 @click.option("--out", "out", default=None, help="Write the ids of the affected subjects not told yet here, one per line.")
