@@ -119,7 +119,7 @@ def main() -> int:
     produce_dataset(bootstrap, prefix, tmp / "events.avro", outputs=args.role == "sink")
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if args.role == "worker":
-        topics = [t.name(prefix) for t in INPUT_TOPICS if not t.compacted]
+        topics = [t.name(prefix) for t in INPUT_TOPICS if t.key_field == "subject_id"]
     else:
         topics = [t.name(prefix) for t in (*OUTPUT_TOPICS, RECIPIENTS)]
     metadata = admin.list_topics(timeout=10).topics

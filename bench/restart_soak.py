@@ -58,7 +58,7 @@ def main() -> int:
     slices += [rest[step * i : step * (i + 1) if i < args.rounds else len(rest)] for i in range(1, args.rounds + 1)]
     prefix = f"soak{uuid.uuid4().hex[:8]}"
     create_topics(bootstrap, prefix=prefix)
-    inputs = [t.name(prefix) for t in INPUT_TOPICS if not t.compacted]
+    inputs = [t.name(prefix) for t in INPUT_TOPICS if t.key_field == "subject_id"]
 
     def produce(part: list[tuple[object, dict[str, object]]]) -> None:
         with EventProducer(bootstrap, codec=SingleObjectCodec(), prefix=prefix) as producer:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from consentflow.core.incidents import SubjectsToInform
 from consentflow.core.storage_countries import StorageCountry
 
 
@@ -214,3 +215,67 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(key): jsonable(item) for key, item in value.items()}
     return value
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    """One incident of the breach register at ``as_of`` [12; GDPR Art. 33, 34]: its clock and whom it concerns."""
+
+    incident_id: str
+    recipient_id: str
+    window_from: datetime  # included
+    window_to: datetime  # excluded
+    aware_at: datetime
+    risk: str  # low | high
+    declared_categories: tuple[str, ...]  # what the controller said was concerned (Art. 33(3)(a))
+    opened_at: datetime
+    authority_due: datetime  # aware_at + 72 h (Art. 33(1))
+    authority_notified_at: datetime | None
+    notified_after_hours: float | None
+    hours_left: float | None  # until authority_due while not notified; negative: overdue
+    notification: str  # core.incidents.Notification
+    flagged: bool  # overdue, or notified late without reasons
+    delay_reason: str | None
+    closed_at: datetime | None
+    open: bool
+    affected_subjects: int  # whose data the recipient received in the window (the lineage, as ``breach`` finds them)
+    affected_categories: tuple[CategoryCount, ...]  # most subjects first
+    subjects_told: int  # affected subjects told (Art. 34(1))
+    as_of: datetime  # the instant judged at: the pipeline's clock unless named
+    section: str
+
+
+@dataclass(frozen=True)
+class IncidentFact:
+    """One recorded fact of an incident (Art. 33(5) documentation)."""
+
+    event_id: str
+    occurred_at: datetime
+    kind: str
+    subject_id: str | None
+    delay_reason: str | None
+
+
+@dataclass(frozen=True)
+class IncidentDetail:
+    """One incident: its summary, its facts, and whom Art. 34(1) asks to tell (``core.incidents.SubjectsToInform``)."""
+
+    incident: IncidentSummary
+    facts: tuple[IncidentFact, ...]
+    to_inform: SubjectsToInform
+
+
+@dataclass(frozen=True)
+class SubjectIncident:
+    """An incident that touched one subject: its recipient received the subject's data in the window [12; Art. 33(5)]."""
+
+    incident_id: str
+    recipient_id: str
+    window_from: datetime
+    window_to: datetime
+    aware_at: datetime
+    risk: str
+    categories: tuple[str, ...]  # the subject's categories the recipient received in the window
+    authority_notified_at: datetime | None
+    notified_at: datetime | None  # when the subject was told (Art. 34(1)), if it was
+    closed_at: datetime | None

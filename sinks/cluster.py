@@ -45,12 +45,12 @@ def local_name(table: Table) -> str:
 
 
 def sharding_key(table: Table) -> str:
-    """By log for the consent log's tables (a proof reads one log); by subject where the table has one; else by its
-    sorting key, so rows ``FINAL`` collapses share a shard."""
+    """By log for the consent log's tables (a proof reads one log); by subject where every row has one; else by its
+    sorting key, so rows ``FINAL`` collapses share a shard (the incidents: a subject only on a notification's rows)."""
     if "log_id" in table.column_names:
         columns: tuple[str, ...] = ("log_id",)
     else:
-        columns = ("subject_id",) if "subject_id" in table.column_names else table.sorting_key
+        columns = ("subject_id",) if dict(table.columns).get("subject_id") == "String" else table.sorting_key
     return f"cityHash64({', '.join(f'`{c}`' for c in columns)})"
 
 

@@ -26,7 +26,7 @@ from consentflow.contracts.codec import Codec
 from consentflow.contracts.dead_letters import dead_letter
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.gate import Gate
-from consentflow.contracts.topics import DEAD_LETTER, OUTPUT_TOPICS, RECIPIENTS, Topic
+from consentflow.contracts.topics import DEAD_LETTER, INCIDENTS, OUTPUT_TOPICS, RECIPIENTS, Topic, TopicRole
 from consentflow.kafka.broker_check import BrokerCheck
 from consentflow.kafka.clients import client_config
 from consentflow.kafka.group_membership import SESSION_TIMEOUT, librdkafka_membership
@@ -139,7 +139,7 @@ class SinkConsumer:
         self.replaced = 0  # consumers replaced because they were stuck
         self._members: set[str] = set()  # this process's member ids, the stuck consumers' too (their partitions are ours)
         self._broker_check: BrokerCheck | None = None
-        self.gate = Gate()  # the registry is an input topic: its records pass the gate, as in a replay
+        self.gate = Gate()  # the registry and the incidents are input topics: their records pass the gate, as in a replay
         self.consumed = 0
         self.undecodable = 0
         # Messages taken since the last commit, rows or not: a skipped one is committed too, or its lag would look
@@ -148,8 +148,8 @@ class SinkConsumer:
         self._stop = False
 
     def followed_topics(self) -> tuple[Topic, ...]:
-        """The topics this consumer reads: every output, and the registry."""
-        return (*OUTPUT_TOPICS, RECIPIENTS)
+        """The topics this consumer reads: every output, the registry and the breach register's incidents."""
+        return (*OUTPUT_TOPICS, RECIPIENTS, INCIDENTS)
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish its batch, flush, commit and return."""
@@ -281,11 +281,11 @@ class SinkConsumer:
         self._uncommitted = True
         topic = self.topics.get(str(message.topic()))
         value = message.value()
-        if topic is None or (value is None and topic is not RECIPIENTS):
+        if topic is None or (value is None and topic.role is TopicRole.OUTPUT):
             return
         record: Mapping[str, Any]
         try:
-            if topic is RECIPIENTS:  # an input, read as the workers' feed and a replay read it (a tombstone: a removal)
+            if topic.role is TopicRole.INPUT:  # read as the workers and a replay read it (a registry tombstone: a removal)
                 record = self.gate.admit(
                     self.codec,
                     topic,
@@ -300,7 +300,7 @@ class SinkConsumer:
                 assert value is not None  # an output's null value returned above
                 record = self.codec.decode(topic, value)
         except ContractError as exc:
-            # An output we cannot read, or a registry record the gate refuses, is kept as a dead letter, not dropped.
+            # An output we cannot read, or an input the gate refuses, is kept as a dead letter, not dropped.
             self.undecodable += 1
             letter = dead_letter(
                 str(message.topic()),

@@ -26,6 +26,10 @@ name (recipients, retention actions, notices, violations) are all among them
 once the record is current; they are added anyway, so that an export made
 before a worker's next tick never names less than the tables show.
 
+The breaches that touched the subject's data (issue 24) ride along as ``incidents``: each incident of the breach
+register whose recipient received the subject's data in its window, open or closed (GDPR Art. 33(5)), with the
+categories concerned, when the authority was notified and when the subject was told (Art. 34(1)).
+
 The subject's proof of record (issue 22) rides along as ``record_proof``: the
 ``SubjectLogProof/v1`` document ``core.log_proof`` builds from the consent log the
 caller hands in (``notary.stored_log.StoredLog`` over the same tables), for
@@ -53,7 +57,14 @@ from consentflow.policy.dpv import consent_action_term, consent_state_term, lega
 from consentflow.policy.geography import in_eea
 from consentflow.policy.versions import Policy, load_policy
 from consentflow.policy.vocabulary import ConsentAction
-from consentflow.sinks import compliance_queries, consent_queries, holdings_queries, lineage_queries, request_queries
+from consentflow.sinks import (
+    compliance_queries,
+    consent_queries,
+    holdings_queries,
+    incident_queries,
+    lineage_queries,
+    request_queries,
+)
 from consentflow.sinks.answers import ConsentEvidence, PurposeConsent, jsonable
 from consentflow.sinks.holdings_queries import SubjectHoldings
 from consentflow.sinks.reader import TableReader
@@ -202,6 +213,8 @@ def subject_access_export(
         ],
         # The subject's own requests and their time limits [8.2; GDPR Art. 12(3)] (v3).
         "rights_requests": _rights_requests(reader, subject_id, as_of),
+        # The breaches that touched the subject's data, open or closed: every one stays documented [12; Art. 33(5)].
+        "incidents": incident_queries.subject_incidents(reader, subject_id, as_of),
         **_record_proof(log, subject_id),
     }
     result: dict[str, Any] = jsonable(export)

@@ -445,8 +445,33 @@ RIGHTS_REQUESTS = Table(
     derived={"extension_refused": _flag("extension_refused"), "late": _flag("late")},
 )
 
+#: The breach register's facts [12; GDPR Art. 33, 34], every event kept (Art. 33(5) documentation): the register, its
+#: 72-hour clock and whom to tell are computed from them when read (core/incidents.py, sinks/incident_queries.py).
+INCIDENTS = Table(
+    "incidents",
+    "incidents",
+    (
+        ("incident_id", "String"),
+        ("occurred_at", T),
+        ("event_id", "String"),
+        ("kind", LC),
+        ("recipient_id", "Nullable(String)"),
+        ("window_from", f"Nullable({T})"),
+        ("window_to", f"Nullable({T})"),
+        ("aware_at", f"Nullable({T})"),
+        ("risk", _LC_NULLABLE),
+        ("categories", CATS),
+        ("subject_id", "Nullable(String)"),
+        ("delay_reason", "Nullable(String)"),
+        ("source_service", LC),
+        ("policy_version", LC),
+    ),
+    # One row per event: a redelivered one collapses, an incident's events read in event-time order.
+    sorting_key=("incident_id", "occurred_at", "event_id"),
+)
+
 TABLES: tuple[Table, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, RECIPIENTS, DEAD_LETTERS)
-TABLES += (RIGHTS_REQUESTS,)  # issue 24: rights requests as tracked objects
+TABLES += (RIGHTS_REQUESTS, INCIDENTS)  # issue 24: rights requests as tracked objects, the breach register
 TABLE_FOR_TOPIC: dict[str, Table] = {t.topic: t for t in TABLES}
 
 # The consent log's tables (issue 22), filled by the notary, not from an output topic ("notary" stands for it). They

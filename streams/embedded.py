@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from consentflow.contracts.records import InputRecord
-from consentflow.contracts.topics import DEAD_LETTER, RECIPIENTS, Topic
+from consentflow.contracts.topics import DEAD_LETTER, INCIDENTS, RECIPIENTS, Topic
 from consentflow.core.processor import Changes, Processor
 from consentflow.notary.step import NotaryStep
 from consentflow.sinks.clickhouse import ClickHouseSink
@@ -89,6 +89,10 @@ def run_events(
                 continue
             if topic is RECIPIENTS:
                 add(name, record)
+            elif topic is INCIDENTS:  # the breach register's facts, stored as read; no subject's state, nor the clock, moves
+                add(name, record)
+                reading = True
+                continue
             changes = take(topic, cast(InputRecord, record), count - 1, named_by)  # read and gated as its topic's record
             if not isinstance(changes, Changes):  # one bad event must not stop the stream: it is a dead letter
                 log.warning("event %d of topic %s could not be processed: %s", count - 1, name, changes["reason"])

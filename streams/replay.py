@@ -41,12 +41,15 @@ from consentflow.contracts.errors import ContractError
 from consentflow.contracts.gate import Gate
 from consentflow.contracts.records import DeadLetter, InputRecord
 from consentflow.contracts.timestamp_plan import micros
-from consentflow.contracts.topics import INPUT_TOPICS, RECIPIENTS, Topic
+from consentflow.contracts.topics import INCIDENTS, INPUT_TOPICS, RECIPIENTS, Topic
 from consentflow.streams.input_step import InputStep, Origin, OriginOf
 from consentflow.streams.partition_range import messages_in, range_consumer
 
-#: Subject topics in their tie-break rank (the registry is read apart, first).
-SUBJECT_TOPICS: tuple[Topic, ...] = tuple(t for t in INPUT_TOPICS if t is not RECIPIENTS)
+#: Subject topics in their tie-break rank (the registry is read apart, first; the incidents last).
+SUBJECT_TOPICS: tuple[Topic, ...] = tuple(t for t in INPUT_TOPICS if t.key_field == "subject_id")
+#: Topics read from their beginning whatever the window: every registry version counts [7], and every incident stays
+#: documented [GDPR Art. 33(5)].
+WHOLE_TOPICS = frozenset({RECIPIENTS, INCIDENTS})
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def plan(
     Raises ``LookupError`` naming a topic that does not exist.
     """
     ranges: list[PartitionRange] = []
-    for topic in (RECIPIENTS, *SUBJECT_TOPICS):
+    for topic in (RECIPIENTS, *SUBJECT_TOPICS, INCIDENTS):
         name = topic.name(prefix)
         metadata = consumer.list_topics(name, timeout=timeout).topics.get(name)
         if metadata is None or metadata.error is not None or not metadata.partitions:
@@ -103,8 +106,8 @@ def plan(
         for partition in sorted(metadata.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=timeout)
             start, end = low, high
-            # The registry is read whole whatever the window: every version counts [7].
-            if from_time is not None and topic is not RECIPIENTS:
+            # The registry and the incidents are read whole whatever the window (WHOLE_TOPICS).
+            if from_time is not None and topic not in WHOLE_TOPICS:
                 start = _offset_at(consumer, name, partition, from_time, high, timeout)
             if to_time is not None:
                 end = _offset_at(consumer, name, partition, to_time, high, timeout)

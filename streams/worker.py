@@ -153,7 +153,8 @@ class Worker:
             value_type=PickledState,
             options=STATE_STORE_OPTIONS,
         )
-        self.input_topics = {t.name(settings.prefix): t for t in INPUT_TOPICS if not t.compacted}
+        # The subjects' topics: the registry is fed apart (RegistryFeed), the incidents go to the sink alone.
+        self.input_topics = {t.name(settings.prefix): t for t in INPUT_TOPICS if t.key_field == "subject_id"}
         self.agenda = RetentionAgenda(settings.retention_sweep_interval)
         self.feed = RegistryFeed(settings.bootstrap, settings.prefix, self.codec)
         self.output_names = {t.short_name: t.name(settings.prefix) for t in OUTPUT_TOPICS}

@@ -14,6 +14,7 @@ from consentflow.cli import (
     compliance,
     consent,
     event_files,
+    incidents,
     lineage,
     notary,
     openlineage,
@@ -49,6 +50,7 @@ main.add_command(event_files.summarise)
 main.add_command(event_files.produce)
 main.add_command(event_files.convert)
 main.add_command(event_files.decode)
+main.add_command(incidents.incident_group)
 main.add_command(lineage.who_has_command)
 main.add_command(lineage.countries_command)
 main.add_command(lineage.breach_command)

@@ -82,7 +82,7 @@ def summarise(file: str) -> None:
     try:
         for topic, record in read_events(file):
             by_topic[topic.short_name] = by_topic.get(topic.short_name, 0) + 1
-            if "subject_id" in record:
+            if record.get("subject_id"):  # the registry has none, an incident event one only when a subject is told
                 subjects.add(record["subject_id"])
             when = record["occurred_at"]
             first = when if first is None or when < first else first

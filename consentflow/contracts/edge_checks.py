@@ -217,3 +217,48 @@ def rights_request(topic: str, record: Mapping[str, Any]) -> None:
         raise ContractError(
             topic, f"only a consent withdrawal or an objection names a purpose; right is {record.get('right')!r}", "purpose"
         )
+
+
+#: The longest delay reason a notification may carry [GDPR Art. 33(1)]: a code or a short line, never a narrative.
+REASON_LENGTH = 160
+
+# The fields each kind of incident event carries (the others stay empty) [12; GDPR Art. 33, 34].
+_OPENED_FIELDS = ("recipient_id", "window_from", "window_to", "aware_at", "risk")
+_ONLY_ON = {
+    "recipient_id": "opened",
+    "window_from": "opened",
+    "window_to": "opened",
+    "aware_at": "opened",
+    "risk": "opened",
+    "subject_id": "subject_notified",
+    "delay_reason": "authority_notified",
+}
+
+
+def reason_line(topic: str, field: str, value: object) -> str:
+    """A delay's reason [GDPR Art. 33(1)]: one line of 1-``REASON_LENGTH`` printable characters (a code the controller
+    writes, such as ``forensics-pending``); not shown in errors, as any free text might hold what it should not."""
+    if not isinstance(value, str) or not value.strip() or len(value) > REASON_LENGTH:
+        raise ContractError(topic, f"a reason is one line of 1-{REASON_LENGTH} characters", field)
+    found = unprintable(value)
+    if found is not None:
+        raise ContractError(topic, f"a reason holds {found}; a reason is one printable line", field)
+    return value.strip()
+
+
+def incident_shape(topic: str, record: Mapping[str, Any]) -> None:
+    """An incident event carries the fields of its kind and only those: an opening names the recipient, the window
+    (ending after it starts), the moment of awareness and the risk; a subject's notification names the subject
+    [12; GDPR Art. 33, 34]. ``ContractError`` names the first field at fault."""
+    kind = record.get("kind")
+    needed = _OPENED_FIELDS if kind == "opened" else ("subject_id",) if kind == "subject_notified" else ()
+    for name in needed:
+        if record.get(name) is None:
+            raise ContractError(topic, f"required by an incident event of kind {kind}", name)
+    for name, only_on in _ONLY_ON.items():
+        if kind != only_on and record.get(name) is not None:
+            raise ContractError(topic, f"only an incident event of kind {only_on} carries it, not {kind}", name)
+    if kind != "opened" and record.get("categories"):
+        raise ContractError(topic, f"only an incident event of kind opened carries it, not {kind}", "categories")
+    if kind == "opened" and record["window_to"] <= record["window_from"]:  # both datetimes, or both Avro's µs
+        raise ContractError(topic, "the breach window must end after it starts", "window_to")

@@ -28,6 +28,8 @@ from consentflow.policy.vocabulary import (
     CookieAccess,
     CookieCategory,
     DataCategory,
+    IncidentEventKind,
+    IncidentRisk,
     LegalBasis,
     MessageChannel,
     MessageKind,
@@ -335,4 +337,41 @@ def recipient_registered(
     record["transfer_mechanisms"] = periods
     record["allowed_purposes"] = _enums(t, "allowed_purposes", Purpose, allowed_purposes)
     record["active"] = bool(active)
+    return Event(t, record)
+
+
+def incident_event(
+    incident_id: str,
+    kind: IncidentEventKind | str,
+    *,
+    recipient_id: str | None = None,
+    window_from: datetime | None = None,
+    window_to: datetime | None = None,
+    aware_at: datetime | None = None,
+    risk: IncidentRisk | str | None = None,
+    categories: Iterable[DataCategory | str] = (),
+    subject_id: str | None = None,
+    delay_reason: str | None = None,
+    source_service: str,
+    occurred_at: datetime | None = None,
+    event_id: str | None = None,
+    policy_version: str = CURRENT_POLICY_VERSION,
+) -> Event:
+    """A fact of the breach register [12; GDPR Art. 33, 34]: ``opened`` (recipient, window, aware_at, risk, the
+    categories known), ``authority_notified`` (with ``delay_reason`` when later than 72 hours), ``subject_notified``
+    (one subject told), ``closed``. Each kind carries its fields only (``edge_checks.incident_shape``)."""
+    t = topics.INCIDENTS
+    name = t.short_name
+    record = _header(t, source_service, occurred_at, event_id, policy_version)
+    record["incident_id"] = _id(t, "incident_id", incident_id)
+    record["kind"] = _enum(t, "kind", IncidentEventKind, kind).value
+    record["recipient_id"] = None if recipient_id is None else _id(t, "recipient_id", recipient_id)
+    record["window_from"] = None if window_from is None else _time(t, "window_from", window_from)
+    record["window_to"] = None if window_to is None else _time(t, "window_to", window_to)
+    record["aware_at"] = None if aware_at is None else _time(t, "aware_at", aware_at)
+    record["risk"] = None if risk is None else _enum(t, "risk", IncidentRisk, risk).value
+    record["categories"] = _enums(t, "categories", DataCategory, categories)
+    record["subject_id"] = None if subject_id is None else _id(t, "subject_id", subject_id)
+    record["delay_reason"] = None if delay_reason is None else edge_checks.reason_line(name, "delay_reason", delay_reason)
+    edge_checks.incident_shape(name, record)
     return Event(t, record)

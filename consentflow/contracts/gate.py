@@ -75,11 +75,14 @@ STRING_RULES: dict[str, Rule] = {
     "country": edge_checks.country,
     "reason_code": edge_checks.reason_code,
     "purpose": edge_checks.purpose_name,  # a rights request's (RightsEvent v2); the other contracts' purpose is an enum
+    "incident_id": edge_checks.pseudonymous_id,
+    "delay_reason": edge_checks.reason_line,
 }
 
-#: Checks over several fields of a record, by contract name, run after the fields' own.
+#: Checks over several fields of a record, by contract name, run after the fields' own: what ties one field to another.
 RECORD_RULES: dict[str, Callable[[str, Mapping[str, Any]], None]] = {
     "RightsEvent": edge_checks.rights_request,  # an extension's months, a withdrawal's purpose (v2)
+    "IncidentEvent": edge_checks.incident_shape,  # the fields of each kind of incident event [12; Art. 33, 34]
 }
 
 

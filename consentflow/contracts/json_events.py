@@ -24,7 +24,18 @@ from consentflow.contracts import events
 from consentflow.contracts.errors import ContractError
 from consentflow.contracts.events import Event, MechanismPeriod
 from consentflow.contracts.releases import default_store
-from consentflow.contracts.topics import CONSENT, COOKIE, DISCLOSURE, MESSAGE, PROFILE, RECIPIENTS, RIGHTS, Topic, topic_named
+from consentflow.contracts.topics import (
+    CONSENT,
+    COOKIE,
+    DISCLOSURE,
+    INCIDENTS,
+    MESSAGE,
+    PROFILE,
+    RECIPIENTS,
+    RIGHTS,
+    Topic,
+    topic_named,
+)
 
 #: The constructor of each topic the collector takes; its keyword names are the contract's field names.
 CONSTRUCTORS: dict[Topic, Callable[..., Event]] = {
@@ -35,9 +46,14 @@ CONSTRUCTORS: dict[Topic, Callable[..., Event]] = {
     DISCLOSURE: events.data_disclosed,
     RIGHTS: events.rights_event,
 }
-#: What a file written by hand may hold besides: registry records (the DPO's; the collector does not take them).
-LINE_CONSTRUCTORS: dict[Topic, Callable[..., Event]] = {**CONSTRUCTORS, RECIPIENTS: events.recipient_registered}
-_TIMES = frozenset({"occurred_at"})
+#: What a file written by hand may hold besides: registry records and the breach register's incident events (the
+#: DPO's; the collector does not take them).
+LINE_CONSTRUCTORS: dict[Topic, Callable[..., Event]] = {
+    **CONSTRUCTORS,
+    RECIPIENTS: events.recipient_registered,
+    INCIDENTS: events.incident_event,
+}
+_TIMES = frozenset({"occurred_at", "window_from", "window_to", "aware_at"})
 
 
 class InvalidEvent(ValueError):

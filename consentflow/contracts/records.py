@@ -123,6 +123,39 @@ class ErasureNotice(TypedDict):
     revision: int
 
 
+class IncidentEvent(TypedDict):
+    """A fact of the breach register (topic: incidents, keyed by incident_id) [12; GDPR Art. 33, 34]: an incident opened, the supervisory authority notified, a data subject told, the incident closed. Ids, categories and times only, never a personal data value; unlike subject events it is keyed by incident."""
+
+    #: Unique id of this event (UUID); a second event with the same id is a duplicate and changes nothing.
+    event_id: str
+    #: When the fact happened (event time, UTC, microseconds): the incident recorded, the authority notified, the subject told, the incident closed.
+    occurred_at: datetime
+    #: The service (or the DPO's tool, consentflow-cli) that emitted the event.
+    source_service: str
+    #: Version of the privacy policy in force, e.g. 2020-11-14 [13].
+    policy_version: str
+    #: Pseudonymous id of the incident; the Kafka key, so an incident's events share a partition.
+    incident_id: str
+    #: opened (recipient, window, aware_at, risk), authority_notified (Art. 33(1)), subject_notified (one subject told, Art. 34(1)), closed.
+    kind: str  # enum IncidentEventKind
+    #: opened: the recipient (processor, subcontractor) where the breach happened [4, 12].
+    recipient_id: str | None
+    #: opened: the start of the breach window, included.
+    window_from: datetime | None
+    #: opened: the end of the breach window, excluded.
+    window_to: datetime | None
+    #: opened: when the controller became aware of the breach; the 72 hours of Art. 33(1) run from it.
+    aware_at: datetime | None
+    #: opened: low, or high (the subjects must be told, Art. 34(1)).
+    risk: str | None  # enum IncidentRisk
+    #: opened: the categories the controller knows were concerned (Art. 33(3)(a)); the lineage says which the recipient held.
+    categories: list[str]  # enum DataCategory
+    #: subject_notified: the pseudonymous id of the subject told.
+    subject_id: str | None
+    #: authority_notified: a short line (a reason code, at most 160 characters) saying why the notification came later than 72 hours (Art. 33(1)); never a personal data value.
+    delay_reason: str | None
+
+
 class SourceCoordinates(TypedDict):
     """Where a source event sits in Kafka. Only Kafka runs have it; it is kept out of hash chains so embedded and Kafka runs agree."""
 
@@ -471,7 +504,9 @@ class Violation(TypedDict):
 
 
 #: A record of an input topic (contracts.topics.INPUT_TOPICS).
-InputRecord = ProfileEvent | ConsentEvent | CookieEvent | MessageEvent | DisclosureEvent | RightsEvent | RecipientRecord
+InputRecord = (
+    ProfileEvent | ConsentEvent | CookieEvent | MessageEvent | DisclosureEvent | RightsEvent | RecipientRecord | IncidentEvent
+)
 #: A record of an input topic keyed by subject: an event about one data subject.
 SubjectEvent = ProfileEvent | ConsentEvent | CookieEvent | MessageEvent | DisclosureEvent | RightsEvent
 #: A record of an output topic (contracts.topics.OUTPUT_TOPICS).
@@ -487,6 +522,7 @@ __all__ = [
     "DeadLetter",
     "DisclosureEvent",
     "ErasureNotice",
+    "IncidentEvent",
     "InputRecord",
     "LedgerEntry",
     "LineageEdge",

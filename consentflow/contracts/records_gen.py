@@ -19,8 +19,6 @@ from typing import Any
 from consentflow.contracts.releases import ContractStore, default_store
 from consentflow.contracts.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
-#: The line length ruff formats to (pyproject.toml).
-_LINE_LENGTH = 130
 #: Where the generated module lives.
 RECORDS_PATH = Path(__file__).resolve().parent / "records.py"
 _PRIMITIVES = {
@@ -120,6 +118,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()).replace('"""', "'''")
 
 
+#: The line length the formatter keeps (pyproject.toml): a longer union is written in parentheses, as it would be.
+LINE_LENGTH = 130
+
+
+def _alias(name: str, union: str) -> str:
+    """``name = union`` on one line, or in parentheses over three when the line would pass ``LINE_LENGTH``."""
+    line = f"{name} = {union}"
+    return line if len(line) <= LINE_LENGTH else f"{name} = (\n    {union}\n)"
+
+
 def render(store: ContractStore | None = None) -> str:
     """The text of ``records.py`` for the contracts in ``store`` (default: the shipped ``schemas/``)."""
     store = store or default_store()
@@ -153,12 +161,6 @@ def render(store: ContractStore | None = None) -> str:
         f"{_alias('SubjectOutput', subject_outputs)}\n\n"
         "__all__ = [\n" + "".join(f'    "{name}",\n' for name in exported) + "]\n"
     )
-
-
-def _alias(name: str, union: str) -> str:
-    """``name = union``, in parentheses over three lines when one would pass the line length, as ruff formats it."""
-    line = f"{name} = {union}"
-    return line if len(line) <= _LINE_LENGTH else f"{name} = (\n    {union}\n)"
 
 
 def main() -> None:

@@ -37,6 +37,10 @@ RIGHTS = Topic("rights", "RightsEvent", "subject_id", TopicRole.INPUT)
 # The registry is compacted: the latest record per recipient is the registry;
 # the processors keep every version they have seen, since SCCs have dates [7].
 RECIPIENTS = Topic("recipients", "RecipientRecord", "recipient_id", TopicRole.INPUT, compacted=True)
+# The breach register [12; GDPR Art. 33, 34]: the controller's incident events, keyed by incident (not compacted: every
+# event is a fact Art. 33(5) documents). Not a subject's event: no worker processes it, the sink and the embedded runner
+# store each one gated, and the register is computed from them when read (core/incidents.py).
+INCIDENTS = Topic("incidents", "IncidentEvent", "incident_id", TopicRole.INPUT)
 
 LEDGER = Topic("ledger", "LedgerEntry", "subject_id", TopicRole.OUTPUT)
 LINEAGE = Topic("lineage", "LineageEdge", "subject_id", TopicRole.OUTPUT)
@@ -49,7 +53,7 @@ DEAD_LETTER = Topic("dead-letter", "DeadLetter", "topic", TopicRole.OUTPUT)
 # Each rights request as a tracked object, with its time limit [8.2; GDPR Art. 12(3)] (issue 24).
 REQUESTS = Topic("requests", "RightsRequest", "subject_id", TopicRole.OUTPUT)
 
-INPUT_TOPICS: tuple[Topic, ...] = (PROFILE, CONSENT, COOKIE, MESSAGE, DISCLOSURE, RIGHTS, RECIPIENTS)
+INPUT_TOPICS: tuple[Topic, ...] = (PROFILE, CONSENT, COOKIE, MESSAGE, DISCLOSURE, RIGHTS, RECIPIENTS, INCIDENTS)
 OUTPUT_TOPICS: tuple[Topic, ...] = (LEDGER, LINEAGE, VIOLATIONS, RETENTION, ERASURE_NOTICES, HOLDINGS, DEAD_LETTER)
 OUTPUT_TOPICS += (REQUESTS,)  # issue 24: rights requests as tracked objects
 ALL_TOPICS: tuple[Topic, ...] = INPUT_TOPICS + OUTPUT_TOPICS

@@ -146,13 +146,14 @@ _COOKIE: Final = topics.COOKIE.short_name
 _MESSAGE: Final = topics.MESSAGE.short_name
 _DISCLOSURE: Final = topics.DISCLOSURE.short_name
 _RECIPIENTS: Final = topics.RECIPIENTS.short_name
+_INCIDENTS: Final = topics.INCIDENTS.short_name
 _LIFECYCLE_USE: Final = frozenset({ProfileAction.REGISTERED.value, ProfileAction.USED.value, ProfileAction.UPDATED.value})
 _NEGATIVE: Final = frozenset({ProfileAction.NEGATIVE_DECISION.value, ProfileAction.NOTIFICATION.value})
 _SUSPENSION: Final = frozenset({ProfileAction.SUSPENDED.value, ProfileAction.BLOCKED.value})
 _REGISTERED: Final = ProfileAction.REGISTERED.value
 _CLOSED: Final = ProfileAction.CLOSED.value
 _REINSTATED: Final = ProfileAction.REINSTATED.value
-_SUBJECT_TOPICS: Final = frozenset(t.short_name for t in topics.INPUT_TOPICS if t is not topics.RECIPIENTS)
+_SUBJECT_TOPICS: Final = frozenset(t.short_name for t in topics.INPUT_TOPICS if t.key_field == "subject_id")
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ class Processor:
         """Apply one decoded input event of ``topic`` (short name); ``source`` is its Kafka coordinates, if any."""
         if topic == _RECIPIENTS:
             self.registry.add(RecipientVersion.from_record(dict(record)))
+            return Changes()
+        if topic == _INCIDENTS:  # the breach register is judged from its stored events when read (core.incidents)
             return Changes()
         if topic not in _SUBJECT_TOPICS:
             raise ValueError(f"no processor for topic {topic!r}")

@@ -314,6 +314,28 @@ def _record_proof(proof: Mapping[str, Any] | None, fault: str | None) -> str:
     )
 
 
+def _incidents_section(incidents: list[Mapping[str, Any]], names: Mapping[str, str | None]) -> str:
+    """The breaches at a recipient while it held the subject's data (issue 24), open or closed [12; GDPR Art. 33(5)]."""
+    return _table(
+        ("breach", "at", "period", "risk", "your data concerned", "authority notified", "you were told"),
+        (
+            (
+                i["incident_id"],
+                _recipient(i["recipient_id"], names.get(i["recipient_id"])),
+                f"{_when(i['window_from'])} to {_when(i['window_to'])}",
+                "high" if i["risk"] == "high" else "low",
+                _categories(i["categories"]),
+                _when(i["authority_notified_at"]) if i["authority_notified_at"] else "not yet",
+                _when(i["notified_at"])
+                if i["notified_at"]
+                else ("not yet" if i["risk"] == "high" else "not required (low risk)"),
+            )
+            for i in incidents
+        ),
+        empty="No data breach concerned your data.",
+    )
+
+
 def render_access_page(export: Mapping[str, Any]) -> str:
     """The export (``SubjectAccessExport/v3``, or v2 without requests) as a complete HTML document in plain words;
     every value escaped."""
@@ -427,6 +449,8 @@ def render_access_page(export: Mapping[str, Any]) -> str:
             ),
             empty="None found.",
         ),
+        "<h2>Data breaches that concerned your data [12; GDPR Art. 33, 34]</h2>",
+        _incidents_section(export.get("incidents") or [], names),
         "<h2>Proof of this record [GDPR Art. 7(1)]</h2>",
         _record_proof(export.get("record_proof"), export.get("record_proof_fault")),
         "</body></html>",

@@ -187,6 +187,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(BodyLimit, limits=settings.body_limits)  # inside the headers' middleware: its 413 gets them too
     _add_security_headers(app)
     _add_query_routes(app)
+    _add_incident_routes(app)
     _add_request_routes(app)
     add_requests_route(app)  # issue 24: rights requests and their deadlines
     _add_audit_routes(app)
@@ -386,6 +387,36 @@ def _add_query_routes(app: FastAPI) -> None:
         """Subjects, consent rates by purpose, top recipients, transfers outside the EU/EEA, violations by rule."""
         with server_of(request).tables() as sink:
             return _answer(overview(sink))
+
+
+def _add_incident_routes(app: FastAPI) -> None:
+    """The breach register [12; GDPR Art. 33, 34] (``consentflow incident list``)."""
+    from consentflow.sinks.answers import IncidentSummary
+
+    @app.get(
+        f"{API_PREFIX}/incidents",
+        response_model=list[IncidentSummary],
+        responses=KEYED,
+        tags=["compliance"],
+        summary="The breach register",
+    )
+    def incidents(
+        request: Request,
+        _: Reader,
+        open_only: Annotated[bool, Query(alias="open", description="Only incidents not closed.")] = False,
+        as_of: Annotated[
+            str | None,
+            Query(description="Judge at this instant (ISO-8601). Default: the pipeline's clock, the latest event time held."),
+        ] = None,
+    ) -> Response:
+        """Every incident with its 72-hour clock: ``hours_left`` until the authority's notification is due (negative:
+        overdue), ``notification`` (pending, overdue, in_time, late_with_reasons, late_without_reasons), ``flagged``,
+        and the subjects and categories its recipient received in the window [12; GDPR Art. 33(1), 33(5)]."""
+        from consentflow.sinks.incident_queries import incident_register
+
+        at = instant_argument(as_of, "as_of")
+        with server_of(request).tables() as sink:
+            return _answer(incident_register(sink, at, open_only=open_only))
 
 
 def _add_request_routes(app: FastAPI) -> None:

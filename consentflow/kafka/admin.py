@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # exported, untyped
 from confluent_kafka.cimpl import NewTopic
 
-from consentflow.contracts.topics import ALL_TOPICS, Topic, TopicRole, checkpoints_topic
+from consentflow.contracts.topics import ALL_TOPICS, INCIDENTS, Topic, TopicRole, checkpoints_topic
 from consentflow.kafka.clients import client_config
 from consentflow.runtime.redaction import redacted_dsn
 
@@ -34,10 +34,13 @@ def topic_config(topic: Topic, output_retention_ms: str = INFINITE, input_retent
     Output topics keep what an auditor needs, forever by default; input topics
     too by default, since auditors replay them from any point and must get the
     same ledger [DESIGN: auditors]. The recipient registry is compacted: its
-    latest record per recipient is the registry.
+    latest record per recipient is the registry. The incidents are kept forever whatever the inputs' retention: every
+    breach stays documented [GDPR Art. 33(5)].
     """
     if topic.compacted:
         return {"cleanup.policy": "compact", "retention.ms": INFINITE}
+    if topic is INCIDENTS:
+        return {"cleanup.policy": "delete", "retention.ms": INFINITE}
     retention = output_retention_ms if topic.role is TopicRole.OUTPUT else input_retention_ms
     return {"cleanup.policy": "delete", "retention.ms": retention}
 

@@ -281,3 +281,21 @@ class ConsentState(StrEnum):
     WITHDRAWN = "withdrawn"
     REFUSED = "refused"
     NEVER_ASKED = "never_asked"  # consent-required purposes default to no consent
+
+
+class IncidentEventKind(StrEnum):
+    """What a fact of the breach register records [12; GDPR Art. 33, 34]."""
+
+    OPENED = "opened"  # the incident recorded: recipient, window, awareness, risk
+    AUTHORITY_NOTIFIED = "authority_notified"  # the supervisory authority notified [GDPR Art. 33(1)]
+    SUBJECT_NOTIFIED = "subject_notified"  # one data subject told [GDPR Art. 34(1)]
+    CLOSED = "closed"
+    UNKNOWN = "unknown"
+
+
+class IncidentRisk(StrEnum):
+    """The risk a breach poses to the rights and freedoms of natural persons [GDPR Art. 33(1), 34(1)]."""
+
+    LOW = "low"  # the authority is notified; the subjects need not be told
+    HIGH = "high"  # the subjects are told without undue delay [GDPR Art. 34(1)]
+    UNKNOWN = "unknown"

@@ -36,7 +36,7 @@ from consentflow.streams.embedded import run_events
 from tests.support.kafka_topics import assert_topics_hold
 
 SUBJECTS, DAYS, SEED = 400, 150, 23
-WORKER_INPUTS = [t for t in INPUT_TOPICS if not t.compacted]
+WORKER_INPUTS = [t for t in INPUT_TOPICS if t.key_field == "subject_id"]  # what a worker consumes
 
 
 def make_dataset(out: Path) -> Path:

@@ -148,9 +148,26 @@ def recipient_event(recipient_id: str = "mailco-us", start: datetime = T0) -> Ev
     )
 
 
+def incident_event(start: datetime = T0) -> Event:
+    """A breach at the US emailing provider, opened with its window and awareness [12; GDPR Art. 33]."""
+    return events.incident_event(
+        "inc-000001",
+        "opened",
+        recipient_id="mailco-us",
+        window_from=start - timedelta(days=2),
+        window_to=start,
+        aware_at=start,
+        risk="high",
+        categories=["contact"],
+        source_service="dpo",
+        occurred_at=start,
+        event_id=_event_id("inc-000001", 0),
+    )
+
+
 def input_events() -> list[Event]:
-    """At least one valid event for every input topic (registry included)."""
-    return [recipient_event(), *subject_events()]
+    """At least one valid event for every input topic (registry and incidents included)."""
+    return [recipient_event(), *subject_events(), incident_event()]
 
 
 # ---------------------------------------------------------------- random records from a contract

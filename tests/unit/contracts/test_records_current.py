@@ -22,7 +22,7 @@ from consentflow.contracts.releases import Contract, default_store
 from consentflow.contracts.topics import topic_for_record, topic_named
 from consentflow.core.processor import Processor
 from consentflow.generator.simulation import GeneratorConfig, Simulation
-from tests.support.samples import sample_record
+from tests.support.samples import incident_event, sample_record
 
 STORE = default_store()
 
@@ -95,6 +95,8 @@ def test_a_generated_years_events_decoded_and_outputs_emitted_hold_their_typed_d
         check([(event.topic.record, decoded), *_named(processor.process(event.topic.short_name, decoded))])
     check(_named(processor.tick(datetime(2040, 1, 1, tzinfo=UTC))))
     check([("DeadLetter", dead_letter("consent", "a reason", ValueError(), partition=1, offset=2, key=b"k", value=None))])
+    incident = incident_event()  # the DPO's, not the generator's (issue 24)
+    check([("IncidentEvent", codec.decode(incident.topic, codec.encode(incident.topic, incident.record)))])
     assert set(checked) == set(STORE.names()), checked
 
 

@@ -22,7 +22,7 @@ from consentflow.sinks.lineage_flows import processing_flows
 from consentflow.sinks.lineage_queries import transfers
 from consentflow.sinks.queries import overview
 from consentflow.sinks.reading import open_tables
-from consentflow.sinks.tables import BY_RECIPIENT, LINEAGE, LOG_TABLES, TABLES, schema_ddl
+from consentflow.sinks.tables import BY_RECIPIENT, INCIDENTS, LINEAGE, LOG_TABLES, TABLES, schema_ddl
 from consentflow.sinks.verification import first_difference
 from consentflow.streams.embedded import run_events
 from tests.support.builders import CLOUDNEST, POSTWAVE, at, disclose, processor_with
@@ -54,7 +54,7 @@ def _with_service(statement: str) -> str:
 
 
 #: Tables added since, each a statement of its own: the tables before keep their columns and DDL (issue 24).
-ADDED = {"rights_requests"}
+ADDED = {"rights_requests", "incidents"}  # the requests and the breach register
 
 
 def test_the_tables_columns_and_single_node_ddl_are_those_before_the_model() -> None:
@@ -116,8 +116,10 @@ def test_the_cluster_ddl_replicates_each_table_with_its_version_and_reads_it_thr
 def test_the_subjects_tables_are_sharded_by_subject() -> None:
     keyed = {t.name: sharding_key(t) for t in TABLES}
     assert {name for name, key in keyed.items() if key == "cityHash64(`subject_id`)"} == {
-        t.name for t in TABLES if "subject_id" in t.column_names
+        t.name for t in TABLES if "subject_id" in t.column_names and t is not INCIDENTS
     }
+    # An incident's rows name a subject only when one is told (a Nullable key cannot shard): by its sorting key.
+    assert keyed["incidents"] == "cityHash64(`incident_id`, `occurred_at`, `event_id`)"
     assert keyed["recipients"] == "cityHash64(`recipient_id`, `since`, `event_id`)"
     # A proof reads one log: the consent log's tables are sharded by log, log_leaves too though it names subjects.
     assert {sharding_key(t) for t in LOG_TABLES} == {"cityHash64(`log_id`)"}
