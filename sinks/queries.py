@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from consentflow.contracts.query_arguments import now_unless
 from consentflow.policy.versions import load_history
 from consentflow.policy.vocabulary import ConsentAction
+from consentflow.sinks.incident_queries import incident_register
 from consentflow.sinks.reader import TableReader
+from consentflow.sinks.request_queries import request_counts
 from consentflow.sinks.tables import DATETIME
 from consentflow.sinks.transfers_filter import OUTSIDE_EEA, outside_eea_parameters
 
 
-def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
-    """Subjects, consent rates by purpose, top recipients, transfers outside the EU/EEA, violations by rule."""
+def overview(reader: TableReader, *, top: int = 10, as_of: datetime | None = None) -> dict[str, Any]:
+    """Subjects, consent rates by purpose, top recipients, transfers outside the EU/EEA, violations by rule, consents
+    awaiting re-consent, and the calendar panel at ``as_of`` (default: now; ``calendar_panel``)."""
     subjects = reader.query(
         "SELECT uniqExact(subject_id) FROM (SELECT subject_id FROM {db:Identifier}.ledger UNION ALL SELECT subject_id FROM {db:Identifier}.lineage_edges)"
     )[0][0]
@@ -52,6 +57,7 @@ def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
         GROUP BY rule ORDER BY n DESC, rule
         """
     )
+    reconsent = awaiting_reconsent(reader)
     return {
         "subjects": int(subjects),
         "consent_by_purpose": [
@@ -65,7 +71,39 @@ def overview(reader: TableReader, *, top: int = 10) -> dict[str, Any]:
             for c, m, e, s, rs in transfers
         ],
         "violations_by_rule": [{"rule": r, "policy_section": s, "count": int(n)} for r, s, n in violations],
-        "awaiting_reconsent": awaiting_reconsent(reader),
+        "awaiting_reconsent": reconsent,
+        "calendar": calendar_panel(reader, as_of, reconsent),
+    }
+
+
+def calendar_panel(
+    reader: TableReader, as_of: datetime | None = None, reconsent: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The DPO's calendar at one instant (``as_of``, default now): rights requests open, due within seven days and
+    overdue [8.2; GDPR Art. 12(3)]; incidents not closed, with the hours left to notify the authority (negative:
+    overdue) [12; Art. 33(1)]; subjects whose consent awaits re-consent [13] (``reconsent``: ``awaiting_reconsent``'s
+    answer when already read)."""
+    at = now_unless(as_of)
+    counts = request_counts(reader, at)
+    incidents = incident_register(reader, at, open_only=True)
+    awaiting = awaiting_reconsent(reader) if reconsent is None else reconsent
+    return {
+        "as_of": at.isoformat(),
+        "requests": {"open": counts.open, "due_this_week": counts.due_this_week, "overdue": counts.overdue},
+        "incidents_open": [
+            {
+                "incident_id": i.incident_id,
+                "recipient_id": i.recipient_id,
+                "risk": i.risk,
+                "authority_due": i.authority_due.isoformat(),
+                "hours_left": None if i.hours_left is None else round(i.hours_left, 1),
+                "notification": i.notification,
+                "flagged": i.flagged,
+                "affected_subjects": i.affected_subjects,
+            }
+            for i in incidents
+        ],
+        "awaiting_reconsent": sum(int(row["subjects"]) for row in awaiting),
     }
 
 

@@ -216,6 +216,36 @@ def _print_overview(sink: Any, as_json: bool = False) -> None:
     for row in data.get("awaiting_reconsent", []):
         table.add_row(row["purpose"], row["version"], row["since"], f"{row['subjects']:,}")
     console.print(table)
+    _print_calendar(console, data["calendar"])
+
+
+def _print_calendar(console: Any, panel: dict[str, Any]) -> None:
+    """The overview's calendar panel: requests against their deadlines, open incidents' hours left, re-consent."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    requests = panel["requests"]
+    lines = [
+        f"Rights requests [8.2; Art. 12(3)]: {requests['open']:,} open, {requests['due_this_week']:,} due within 7 days, "
+        f"{requests['overdue']:,} overdue",
+        f"Consents awaiting re-consent [13]: {panel['awaiting_reconsent']:,}",
+        f"Incidents open [12; Art. 33]: {len(panel['incidents_open']):,}",
+    ]
+    incidents = Table(box=None)
+    for col in ("incident", "recipient", "risk", "authority due", "hours left", "notification"):
+        incidents.add_column(col)
+    for row in panel["incidents_open"]:
+        left = "" if row["hours_left"] is None else f"{row['hours_left']:,.1f}"
+        style = "bold red" if row["flagged"] else ""
+        incidents.add_row(
+            row["incident_id"], row["recipient_id"], row["risk"], row["authority_due"], left, row["notification"], style=style
+        )
+    body: Any = "\n".join(lines)
+    if panel["incidents_open"]:
+        from rich.console import Group
+
+        body = Group(body, incidents)
+    console.print(Panel(body, title=f"The DPO's calendar, as of {panel['as_of']}"))
 
 
 @click.command()
