@@ -442,7 +442,7 @@ def test_the_schema_refuses_a_broken_export(
 def test_the_released_versions_stay_and_each_only_adds_its_members(data: Dataset, sink: ClickHouseSink) -> None:
     """Every released schema version stays, so an export made before can still be checked; v2 is v1 plus the plan,
     (issue 22) the optional proof of record and (issue 23) each recipient purpose's optional recorded bases; v3 is v2
-    plus the subject's rights requests (issue 24)."""
+    plus the subject's rights requests and the incidents that touched its data (issue 24), both optional."""
     v1, v2 = export_schema(1), export_schema(2)
     jsonschema.Draft202012Validator.check_schema(v1)
     export = _sample(sink, data)
@@ -455,9 +455,9 @@ def test_the_released_versions_stay_and_each_only_adds_its_members(data: Dataset
     purpose_item = export_schema()["$defs"]["recipient"]["properties"]["purposes"]["items"]
     assert set(purpose_item["properties"]) - set(purpose_item["required"]) == recorded
     jsonschema.Draft202012Validator(v1, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(as_v1)
-    assert set(v2["properties"]) - set(v1["properties"]) == added - {"rights_requests"}
-    assert set(export_schema()["properties"]) - set(v2["properties"]) == {"rights_requests"}
-    assert not {"record_proof", "rights_requests"} & set(export_schema()["required"])
+    assert set(v2["properties"]) - set(v1["properties"]) == added - {"rights_requests", "incidents"}
+    assert set(export_schema()["properties"]) - set(v2["properties"]) == {"rights_requests", "incidents"}
+    assert not {"record_proof", "rights_requests", "incidents"} & set(export_schema()["required"])
 
 
 def test_the_schema_knows_every_symbol_of_the_vocabulary() -> None:
