@@ -117,13 +117,18 @@ def test_a_schema_id_outside_the_released_contracts_is_refused(schema_registry: 
     assert info.value.topic == "rights" and f"schema id {schema_id} is not a release kept in" in info.value.reason
 
 
+#: The release after RightsEvent's latest, which the tests below make up.
+NEXT = STORE.latest("RightsEvent").version + 1
+
+
 def _store_with_v2(tmp_path: Path, new_field: dict[str, Any]) -> ContractStore:
+    """The shipped releases of RightsEvent and a next one with ``new_field`` (v3 since issue 24 released v2)."""
     root = tmp_path / "schemas"
-    v1 = STORE.latest("RightsEvent")
-    shutil.copytree(v1.path.parent, root / "RightsEvent")
-    document = copy.deepcopy(v1.schema)
+    latest = STORE.latest("RightsEvent")
+    shutil.copytree(latest.path.parent, root / "RightsEvent")
+    document = copy.deepcopy(latest.schema)
     document["fields"].append(new_field)
-    (root / "RightsEvent" / "v2.avsc").write_text(json.dumps(document), encoding="utf-8")
+    (root / "RightsEvent" / f"v{NEXT}.avsc").write_text(json.dumps(document), encoding="utf-8")
     return ContractStore(root)
 
 
@@ -152,7 +157,7 @@ def test_an_incompatible_v2_is_refused_by_the_registry(schema_registry: SchemaRe
     with pytest.raises(ContractError) as info:
         codec.encode(RIGHTS, {**RIGHTS_EVENT.record, "handled_by": "dpo-desk"})
     assert info.value.topic == "rights"
-    assert "schema registry refused RightsEvent v2" in info.value.reason
+    assert f"schema registry refused RightsEvent v{NEXT}" in info.value.reason
     assert "reader_field_missing_default_value" in info.value.reason
 
 
@@ -169,4 +174,7 @@ def test_a_registry_that_is_down_is_a_contract_error() -> None:
     codec = ConfluentCodec(SchemaRegistryClient({"url": url, "max.retries": 0}), prefix=_prefix())
     with pytest.raises(ContractError) as info:
         codec.encode(RIGHTS, RIGHTS_EVENT.record)
-    assert info.value.topic == "rights" and "schema registry refused RightsEvent v1" in info.value.reason
+    assert (
+        info.value.topic == "rights"
+        and f"schema registry refused RightsEvent v{STORE.latest('RightsEvent').version}" in info.value.reason
+    )
