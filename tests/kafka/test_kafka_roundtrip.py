@@ -19,6 +19,7 @@ from consentflow.contracts.errors import ContractError
 from consentflow.contracts.events import Event
 from consentflow.contracts.topics import (
     ALL_TOPICS,
+    INCIDENTS,
     INPUT_TOPICS,
     LEDGER,
     OUTPUT_TOPICS,
@@ -30,7 +31,7 @@ from consentflow.contracts.topics import (
 from consentflow.kafka.admin import create_topics, wait_until_served
 from consentflow.kafka.producer import EventProducer
 from tests.support.kafka_topics import delete_topics_under
-from tests.support.samples import T0, recipient_event, subject_events
+from tests.support.samples import T0, incident_event, recipient_event, subject_events
 
 pytestmark = pytest.mark.kafka
 
@@ -158,7 +159,7 @@ def _events() -> list[Event]:
     sent: list[Event] = [recipient_event("mailco-us"), recipient_event("acme-corp")]
     for n, subject in enumerate(SUBJECTS):
         sent.extend(subject_events(subject, start=T0.replace(day=1 + n)))
-    return sent
+    return [*sent, incident_event()]
 
 
 @pytest.fixture(params=["single-object", "confluent"])
@@ -191,7 +192,8 @@ def test_every_input_event_round_trips_through_kafka(kafka_bootstrap: str, frami
     for r, rec in decoded:
         assert r.value.startswith(magic)
         assert r.key == rec[r.topic.key_field]
-        assert r.key == (rec["recipient_id"] if r.topic is RECIPIENTS else rec["subject_id"])
+        by_topic = {RECIPIENTS: "recipient_id", INCIDENTS: "incident_id"}  # the registry's and the breach register's keys
+        assert r.key == rec[by_topic.get(r.topic, "subject_id")]
 
     # one subject's events share one partition: within a topic, and (same partition count) across topics
     partitions: dict[str, set[int]] = defaultdict(set)

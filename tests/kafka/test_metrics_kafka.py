@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from consentflow.contracts.topics import OUTPUT_TOPICS, RECIPIENTS
+from consentflow.contracts.topics import INCIDENTS, OUTPUT_TOPICS, RECIPIENTS
 from consentflow.kafka.lag import end_offsets, group_lag
 from consentflow.sinks.tables import TABLES
 from tests.support.kafka_pipeline import WORKER_INPUTS, Pipeline
@@ -126,7 +126,8 @@ def test_a_running_worker_and_sink_report_what_reached_kafka(pipeline: Pipeline)
         start_new_session=True,
     )
     pipeline.others.append(sink)
-    followed = {**outputs, RECIPIENTS.name(pipeline.prefix): RECIPIENTS.short_name}
+    # What the sink follows: the outputs, the registry and the breach register's incidents (issue 24).
+    followed = {**outputs, **{t.name(pipeline.prefix): t.short_name for t in (RECIPIENTS, INCIDENTS)}}
     deadline = time.monotonic() + 180
     while group_lag(pipeline.bootstrap, group, list(followed)) > 0:
         assert sink.poll() is None, f"the sink exited with {sink.returncode}; see {pipeline.tmp}/sink.log"
