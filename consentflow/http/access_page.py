@@ -469,13 +469,14 @@ def requests_section(requests: Sequence[Mapping[str, Any]]) -> str:
     """The subject's rights requests: when each was received, the last day to answer it (the controller's calendar,
     moved past weekends and public holidays), any extension and how it ended [8.2; GDPR Art. 12(3), 12(4)]."""
     return _table(
-        ("request", "right", "answered", "received", "last day to answer", "extension", "outcome", "late"),
+        ("request", "right", "answered", "received", "identity checked", "last day to answer", "extension", "outcome", "late"),
         (
             (
                 r["request_id"],
                 r["right"].replace("_", " "),
                 _CLOCKS.get(r["clock"], r["clock"]),
                 _when(r["received_at"]),
+                _identity(r),
                 r["last_day"],
                 (f"{r['extension_months']} further month(s)" if r["extension_months"] else None)
                 if not r["extension_refused"]
@@ -487,6 +488,13 @@ def requests_section(requests: Sequence[Mapping[str, Any]]) -> str:
         ),
         empty="You made no request.",
     )
+
+
+def _identity(request: Mapping[str, Any]) -> str | None:
+    """When the identity was confirmed (the month runs from then [GDPR Art. 12(6)]), or that it is awaited."""
+    if request["identity_verified_at"] is not None:
+        return f"confirmed {_when(request['identity_verified_at'])}; the month runs from then"
+    return "asked, awaited: the month waits" if request["identity_requested_at"] is not None else None
 
 
 def _country(code: str | None, eea: bool | None) -> Html:
