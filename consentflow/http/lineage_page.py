@@ -76,6 +76,7 @@ header button { background: transparent; color: #fff; border-color: #98a2b3; }
 .tools label { font-size: 13px; color: var(--muted); display: flex; flex-direction: column; }
 .tools input { font: inherit; padding: 5px 8px; border: 1px solid #d0d5dd; border-radius: 6px; color: #101828; }
 table.recipients { table-layout: fixed; }
+table.violations { table-layout: fixed; } .violations td { overflow-wrap: anywhere; }
 .recipients col.who { width: 19%; } .recipients col.kind { width: 11%; } .recipients col.how { width: 14%; }
 .recipients col.what { width: 19%; } .recipients col.why { width: 21%; } .recipients col.when { width: 8%; }
 .name { font-weight: 600; display: block; }
