@@ -9,16 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from consentflow.cli import main
@@ -45,10 +44,9 @@ from consentflow.contracts.topics import (
 )
 from consentflow.kafka.admin import create_topics
 from consentflow.kafka.checkpoints import CheckpointPublisher
-from consentflow.kafka.lag import end_offsets
 from consentflow.kafka.producer import EventProducer
 from tests.support.kafka_pipeline import Pipeline
-from tests.support.kafka_topics import delete_topics_under
+from tests.support.kafka_topics import delete_topics_under, read_to_end
 from tests.support.samples import subject_events
 
 pytestmark = pytest.mark.kafka
@@ -64,31 +62,6 @@ def prefix(kafka_bootstrap: str) -> Iterator[str]:
     create_topics(kafka_bootstrap, partitions=1, prefix=name)
     yield name
     delete_topics_under(kafka_bootstrap, name)
-
-
-def _read_all(bootstrap: str, topics: Sequence[str]) -> list[Any]:
-    """Every message of ``topics`` from the start to the end offsets of now."""
-    ends = {tp: end for tp, end in end_offsets(bootstrap, topics).items() if end > 0}
-    if not ends:
-        return []
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"headers-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, partition, 0) for topic, partition in ends])
-    messages, left = [], dict(ends)
-    deadline = time.monotonic() + 60
-    try:
-        while left and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=10_000, timeout=1.0):
-                if message.error() is not None:
-                    continue
-                messages.append(message)
-                if int(message.offset() or 0) + 1 >= left.get((str(message.topic()), int(message.partition() or 0)), 0):
-                    left.pop((str(message.topic()), int(message.partition() or 0)), None)
-    finally:
-        consumer.close()
-    assert not left, f"could not read {sorted(left)} to their end"
-    return messages
 
 
 def _assert_names_its_avro_value(message: Any, short_name: str) -> None:
@@ -121,7 +94,7 @@ def test_every_message_of_a_pipeline_run_names_its_contract(pipeline: Pipeline) 
     short_of = {t.name(pipeline.prefix): t.short_name for t in ALL_TOPICS}
     seen: Counter[str] = Counter()
     decoded: set[str] = set()
-    for message in _read_all(pipeline.bootstrap, list(short_of)):
+    for message in read_to_end(pipeline.bootstrap, list(short_of)):
         short_name = short_of[str(message.topic())]
         if message.key() == GARBAGE_KEY:
             assert message.headers() is None  # what the foreign producer sent, untouched
@@ -138,7 +111,7 @@ def test_every_message_of_a_pipeline_run_names_its_contract(pipeline: Pipeline) 
     # The subjects table's changelog, written by the worker's own producer.
     topics = AdminClient({"bootstrap.servers": pipeline.bootstrap}).list_topics(timeout=10).topics
     (changelog,) = [name for name in topics if name.startswith(pipeline.app_id) and name.endswith("-changelog")]
-    states = _read_all(pipeline.bootstrap, [changelog])
+    states = read_to_end(pipeline.bootstrap, [changelog])
     assert states
     assert {tuple(sorted(header_text(m.headers()).items())) for m in states} == {
         tuple(sorted(header_text(SUBJECT_STATE_HEADERS).items()))
@@ -154,7 +127,7 @@ def test_a_refused_line_of_produce_is_a_dead_letter_with_headers(kafka_bootstrap
     )
     result = CliRunner().invoke(main, ["produce", str(events), "--bootstrap", kafka_bootstrap, "--prefix", prefix])
     assert result.exit_code == 0, result.output
-    (letter,) = _read_all(kafka_bootstrap, [DEAD_LETTER.name(prefix)])
+    (letter,) = read_to_end(kafka_bootstrap, [DEAD_LETTER.name(prefix)])
     _assert_names_its_avro_value(letter, DEAD_LETTER.short_name)
     assert "newsleter" in _decode_cli(DEAD_LETTER.short_name, bytes(letter.value()))
 
@@ -164,7 +137,7 @@ def test_a_published_checkpoint_says_it_is_a_signed_note(kafka_bootstrap: str, p
     publish = CheckpointPublisher(kafka_bootstrap, prefix)
     publish("log-1", note)
     assert publish.published == 1
-    (message,) = _read_all(kafka_bootstrap, [checkpoints_topic(prefix)])
+    (message,) = read_to_end(kafka_bootstrap, [checkpoints_topic(prefix)])
     assert message.headers() == CHECKPOINT_HEADERS
     assert bytes(message.value()).decode() == note
 

@@ -21,7 +21,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from consentflow.contracts.codec import SingleObjectCodec
@@ -29,10 +28,10 @@ from consentflow.contracts.topics import ERASURE_NOTICES, LEDGER, checkpoints_to
 from consentflow.core.checkpoint import Checkpoint, Verifier, open_checkpoint
 from consentflow.core.merkle import MerkleTree, leaf_hash, verify_consistency
 from consentflow.kafka.group_membership import group_view
-from consentflow.kafka.lag import end_offsets
 from consentflow.notary.follower import log_id_of
 from consentflow.notary.store import NOTICE_KIND, leaf_of
 from tests.support.kafka_pipeline import Pipeline
+from tests.support.kafka_topics import read_to_end
 
 #: A killed process's partitions move after 6 s (the broker's minimum), not librdkafka's 45; a checkpoint each second,
 #: so that some are signed before a kill mid-stream.
@@ -89,36 +88,12 @@ def standalone_notary(pipeline: Pipeline, name: str, dsn: str, key: Path) -> Cli
     return CliProcess(pipeline, name, [*args, *TIMING])
 
 
-def _read_all(bootstrap: str, topics: Sequence[str]) -> list[Any]:
-    """Every message of ``topics`` from the start to the end offsets of now."""
-    ends = {tp: end for tp, end in end_offsets(bootstrap, topics).items() if end > 0}
-    if not ends:
-        return []
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "notary-test-reader", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, partition, 0) for topic, partition in ends])
-    messages, left = [], dict(ends)
-    deadline = time.monotonic() + 60
-    try:
-        while left and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=10_000, timeout=1.0):
-                if message.error() is not None:
-                    continue
-                where = (str(message.topic()), int(message.partition() or 0))
-                messages.append(message)
-                if int(message.offset() or 0) + 1 >= left.get(where, 0):
-                    left.pop(where, None)
-    finally:
-        consumer.close()
-    assert not left, f"could not read {sorted(left)} to their end"
-    return messages
-
-
 def partition_leaves(bootstrap: str, prefix: str) -> dict[str, list[tuple[int, bytes]]]:
     """What each log must hold: its output partition's ledger entries or erasure notices, as (offset, leaf hash)
     in offset order."""
     codec, logs = SingleObjectCodec(), defaultdict(list)
     for topic in (LEDGER, ERASURE_NOTICES):
-        for message in _read_all(bootstrap, [topic.name(prefix)]):
+        for message in read_to_end(bootstrap, [topic.name(prefix)]):
             if message.value() is None:
                 continue
             leaf = leaf_of(topic.short_name, codec.decode(topic, message.value()))
@@ -132,7 +107,7 @@ def topic_checkpoints(bootstrap: str, prefix: str) -> list[tuple[str, str]]:
     """The checkpoints topic's messages: (log id, signed note)."""
     return [
         (bytes(message.key()).decode(), bytes(message.value()).decode())
-        for message in _read_all(bootstrap, [checkpoints_topic(prefix)])
+        for message in read_to_end(bootstrap, [checkpoints_topic(prefix)])
     ]
 
 

@@ -6,9 +6,11 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from consentflow.kafka.admin import create_topics
@@ -52,3 +54,29 @@ def assert_topics_hold(bootstrap: str, sent: Mapping[str, int], acknowledged: ob
         warnings.warn(f"the input topics' end offsets reached what was sent only at read {reads}", stacklevel=2)
     short = {name: (held[name], count) for name, count in sent.items() if held[name] != count}
     assert not short, f"topics holding other than what was sent (held, sent): {short}; acknowledged {acknowledged}"
+
+
+def read_to_end(bootstrap: str, topics: Sequence[str]) -> list[Any]:
+    """Every message of ``topics`` from the start to the end offsets of now (a reader of no group's offsets)."""
+    ends = {tp: end for tp, end in end_offsets(bootstrap, topics).items() if end > 0}
+    if not ends:
+        return []
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, partition, 0) for topic, partition in ends])
+    messages, left = [], dict(ends)
+    deadline = time.monotonic() + 60
+    try:
+        while left and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                if message.error() is not None:
+                    continue
+                where = (str(message.topic()), int(message.partition() or 0))
+                messages.append(message)
+                if int(message.offset() or 0) + 1 >= left.get(where, 0):
+                    left.pop(where, None)
+    finally:
+        consumer.close()
+    assert not left, f"could not read {sorted(left)} to their end"
+    return messages
