@@ -187,12 +187,8 @@ def test_kill_9_of_the_sinks_notary_the_standalone_notary_and_a_worker_mid_strea
         time.sleep(0.5)
     saved = {verifier.name: _signed_by(pipeline, verifier) for verifier in (sink_verifier, notary_verifier)}
 
-    before = pipeline.outputs()
     pipeline.start_worker("w2")  # a new machine: empty data dir, state from the changelog; it re-produces some outputs
-    deadline = time.monotonic() + 120
-    while pipeline.outputs() < before + 300:  # the notaries are following w2's outputs: kill them now
-        assert time.monotonic() < deadline, "the second worker produced nothing"
-        time.sleep(0.05)
+    pipeline.wait_outputs(300, 120, "the second worker")  # the notaries are following w2's outputs: kill them now
     for process in (sink, notary):
         process.alive()
         process.kill()

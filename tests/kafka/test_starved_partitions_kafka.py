@@ -8,6 +8,7 @@ itself, and leave the same tables as the embedded run, with the group's lag at z
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ PYTHONPATH = os.pathsep.join((str(STARVING), str(REPO)))
 
 
 def test_partitions_faust_never_fetches_are_read_by_the_worker_itself(
-    pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
+    pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]], dataset: Path
 ) -> None:
     starved = [f"{pipeline.prefix}.consent:2", f"{pipeline.prefix}.profile:4"]
     worker = pipeline.start_worker("w1", env={"PYTHONPATH": PYTHONPATH, "CONSENTFLOW_TEST_STARVE": ",".join(starved)})
@@ -33,4 +34,5 @@ def test_partitions_faust_never_fetches_are_read_by_the_worker_itself(
         topic, number = item.rsplit(":", 1)
         assert f"faust handed over nothing of {topic}[{number}]" in log, "the worker read the starved partition itself"
     assert "Crashed" not in log and worker.returncode == 0
-    assert pipeline.sink_digests(chdb_dsn) == embedded_digests
+    digests = pipeline.sink_digests(chdb_dsn)
+    assert digests == embedded_digests, pipeline.holdings_report(chdb_dsn, dataset) + "\n" + pipeline.workers_report()

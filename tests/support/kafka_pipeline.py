@@ -16,13 +16,14 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.contracts.eventfile import read_events
 from consentflow.contracts.events import Event
-from consentflow.contracts.topics import INPUT_TOPICS, OUTPUT_TOPICS
+from consentflow.contracts.topics import HOLDINGS, INPUT_TOPICS, OUTPUT_TOPICS
 from consentflow.core.processor import Processor
 from consentflow.generator import GeneratorConfig, generate
 from consentflow.kafka.admin import create_topics
@@ -33,7 +34,7 @@ from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
 from consentflow.sinks.reader import TableReader
 from consentflow.streams.embedded import run_events
-from tests.support.kafka_topics import assert_topics_hold
+from tests.support.kafka_topics import assert_topics_hold, read_to_end
 
 SUBJECTS, DAYS, SEED = 400, 150, 23
 WORKER_INPUTS = [t for t in INPUT_TOPICS if t.key_field == "subject_id"]  # what a worker consumes
@@ -145,6 +146,28 @@ class Pipeline:
         self.dump_tasks()
         pytest.fail(f"workers did not catch up in {timeout:.0f} s (lag {self.lag()}); see {self.tmp}/*.log")
 
+    def wait_outputs(self, more: int, timeout: float, doing: str) -> None:
+        """Until the output topics hold ``more`` messages beyond what they held at the call; on a timeout, the test
+        fails with each worker's exit status and the end of its log (a stall and a crash read differently)."""
+        target = self.outputs() + more
+        deadline = time.monotonic() + timeout
+        while self.outputs() < target:
+            if time.monotonic() > deadline:
+                self.dump_tasks()
+                pytest.fail(f"{doing}: fewer than {more} outputs in {timeout:.0f} s\n{self.workers_report()}")
+            time.sleep(0.05)
+
+    def workers_report(self, lines: int = 40) -> str:
+        """Each worker's log name, exit status (None: running) and its last ``lines`` lines."""
+        report = []
+        for log in sorted(self.tmp.glob("*.log")):
+            name = log.stem
+            process = next((p for p in self.workers if p.args[p.args.index("--data-dir") + 1] == str(self.tmp / name)), None)
+            status = "not a current worker" if process is None else f"exit status {process.poll()}"
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            report.append(f"--- {log.name} ({status}), last {len(tail)} lines:\n" + "\n".join(tail))
+        return "\n".join(report)
+
     def dump_tasks(self) -> None:
         """Have each live worker write its threads' and asyncio tasks' stacks to its log (mode's SIGUSR1), for the
         post-mortem of a stall."""
@@ -175,6 +198,38 @@ class Pipeline:
     def sink_digests(self, chdb_dsn: str) -> dict[str, tuple[int, str]]:
         """The digests of a drained database."""
         return table_digests(self.drain(chdb_dsn))
+
+    def holdings_report(self, chdb_dsn: str, dataset: Path) -> str:
+        """Why a drained database's ``subject_holdings`` differs from the embedded run's: per subject whose stored
+        record is not the one the whole dataset gives, the revisions the worker wrote to the topic and the one stored.
+        A record is a function of the subject's events (``core/holdings.py``), so this tells a final tick never issued
+        from a record that differs on the same events."""
+        reference = Processor()
+        events = list(read_events(dataset))
+        for topic, record in events:
+            reference.process(topic.short_name, dict(record))
+        clock = max(record["occurred_at"] for _, record in events if "occurred_at" in record)
+        expected = {h["subject_id"]: h for h in reference.tick(clock).holdings}
+        codec = SingleObjectCodec()
+        written: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
+        for message in read_to_end(self.bootstrap, [HOLDINGS.name(self.prefix)]):
+            record = codec.decode(HOLDINGS, message.value())
+            written.setdefault(record["subject_id"], []).append((message.partition(), message.offset(), record))
+        reader = ClickHouseSink(chdb_dsn, f"{self.prefix}_sink").reader
+        stored = dict(reader.query("SELECT subject_id, revision FROM {db:Identifier}.subject_holdings FINAL"))
+        lines = []
+        for subject_id, record in sorted(expected.items()):
+            mine = written.get(subject_id, [])
+            highest = [r for _, _, r in mine if r["revision"] == max(x["revision"] for _, _, x in mine)] if mine else []
+            if stored.get(subject_id) == record["revision"] and all(r == record for r in highest):
+                continue
+            revisions = ", ".join(f"{r['revision']}@{p}:{o}" for p, o, r in mine)
+            differ = sorted(k for r in highest for k in record if r.get(k) != record[k])
+            lines.append(
+                f"{subject_id}: expected revision {record['revision']}, stored {stored.get(subject_id)}, written "
+                f"[{revisions}]" + (f"; the highest differs in {differ}" if differ else "")
+            )
+        return f"{len(lines)} subjects' holdings differ:\n" + "\n".join(lines[:20])
 
     def close(self) -> None:
         """At teardown: stop the workers, and kill any other process a failed test left running."""
