@@ -129,6 +129,7 @@ class SinkConsumer:
                 "auto.offset.reset": "earliest",
                 "fetch.min.bytes": 65536,
                 "error_cb": self.on_kafka_error,  # the broker away, reported at each reconnection: one line per outage
+                "on_commit": self.on_commit,
                 # A killed sink's partitions move when its session expires (librdkafka's default: 45 s); a stopped
                 # one leaves the group in close(), as a dynamic member (no group.instance.id: group_membership).
                 **librdkafka_membership(session_timeout),
@@ -185,7 +186,7 @@ class SinkConsumer:
                     self.notary.sign_due()  # a quiet log is signed too, within its interval
                 if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                     break
-            self._flush_and_commit()
+            self._flush_and_commit(wait=True)  # before leaving the group: the successor starts where this one ended
             if self.notary is not None:
                 self.notary.sign_unsigned()  # a stopped notary's logs are signed to their end
         finally:
@@ -341,27 +342,45 @@ class SinkConsumer:
             return True
         return self.notary is not None and self.notary.write_due(self.sink.max_rows, self.sink.max_seconds)
 
-    def _flush_and_commit(self) -> None:
+    def _flush_and_commit(self, *, wait: bool = False) -> None:
         """The delivery order: the rows into ClickHouse, then their leaves into the log (and its checkpoints onto
-        their topic), then the offsets. A crash at any step redelivers the batch: the tables absorb the rows, the log
-        skips the offsets it holds."""
+        their topic), then the offsets (``wait``: until the broker has them, else asynchronously). A crash at any step
+        redelivers the batch: the tables absorb the rows, the log skips the offsets it holds."""
         if self.sink.pending:
             self.sink.flush()  # returns only when ClickHouse has the rows; a stop while it is away raises, uncommitted
         if self.notary is not None:
             self.notary.write()
         self._uncommitted = False
         try:
-            self.consumer.commit(asynchronous=False)
+            # In the loop the commit is asynchronous: a synchronous one can wait for ever on a coordinator its own
+            # consumer must rejoin (confluent-kafka-python #1801), and the sink then consumed nothing more. Its result
+            # comes to ``on_commit`` from a later ``consume``; the last one, before leaving the group, is awaited.
+            if wait:
+                self.consumer.commit(asynchronous=False)
+            else:
+                self.consumer.commit(asynchronous=True)
         except KafkaException as exc:
-            error = exc.args[0]
-            if error.code() == KafkaError._NO_OFFSET:  # nothing consumed since the last commit
-                return
-            if is_transient(exc):  # the broker away: the batch is redelivered and absorbed
-                self.kafka_outage.failed(exc, "committing offsets")
-            else:  # e.g. the group rebalanced under the batch
-                log.warning("offset commit failed (the batch will be redelivered and absorbed): %s", describe(exc))
+            self.commit_failed(exc)
         else:
+            if wait:
+                self.kafka_outage.succeeded()
+
+    def on_commit(self, error: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        """The result of an asynchronous commit (served by ``consume``): the broker answered, or why it did not."""
+        if error is None:
             self.kafka_outage.succeeded()
+        else:
+            self.commit_failed(KafkaException(error))
+
+    def commit_failed(self, exc: KafkaException) -> None:
+        """A commit that did not go through: its batch is redelivered and absorbed by the tables."""
+        error = exc.args[0]
+        if error.code() == KafkaError._NO_OFFSET:  # nothing consumed since the last commit
+            return
+        if is_transient(exc):  # the broker away
+            self.kafka_outage.failed(exc, "committing offsets")
+        else:  # e.g. the group rebalanced under the batch
+            log.warning("offset commit failed (the batch will be redelivered and absorbed): %s", describe(exc))
 
 
 def run_sink(consumer: SinkConsumer, stopping: StopRequest | None = None, beat: Callable[[], None] = _still) -> None:

@@ -100,21 +100,11 @@ def _record(events: Sequence[Any], where: dict[str, Any]) -> str:
         if stats.dead_letters:
             fail(f"{stats.dead_letters} of {len(events)} incident events could not be stored; see the dead_letters table")
         return f"the incidents table of {where['database']} at {redacted_dsn(where['dsn'])}"
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
     from consentflow.contracts.codec import make_codec
-    from consentflow.kafka.clients import client_config
     from consentflow.kafka.producer import DeliveryError, EventProducer
 
     prefix, bootstrap = where["prefix"], where["bootstrap"]
-    topic = INCIDENTS.name(prefix)
-    try:
-        existing = AdminClient(client_config(bootstrap)).list_topics(timeout=10).topics
-    except KafkaException as exc:
-        fail(f"Kafka at {redacted_dsn(bootstrap)} did not answer: {exc.args[0]}")
-    if topic not in existing:  # producing would auto-create it with the broker's retention, not forever (Art. 33(5))
-        fail(f"incidents topic {topic} does not exist; create it with consentflow topics create --prefix {prefix}")
+    topic = _incidents_topic(where)
     try:
         with EventProducer(bootstrap, codec=make_codec(where["registry_url"], prefix), prefix=prefix) as producer:
             for event in events:
@@ -142,8 +132,12 @@ def _required(text: str, option: str) -> datetime:
 
 
 def _known_incident(where: dict[str, Any], incident_id: str) -> None:
-    """With ``--embedded``, refuse an incident the database does not hold (on Kafka the sink's tables may lag)."""
+    """Refuse an incident never opened: with ``--embedded``, in the database; on Kafka, on the incidents topic itself
+    (kept forever, Art. 33(5)), since the sink's tables may lag behind it."""
     if not where["embedded"]:
+        topic = _incidents_topic(where)
+        if "opened" not in _kinds_on_topic(where, topic, incident_id):
+            fail(f"unknown incident {incident_id!r}: no opening on {topic}")
         return
     from consentflow.sinks import incident_queries
     from consentflow.sinks.reading import UnknownId
@@ -151,6 +145,93 @@ def _known_incident(where: dict[str, Any], incident_id: str) -> None:
     with tables(where["dsn"], where["database"]) as reader:
         if not any(e["kind"] == "opened" for e in incident_queries.incident_events(reader, incident_id)):
             raise UnknownId(f"unknown incident {incident_id!r}: no opening recorded in {where['database']}")
+
+
+def _incidents_topic(where: dict[str, Any]) -> str:
+    """The incidents topic's name, once the broker says it exists (producing would make it with the broker's retention,
+    not forever: Art. 33(5))."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from consentflow.contracts.topics import INCIDENTS
+    from consentflow.kafka.clients import client_config
+
+    prefix, bootstrap = where["prefix"], where["bootstrap"]
+    topic = INCIDENTS.name(prefix)
+    try:
+        existing = AdminClient(client_config(bootstrap)).list_topics(timeout=10).topics
+    except KafkaException as exc:
+        fail(f"Kafka at {redacted_dsn(bootstrap)} did not answer: {exc.args[0]}")
+    if topic not in existing:
+        fail(f"incidents topic {topic} does not exist; create it with consentflow topics create --prefix {prefix}")
+    return topic
+
+
+def _kinds_on_topic(where: dict[str, Any], topic: str, incident_id: str) -> list[str]:
+    """The kinds of ``incident_id``'s events on the incidents topic, in offset order (records the gate refuses are the
+    sink's dead letters, not facts)."""
+    from confluent_kafka import KafkaException
+
+    from consentflow.contracts.codec import make_codec
+    from consentflow.contracts.errors import ContractError
+    from consentflow.contracts.topics import INCIDENTS
+    from consentflow.kafka.lag import end_offsets, start_offsets
+    from consentflow.streams.partition_range import messages_in, range_consumer
+
+    bootstrap, key = where["bootstrap"], incident_id.encode()
+    codec = make_codec(where["registry_url"], where["prefix"])
+    kinds: list[str] = []
+    try:
+        ends = end_offsets(bootstrap, [topic])
+        starts = start_offsets(bootstrap, ends)
+        consumer = range_consumer(bootstrap, "consentflow-incident-check")
+        try:
+            for (name, partition), end in sorted(ends.items()):
+                for message in messages_in(consumer, name, partition, range(starts[(name, partition)], end), 30.0):
+                    if message.key() != key or message.value() is None:  # keyed by incident id: others are not ours
+                        continue
+                    try:
+                        record = codec.decode(INCIDENTS, message.value())
+                    except ContractError:
+                        continue
+                    if record.get("incident_id") == incident_id:
+                        kinds.append(str(record["kind"]))
+        finally:
+            consumer.close()
+    except (KafkaException, TimeoutError, RuntimeError) as exc:
+        fail(f"reading {topic} at {redacted_dsn(bootstrap)}: {exc}")
+    return kinds
+
+
+def _require_recipient_on_kafka(where: dict[str, Any], recipient_id: str) -> None:
+    """Refuse a recipient neither the registry topic nor the sink's lineage (``--dsn``, when it has the tables)
+    names: a breach there is a typo, as ``breach`` says [4]. An unregistered recipient that received data is known
+    to the lineage only."""
+    from consentflow.contracts.codec import make_codec
+    from consentflow.sinks.clickhouse import SinkUnavailable
+    from consentflow.sinks.reader import QueryFailed
+    from consentflow.sinks.reading import TablesMissing, open_tables, recipient_known
+    from consentflow.streams.registry_feed import RegistryFeed
+
+    feed = RegistryFeed(where["bootstrap"], where["prefix"], make_codec(where["registry_url"], where["prefix"]))
+    try:
+        feed.catch_up(timeout=30.0)
+    except TimeoutError as exc:
+        fail(str(exc))
+    finally:
+        feed.close()
+    if feed.registry.latest(recipient_id) is not None:
+        return
+    try:
+        reader = open_tables(where["dsn"], where["database"])
+        known = recipient_known(reader, recipient_id)
+    except (ValueError, TablesMissing, SinkUnavailable, QueryFailed):  # no sink tables here: the registry topic decides
+        known = False
+    if not known:
+        fail(
+            f"unknown recipient {recipient_id!r}: not in the registry topic {feed.topic}"
+            f" and never received data in {where['database']} at {redacted_dsn(where['dsn'])}"
+        )
 
 
 @incident_group.command("open")
@@ -182,6 +263,9 @@ def open_command(
 
         with tables(where["dsn"], where["database"]) as reader:
             require_recipient(reader, recipient_id)
+    else:
+        _incidents_topic(where)  # a missing topic is said first
+        _require_recipient_on_kafka(where, recipient_id)
     target = _record([event], where)
     from consentflow.core.incidents import authority_due
 

@@ -47,8 +47,8 @@ def test_two_workers_one_killed_the_other_takes_its_partitions(
     pipeline = fault_pipeline
     admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
     inputs = set(end_offsets(pipeline.bootstrap, pipeline.inputs))
-    doomed = pipeline.start_worker("w1")
-    survivor = pipeline.start_worker("w2")
+    doomed = pipeline.start_worker("w1", paced=True)
+    survivor = pipeline.start_worker("w2", paced=True)
     sink = SinkProcess(pipeline, "s1")
     wait_for_group(admin, pipeline.app_id, "shared by both workers", 90, lambda view: view.shared_by(2, inputs))
     pipeline.wait_mid_stream(0.7, "one is killed")

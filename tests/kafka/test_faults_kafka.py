@@ -25,7 +25,7 @@ def test_a_worker_keeps_processing_across_a_broker_restart(
     embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
-    worker = pipeline.start_worker("w1")
+    worker = pipeline.start_worker("w1", paced=True)
     sink = SinkProcess(pipeline, "s1")
     pipeline.wait_mid_stream(0.7, "the broker restarts")
     kafka_sh("restart")
@@ -44,7 +44,7 @@ def test_sigterm_ends_a_worker_mid_batch_within_30_s_and_its_successor_loses_not
     embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
-    first = pipeline.start_worker("w1")
+    first = pipeline.start_worker("w1", paced=True)
     sink = SinkProcess(pipeline, "s1")
     pipeline.wait_mid_stream(0.6, "it is told to stop")
     os.killpg(first.pid, signal.SIGTERM)

@@ -27,7 +27,7 @@ def test_a_worker_and_a_sink_outlive_the_broker_stopped_for_20_s_and_the_worker_
     embedded_digests: dict[str, tuple[int, str]],
 ) -> None:
     pipeline = fault_pipeline
-    worker = pipeline.start_worker("w1")
+    worker = pipeline.start_worker("w1", paced=True)
     sink = SinkProcess(pipeline, "s1")
     pipeline.wait_mid_stream(0.7, "the broker stops")
     worker_log = pipeline.tmp / "w1.log"

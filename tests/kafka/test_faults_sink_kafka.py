@@ -137,3 +137,48 @@ def test_the_sink_says_once_that_the_broker_is_away_and_once_that_it_is_back(
     lines = [r.getMessage() for r in caplog.records if r.name == "consentflow.outage"]
     assert len(lines) == 2, lines
     assert f"Kafka at {fault_bootstrap} not answering while consuming" in lines[0] and "back after" in lines[1]
+
+
+def test_a_commit_the_broker_stop_cuts_off_never_holds_the_sinks_loop(fault_bootstrap: str, chdb_dsn: str, database: str) -> None:
+    """The sink commits after each insert; a commit in flight when the broker stops must not hold the loop: a
+    synchronous commit could wait for a coordinator its own consumer had to rejoin (confluent-kafka-python #1801), and
+    a sink stuck there consumed nothing more after the broker came back, nor said a word. The batch stays in the table;
+    its offsets are committed once the broker is back, and nothing is consumed twice into a lost state."""
+    prefix = f"it{uuid.uuid4().hex[:8]}"
+    create_topics(fault_bootstrap, prefix=prefix)
+    topic = OUTPUT_TOPICS[0].name(prefix)
+    producer = Producer({"bootstrap.servers": fault_bootstrap})
+    for n in range(5):  # dead letters to be: rows like any other
+        producer.produce(topic, key=b"k", value=b"not avro %d" % n)
+    assert producer.flush(10) == 0
+    group = f"{prefix}-sink"
+    sink = ClickHouseSink(chdb_dsn, database)
+    consumer = SinkConsumer(fault_bootstrap, prefix, SingleObjectCodec(), sink, group_id=group)
+    deadline = time.monotonic() + 60
+    while consumer.undecodable < 5:
+        assert time.monotonic() < deadline, "the sink did not get the five messages"
+        for message in consumer.consumer.consume(num_messages=100, timeout=0.5):
+            consumer.take(message)
+    kafka_sh("stop")
+    try:
+        committing = threading.Thread(target=consumer._flush_and_commit, daemon=True)  # noqa: SLF001 -- the loop's step
+        began = time.monotonic()
+        committing.start()
+        committing.join(15)
+        held = time.monotonic() - began
+        assert not committing.is_alive(), "the commit held the sink's loop while the broker was away"
+        assert held < 5, f"the commit held the loop {held:.1f} s"
+    finally:
+        kafka_sh("start")
+    assert sink.reader.query("SELECT count() FROM {db:Identifier}.dead_letters FINAL") == [(5,)]  # inserted first
+    stop = threading.Event()
+    runner = threading.Thread(target=consumer.run, kwargs={"should_stop": stop.is_set})
+    runner.start()
+    try:
+        wait_for(lambda: group_lag(fault_bootstrap, group, [topic]) == 0, 90, "the batch's offsets committed")
+    finally:
+        stop.set()
+        runner.join(30)
+        delete_topics_under(fault_bootstrap, prefix)
+    assert not runner.is_alive()
+    assert sink.reader.query("SELECT count() FROM {db:Identifier}.dead_letters FINAL") == [(5,)]

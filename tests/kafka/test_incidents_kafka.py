@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from confluent_kafka import Producer
 from consentflow.cli import main
 from consentflow.contracts import events
 from consentflow.contracts.codec import SingleObjectCodec
-from consentflow.contracts.topics import INCIDENTS
+from consentflow.contracts.topics import INCIDENTS, RECIPIENTS
 from consentflow.core.processor import Processor
+from consentflow.kafka.lag import end_offsets
+from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
@@ -104,15 +107,30 @@ def test_the_sink_a_replay_and_an_embedded_run_store_the_same_incidents(kafka_bo
     assert digests[0]["dead_letters"] == digests[1]["dead_letters"]
 
 
-def test_the_incident_commands_publish_on_the_topic(kafka_bootstrap: str, prefix: str, chdb_dsn: str) -> None:
+def test_the_incident_commands_publish_on_the_topic(kafka_bootstrap: str, prefix: str, chdb_dsn: str, tmp_path: Path) -> None:
     """Without --embedded, ``incident open`` and ``notify-authority`` go to the incidents topic (through the producer's
-    gate); the sink stores them."""
-    kafka = ["--bootstrap", kafka_bootstrap, "--prefix", prefix]
+    gate); the sink stores them. A recipient the registry topic does not name, and an incident never opened on the
+    topic, are refused with their names, and nothing is published."""
+    kafka = ["--bootstrap", kafka_bootstrap, "--prefix", prefix, "--dsn", f"chdb://{tmp_path / 'none'}"]
     window = ["--from", (AWARE - timedelta(days=1)).isoformat(), "--to", AWARE.isoformat()]
-    opened = CliRunner().invoke(
-        main,
-        ["incident", "open", "cloudnest", *window, "--aware-at", AWARE.isoformat(), "--risk", "low", "--id", "inc-cli", *kafka],
+    open_at = ["--aware-at", AWARE.isoformat(), "--risk", "low", "--id", "inc-cli"]
+    before = sum(end_offsets(kafka_bootstrap, [INCIDENTS.name(prefix)]).values())
+    unregistered = CliRunner().invoke(main, ["incident", "open", "cloudnest", *window, *open_at, *kafka])
+    assert unregistered.exit_code == 1, unregistered.output
+    assert f"unknown recipient 'cloudnest': not in the registry topic {RECIPIENTS.name(prefix)}" in unregistered.output
+    never_opened = CliRunner().invoke(main, ["incident", "close", "inc-cli", "--at", AWARE.isoformat(), *kafka])
+    assert never_opened.exit_code == 1 and f"unknown incident 'inc-cli': no opening on {INCIDENTS.name(prefix)}" in (
+        never_opened.output
     )
+    assert sum(end_offsets(kafka_bootstrap, [INCIDENTS.name(prefix)]).values()) == before  # nothing published
+    with EventProducer(kafka_bootstrap, codec=SingleObjectCodec(), prefix=prefix) as producer:
+        producer.send(
+            events.recipient_registered(
+                "cloudnest", name="CloudNest", kind="technical_subcontractor", country="FR", allowed_purposes=["support"],
+                source_service="dpo", occurred_at=AWARE - timedelta(days=400),
+            )
+        )  # fmt: skip
+    opened = CliRunner().invoke(main, ["incident", "open", "cloudnest", *window, *open_at, *kafka])
     assert opened.exit_code == 0 and INCIDENTS.name(prefix) in opened.output, opened.output
     at = (AWARE + timedelta(hours=70)).isoformat()
     notified = CliRunner().invoke(main, ["incident", "notify-authority", "inc-cli", "--at", at, *kafka])

@@ -175,7 +175,7 @@ def test_kill_9_of_the_sinks_notary_the_standalone_notary_and_a_worker_mid_strea
     notary = standalone_notary(pipeline, "notary1", notary_dsn, notary_key)
     for group in (f"{pipeline.prefix}-sink", f"{pipeline.prefix}-notary"):
         wait_joined(pipeline, group)  # following the outputs from their first message
-    worker = pipeline.start_worker("w1")
+    worker = pipeline.start_worker("w1", paced=True)
     pipeline.wait_mid_stream(0.6, "the worker is killed")
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()

@@ -47,7 +47,7 @@ def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
 def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_duplicates(
     pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
 ) -> None:
-    first = pipeline.start_worker("w1")
+    first = pipeline.start_worker("w1", paced=True)
     pipeline.wait_mid_stream(0.6, "it is killed")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()

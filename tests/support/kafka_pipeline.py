@@ -35,8 +35,12 @@ from consentflow.sinks.digest import table_digests
 from consentflow.sinks.reader import TableReader
 from consentflow.streams.embedded import run_events
 from tests.support.kafka_topics import assert_topics_hold, read_to_end
+from tests.support.paths import REPO, SUPPORT
 
 SUBJECTS, DAYS, SEED = 400, 150, 23
+#: A paced worker's pause after each batch, seconds: the stream then takes several commits' time to run through.
+PACE = "0.2"
+PACED = SUPPORT / "paced_worker"
 WORKER_INPUTS = [t for t in INPUT_TOPICS if t.key_field == "subject_id"]  # what a worker consumes
 
 
@@ -78,10 +82,13 @@ class Pipeline:
         assert_topics_hold(bootstrap, sent, producer.delivered)
 
     def start_worker(
-        self, name: str, env: Mapping[str, str] | None = None, options: Sequence[str] = ()
+        self, name: str, env: Mapping[str, str] | None = None, options: Sequence[str] = (), *, paced: bool = False
     ) -> subprocess.Popen[bytes]:
         """``consentflow worker`` as a subprocess logging to ``<name>.log``, with ``env`` added to its environment and
-        ``options`` to its command line."""
+        ``options`` to its command line; ``paced``: a pause after each batch (``tests/support/paced_worker``), for a
+        test that acts mid-stream (``wait_mid_stream``)."""
+        if paced:
+            env = {**(env or {}), "PYTHONPATH": os.pathsep.join((str(PACED), str(REPO))), "CONSENTFLOW_TEST_PACE": PACE}
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 -- lives as long as the process
         process = subprocess.Popen(
             [
@@ -116,7 +123,8 @@ class Pipeline:
         return process
 
     def wait_mid_stream(self, left: float, doing: str) -> None:
-        """Until the workers' lag is at most ``left`` of the inputs, and not yet zero: mid-stream, for a fault."""
+        """Until the workers' lag is at most ``left`` of the inputs, and not yet zero: mid-stream, for a fault (start
+        the workers ``paced``: unpaced, one may be through the stream between two looks)."""
         total_inputs = sum(end_offsets(self.bootstrap, self.inputs).values())
         deadline = time.monotonic() + 120
         while self.lag() > total_inputs * left and time.monotonic() < deadline:
