@@ -34,12 +34,16 @@ class ProcessedOffsetsConsumer(CommitChoosingConsumer):
         return self.books.commit_point((topic, partition))
 
 
-def commit_processed_offsets(app: faust.App, books: ProcessedOffsets) -> None:
-    """Make ``app``'s consumer, created when its worker starts, commit what ``books`` say is processed."""
+def commit_processed_offsets(app: faust.App, books: ProcessedOffsets, *, deliver_at_once: bool = True) -> None:
+    """Make ``app``'s consumer, created when its worker starts, commit what ``books`` say is processed; and hand
+    messages over directly when nothing can make them wait unless ``deliver_at_once`` is off
+    (``CommitChoosingConsumer._drain_messages``)."""
     transport: Any = app.transport
 
     def consumer(*args: Any, **kwargs: Any) -> ProcessedOffsetsConsumer:
-        return ProcessedOffsetsConsumer(*args, books=books, **kwargs)
+        made = ProcessedOffsetsConsumer(*args, books=books, **kwargs)
+        made.deliver_at_once = deliver_at_once
+        return made
 
     transport.Consumer = consumer
 

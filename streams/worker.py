@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -49,6 +50,7 @@ from consentflow.kafka.lag import committed_offsets, end_offsets, start_offsets
 from consentflow.kafka.producer import EventProducer
 from consentflow.kafka.quiet_logs import quiet_client_logs
 from consentflow.runtime.bounded_stop import EXIT_STOP_ABANDONED, STOP_WITHIN, abandon_stop  # noqa: F401 -- the exit status, as before
+from consentflow.runtime.event_loop import use_uvloop
 from consentflow.runtime.health import Health
 from consentflow.runtime.malloc_arenas import limit_malloc_arenas
 from consentflow.runtime.outage import Outage
@@ -93,6 +95,7 @@ class WorkerSettings:
     retention_interval: float = 30.0
     retention_sweep_interval: float = 3600.0  # seconds between ticks that read every subject (RetentionAgenda)
     session_timeout: float = SESSION_TIMEOUT  # a killed worker's partitions move after this (group_membership)
+    drain_bypass: bool = True  # messages handed to the agents without faust's per-message race when none can wait
 
 
 class Worker:
@@ -180,7 +183,7 @@ class Worker:
         self.kafka = Outage(f"Kafka at {redacted_dsn(settings.bootstrap)}")
         self.starving = StarvedPartitions()  # assigned partitions faust stopped handing events of
         self.books = ProcessedOffsets()  # what faust's consumer commits: offsets processed, outputs in Kafka
-        commit_processed_offsets(app, self.books)
+        commit_processed_offsets(app, self.books, deliver_at_once=settings.drain_bypass)
         self.awaiting_committed: set[Partition] = set()  # assigned input partitions whose committed offset is not read yet
         self.uncommitted: set[Partition] = set()  # assigned input partitions on which the group has committed nothing yet
         self.background: set[asyncio.Future[None]] = set()  # tasks started by a callback, kept from the garbage collector
@@ -588,6 +591,13 @@ def run_worker(
     when given."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     limit_malloc_arenas()  # before faust, librdkafka and RocksDB start their threads
+    event_loop = use_uvloop()  # before faust makes its loop
+    print(
+        f"consentflow worker {settings.app_id}: event loop {event_loop}, faust drain bypass "
+        f"{'on' if settings.drain_bypass else 'off'}, batches of up to {settings.batch_size}",
+        file=sys.stderr,
+        flush=True,
+    )
     worker = faust_worker(build_app(settings, health, metrics), loglevel)
     if health is not None:
         keep_beating(worker.loop, health)

@@ -279,6 +279,13 @@ def _print_calendar(console: Any, panel: dict[str, Any]) -> None:
 )
 @click.option("--schema-registry", "registry_url", default=REGISTRY_URL)
 @SESSION_TIMEOUT_OPTION
+@click.option(
+    "--drain-bypass/--no-drain-bypass",
+    default=True,
+    show_default=True,
+    help="Hand each fetched message to the agents directly when nothing can make it wait (faust's race otherwise; "
+    "streams/faust_compat.py). Off: faust's own per-message race throughout.",
+)
 @click.option("--loglevel", default="warning", show_default=True)
 @health_options
 def worker(
@@ -293,6 +300,7 @@ def worker(
     retention_sweep_interval: float,
     registry_url: str | None,
     session_timeout: float,
+    drain_bypass: bool,
     loglevel: str,
     health_port: int | None,
     health_host: str,
@@ -312,6 +320,7 @@ def worker(
         retention_interval=retention_interval,
         retention_sweep_interval=retention_sweep_interval,
         session_timeout=session_timeout,
+        drain_bypass=drain_bypass,
     )
     check_session_accepted(bootstrap, session_timeout)
     metrics = worker_metrics() if health_port is not None else None  # counted only where /metrics serves them

@@ -15,17 +15,19 @@ import time
 import pytest
 
 from tests.support.fault_broker import SinkProcess, kafka_sh
-from tests.support.kafka_pipeline import Pipeline
+from tests.support.kafka_pipeline import DRAIN_IDS, DRAINS, Pipeline, assert_drain_said
 
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.parametrize("drain", DRAINS, ids=DRAIN_IDS)
 def test_a_worker_keeps_processing_across_a_broker_restart(
     fault_pipeline: Pipeline,
     embedded_digests: dict[str, tuple[int, str]],
+    drain: list[str],
 ) -> None:
     pipeline = fault_pipeline
-    worker = pipeline.start_worker("w1", paced=True)
+    worker = pipeline.start_worker("w1", options=drain, paced=True)
     sink = SinkProcess(pipeline, "s1")
     pipeline.wait_mid_stream(0.7, "the broker restarts")
     kafka_sh("restart")
@@ -37,6 +39,7 @@ def test_a_worker_keeps_processing_across_a_broker_restart(
     log = (pipeline.tmp / "w1.log").read_text(errors="replace")
     assert "Crashed" not in log
     sink.finish_like(pipeline, embedded_digests)
+    assert_drain_said(pipeline, "w1", drain)
 
 
 def test_sigterm_ends_a_worker_mid_batch_within_30_s_and_its_successor_loses_nothing(

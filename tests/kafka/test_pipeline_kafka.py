@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Producer
 
 from consentflow.sinks.digest import table_digests
-from tests.support.kafka_pipeline import Pipeline
+from tests.support.kafka_pipeline import DRAIN_IDS, DRAINS, Pipeline, assert_drain_said
 
 pytestmark = pytest.mark.kafka
 
@@ -44,24 +44,28 @@ def test_a_worker_on_the_real_broker_leaves_the_same_tables_as_the_embedded_run(
     assert "consent" in reason and "unknown schema fingerprint" in reason
 
 
+@pytest.mark.parametrize("drain", DRAINS, ids=DRAIN_IDS)
 def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_duplicates(
-    pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
+    pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]], drain: list[str]
 ) -> None:
-    first = pipeline.start_worker("w1", paced=True)
+    first = pipeline.start_worker("w1", options=drain, paced=True)
     pipeline.wait_mid_stream(0.6, "it is killed")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    pipeline.start_worker("w2")  # a new machine: empty data dir, state from the changelog
+    pipeline.start_worker("w2", options=drain)  # a new machine: empty data dir, state from the changelog
     pipeline.wait_caught_up()
     pipeline.stop()
     assert pipeline.sink_digests(chdb_dsn) == embedded_digests
+    assert_drain_said(pipeline, "w2", drain)
 
 
+@pytest.mark.parametrize("drain", DRAINS, ids=DRAIN_IDS)
 def test_two_workers_on_six_partitions_give_the_same_results_as_one(
-    pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]]
+    pipeline: Pipeline, chdb_dsn: str, embedded_digests: dict[str, tuple[int, str]], drain: list[str]
 ) -> None:
-    pipeline.start_worker("w1")
-    pipeline.start_worker("w2")
+    pipeline.start_worker("w1", options=drain)
+    pipeline.start_worker("w2", options=drain)
     pipeline.wait_caught_up()
     pipeline.stop()
     assert pipeline.sink_digests(chdb_dsn) == embedded_digests
+    assert_drain_said(pipeline, "w1", drain)

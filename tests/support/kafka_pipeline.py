@@ -41,6 +41,9 @@ SUBJECTS, DAYS, SEED = 400, 150, 23
 #: A paced worker's pause after each batch, seconds: the stream then takes several commits' time to run through.
 PACE = "0.2"
 PACED = SUPPORT / "paced_worker"
+#: A worker's command-line options for faust's drain loop: the bypass (the default) and faust's own race throughout.
+DRAINS: list[list[str]] = [[], ["--no-drain-bypass"]]
+DRAIN_IDS = ["drain-bypass", "faust-drain"]
 WORKER_INPUTS = [t for t in INPUT_TOPICS if t.key_field == "subject_id"]  # what a worker consumes
 
 
@@ -60,6 +63,13 @@ def embedded_run_digests(dataset: Path, chdb_dsn: str) -> dict[str, tuple[int, s
     subjects = {r["subject_id"] for t, r in read_events(dataset) if t.short_name != "recipients"}
     assert digests["subject_holdings"][0] == len(subjects)  # one holdings record per subject [2.3]
     return digests
+
+
+def assert_drain_said(pipeline: Pipeline, worker: str, drain: Sequence[str]) -> None:
+    """The worker's startup line names uvloop and whether the drain bypass was on, as its options asked."""
+    log = (pipeline.tmp / f"{worker}.log").read_text(errors="replace")
+    assert "event loop uvloop" in log
+    assert f"faust drain bypass {'off' if '--no-drain-bypass' in drain else 'on'}" in log
 
 
 class Pipeline:

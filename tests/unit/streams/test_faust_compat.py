@@ -8,6 +8,8 @@ Run these first when raising faust's pin in pyproject.toml.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterable
@@ -18,6 +20,7 @@ import faust
 import pytest
 from faust.exceptions import ConsumerNotStarted
 from faust.streams import current_event
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.consumer import Fetcher
 from faust.types import TP
 from faust.types.tuples import Message
@@ -248,3 +251,107 @@ def test_starved_partitions_are_kept_out_of_faust_s_fetch_and_nothing_else(starv
     done = subprocess.run([sys.executable, "-c", FETCHING, starving], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == outcome
+
+
+# -- the drain loop's bypass (issue 25) --
+
+
+def test_faust_s_drain_loop_is_the_source_the_bypass_copies() -> None:
+    """``CommitChoosingConsumer._drain_messages`` copies faust's with one change: a faust whose loop differs must be
+    read again before the copy runs in its place (the pin fails loudly, not a worker silently slower or wrong)."""
+    source = inspect.getsource(FaustConsumer._drain_messages)  # noqa: SLF001 -- the pinned method
+    assert hashlib.sha256(source.encode()).hexdigest() == faust_compat.DRAIN_SOURCE_SHA256
+    assert "await self.wait_first(\n                                callback(message), self.suspend_flow.wait()" in source
+
+
+def _drained(at_once: bool, *, stop_flow: bool = False) -> tuple[list[int], list[int], int, int | None]:
+    """Three messages through faust's fetcher and our consumer's drain loop: those the callback finished, those it
+    began, how many of faust's races (``wait_first``) were run, and the last offset read."""
+
+    async def scenario() -> tuple[list[int], list[int], int, int | None]:
+        app = offline_app(f"compat-drain-{at_once}-{stop_flow}")
+        app.transport.Consumer = Chosen  # type: ignore[attr-defined]  # as faust_commits does
+        consumer: Any = app.consumer
+        consumer.deliver_at_once = at_once
+        began: list[int] = []
+        finished: list[int] = []
+        one_round = asyncio.Event()
+        never = asyncio.Event()
+        races = 0
+        faust_race = consumer.wait_first
+
+        async def counted(*coros: Any, **kwargs: Any) -> Any:
+            nonlocal races
+            races += 1
+            return await faust_race(*coros, **kwargs)
+
+        async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+            if one_round.is_set():
+                await asyncio.sleep(0.01)
+                return
+            for offset in (5, 6, 7):
+                yield PARTITION, message(offset)
+            one_round.set()
+
+        async def callback(m: Message) -> None:
+            began.append(m.offset)
+            if stop_flow:
+                await never.wait()  # a full queue would wait like this: only the flow's stop ends it
+            finished.append(m.offset)
+
+        consumer.getmany, consumer.callback, consumer.wait_first = getmany, callback, counted
+        app.flow_control.resume()  # as faust does once partitions are assigned
+        consumer.resume_flow()
+        if stop_flow:
+            consumer.stop_flow()  # a rebalance under way
+        fetcher = Fetcher(app)
+        await fetcher.start()
+        await asyncio.wait_for(one_round.wait(), 5)
+        await fetcher.stop()
+        return finished, began, races, faust_compat.handed_over_offsets(app).get(PARTITION)
+
+    return asyncio.run(scenario())
+
+
+def test_the_bypass_hands_each_message_over_in_order_without_faust_s_race() -> None:
+    assert _drained(True) == ([5, 6, 7], [5, 6, 7], 0, 7)
+    assert _drained(False) == ([5, 6, 7], [5, 6, 7], 3, 7)  # the switch off: faust's race for every message
+
+
+@pytest.mark.parametrize("at_once", [True, False], ids=["bypass", "faust"])
+def test_with_the_flow_stopped_faust_s_race_ends_a_waiting_callback_as_before(at_once: bool) -> None:
+    """A rebalance stops the flow: a callback that would wait (a channel's queue full) is cancelled by the race, and
+    the loop goes on, with the bypass as without (faust refetches from the committed offsets after the rebalance)."""
+    finished, began, races, last = _drained(at_once, stop_flow=True)
+    assert finished == [] and races == 3 and last == 7
+    assert began in ([], [5, 6, 7])  # the race may cancel the callback before or after it starts
+
+
+def test_the_bypass_is_taken_only_when_nothing_can_make_faust_s_callback_wait() -> None:
+    async def scenario() -> list[bool]:
+        app = offline_app("compat-ready")
+        app.transport.Consumer = Chosen  # type: ignore[attr-defined]
+        consumer: Any = app.consumer
+        channel = app.topic(TOPIC)
+        app.topics.add(channel)
+        app.topics._topic_name_index[TOPIC].add(channel)  # noqa: SLF001 -- as the conductor indexes a subscribed topic
+        ready = faust_compat._ReadyToDeliver(consumer)  # noqa: SLF001 -- the guard itself
+        app.flow_control.resume()  # as faust does once partitions are assigned
+        consumer.resume_flow()
+        seen = [ready(TOPIC)]
+        consumer.stop_flow()
+        seen.append(ready(TOPIC))
+        consumer.resume_flow()
+        app.flow_control.suspend()
+        seen.append(ready(TOPIC))
+        app.flow_control.resume()
+        async with app.topics._tp_to_callback_lock:  # noqa: SLF001 -- held as the conductor holds it
+            seen.append(ready(TOPIC))
+        queue = channel.queue
+        while not queue.full():
+            queue.put_nowait(None)
+        seen.append(ready(TOPIC))
+        seen.append(ready("other"))  # a topic no full channel reads
+        return seen
+
+    assert asyncio.run(scenario()) == [True, False, False, False, False, True]
