@@ -2,6 +2,9 @@
 
 Run by bench/pipeline.py as a subprocess (faust wants its own process and
 command line): ``python bench/faust_ceiling.py PREFIX EXPECTED worker -l warning``.
+On uvloop, as the worker runs; ``CEILING_DRAIN=faust`` in the environment keeps
+faust's per-message race in its fetcher loop, else the worker's bypass
+(``streams/faust_compat.DrainingConsumer``) hands messages over.
 One agent per subject-keyed input topic takes batches with ``take_events`` as
 the real worker does, and only counts them; when every event has arrived it
 prints ``{"events": N, "seconds": S}`` and exits. Whatever the worker does
@@ -21,12 +24,16 @@ from typing import Any
 import faust
 
 from consentflow.contracts.topics import INPUT_TOPICS
+from consentflow.runtime.event_loop import use_uvloop
+from consentflow.streams.faust_compat import DrainingConsumer
 
 
 def main() -> None:
     """Consume ``EXPECTED`` events from the ``PREFIX`` topics, print the time it took."""
     prefix, expected = sys.argv[1], int(sys.argv[2])
     sys.argv = [sys.argv[0], *sys.argv[3:]]  # faust's Worker reads the rest of the command line
+    use_uvloop()  # before faust makes its loop, as the worker does
+    at_once = os.environ.get("CEILING_DRAIN", "bypass") != "faust"
     app = faust.App(
         f"{prefix}-ceiling-{os.getpid()}",
         broker="kafka://127.0.0.1:9092" if "BOOTSTRAP" not in os.environ else f"kafka://{os.environ['BOOTSTRAP']}",
@@ -38,6 +45,14 @@ def main() -> None:
         broker_max_poll_records=5_000,  # the worker's settings
         stream_buffer_maxsize=20_000,
     )
+    transport: Any = app.transport
+
+    def consumer(*args: Any, **kwargs: Any) -> DrainingConsumer:
+        made = DrainingConsumer(*args, **kwargs)
+        made.deliver_at_once = at_once
+        return made
+
+    transport.Consumer = consumer
     seen = [0]
     began: list[float] = []
 

@@ -10,9 +10,11 @@ Prints:
 (a) raw ceiling: confluent-kafka batch consume + fastavro (single-object) decode of the input topics, events/s
     (fastavro's reader itself, as the issue defines the ceiling: the pipeline reads through the codec's faster plan);
 (a') faust's ceiling: the same topics through faust agents that only take batches (bench/faust_ceiling.py),
-    events/s: what faust's per-message path allows before any of our code runs;
+    events/s: what faust's per-message path allows before any of our code runs; with the worker's drain bypass and
+    with faust's own per-message race (``--no-drain-bypass``), both on uvloop as the worker runs;
 (b) the faust worker end to end into ClickHouse (worker + sink processes, until both groups have caught up), events/s,
-    and its ratio to (a);
+    and its ratio to (a); with and without the bypass, each with a worker and a sink of their own (groups, database),
+    and the CPU each used per event beside what the processors alone use (``Processor.process`` in one process);
 (c0) the raw limit of (c)'s first stage: the container file decoded alone by fastavro in one process, events/s;
 (c) the embedded runner from the container file into chDB, events/s (decoded by a child process, as
     ``consentflow run`` does), and its ratio to (c0); the CPU it used per event, and the rate that CPU allows
@@ -36,6 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import fastavro
@@ -79,8 +82,8 @@ class PeakRss:
         return self.peak
 
 
-def worker_command(bootstrap: str, prefix: str, data_dir: Path, *extra: str) -> list[str]:
-    """The command line of one ``consentflow worker`` over ``prefix``'s topics (app id ``PREFIX-w``)."""
+def worker_command(bootstrap: str, prefix: str, data_dir: Path, *extra: str, app_id: str | None = None) -> list[str]:
+    """The command line of one ``consentflow worker`` over ``prefix``'s topics (app id ``app_id``, else ``PREFIX-w``)."""
     return [
         sys.executable,
         "-m",
@@ -91,7 +94,7 @@ def worker_command(bootstrap: str, prefix: str, data_dir: Path, *extra: str) -> 
         "--prefix",
         prefix,
         "--app-id",
-        f"{prefix}-w",
+        app_id or f"{prefix}-w",
         "--data-dir",
         str(data_dir),
         *extra,
@@ -174,6 +177,101 @@ def raw_consume_decode(bootstrap: str, topics: dict[str, str], expected: int) ->
     return seen / elapsed
 
 
+#: (a') and (b) are measured with the worker's drain bypass and with faust's own per-message race.
+DRAINS = ("bypass", "faust")
+DRAIN_NAMES = {"bypass": "drain bypass", "faust": "faust's drain"}
+
+
+def faust_ceiling(bootstrap: str, prefix: str, expected: int, drain: str) -> float:
+    """(a'): the input topics through faust agents that only take batches (bench/faust_ceiling.py), events/s."""
+    ceiling = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("faust_ceiling.py")), prefix, str(expected), "worker", "-l", "warning"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "BOOTSTRAP": bootstrap, "CEILING_DRAIN": drain},
+    )
+    # faust redirects stdout into its log (stderr), with escape codes: find our line.
+    (report,) = [line[line.index("{") :] for line in (ceiling.stdout + ceiling.stderr).splitlines() if '"events"' in line]
+    return expected / float(json.loads(report)["seconds"])
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """(b) once: events/s from the first output (and from the worker's start), CPU seconds per event, peak RSS."""
+
+    rate: float
+    with_startup: float
+    scrapes: int | None
+    worker_cpu: float
+    sink_cpu: float
+    peak_worker: int
+    peak_sink: int
+
+
+def tree_cpu(process: psutil.Process) -> float:
+    """CPU seconds a process and its children used so far (user and system, every thread)."""
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        try:
+            times = each.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def worker_and_sink(
+    bootstrap: str, prefix: str, tmp: Path, worker_inputs: list[str], worker_events: int, drain: str, metrics: bool
+) -> PipelineRun:
+    """(b): a worker (app id ``PREFIX-w-DRAIN``) and a sink (its own group and database) until both caught up."""
+    cli = [sys.executable, "-m", "consentflow.cli"]
+    app_id, group = f"{prefix}-w-{drain}", f"{prefix}-sink-{drain}"
+    began = time.perf_counter()
+    ports = (free_port(), free_port()) if metrics else None
+    extra = [*(["--no-drain-bypass"] if drain == "faust" else []), *health_options(ports, 0)]
+    worker = subprocess.Popen(
+        worker_command(bootstrap, prefix, tmp / f"worker-{drain}", *extra, app_id=app_id),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    sink = subprocess.Popen(
+        [*cli, "sink", "--bootstrap", bootstrap, "--prefix", prefix, "--dsn", f"chdb://{tmp / f'kafka-chdb-{drain}'}",
+         "--group-id", group, *health_options(ports, 1)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    scraping = Scraper(ports) if ports is not None else None
+    worker_rss, sink_rss = PeakRss(worker.pid), PeakRss(sink.pid)
+    outputs = [t.name(prefix) for t in OUTPUT_TOPICS]
+    first_output = None
+    before = sum(end_offsets(bootstrap, outputs).values())  # an earlier run's outputs are on the topics already
+    while True:
+        time.sleep(0.5)
+        if first_output is None and sum(end_offsets(bootstrap, outputs).values()) > before:
+            first_output = time.perf_counter()
+        if group_lag(bootstrap, app_id, worker_inputs) == 0 and group_lag(bootstrap, group, outputs) == 0:
+            break
+    done = time.perf_counter()
+    worker_cpu, sink_cpu = tree_cpu(psutil.Process(worker.pid)), tree_cpu(psutil.Process(sink.pid))
+    scrapes = scraping.stop() if scraping is not None else None
+    for process in (worker, sink):
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+    return PipelineRun(
+        rate=worker_events / (done - (first_output or began)),
+        with_startup=worker_events / (done - began),
+        scrapes=scrapes,
+        worker_cpu=worker_cpu / worker_events,
+        sink_cpu=sink_cpu / worker_events,
+        peak_worker=worker_rss.stop(),
+        peak_sink=sink_rss.stop(),
+    )
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -198,75 +296,16 @@ def main() -> None:
         worker_events = sum(end_offsets(args.bootstrap, worker_inputs).values())
 
         raw_rate = raw_consume_decode(args.bootstrap, input_names, total)
-        ceiling = subprocess.run(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("faust_ceiling.py")),
-                prefix,
-                str(worker_events),
-                "worker",
-                "-l",
-                "warning",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "BOOTSTRAP": args.bootstrap},
+        ceilings = {drain: faust_ceiling(args.bootstrap, prefix, worker_events, drain) for drain in DRAINS}
+        runs = {
+            drain: worker_and_sink(args.bootstrap, prefix, tmp, worker_inputs, worker_events, drain, args.metrics)
+            for drain in DRAINS
+        }
+        processors_cpu = float(
+            subprocess.run([sys.executable, "-c", _PROCESSORS_ONLY, str(events_file)], check=True, capture_output=True, text=True)
+            .stdout.strip()
+            .splitlines()[-1]
         )
-        # faust redirects stdout into its log (stderr), with escape codes: find our line.
-        (report,) = [line[line.index("{") :] for line in (ceiling.stdout + ceiling.stderr).splitlines() if '"events"' in line]
-        ceiling_rate = worker_events / json.loads(report)["seconds"]
-
-        cli = [sys.executable, "-m", "consentflow.cli"]
-        dsn = f"chdb://{tmp / 'kafka-chdb'}"
-        began = time.perf_counter()
-        ports = (free_port(), free_port()) if args.metrics else None
-        worker = subprocess.Popen(
-            worker_command(args.bootstrap, prefix, tmp / "worker", *health_options(ports, 0)),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        sink = subprocess.Popen(
-            [
-                *cli,
-                "sink",
-                "--bootstrap",
-                args.bootstrap,
-                "--prefix",
-                prefix,
-                "--dsn",
-                dsn,
-                "--group-id",
-                f"{prefix}-sink",
-                *health_options(ports, 1),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        scraping = Scraper(ports) if ports is not None else None
-        worker_rss, sink_rss = PeakRss(worker.pid), PeakRss(sink.pid)
-        outputs = [t.name(prefix) for t in OUTPUT_TOPICS]
-        first_output = None
-        while True:
-            time.sleep(0.5)
-            if first_output is None and sum(end_offsets(args.bootstrap, outputs).values()) > 0:
-                first_output = time.perf_counter()
-            if (
-                group_lag(args.bootstrap, f"{prefix}-w", worker_inputs) == 0
-                and group_lag(args.bootstrap, f"{prefix}-sink", outputs) == 0
-            ):
-                break
-        done = time.perf_counter()
-        scrapes = scraping.stop() if scraping is not None else None
-        for process in (worker, sink):
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(60)
-        peak_worker, peak_sink = worker_rss.stop(), sink_rss.stop()
-        pipeline_rate = worker_events / (done - (first_output or began))
-        with_startup = worker_events / (done - began)
 
         embedded = subprocess.Popen(
             [sys.executable, "-c", _EMBEDDED, str(events_file), f"chdb://{tmp / 'embedded-chdb'}"],
@@ -294,15 +333,25 @@ def main() -> None:
     print(f"subjects={args.subjects} days={args.days} input events={total:,} (subject topics {worker_events:,})")
     print(f"processors in the worker and the embedded runner: {native.described()}")
     print(f"(a) raw consume + decode (confluent-kafka + fastavro): {raw_rate:10,.0f} events/s")
-    print(
-        f"(a') faust's ceiling: agents that only take_events:   {ceiling_rate:10,.0f} events/s (ratio to (a): {ceiling_rate / raw_rate:.2f})"
-    )
-    print(
-        f"(b) faust worker + sink into chDB, end to end:        {pipeline_rate:10,.0f} events/s "
-        f"(ratio to (a): {pipeline_rate / raw_rate:.2f}, to (a'): {pipeline_rate / ceiling_rate:.2f}; "
-        f"{with_startup:,.0f} events/s counting worker start-up; "
-        f"{'metrics on, ' + str(scrapes) + ' scrapes' if scrapes is not None else 'metrics off'})"
-    )
+    for drain in DRAINS:
+        ceiling_rate = ceilings[drain]
+        print(
+            f"(a') faust's ceiling, {DRAIN_NAMES[drain]}: agents that only take_events: {ceiling_rate:10,.0f} events/s "
+            f"(ratio to (a): {ceiling_rate / raw_rate:.2f})"
+        )
+    for drain in DRAINS:
+        run = runs[drain]
+        print(
+            f"(b) faust worker + sink into chDB, end to end, {DRAIN_NAMES[drain]}: {run.rate:10,.0f} events/s "
+            f"(ratio to (a): {run.rate / raw_rate:.2f}, to its (a'): {run.rate / ceilings[drain]:.2f}; "
+            f"{run.with_startup:,.0f} events/s counting worker start-up; "
+            f"{'metrics on, ' + str(run.scrapes) + ' scrapes' if run.scrapes is not None else 'metrics off'})"
+        )
+        print(
+            f"    CPU per event: worker {run.worker_cpu * 1e6:.1f} µs, sink {run.sink_cpu * 1e6:.1f} µs; "
+            f"the processors alone {processors_cpu * 1e6:.1f} µs; peak RSS worker {run.peak_worker / 2**20:,.0f} MiB, "
+            f"sink {run.peak_sink / 2**20:,.0f} MiB"
+        )
     print(f"(c0) the container file decoded alone (fastavro):     {decode_rate:10,.0f} events/s")
     print(
         f"(c) embedded runner, container file into chDB:         {embedded_rate:10,.0f} events/s (ratio to (c0): {embedded_rate / decode_rate:.2f})"
@@ -316,7 +365,7 @@ def main() -> None:
         f"on {cores} cores, at most {cores / embedded_cpu_per_event:,.0f} events/s even if none waited for another"
     )
     print(
-        f"(d) peak RSS: worker {peak_worker / 2**20:,.0f} MiB, sink {peak_sink / 2**20:,.0f} MiB, "
+        f"(d) peak RSS: worker and sink under (b); "
         f"embedded {embedded_rss:,.0f} MiB (with its decoding process {peak_embedded_tree / 2**20:,.0f} MiB)"
     )
     print(f"peak RSS of this driver process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
@@ -370,6 +419,20 @@ sink = ClickHouseSink(sys.argv[2], "bench")
 began = time.perf_counter()
 stats = run_continued(events, sink)
 print(stats.events / (time.perf_counter() - began))
+"""
+
+
+# The processors' own CPU per event: the decoded events through ``Processor.process`` in one process, nothing else.
+_PROCESSORS_ONLY = """
+import sys, time
+from consentflow.contracts.eventfile import read_events
+from consentflow.core.processor import Processor
+events = [(t.short_name, r) for t, r in read_events(sys.argv[1])]
+processor = Processor()
+began = time.process_time()
+for topic, record in events:
+    processor.process(topic, record)
+print((time.process_time() - began) / len(events))
 """
 
 

@@ -1,8 +1,8 @@
 """Every reach into faust-streaming's private names, each a small named function saying what it relies on.
 
 The worker leans on faust internals where faust offers no public way: which offsets its fetcher handed
-over, which partitions it fetches, its one-commit-at-a-time guard, the lists it chooses commits from, and
-the RocksDB store's partition databases; the tests that rebuild faust's faults (its commit lists, a starved
+over, which partitions it fetches, its fetcher's per-message hand-over (a copy of its loop, source pinned), its
+one-commit-at-a-time guard, the lists it chooses commits from, and the RocksDB store's partition databases; the tests that rebuild faust's faults (its commit lists, a starved
 partition) set that state up here too. They live here, and only here, so that raising faust's version
 (pinned in pyproject.toml) means reading this module and running ``tests/unit/streams/test_faust_compat.py``, which
 checks each access against the installed faust.
@@ -43,32 +43,9 @@ def fetched_partitions(app: faust.App) -> set[TP]:
     return active or set()
 
 
-class CommitChoosingConsumer(AIOKafkaConsumer):
-    """faust's aiokafka consumer whose commits take their partitions and offsets from two hooks of a subclass.
-
-    faust's ``force_commit`` asks ``_filter_tps_with_pending_acks`` which partitions have something to commit and
-    ``_new_offset`` what to commit on each (then compares it with ``_committed_offset`` and sends it). Both are
-    replaced; the lists faust would have chosen from (``_acked``, ``_acked_index``, ``_gap``), which its ``ack``
-    still fills, are emptied at each choice so they do not grow.
-    """
-
-    def partitions_to_commit(self) -> Iterable[tuple[str, int]]:
-        """The partitions that have an offset to commit (a subclass says)."""
-        raise NotImplementedError
-
-    def offset_to_commit(self, topic: str, partition: int) -> int | None:
-        """The offset to commit on ``topic[partition]``, or None for none yet (a subclass says)."""
-        raise NotImplementedError
-
-    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
-        for topic, partition in self.partitions_to_commit():
-            tp = TP(topic, partition)
-            if topics is None or tp in topics or topic in topics:
-                yield tp
-
-    def _new_offset(self, tp: TP) -> int | None:
-        forget_acknowledged(self, tp)
-        return self.offset_to_commit(tp.topic, tp.partition)
+class DrainingConsumer(AIOKafkaConsumer):
+    """faust's aiokafka consumer whose fetcher loop hands a message to the streams directly when nothing can make it
+    wait (``_drain_messages``); ``deliver_at_once`` off keeps faust's per-message race throughout."""
 
     #: Whether ``_drain_messages`` hands a message to the streams at once when nothing can make it wait (the bypass).
     deliver_at_once: bool = True
@@ -143,11 +120,40 @@ class CommitChoosingConsumer(AIOKafkaConsumer):
             unset_flag(_CONSUMER_FETCHING)
 
 
+class CommitChoosingConsumer(DrainingConsumer):
+    """faust's aiokafka consumer (draining as ``DrainingConsumer``) whose commits take their partitions and offsets
+    from two hooks of a subclass.
+
+    faust's ``force_commit`` asks ``_filter_tps_with_pending_acks`` which partitions have something to commit and
+    ``_new_offset`` what to commit on each (then compares it with ``_committed_offset`` and sends it). Both are
+    replaced; the lists faust would have chosen from (``_acked``, ``_acked_index``, ``_gap``), which its ``ack``
+    still fills, are emptied at each choice so they do not grow.
+    """
+
+    def partitions_to_commit(self) -> Iterable[tuple[str, int]]:
+        """The partitions that have an offset to commit (a subclass says)."""
+        raise NotImplementedError
+
+    def offset_to_commit(self, topic: str, partition: int) -> int | None:
+        """The offset to commit on ``topic[partition]``, or None for none yet (a subclass says)."""
+        raise NotImplementedError
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
+        for topic, partition in self.partitions_to_commit():
+            tp = TP(topic, partition)
+            if topics is None or tp in topics or topic in topics:
+                yield tp
+
+    def _new_offset(self, tp: TP) -> int | None:
+        forget_acknowledged(self, tp)
+        return self.offset_to_commit(tp.topic, tp.partition)
+
+
 #: The diagnostics flag faust's fetcher sets while it drains (``faust.transport.consumer.CONSUMER_FETCHING``).
 _CONSUMER_FETCHING = "FETCHING"
 
 #: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer._drain_messages)`` in faust-streaming 0.15.3, which
-#: ``CommitChoosingConsumer._drain_messages`` copies: another faust fails ``tests/unit/streams/test_faust_compat.py``.
+#: ``DrainingConsumer._drain_messages`` copies: another faust fails ``tests/unit/streams/test_faust_compat.py``.
 DRAIN_SOURCE_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 
