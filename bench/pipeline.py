@@ -44,6 +44,7 @@ from pathlib import Path
 import fastavro
 import psutil
 from confluent_kafka import Consumer
+from worker_stages import stage_shares  # bench/, beside this script
 
 from consentflow.contracts.codec import SINGLE_OBJECT_MAGIC, SingleObjectCodec
 from consentflow.contracts.eventfile import read_events
@@ -208,6 +209,7 @@ class PipelineRun:
     sink_cpu: float
     peak_worker: int
     peak_sink: int
+    stages: dict[str, float] | None  # share of the worker's CPU samples per stage (--profile-worker)
 
 
 def tree_cpu(process: psutil.Process) -> float:
@@ -223,7 +225,14 @@ def tree_cpu(process: psutil.Process) -> float:
 
 
 def worker_and_sink(
-    bootstrap: str, prefix: str, tmp: Path, worker_inputs: list[str], worker_events: int, drain: str, metrics: bool
+    bootstrap: str,
+    prefix: str,
+    tmp: Path,
+    worker_inputs: list[str],
+    worker_events: int,
+    drain: str,
+    metrics: bool,
+    profile: bool = False,
 ) -> PipelineRun:
     """(b): a worker (app id ``PREFIX-w-DRAIN``) and a sink (its own group and database) until both caught up."""
     cli = [sys.executable, "-m", "consentflow.cli"]
@@ -246,6 +255,12 @@ def worker_and_sink(
     )  # fmt: skip
     scraping = Scraper(ports) if ports is not None else None
     worker_rss, sink_rss = PeakRss(worker.pid), PeakRss(sink.pid)
+    raw = tmp / f"worker-{drain}.raw"
+    spy = None
+    if profile:
+        spy_command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(worker.pid)]
+        spy_command += ["--format", "raw", "--threads", "--rate", "250", "--nonblocking", "-o", str(raw)]
+        spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     outputs = [t.name(prefix) for t in OUTPUT_TOPICS]
     first_output = None
     before = sum(end_offsets(bootstrap, outputs).values())  # an earlier run's outputs are on the topics already
@@ -261,6 +276,8 @@ def worker_and_sink(
     for process in (worker, sink):
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(60)
+    if spy is not None:
+        spy.wait(60)  # py-spy writes its file once the worker has exited
     return PipelineRun(
         rate=worker_events / (done - (first_output or began)),
         with_startup=worker_events / (done - began),
@@ -269,6 +286,7 @@ def worker_and_sink(
         sink_cpu=sink_cpu / worker_events,
         peak_worker=worker_rss.stop(),
         peak_sink=sink_rss.stop(),
+        stages=stage_shares(raw) if spy is not None and raw.exists() else None,
     )
 
 
@@ -280,6 +298,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=os.environ.get("CONSENTFLOW_BOOTSTRAP", "127.0.0.1:9092"))
     parser.add_argument("--metrics", action="store_true", help="(b) with /metrics served and scraped every 15 s")
+    parser.add_argument(
+        "--profile-worker",
+        action="store_true",
+        help="(b)'s worker sampled by py-spy: its CPU per event split by stage (bench/worker_stages.py)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -298,7 +321,9 @@ def main() -> None:
         raw_rate = raw_consume_decode(args.bootstrap, input_names, total)
         ceilings = {drain: faust_ceiling(args.bootstrap, prefix, worker_events, drain) for drain in DRAINS}
         runs = {
-            drain: worker_and_sink(args.bootstrap, prefix, tmp, worker_inputs, worker_events, drain, args.metrics)
+            drain: worker_and_sink(
+                args.bootstrap, prefix, tmp, worker_inputs, worker_events, drain, args.metrics, args.profile_worker
+            )
             for drain in DRAINS
         }
         processors_cpu = float(
@@ -352,6 +377,11 @@ def main() -> None:
             f"the processors alone {processors_cpu * 1e6:.1f} µs; peak RSS worker {run.peak_worker / 2**20:,.0f} MiB, "
             f"sink {run.peak_sink / 2**20:,.0f} MiB"
         )
+        if run.stages is not None:
+            print(
+                "    the worker's CPU per event by stage (py-spy samples): "
+                + "; ".join(f"{stage} {share * run.worker_cpu * 1e6:.1f} µs" for stage, share in run.stages.items())
+            )
     print(f"(c0) the container file decoded alone (fastavro):     {decode_rate:10,.0f} events/s")
     print(
         f"(c) embedded runner, container file into chDB:         {embedded_rate:10,.0f} events/s (ratio to (c0): {embedded_rate / decode_rate:.2f})"
