@@ -26,6 +26,7 @@ import faust
 from consentflow.contracts.topics import INPUT_TOPICS
 from consentflow.runtime.event_loop import use_uvloop
 from consentflow.streams.faust_compat import DrainingConsumer
+from consentflow.streams.worker import MAX_POLL_RECORDS, STREAM_BUFFER_MAXSIZE
 
 
 def main() -> None:
@@ -42,8 +43,9 @@ def main() -> None:
         web_enabled=False,
         topic_partitions=6,
         consumer_auto_offset_reset="earliest",
-        broker_max_poll_records=5_000,  # the worker's settings
-        stream_buffer_maxsize=20_000,
+        # The worker's settings, unless bench/faust_sizes.py tries others.
+        broker_max_poll_records=int(os.environ.get("CEILING_MAX_POLL", MAX_POLL_RECORDS)),
+        stream_buffer_maxsize=int(os.environ.get("CEILING_BUFFER", STREAM_BUFFER_MAXSIZE)),
     )
     transport: Any = app.transport
 

@@ -75,6 +75,10 @@ log = logging.getLogger(__name__)
 
 # A partition this long without an event, though its end is further on, has lost one to faust.
 QUIET_FOR = 15.0
+#: Records aiokafka hands faust per fetch, and events a topic's stream buffers: faust's per-message path is the limit,
+#: so it gets big fetches (bench/faust_sizes.py measures the choice, bench/RESULTS.md).
+MAX_POLL_RECORDS = 5_000
+STREAM_BUFFER_MAXSIZE = 20_000
 #: Subjects a retention tick reads per hold of the batch lock: a sweep over a million states must let batches run.
 TICK_CHUNK = 2_000
 
@@ -144,8 +148,8 @@ class Worker:
             broker_commit_every=settings.batch_size,
             broker_commit_interval=1.0,
             consumer_auto_offset_reset="earliest",
-            broker_max_poll_records=5_000,  # faust's per-message path is the limit: hand it big fetches
-            stream_buffer_maxsize=20_000,
+            broker_max_poll_records=MAX_POLL_RECORDS,
+            stream_buffer_maxsize=STREAM_BUFFER_MAXSIZE,
         )
         self.codec: Codec = make_codec(settings.registry_url, prefix=settings.prefix)
         table = app.Table(
