@@ -232,7 +232,7 @@ def worker_and_sink(
     worker_events: int,
     drain: str,
     metrics: bool,
-    profile: bool = False,
+    profile: Path | None = None,
 ) -> PipelineRun:
     """(b): a worker (app id ``PREFIX-w-DRAIN``) and a sink (its own group and database) until both caught up."""
     cli = [sys.executable, "-m", "consentflow.cli"]
@@ -255,9 +255,10 @@ def worker_and_sink(
     )  # fmt: skip
     scraping = Scraper(ports) if ports is not None else None
     worker_rss, sink_rss = PeakRss(worker.pid), PeakRss(sink.pid)
-    raw = tmp / f"worker-{drain}.raw"
+    raw = (profile or tmp) / f"worker-{drain}.raw"
     spy = None
-    if profile:
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
         spy_command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(worker.pid)]
         spy_command += ["--format", "raw", "--threads", "--rate", "250", "--nonblocking", "-o", str(raw)]
         spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -300,8 +301,10 @@ def main() -> None:
     parser.add_argument("--metrics", action="store_true", help="(b) with /metrics served and scraped every 15 s")
     parser.add_argument(
         "--profile-worker",
-        action="store_true",
-        help="(b)'s worker sampled by py-spy: its CPU per event split by stage (bench/worker_stages.py)",
+        metavar="DIR",
+        type=Path,
+        help="(b)'s worker sampled by py-spy: its CPU per event split by stage (bench/worker_stages.py); the samples "
+        "(py-spy's raw format, one file per drain) are kept in DIR",
     )
     args = parser.parse_args()
 
