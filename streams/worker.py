@@ -77,8 +77,8 @@ log = logging.getLogger(__name__)
 QUIET_FOR = 15.0
 #: Records aiokafka hands faust per fetch, and events a topic's stream buffers: faust's per-message path is the limit,
 #: so it gets big fetches (bench/faust_sizes.py measures the choice, bench/RESULTS.md).
-MAX_POLL_RECORDS = 5_000
-STREAM_BUFFER_MAXSIZE = 20_000
+MAX_POLL_RECORDS = 20_000
+STREAM_BUFFER_MAXSIZE = 100_000
 #: Subjects a retention tick reads per hold of the batch lock: a sweep over a million states must let batches run.
 TICK_CHUNK = 2_000
 
