@@ -25,7 +25,7 @@ import faust
 
 from consentflow.contracts.topics import INPUT_TOPICS
 from consentflow.runtime.event_loop import use_uvloop
-from consentflow.streams.faust_compat import DrainingConsumer
+from consentflow.streams.faust_compat import DrainingConsumer, QuietMonitor
 from consentflow.streams.worker import MAX_POLL_RECORDS, STREAM_BUFFER_MAXSIZE
 
 
@@ -46,6 +46,7 @@ def main() -> None:
         # The worker's settings, unless bench/faust_sizes.py tries others.
         broker_max_poll_records=int(os.environ.get("CEILING_MAX_POLL", MAX_POLL_RECORDS)),
         stream_buffer_maxsize=int(os.environ.get("CEILING_BUFFER", STREAM_BUFFER_MAXSIZE)),
+        **({"monitor": QuietMonitor()} if os.environ.get("CEILING_MONITOR") == "quiet" else {}),
     )
     transport: Any = app.transport
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust.sensors.monitor import Monitor
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
@@ -147,6 +148,25 @@ class CommitChoosingConsumer(DrainingConsumer):
     def _new_offset(self, tp: TP) -> int | None:
         forget_acknowledged(self, tp)
         return self.offset_to_commit(tp.topic, tp.partition)
+
+
+class QuietMonitor(Monitor):
+    """faust's ``Monitor`` sensor without its per-message and per-event hooks: the statistics they keep feed faust's
+    web views, which the worker does not run (``web_enabled=False``); its own metrics are Prometheus's
+    (``streams/worker_metrics.py``). Every other hook is faust's."""
+
+    def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
+        """Nothing kept per message."""
+
+    def on_stream_event_in(self, tp: TP, offset: int, stream: Any, event: Any) -> dict[str, Any] | None:
+        """Nothing kept per event."""
+        return None
+
+    def on_stream_event_out(self, tp: TP, offset: int, stream: Any, event: Any, state: dict[str, Any] | None = None) -> None:
+        """Nothing kept per event."""
+
+    def on_message_out(self, tp: TP, offset: int, message: Any) -> None:
+        """Nothing kept per message."""
 
 
 #: The diagnostics flag faust's fetcher sets while it drains (``faust.transport.consumer.CONSUMER_FETCHING``).

@@ -56,7 +56,7 @@ from consentflow.runtime.malloc_arenas import limit_malloc_arenas
 from consentflow.runtime.outage import Outage
 from consentflow.runtime.redaction import redacted_dsn
 from consentflow.streams.faust_commits import commit_processed_offsets
-from consentflow.streams.faust_compat import fetched_partitions, handed_over_offsets
+from consentflow.streams.faust_compat import QuietMonitor, fetched_partitions, handed_over_offsets
 from consentflow.streams.input_step import DeadLetter, InputStep, Origin
 from consentflow.streams.processed_offsets import ProcessedOffsets
 from consentflow.streams.registry_feed import RegistryFeed
@@ -150,6 +150,7 @@ class Worker:
             consumer_auto_offset_reset="earliest",
             broker_max_poll_records=MAX_POLL_RECORDS,
             stream_buffer_maxsize=STREAM_BUFFER_MAXSIZE,
+            monitor=QuietMonitor(),  # faust's per-event statistics feed its web views, which no worker runs
         )
         self.codec: Codec = make_codec(settings.registry_url, prefix=settings.prefix)
         table = app.Table(
