@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.contracts.topics import OUTPUT_TOPICS
@@ -174,8 +174,15 @@ def test_a_commit_the_broker_stop_cuts_off_never_holds_the_sinks_loop(fault_boot
     stop = threading.Event()
     runner = threading.Thread(target=consumer.run, kwargs={"should_stop": stop.is_set})
     runner.start()
+
+    def committed() -> bool:
+        try:
+            return group_lag(fault_bootstrap, group, [topic]) == 0
+        except KafkaException:  # the broker just back: its partitions may have no leader yet
+            return False
+
     try:
-        wait_for(lambda: group_lag(fault_bootstrap, group, [topic]) == 0, 90, "the batch's offsets committed")
+        wait_for(committed, 90, "the batch's offsets committed")
     finally:
         stop.set()
         runner.join(30)
