@@ -27,7 +27,7 @@ from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
 from consentflow.sinks.incident_queries import incident_events
 from consentflow.streams.embedded import run_events
-from tests.support.kafka_topics import assert_topics_hold, fresh_topics
+from tests.support.kafka_topics import assert_topics_hold, fresh_topics, replay_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -88,13 +88,7 @@ def test_the_sink_a_replay_and_an_embedded_run_store_the_same_incidents(kafka_bo
     _sink_until(
         kafka_bootstrap, prefix, live, f"{prefix}-sink", lambda: _rows(live, "incidents") + _rows(live, "dead_letters") >= 5
     )
-    database = f"rep_{uuid.uuid4().hex[:8]}"
-    result = CliRunner().invoke(
-        main, ["replay", "--from-beginning", "--into", chdb_dsn, "--database", database,
-               "--bootstrap", kafka_bootstrap, "--prefix", prefix, "--timeout", "20"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    replayed = ClickHouseSink(chdb_dsn, database)
+    replayed = replay_topics(kafka_bootstrap, prefix, chdb_dsn)
     embedded = ClickHouseSink(chdb_dsn, f"emb_{uuid.uuid4().hex[:8]}")
     run_events(((INCIDENTS, r) for r in _good()), Processor(), embedded)
     for sink in (live, replayed, embedded):

@@ -22,10 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from confluent_kafka import Producer
 
-from consentflow.cli import main
 from consentflow.contracts import events
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.contracts.topics import CONSENT, DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, RECIPIENTS
@@ -34,7 +32,7 @@ from consentflow.kafka.producer import EventProducer
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
-from tests.support.kafka_topics import assert_topics_hold, fresh_topics
+from tests.support.kafka_topics import assert_topics_hold, fresh_topics, replay_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -132,15 +130,10 @@ def run(kafka_bootstrap: str, chdb_dsn: str, tmp_path_factory: pytest.TempPathFa
         live = ClickHouseSink(chdb_dsn, f"live_{uuid.uuid4().hex[:8]}")
         SinkConsumer(kafka_bootstrap, prefix, SingleObjectCodec(), live, group_id=f"{prefix}-sink").run(idle_exit=2.0)
 
-        database = f"rep_{uuid.uuid4().hex[:8]}"
-        result = CliRunner().invoke(
-            main, ["replay", "--from-beginning", "--into", chdb_dsn, "--database", database,
-                   "--bootstrap", kafka_bootstrap, "--prefix", prefix, "--timeout", "20"],
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
+        replayed = replay_topics(kafka_bootstrap, prefix, chdb_dsn)
         yield Run(
             live,
-            ClickHouseSink(chdb_dsn, database),
+            replayed,
             before.record["event_id"],
             after.record["event_id"],
             kept.record["event_id"],

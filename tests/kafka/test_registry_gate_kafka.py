@@ -13,17 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from confluent_kafka import Producer
 
-from consentflow.cli import main
 from consentflow.contracts import events
 from consentflow.contracts.codec import SingleObjectCodec
 from consentflow.contracts.topics import RECIPIENTS
 from consentflow.sinks.clickhouse import ClickHouseSink
 from consentflow.sinks.consumer import SinkConsumer
 from consentflow.sinks.digest import table_digests
-from tests.support.kafka_topics import assert_topics_hold, fresh_topics
+from tests.support.kafka_topics import assert_topics_hold, fresh_topics, replay_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -53,13 +51,7 @@ def prefix(kafka_bootstrap: str) -> Iterator[str]:
 def test_the_sink_and_a_replay_refuse_the_same_registry_records(kafka_bootstrap: str, prefix: str, chdb_dsn: str) -> None:
     live = ClickHouseSink(chdb_dsn, f"live_{uuid.uuid4().hex[:8]}")
     SinkConsumer(kafka_bootstrap, prefix, SingleObjectCodec(), live, group_id=f"{prefix}-sink").run(idle_exit=2.0)
-    database = f"rep_{uuid.uuid4().hex[:8]}"
-    result = CliRunner().invoke(
-        main, ["replay", "--from-beginning", "--into", chdb_dsn, "--database", database,
-               "--bootstrap", kafka_bootstrap, "--prefix", prefix, "--timeout", "20"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    replayed = ClickHouseSink(chdb_dsn, database)
+    replayed = replay_topics(kafka_bootstrap, prefix, chdb_dsn)
     for sink in (live, replayed):
         assert [r for (r,) in sink.reader.query("SELECT recipient_id FROM {db:Identifier}.recipients FINAL")] == ["rcpt-good"]
         reasons = sorted(r for (r,) in sink.reader.query("SELECT reason FROM {db:Identifier}.dead_letters FINAL"))

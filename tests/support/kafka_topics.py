@@ -10,11 +10,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from consentflow.cli import main
 from consentflow.kafka.admin import create_topics
 from consentflow.kafka.lag import end_offsets
+from consentflow.sinks.clickhouse import ClickHouseSink
 
 
 @contextmanager
@@ -80,3 +83,15 @@ def read_to_end(bootstrap: str, topics: Sequence[str]) -> list[Any]:
         consumer.close()
     assert not left, f"could not read {sorted(left)} to their end"
     return messages
+
+
+def replay_topics(bootstrap: str, prefix: str, chdb_dsn: str) -> ClickHouseSink:
+    """``prefix``'s topics replayed from the beginning by ``consentflow replay`` into a fresh database at ``chdb_dsn``,
+    as an auditor replays them; that database's sink."""
+    database = f"rep_{uuid.uuid4().hex[:8]}"
+    result = CliRunner().invoke(
+        main, ["replay", "--from-beginning", "--into", chdb_dsn, "--database", database,
+               "--bootstrap", bootstrap, "--prefix", prefix, "--timeout", "20"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return ClickHouseSink(chdb_dsn, database)
