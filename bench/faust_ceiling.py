@@ -3,10 +3,11 @@
 Run by bench/pipeline.py as a subprocess (faust wants its own process and
 command line): ``python bench/faust_ceiling.py PREFIX EXPECTED worker -l warning``.
 On uvloop, as the worker runs; ``CEILING_DRAIN=faust`` in the environment keeps
-faust's per-message race in its fetcher loop, else the worker's bypass
-(``streams/faust_compat.DrainingConsumer``) hands messages over.
-One agent per subject-keyed input topic takes batches with ``take_events`` as
-the real worker does, and only counts them; when every event has arrived it
+faust's own per-message path (its race in the fetcher loop, its stream's
+``take_events``), else the worker's bypass (``streams/faust_compat``:
+``DrainingConsumer`` hands messages over, ``queued_batches`` takes batches).
+One agent per subject-keyed input topic takes batches as the real worker
+does (its batch size), and only counts them; when every event has arrived it
 prints ``{"events": N, "seconds": S}`` and exits. Whatever the worker does
 beyond this is our code; this much is faust's per-message path.
 """
@@ -25,8 +26,8 @@ import faust
 
 from consentflow.contracts.topics import INPUT_TOPICS
 from consentflow.runtime.event_loop import use_uvloop
-from consentflow.streams.faust_compat import DrainingConsumer, QuietMonitor
-from consentflow.streams.worker import MAX_POLL_RECORDS, STREAM_BUFFER_MAXSIZE
+from consentflow.streams.faust_compat import DrainingConsumer, QuietMonitor, queued_batches
+from consentflow.streams.worker import BATCH_SIZE, MAX_POLL_RECORDS, STREAM_BUFFER_MAXSIZE
 
 
 def main() -> None:
@@ -62,7 +63,8 @@ def main() -> None:
 
     def make_agent(short: str) -> Any:
         async def agent(stream: AsyncIterable[Any]) -> None:
-            async for events in stream.take_events(2_000, within=0.5):  # type: ignore[attr-defined]
+            batches = queued_batches(stream, BATCH_SIZE, 0.5) if at_once else stream.take_events(BATCH_SIZE, within=0.5)  # type: ignore[attr-defined]
+            async for events in batches:
                 if not began:
                     began.append(time.perf_counter())
                 seen[0] += len(events)

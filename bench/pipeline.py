@@ -10,10 +10,12 @@ Prints:
 (a) raw ceiling: confluent-kafka batch consume + fastavro (single-object) decode of the input topics, events/s
     (fastavro's reader itself, as the issue defines the ceiling: the pipeline reads through the codec's faster plan);
 (a') faust's ceiling: the same topics through faust agents that only take batches (bench/faust_ceiling.py),
-    events/s: what faust's per-message path allows before any of our code runs; with the worker's drain bypass and
-    with faust's own per-message race (``--no-drain-bypass``), both on uvloop as the worker runs;
+    events/s: what faust's per-message path allows before any of our code runs; with the worker's bypass (its drain
+    loop and batches from the agents' queues) and with faust's own path (its per-message race, its stream's
+    ``take_events``: ``--no-drain-bypass``), both on uvloop as the worker runs;
 (b) the faust worker end to end into ClickHouse (worker + sink processes, until both groups have caught up), events/s,
-    and its ratio to (a); with and without the bypass, each with a worker and a sink of their own (groups, database),
+    and its ratio to (a); with and without the bypass, each with a worker and a sink of their own (topics, groups,
+    database),
     and the CPU each used per event beside what the processors alone use (``Processor.process`` in one process);
 (c0) the raw limit of (c)'s first stage: the container file decoded alone by fastavro in one process, events/s;
 (c) the embedded runner from the container file into chDB, events/s (decoded by a child process, as
@@ -180,7 +182,7 @@ def raw_consume_decode(bootstrap: str, topics: dict[str, str], expected: int) ->
 
 #: (a') and (b) are measured with the worker's drain bypass and with faust's own per-message race.
 DRAINS = ("bypass", "faust")
-DRAIN_NAMES = {"bypass": "drain bypass", "faust": "faust's drain"}
+DRAIN_NAMES = {"bypass": "bypass", "faust": "faust's own path"}
 
 
 def faust_ceiling(bootstrap: str, prefix: str, expected: int, drain: str) -> float:
@@ -312,20 +314,30 @@ def main() -> None:
         tmp = Path(tmp_dir)
         events_file = tmp / "events.avro"
         generate(GeneratorConfig(args.subjects, args.days, args.seed), events_file, None)
-        prefix = f"bench{uuid.uuid4().hex[:6]}"
-        create_topics(args.bootstrap, prefix=prefix)
-        with EventProducer(args.bootstrap, codec=SingleObjectCodec(), prefix=prefix) as producer:
-            total = producer.send_all(Event(t, r) for t, r in read_events(events_file))
+        # One set of topics per (b) run: a run's sink reads its output topics from the start, and another run's
+        # outputs there would be its work too. (a) and (a') read the first set's inputs.
+        prefixes = {drain: f"bench{uuid.uuid4().hex[:6]}" for drain in DRAINS}
+        for prefix in prefixes.values():
+            create_topics(args.bootstrap, prefix=prefix)
+            with EventProducer(args.bootstrap, codec=SingleObjectCodec(), prefix=prefix) as producer:
+                total = producer.send_all(Event(t, r) for t, r in read_events(events_file))
         subject_inputs = [t for t in INPUT_TOPICS if not t.compacted]
+        prefix = prefixes[DRAINS[0]]
         input_names = {t.name(prefix): t.short_name for t in INPUT_TOPICS}
-        worker_inputs = [t.name(prefix) for t in subject_inputs]
-        worker_events = sum(end_offsets(args.bootstrap, worker_inputs).values())
+        worker_events = sum(end_offsets(args.bootstrap, [t.name(prefix) for t in subject_inputs]).values())
 
         raw_rate = raw_consume_decode(args.bootstrap, input_names, total)
         ceilings = {drain: faust_ceiling(args.bootstrap, prefix, worker_events, drain) for drain in DRAINS}
         runs = {
             drain: worker_and_sink(
-                args.bootstrap, prefix, tmp, worker_inputs, worker_events, drain, args.metrics, args.profile_worker
+                args.bootstrap,
+                prefixes[drain],
+                tmp,
+                [t.name(prefixes[drain]) for t in subject_inputs],
+                worker_events,
+                drain,
+                args.metrics,
+                args.profile_worker,
             )
             for drain in DRAINS
         }
@@ -364,7 +376,7 @@ def main() -> None:
     for drain in DRAINS:
         ceiling_rate = ceilings[drain]
         print(
-            f"(a') faust's ceiling, {DRAIN_NAMES[drain]}: agents that only take_events: {ceiling_rate:10,.0f} events/s "
+            f"(a') faust's ceiling, {DRAIN_NAMES[drain]}: agents that only take batches: {ceiling_rate:10,.0f} events/s "
             f"(ratio to (a): {ceiling_rate / raw_rate:.2f})"
         )
     for drain in DRAINS:

@@ -1,7 +1,8 @@
 """Every reach into faust-streaming's private names, each a small named function saying what it relies on.
 
 The worker leans on faust internals where faust offers no public way: which offsets its fetcher handed
-over, which partitions it fetches, its fetcher's per-message hand-over (a copy of its loop, source pinned), its
+over, which partitions it fetches, its fetcher's per-message hand-over (a copy of its loop, source pinned), a
+stream's events taken from its channel's queue without faust's stream layer, its
 one-commit-at-a-time guard, the lists it chooses commits from, and the RocksDB store's partition databases; the tests that rebuild faust's faults (its commit lists, a starved
 partition) set that state up here too. They live here, and only here, so that raising faust's version
 (pinned in pyproject.toml) means reading this module and running ``tests/unit/streams/test_faust_compat.py``, which
@@ -59,7 +60,9 @@ class DrainingConsumer(AIOKafkaConsumer):
         only matters when the callback can wait: flow stopped for a rebalance, a channel's queue full, faust's
         producer buffer over its limit, or the conductor's callback table locked. When none holds
         (``delivers_at_once``) the callback runs to its end without waiting, and is awaited directly; otherwise,
-        and with ``deliver_at_once`` off, faust's own race does as before.
+        and with ``deliver_at_once`` off, faust's own race does as before. The callback is the conductor's
+        ``on_message``, which only looks up the partition's handler under the lock ``_ReadyToDeliver`` found free
+        (its source pinned: ``ON_MESSAGE_SOURCE_SHA256``): the bypass calls that handler itself.
         """
         callback = self.callback
         getmany = self.getmany
@@ -73,6 +76,9 @@ class DrainingConsumer(AIOKafkaConsumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         at_once = self.deliver_at_once
         ready = _ReadyToDeliver(self) if at_once else None
+        conductor: Any = self.app.topics
+        # The partitions' handlers, when the callback is the conductor's own (a test may give another).
+        handlers = conductor._tp_to_callback if callback is conductor.on_message else None
         yield_every = 100
         num_since_yield = 0
         sleep = asyncio.sleep
@@ -97,7 +103,7 @@ class DrainingConsumer(AIOKafkaConsumer):
                                 self._n_acked = 0
                                 await self.commit()
                             if ready is not None and ready(message.topic):
-                                await callback(message)
+                                await (callback(message) if handlers is None else handlers[message.tp](message))
                             else:
                                 await self.wait_first(callback(message), self.suspend_flow.wait())
                             set_read_offset(tp, offset)
@@ -150,6 +156,54 @@ class CommitChoosingConsumer(DrainingConsumer):
         return self.offset_to_commit(tp.topic, tp.partition)
 
 
+#: Seconds between two looks at an empty queue while a batch waits for more events: a batch waits at most this much
+#: longer than asked, and an idle agent looks a hundred times a second.
+QUEUE_LOOK_EVERY = 0.01
+
+
+async def queued_batches(stream: Any, size: int, within: float) -> AsyncIterator[list[Any]]:
+    """Batches of ``stream``'s events as faust's ``take_events(size, within)`` gives them, read from its channel's queue.
+
+    A batch is up to ``size`` events: those queued at once, then what arrives until ``within`` seconds after its
+    first. Each batch's events are acknowledged to faust's consumer (``Event.ack``, as ``take_events`` does) when the
+    next batch is asked for; never after the caller raised, so a batch that failed stays unacknowledged. faust's
+    stream layer between the queue and the agent (its Cython iterator, a buffering processor called per event,
+    per-event sensors and acks through the stream) cost as much per event as the rest of faust's path (issue 25).
+    A rebalance works as with faust's stream: faust clears the queue, and waits for the batch in hand to be
+    acknowledged (``Consumer.wait_empty``); a stop throws ``StopAsyncIteration`` into the queue, which ends the
+    batches after the one in hand, as it ends faust's stream. The queue is faust's ``Channel.queue``, the one its
+    conductor fills.
+    """
+    queue = stream.channel.queue
+    get_nowait, qsize = queue.get_nowait, queue.qsize
+    loop = asyncio.get_running_loop()
+    ended = False
+    while not ended:
+        try:
+            events = [await queue.get()]
+        except StopAsyncIteration:
+            return  # faust ends its agents' streams so when it stops
+        deadline = loop.time() + within
+        while len(events) < size:
+            queued = qsize()
+            if queued:
+                events.extend(get_nowait() for _ in range(min(queued, size - len(events))))
+            elif not queue.empty():  # an error faust threw into the channel: raised here, as its stream would
+                try:
+                    get_nowait()
+                except StopAsyncIteration:
+                    ended = True  # the batch in hand is still handed over, then the batches end
+                    break
+            else:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await asyncio.sleep(min(left, QUEUE_LOOK_EVERY))
+        yield events
+        for event in events:
+            event.ack()
+
+
 class QuietMonitor(Monitor):
     """faust's ``Monitor`` sensor without its per-message and per-event hooks: the statistics they keep feed faust's
     web views, which the worker does not run (``web_enabled=False``); its own metrics are Prometheus's
@@ -175,6 +229,12 @@ _CONSUMER_FETCHING = "FETCHING"
 #: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer._drain_messages)`` in faust-streaming 0.15.3, which
 #: ``DrainingConsumer._drain_messages`` copies: another faust fails ``tests/unit/streams/test_faust_compat.py``.
 DRAIN_SOURCE_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+
+#: sha256 of ``inspect.getsource(faust.transport.conductor.Conductor._compile_message_handler)`` in faust-streaming
+#: 0.15.3: its ``on_message`` only finds the partition's handler under ``_tp_to_callback_lock`` and awaits it, which
+#: the bypass does without the lock when it is free.
+ON_MESSAGE_SOURCE_SHA256 = "9fbc0538097aa4eca6113b99df8d17605ae72a6b5030482f041a183f4cc34df1"
 
 
 class _ReadyToDeliver:

@@ -56,7 +56,7 @@ from consentflow.runtime.malloc_arenas import limit_malloc_arenas
 from consentflow.runtime.outage import Outage
 from consentflow.runtime.redaction import redacted_dsn
 from consentflow.streams.faust_commits import commit_processed_offsets
-from consentflow.streams.faust_compat import QuietMonitor, fetched_partitions, handed_over_offsets
+from consentflow.streams.faust_compat import QuietMonitor, fetched_partitions, handed_over_offsets, queued_batches
 from consentflow.streams.input_step import DeadLetter, InputStep, Origin
 from consentflow.streams.processed_offsets import ProcessedOffsets
 from consentflow.streams.registry_feed import RegistryFeed
@@ -79,6 +79,10 @@ QUIET_FOR = 15.0
 #: so it gets big fetches (bench/faust_sizes.py measures the choice, bench/RESULTS.md).
 MAX_POLL_RECORDS = 20_000
 STREAM_BUFFER_MAXSIZE = 100_000
+#: Events a batch takes at most. A state several events of a batch change is pickled and written once, and the
+#: batch's outputs are acknowledged in one wait: 10,000 beat 2,000 and 5,000 by a fifth end to end (bench/RESULTS.md
+#: §29); a batch redone after a crash costs more, and changes nothing (every effect is idempotent).
+BATCH_SIZE = 10_000
 #: Subjects a retention tick reads per hold of the batch lock: a sweep over a million states must let batches run.
 TICK_CHUNK = 2_000
 
@@ -93,13 +97,15 @@ class WorkerSettings:
     data_dir: Path = Path("out/worker")
     store: str = "rocksdb://"  # "memory://" in tests
     partitions: int = 6
-    batch_size: int = 2_000
+    batch_size: int = BATCH_SIZE
     batch_within: float = 0.5
     registry_url: str | None = None
     retention_interval: float = 30.0
     retention_sweep_interval: float = 3600.0  # seconds between ticks that read every subject (RetentionAgenda)
     session_timeout: float = SESSION_TIMEOUT  # a killed worker's partitions move after this (group_membership)
-    drain_bypass: bool = True  # messages handed to the agents without faust's per-message race when none can wait
+    # Messages handed to the agents without faust's per-message race when none can wait, and taken from the agents'
+    # queues without faust's stream layer (streams/faust_compat.py); off, faust's own path.
+    drain_bypass: bool = True
 
 
 class Worker:
@@ -107,8 +113,8 @@ class Worker:
 
     Delivery is at-least-once, and this order is what makes it hold:
 
-    1. take a batch (``take_batches``: faust's ``take_events``; one batch at a time holds the processor,
-       since the agents share subject states);
+    1. take a batch (``take_batches``: ``queued_batches``, or faust's ``take_events`` with the bypass off; one
+       batch at a time holds the processor, since the agents share subject states);
     2. process each event (``process_batch``): decode → gate → process → dead letter (``InputStep``),
        events faust skipped before it read back and processed first;
     3. write its outputs (``write_output``) to the output topics through librdkafka;
@@ -232,7 +238,10 @@ class Worker:
     async def take_batches(self, stream: AsyncIterable[Any], topic: Topic) -> None:
         """Step 1: take ``topic``'s batches from faust, one at a time under the batch lock, through the steps."""
         settings = self.settings
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
+        size, within = settings.batch_size, settings.batch_within
+        # With the bypass, batches come from the agent's queue past faust's stream layer (``queued_batches``).
+        batches = queued_batches(stream, size, within) if settings.drain_bypass else stream.take_events(size, within=within)  # type: ignore[attr-defined]
+        async for events in batches:
             try:
                 async with self.batch_lock:
                     await self.process_batch(list(events), topic)
@@ -609,4 +618,4 @@ def run_worker(
     worker.execute_from_commandline()
 
 
-__all__ = ["Worker", "WorkerSettings", "build_app", "faust_worker", "run_worker"]
+__all__ = ["BATCH_SIZE", "Worker", "WorkerSettings", "build_app", "faust_worker", "run_worker"]

@@ -25,6 +25,9 @@ DEFAULT_PREFIX = "consentflow"
 
 #: librdkafka's RD_KAFKA_PARTITION_UA, ``produce``'s own default: the configured partitioner picks by key.
 _PARTITIONER_CHOOSES = -1
+#: Messages enqueued between two servings of delivery reports (``poll(0)``): serving them after every message cost
+#: the worker a call into librdkafka per output and state write; ``flush`` serves the rest, and a full queue at once.
+POLL_EVERY = 64
 
 
 class DeliveryError(RuntimeError):
@@ -67,6 +70,7 @@ class EventProducer:
         self._producer = Producer(settings)
         self._gate = Gate()
         self._failures: list[tuple[str, str, str]] = []
+        self._unpolled = 0  # messages enqueued since delivery reports were last served
         self.delivered = 0
         # (topic, partition) -> the highest offset acknowledged since ``take_offsets``; kept only when asked for.
         self._offsets: dict[tuple[str, int], int] | None = {} if record_offsets else None
@@ -123,7 +127,10 @@ class EventProducer:
                 break
             except BufferError:
                 self._producer.poll(0.1)  # queue full: serve delivery reports, then retry
-        self._producer.poll(0)
+        self._unpolled += 1
+        if self._unpolled >= POLL_EVERY:
+            self._unpolled = 0
+            self._producer.poll(0)
 
     def send_all(self, events: Iterable[Event]) -> int:
         """Send many events; returns how many were enqueued."""

@@ -264,6 +264,60 @@ def test_faust_s_drain_loop_is_the_source_the_bypass_copies() -> None:
     assert "await self.wait_first(\n                                callback(message), self.suspend_flow.wait()" in source
 
 
+def test_the_conductor_s_message_callback_is_the_source_the_bypass_skips() -> None:
+    """With the bypass, the drain loop calls the partition's handler itself instead of the conductor's ``on_message``,
+    which does no more than find it under a lock: a faust whose ``on_message`` does more must be read again."""
+    from faust.transport.conductor import Conductor
+
+    source = inspect.getsource(Conductor._compile_message_handler)  # noqa: SLF001 -- the pinned method
+    assert hashlib.sha256(source.encode()).hexdigest() == faust_compat.ON_MESSAGE_SOURCE_SHA256
+    assert "async with self._tp_to_callback_lock:\n                    callback = get_callback_for_tp(message.tp)" in source
+
+
+def test_the_bypass_calls_the_partition_s_handler_without_the_conductor_s_lock_and_faust_s_path_through_both() -> None:
+    class CountedLock(asyncio.Lock):
+        taken = 0
+
+        async def acquire(self) -> bool:
+            CountedLock.taken += 1
+            return await super().acquire()
+
+    async def scenario(at_once: bool) -> tuple[list[int], int]:
+        CountedLock.taken = 0
+        app = offline_app(f"compat-handler-{at_once}")
+        app.transport.Consumer = Chosen  # type: ignore[attr-defined]
+        consumer: Any = app.consumer
+        assert consumer.callback == app.topics.on_message  # what faust gives its consumer
+        consumer.deliver_at_once = at_once
+        app.topics._tp_to_callback_lock = CountedLock()  # noqa: SLF001 -- counted where the conductor takes it
+        handled: list[int] = []
+        one_round = asyncio.Event()
+
+        async def handler(m: Message) -> None:
+            handled.append(m.offset)
+
+        async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+            if one_round.is_set():
+                await asyncio.sleep(0.01)
+                return
+            for offset in (5, 6, 7):
+                yield PARTITION, message(offset)
+            one_round.set()
+
+        app.topics._tp_to_callback[PARTITION] = handler  # noqa: SLF001 -- as the conductor registers a partition
+        consumer.getmany = getmany
+        app.flow_control.resume()
+        consumer.resume_flow()
+        fetcher = Fetcher(app)
+        await fetcher.start()
+        await asyncio.wait_for(one_round.wait(), 5)
+        await fetcher.stop()
+        return handled, CountedLock.taken
+
+    assert asyncio.run(scenario(True)) == ([5, 6, 7], 0)
+    assert asyncio.run(scenario(False)) == ([5, 6, 7], 3)  # the switch off: through on_message and its lock
+
+
 def _drained(at_once: bool, *, stop_flow: bool = False) -> tuple[list[int], list[int], int, int | None]:
     """Three messages through faust's fetcher and our consumer's drain loop: those the callback finished, those it
     began, how many of faust's races (``wait_first``) were run, and the last offset read."""
@@ -384,3 +438,110 @@ class _FakeStream:
 
     def __str__(self) -> str:
         return "stream"
+
+
+def _queued(app: faust.App, offsets: Iterable[int]) -> tuple[Any, list[Message]]:
+    """An agent's stream over TOPIC and messages of ``offsets`` in its channel's queue, as faust's conductor leaves
+    them (each referenced once, tracked by the consumer as not yet acknowledged)."""
+    stream: Any = app.stream(app.topic(TOPIC))
+    return stream, [_enqueue(app, stream, offset) for offset in offsets]
+
+
+def _enqueue(app: faust.App, stream: Any, offset: int) -> Message:
+    msg = message(offset)
+    msg.incref()
+    app.consumer.track_message(msg)
+    stream.channel.queue.put_nowait(app.create_event(msg.key, msg.value, {}, msg))
+    return msg
+
+
+def test_queued_batches_are_the_queue_s_events_in_order_each_acknowledged_when_the_next_is_asked_for() -> None:
+    async def scenario() -> list[tuple[list[int], list[int]]]:
+        app = offline_app("compat-queued")
+        stream, messages = _queued(app, range(10))
+        seen = []
+        batches = faust_compat.queued_batches(stream, 4, within=0.05)
+        for _ in range(3):
+            events = await anext(batches)
+            seen.append(([event.message.offset for event in events], [m.offset for m in messages if m.acked]))
+        await batches.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        ([0, 1, 2, 3], []),
+        ([4, 5, 6, 7], [0, 1, 2, 3]),
+        ([8, 9], [0, 1, 2, 3, 4, 5, 6, 7]),  # fewer than the size: the rest of the queue once `within` has passed
+    ]
+
+
+def test_a_queued_batch_waits_within_its_time_for_events_that_arrive_after_its_first() -> None:
+    async def scenario() -> tuple[list[int], float]:
+        app = offline_app("compat-queued-wait")
+        stream, _ = _queued(app, [0])
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            _enqueue(app, stream, 1)
+            await asyncio.sleep(0.05)
+            _enqueue(app, stream, 2)
+
+        arriving = asyncio.ensure_future(later())
+        began = asyncio.get_running_loop().time()
+        events = await anext(faust_compat.queued_batches(stream, 10, within=0.3))
+        waited = asyncio.get_running_loop().time() - began
+        await arriving
+        return [event.message.offset for event in events], waited
+
+    offsets, waited = asyncio.run(scenario())
+    assert offsets == [0, 1, 2]
+    assert 0.3 <= waited < 0.5  # the whole `within`, as the batch was never full
+
+
+def test_a_queued_batch_whose_handling_raised_stays_unacknowledged() -> None:
+    """The worker exits on a failed batch so that it is redelivered: faust must not count it as done meanwhile."""
+
+    async def scenario() -> list[Message]:
+        app = offline_app("compat-queued-raise")
+        stream, messages = _queued(app, range(3))
+        with pytest.raises(RuntimeError, match="batch failed"):
+            async for _events in faust_compat.queued_batches(stream, 10, within=0.01):
+                raise RuntimeError("batch failed")
+        return [m for m in messages if m.acked]
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_an_error_faust_throws_into_the_channel_is_raised_by_the_batches_as_by_its_stream() -> None:
+    async def scenario() -> None:
+        app = offline_app("compat-queued-throw")
+        stream, _ = _queued(app, [0])
+        stream.channel.queue._throw(KeyError("thrown"))  # noqa: SLF001 -- as faust's Channel._throw
+        with pytest.raises(KeyError, match="thrown"):
+            await anext(faust_compat.queued_batches(stream, 10, within=0.5))
+
+    asyncio.run(scenario())
+
+
+def test_faust_s_stop_ends_the_queued_batches_after_the_one_in_hand() -> None:
+    """faust ends its agents' streams by throwing StopAsyncIteration into their queues: the batches end there too (an
+    agent that raised instead would crash, be restarted by faust's supervisor, and hold the worker's stop)."""
+
+    async def scenario() -> tuple[list[int], list[int], bool]:
+        app = offline_app("compat-queued-stop")
+        stream, messages = _queued(app, range(2))
+        queue = stream.channel.queue
+        batches = faust_compat.queued_batches(stream, 10, within=5.0)
+        in_hand = asyncio.ensure_future(anext(batches))
+        await asyncio.sleep(0.05)  # the two events taken, the batch waiting for more
+        queue._throw(StopAsyncIteration())  # noqa: SLF001 -- as faust's Channel.on_stop_iteration does
+        events = await asyncio.wait_for(in_hand, 1)  # at once, not after its 5 s
+        ended = not [rest async for rest in batches]  # and none after it
+        idle = faust_compat.queued_batches(stream, 10, within=5.0)
+        waiting = asyncio.ensure_future(anext(idle))
+        await asyncio.sleep(0.05)  # waiting for a first event
+        queue._throw(StopAsyncIteration())  # noqa: SLF001
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, 1)
+        return [event.message.offset for event in events], [m.offset for m in messages if m.acked], ended
+
+    assert asyncio.run(scenario()) == ([0, 1], [0, 1], True)  # the batch in hand handed over, then acknowledged
