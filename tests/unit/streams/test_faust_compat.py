@@ -264,6 +264,21 @@ def test_faust_s_drain_loop_is_the_source_the_bypass_copies() -> None:
     assert "await self.wait_first(\n                                callback(message), self.suspend_flow.wait()" in source
 
 
+def _fetched_once(offsets: Iterable[int], done: asyncio.Event) -> Any:
+    """A ``getmany`` for faust's fetcher: messages of ``offsets`` on PARTITION the first time (then ``done`` is set),
+    nothing after."""
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        if done.is_set():
+            await asyncio.sleep(0.01)
+            return
+        for offset in offsets:
+            yield PARTITION, message(offset)
+        done.set()
+
+    return getmany
+
+
 def test_the_conductor_s_message_callback_is_the_source_the_bypass_skips() -> None:
     """With the bypass, the drain loop calls the partition's handler itself instead of the conductor's ``on_message``,
     which does no more than find it under a lock: a faust whose ``on_message`` does more must be read again."""
@@ -296,16 +311,8 @@ def test_the_bypass_calls_the_partition_s_handler_without_the_conductor_s_lock_a
         async def handler(m: Message) -> None:
             handled.append(m.offset)
 
-        async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-            if one_round.is_set():
-                await asyncio.sleep(0.01)
-                return
-            for offset in (5, 6, 7):
-                yield PARTITION, message(offset)
-            one_round.set()
-
         app.topics._tp_to_callback[PARTITION] = handler  # noqa: SLF001 -- as the conductor registers a partition
-        consumer.getmany = getmany
+        consumer.getmany = _fetched_once((5, 6, 7), one_round)
         app.flow_control.resume()
         consumer.resume_flow()
         fetcher = Fetcher(app)
@@ -339,21 +346,13 @@ def _drained(at_once: bool, *, stop_flow: bool = False) -> tuple[list[int], list
             races += 1
             return await faust_race(*coros, **kwargs)
 
-        async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-            if one_round.is_set():
-                await asyncio.sleep(0.01)
-                return
-            for offset in (5, 6, 7):
-                yield PARTITION, message(offset)
-            one_round.set()
-
         async def callback(m: Message) -> None:
             began.append(m.offset)
             if stop_flow:
                 await never.wait()  # a full queue would wait like this: only the flow's stop ends it
             finished.append(m.offset)
 
-        consumer.getmany, consumer.callback, consumer.wait_first = getmany, callback, counted
+        consumer.getmany, consumer.callback, consumer.wait_first = _fetched_once((5, 6, 7), one_round), callback, counted
         app.flow_control.resume()  # as faust does once partitions are assigned
         consumer.resume_flow()
         if stop_flow:
