@@ -157,7 +157,7 @@ class CommitChoosingConsumer(DrainingConsumer):
 
 
 #: Seconds between two looks at an empty queue while a batch waits for more events: a batch waits at most this much
-#: longer than asked, and an idle agent looks a hundred times a second.
+#: longer than asked (an idle agent looks at nothing: it waits on the queue for a first event).
 QUEUE_LOOK_EVERY = 0.01
 
 
