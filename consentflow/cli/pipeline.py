@@ -289,9 +289,10 @@ def _print_calendar(console: Any, panel: dict[str, Any]) -> None:
     "--drain-bypass/--no-drain-bypass",
     default=True,
     show_default=True,
+    envvar="CONSENTFLOW_DRAIN_BYPASS",
     help="Hand each fetched message to the agents directly when nothing can make it wait (faust's race otherwise), "
     "and take batches from the agents' queues past faust's stream layer (streams/faust_compat.py). Off: faust's own "
-    "per-message path throughout.",
+    "per-message path throughout. CONSENTFLOW_DRAIN_BYPASS=0 in the environment turns it off where no option says.",
 )
 @click.option("--loglevel", default="warning", show_default=True)
 @health_options

@@ -42,7 +42,7 @@ SUBJECTS, DAYS, SEED = 400, 150, 23
 PACE = "0.2"
 PACED = SUPPORT / "paced_worker"
 #: A worker's command-line options for faust's drain loop: the bypass (the default) and faust's own race throughout.
-DRAINS: list[list[str]] = [[], ["--no-drain-bypass"]]
+DRAINS: list[list[str]] = [["--drain-bypass"], ["--no-drain-bypass"]]  # named: CONSENTFLOW_DRAIN_BYPASS may set the default
 DRAIN_IDS = ["drain-bypass", "faust-drain"]
 WORKER_INPUTS = [t for t in INPUT_TOPICS if t.key_field == "subject_id"]  # what a worker consumes
 
