@@ -26,7 +26,7 @@ import faust
 
 from consentflow.contracts.topics import INPUT_TOPICS
 from consentflow.runtime.event_loop import use_uvloop
-from consentflow.streams.faust_compat import DrainingConsumer, QuietMonitor, queued_batches
+from consentflow.streams.faust_compat import DrainingConsumer, QuietMonitor, batches
 from consentflow.streams.worker import BATCH_SIZE, MAX_POLL_RECORDS, STREAM_BUFFER_MAXSIZE
 
 
@@ -63,8 +63,7 @@ def main() -> None:
 
     def make_agent(short: str) -> Any:
         async def agent(stream: AsyncIterable[Any]) -> None:
-            batches = queued_batches(stream, BATCH_SIZE, 0.5) if at_once else stream.take_events(BATCH_SIZE, within=0.5)  # type: ignore[attr-defined]
-            async for events in batches:
+            async for events in batches(stream, BATCH_SIZE, 0.5, past_stream_layer=at_once):
                 if not began:
                     began.append(time.perf_counter())
                 seen[0] += len(events)

@@ -204,6 +204,15 @@ async def queued_batches(stream: Any, size: int, within: float) -> AsyncIterator
             event.ack()
 
 
+def batches(stream: Any, size: int, within: float, *, past_stream_layer: bool) -> AsyncIterator[list[Any]]:
+    """An agent's batches of up to ``size`` events: ``queued_batches`` past faust's stream layer, else faust's own
+    ``take_events`` (the worker's ``--no-drain-bypass``)."""
+    if past_stream_layer:
+        return queued_batches(stream, size, within)
+    taken: AsyncIterator[list[Any]] = stream.take_events(size, within=within)
+    return taken
+
+
 class QuietMonitor(Monitor):
     """faust's ``Monitor`` sensor without its per-message and per-event hooks: the statistics they keep feed faust's
     web views, which the worker does not run (``web_enabled=False``); its own metrics are Prometheus's

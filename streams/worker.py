@@ -56,7 +56,7 @@ from consentflow.runtime.malloc_arenas import limit_malloc_arenas
 from consentflow.runtime.outage import Outage
 from consentflow.runtime.redaction import redacted_dsn
 from consentflow.streams.faust_commits import commit_processed_offsets
-from consentflow.streams.faust_compat import QuietMonitor, fetched_partitions, handed_over_offsets, queued_batches
+from consentflow.streams.faust_compat import QuietMonitor, batches, fetched_partitions, handed_over_offsets
 from consentflow.streams.input_step import DeadLetter, InputStep, Origin
 from consentflow.streams.processed_offsets import ProcessedOffsets
 from consentflow.streams.registry_feed import RegistryFeed
@@ -113,7 +113,7 @@ class Worker:
 
     Delivery is at-least-once, and this order is what makes it hold:
 
-    1. take a batch (``take_batches``: ``queued_batches``, or faust's ``take_events`` with the bypass off; one
+    1. take a batch (``take_batches``: faust_compat's ``batches``, past faust's stream layer with the bypass; one
        batch at a time holds the processor, since the agents share subject states);
     2. process each event (``process_batch``): decode → gate → process → dead letter (``InputStep``),
        events faust skipped before it read back and processed first;
@@ -238,10 +238,8 @@ class Worker:
     async def take_batches(self, stream: AsyncIterable[Any], topic: Topic) -> None:
         """Step 1: take ``topic``'s batches from faust, one at a time under the batch lock, through the steps."""
         settings = self.settings
-        size, within = settings.batch_size, settings.batch_within
-        # With the bypass, batches come from the agent's queue past faust's stream layer (``queued_batches``).
-        batches = queued_batches(stream, size, within) if settings.drain_bypass else stream.take_events(size, within=within)  # type: ignore[attr-defined]
-        async for events in batches:
+        taken = batches(stream, settings.batch_size, settings.batch_within, past_stream_layer=settings.drain_bypass)
+        async for events in taken:
             try:
                 async with self.batch_lock:
                     await self.process_batch(list(events), topic)

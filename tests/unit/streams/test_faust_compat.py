@@ -544,3 +544,17 @@ def test_faust_s_stop_ends_the_queued_batches_after_the_one_in_hand() -> None:
         return [event.message.offset for event in events], [m.offset for m in messages if m.acked], ended
 
     assert asyncio.run(scenario()) == ([0, 1], [0, 1], True)  # the batch in hand handed over, then acknowledged
+
+
+def test_an_agent_s_batches_are_the_queued_ones_with_the_bypass_and_faust_s_take_events_without() -> None:
+    async def scenario() -> tuple[str, str]:
+        app = offline_app("compat-batches")
+        stream, _ = _queued(app, [])
+        on = faust_compat.batches(stream, 10, 0.5, past_stream_layer=True)
+        off = faust_compat.batches(stream, 10, 0.5, past_stream_layer=False)
+        names = (on.ag_code.co_name, off.ag_code.co_name)  # type: ignore[attr-defined]
+        await on.aclose()  # type: ignore[attr-defined]
+        await off.aclose()  # type: ignore[attr-defined]
+        return names
+
+    assert asyncio.run(scenario()) == ("queued_batches", "take_events")
